@@ -1,0 +1,84 @@
+//! The audit log: one `audit_events` row for every change an actor makes.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::authz::Actor;
+use crate::db::{Backend, DbConnection};
+use crate::error::CoreResult;
+use crate::schema::audit_events;
+use crate::time::now;
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub organization_id: Option<i64>,
+    pub details: String,
+    pub ip: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Writes one event. Call it inside the transaction that makes the change, so
+/// that a change without its event cannot be committed.
+pub fn record(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    organization_id: Option<i64>,
+    details: serde_json::Value,
+) -> CoreResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::actor.eq(actor.label()),
+            audit_events::action.eq(action),
+            audit_events::target.eq(target),
+            audit_events::organization_id.eq(organization_id),
+            audit_events::details.eq(details.to_string()),
+            audit_events::ip.eq(actor.ip.as_deref()),
+            audit_events::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// Limit to these organizations (an org admin's view); `None` for all.
+    pub organizations: Option<Vec<i64>>,
+}
+
+pub fn list(conn: &mut DbConnection, filter: &AuditFilter, page: i64, limit: i64) -> CoreResult<(Vec<AuditEvent>, i64)> {
+    let build = || {
+        let mut q = audit_events::table.into_boxed::<Backend>();
+        if let Some(a) = &filter.actor {
+            q = q.filter(audit_events::actor.eq(a.clone()));
+        }
+        if let Some(a) = &filter.action {
+            q = q.filter(audit_events::action.eq(a.clone()));
+        }
+        if let Some(t) = &filter.target {
+            q = q.filter(audit_events::target.eq(t.clone()));
+        }
+        if let Some(orgs) = &filter.organizations {
+            q = q.filter(audit_events::organization_id.eq_any(orgs.clone()));
+        }
+        q
+    };
+    let total = build().count().get_result(conn)?;
+    let rows = build()
+        .order((audit_events::created_at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .offset((page.max(1) - 1) * limit)
+        .select(AuditEvent::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}

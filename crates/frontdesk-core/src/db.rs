@@ -1,0 +1,205 @@
+//! Connections, the r2d2 pool and embedded migrations for both backends.
+//! Backend-specific SQL lives here, behind explicit matches on `DbConnection`.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::sql_types::{Bool, Text};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+use crate::error::CoreError;
+use crate::schema::users;
+
+/// One connection type for both backends; the database URL picks the variant.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// The diesel backend of [`DbConnection`], used for boxed queries.
+pub type Backend = <DbConnection as diesel::Connection>::Backend;
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DbConnection {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            DbConnection::Pg(_) => BackendKind::Postgres,
+            DbConnection::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+}
+
+/// Where the database lives, parsed from a URL: `postgres://…` / `postgresql://…`
+/// for PostgreSQL; `sqlite://path`, `sqlite:path` or a plain file path for SQLite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, CoreError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(CoreError::Config(format!(
+                "unsupported database URL {url:?}: use postgres://… or sqlite://path"
+            )));
+        }
+        if path == ":memory:" {
+            return Err(CoreError::Config(
+                "an in-memory SQLite database cannot be shared by a pool; use a file path".into(),
+            ));
+        }
+        Ok(DatabaseUrl::Sqlite(path.to_owned()))
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            DatabaseUrl::Postgres(_) => BackendKind::Postgres,
+            DatabaseUrl::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+}
+
+/// r2d2 manager that opens exactly the backend the URL names (diesel's own
+/// `establish` on a multi-connection would fall back to SQLite and create a
+/// file named like a PostgreSQL URL when the server is down).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+    busy_timeout: Duration,
+}
+
+impl ConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        ConnectionManager {
+            url,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens one connection, applying the SQLite pragmas every connection needs.
+pub fn establish(url: &DatabaseUrl, busy_timeout: Duration) -> ConnectionResult<DbConnection> {
+    match url {
+        DatabaseUrl::Postgres(u) => PgConnection::establish(u).map(DbConnection::Pg),
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(path)?;
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                busy_timeout.as_millis()
+            ))
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        establish(&self.url, self.busy_timeout).map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Builds the pool and brings the schema up to date.
+pub fn connect(url: &str, max_size: u32) -> Result<Pool, CoreError> {
+    let url = DatabaseUrl::parse(url)?;
+    let max_size = match url {
+        DatabaseUrl::Sqlite(_) => max_size.clamp(1, 16),
+        DatabaseUrl::Postgres(_) => max_size.max(1),
+    };
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(10))
+        .build(ConnectionManager::new(url))
+        .map_err(|e| CoreError::Pool(e.to_string()))?;
+    let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
+    run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+/// Applies the embedded migrations of the connection's backend. On PostgreSQL
+/// an advisory lock keeps two instances starting together from racing.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<(), CoreError> {
+    let migrate = |e: Box<dyn std::error::Error + Send + Sync>| CoreError::Migration(e.to_string());
+    match conn {
+        DbConnection::Sqlite(c) => {
+            c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(migrate)?;
+        }
+        DbConnection::Pg(c) => {
+            c.batch_execute("SELECT pg_advisory_lock(7265746173)")?;
+            let result = c.run_pending_migrations(PG_MIGRATIONS).map(|_| ()).map_err(migrate);
+            c.batch_execute("SELECT pg_advisory_unlock(7265746173)")?;
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// The free-text search predicate over `users.search_text` (already lower-cased).
+/// SQLite asks its FTS5 trigram index for terms of three characters or more;
+/// PostgreSQL's `LIKE` is served by the pg_trgm GIN index.
+pub fn search_predicate(
+    kind: BackendKind,
+    term: &str,
+) -> Box<dyn BoxableExpression<users::table, Backend, SqlType = Bool>> {
+    let term = term.trim().to_lowercase();
+    if kind == BackendKind::Sqlite && term.chars().count() >= 3 {
+        let phrase = format!("\"{}\"", term.replace('"', "\"\""));
+        Box::new(
+            diesel::dsl::sql::<Bool>(
+                "users.id IN (SELECT rowid FROM users_search WHERE users_search MATCH ",
+            )
+            .bind::<Text, _>(phrase)
+            .sql(")"),
+        )
+    } else {
+        Box::new(users::search_text.like(like_pattern(&term)).escape('\\'))
+    }
+}
+
+/// `%term%` with LIKE's wildcards in the term escaped.
+pub fn like_pattern(term: &str) -> String {
+    let mut p = String::with_capacity(term.len() + 2);
+    p.push('%');
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}

@@ -1,0 +1,49 @@
+//! Domain errors: what went wrong, in terms of users and organizations, never HTTP.
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("invalid email address: {0:?}")]
+    InvalidEmail(String),
+    #[error("a user with the email {0} already exists")]
+    DuplicateEmail(String),
+    #[error("the organization slug {0:?} is already taken")]
+    DuplicateSlug(String),
+    #[error("the tag {0:?} already exists")]
+    DuplicateTag(String),
+    #[error("{field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{field} is too long (at most {max} characters)")]
+    TooLong { field: &'static str, max: usize },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the user is already a member of this organization")]
+    AlreadyMember,
+    #[error("an organization must keep at least one owner")]
+    LastOwner,
+    #[error("the last staff owner cannot be removed or demoted")]
+    LastStaffOwner,
+    #[error("the email domain is not allowed in this organization")]
+    DomainNotAllowed,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database unavailable: {0}")]
+    Pool(String),
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+impl CoreError {
+    /// True when the error is the caller's input, not the system's failure.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(
+            self,
+            CoreError::Config(_) | CoreError::Migration(_) | CoreError::Pool(_) | CoreError::Database(_)
+        )
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;

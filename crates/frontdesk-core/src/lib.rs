@@ -1,0 +1,20 @@
+//! frontdesk-core: the domain of frontdesk. Schema and queries (diesel, SQLite or
+//! PostgreSQL through one connection type), the services that change users and
+//! organizations, and the one authorization function. No web framework here.
+
+pub mod audit;
+pub mod authz;
+pub mod db;
+pub mod error;
+pub mod organizations;
+pub mod schema;
+pub mod sessions;
+pub mod tags;
+pub mod time;
+pub mod tokens;
+pub mod users;
+pub mod validate;
+
+pub use authz::{Action, Actor, OrgRole, StaffRole, Target};
+pub use db::{DbConnection, Pool};
+pub use error::{CoreError, CoreResult};

@@ -1,0 +1,192 @@
+//! Diesel table definitions shared by both backends. Kept by hand in step with
+//! `migrations/{sqlite,postgres}`; the FTS5 table of the SQLite search index is
+//! reached only through `db::search_predicate`.
+
+diesel::table! {
+    organizations (id) {
+        id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        allowed_email_domains -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        email_verified -> Bool,
+        first_name -> Text,
+        last_name -> Text,
+        display_name -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        local_login_enabled -> Bool,
+        staff_role -> Nullable<Text>,
+        status -> Text,
+        suspended_reason -> Nullable<Text>,
+        suspended_at -> Nullable<Timestamp>,
+        profile -> Text,
+        search_text -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+        last_active_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    memberships (user_id, organization_id) {
+        user_id -> BigInt,
+        organization_id -> BigInt,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tags (id) {
+        id -> BigInt,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_tags (user_id, tag_id) {
+        user_id -> BigInt,
+        tag_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> BigInt,
+        organization_id -> BigInt,
+        email -> Text,
+        role -> Text,
+        message -> Nullable<Text>,
+        token_hash -> Text,
+        status -> Text,
+        expires_at -> Timestamp,
+        invited_by -> Nullable<BigInt>,
+        send_count -> Integer,
+        last_sent_at -> Nullable<Timestamp>,
+        accepted_user_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        token_hash -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_active_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    password_resets (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        token_hash -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_attempts (id) {
+        id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        email -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        success -> Bool,
+        reason -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        organization_id -> Nullable<BigInt>,
+        details -> Text,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Nullable<Text>,
+        invitation_id -> Nullable<BigInt>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        organization_id -> Nullable<BigInt>,
+        role -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(memberships -> organizations (organization_id));
+diesel::joinable!(user_tags -> users (user_id));
+diesel::joinable!(user_tags -> tags (tag_id));
+diesel::joinable!(invitations -> organizations (organization_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(password_resets -> users (user_id));
+diesel::joinable!(api_keys -> organizations (organization_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    users,
+    memberships,
+    tags,
+    user_tags,
+    invitations,
+    sessions,
+    password_resets,
+    login_attempts,
+    audit_events,
+    outbox,
+    api_keys,
+);

@@ -1,0 +1,438 @@
+//! Users: create, read, edit, suspend, restore, delete, local login and staff
+//! roles. Every change is authorized by `authz` and recorded by `audit`.
+
+pub mod query;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::audit;
+use crate::authz::{authorize, Action, Actor, OrgRole, StaffRole, Target};
+use crate::db::DbConnection;
+use crate::error::{CoreError, CoreResult};
+use crate::organizations;
+use crate::schema::{memberships, users};
+use crate::sessions;
+use crate::time::now;
+use crate::validate::{self, MAX_NAME, MAX_TEXT};
+
+// Users may be active or suspended; a suspended user cannot sign in.
+crate::authz::string_enum!(UserStatus { Active => "active", Suspended => "suspended" });
+
+#[derive(Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub email_verified: bool,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: Option<String>,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    pub local_login_enabled: bool,
+    pub staff_role: Option<String>,
+    pub status: String,
+    pub suspended_reason: Option<String>,
+    pub suspended_at: Option<NaiveDateTime>,
+    pub profile: String,
+    #[serde(skip)]
+    pub search_text: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_login_at: Option<NaiveDateTime>,
+    pub last_active_at: Option<NaiveDateTime>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("status", &self.status)
+            .field("staff_role", &self.staff_role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    pub fn staff_role(&self) -> Option<StaffRole> {
+        self.staff_role.as_deref().and_then(StaffRole::parse)
+    }
+
+    pub fn is_suspended(&self) -> bool {
+        self.status == UserStatus::Suspended.as_str()
+    }
+
+    /// Host-defined profile fields.
+    pub fn profile_map(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.profile).unwrap_or_default()
+    }
+
+    /// The name to show: display name, else first and last name, else the email.
+    pub fn name(&self) -> String {
+        if let Some(d) = self.display_name.as_deref().filter(|d| !d.is_empty()) {
+            return d.to_owned();
+        }
+        let full = format!("{} {}", self.first_name, self.last_name).trim().to_owned();
+        if full.is_empty() {
+            self.email.clone()
+        } else {
+            full
+        }
+    }
+}
+
+/// A user to create.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NewUser {
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub email_verified: bool,
+    #[serde(default)]
+    pub staff_role: Option<StaffRole>,
+    #[serde(default)]
+    pub profile: Map<String, Value>,
+    /// Membership to create with the user.
+    #[serde(default)]
+    pub organization: Option<(i64, OrgRole)>,
+}
+
+/// Fields an admin may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserUpdate {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<Option<String>>,
+    pub email_verified: Option<bool>,
+    pub profile: Option<Map<String, Value>>,
+}
+
+/// The lower-cased text that free-text search runs over.
+pub fn search_text(email: &str, first: &str, last: &str, display: Option<&str>, profile: &Map<String, Value>) -> String {
+    let mut s = format!("{email} {first} {last}");
+    if let Some(d) = display {
+        s.push(' ');
+        s.push_str(d);
+    }
+    for v in profile.values() {
+        s.push(' ');
+        match v {
+            Value::String(t) => s.push_str(t),
+            Value::Null => {}
+            other => s.push_str(&other.to_string()),
+        }
+    }
+    s.to_lowercase()
+}
+
+fn check_profile(profile: &Map<String, Value>) -> CoreResult<()> {
+    for (k, v) in profile {
+        validate::text("profile field name", k, MAX_NAME)?;
+        if let Value::String(s) = v {
+            if s.chars().count() > MAX_TEXT {
+                return Err(CoreError::TooLong { field: "profile field", max: MAX_TEXT });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn optional_name(field: &'static str, v: Option<&str>) -> CoreResult<Option<String>> {
+    Ok(match v {
+        Some(v) => Some(validate::text(field, v, MAX_NAME)?).filter(|s| !s.is_empty()),
+        None => None,
+    })
+}
+
+pub(crate) fn unique_violation(e: &DieselError) -> bool {
+    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+}
+
+pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<User> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(CoreError::NotFound("user"))
+}
+
+pub fn find_by_email(conn: &mut DbConnection, email: &str) -> CoreResult<Option<User>> {
+    let email = email.trim().to_lowercase();
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The authorization target for a user: their staff role and memberships.
+pub fn target(conn: &mut DbConnection, user: &User) -> CoreResult<Target> {
+    Ok(Target::User {
+        id: user.id,
+        staff_role: user.staff_role(),
+        orgs: organizations::roles_of(conn, user.id)?,
+    })
+}
+
+/// Loads a user the actor may do `action` to. A user the actor may not even
+/// see is reported as not found, so ids cannot be probed.
+pub fn get_for(conn: &mut DbConnection, actor: &Actor, id: i64, action: Action) -> CoreResult<User> {
+    let user = get(conn, id)?;
+    let t = target(conn, &user)?;
+    if !crate::authz::can(actor, Action::View, &t) {
+        return Err(CoreError::NotFound("user"));
+    }
+    authorize(actor, action, &t)?;
+    Ok(user)
+}
+
+pub fn create(conn: &mut DbConnection, actor: &Actor, new: NewUser) -> CoreResult<User> {
+    match new.organization {
+        Some((org, role)) => authorize(actor, Action::GrantOrgRole(role), &Target::Organization(org))?,
+        None => authorize(actor, Action::ManageSite, &Target::Site)?,
+    }
+    if new.staff_role.is_some() {
+        authorize(actor, Action::GrantStaffRole, &Target::Site)?;
+    }
+    let email = validate::normalize_email(&new.email)?;
+    let first = validate::text("first_name", &new.first_name, MAX_NAME)?;
+    let last = validate::text("last_name", &new.last_name, MAX_NAME)?;
+    let display = optional_name("display_name", new.display_name.as_deref())?;
+    check_profile(&new.profile)?;
+    conn.transaction(|conn| {
+        let t = now();
+        let search = search_text(&email, &first, &last, display.as_deref(), &new.profile);
+        let inserted = diesel::insert_into(users::table)
+            .values((
+                users::email.eq(&email),
+                users::email_verified.eq(new.email_verified),
+                users::first_name.eq(&first),
+                users::last_name.eq(&last),
+                users::display_name.eq(&display),
+                users::password_hash.eq(&new.password_hash),
+                users::staff_role.eq(new.staff_role.map(|r| r.as_str())),
+                users::profile.eq(Value::Object(new.profile.clone()).to_string()),
+                users::search_text.eq(search),
+                users::created_at.eq(t),
+                users::updated_at.eq(t),
+            ))
+            .returning(users::all_columns)
+            .get_result(conn);
+        let user: User = match inserted {
+            Err(e) if unique_violation(&e) => return Err(CoreError::DuplicateEmail(email.clone())),
+            other => other?,
+        };
+        let org = match new.organization {
+            Some((org, role)) => {
+                let o = organizations::get(conn, org)?;
+                if !o.allows_email(&email) {
+                    return Err(CoreError::DomainNotAllowed);
+                }
+                organizations::insert_membership(conn, user.id, org, role)?;
+                Some(org)
+            }
+            None => None,
+        };
+        audit::record(
+            conn,
+            actor,
+            "user.create",
+            &format!("user:{}", user.id),
+            org,
+            json!({"email": email, "staff_role": new.staff_role, "organization": new.organization}),
+        )?;
+        Ok(user)
+    })
+}
+
+pub fn update(conn: &mut DbConnection, actor: &Actor, id: i64, change: UserUpdate) -> CoreResult<User> {
+    conn.transaction(|conn| {
+        let user = get_for(conn, actor, id, Action::Edit)?;
+        let first = match &change.first_name {
+            Some(v) => validate::text("first_name", v, MAX_NAME)?,
+            None => user.first_name.clone(),
+        };
+        let last = match &change.last_name {
+            Some(v) => validate::text("last_name", v, MAX_NAME)?,
+            None => user.last_name.clone(),
+        };
+        let display = match &change.display_name {
+            Some(v) => optional_name("display_name", v.as_deref())?,
+            None => user.display_name.clone(),
+        };
+        let profile = match &change.profile {
+            Some(p) => {
+                check_profile(p)?;
+                p.clone()
+            }
+            None => user.profile_map(),
+        };
+        let verified = change.email_verified.unwrap_or(user.email_verified);
+        let updated = diesel::update(users::table.find(id))
+            .set((
+                users::first_name.eq(&first),
+                users::last_name.eq(&last),
+                users::display_name.eq(&display),
+                users::email_verified.eq(verified),
+                users::profile.eq(Value::Object(profile.clone()).to_string()),
+                users::search_text.eq(search_text(&user.email, &first, &last, display.as_deref(), &profile)),
+                users::updated_at.eq(now()),
+            ))
+            .returning(users::all_columns)
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            actor,
+            "user.update",
+            &format!("user:{id}"),
+            None,
+            json!({
+                "first_name": change.first_name, "last_name": change.last_name,
+                "display_name": change.display_name, "email_verified": change.email_verified,
+                "profile": change.profile,
+            }),
+        )?;
+        Ok(updated)
+    })
+}
+
+/// Suspends a user and ends all their sessions in the same transaction.
+pub fn suspend(conn: &mut DbConnection, actor: &Actor, id: i64, reason: &str) -> CoreResult<User> {
+    let reason = validate::text("reason", reason, MAX_TEXT)?;
+    conn.transaction(|conn| {
+        get_for(conn, actor, id, Action::Suspend)?;
+        if actor.user_id() == Some(id) {
+            return Err(CoreError::Invalid { field: "user", reason: "you cannot suspend yourself".into() });
+        }
+        let t = now();
+        let user = diesel::update(users::table.find(id))
+            .set((
+                users::status.eq(UserStatus::Suspended.as_str()),
+                users::suspended_reason.eq(Some(&reason)),
+                users::suspended_at.eq(Some(t)),
+                users::updated_at.eq(t),
+            ))
+            .returning(users::all_columns)
+            .get_result(conn)?;
+        let ended = sessions::revoke_all_for_user(conn, id, "suspended", None)?;
+        audit::record(conn, actor, "user.suspend", &format!("user:{id}"), None, json!({"reason": reason, "sessions_revoked": ended}))?;
+        Ok(user)
+    })
+}
+
+pub fn restore(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<User> {
+    conn.transaction(|conn| {
+        get_for(conn, actor, id, Action::Suspend)?;
+        let user = diesel::update(users::table.find(id))
+            .set((
+                users::status.eq(UserStatus::Active.as_str()),
+                users::suspended_reason.eq(None::<String>),
+                users::suspended_at.eq(None::<NaiveDateTime>),
+                users::updated_at.eq(now()),
+            ))
+            .returning(users::all_columns)
+            .get_result(conn)?;
+        audit::record(conn, actor, "user.restore", &format!("user:{id}"), None, json!({}))?;
+        Ok(user)
+    })
+}
+
+/// Deletes a user for good; memberships, tags, sessions and resets go with them
+/// (foreign-key cascades), login attempts and invitations keep a null user.
+pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()> {
+    conn.transaction(|conn| {
+        let user = get_for(conn, actor, id, Action::Delete)?;
+        if actor.user_id() == Some(id) {
+            return Err(CoreError::Invalid { field: "user", reason: "you cannot delete yourself".into() });
+        }
+        if user.staff_role() == Some(StaffRole::Owner) {
+            ensure_other_staff_owner(conn, id)?;
+        }
+        for (org, role) in organizations::roles_of(conn, id)? {
+            if role == OrgRole::Owner {
+                organizations::ensure_other_owner(conn, org, id)?;
+            }
+        }
+        diesel::delete(users::table.find(id)).execute(conn)?;
+        audit::record(conn, actor, "user.delete", &format!("user:{id}"), None, json!({"email": user.email}))?;
+        Ok(())
+    })
+}
+
+pub fn set_local_login(conn: &mut DbConnection, actor: &Actor, id: i64, enabled: bool) -> CoreResult<User> {
+    conn.transaction(|conn| {
+        get_for(conn, actor, id, Action::Edit)?;
+        let user = diesel::update(users::table.find(id))
+            .set((users::local_login_enabled.eq(enabled), users::updated_at.eq(now())))
+            .returning(users::all_columns)
+            .get_result(conn)?;
+        let action = if enabled { "user.local_login.allow" } else { "user.local_login.disable" };
+        audit::record(conn, actor, action, &format!("user:{id}"), None, json!({}))?;
+        Ok(user)
+    })
+}
+
+pub fn set_staff_role(conn: &mut DbConnection, actor: &Actor, id: i64, role: Option<StaffRole>) -> CoreResult<User> {
+    conn.transaction(|conn| {
+        let user = get_for(conn, actor, id, Action::GrantStaffRole)?;
+        if user.staff_role() == Some(StaffRole::Owner) && role != Some(StaffRole::Owner) {
+            ensure_other_staff_owner(conn, id)?;
+        }
+        let updated = diesel::update(users::table.find(id))
+            .set((users::staff_role.eq(role.map(|r| r.as_str())), users::updated_at.eq(now())))
+            .returning(users::all_columns)
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            actor,
+            "user.staff_role",
+            &format!("user:{id}"),
+            None,
+            json!({"from": user.staff_role, "to": role}),
+        )?;
+        Ok(updated)
+    })
+}
+
+fn ensure_other_staff_owner(conn: &mut DbConnection, except: i64) -> CoreResult<()> {
+    // Writing first takes the write lock (SQLite) / row locks (PostgreSQL) so
+    // that two concurrent demotions cannot both see another owner.
+    diesel::update(users::table.filter(users::staff_role.eq("owner")))
+        .set(users::staff_role.eq("owner"))
+        .execute(conn)?;
+    let others: i64 = users::table
+        .filter(users::staff_role.eq("owner"))
+        .filter(users::id.ne(except))
+        .count()
+        .get_result(conn)?;
+    if others == 0 {
+        Err(CoreError::LastStaffOwner)
+    } else {
+        Ok(())
+    }
+}
+
+/// Organizations and roles of many users at once (for list pages).
+pub fn roles_of_many(conn: &mut DbConnection, ids: &[i64]) -> CoreResult<Vec<(i64, i64, OrgRole)>> {
+    let rows: Vec<(i64, i64, String)> = memberships::table
+        .filter(memberships::user_id.eq_any(ids))
+        .select((memberships::user_id, memberships::organization_id, memberships::role))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(u, o, r)| OrgRole::parse(&r).map(|r| (u, o, r)))
+        .collect())
+}

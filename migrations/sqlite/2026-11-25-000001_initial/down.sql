@@ -1,0 +1,13 @@
+DROP TABLE IF EXISTS users_search;
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS outbox;
+DROP TABLE IF EXISTS audit_events;
+DROP TABLE IF EXISTS login_attempts;
+DROP TABLE IF EXISTS password_resets;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS invitations;
+DROP TABLE IF EXISTS user_tags;
+DROP TABLE IF EXISTS tags;
+DROP TABLE IF EXISTS memberships;
+DROP TABLE IF EXISTS users;
+DROP TABLE IF EXISTS organizations;
