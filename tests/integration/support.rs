@@ -1,0 +1,123 @@
+//! Test databases: every test gets a fresh SQLite file or a fresh PostgreSQL
+//! database of its own. PostgreSQL runs need `FRONTDESK_TEST_POSTGRES` (a URL
+//! of a server where databases may be created); without it they are skipped
+//! and say so, unless `FRONTDESK_REQUIRE_POSTGRES=1`, which turns a skip into
+//! a failure (CI sets it).
+
+use frontdesk_core::db::{self, BackendKind, DbConnection, Pool, PooledConn};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub struct TestDb {
+    pool: Option<Pool>,
+    pub url: String,
+    pub kind: BackendKind,
+    pg: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("frontdesk.db").display());
+        let pool = db::connect(&url, 4).expect("sqlite pool");
+        TestDb { pool: Some(pool), url, kind: BackendKind::Sqlite, pg: None, _dir: Some(dir) }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (with a note) when none is configured.
+    pub fn postgres() -> Option<TestDb> {
+        let Some(admin_url) = postgres_admin_url() else {
+            if std::env::var("FRONTDESK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("FRONTDESK_REQUIRE_POSTGRES=1 but FRONTDESK_TEST_POSTGRES is not set");
+            }
+            eprintln!("SKIPPED (postgres): set FRONTDESK_TEST_POSTGRES=postgres://user@host/db to run");
+            return None;
+        };
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "fd_test_{}_{}_{:08x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        admin_exec(&admin_url, &format!("CREATE DATABASE {name}"));
+        let url = replace_db_name(&admin_url, &name);
+        let pool = db::connect(&url, 4).expect("postgres pool");
+        Some(TestDb { pool: Some(pool), url, kind: BackendKind::Postgres, pg: Some((admin_url, name)), _dir: None })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        self.pool.as_ref().expect("pool")
+    }
+
+    pub fn conn(&self) -> PooledConn {
+        self.pool().get().expect("connection")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        drop(self.pool.take());
+        if let Some((admin, name)) = &self.pg {
+            admin_exec(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("FRONTDESK_TEST_POSTGRES").ok().filter(|u| !u.is_empty())
+}
+
+fn admin_exec(admin_url: &str, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut c = diesel::PgConnection::establish(admin_url).expect("connect to FRONTDESK_TEST_POSTGRES");
+    c.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The same URL pointing at another database.
+pub fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Runs the same test body on SQLite and on PostgreSQL: `both!(name, |db| { … })`
+/// makes `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[test]
+            fn sqlite() {
+                let db = $crate::support::TestDb::sqlite();
+                let f: fn(&$crate::support::TestDb) = $body;
+                f(&db);
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(db) = $crate::support::TestDb::postgres() {
+                    let f: fn(&$crate::support::TestDb) = $body;
+                    f(&db);
+                }
+            }
+        }
+    };
+}
+
+pub fn conn_kind(c: &DbConnection) -> BackendKind {
+    c.kind()
+}

@@ -7,6 +7,8 @@ pub mod authz;
 pub mod db;
 pub mod error;
 pub mod organizations;
+pub mod outbox;
+pub mod passwords;
 pub mod schema;
 pub mod sessions;
 pub mod tags;

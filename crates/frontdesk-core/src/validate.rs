@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn emails_are_trimmed_lowercased_and_checked() {
         assert_eq!(normalize_email("  Ann.Lee@Example.COM ").ok().as_deref(), Some("ann.lee@example.com"));
-        for bad in ["", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@b..c", "a@-b.c", "a@@b.c", "a@b.c\n", "<a>@b.c"] {
+        for bad in ["", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@b..c", "a@-b.c", "a@@b.c", "a@b\n.c", "a@b.c\r\nbcc: x@y.z", "<a>@b.c"] {
             assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
         }
         let long = format!("{}@example.com", "a".repeat(250));
