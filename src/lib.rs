@@ -18,7 +18,10 @@ pub struct FrontdeskBuilder {
 
 impl Default for FrontdeskBuilder {
     fn default() -> Self {
-        FrontdeskBuilder { database_url: None, pool_size: 8 }
+        FrontdeskBuilder {
+            database_url: None,
+            pool_size: 8,
+        }
     }
 }
 

@@ -4,9 +4,10 @@
 //! and say so, unless `FRONTDESK_REQUIRE_POSTGRES=1`, which turns a skip into
 //! a failure (CI sets it).
 
-use frontdesk_core::db::{self, BackendKind, DbConnection, Pool, PooledConn};
+use frontdesk_core::db::{self, BackendKind, Pool, PooledConn};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+#[allow(dead_code)]
 pub struct TestDb {
     pool: Option<Pool>,
     pub url: String,
@@ -20,7 +21,13 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("frontdesk.db").display());
         let pool = db::connect(&url, 4).expect("sqlite pool");
-        TestDb { pool: Some(pool), url, kind: BackendKind::Sqlite, pg: None, _dir: Some(dir) }
+        TestDb {
+            pool: Some(pool),
+            url,
+            kind: BackendKind::Sqlite,
+            pg: None,
+            _dir: Some(dir),
+        }
     }
 
     /// A fresh PostgreSQL database, or `None` (with a note) when none is configured.
@@ -29,7 +36,9 @@ impl TestDb {
             if std::env::var("FRONTDESK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
                 panic!("FRONTDESK_REQUIRE_POSTGRES=1 but FRONTDESK_TEST_POSTGRES is not set");
             }
-            eprintln!("SKIPPED (postgres): set FRONTDESK_TEST_POSTGRES=postgres://user@host/db to run");
+            eprintln!(
+                "SKIPPED (postgres): set FRONTDESK_TEST_POSTGRES=postgres://user@host/db to run"
+            );
             return None;
         };
         static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -42,7 +51,13 @@ impl TestDb {
         admin_exec(&admin_url, &format!("CREATE DATABASE {name}"));
         let url = replace_db_name(&admin_url, &name);
         let pool = db::connect(&url, 4).expect("postgres pool");
-        Some(TestDb { pool: Some(pool), url, kind: BackendKind::Postgres, pg: Some((admin_url, name)), _dir: None })
+        Some(TestDb {
+            pool: Some(pool),
+            url,
+            kind: BackendKind::Postgres,
+            pg: Some((admin_url, name)),
+            _dir: None,
+        })
     }
 
     pub fn pool(&self) -> &Pool {
@@ -58,20 +73,27 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         drop(self.pool.take());
         if let Some((admin, name)) = &self.pg {
-            admin_exec(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            admin_exec(
+                admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
         }
     }
 }
 
 pub fn postgres_admin_url() -> Option<String> {
-    std::env::var("FRONTDESK_TEST_POSTGRES").ok().filter(|u| !u.is_empty())
+    std::env::var("FRONTDESK_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 fn admin_exec(admin_url: &str, sql: &str) {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
-    let mut c = diesel::PgConnection::establish(admin_url).expect("connect to FRONTDESK_TEST_POSTGRES");
-    c.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut c =
+        diesel::PgConnection::establish(admin_url).expect("connect to FRONTDESK_TEST_POSTGRES");
+    c.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// The same URL pointing at another database.
@@ -116,8 +138,4 @@ macro_rules! both {
             }
         }
     };
-}
-
-pub fn conn_kind(c: &DbConnection) -> BackendKind {
-    c.kind()
 }

@@ -56,7 +56,12 @@ pub struct AuditFilter {
     pub organizations: Option<Vec<i64>>,
 }
 
-pub fn list(conn: &mut DbConnection, filter: &AuditFilter, page: i64, limit: i64) -> CoreResult<(Vec<AuditEvent>, i64)> {
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    page: i64,
+    limit: i64,
+) -> CoreResult<(Vec<AuditEvent>, i64)> {
     let build = || {
         let mut q = audit_events::table.into_boxed::<Backend>();
         if let Some(a) = &filter.actor {

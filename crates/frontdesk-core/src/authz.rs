@@ -98,7 +98,10 @@ impl Actor {
     }
 
     pub fn role_in(&self, org: i64) -> Option<OrgRole> {
-        self.org_roles.iter().find(|(o, _)| *o == org).map(|(_, r)| *r)
+        self.org_roles
+            .iter()
+            .find(|(o, _)| *o == org)
+            .map(|(_, r)| *r)
     }
 
     /// Organizations whose users this actor may see, or `None` for all of them.
@@ -168,7 +171,11 @@ pub fn can(actor: &Actor, action: Action, target: &Target) -> bool {
             None => false,
             Some(role) => org_can(role, read_only_ok, action, None),
         },
-        Target::User { id, staff_role, orgs } => {
+        Target::User {
+            id,
+            staff_role,
+            orgs,
+        } => {
             // Org admins never act on staff, and only on users of their own org.
             if staff_role.is_some() && action != Action::View {
                 return false;
@@ -214,7 +221,12 @@ fn staff_can(staff: StaffRole, action: Action, target: &Target) -> bool {
     }
 }
 
-fn org_can(role: OrgRole, members_may_read: bool, action: Action, target_role: Option<OrgRole>) -> bool {
+fn org_can(
+    role: OrgRole,
+    members_may_read: bool,
+    action: Action,
+    target_role: Option<OrgRole>,
+) -> bool {
     match role {
         OrgRole::Member => members_may_read && action == Action::View,
         OrgRole::Admin => match action {
@@ -222,11 +234,15 @@ fn org_can(role: OrgRole, members_may_read: bool, action: Action, target_role: O
                 target_role != Some(OrgRole::Owner) || action == Action::View
             }
             Action::Delete => target_role.is_some_and(|r| r < OrgRole::Owner),
-            Action::GrantOrgRole(granted) => granted < OrgRole::Owner && target_role != Some(OrgRole::Owner),
+            Action::GrantOrgRole(granted) => {
+                granted < OrgRole::Owner && target_role != Some(OrgRole::Owner)
+            }
             Action::GrantStaffRole | Action::ManageSite => false,
         },
-        OrgRole::Owner => !matches!(action, Action::GrantStaffRole | Action::ManageSite)
-            && (target_role.is_some() || action != Action::Delete),
+        OrgRole::Owner => {
+            !matches!(action, Action::GrantStaffRole | Action::ManageSite)
+                && (target_role.is_some() || action != Action::Delete)
+        }
     }
 }
 

@@ -125,7 +125,8 @@ impl ManageConnection for ConnectionManager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
@@ -156,11 +157,15 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<(), CoreError> {
     let migrate = |e: Box<dyn std::error::Error + Send + Sync>| CoreError::Migration(e.to_string());
     match conn {
         DbConnection::Sqlite(c) => {
-            c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(migrate)?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(migrate)?;
         }
         DbConnection::Pg(c) => {
             c.batch_execute("SELECT pg_advisory_lock(7265746173)")?;
-            let result = c.run_pending_migrations(PG_MIGRATIONS).map(|_| ()).map_err(migrate);
+            let result = c
+                .run_pending_migrations(PG_MIGRATIONS)
+                .map(|_| ())
+                .map_err(migrate);
             c.batch_execute("SELECT pg_advisory_unlock(7265746173)")?;
             result?;
         }

@@ -41,7 +41,10 @@ impl CoreError {
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,
-            CoreError::Config(_) | CoreError::Migration(_) | CoreError::Pool(_) | CoreError::Database(_)
+            CoreError::Config(_)
+                | CoreError::Migration(_)
+                | CoreError::Pool(_)
+                | CoreError::Database(_)
         )
     }
 }

@@ -27,7 +27,10 @@ pub struct Organization {
 
 impl Organization {
     pub fn domains(&self) -> Vec<&str> {
-        self.allowed_email_domains.split(',').filter(|d| !d.is_empty()).collect()
+        self.allowed_email_domains
+            .split(',')
+            .filter(|d| !d.is_empty())
+            .collect()
     }
 
     /// True when the organization has no domain list or the email's domain is on it.
@@ -70,15 +73,26 @@ pub fn list(conn: &mut DbConnection, actor: &Actor) -> CoreResult<Vec<Organizati
     if let Some(orgs) = actor.visible_orgs() {
         q = q.filter(organizations::id.eq_any(orgs));
     }
-    Ok(q.order(organizations::name.asc()).select(Organization::as_select()).load(conn)?)
+    Ok(q.order(organizations::name.asc())
+        .select(Organization::as_select())
+        .load(conn)?)
 }
 
-pub fn create(conn: &mut DbConnection, actor: &Actor, slug: &str, name: &str, domains: &str) -> CoreResult<Organization> {
+pub fn create(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    slug: &str,
+    name: &str,
+    domains: &str,
+) -> CoreResult<Organization> {
     authorize(actor, Action::ManageSite, &Target::Site)?;
     let slug = validate::slug(slug)?;
     let name = validate::text("name", name, MAX_NAME)?;
     if name.is_empty() {
-        return Err(CoreError::Invalid { field: "name", reason: "must not be empty".into() });
+        return Err(CoreError::Invalid {
+            field: "name",
+            reason: "must not be empty".into(),
+        });
     }
     let domains = validate::domains(domains)?.join(",");
     conn.transaction(|conn| {
@@ -97,38 +111,78 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, slug: &str, name: &str, do
             Err(e) if unique_violation(&e) => return Err(CoreError::DuplicateSlug(slug.clone())),
             other => other?,
         };
-        audit::record(conn, actor, "organization.create", &format!("organization:{}", org.id), Some(org.id), json!({"slug": slug, "name": name, "allowed_email_domains": domains}))?;
+        audit::record(
+            conn,
+            actor,
+            "organization.create",
+            &format!("organization:{}", org.id),
+            Some(org.id),
+            json!({"slug": slug, "name": name, "allowed_email_domains": domains}),
+        )?;
         Ok(org)
     })
 }
 
-pub fn rename(conn: &mut DbConnection, actor: &Actor, id: i64, name: &str) -> CoreResult<Organization> {
+pub fn rename(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    name: &str,
+) -> CoreResult<Organization> {
     authorize(actor, Action::Edit, &Target::Organization(id))?;
     let name = validate::text("name", name, MAX_NAME)?;
     if name.is_empty() {
-        return Err(CoreError::Invalid { field: "name", reason: "must not be empty".into() });
+        return Err(CoreError::Invalid {
+            field: "name",
+            reason: "must not be empty".into(),
+        });
     }
     conn.transaction(|conn| {
         let old = get(conn, id)?;
         let org = diesel::update(organizations::table.find(id))
-            .set((organizations::name.eq(&name), organizations::updated_at.eq(now())))
+            .set((
+                organizations::name.eq(&name),
+                organizations::updated_at.eq(now()),
+            ))
             .returning(organizations::all_columns)
             .get_result(conn)?;
-        audit::record(conn, actor, "organization.rename", &format!("organization:{id}"), Some(id), json!({"from": old.name, "to": name}))?;
+        audit::record(
+            conn,
+            actor,
+            "organization.rename",
+            &format!("organization:{id}"),
+            Some(id),
+            json!({"from": old.name, "to": name}),
+        )?;
         Ok(org)
     })
 }
 
-pub fn set_allowed_domains(conn: &mut DbConnection, actor: &Actor, id: i64, domains: &str) -> CoreResult<Organization> {
+pub fn set_allowed_domains(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    domains: &str,
+) -> CoreResult<Organization> {
     authorize(actor, Action::Edit, &Target::Organization(id))?;
     let domains = validate::domains(domains)?.join(",");
     conn.transaction(|conn| {
         get(conn, id)?;
         let org = diesel::update(organizations::table.find(id))
-            .set((organizations::allowed_email_domains.eq(&domains), organizations::updated_at.eq(now())))
+            .set((
+                organizations::allowed_email_domains.eq(&domains),
+                organizations::updated_at.eq(now()),
+            ))
             .returning(organizations::all_columns)
             .get_result(conn)?;
-        audit::record(conn, actor, "organization.domains", &format!("organization:{id}"), Some(id), json!({"allowed_email_domains": domains}))?;
+        audit::record(
+            conn,
+            actor,
+            "organization.domains",
+            &format!("organization:{id}"),
+            Some(id),
+            json!({"allowed_email_domains": domains}),
+        )?;
         Ok(org)
     })
 }
@@ -139,7 +193,14 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()>
     conn.transaction(|conn| {
         let org = get(conn, id)?;
         diesel::delete(organizations::table.find(id)).execute(conn)?;
-        audit::record(conn, actor, "organization.delete", &format!("organization:{id}"), Some(id), json!({"slug": org.slug}))?;
+        audit::record(
+            conn,
+            actor,
+            "organization.delete",
+            &format!("organization:{id}"),
+            Some(id),
+            json!({"slug": org.slug}),
+        )?;
         Ok(())
     })
 }
@@ -150,7 +211,10 @@ pub fn roles_of(conn: &mut DbConnection, user_id: i64) -> CoreResult<Vec<(i64, O
         .filter(memberships::user_id.eq(user_id))
         .select((memberships::organization_id, memberships::role))
         .load(conn)?;
-    Ok(rows.into_iter().filter_map(|(o, r)| OrgRole::parse(&r).map(|r| (o, r))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(o, r)| OrgRole::parse(&r).map(|r| (o, r)))
+        .collect())
 }
 
 pub fn members(conn: &mut DbConnection, org: i64) -> CoreResult<Vec<(Membership, String)>> {
@@ -162,7 +226,12 @@ pub fn members(conn: &mut DbConnection, org: i64) -> CoreResult<Vec<(Membership,
         .load(conn)?)
 }
 
-pub(crate) fn insert_membership(conn: &mut DbConnection, user_id: i64, org: i64, role: OrgRole) -> CoreResult<()> {
+pub(crate) fn insert_membership(
+    conn: &mut DbConnection,
+    user_id: i64,
+    org: i64,
+    role: OrgRole,
+) -> CoreResult<()> {
     let r = diesel::insert_into(memberships::table)
         .values((
             memberships::user_id.eq(user_id),
@@ -180,8 +249,18 @@ pub(crate) fn insert_membership(conn: &mut DbConnection, user_id: i64, org: i64,
     }
 }
 
-pub fn add_member(conn: &mut DbConnection, actor: &Actor, org: i64, user_id: i64, role: OrgRole) -> CoreResult<()> {
-    authorize(actor, Action::GrantOrgRole(role), &Target::Organization(org))?;
+pub fn add_member(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    org: i64,
+    user_id: i64,
+    role: OrgRole,
+) -> CoreResult<()> {
+    authorize(
+        actor,
+        Action::GrantOrgRole(role),
+        &Target::Organization(org),
+    )?;
     conn.transaction(|conn| {
         let o = get(conn, org)?;
         let user = crate::users::get(conn, user_id)?;
@@ -189,7 +268,14 @@ pub fn add_member(conn: &mut DbConnection, actor: &Actor, org: i64, user_id: i64
             return Err(CoreError::DomainNotAllowed);
         }
         insert_membership(conn, user_id, org, role)?;
-        audit::record(conn, actor, "membership.add", &format!("user:{user_id}"), Some(org), json!({"organization": o.slug, "role": role}))?;
+        audit::record(
+            conn,
+            actor,
+            "membership.add",
+            &format!("user:{user_id}"),
+            Some(org),
+            json!({"organization": o.slug, "role": role}),
+        )?;
         Ok(())
     })
 }
@@ -200,7 +286,8 @@ fn current_role(conn: &mut DbConnection, org: i64, user_id: i64) -> CoreResult<O
         .select(memberships::role)
         .first(conn)
         .optional()?;
-    role.and_then(|r| OrgRole::parse(&r)).ok_or(CoreError::NotFound("membership"))
+    role.and_then(|r| OrgRole::parse(&r))
+        .ok_or(CoreError::NotFound("membership"))
 }
 
 /// Fails with `LastOwner` unless the organization has an owner besides `except`.
@@ -223,10 +310,20 @@ pub(crate) fn ensure_other_owner(conn: &mut DbConnection, org: i64, except: i64)
     }
 }
 
-pub fn change_role(conn: &mut DbConnection, actor: &Actor, org: i64, user_id: i64, role: OrgRole) -> CoreResult<()> {
+pub fn change_role(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    org: i64,
+    user_id: i64,
+    role: OrgRole,
+) -> CoreResult<()> {
     conn.transaction(|conn| {
         let old = current_role(conn, org, user_id)?;
-        let target = Target::User { id: user_id, staff_role: None, orgs: vec![(org, old)] };
+        let target = Target::User {
+            id: user_id,
+            staff_role: None,
+            orgs: vec![(org, old)],
+        };
         authorize(actor, Action::GrantOrgRole(role), &target)?;
         if old == OrgRole::Owner && role != OrgRole::Owner {
             ensure_other_owner(conn, org, user_id)?;
@@ -234,21 +331,44 @@ pub fn change_role(conn: &mut DbConnection, actor: &Actor, org: i64, user_id: i6
         diesel::update(memberships::table.find((user_id, org)))
             .set(memberships::role.eq(role.as_str()))
             .execute(conn)?;
-        audit::record(conn, actor, "membership.role", &format!("user:{user_id}"), Some(org), json!({"from": old, "to": role}))?;
+        audit::record(
+            conn,
+            actor,
+            "membership.role",
+            &format!("user:{user_id}"),
+            Some(org),
+            json!({"from": old, "to": role}),
+        )?;
         Ok(())
     })
 }
 
-pub fn remove_member(conn: &mut DbConnection, actor: &Actor, org: i64, user_id: i64) -> CoreResult<()> {
+pub fn remove_member(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    org: i64,
+    user_id: i64,
+) -> CoreResult<()> {
     conn.transaction(|conn| {
         let old = current_role(conn, org, user_id)?;
-        let target = Target::User { id: user_id, staff_role: None, orgs: vec![(org, old)] };
+        let target = Target::User {
+            id: user_id,
+            staff_role: None,
+            orgs: vec![(org, old)],
+        };
         authorize(actor, Action::GrantOrgRole(old), &target)?;
         if old == OrgRole::Owner {
             ensure_other_owner(conn, org, user_id)?;
         }
         diesel::delete(memberships::table.find((user_id, org))).execute(conn)?;
-        audit::record(conn, actor, "membership.remove", &format!("user:{user_id}"), Some(org), json!({"role": old}))?;
+        audit::record(
+            conn,
+            actor,
+            "membership.remove",
+            &format!("user:{user_id}"),
+            Some(org),
+            json!({"role": old}),
+        )?;
         Ok(())
     })
 }

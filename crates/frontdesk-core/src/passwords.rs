@@ -24,10 +24,16 @@ fn hasher(params: Params) -> Argon2<'static> {
 pub fn check_policy(password: &str) -> CoreResult<()> {
     let n = password.chars().count();
     if n < MIN_LEN {
-        return Err(CoreError::Invalid { field: "password", reason: format!("must be at least {MIN_LEN} characters") });
+        return Err(CoreError::Invalid {
+            field: "password",
+            reason: format!("must be at least {MIN_LEN} characters"),
+        });
     }
     if n > MAX_LEN {
-        return Err(CoreError::TooLong { field: "password", max: MAX_LEN });
+        return Err(CoreError::TooLong {
+            field: "password",
+            max: MAX_LEN,
+        });
     }
     Ok(())
 }
@@ -42,7 +48,10 @@ pub fn hash_with(password: &str, params: Params) -> CoreResult<String> {
     hasher(params)
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| CoreError::Invalid { field: "password", reason: e.to_string() })
+        .map_err(|e| CoreError::Invalid {
+            field: "password",
+            reason: e.to_string(),
+        })
 }
 
 /// Checks a password against a stored PHC string. A missing or malformed hash
@@ -67,7 +76,9 @@ fn verify_phc(password: &str, phc: &str) -> bool {
         return false;
     };
     // The parameters come from the PHC string itself.
-    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+    Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
 }
 
 /// True when a stored hash was made with other parameters (or another algorithm)
@@ -82,7 +93,9 @@ pub fn needs_rehash(stored: &str) -> bool {
     match Params::try_from(&parsed) {
         Ok(p) => {
             let want = params();
-            p.m_cost() != want.m_cost() || p.t_cost() != want.t_cost() || p.p_cost() != want.p_cost()
+            p.m_cost() != want.m_cost()
+                || p.t_cost() != want.t_cost()
+                || p.p_cost() != want.p_cost()
         }
         Err(_) => true,
     }
@@ -120,7 +133,10 @@ mod tests {
     fn length_is_8_to_128_and_never_truncated() {
         assert!(check_policy("short").is_err());
         assert!(check_policy(&"x".repeat(128)).is_ok());
-        assert!(matches!(check_policy(&"x".repeat(129)), Err(CoreError::TooLong { .. })));
+        assert!(matches!(
+            check_policy(&"x".repeat(129)),
+            Err(CoreError::TooLong { .. })
+        ));
         let h = hash(&"y".repeat(128)).expect("hash");
         assert!(!verify(&"y".repeat(129), Some(&h)));
     }

@@ -8,7 +8,12 @@ use crate::schema::sessions;
 use crate::time::now;
 
 /// Ends every live session of a user (but `except`), returning how many ended.
-pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: i64, reason: &str, except: Option<i64>) -> CoreResult<usize> {
+pub fn revoke_all_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    reason: &str,
+    except: Option<i64>,
+) -> CoreResult<usize> {
     let mut q = diesel::update(sessions::table)
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())
@@ -16,6 +21,9 @@ pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: i64, reason: &str, 
     if let Some(id) = except {
         q = q.filter(sessions::id.ne(id));
     }
-    Ok(q.set((sessions::revoked_at.eq(Some(now())), sessions::revoked_reason.eq(Some(reason))))
-        .execute(conn)?)
+    Ok(q.set((
+        sessions::revoked_at.eq(Some(now())),
+        sessions::revoked_reason.eq(Some(reason)),
+    ))
+    .execute(conn)?)
 }

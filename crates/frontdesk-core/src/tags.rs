@@ -23,7 +23,10 @@ pub struct Tag {
 }
 
 pub fn list(conn: &mut DbConnection) -> CoreResult<Vec<Tag>> {
-    Ok(tags::table.order(tags::name.asc()).select(Tag::as_select()).load(conn)?)
+    Ok(tags::table
+        .order(tags::name.asc())
+        .select(Tag::as_select())
+        .load(conn)?)
 }
 
 pub fn get_by_name(conn: &mut DbConnection, name: &str) -> CoreResult<Option<Tag>> {
@@ -38,7 +41,10 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, name: &str) -> CoreResult<
     authorize(actor, Action::ManageSite, &Target::Site)?;
     let name = validate::text("tag", name, 64)?.to_lowercase();
     if name.is_empty() || name.contains(['|', ',']) {
-        return Err(CoreError::Invalid { field: "tag", reason: "must be non-empty, without '|' or ','".into() });
+        return Err(CoreError::Invalid {
+            field: "tag",
+            reason: "must be non-empty, without '|' or ','".into(),
+        });
     }
     conn.transaction(|conn| {
         let tag = diesel::insert_into(tags::table)
@@ -49,7 +55,14 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, name: &str) -> CoreResult<
             Err(e) if unique_violation(&e) => return Err(CoreError::DuplicateTag(name.clone())),
             other => other?,
         };
-        audit::record(conn, actor, "tag.create", &format!("tag:{}", tag.id), None, json!({"name": name}))?;
+        audit::record(
+            conn,
+            actor,
+            "tag.create",
+            &format!("tag:{}", tag.id),
+            None,
+            json!({"name": name}),
+        )?;
         Ok(tag)
     })
 }
@@ -58,30 +71,57 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, name: &str) -> CoreResult<
 pub fn assign(conn: &mut DbConnection, actor: &Actor, user_id: i64, tag_id: i64) -> CoreResult<()> {
     conn.transaction(|conn| {
         users::get_for(conn, actor, user_id, Action::Edit)?;
-        let exists: i64 = user_tags::table.find((user_id, tag_id)).count().get_result(conn)?;
+        let exists: i64 = user_tags::table
+            .find((user_id, tag_id))
+            .count()
+            .get_result(conn)?;
         if exists > 0 {
             return Ok(());
         }
         let r = diesel::insert_into(user_tags::table)
-            .values((user_tags::user_id.eq(user_id), user_tags::tag_id.eq(tag_id), user_tags::created_at.eq(now())))
+            .values((
+                user_tags::user_id.eq(user_id),
+                user_tags::tag_id.eq(tag_id),
+                user_tags::created_at.eq(now()),
+            ))
             .execute(conn);
         match r {
-            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ForeignKeyViolation, _)) => {
-                return Err(CoreError::NotFound("tag"))
-            }
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            )) => return Err(CoreError::NotFound("tag")),
             other => other?,
         };
-        audit::record(conn, actor, "tag.assign", &format!("user:{user_id}"), None, json!({"tag": tag_id}))?;
+        audit::record(
+            conn,
+            actor,
+            "tag.assign",
+            &format!("user:{user_id}"),
+            None,
+            json!({"tag": tag_id}),
+        )?;
         Ok(())
     })
 }
 
-pub fn unassign(conn: &mut DbConnection, actor: &Actor, user_id: i64, tag_id: i64) -> CoreResult<()> {
+pub fn unassign(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user_id: i64,
+    tag_id: i64,
+) -> CoreResult<()> {
     conn.transaction(|conn| {
         users::get_for(conn, actor, user_id, Action::Edit)?;
         let n = diesel::delete(user_tags::table.find((user_id, tag_id))).execute(conn)?;
         if n > 0 {
-            audit::record(conn, actor, "tag.unassign", &format!("user:{user_id}"), None, json!({"tag": tag_id}))?;
+            audit::record(
+                conn,
+                actor,
+                "tag.unassign",
+                &format!("user:{user_id}"),
+                None,
+                json!({"tag": tag_id}),
+            )?;
         }
         Ok(())
     })

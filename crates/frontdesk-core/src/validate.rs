@@ -12,16 +12,23 @@ pub fn normalize_email(raw: &str) -> CoreResult<String> {
     let email = raw.trim().to_lowercase();
     let bad = || CoreError::InvalidEmail(raw.trim().chars().take(80).collect());
     if email.chars().count() > MAX_EMAIL {
-        return Err(CoreError::TooLong { field: "email", max: MAX_EMAIL });
+        return Err(CoreError::TooLong {
+            field: "email",
+            max: MAX_EMAIL,
+        });
     }
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
     if local.is_empty() || local.len() > 64 || domain.contains('@') {
         return Err(bad());
     }
-    if local
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | ':' | '\\' | '"' | '[' | ']'))
-        || local.starts_with('.')
+    if local.chars().any(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(
+                c,
+                '<' | '>' | '(' | ')' | ',' | ';' | ':' | '\\' | '"' | '[' | ']'
+            )
+    }) || local.starts_with('.')
         || local.ends_with('.')
         || local.contains("..")
     {
@@ -53,7 +60,10 @@ pub fn text(field: &'static str, value: &str, max: usize) -> CoreResult<String> 
         return Err(CoreError::TooLong { field, max });
     }
     if v.chars().any(|c| c.is_control()) {
-        return Err(CoreError::Invalid { field, reason: "contains control characters".into() });
+        return Err(CoreError::Invalid {
+            field,
+            reason: "contains control characters".into(),
+        });
     }
     Ok(v.to_owned())
 }
@@ -63,7 +73,8 @@ pub fn slug(value: &str) -> CoreResult<String> {
     let s = value.trim().to_ascii_lowercase();
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {
@@ -79,7 +90,10 @@ pub fn slug(value: &str) -> CoreResult<String> {
 /// A comma- or whitespace-separated list of email domains, normalized.
 pub fn domains(value: &str) -> CoreResult<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
-    for d in value.split(|c: char| c == ',' || c.is_whitespace()).filter(|d| !d.is_empty()) {
+    for d in value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|d| !d.is_empty())
+    {
         let d = d.trim_start_matches('@').to_lowercase();
         normalize_email(&format!("x@{d}")).map_err(|_| CoreError::Invalid {
             field: "allowed_email_domains",
@@ -98,19 +112,41 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_lowercased_and_checked() {
-        assert_eq!(normalize_email("  Ann.Lee@Example.COM ").ok().as_deref(), Some("ann.lee@example.com"));
-        for bad in ["", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@b..c", "a@-b.c", "a@@b.c", "a@b\n.c", "a@b.c\r\nbcc: x@y.z", "<a>@b.c"] {
+        assert_eq!(
+            normalize_email("  Ann.Lee@Example.COM ").ok().as_deref(),
+            Some("ann.lee@example.com")
+        );
+        for bad in [
+            "",
+            "a",
+            "a@",
+            "@b.c",
+            "a@b",
+            "a b@c.d",
+            "a@b..c",
+            "a@-b.c",
+            "a@@b.c",
+            "a@b\n.c",
+            "a@b.c\r\nbcc: x@y.z",
+            "<a>@b.c",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
         }
         let long = format!("{}@example.com", "a".repeat(250));
-        assert!(matches!(normalize_email(&long), Err(CoreError::TooLong { .. })));
+        assert!(matches!(
+            normalize_email(&long),
+            Err(CoreError::TooLong { .. })
+        ));
     }
 
     #[test]
     fn slugs_and_domains() {
         assert_eq!(slug(" Acme-1 ").ok().as_deref(), Some("acme-1"));
         assert!(slug("-x").is_err() && slug("a b").is_err() && slug("").is_err());
-        assert_eq!(domains("@Acme.com, acme.com beta.io").ok(), Some(vec!["acme.com".into(), "beta.io".into()]));
+        assert_eq!(
+            domains("@Acme.com, acme.com beta.io").ok(),
+            Some(vec!["acme.com".into(), "beta.io".into()])
+        );
         assert!(domains("not a domain!").is_err());
     }
 }

@@ -77,7 +77,9 @@ impl User {
         if let Some(d) = self.display_name.as_deref().filter(|d| !d.is_empty()) {
             return d.to_owned();
         }
-        let full = format!("{} {}", self.first_name, self.last_name).trim().to_owned();
+        let full = format!("{} {}", self.first_name, self.last_name)
+            .trim()
+            .to_owned();
         if full.is_empty() {
             self.email.clone()
         } else {
@@ -120,7 +122,13 @@ pub struct UserUpdate {
 }
 
 /// The lower-cased text that free-text search runs over.
-pub fn search_text(email: &str, first: &str, last: &str, display: Option<&str>, profile: &Map<String, Value>) -> String {
+pub fn search_text(
+    email: &str,
+    first: &str,
+    last: &str,
+    display: Option<&str>,
+    profile: &Map<String, Value>,
+) -> String {
     let mut s = format!("{email} {first} {last}");
     if let Some(d) = display {
         s.push(' ');
@@ -142,7 +150,10 @@ fn check_profile(profile: &Map<String, Value>) -> CoreResult<()> {
         validate::text("profile field name", k, MAX_NAME)?;
         if let Value::String(s) = v {
             if s.chars().count() > MAX_TEXT {
-                return Err(CoreError::TooLong { field: "profile field", max: MAX_TEXT });
+                return Err(CoreError::TooLong {
+                    field: "profile field",
+                    max: MAX_TEXT,
+                });
             }
         }
     }
@@ -157,7 +168,10 @@ fn optional_name(field: &'static str, v: Option<&str>) -> CoreResult<Option<Stri
 }
 
 pub(crate) fn unique_violation(e: &DieselError) -> bool {
-    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
 }
 
 pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<User> {
@@ -189,7 +203,12 @@ pub fn target(conn: &mut DbConnection, user: &User) -> CoreResult<Target> {
 
 /// Loads a user the actor may do `action` to. A user the actor may not even
 /// see is reported as not found, so ids cannot be probed.
-pub fn get_for(conn: &mut DbConnection, actor: &Actor, id: i64, action: Action) -> CoreResult<User> {
+pub fn get_for(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    action: Action,
+) -> CoreResult<User> {
     let user = get(conn, id)?;
     let t = target(conn, &user)?;
     if !crate::authz::can(actor, Action::View, &t) {
@@ -201,7 +220,11 @@ pub fn get_for(conn: &mut DbConnection, actor: &Actor, id: i64, action: Action) 
 
 pub fn create(conn: &mut DbConnection, actor: &Actor, new: NewUser) -> CoreResult<User> {
     match new.organization {
-        Some((org, role)) => authorize(actor, Action::GrantOrgRole(role), &Target::Organization(org))?,
+        Some((org, role)) => authorize(
+            actor,
+            Action::GrantOrgRole(role),
+            &Target::Organization(org),
+        )?,
         None => authorize(actor, Action::ManageSite, &Target::Site)?,
     }
     if new.staff_role.is_some() {
@@ -258,7 +281,12 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, new: NewUser) -> CoreResul
     })
 }
 
-pub fn update(conn: &mut DbConnection, actor: &Actor, id: i64, change: UserUpdate) -> CoreResult<User> {
+pub fn update(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    change: UserUpdate,
+) -> CoreResult<User> {
     conn.transaction(|conn| {
         let user = get_for(conn, actor, id, Action::Edit)?;
         let first = match &change.first_name {
@@ -288,7 +316,13 @@ pub fn update(conn: &mut DbConnection, actor: &Actor, id: i64, change: UserUpdat
                 users::display_name.eq(&display),
                 users::email_verified.eq(verified),
                 users::profile.eq(Value::Object(profile.clone()).to_string()),
-                users::search_text.eq(search_text(&user.email, &first, &last, display.as_deref(), &profile)),
+                users::search_text.eq(search_text(
+                    &user.email,
+                    &first,
+                    &last,
+                    display.as_deref(),
+                    &profile,
+                )),
                 users::updated_at.eq(now()),
             ))
             .returning(users::all_columns)
@@ -315,7 +349,10 @@ pub fn suspend(conn: &mut DbConnection, actor: &Actor, id: i64, reason: &str) ->
     conn.transaction(|conn| {
         get_for(conn, actor, id, Action::Suspend)?;
         if actor.user_id() == Some(id) {
-            return Err(CoreError::Invalid { field: "user", reason: "you cannot suspend yourself".into() });
+            return Err(CoreError::Invalid {
+                field: "user",
+                reason: "you cannot suspend yourself".into(),
+            });
         }
         let t = now();
         let user = diesel::update(users::table.find(id))
@@ -328,7 +365,14 @@ pub fn suspend(conn: &mut DbConnection, actor: &Actor, id: i64, reason: &str) ->
             .returning(users::all_columns)
             .get_result(conn)?;
         let ended = sessions::revoke_all_for_user(conn, id, "suspended", None)?;
-        audit::record(conn, actor, "user.suspend", &format!("user:{id}"), None, json!({"reason": reason, "sessions_revoked": ended}))?;
+        audit::record(
+            conn,
+            actor,
+            "user.suspend",
+            &format!("user:{id}"),
+            None,
+            json!({"reason": reason, "sessions_revoked": ended}),
+        )?;
         Ok(user)
     })
 }
@@ -345,7 +389,14 @@ pub fn restore(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<Us
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
-        audit::record(conn, actor, "user.restore", &format!("user:{id}"), None, json!({}))?;
+        audit::record(
+            conn,
+            actor,
+            "user.restore",
+            &format!("user:{id}"),
+            None,
+            json!({}),
+        )?;
         Ok(user)
     })
 }
@@ -356,7 +407,10 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()>
     conn.transaction(|conn| {
         let user = get_for(conn, actor, id, Action::Delete)?;
         if actor.user_id() == Some(id) {
-            return Err(CoreError::Invalid { field: "user", reason: "you cannot delete yourself".into() });
+            return Err(CoreError::Invalid {
+                field: "user",
+                reason: "you cannot delete yourself".into(),
+            });
         }
         if user.staff_role() == Some(StaffRole::Owner) {
             ensure_other_staff_owner(conn, id)?;
@@ -367,32 +421,59 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()>
             }
         }
         diesel::delete(users::table.find(id)).execute(conn)?;
-        audit::record(conn, actor, "user.delete", &format!("user:{id}"), None, json!({"email": user.email}))?;
+        audit::record(
+            conn,
+            actor,
+            "user.delete",
+            &format!("user:{id}"),
+            None,
+            json!({"email": user.email}),
+        )?;
         Ok(())
     })
 }
 
-pub fn set_local_login(conn: &mut DbConnection, actor: &Actor, id: i64, enabled: bool) -> CoreResult<User> {
+pub fn set_local_login(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    enabled: bool,
+) -> CoreResult<User> {
     conn.transaction(|conn| {
         get_for(conn, actor, id, Action::Edit)?;
         let user = diesel::update(users::table.find(id))
-            .set((users::local_login_enabled.eq(enabled), users::updated_at.eq(now())))
+            .set((
+                users::local_login_enabled.eq(enabled),
+                users::updated_at.eq(now()),
+            ))
             .returning(users::all_columns)
             .get_result(conn)?;
-        let action = if enabled { "user.local_login.allow" } else { "user.local_login.disable" };
+        let action = if enabled {
+            "user.local_login.allow"
+        } else {
+            "user.local_login.disable"
+        };
         audit::record(conn, actor, action, &format!("user:{id}"), None, json!({}))?;
         Ok(user)
     })
 }
 
-pub fn set_staff_role(conn: &mut DbConnection, actor: &Actor, id: i64, role: Option<StaffRole>) -> CoreResult<User> {
+pub fn set_staff_role(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    role: Option<StaffRole>,
+) -> CoreResult<User> {
     conn.transaction(|conn| {
         let user = get_for(conn, actor, id, Action::GrantStaffRole)?;
         if user.staff_role() == Some(StaffRole::Owner) && role != Some(StaffRole::Owner) {
             ensure_other_staff_owner(conn, id)?;
         }
         let updated = diesel::update(users::table.find(id))
-            .set((users::staff_role.eq(role.map(|r| r.as_str())), users::updated_at.eq(now())))
+            .set((
+                users::staff_role.eq(role.map(|r| r.as_str())),
+                users::updated_at.eq(now()),
+            ))
             .returning(users::all_columns)
             .get_result(conn)?;
         audit::record(
@@ -429,7 +510,11 @@ fn ensure_other_staff_owner(conn: &mut DbConnection, except: i64) -> CoreResult<
 pub fn roles_of_many(conn: &mut DbConnection, ids: &[i64]) -> CoreResult<Vec<(i64, i64, OrgRole)>> {
     let rows: Vec<(i64, i64, String)> = memberships::table
         .filter(memberships::user_id.eq_any(ids))
-        .select((memberships::user_id, memberships::organization_id, memberships::role))
+        .select((
+            memberships::user_id,
+            memberships::organization_id,
+            memberships::role,
+        ))
         .load(conn)?;
     Ok(rows
         .into_iter()

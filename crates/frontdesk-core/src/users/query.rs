@@ -115,17 +115,27 @@ impl UserQuery {
     /// Checks page and limit; the web layers turn the error into a 400.
     pub fn validate(&self) -> CoreResult<()> {
         if self.page < 1 {
-            return Err(CoreError::Invalid { field: "page", reason: "must be 1 or more".into() });
+            return Err(CoreError::Invalid {
+                field: "page",
+                reason: "must be 1 or more".into(),
+            });
         }
         if !(1..=MAX_LIMIT).contains(&self.limit) {
-            return Err(CoreError::Invalid { field: "limit", reason: format!("must be between 1 and {MAX_LIMIT}") });
+            return Err(CoreError::Invalid {
+                field: "limit",
+                reason: format!("must be between 1 and {MAX_LIMIT}"),
+            });
         }
         Ok(())
     }
 
     /// The filtered (unsorted, unpaged) query, limited to `scope` organizations
     /// when given. Built afresh for the count and for the page.
-    fn filtered<'a>(&'a self, kind: BackendKind, scope: Option<&'a [i64]>) -> users::BoxedQuery<'a, Backend> {
+    fn filtered<'a>(
+        &'a self,
+        kind: BackendKind,
+        scope: Option<&'a [i64]>,
+    ) -> users::BoxedQuery<'a, Backend> {
         let mut q = users::table.into_boxed::<Backend>();
         if let Some(orgs) = scope {
             q = q.filter(
@@ -136,7 +146,12 @@ impl UserQuery {
                 ),
             );
         }
-        if let Some(term) = self.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some(term) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             q = q.filter(search_predicate(kind, term));
         }
         if let Some(status) = self.status {
@@ -151,14 +166,30 @@ impl UserQuery {
         let members = memberships::table.select(memberships::user_id);
         q = match (self.organization, self.org_role) {
             (None, None) => q,
-            (Some(org), None) => q.filter(users::id.eq_any(members.filter(memberships::organization_id.eq(org)))),
-            (None, Some(role)) => q.filter(users::id.eq_any(members.filter(memberships::role.eq(role.as_str())))),
-            (Some(org), Some(role)) => q.filter(users::id.eq_any(
-                members.filter(memberships::organization_id.eq(org).and(memberships::role.eq(role.as_str()))),
-            )),
+            (Some(org), None) => {
+                q.filter(users::id.eq_any(members.filter(memberships::organization_id.eq(org))))
+            }
+            (None, Some(role)) => {
+                q.filter(users::id.eq_any(members.filter(memberships::role.eq(role.as_str()))))
+            }
+            (Some(org), Some(role)) => q.filter(
+                users::id.eq_any(
+                    members.filter(
+                        memberships::organization_id
+                            .eq(org)
+                            .and(memberships::role.eq(role.as_str())),
+                    ),
+                ),
+            ),
         };
         for tag in &self.tags_all {
-            q = q.filter(users::id.eq_any(user_tags::table.select(user_tags::user_id).filter(user_tags::tag_id.eq(*tag))));
+            q = q.filter(
+                users::id.eq_any(
+                    user_tags::table
+                        .select(user_tags::user_id)
+                        .filter(user_tags::tag_id.eq(*tag)),
+                ),
+            );
         }
         if !self.tags_any.is_empty() {
             q = q.filter(
@@ -205,8 +236,16 @@ impl UserQuery {
         match (self.sort, asc) {
             (SortKey::Email, true) => q.order(users::email.asc()),
             (SortKey::Email, false) => q.order(users::email.desc()),
-            (SortKey::Name, true) => q.order((users::last_name.asc(), users::first_name.asc(), users::id.asc())),
-            (SortKey::Name, false) => q.order((users::last_name.desc(), users::first_name.desc(), users::id.desc())),
+            (SortKey::Name, true) => q.order((
+                users::last_name.asc(),
+                users::first_name.asc(),
+                users::id.asc(),
+            )),
+            (SortKey::Name, false) => q.order((
+                users::last_name.desc(),
+                users::first_name.desc(),
+                users::id.desc(),
+            )),
             (SortKey::Created, true) => q.order((users::created_at.asc(), users::id.asc())),
             (SortKey::Created, false) => q.order((users::created_at.desc(), users::id.desc())),
             // Users who never signed in sort last either way, on both backends.
@@ -234,7 +273,11 @@ impl UserQuery {
     }
 
     /// Runs the query limited to `scope` organizations (`None`: all users).
-    pub fn run_scoped(&self, conn: &mut DbConnection, scope: Option<&[i64]>) -> CoreResult<Page<User>> {
+    pub fn run_scoped(
+        &self,
+        conn: &mut DbConnection,
+        scope: Option<&[i64]>,
+    ) -> CoreResult<Page<User>> {
         self.validate()?;
         let kind = conn.kind();
         let total: i64 = self.filtered(kind, scope).count().get_result(conn)?;
@@ -244,7 +287,12 @@ impl UserQuery {
             .limit(self.limit)
             .offset((self.page - 1) * self.limit)
             .load(conn)?;
-        Ok(Page { items, page: self.page, limit: self.limit, total })
+        Ok(Page {
+            items,
+            page: self.page,
+            limit: self.limit,
+            total,
+        })
     }
 
     /// Visits every matching user in sort order, a batch at a time, without

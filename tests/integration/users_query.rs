@@ -1,0 +1,522 @@
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use frontdesk_core::schema::users as users_t;
+use frontdesk_core::users::query::{LastLogin, SortDir, SortKey, StaffFilter, UserQuery};
+use frontdesk_core::users::{self, NewUser, UserStatus};
+use frontdesk_core::{organizations, tags, Actor, CoreError, DbConnection, OrgRole, StaffRole};
+
+use crate::both;
+use crate::support::TestDb;
+
+struct Seed {
+    acme: i64,
+    globex: i64,
+    vip: i64,
+    beta: i64,
+    t0: NaiveDateTime,
+}
+
+/// Eight users with known names, orgs, tags, dates and states.
+/// (email, first, last, org, role, tags, days after t0 created, last login days, suspended, staff, company)
+fn seed(c: &mut DbConnection) -> Seed {
+    let sys = Actor::system();
+    let acme = organizations::create(c, &sys, "acme", "Acme", "")
+        .expect("acme")
+        .id;
+    let globex = organizations::create(c, &sys, "globex", "Globex", "")
+        .expect("globex")
+        .id;
+    let vip = tags::create(c, &sys, "vip").expect("vip").id;
+    let beta = tags::create(c, &sys, "beta").expect("beta").id;
+    let t0 = chrono::NaiveDate::from_ymd_opt(2025, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("date");
+    #[allow(clippy::type_complexity)]
+    let rows: [(
+        &str,
+        &str,
+        &str,
+        Option<(i64, OrgRole)>,
+        &[i64],
+        i64,
+        Option<i64>,
+        bool,
+        Option<StaffRole>,
+        &str,
+    ); 8] = [
+        (
+            "ann@acme.com",
+            "Ann",
+            "Archer",
+            Some((acme, OrgRole::Owner)),
+            &[vip],
+            0,
+            Some(10),
+            false,
+            None,
+            "Acme",
+        ),
+        (
+            "bob@acme.com",
+            "Bob",
+            "Baker",
+            Some((acme, OrgRole::Admin)),
+            &[vip, beta],
+            1,
+            Some(20),
+            false,
+            None,
+            "Acme",
+        ),
+        (
+            "cyd@acme.com",
+            "Cyd",
+            "Cole",
+            Some((acme, OrgRole::Member)),
+            &[beta],
+            2,
+            None,
+            true,
+            None,
+            "Acme",
+        ),
+        (
+            "dee@globex.com",
+            "Dee",
+            "Dunn",
+            Some((globex, OrgRole::Owner)),
+            &[],
+            3,
+            Some(5),
+            false,
+            None,
+            "Globex",
+        ),
+        (
+            "eve@globex.com",
+            "Eve",
+            "Evans",
+            Some((globex, OrgRole::Member)),
+            &[vip],
+            4,
+            None,
+            false,
+            None,
+            "Globex",
+        ),
+        (
+            "fay@staff.io",
+            "Fay",
+            "Fox",
+            None,
+            &[],
+            5,
+            Some(30),
+            false,
+            Some(StaffRole::Owner),
+            "Staff",
+        ),
+        (
+            "gus@staff.io",
+            "Gus",
+            "Grey",
+            None,
+            &[beta],
+            6,
+            Some(1),
+            true,
+            Some(StaffRole::Viewer),
+            "Staff",
+        ),
+        (
+            "hal_50%@free.org",
+            "Hal",
+            "Hunt",
+            None,
+            &[],
+            7,
+            None,
+            false,
+            None,
+            "Initech",
+        ),
+    ];
+    for (email, first, last, org, tag_ids, created, login, suspended, staff, company) in rows {
+        let mut profile = serde_json::Map::new();
+        profile.insert("company".into(), company.into());
+        let u = users::create(
+            c,
+            &sys,
+            NewUser {
+                email: email.into(),
+                first_name: first.into(),
+                last_name: last.into(),
+                organization: org,
+                staff_role: staff,
+                profile,
+                ..Default::default()
+            },
+        )
+        .expect("user");
+        for t in tag_ids {
+            tags::assign(c, &sys, u.id, *t).expect("tag");
+        }
+        diesel::update(users_t::table.find(u.id))
+            .set((
+                users_t::created_at.eq(t0 + Duration::days(created)),
+                users_t::last_login_at.eq(login.map(|d| t0 + Duration::days(d))),
+            ))
+            .execute(c)
+            .expect("dates");
+        if suspended {
+            users::suspend(c, &sys, u.id, "test").expect("suspend");
+        }
+    }
+    Seed {
+        acme,
+        globex,
+        vip,
+        beta,
+        t0,
+    }
+}
+
+fn emails(c: &mut DbConnection, q: &UserQuery) -> Vec<String> {
+    let page = q.run_scoped(c, None).expect("query");
+    page.items.into_iter().map(|u| u.email).collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn first_names(c: &mut DbConnection, q: UserQuery) -> Vec<String> {
+    sorted(
+        emails(c, &q)
+            .into_iter()
+            .map(|e| e[..3].to_owned())
+            .collect(),
+    )
+}
+
+both!(
+    search_matches_email_names_and_profile_case_insensitively,
+    |db: &TestDb| {
+        let c = &mut *db.conn();
+        seed(c);
+        let s = |term: &str| UserQuery {
+            search: Some(term.into()),
+            ..Default::default()
+        };
+        assert_eq!(first_names(c, s("GLOBEX.com")), ["dee", "eve"]);
+        assert_eq!(first_names(c, s("archer")), ["ann"]);
+        assert_eq!(first_names(c, s("rche")), ["ann"]);
+        assert_eq!(first_names(c, s("initech")), ["hal"]);
+        // Short terms take the non-indexed path and still match substrings.
+        assert_eq!(first_names(c, s("ev")), ["eve"]);
+        // LIKE wildcards in the term are literal.
+        assert_eq!(first_names(c, s("_50%")), ["hal"]);
+        assert_eq!(first_names(c, s("%")), ["hal"]);
+        assert!(first_names(c, s("zzz-nothing")).is_empty());
+        // Quotes cannot break out of the search expression.
+        assert!(first_names(c, s("\"ann\" OR x")).is_empty());
+        // A search follows an update of the searched fields.
+        let ann = users::find_by_email(c, "ann@acme.com")
+            .expect("find")
+            .expect("ann");
+        users::update(
+            c,
+            &Actor::system(),
+            ann.id,
+            frontdesk_core::users::UserUpdate {
+                last_name: Some("Zimmer".into()),
+                ..Default::default()
+            },
+        )
+        .expect("update");
+        assert!(first_names(c, s("archer")).is_empty());
+        assert_eq!(first_names(c, s("zimmer")), ["ann"]);
+    }
+);
+
+both!(filters_by_status_staff_org_role_and_tags, |db: &TestDb| {
+    let c = &mut *db.conn();
+    let seed = seed(c);
+    let q = UserQuery::default;
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                status: Some(UserStatus::Suspended),
+                ..q()
+            }
+        ),
+        ["cyd", "gus"]
+    );
+    assert_eq!(
+        emails(
+            c,
+            &UserQuery {
+                status: Some(UserStatus::Active),
+                ..q()
+            }
+        )
+        .len(),
+        6
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                staff: StaffFilter::Staff,
+                ..q()
+            }
+        ),
+        ["fay", "gus"]
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                staff: StaffFilter::Is(StaffRole::Viewer),
+                ..q()
+            }
+        ),
+        ["gus"]
+    );
+    assert_eq!(
+        emails(
+            c,
+            &UserQuery {
+                staff: StaffFilter::NotStaff,
+                ..q()
+            }
+        )
+        .len(),
+        6
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                organization: Some(seed.acme),
+                ..q()
+            }
+        ),
+        ["ann", "bob", "cyd"]
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                org_role: Some(OrgRole::Owner),
+                ..q()
+            }
+        ),
+        ["ann", "dee"]
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                organization: Some(seed.globex),
+                org_role: Some(OrgRole::Member),
+                ..q()
+            }
+        ),
+        ["eve"]
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                tags_all: vec![seed.vip, seed.beta],
+                ..q()
+            }
+        ),
+        ["bob"]
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                tags_any: vec![seed.vip, seed.beta],
+                ..q()
+            }
+        ),
+        ["ann", "bob", "cyd", "eve", "gus"]
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                tags_none: vec![seed.vip, seed.beta],
+                ..q()
+            }
+        ),
+        ["dee", "fay", "hal"]
+    );
+    // Combined: active Acme users tagged vip, found by search.
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                status: Some(UserStatus::Active),
+                organization: Some(seed.acme),
+                tags_any: vec![seed.vip],
+                search: Some("acme".into()),
+                ..q()
+            }
+        ),
+        ["ann", "bob"]
+    );
+});
+
+both!(filters_by_signup_and_last_sign_in, |db: &TestDb| {
+    let c = &mut *db.conn();
+    let seed = seed(c);
+    let d = |n: i64| seed.t0 + Duration::days(n);
+    let q = UserQuery::default;
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                created_from: Some(d(2)),
+                created_to: Some(d(4)),
+                ..q()
+            }
+        ),
+        ["cyd", "dee"]
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                last_login: LastLogin::Never,
+                ..q()
+            }
+        ),
+        ["cyd", "eve", "hal"]
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                last_login: LastLogin::Between(Some(d(10)), None),
+                ..q()
+            }
+        ),
+        ["ann", "bob", "fay"]
+    );
+    assert_eq!(
+        first_names(
+            c,
+            UserQuery {
+                last_login: LastLogin::Between(None, Some(d(10))),
+                ..q()
+            }
+        ),
+        ["dee", "gus"]
+    );
+});
+
+both!(sorts_both_ways_and_paginates_with_total, |db: &TestDb| {
+    let c = &mut *db.conn();
+    seed(c);
+    let q = |sort, dir| UserQuery {
+        sort,
+        dir,
+        limit: 100,
+        ..Default::default()
+    };
+    let by = |c: &mut DbConnection, sort, dir| {
+        emails(c, &q(sort, dir))
+            .into_iter()
+            .map(|e| e[..3].to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        by(c, SortKey::Created, SortDir::Asc),
+        ["ann", "bob", "cyd", "dee", "eve", "fay", "gus", "hal"]
+    );
+    assert_eq!(
+        by(c, SortKey::Created, SortDir::Desc),
+        ["hal", "gus", "fay", "eve", "dee", "cyd", "bob", "ann"]
+    );
+    assert_eq!(
+        by(c, SortKey::Email, SortDir::Asc),
+        ["ann", "bob", "cyd", "dee", "eve", "fay", "gus", "hal"]
+    );
+    assert_eq!(
+        by(c, SortKey::Name, SortDir::Desc),
+        ["hal", "gus", "fay", "eve", "dee", "cyd", "bob", "ann"]
+    );
+    // Never-signed-in users come last in both directions, on both backends.
+    assert_eq!(
+        by(c, SortKey::LastLogin, SortDir::Desc),
+        ["fay", "bob", "ann", "dee", "gus", "hal", "eve", "cyd"]
+    );
+    assert_eq!(
+        by(c, SortKey::LastLogin, SortDir::Asc),
+        ["gus", "dee", "ann", "bob", "fay", "cyd", "eve", "hal"]
+    );
+
+    let page = |n| UserQuery {
+        sort: SortKey::Email,
+        dir: SortDir::Asc,
+        page: n,
+        limit: 3,
+        ..Default::default()
+    };
+    let p2 = page(2).run_scoped(c, None).expect("page 2");
+    assert_eq!(p2.total, 8);
+    assert_eq!(p2.pages(), 3);
+    assert_eq!(
+        p2.items.iter().map(|u| &u.email[..3]).collect::<Vec<_>>(),
+        ["dee", "eve", "fay"]
+    );
+    let p4 = page(4).run_scoped(c, None).expect("page 4");
+    assert!(p4.items.is_empty());
+    assert_eq!(p4.total, 8);
+
+    for (p, l) in [(0, 10), (-1, 10), (1, 0), (1, 101), (1, -5)] {
+        let bad = UserQuery {
+            page: p,
+            limit: l,
+            ..Default::default()
+        };
+        assert!(
+            matches!(bad.run_scoped(c, None), Err(CoreError::Invalid { .. })),
+            "page {p} limit {l}"
+        );
+    }
+});
+
+both!(org_admins_see_only_their_organization, |db: &TestDb| {
+    let c = &mut *db.conn();
+    let seed = seed(c);
+    let bob = users::find_by_email(c, "bob@acme.com")
+        .expect("find")
+        .expect("bob");
+    let admin = Actor::user(bob.id, None, vec![(seed.acme, OrgRole::Admin)]);
+    let all = UserQuery::default().run(c, &admin).expect("run");
+    assert_eq!(all.total, 3);
+    assert!(all.items.iter().all(|u| u.email.ends_with("@acme.com")));
+    // Asking for another organization through the filter yields nothing.
+    let other = UserQuery {
+        organization: Some(seed.globex),
+        ..Default::default()
+    }
+    .run(c, &admin)
+    .expect("run");
+    assert_eq!(other.total, 0);
+    // A plain member sees nothing; staff see everyone.
+    let member = Actor::user(bob.id, None, vec![(seed.acme, OrgRole::Member)]);
+    assert!(matches!(
+        UserQuery::default().run(c, &member),
+        Err(CoreError::Forbidden)
+    ));
+    let viewer = Actor::user(bob.id, Some(StaffRole::Viewer), vec![]);
+    assert_eq!(UserQuery::default().run(c, &viewer).expect("run").total, 8);
+});
