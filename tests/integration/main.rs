@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api_keys;
 mod authz;
 mod organizations;
 mod tags;

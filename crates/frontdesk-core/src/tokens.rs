@@ -17,6 +17,11 @@ impl SecretToken {
         SecretToken(URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// Wraps a value already made of a fresh token (e.g. with a prefix added).
+    pub fn from_exposed(value: String) -> Self {
+        SecretToken(value)
+    }
+
     /// The value to hand to the user (cookie, link, key); never store it.
     pub fn expose(&self) -> &str {
         &self.0
