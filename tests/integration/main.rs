@@ -5,6 +5,7 @@ mod support;
 
 mod api_keys;
 mod authz;
+mod dashboard;
 mod organizations;
 mod tags;
 mod users;

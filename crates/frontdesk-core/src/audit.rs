@@ -74,7 +74,19 @@ pub fn list(
             q = q.filter(audit_events::target.eq(t.clone()));
         }
         if let Some(orgs) = &filter.organizations {
-            q = q.filter(audit_events::organization_id.eq_any(orgs.clone()));
+            // Events about an organization, or about a user who belongs to it.
+            let ids = if orgs.is_empty() {
+                "NULL".to_owned()
+            } else {
+                orgs.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                "(audit_events.organization_id IN ({ids}) OR audit_events.target IN \
+                 (SELECT 'user:' || user_id FROM memberships WHERE organization_id IN ({ids})))"
+            )));
         }
         q
     };

@@ -208,3 +208,11 @@ pub fn like_pattern(term: &str) -> String {
     p.push('%');
     p
 }
+
+/// SQL for the calendar day (`YYYY-MM-DD` text) of a timestamp column.
+pub fn day_of(kind: BackendKind, column: &str) -> String {
+    match kind {
+        BackendKind::Sqlite => format!("substr({column}, 1, 10)"),
+        BackendKind::Postgres => format!("to_char({column}, 'YYYY-MM-DD')"),
+    }
+}

@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod authz;
+pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod organizations;
