@@ -3,11 +3,15 @@
 //! organizations, and the one authorization function. No web framework here.
 
 pub mod audit;
+pub mod auth;
 pub mod authz;
 pub mod db;
 pub mod error;
+pub mod hooks;
+pub mod login_attempts;
 pub mod organizations;
 pub mod outbox;
+pub mod password_resets;
 pub mod passwords;
 pub mod schema;
 pub mod sessions;
