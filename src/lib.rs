@@ -1,19 +1,65 @@
 //! frontdesk: end-user management mounted inside an actix-web app.
 //!
 //! Build one [`Frontdesk`] with [`Frontdesk::builder`]; it owns the database
-//! pool (SQLite or PostgreSQL, picked from the URL) and runs the embedded
-//! migrations when built.
+//! pool (SQLite or PostgreSQL, picked from the URL), runs the embedded
+//! migrations when built, and mounts its pages with [`Frontdesk::configure`]:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use actix_web::{web, App, HttpServer, Responder};
+//! use frontdesk::{CurrentUser, Frontdesk};
+//!
+//! async fn notes(me: CurrentUser) -> impl Responder {
+//!     format!("Hello {}", me.user.name())
+//! }
+//!
+//! let frontdesk = Frontdesk::builder()
+//!     .database_url("sqlite://app.db")
+//!     .base_url("http://127.0.0.1:8080")
+//!     .build()?;
+//! HttpServer::new(move || {
+//!     App::new().configure(frontdesk.configure()).route("/notes", web::get().to(notes))
+//! })
+//! .bind(("127.0.0.1", 8080))?
+//! .run()
+//! .await?;
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use frontdesk_core as core;
+pub use frontdesk_core::hooks::Hooks;
+pub use frontdesk_core::login_attempts::LockoutPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
+pub use frontdesk_web as web;
+pub use frontdesk_web::{
+    role, security_headers, CurrentUser, FrontdeskState, OptionalUser, Staff, WebError,
+};
 
+use actix_web::web::ServiceConfig;
 use frontdesk_core::db::{self, BackendKind, DatabaseUrl, Pool};
+use frontdesk_web::Settings;
 
 /// Builder for [`Frontdesk`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FrontdeskBuilder {
     database_url: Option<String>,
     pool_size: u32,
+    base_url: Option<String>,
+    auth_prefix: Option<String>,
+    after_login: Option<String>,
+    site_name: Option<String>,
+    idle_timeout: Option<chrono::Duration>,
+    absolute_timeout: Option<chrono::Duration>,
+    lockout: Option<LockoutPolicy>,
+    password_reset_ttl: Option<chrono::Duration>,
+    template_dir: Option<PathBuf>,
+    secret_key: Option<Vec<u8>>,
+    max_concurrent_hashes: Option<usize>,
+    trust_forwarded_for: bool,
+    hooks: Option<Arc<dyn Hooks>>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -21,6 +67,19 @@ impl Default for FrontdeskBuilder {
         FrontdeskBuilder {
             database_url: None,
             pool_size: 8,
+            base_url: None,
+            auth_prefix: None,
+            after_login: None,
+            site_name: None,
+            idle_timeout: None,
+            absolute_timeout: None,
+            lockout: None,
+            password_reset_ttl: None,
+            template_dir: None,
+            secret_key: None,
+            max_concurrent_hashes: None,
+            trust_forwarded_for: false,
+            hooks: None,
         }
     }
 }
@@ -38,14 +97,147 @@ impl FrontdeskBuilder {
         self
     }
 
-    /// Opens the pool and brings the schema up to date.
+    /// The public URL of the host app (required). Mail links are built from
+    /// it, never from the Host header; `https` turns on Secure `__Host-` cookies.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Where the auth pages are mounted (default `/auth`).
+    pub fn auth_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.auth_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Where users land after signing in when no `next` was asked for (default `/`).
+    pub fn after_login(mut self, path: impl Into<String>) -> Self {
+        self.after_login = Some(path.into());
+        self
+    }
+
+    /// The name shown on the pages and in mails.
+    pub fn site_name(mut self, name: impl Into<String>) -> Self {
+        self.site_name = Some(name.into());
+        self
+    }
+
+    /// A session unused this long ends (default 12 hours).
+    pub fn session_idle_timeout(mut self, d: chrono::Duration) -> Self {
+        self.idle_timeout = Some(d);
+        self
+    }
+
+    /// A session ends this long after sign-in however active (default 14 days).
+    pub fn session_absolute_timeout(mut self, d: chrono::Duration) -> Self {
+        self.absolute_timeout = Some(d);
+        self
+    }
+
+    /// Failures per account / IP before sign-in locks, and how long.
+    pub fn lockout(mut self, policy: LockoutPolicy) -> Self {
+        self.lockout = Some(policy);
+        self
+    }
+
+    /// How long a password reset link works (default 1 hour).
+    pub fn password_reset_ttl(mut self, d: chrono::Duration) -> Self {
+        self.password_reset_ttl = Some(d);
+        self
+    }
+
+    /// A folder whose templates replace the embedded ones by name
+    /// (e.g. `auth/login.html`).
+    pub fn template_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.template_dir = Some(dir.into());
+        self
+    }
+
+    /// At least 32 bytes; signs the pre-session CSRF cookie. Give every
+    /// instance behind one load balancer the same key.
+    pub fn secret_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.secret_key = Some(key.into());
+        self
+    }
+
+    /// Cap on concurrent argon2 runs (default: the number of CPUs).
+    pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
+        self.max_concurrent_hashes = Some(n);
+        self
+    }
+
+    /// Take the client IP from `X-Forwarded-For`; only behind a proxy you trust.
+    pub fn trust_forwarded_for(mut self, yes: bool) -> Self {
+        self.trust_forwarded_for = yes;
+        self
+    }
+
+    /// The host's callbacks (signed in, login failed, user created, deleted).
+    pub fn hooks(mut self, hooks: impl Hooks) -> Self {
+        self.hooks = Some(Arc::new(hooks));
+        self
+    }
+
+    /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
             .database_url
             .ok_or_else(|| CoreError::Config("database_url is required".into()))?;
+        let base_url = self.base_url.ok_or_else(|| {
+            CoreError::Config("base_url is required (the public URL of the app)".into())
+        })?;
+        let base_url = url::Url::parse(&base_url)
+            .map_err(|e| CoreError::Config(format!("base_url {base_url:?}: {e}")))?;
+        let mut settings = Settings::new(base_url);
+        if let Some(p) = self.auth_prefix {
+            settings.auth_prefix = p;
+        }
+        if let Some(p) = self.after_login {
+            if !p.starts_with('/') || p.starts_with("//") {
+                return Err(CoreError::Config(
+                    "after_login must be a path starting with /".into(),
+                ));
+            }
+            settings.after_login = p;
+        }
+        if let Some(n) = self.site_name {
+            settings.site_name = n;
+        }
+        if let Some(d) = self.idle_timeout {
+            settings.auth.sessions.idle_timeout = d;
+        }
+        if let Some(d) = self.absolute_timeout {
+            settings.auth.sessions.absolute_timeout = d;
+        }
+        let sessions = settings.auth.sessions;
+        if sessions.idle_timeout <= chrono::Duration::zero()
+            || sessions.absolute_timeout <= chrono::Duration::zero()
+        {
+            return Err(CoreError::Config(
+                "session timeouts must be positive".into(),
+            ));
+        }
+        if let Some(l) = self.lockout {
+            settings.auth.lockout = l;
+        }
+        if let Some(d) = self.password_reset_ttl {
+            settings.password_reset_ttl = d;
+        }
+        settings.template_dir = self.template_dir;
+        settings.secret_key = self.secret_key;
+        if let Some(n) = self.max_concurrent_hashes {
+            settings.max_concurrent_hashes = n;
+        }
+        settings.trust_forwarded_for = self.trust_forwarded_for;
+
         let backend = DatabaseUrl::parse(&url)?.kind();
         let pool = db::connect(&url, self.pool_size)?;
-        Ok(Frontdesk { pool, backend })
+        let state = FrontdeskState::new(pool.clone(), settings, self.hooks)?;
+        Ok(Frontdesk {
+            pool,
+            backend,
+            state,
+        })
     }
 }
 
@@ -54,6 +246,7 @@ impl FrontdeskBuilder {
 pub struct Frontdesk {
     pool: Pool,
     backend: BackendKind,
+    state: FrontdeskState,
 }
 
 impl Frontdesk {
@@ -67,5 +260,16 @@ impl Frontdesk {
 
     pub fn backend(&self) -> BackendKind {
         self.backend
+    }
+
+    /// The state the web scopes and extractors use.
+    pub fn state(&self) -> &FrontdeskState {
+        &self.state
+    }
+
+    /// Registers frontdesk's state and mounts the auth pages:
+    /// `App::new().configure(frontdesk.configure())`.
+    pub fn configure(&self) -> impl FnOnce(&mut ServiceConfig) + Clone {
+        frontdesk_web::configure(self.state.clone())
     }
 }

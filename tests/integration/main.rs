@@ -2,11 +2,16 @@
 //! SQLite file and, when configured, a fresh PostgreSQL database.
 
 mod support;
+mod web_app;
 
 mod api_keys;
+mod auth_pages;
 mod authz;
 mod dashboard;
+mod login_attempts;
 mod organizations;
+mod password_resets;
+mod sessions;
 mod tags;
 mod users;
 mod users_query;

@@ -4,12 +4,16 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod auth;
 pub mod authz;
 pub mod dashboard;
 pub mod db;
 pub mod error;
+pub mod hooks;
+pub mod login_attempts;
 pub mod organizations;
 pub mod outbox;
+pub mod password_resets;
 pub mod passwords;
 pub mod schema;
 pub mod sessions;

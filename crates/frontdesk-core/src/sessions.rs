@@ -1,11 +1,225 @@
-//! Sessions: rows in `sessions` keyed by the SHA-256 of the cookie token.
+//! Sessions: rows in `sessions` keyed by the SHA-256 of the cookie token. A
+//! session is checked against the database on every request, so a revocation
+//! made by any instance takes effect on the next request everywhere.
 
+use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
+use serde::Serialize;
 
 use crate::db::DbConnection;
-use crate::error::CoreResult;
-use crate::schema::sessions;
+use crate::error::{CoreError, CoreResult};
+use crate::schema::{sessions, users};
 use crate::time::now;
+use crate::tokens::{hash_token, SecretToken};
+use crate::users::User;
+use crate::validate;
+
+/// How long sessions live.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// A session unused for this long ends.
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, however active.
+    pub absolute_timeout: Duration,
+    /// `last_active_at` is written at most this often per session.
+    pub touch_interval: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle_timeout: Duration::hours(12),
+            absolute_timeout: Duration::days(14),
+            touch_interval: Duration::minutes(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    pub id: i64,
+    pub user_id: i64,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub last_active_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoked_reason: Option<String>,
+}
+
+impl Session {
+    /// True when the session may still authenticate a request at `at`.
+    pub fn is_live(&self, config: &SessionConfig, at: NaiveDateTime) -> bool {
+        self.revoked_at.is_none()
+            && self.expires_at > at
+            && self.last_active_at + config.idle_timeout > at
+    }
+}
+
+/// Why a session ends; stored in `revoked_reason`.
+pub mod reason {
+    pub const LOGOUT: &str = "logout";
+    pub const REVOKED_BY_USER: &str = "revoked_by_user";
+    pub const REVOKED_BY_ADMIN: &str = "revoked_by_admin";
+    pub const REPLACED: &str = "replaced_at_login";
+    pub const PASSWORD_CHANGED: &str = "password_changed";
+    pub const PASSWORD_RESET: &str = "password_reset";
+    pub const SUSPENDED: &str = "suspended";
+}
+
+const MAX_USER_AGENT: usize = 512;
+const MAX_IP: usize = 64;
+
+/// Where a request came from, as recorded on sessions and login attempts.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// Cuts over-long values and drops control characters: these come from headers.
+    pub fn sanitized(&self) -> ClientInfo {
+        let clean = |v: &Option<String>, max: usize| {
+            v.as_deref()
+                .map(|s| {
+                    s.chars()
+                        .filter(|c| !c.is_control())
+                        .take(max)
+                        .collect::<String>()
+                })
+                .filter(|s| !s.is_empty())
+        };
+        ClientInfo {
+            ip: clean(&self.ip, MAX_IP),
+            user_agent: clean(&self.user_agent, MAX_USER_AGENT),
+        }
+    }
+}
+
+/// Opens a session for a user; the token is returned once and only its digest stored.
+pub fn create(
+    conn: &mut DbConnection,
+    user_id: i64,
+    client: &ClientInfo,
+    config: &SessionConfig,
+) -> CoreResult<(Session, SecretToken)> {
+    let client = client.sanitized();
+    let token = SecretToken::generate();
+    let t = now();
+    let session = diesel::insert_into(sessions::table)
+        .values((
+            sessions::user_id.eq(user_id),
+            sessions::token_hash.eq(token.hash()),
+            sessions::ip.eq(client.ip),
+            sessions::user_agent.eq(client.user_agent),
+            sessions::created_at.eq(t),
+            sessions::last_active_at.eq(t),
+            sessions::expires_at.eq(t + config.absolute_timeout),
+        ))
+        .returning(sessions::all_columns)
+        .get_result(conn)?;
+    Ok((session, token))
+}
+
+/// The session and user a presented token stands for, or `None` when the token
+/// is unknown, revoked, expired, idle too long, or its user is suspended.
+/// Marks the session (and user) active, at most once per `touch_interval`.
+pub fn authenticate(
+    conn: &mut DbConnection,
+    token: &str,
+    config: &SessionConfig,
+) -> CoreResult<Option<(Session, User)>> {
+    // A well-formed token is 43 base64url characters; anything else cannot match.
+    if token.len() != 43 {
+        return Ok(None);
+    }
+    let found: Option<(Session, User)> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::token_hash.eq(hash_token(token)))
+        .select((Session::as_select(), User::as_select()))
+        .first(conn)
+        .optional()?;
+    let Some((mut session, mut user)) = found else {
+        return Ok(None);
+    };
+    let t = now();
+    if !session.is_live(config, t) || user.is_suspended() {
+        return Ok(None);
+    }
+    if t - session.last_active_at >= config.touch_interval {
+        // Conditional on the row still being live, so a concurrent revocation wins.
+        let touched = diesel::update(sessions::table.find(session.id))
+            .filter(sessions::revoked_at.is_null())
+            .set(sessions::last_active_at.eq(t))
+            .execute(conn)?;
+        if touched == 0 {
+            return Ok(None);
+        }
+        diesel::update(users::table.find(user.id))
+            .set(users::last_active_at.eq(Some(t)))
+            .execute(conn)?;
+        session.last_active_at = t;
+        user.last_active_at = Some(t);
+    }
+    Ok(Some((session, user)))
+}
+
+pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<Session> {
+    sessions::table
+        .find(id)
+        .select(Session::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(CoreError::NotFound("session"))
+}
+
+/// A user's sessions that can still be used, newest first.
+pub fn list_live_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    config: &SessionConfig,
+) -> CoreResult<Vec<Session>> {
+    let t = now();
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(t))
+        .filter(sessions::last_active_at.gt(t - config.idle_timeout))
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .select(Session::as_select())
+        .load(conn)?)
+}
+
+/// Ends one session. Returns false when it was already ended (or does not exist).
+pub fn revoke(conn: &mut DbConnection, session_id: i64, why: &str) -> CoreResult<bool> {
+    let why = validate::text("reason", why, 100)?;
+    let n = diesel::update(sessions::table.find(session_id))
+        .filter(sessions::revoked_at.is_null())
+        .set((
+            sessions::revoked_at.eq(Some(now())),
+            sessions::revoked_reason.eq(Some(why)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Ends a session only if it belongs to `user_id` (a user revoking their own).
+pub fn revoke_own(conn: &mut DbConnection, user_id: i64, session_id: i64) -> CoreResult<bool> {
+    let n = diesel::update(sessions::table.find(session_id))
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .set((
+            sessions::revoked_at.eq(Some(now())),
+            sessions::revoked_reason.eq(Some(reason::REVOKED_BY_USER)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
 
 /// Ends every live session of a user (but `except`), returning how many ended.
 pub fn revoke_all_for_user(

@@ -1,1 +1,68 @@
-//! placeholder
+//! frontdesk-web: the actix-web side of frontdesk. The auth pages and JSON
+//! endpoints, the `CurrentUser` extractors for the host's own handlers, CSRF,
+//! security headers and the embedded templates. No SQL here: every database
+//! call goes through a core function inside `web::block`.
+
+pub mod assets;
+pub mod csrf;
+pub mod current_user;
+pub mod error;
+pub mod headers;
+pub mod login;
+pub mod password_resets;
+pub mod sessions;
+pub mod state;
+pub mod templates;
+
+use actix_web::web::{self, ServiceConfig};
+
+pub use current_user::{role, CurrentUser, OptionalUser, Staff};
+pub use error::WebError;
+pub use headers::security_headers;
+pub use state::{FrontdeskState, Settings};
+
+/// Registers frontdesk's state (for the extractors, app-wide) and mounts the
+/// auth scope at the configured prefix: `App::new().configure(configure(state))`.
+pub fn configure(state: FrontdeskState) -> impl FnOnce(&mut ServiceConfig) + Clone {
+    move |cfg: &mut ServiceConfig| {
+        let prefix = state.prefix().to_owned();
+        cfg.app_data(web::Data::new(state));
+        cfg.service(auth_scope(&prefix));
+    }
+}
+
+/// The auth pages; `configure` mounts them, or a host may mount this scope
+/// itself (then it must register `web::Data<FrontdeskState>` too).
+pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
+    web::scope(prefix)
+        .wrap(security_headers())
+        .route("/login", web::get().to(login::login_page))
+        .route("/login", web::post().to(login::login_submit))
+        .route("/logout", web::post().to(login::logout))
+        .route(
+            "/password-reset",
+            web::get().to(password_resets::request_page),
+        )
+        .route(
+            "/password-reset",
+            web::post().to(password_resets::request_submit),
+        )
+        .route(
+            "/password-reset/{token}",
+            web::get().to(password_resets::form_page),
+        )
+        .route(
+            "/password-reset/{token}",
+            web::post().to(password_resets::form_submit),
+        )
+        .route("/sessions", web::get().to(sessions::list))
+        .route(
+            "/sessions/revoke-others",
+            web::post().to(sessions::revoke_others),
+        )
+        .route("/sessions/{id}/revoke", web::post().to(sessions::revoke))
+        .route("/api/login", web::post().to(login::api_login))
+        .route("/api/logout", web::post().to(login::api_logout))
+        .route("/api/session", web::get().to(login::api_session))
+        .route("/static/frontdesk.css", web::get().to(assets::stylesheet))
+}

@@ -521,3 +521,20 @@ pub fn roles_of_many(conn: &mut DbConnection, ids: &[i64]) -> CoreResult<Vec<(i6
         .filter_map(|(u, o, r)| OrgRole::parse(&r).map(|r| (u, o, r)))
         .collect())
 }
+
+/// Creates a staff owner who signs in with `password` (the CLI's `create-admin`
+/// and the demo's first start). Blocking: hashes the password with argon2.
+pub fn create_admin(conn: &mut DbConnection, email: &str, password: &str) -> CoreResult<User> {
+    let password_hash = crate::passwords::hash(password)?;
+    create(
+        conn,
+        &Actor::system(),
+        NewUser {
+            email: email.to_owned(),
+            password_hash: Some(password_hash),
+            email_verified: true,
+            staff_role: Some(StaffRole::Owner),
+            ..NewUser::default()
+        },
+    )
+}

@@ -1,0 +1,196 @@
+//! Sign-in: checks a password (against a dummy hash when the email is unknown,
+//! so timing does not tell), applies the lockout, records every attempt, and
+//! opens a session. Also password changes, which end the other sessions.
+//! Argon2 work here is blocking: callers run it off the async executor.
+
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::audit;
+use crate::authz::Actor;
+use crate::db::DbConnection;
+use crate::error::{CoreError, CoreResult};
+use crate::login_attempts::{self, LockoutPolicy, Reason};
+use crate::passwords;
+use crate::schema::{password_resets, users};
+use crate::sessions::{self, ClientInfo, Session, SessionConfig};
+use crate::time::now;
+use crate::tokens::SecretToken;
+use crate::users::{self as user_store, User};
+
+/// Everything sign-in needs to know about the site's rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthSettings {
+    pub sessions: SessionConfig,
+    pub lockout: LockoutPolicy,
+}
+
+/// A successful sign-in: the new session and the token for its cookie.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: User,
+    pub session: Session,
+    pub token: SecretToken,
+}
+
+/// A refused sign-in. The user is shown the same message for every reason;
+/// the reason is for the log, the hooks and the admin pages.
+#[derive(Debug)]
+pub enum SignInError {
+    Refused {
+        reason: Reason,
+        user_id: Option<i64>,
+    },
+    Other(CoreError),
+}
+
+impl From<CoreError> for SignInError {
+    fn from(e: CoreError) -> Self {
+        SignInError::Other(e)
+    }
+}
+
+impl From<diesel::result::Error> for SignInError {
+    fn from(e: diesel::result::Error) -> Self {
+        SignInError::Other(e.into())
+    }
+}
+
+/// Checks the credentials and opens a session. `replaces` is the session the
+/// browser held before, ended on success so every login gets a new token.
+pub fn sign_in(
+    conn: &mut DbConnection,
+    email: &str,
+    password: &str,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<i64>,
+) -> Result<SignedIn, SignInError> {
+    let typed = login_attempts::normalize(email);
+    let user = match crate::validate::normalize_email(email) {
+        Ok(e) => user_store::find_by_email(conn, &e)?,
+        Err(_) => None,
+    };
+    let locked = login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?;
+
+    // The password is always checked (or the dummy hash is), so every path
+    // costs one argon2 verification.
+    let stored = user
+        .as_ref()
+        .filter(|u| u.local_login_enabled && locked.is_none())
+        .and_then(|u| u.password_hash.as_deref());
+    let password_ok = passwords::verify(password, stored);
+
+    let reason = match &user {
+        _ if locked.is_some() => Reason::LockedOut,
+        None => Reason::UnknownEmail,
+        Some(u) if !u.local_login_enabled => Reason::LocalLoginDisabled,
+        Some(_) if !password_ok => Reason::BadPassword,
+        Some(u) if u.is_suspended() => Reason::Suspended,
+        Some(_) => Reason::Success,
+    };
+    let user_id = user.as_ref().map(|u| u.id);
+    if reason != Reason::Success {
+        login_attempts::record(conn, user_id, &typed, client, reason)?;
+        return Err(SignInError::Refused { reason, user_id });
+    }
+    let Some(user) = user else {
+        return Err(SignInError::Other(CoreError::NotFound("user")));
+    };
+
+    let rehash = match user.password_hash.as_deref() {
+        Some(h) if passwords::needs_rehash(h) => passwords::hash(password).ok(),
+        _ => None,
+    };
+    let signed_in = conn.transaction::<_, CoreError, _>(|conn| {
+        let t = now();
+        let user: User = match &rehash {
+            Some(h) => diesel::update(users::table.find(user.id))
+                .set((
+                    users::password_hash.eq(Some(h)),
+                    users::last_login_at.eq(Some(t)),
+                    users::last_active_at.eq(Some(t)),
+                ))
+                .returning(users::all_columns)
+                .get_result(conn)?,
+            None => diesel::update(users::table.find(user.id))
+                .set((
+                    users::last_login_at.eq(Some(t)),
+                    users::last_active_at.eq(Some(t)),
+                ))
+                .returning(users::all_columns)
+                .get_result(conn)?,
+        };
+        if let Some(old) = replaces {
+            diesel::update(crate::schema::sessions::table.find(old))
+                .filter(crate::schema::sessions::revoked_at.is_null())
+                .set((
+                    crate::schema::sessions::revoked_at.eq(Some(t)),
+                    crate::schema::sessions::revoked_reason.eq(Some(sessions::reason::REPLACED)),
+                ))
+                .execute(conn)?;
+        }
+        let (session, token) = sessions::create(conn, user.id, client, &settings.sessions)?;
+        login_attempts::record(conn, Some(user.id), &typed, client, Reason::Success)?;
+        Ok(SignedIn {
+            user,
+            session,
+            token,
+        })
+    })?;
+    Ok(signed_in)
+}
+
+/// Checks a signed-in user's current password (blocking: one argon2 run).
+pub fn verify_password(user: &User, password: &str) -> bool {
+    passwords::verify(password, user.password_hash.as_deref())
+}
+
+/// Sets a new password (already hashed with [`passwords::hash`]) and ends every
+/// other session of the user, and any pending reset link.
+pub fn change_password(
+    conn: &mut DbConnection,
+    user_id: i64,
+    new_hash: &str,
+    keep_session: Option<i64>,
+) -> CoreResult<usize> {
+    if passwords::needs_rehash(new_hash) {
+        return Err(CoreError::Invalid {
+            field: "password",
+            reason: "not a current password hash".into(),
+        });
+    }
+    conn.transaction(|conn| {
+        let t = now();
+        let n = diesel::update(users::table.find(user_id))
+            .set((
+                users::password_hash.eq(Some(new_hash)),
+                users::updated_at.eq(t),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            return Err(CoreError::NotFound("user"));
+        }
+        let why = if keep_session.is_some() {
+            sessions::reason::PASSWORD_CHANGED
+        } else {
+            sessions::reason::PASSWORD_RESET
+        };
+        let ended = sessions::revoke_all_for_user(conn, user_id, why, keep_session)?;
+        diesel::update(password_resets::table)
+            .filter(password_resets::user_id.eq(user_id))
+            .filter(password_resets::used_at.is_null())
+            .set(password_resets::used_at.eq(Some(t)))
+            .execute(conn)?;
+        let actor = Actor::user(user_id, None, Vec::new());
+        audit::record(
+            conn,
+            &actor,
+            "user.password.change",
+            &format!("user:{user_id}"),
+            None,
+            json!({"sessions_revoked": ended}),
+        )?;
+        Ok(ended)
+    })
+}

@@ -1,0 +1,293 @@
+//! Login attempts: one row per sign-in try, and the lockout computed from them.
+//! Failures are counted per account (email) and per IP within a window; past a
+//! threshold the wait grows with every further failure. Nothing is kept in
+//! memory, so every instance sharing the database sees the same lockout.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::dsl::{count_star, max};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit;
+use crate::authz::{authorize, Action, Actor};
+use crate::db::{Backend, DbConnection};
+use crate::error::CoreResult;
+use crate::schema::login_attempts;
+use crate::sessions::ClientInfo;
+use crate::time::now;
+use crate::users;
+
+crate::authz::string_enum!(Reason {
+    Success => "success",
+    UnknownEmail => "unknown_email",
+    BadPassword => "bad_password",
+    Suspended => "suspended",
+    LocalLoginDisabled => "local_login_disabled",
+    LockedOut => "locked_out",
+    LockoutCleared => "lockout_cleared",
+});
+
+/// Reasons that count towards a lockout.
+const COUNTED: [&str; 2] = ["bad_password", "unknown_email"];
+
+/// When sign-in gets locked, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    /// Failures older than this are forgotten.
+    pub window: Duration,
+    /// Failures for one email within the window before it locks.
+    pub account_threshold: u32,
+    /// Failures from one IP (any email) within the window before it locks.
+    pub ip_threshold: u32,
+    /// The first wait; it doubles with each failure past the threshold.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        LockoutPolicy {
+            window: Duration::minutes(15),
+            account_threshold: 5,
+            ip_threshold: 50,
+            base_delay: Duration::seconds(30),
+            max_delay: Duration::minutes(15),
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// The wait after `failures` failures, or `None` below the threshold.
+    pub fn delay_for(&self, failures: i64, threshold: u32) -> Option<Duration> {
+        if threshold == 0 || failures < i64::from(threshold) {
+            return None;
+        }
+        let doublings = (failures - i64::from(threshold)).min(20) as u32;
+        let delay = self
+            .base_delay
+            .checked_mul(1 << doublings)
+            .unwrap_or(self.max_delay);
+        Some(delay.min(self.max_delay))
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = login_attempts)]
+pub struct LoginAttempt {
+    pub id: i64,
+    pub user_id: Option<i64>,
+    pub email: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub success: bool,
+    pub reason: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// Writes one attempt. `email` is stored as typed (trimmed, lower-cased, cut to 254).
+pub fn record(
+    conn: &mut DbConnection,
+    user_id: Option<i64>,
+    email: &str,
+    client: &ClientInfo,
+    reason: Reason,
+) -> CoreResult<LoginAttempt> {
+    let client = client.sanitized();
+    Ok(diesel::insert_into(login_attempts::table)
+        .values((
+            login_attempts::user_id.eq(user_id),
+            login_attempts::email.eq(normalize(email)),
+            login_attempts::ip.eq(client.ip),
+            login_attempts::user_agent.eq(client.user_agent),
+            login_attempts::success.eq(reason == Reason::Success),
+            login_attempts::reason.eq(reason.as_str()),
+            login_attempts::created_at.eq(now()),
+        ))
+        .returning(login_attempts::all_columns)
+        .get_result(conn)?)
+}
+
+/// The form lockouts are counted on: what the user typed, trimmed and lower-cased.
+pub fn normalize(email: &str) -> String {
+    email
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(254)
+        .collect()
+}
+
+/// Why sign-in is refused right now, if it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    pub until: NaiveDateTime,
+    pub by_ip: bool,
+}
+
+/// The lockout in force at `at` for this email or IP, if any.
+pub fn lockout_at(
+    conn: &mut DbConnection,
+    email: &str,
+    ip: Option<&str>,
+    policy: &LockoutPolicy,
+    at: NaiveDateTime,
+) -> CoreResult<Option<Lockout>> {
+    let email = normalize(email);
+    let window_start = at - policy.window;
+
+    // A success or an admin's clearing starts the account count afresh.
+    let last_reset: Option<NaiveDateTime> = login_attempts::table
+        .filter(login_attempts::email.eq(&email))
+        .filter(login_attempts::created_at.gt(window_start))
+        .filter(
+            login_attempts::success
+                .eq(true)
+                .or(login_attempts::reason.eq(Reason::LockoutCleared.as_str())),
+        )
+        .select(max(login_attempts::created_at))
+        .first(conn)?;
+    let since = last_reset.map_or(window_start, |r| r.max(window_start));
+    let (n, last): (i64, Option<NaiveDateTime>) = login_attempts::table
+        .filter(login_attempts::email.eq(&email))
+        .filter(login_attempts::created_at.gt(since))
+        .filter(login_attempts::reason.eq_any(COUNTED))
+        .select((count_star(), max(login_attempts::created_at)))
+        .first(conn)?;
+    let mut found = locked(policy, n, last, policy.account_threshold, at).map(|until| Lockout {
+        until,
+        by_ip: false,
+    });
+
+    if let Some(ip) = ip.filter(|ip| !ip.is_empty()) {
+        let ip_reset: Option<NaiveDateTime> = login_attempts::table
+            .filter(login_attempts::ip.eq(ip))
+            .filter(login_attempts::email.eq(""))
+            .filter(login_attempts::reason.eq(Reason::LockoutCleared.as_str()))
+            .filter(login_attempts::created_at.gt(window_start))
+            .select(max(login_attempts::created_at))
+            .first(conn)?;
+        let since = ip_reset.map_or(window_start, |r| r.max(window_start));
+        let (n, last): (i64, Option<NaiveDateTime>) = login_attempts::table
+            .filter(login_attempts::ip.eq(ip))
+            .filter(login_attempts::created_at.gt(since))
+            .filter(login_attempts::reason.eq_any(COUNTED))
+            .select((count_star(), max(login_attempts::created_at)))
+            .first(conn)?;
+        if let Some(until) = locked(policy, n, last, policy.ip_threshold, at) {
+            if found.is_none_or(|f| until > f.until) {
+                found = Some(Lockout { until, by_ip: true });
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn locked(
+    policy: &LockoutPolicy,
+    n: i64,
+    last: Option<NaiveDateTime>,
+    threshold: u32,
+    at: NaiveDateTime,
+) -> Option<NaiveDateTime> {
+    let until = last? + policy.delay_for(n, threshold)?;
+    (until > at).then_some(until)
+}
+
+pub fn lockout(
+    conn: &mut DbConnection,
+    email: &str,
+    ip: Option<&str>,
+    policy: &LockoutPolicy,
+) -> CoreResult<Option<Lockout>> {
+    lockout_at(conn, email, ip, policy, now())
+}
+
+/// Lifts the account lockout of a user (the admin pages call this): failures
+/// before now no longer count. Writes the marker row and an audit event.
+pub fn clear_lockout(conn: &mut DbConnection, actor: &Actor, user_id: i64) -> CoreResult<()> {
+    conn.transaction(|conn| {
+        let user = users::get_for(conn, actor, user_id, Action::Suspend)?;
+        record(
+            conn,
+            Some(user.id),
+            &user.email,
+            &ClientInfo::default(),
+            Reason::LockoutCleared,
+        )?;
+        audit::record(
+            conn,
+            actor,
+            "user.lockout.clear",
+            &format!("user:{user_id}"),
+            None,
+            json!({}),
+        )?;
+        Ok(())
+    })
+}
+
+/// Lifts the lockout of one IP address (staff only).
+pub fn clear_ip_lockout(conn: &mut DbConnection, actor: &Actor, ip: &str) -> CoreResult<()> {
+    authorize(actor, Action::ManageSite, &crate::authz::Target::Site)?;
+    let ip = crate::validate::text("ip", ip, 64)?;
+    conn.transaction(|conn| {
+        let client = ClientInfo {
+            ip: Some(ip.clone()),
+            user_agent: None,
+        };
+        record(conn, None, "", &client, Reason::LockoutCleared)?;
+        audit::record(
+            conn,
+            actor,
+            "ip.lockout.clear",
+            &format!("ip:{ip}"),
+            None,
+            json!({}),
+        )?;
+        Ok(())
+    })
+}
+
+/// Filters for the attempts list.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptFilter {
+    pub user_id: Option<i64>,
+    pub email: Option<String>,
+    pub ip: Option<String>,
+    pub success: Option<bool>,
+}
+
+/// Attempts, newest first, with the total count.
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &AttemptFilter,
+    page: i64,
+    limit: i64,
+) -> CoreResult<(Vec<LoginAttempt>, i64)> {
+    let build = || {
+        let mut q = login_attempts::table.into_boxed::<Backend>();
+        if let Some(u) = filter.user_id {
+            q = q.filter(login_attempts::user_id.eq(u));
+        }
+        if let Some(e) = &filter.email {
+            q = q.filter(login_attempts::email.eq(normalize(e)));
+        }
+        if let Some(ip) = &filter.ip {
+            q = q.filter(login_attempts::ip.eq(ip.clone()));
+        }
+        if let Some(s) = filter.success {
+            q = q.filter(login_attempts::success.eq(s));
+        }
+        q
+    };
+    let total = build().count().get_result(conn)?;
+    let rows = build()
+        .order((login_attempts::created_at.desc(), login_attempts::id.desc()))
+        .limit(limit.clamp(1, 100))
+        .offset((page.max(1) - 1) * limit.clamp(1, 100))
+        .select(LoginAttempt::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}

@@ -1,0 +1,203 @@
+//! Extractors for the host's handlers and ours: `CurrentUser` (signed in, or a
+//! redirect to the login page / a 401 problem+json), `OptionalUser`, and
+//! `Staff<R>` (a staff role of at least `R`). The session is checked in the
+//! database on every request; the result is kept for the rest of the request.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use frontdesk_core::sessions::{self, ClientInfo, Session};
+use frontdesk_core::users::User;
+use frontdesk_core::StaffRole;
+
+use crate::csrf;
+use crate::error::{wants_json, WebError};
+use crate::state::FrontdeskState;
+
+/// A signed-in user and their session.
+#[derive(Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub session: Session,
+    csrf_token: String,
+}
+
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentUser")
+            .field("user", &self.user)
+            .field("session_id", &self.session.id)
+            .finish()
+    }
+}
+
+impl CurrentUser {
+    pub fn id(&self) -> i64 {
+        self.user.id
+    }
+
+    /// The CSRF token for forms this user submits (field `csrf_token` or header `X-CSRF-Token`).
+    pub fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+
+    pub fn staff_role(&self) -> Option<StaffRole> {
+        self.user.staff_role()
+    }
+}
+
+/// The signed-in user, if any; never refuses.
+#[derive(Clone, Debug)]
+pub struct OptionalUser(pub Option<CurrentUser>);
+
+#[derive(Clone)]
+struct Resolved(Option<CurrentUser>);
+
+type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+pub(crate) fn state_of(req: &HttpRequest) -> Result<FrontdeskState, WebError> {
+    req.app_data::<web::Data<FrontdeskState>>()
+        .map(|d| d.get_ref().clone())
+        .ok_or_else(|| {
+            WebError::internal(
+                "FrontdeskState is not registered on this App (use Frontdesk::configure)",
+            )
+        })
+}
+
+/// The session the request's cookie names, checked in the database.
+pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError> {
+    if let Some(r) = req.extensions().get::<Resolved>() {
+        return Ok(r.0.clone());
+    }
+    let state = state_of(req)?;
+    let found = match req.cookie(state.session_cookie_name()) {
+        Some(cookie) => {
+            let token = cookie.value().to_owned();
+            let config = state.settings().auth.sessions;
+            let csrf_token = csrf::session_token(&token);
+            state
+                .db(move |conn| sessions::authenticate(conn, &token, &config))
+                .await?
+                .map(|(session, user)| CurrentUser {
+                    user,
+                    session,
+                    csrf_token,
+                })
+        }
+        None => None,
+    };
+    req.extensions_mut().insert(Resolved(found.clone()));
+    Ok(found)
+}
+
+/// The answer to an anonymous request for a protected resource.
+pub fn sign_in_required(req: &HttpRequest) -> WebError {
+    if wants_json(req) || req.method() != actix_web::http::Method::GET {
+        return WebError::unauthorized().json(true);
+    }
+    let Ok(state) = state_of(req) else {
+        return WebError::unauthorized();
+    };
+    let next = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    WebError::redirect_to(format!("{}/login?next={next}", state.prefix()))
+}
+
+impl FromRequest for CurrentUser {
+    type Error = WebError;
+    type Future = LocalBoxFuture<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { resolve(&req).await?.ok_or_else(|| sign_in_required(&req)) })
+    }
+}
+
+impl FromRequest for OptionalUser {
+    type Error = WebError;
+    type Future = LocalBoxFuture<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { resolve(&req).await.map(OptionalUser) })
+    }
+}
+
+/// The least staff role a [`Staff`] extractor accepts.
+pub trait MinRole {
+    const MIN: StaffRole;
+}
+
+/// Role markers for [`Staff`].
+pub mod role {
+    use super::MinRole;
+    use frontdesk_core::StaffRole;
+
+    pub struct Viewer;
+    pub struct Admin;
+    pub struct Owner;
+
+    impl MinRole for Viewer {
+        const MIN: StaffRole = StaffRole::Viewer;
+    }
+    impl MinRole for Admin {
+        const MIN: StaffRole = StaffRole::Admin;
+    }
+    impl MinRole for Owner {
+        const MIN: StaffRole = StaffRole::Owner;
+    }
+}
+
+/// A signed-in staff member holding at least role `R` (403 otherwise).
+pub struct Staff<R: MinRole>(pub CurrentUser, PhantomData<R>);
+
+impl<R: MinRole> std::ops::Deref for Staff<R> {
+    type Target = CurrentUser;
+    fn deref(&self) -> &CurrentUser {
+        &self.0
+    }
+}
+
+impl<R: MinRole + 'static> FromRequest for Staff<R> {
+    type Error = WebError;
+    type Future = LocalBoxFuture<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let user = resolve(&req).await?.ok_or_else(|| sign_in_required(&req))?;
+            match user.staff_role() {
+                Some(r) if r >= R::MIN => Ok(Staff(user, PhantomData)),
+                _ => {
+                    Err(WebError::forbidden("You do not have access to this page.")
+                        .for_request(&req))
+                }
+            }
+        })
+    }
+}
+
+/// The IP and user agent to record for this request.
+pub fn client_info(req: &HttpRequest, state: &FrontdeskState) -> ClientInfo {
+    let ip = if state.settings().trust_forwarded_for {
+        req.connection_info()
+            .realip_remote_addr()
+            .map(|s| s.to_owned())
+    } else {
+        req.peer_addr().map(|a| a.ip().to_string())
+    };
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.to_owned());
+    ClientInfo { ip, user_agent }.sanitized()
+}

@@ -1,0 +1,173 @@
+//! The one web error type: maps domain errors to status codes in one place.
+//! JSON callers get `application/problem+json`; pages get a small HTML page.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use frontdesk_core::CoreError;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct WebError {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+    /// Answer as problem+json rather than HTML.
+    pub json: bool,
+    /// For "sign in first" on pages: where to send the browser.
+    pub location: Option<String>,
+}
+
+impl WebError {
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        WebError {
+            status,
+            title,
+            detail: detail.into(),
+            json: false,
+            location: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "Bad request", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", detail)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Not found", "There is nothing here.")
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Sign in to continue.",
+        )
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        log::error!("frontdesk: {detail}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "Something went wrong on our side.",
+        )
+    }
+
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        log::error!("frontdesk: {detail}");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "The service is busy; try again shortly.",
+        )
+    }
+
+    pub fn redirect_to(location: String) -> Self {
+        let mut e = Self::new(StatusCode::SEE_OTHER, "Sign in", "Sign in to continue.");
+        e.location = Some(location);
+        e
+    }
+
+    pub fn json(mut self, json: bool) -> Self {
+        self.json = json;
+        self
+    }
+
+    /// Answers in the form the request asked for.
+    pub fn for_request(self, req: &HttpRequest) -> Self {
+        let json = wants_json(req);
+        self.json(json)
+    }
+}
+
+/// True for API callers: JSON accepted and HTML not, or a JSON body.
+pub fn wants_json(req: &HttpRequest) -> bool {
+    let get = |h: header::HeaderName| {
+        req.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let accept = get(header::ACCEPT);
+    let content_type = get(header::CONTENT_TYPE);
+    (accept.contains("json") && !accept.contains("text/html"))
+        || content_type.starts_with("application/json")
+}
+
+impl std::fmt::Display for WebError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.title, self.detail)
+    }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(location) = &self.location {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, location.as_str()))
+                .finish();
+        }
+        if self.json {
+            let body = json!({
+                "type": "about:blank",
+                "title": self.title,
+                "status": self.status.as_u16(),
+                "detail": self.detail,
+            });
+            return HttpResponse::build(self.status)
+                .insert_header((header::CONTENT_TYPE, "application/problem+json"))
+                .body(body.to_string());
+        }
+        let page = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+             <body><main><h1>{title}</h1><p>{detail}</p></main></body></html>",
+            title = escape(self.title),
+            detail = escape(&self.detail)
+        );
+        HttpResponse::build(self.status)
+            .content_type("text/html; charset=utf-8")
+            .body(page)
+    }
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl From<CoreError> for WebError {
+    fn from(e: CoreError) -> Self {
+        match &e {
+            CoreError::NotFound(_) => WebError::not_found(),
+            CoreError::Forbidden => WebError::forbidden("You may not do this."),
+            CoreError::DuplicateEmail(_)
+            | CoreError::DuplicateSlug(_)
+            | CoreError::DuplicateTag(_)
+            | CoreError::AlreadyMember => {
+                WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
+            }
+            CoreError::Pool(_) => WebError::unavailable(&e),
+            _ if e.is_client_error() => WebError::bad_request(e.to_string()),
+            _ => WebError::internal(&e),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Sign-in and sign-out: the login page and form, logout, and the JSON
+//! endpoints for hosts with their own front end. Every failure gets the same
+//! answer, whatever the reason recorded in `login_attempts`.
+
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_core::auth::{self, SignInError, SignedIn};
+use frontdesk_core::sessions;
+use frontdesk_core::tokens::hash_token;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::csrf;
+use crate::current_user::{client_info, resolve};
+use crate::error::WebError;
+use crate::state::FrontdeskState;
+
+/// The one message for every refused sign-in.
+pub const GENERIC_FAILURE: &str =
+    "Incorrect email or password, or the account cannot sign in right now.";
+
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct JsonLogin {
+    email: String,
+    password: String,
+}
+
+/// A same-site path to go to after sign-in, or the default. Anything that a
+/// browser could read as another host (`//x`, `/\x`, a scheme) is refused.
+pub fn safe_next(next: Option<&str>, default: &str) -> String {
+    match next.map(str::trim) {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.len() <= 2000
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n.to_owned()
+        }
+        _ => default.to_owned(),
+    }
+}
+
+pub fn session_cookie(state: &FrontdeskState, token: &str) -> Cookie<'static> {
+    let max_age = state
+        .settings()
+        .auth
+        .sessions
+        .absolute_timeout
+        .num_seconds();
+    Cookie::build(state.session_cookie_name().to_owned(), token.to_owned())
+        .path("/")
+        .http_only(true)
+        .secure(state.secure_cookies())
+        .same_site(SameSite::Lax)
+        .max_age(CookieDuration::seconds(max_age))
+        .finish()
+}
+
+fn removal_cookie(state: &FrontdeskState) -> Cookie<'static> {
+    let mut c = session_cookie(state, "");
+    c.make_removal();
+    c
+}
+
+fn render_login(
+    req: &HttpRequest,
+    state: &FrontdeskState,
+    status: StatusCode,
+    email: &str,
+    next: Option<&str>,
+    error: Option<&str>,
+) -> Result<HttpResponse, WebError> {
+    let (token, new_cookie) = csrf::form_token(req, state);
+    let mut ctx = state.context();
+    ctx.insert("csrf_token", &token);
+    ctx.insert("email", email);
+    ctx.insert(
+        "next",
+        &next
+            .map(|n| safe_next(Some(n), ""))
+            .filter(|n| !n.is_empty()),
+    );
+    ctx.insert("error", &error);
+    let notice = req
+        .query_string()
+        .contains("reset=done")
+        .then_some("Your password was changed. Sign in with it.");
+    ctx.insert("notice", &notice);
+    let body = state.render("auth/login.html", &ctx)?;
+    let mut res = HttpResponse::build(status);
+    if let Some(c) = new_cookie {
+        res.cookie(c);
+    }
+    Ok(res.content_type("text/html; charset=utf-8").body(body))
+}
+
+pub async fn login_page(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, WebError> {
+    render_login(
+        &req,
+        &state,
+        StatusCode::OK,
+        "",
+        query.next.as_deref(),
+        None,
+    )
+}
+
+/// Runs the sign-in under the argon2 cap and tells the hooks.
+async fn attempt(
+    req: &HttpRequest,
+    state: &FrontdeskState,
+    email: String,
+    password: String,
+) -> Result<Result<SignedIn, ()>, WebError> {
+    let client = client_info(req, state);
+    let settings = state.settings().auth;
+    let replaces = req
+        .cookie(state.session_cookie_name())
+        .map(|c| hash_token(c.value()));
+    let hooks = state.hooks().clone();
+    let permit = state.hash_permit().await?;
+    let outcome = state
+        .db(move |conn| {
+            let replaces = match replaces {
+                Some(h) => sessions_by_hash(conn, &h)?,
+                None => None,
+            };
+            let result = auth::sign_in(conn, &email, &password, &client, &settings, replaces);
+            match result {
+                Ok(signed) => {
+                    hooks.user_signed_in(&signed.user);
+                    Ok(Ok(signed))
+                }
+                Err(SignInError::Refused { reason, user_id }) => {
+                    hooks.login_failed(&email, user_id, reason);
+                    Ok(Err(()))
+                }
+                Err(SignInError::Other(e)) => Err(WebError::from(e)),
+            }
+        })
+        .await;
+    drop(permit);
+    outcome
+}
+
+fn sessions_by_hash(
+    conn: &mut frontdesk_core::DbConnection,
+    hash: &str,
+) -> Result<Option<i64>, WebError> {
+    use diesel::prelude::*;
+    use frontdesk_core::schema::sessions as s;
+    s::table
+        .filter(s::token_hash.eq(hash))
+        .select(s::id)
+        .first::<i64>(conn)
+        .optional()
+        .map_err(|e| WebError::from(frontdesk_core::CoreError::from(e)))
+}
+
+pub async fn login_submit(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, WebError> {
+    csrf::verify(&req, &state, &form.csrf_token)?;
+    let form = form.into_inner();
+    let email = form.email.trim().to_owned();
+    match attempt(&req, &state, email.clone(), form.password).await? {
+        Ok(signed) => {
+            let to = safe_next(form.next.as_deref(), &state.settings().after_login);
+            Ok(HttpResponse::SeeOther()
+                .cookie(session_cookie(&state, signed.token.expose()))
+                .insert_header((header::LOCATION, to))
+                .finish())
+        }
+        Err(()) => render_login(
+            &req,
+            &state,
+            StatusCode::UNAUTHORIZED,
+            &email,
+            form.next.as_deref(),
+            Some(GENERIC_FAILURE),
+        ),
+    }
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    form: web::Form<csrf_form::CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    csrf::verify(&req, &state, &form.csrf_token)?;
+    end_session(&req, &state).await?;
+    Ok(HttpResponse::SeeOther()
+        .cookie(removal_cookie(&state))
+        .insert_header((header::LOCATION, format!("{}/login", state.prefix())))
+        .finish())
+}
+
+async fn end_session(req: &HttpRequest, state: &FrontdeskState) -> Result<(), WebError> {
+    if let Some(c) = req.cookie(state.session_cookie_name()) {
+        let hash = hash_token(c.value());
+        state
+            .db(move |conn| match sessions_by_hash(conn, &hash)? {
+                Some(id) => {
+                    sessions::revoke(conn, id, sessions::reason::LOGOUT).map_err(WebError::from)
+                }
+                None => Ok(false),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+pub mod csrf_form {
+    use serde::Deserialize;
+
+    /// A form whose only field is the CSRF token.
+    #[derive(Deserialize)]
+    pub struct CsrfForm {
+        #[serde(default)]
+        pub csrf_token: String,
+    }
+}
+
+fn user_json(user: &frontdesk_core::users::User) -> serde_json::Value {
+    json!({
+        "id": user.id,
+        "email": user.email,
+        "name": user.name(),
+        "staff_role": user.staff_role,
+    })
+}
+
+/// `POST {prefix}/api/login` with `{"email", "password"}`: sets the session
+/// cookie and returns the user and the CSRF token for later unsafe calls.
+pub async fn api_login(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    body: web::Json<JsonLogin>,
+) -> Result<HttpResponse, WebError> {
+    // A JSON body cannot be sent cross-site without a CORS preflight; the
+    // origin check covers what is left.
+    csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
+    let body = body.into_inner();
+    match attempt(&req, &state, body.email, body.password).await? {
+        Ok(signed) => Ok(HttpResponse::Ok()
+            .cookie(session_cookie(&state, signed.token.expose()))
+            .json(json!({
+                "user": user_json(&signed.user),
+                "csrf_token": csrf::session_token(signed.token.expose()),
+                "expires_at": signed.session.expires_at,
+            }))),
+        Err(()) => {
+            Err(WebError::new(StatusCode::UNAUTHORIZED, "Unauthorized", GENERIC_FAILURE).json(true))
+        }
+    }
+}
+
+/// `POST {prefix}/api/logout` with the `X-CSRF-Token` header.
+pub async fn api_logout(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+) -> Result<HttpResponse, WebError> {
+    csrf::verify(&req, &state, "").map_err(|e| e.json(true))?;
+    end_session(&req, &state).await?;
+    Ok(HttpResponse::NoContent()
+        .cookie(removal_cookie(&state))
+        .finish())
+}
+
+/// `GET {prefix}/api/session`: who is signed in, or 401.
+pub async fn api_session(req: HttpRequest) -> Result<HttpResponse, WebError> {
+    match resolve(&req).await? {
+        Some(u) => Ok(HttpResponse::Ok().json(json!({
+            "user": user_json(&u.user),
+            "csrf_token": u.csrf_token(),
+            "expires_at": u.session.expires_at,
+        }))),
+        None => Err(WebError::unauthorized().json(true)),
+    }
+}

@@ -1,0 +1,210 @@
+//! Password reset by mail: ask for a link (same answer whether or not the
+//! address has an account), open it (GET only checks the token), and set a new
+//! password (POST uses the token once and ends every session of the user).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_core::outbox::NewMail;
+use frontdesk_core::{password_resets, passwords, CoreError};
+use serde::Deserialize;
+
+use crate::csrf;
+use crate::error::WebError;
+use crate::headers::no_referrer;
+use crate::state::FrontdeskState;
+
+#[derive(Deserialize)]
+pub struct RequestForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+fn page(
+    req: &HttpRequest,
+    state: &FrontdeskState,
+    status: StatusCode,
+    name: &str,
+    fill: impl FnOnce(&mut tera::Context),
+) -> Result<HttpResponse, WebError> {
+    let (token, new_cookie) = csrf::form_token(req, state);
+    let mut ctx = state.context();
+    ctx.insert("csrf_token", &token);
+    fill(&mut ctx);
+    let body = state.render(name, &ctx)?;
+    let mut res = HttpResponse::build(status);
+    if let Some(c) = new_cookie {
+        res.cookie(c);
+    }
+    no_referrer(&mut res);
+    Ok(res.content_type("text/html; charset=utf-8").body(body))
+}
+
+pub async fn request_page(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+) -> Result<HttpResponse, WebError> {
+    page(
+        &req,
+        &state,
+        StatusCode::OK,
+        "auth/password_reset_request.html",
+        |_| {},
+    )
+}
+
+pub async fn request_submit(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    form: web::Form<RequestForm>,
+) -> Result<HttpResponse, WebError> {
+    csrf::verify(&req, &state, &form.csrf_token)?;
+    let email = form.into_inner().email;
+    let st = state.get_ref().clone();
+    let ttl = st.settings().password_reset_ttl;
+    state
+        .db(move |conn| {
+            password_resets::request(conn, &email, ttl, |user, token, expires_at| {
+                let link = st.absolute_url(&format!(
+                    "{}/password-reset/{}",
+                    st.prefix(),
+                    token.expose()
+                ));
+                let mut ctx = st.context();
+                ctx.insert("link", &link);
+                ctx.insert("name", &user.name());
+                ctx.insert(
+                    "expires_at",
+                    &expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                );
+                let render = |n: &str| st.render(n, &ctx).map_err(|e| CoreError::Config(e.detail));
+                Ok(NewMail {
+                    kind: "password_reset".into(),
+                    recipient: user.email.clone(),
+                    subject: format!("Reset your {} password", st.settings().site_name),
+                    text_body: render("auth/password_reset_email.txt")?,
+                    html_body: Some(render("auth/password_reset_email.html")?),
+                    invitation_id: None,
+                })
+            })
+        })
+        .await?;
+    // Whatever happened, the same page: no telling which addresses exist.
+    page(
+        &req,
+        &state,
+        StatusCode::OK,
+        "auth/password_reset_sent.html",
+        |_| {},
+    )
+}
+
+fn invalid(req: &HttpRequest, state: &FrontdeskState) -> Result<HttpResponse, WebError> {
+    page(
+        req,
+        state,
+        StatusCode::BAD_REQUEST,
+        "auth/password_reset_invalid.html",
+        |_| {},
+    )
+}
+
+pub async fn form_page(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let token = path.into_inner();
+    let check = token.clone();
+    let user = state
+        .db(move |conn| password_resets::check(conn, &check))
+        .await?;
+    match user {
+        Some(_) => page(
+            &req,
+            &state,
+            StatusCode::OK,
+            "auth/password_reset_form.html",
+            |ctx| {
+                ctx.insert("token", &token);
+                ctx.insert("error", &None::<String>);
+            },
+        ),
+        None => invalid(&req, &state),
+    }
+}
+
+pub async fn form_submit(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    path: web::Path<String>,
+    form: web::Form<ResetForm>,
+) -> Result<HttpResponse, WebError> {
+    csrf::verify(&req, &state, &form.csrf_token)?;
+    let token = path.into_inner();
+    let form = form.into_inner();
+    let retry = |error: String| {
+        let token = token.clone();
+        page(
+            &req,
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "auth/password_reset_form.html",
+            move |ctx| {
+                ctx.insert("token", &token);
+                ctx.insert("error", &Some(error));
+            },
+        )
+    };
+    if form.password != form.password_confirm {
+        return retry("The two passwords do not match.".into());
+    }
+    if let Err(e) = passwords::check_policy(&form.password) {
+        return retry(e.to_string());
+    }
+    // Check before hashing so a dead link costs no argon2 run.
+    let check = token.clone();
+    if state
+        .db(move |conn| password_resets::check(conn, &check))
+        .await?
+        .is_none()
+    {
+        return invalid(&req, &state);
+    }
+    let password = form.password;
+    let hash = state.hashing(move || passwords::hash(&password)).await??;
+    let used = token.clone();
+    let done = state
+        .db(
+            move |conn| match password_resets::complete(conn, &used, &hash) {
+                Ok(user) => Ok(Some(user)),
+                Err(CoreError::Invalid { field: "token", .. }) => Ok(None),
+                Err(e) => Err(WebError::from(e)),
+            },
+        )
+        .await?;
+    match done {
+        Some(_) => {
+            let mut res = HttpResponse::SeeOther();
+            no_referrer(&mut res);
+            Ok(res
+                .insert_header((
+                    header::LOCATION,
+                    format!("{}/login?reset=done", state.prefix()),
+                ))
+                .finish())
+        }
+        None => invalid(&req, &state),
+    }
+}

@@ -1,0 +1,240 @@
+//! frontdesk's own state, registered as `web::Data<FrontdeskState>` so it never
+//! collides with the host's data: the pool, the settings, the templates, the
+//! hooks, and the semaphore that caps concurrent argon2 runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix_web::web;
+use frontdesk_core::auth::AuthSettings;
+use frontdesk_core::db::{DbConnection, Pool};
+use frontdesk_core::hooks::{Hooks, NoHooks};
+use frontdesk_core::CoreError;
+use tera::{Context, Tera};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::error::WebError;
+
+/// What the host configures.
+#[derive(Clone)]
+pub struct Settings {
+    /// The public URL of the host app; links in mails are built from it, and
+    /// an `https` URL turns on `Secure` and `__Host-` cookies.
+    pub base_url: Url,
+    /// Where the auth pages are mounted (default `/auth`).
+    pub auth_prefix: String,
+    /// Where a signed-in user goes when no `next` was asked for.
+    pub after_login: String,
+    pub auth: AuthSettings,
+    pub password_reset_ttl: chrono::Duration,
+    /// A folder of templates that replace the embedded ones by name.
+    pub template_dir: Option<PathBuf>,
+    /// Signs the pre-session CSRF cookie. Instances behind one load balancer
+    /// need the same key; without one a random key is made at start.
+    pub secret_key: Option<Vec<u8>>,
+    /// How many argon2 runs may go at once (each takes ~19 MiB).
+    pub max_concurrent_hashes: usize,
+    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    pub site_name: String,
+}
+
+impl Settings {
+    pub fn new(base_url: Url) -> Self {
+        Settings {
+            base_url,
+            auth_prefix: "/auth".into(),
+            after_login: "/".into(),
+            auth: AuthSettings::default(),
+            password_reset_ttl: chrono::Duration::hours(1),
+            template_dir: None,
+            secret_key: None,
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            trust_forwarded_for: false,
+            site_name: "frontdesk".into(),
+        }
+    }
+}
+
+struct Inner {
+    pool: Pool,
+    settings: Settings,
+    templates: Tera,
+    hashing: Arc<Semaphore>,
+    hooks: Arc<dyn Hooks>,
+    csrf_key: Vec<u8>,
+    secure: bool,
+    session_cookie: String,
+    csrf_cookie: String,
+    origin: String,
+}
+
+/// Cheap to clone; every clone shares one pool, one semaphore, one template set.
+#[derive(Clone)]
+pub struct FrontdeskState(Arc<Inner>);
+
+impl FrontdeskState {
+    pub fn new(
+        pool: Pool,
+        mut settings: Settings,
+        hooks: Option<Arc<dyn Hooks>>,
+    ) -> Result<Self, CoreError> {
+        let scheme = settings.base_url.scheme();
+        if scheme != "http" && scheme != "https" {
+            return Err(CoreError::Config(format!(
+                "base_url must be http or https, not {scheme}"
+            )));
+        }
+        let prefix = settings.auth_prefix.trim_end_matches('/').to_owned();
+        if !prefix.starts_with('/') || prefix.len() < 2 {
+            return Err(CoreError::Config(
+                "auth_prefix must start with / (for example /auth)".into(),
+            ));
+        }
+        settings.auth_prefix = prefix;
+        if settings.max_concurrent_hashes == 0 {
+            return Err(CoreError::Config(
+                "max_concurrent_hashes must be at least 1".into(),
+            ));
+        }
+        let csrf_key = match &settings.secret_key {
+            Some(k) if k.len() >= 32 => k.clone(),
+            Some(_) => {
+                return Err(CoreError::Config(
+                    "secret_key must be at least 32 bytes".into(),
+                ))
+            }
+            None => {
+                log::warn!("frontdesk: no secret_key set; a random one is used, so several instances will not share login forms");
+                let mut k = vec![0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+                k
+            }
+        };
+        let templates = load_templates(&settings)?;
+        let secure = scheme == "https";
+        let (session_cookie, csrf_cookie) = if secure {
+            (
+                "__Host-frontdesk_session".to_owned(),
+                "__Host-frontdesk_csrf".to_owned(),
+            )
+        } else {
+            ("frontdesk_session".to_owned(), "frontdesk_csrf".to_owned())
+        };
+        let origin = settings.base_url.origin().ascii_serialization();
+        Ok(FrontdeskState(Arc::new(Inner {
+            pool,
+            hashing: Arc::new(Semaphore::new(settings.max_concurrent_hashes)),
+            settings,
+            templates,
+            hooks: hooks.unwrap_or_else(|| Arc::new(NoHooks)),
+            csrf_key,
+            secure,
+            session_cookie,
+            csrf_cookie,
+            origin,
+        })))
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.0.pool
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    pub fn hooks(&self) -> &Arc<dyn Hooks> {
+        &self.0.hooks
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.0.settings.auth_prefix
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.0.secure
+    }
+
+    pub fn session_cookie_name(&self) -> &str {
+        &self.0.session_cookie
+    }
+
+    pub fn csrf_cookie_name(&self) -> &str {
+        &self.0.csrf_cookie
+    }
+
+    pub(crate) fn csrf_key(&self) -> &[u8] {
+        &self.0.csrf_key
+    }
+
+    /// `scheme://host[:port]` of the base URL, as browsers send it in `Origin`.
+    pub fn origin(&self) -> &str {
+        &self.0.origin
+    }
+
+    /// An absolute link under the base URL (never from the Host header).
+    pub fn absolute_url(&self, path: &str) -> String {
+        format!("{}{}", self.0.origin, path)
+    }
+
+    /// Runs diesel work on the blocking pool, with a connection taken there.
+    pub async fn db<T, E, F>(&self, f: F) -> Result<T, WebError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<WebError> + Send + 'static,
+    {
+        let pool = self.0.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get().map_err(WebError::unavailable)?;
+            f(&mut conn).map_err(Into::into)
+        })
+        .await
+        .map_err(WebError::internal)?
+    }
+
+    /// Waits for a free argon2 slot; hold the permit while hashing or verifying.
+    pub async fn hash_permit(&self) -> Result<OwnedSemaphorePermit, WebError> {
+        self.0
+            .hashing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(WebError::internal)
+    }
+
+    /// Argon2 work (hash or verify) off the executor, under the concurrency cap.
+    pub async fn hashing<T, F>(&self, f: F) -> Result<T, WebError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self.hash_permit().await?;
+        let out = web::block(f).await.map_err(WebError::internal);
+        drop(permit);
+        out
+    }
+
+    /// A context with what every page needs.
+    pub fn context(&self) -> Context {
+        let mut ctx = Context::new();
+        ctx.insert("site_name", &self.0.settings.site_name);
+        ctx.insert("prefix", &self.0.settings.auth_prefix);
+        ctx
+    }
+
+    pub fn render(&self, name: &str, ctx: &Context) -> Result<String, WebError> {
+        self.0.templates.render(name, ctx).map_err(|e| {
+            WebError::internal(format!(
+                "rendering {name}: {}",
+                crate::templates::error_chain(&e)
+            ))
+        })
+    }
+}
+
+fn load_templates(settings: &Settings) -> Result<Tera, CoreError> {
+    crate::templates::load(settings.template_dir.as_deref()).map_err(CoreError::Config)
+}

@@ -1,0 +1,379 @@
+//! The auth pages as a browser meets them: identical answers for unknown and
+//! known emails, CSRF and cross-site refusals that change nothing, safe `next`
+//! redirects, security headers, JSON login, and host template overrides.
+
+use actix_web::http::StatusCode;
+use actix_web::test::TestRequest;
+use frontdesk::web::login::safe_next;
+
+use crate::both;
+use crate::host_app;
+use crate::support::TestDb;
+use crate::web_app::{block_on, builder, count, frontdesk, user_with_password, Browser, PASSWORD};
+
+#[test]
+fn next_only_allows_same_site_paths() {
+    for bad in [
+        "//evil.example",
+        "https://evil.example/",
+        "/\\evil.example",
+        "\\\\evil",
+        "javascript:alert(1)",
+        "",
+        " //x",
+        "/a b",
+        "/\t/evil",
+    ] {
+        assert_eq!(safe_next(Some(bad), "/home"), "/home", "{bad:?} accepted");
+    }
+    assert_eq!(
+        safe_next(Some("/notes?id=3#top"), "/home"),
+        "/notes?id=3#top"
+    );
+    assert_eq!(safe_next(None, "/home"), "/home");
+}
+
+async fn unknown_and_known_alike(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    let known = b.login(&app, "ann@example.com", "wrong password").await;
+    let unknown = b.login(&app, "zed@example.com", "wrong password").await;
+    assert_eq!(known.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(known.status, unknown.status);
+    assert_eq!(
+        known.body.replace("ann@example.com", "EMAIL"),
+        unknown.body.replace("zed@example.com", "EMAIL")
+    );
+    let names = |p: &crate::web_app::Page| {
+        let mut h: Vec<String> = p.headers.keys().map(|k| k.to_string()).collect();
+        h.sort();
+        h
+    };
+    assert_eq!(names(&known), names(&unknown));
+
+    // The password reset page answers alike too, and mails only the real account.
+    let csrf = b.get(&app, "/auth/password-reset").await.csrf();
+    let a = b
+        .post(
+            &app,
+            "/auth/password-reset",
+            &[("email", "ann@example.com"), ("csrf_token", &csrf)],
+        )
+        .await;
+    let z = b
+        .post(
+            &app,
+            "/auth/password-reset",
+            &[("email", "zed@example.com"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!((a.status, &a.body), (z.status, &z.body));
+    assert_eq!(count(db, "outbox"), 1);
+}
+both!(unknown_and_known_emails_get_identical_answers, |db| {
+    block_on(unknown_and_known_alike(db))
+});
+
+async fn csrf_refusals(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    let csrf = b.get(&app, "/auth/login").await.csrf();
+    let creds = [("email", "ann@example.com"), ("password", PASSWORD)];
+
+    // No token, a wrong token, a token without its cookie: 403, no session, no attempt row.
+    let missing = b.post(&app, "/auth/login", &creds).await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    let forged = b
+        .post(
+            &app,
+            "/auth/login",
+            &[creds[0], creds[1], ("csrf_token", "AAAA")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let mut cookieless = Browser::new();
+    let res = cookieless
+        .post(
+            &app,
+            "/auth/login",
+            &[creds[0], creds[1], ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    // Cross-site, even with a valid token.
+    for (h, v) in [
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "https://evil.example"),
+    ] {
+        let mut x = b.clone();
+        x.headers.push((h.into(), v.into()));
+        let res = x
+            .post(
+                &app,
+                "/auth/login",
+                &[creds[0], creds[1], ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{h}: {v}");
+    }
+    assert_eq!(
+        (count(db, "sessions"), count(db, "login_attempts")),
+        (0, 0),
+        "a refused request changed something"
+    );
+
+    // Same-origin with the token works.
+    let mut ok = b.clone();
+    ok.headers
+        .push(("sec-fetch-site".into(), "same-origin".into()));
+    ok.headers.push(("origin".into(), "http://app.test".into()));
+    let res = ok
+        .post(
+            &app,
+            "/auth/login",
+            &[creds[0], creds[1], ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+
+    // Signed in: logout and revocations without the session's token change nothing.
+    let page = ok.get(&app, "/auth/sessions").await;
+    let session_csrf = page.csrf();
+    assert_ne!(session_csrf, csrf, "the token is bound to the session");
+    let res = ok.post(&app, "/auth/logout", &[]).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = ok
+        .post(
+            &app,
+            "/auth/sessions/revoke-others",
+            &[("csrf_token", "nope")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let mut evil = ok.clone();
+    evil.headers = vec![("sec-fetch-site".into(), "cross-site".into())];
+    let res = evil
+        .post(&app, "/auth/logout", &[("csrf_token", &session_csrf)])
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        ok.get(&app, "/notes").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    // Another user's session token does not stand in for this one's.
+    let mut other = Browser::new();
+    user_with_password(db, "bob@example.com");
+    other.login(&app, "bob@example.com", PASSWORD).await;
+    let bob_csrf = other.get(&app, "/auth/sessions").await.csrf();
+    let res = ok
+        .post(&app, "/auth/logout", &[("csrf_token", &bob_csrf)])
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(ok.get(&app, "/notes").await.status, StatusCode::OK);
+    // Nothing changes on GET.
+    assert_eq!(
+        ok.get(&app, "/auth/logout").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(ok.get(&app, "/notes").await.status, StatusCode::OK);
+}
+both!(
+    csrf_missing_or_cross_site_is_refused_and_changes_nothing,
+    |db| block_on(csrf_refusals(db))
+);
+
+async fn next_redirects(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    // The protected page sends the browser to the login page with `next`.
+    let mut b = Browser::new();
+    let res = b.get(&app, "/notes").await;
+    assert_eq!(res.location(), "/auth/login?next=%2Fnotes");
+    let page = b.get(&app, res.location()).await;
+    assert!(
+        page.body.contains("name=\"next\" value=\"&#x2F;notes\""),
+        "{}",
+        page.body
+    );
+    for (next, expect) in [
+        ("/notes", "/notes"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+        ("/\\evil.example", "/"),
+    ] {
+        let mut b = Browser::new();
+        let csrf = b.get(&app, "/auth/login").await.csrf();
+        let res = b
+            .post(
+                &app,
+                "/auth/login",
+                &[
+                    ("email", "ann@example.com"),
+                    ("password", PASSWORD),
+                    ("csrf_token", &csrf),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (res.status, res.location()),
+            (StatusCode::SEE_OTHER, expect),
+            "next={next}"
+        );
+    }
+    // An off-site `next` is not even put in the form.
+    let page = Browser::new()
+        .get(&app, "/auth/login?next=%2F%2Fevil.example")
+        .await;
+    assert!(!page.body.contains("evil.example"));
+}
+both!(next_cannot_redirect_off_site, |db| block_on(
+    next_redirects(db)
+));
+
+async fn headers(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    let mut b = Browser::new();
+    let page = b.get(&app, "/auth/login").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csp = page.header("content-security-policy").expect("CSP");
+    assert!(
+        csp.contains("frame-ancestors 'none'")
+            && csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline")
+    );
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    assert!(!page.body.contains("<script"), "no inline script");
+    assert!(!page.body.contains("style="), "no inline style");
+    // Token pages send no referrer.
+    let reset = b.get(&app, "/auth/password-reset/some-token").await;
+    assert_eq!(reset.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(reset.header("x-frame-options"), Some("DENY"));
+    // Errors carry the headers too.
+    let refused = b.post(&app, "/auth/login", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.header("x-frame-options"), Some("DENY"));
+    let css = b.get(&app, "/auth/static/frontdesk.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/css"));
+}
+both!(security_headers_on_every_response, |db| block_on(headers(
+    db
+)));
+
+async fn json_api(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    let login = |email: &str, password: &str| {
+        TestRequest::post()
+            .uri("/auth/api/login")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(serde_json::json!({"email": email, "password": password}).to_string())
+    };
+    let bad = b.send(&app, login("ann@example.com", "nope nope")).await;
+    let unknown = b.send(&app, login("zed@example.com", "nope nope")).await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(bad.header("content-type"), Some("application/problem+json"));
+    assert_eq!(bad.body, unknown.body);
+    let mut cross = b.clone();
+    cross
+        .headers
+        .push(("origin".into(), "https://evil.example".into()));
+    assert_eq!(
+        cross
+            .send(&app, login("ann@example.com", PASSWORD))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(count(db, "sessions"), 0);
+
+    let ok = b.send(&app, login("ann@example.com", PASSWORD)).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&ok.body).expect("json");
+    assert_eq!(v["user"]["email"], "ann@example.com");
+    let csrf = v["csrf_token"].as_str().expect("token").to_owned();
+    let me = b
+        .send(&app, TestRequest::get().uri("/auth/api/session"))
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    let logout = || TestRequest::post().uri("/auth/api/logout");
+    assert_eq!(b.send(&app, logout()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.send(
+            &app,
+            logout().insert_header(("x-csrf-token", csrf.as_str()))
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    let me = b
+        .send(&app, TestRequest::get().uri("/auth/api/session"))
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me.header("content-type"), Some("application/problem+json"));
+}
+both!(json_login_and_logout, |db| block_on(json_api(db)));
+
+async fn template_override(db: &TestDb) {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(dir.path().join("auth")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("auth/login.html"),
+        "{% extends \"auth/base.html\" %}{% block content %}<p>HOST LOGIN for {{ site_name }}</p>\
+         <input name=\"csrf_token\" value=\"{{ csrf_token }}\">{% endblock content %}",
+    )
+    .expect("write");
+    let fd = builder(db)
+        .template_dir(dir.path())
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    let page = Browser::new().get(&app, "/auth/login").await;
+    assert!(
+        page.body.contains("<p>HOST LOGIN for Notes</p>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("frontdesk.css"),
+        "the embedded base is still used"
+    );
+    let reset = Browser::new().get(&app, "/auth/password-reset").await;
+    assert!(
+        reset.body.contains("Reset your password"),
+        "other templates stay embedded"
+    );
+
+    // A broken override is a clear error at build time, not a 500 later.
+    std::fs::write(dir.path().join("auth/login.html"), "{% if %}").expect("write");
+    let err = builder(db)
+        .template_dir(dir.path())
+        .build()
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("login.html"), "{err}");
+    assert!(builder(db)
+        .template_dir(dir.path().join("missing"))
+        .build()
+        .is_err());
+}
+both!(host_templates_override_by_name, |db| block_on(
+    template_override(db)
+));

@@ -1,0 +1,298 @@
+//! Password reset links: mailed through the outbox to the stored address,
+//! never consumed by opening them, single use, expiring, and killed by a
+//! password change or a newer link. Using one ends every session.
+
+use actix_web::http::StatusCode;
+use chrono::Duration;
+use diesel::prelude::*;
+use frontdesk_core::outbox::NewMail;
+use frontdesk_core::schema::{outbox, password_resets};
+use frontdesk_core::time::now;
+use frontdesk_core::{auth, password_resets as resets, passwords};
+
+use crate::both;
+use crate::host_app;
+use crate::support::TestDb;
+use crate::web_app::{block_on, count, frontdesk, user_with_password, Browser, Page, PASSWORD};
+
+/// The reset link in the newest queued mail, as a path.
+fn mailed_link(db: &TestDb) -> String {
+    let mut conn = db.conn();
+    let (to, text, html): (String, String, Option<String>) = outbox::table
+        .order(outbox::id.desc())
+        .select((outbox::recipient, outbox::text_body, outbox::html_body))
+        .first(&mut *conn)
+        .expect("a queued mail");
+    assert_eq!(to, "ann@example.com");
+    let start = text
+        .find("http://app.test/auth/password-reset/")
+        .expect("link built from the base URL");
+    let link: String = text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    // Tera escapes `/` in HTML; the token itself is plain base64url.
+    let token = link.rsplit('/').next().unwrap_or_default();
+    assert!(html.unwrap_or_default().contains(token));
+    link.trim_start_matches("http://app.test").to_owned()
+}
+
+async fn request(b: &mut Browser, app: &impl TestApp, email: &str) -> Page {
+    let csrf = b.get(app, "/auth/password-reset").await.csrf();
+    b.post(
+        app,
+        "/auth/password-reset",
+        &[("email", email), ("csrf_token", &csrf)],
+    )
+    .await
+}
+
+// A shorthand for the service type `host_app!` builds.
+pub trait TestApp:
+    actix_web::dev::Service<
+    actix_http::Request,
+    Response = actix_web::dev::ServiceResponse,
+    Error = actix_web::Error,
+>
+{
+}
+impl<S> TestApp for S where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >
+{
+}
+
+async fn reset_flow(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut signed_in = Browser::new();
+    signed_in.login(&app, "ann@example.com", PASSWORD).await;
+
+    let mut b = Browser::new();
+    let res = request(&mut b, &app, "  ANN@example.com ").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.contains("Check your mail"));
+    assert_eq!((count(db, "outbox"), count(db, "password_resets")), (1, 1));
+    let link = mailed_link(db);
+    let token = link.rsplit('/').next().unwrap_or_default().to_owned();
+    {
+        let mut conn = db.conn();
+        let stored: String = password_resets::table
+            .select(password_resets::token_hash)
+            .first(&mut *conn)
+            .expect("row");
+        assert_ne!(stored, token, "only the digest is stored");
+    }
+
+    // Opening the link (twice, as a mail scanner would) uses nothing up.
+    for _ in 0..2 {
+        let page = b.get(&app, &link).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+        assert!(page.body.contains("Choose a new password"));
+    }
+    let csrf = b.get(&app, &link).await.csrf();
+
+    // Bad input: mismatch, too short, too long; each a clear error, nothing used.
+    for (p1, p2, msg) in [
+        ("new password 1", "new password 2", "do not match"),
+        ("short", "short", "at least 8"),
+        (&*"x".repeat(129), &*"x".repeat(129), "too long"),
+    ] {
+        let res = b
+            .post(
+                &app,
+                &link,
+                &[
+                    ("password", p1),
+                    ("password_confirm", p2),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.body.contains(msg), "{msg}: {}", res.body);
+    }
+    let res = b
+        .post(
+            &app,
+            &link,
+            &[
+                ("password", "brand new secret"),
+                ("password_confirm", "brand new secret"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "no CSRF token");
+    assert_eq!(
+        signed_in.get(&app, "/notes").await.status,
+        StatusCode::OK,
+        "nothing changed yet"
+    );
+
+    let new = "brand new secret";
+    let res = b
+        .post(
+            &app,
+            &link,
+            &[
+                ("password", new),
+                ("password_confirm", new),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (res.status, res.location()),
+        (StatusCode::SEE_OTHER, "/auth/login?reset=done")
+    );
+    assert_eq!(res.header("referrer-policy"), Some("no-referrer"));
+    // Every session ended; the old password is dead, the new one works.
+    assert_eq!(
+        signed_in.get(&app, "/notes").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        Browser::new()
+            .login(&app, "ann@example.com", PASSWORD)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Browser::new()
+            .login(&app, "ann@example.com", new)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Single use: the link is dead, by GET and by POST.
+    assert_eq!(b.get(&app, &link).await.status, StatusCode::BAD_REQUEST);
+    let res = b
+        .post(
+            &app,
+            &link,
+            &[
+                ("password", "third password"),
+                ("password_confirm", "third password"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        Browser::new()
+            .login(&app, "ann@example.com", new)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Unknown and suspended addresses get the same page and no mail.
+    let before = count(db, "outbox");
+    let res = request(&mut b, &app, "zed@example.com").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(count(db, "outbox"), before);
+}
+both!(reset_link_is_checked_on_get_used_once_on_post, |db| {
+    block_on(reset_flow(db))
+});
+
+fn mail(
+    user: &frontdesk_core::users::User,
+    token: &frontdesk_core::tokens::SecretToken,
+) -> NewMail {
+    NewMail {
+        kind: "password_reset".into(),
+        // Whatever the renderer says, the mail goes to the stored address.
+        recipient: "attacker@evil.example".into(),
+        subject: "reset".into(),
+        text_body: format!("{} {}", user.email, token.expose()),
+        html_body: None,
+        invitation_id: None,
+    }
+}
+
+fn request_token(db: &TestDb) -> String {
+    let mut conn = db.conn();
+    let mut raw = String::new();
+    let sent = resets::request(
+        &mut conn,
+        "ann@example.com",
+        Duration::hours(1),
+        |u, t, _| {
+            raw = t.expose().to_owned();
+            Ok(mail(u, t))
+        },
+    )
+    .expect("request");
+    assert!(sent);
+    raw
+}
+
+both!(expiry_newer_links_and_password_changes_kill_tokens, |db| {
+    let ann = user_with_password(db, "ann@example.com");
+    let hash = passwords::hash("another password").expect("hash");
+
+    // Mail goes to the stored address.
+    let first = request_token(db);
+    let mut conn = db.conn();
+    let to: String = outbox::table
+        .select(outbox::recipient)
+        .first(&mut *conn)
+        .expect("mail");
+    assert_eq!(to, "ann@example.com");
+
+    // A newer link kills the older one.
+    let second = request_token(db);
+    assert!(resets::check(&mut conn, &first).expect("check").is_none());
+    assert!(resets::check(&mut conn, &second).expect("check").is_some());
+
+    // Expired: refused, nothing changed.
+    diesel::update(password_resets::table)
+        .set(password_resets::expires_at.eq(now() - Duration::seconds(1)))
+        .execute(&mut *conn)
+        .expect("expire");
+    assert!(resets::check(&mut conn, &second).expect("check").is_none());
+    assert!(resets::complete(&mut conn, &second, &hash).is_err());
+    assert!(auth::verify_password(
+        &frontdesk_core::users::get(&mut conn, ann.id).expect("user"),
+        PASSWORD
+    ));
+
+    // A password change kills pending links.
+    let third = request_token(db);
+    auth::change_password(&mut conn, ann.id, &hash, None).expect("change");
+    assert!(resets::complete(
+        &mut conn,
+        &third,
+        &passwords::hash("yet another one").expect("hash")
+    )
+    .is_err());
+    assert!(auth::verify_password(
+        &frontdesk_core::users::get(&mut conn, ann.id).expect("user"),
+        "another password"
+    ));
+
+    // Garbage tokens are simply invalid.
+    assert!(resets::check(&mut conn, "").expect("check").is_none());
+    assert!(resets::complete(&mut conn, "../../etc", &hash).is_err());
+    // At most five links an hour.
+    for _ in 0..2 {
+        request_token(db);
+    }
+    let sent = resets::request(
+        &mut conn,
+        "ann@example.com",
+        Duration::hours(1),
+        |u, t, _| Ok(mail(u, t)),
+    )
+    .expect("request");
+    assert!(!sent, "the sixth link in an hour is not sent");
+});
