@@ -282,3 +282,32 @@ both!(local_login_and_staff_roles, |db| {
     ));
     assert_eq!(users::get(c, other.id).expect("get").staff_role, None);
 });
+
+both!(actor_for_reads_roles_fresh, |db| {
+    let c = &mut *db.conn();
+    let sys = Actor::system();
+    let org = organizations::create(c, &sys, "acme", "Acme", "").expect("org");
+    let u = users::create(
+        c,
+        &sys,
+        NewUser {
+            organization: Some((org.id, OrgRole::Admin)),
+            ..new_user("a@acme.com")
+        },
+    )
+    .expect("u");
+    let actor = users::actor_for(c, u.id, Some("10.0.0.1".into())).expect("actor");
+    assert_eq!(actor.org_roles, vec![(org.id, OrgRole::Admin)]);
+    assert_eq!(actor.staff_role, None);
+    assert_eq!(actor.ip.as_deref(), Some("10.0.0.1"));
+    assert!(actor.is_admin_user());
+    users::set_staff_role(c, &sys, u.id, Some(StaffRole::Viewer)).expect("staff");
+    assert_eq!(
+        users::actor_for(c, u.id, None).expect("actor").staff_role,
+        Some(StaffRole::Viewer)
+    );
+    assert!(matches!(
+        users::actor_for(c, 9_999, None),
+        Err(CoreError::NotFound("user"))
+    ));
+});

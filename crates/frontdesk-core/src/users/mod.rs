@@ -538,3 +538,11 @@ pub fn create_admin(conn: &mut DbConnection, email: &str, password: &str) -> Cor
         },
     )
 }
+
+/// The actor a signed-in user acts as: their staff role and organization roles,
+/// read fresh from the database (so a demotion counts from the next request).
+pub fn actor_for(conn: &mut DbConnection, user_id: i64, ip: Option<String>) -> CoreResult<Actor> {
+    let user = get(conn, user_id)?;
+    let orgs = organizations::roles_of(conn, user_id)?;
+    Ok(Actor::user(user.id, user.staff_role(), orgs).with_ip(ip))
+}
