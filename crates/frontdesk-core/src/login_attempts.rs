@@ -266,8 +266,30 @@ pub fn list(
     page: i64,
     limit: i64,
 ) -> CoreResult<(Vec<LoginAttempt>, i64)> {
+    list_scoped(conn, filter, None, page, limit)
+}
+
+/// [`list`] limited to attempts on accounts of `scope` organizations when given
+/// (an organization admin's view; attempts on unknown emails are not theirs).
+pub fn list_scoped(
+    conn: &mut DbConnection,
+    filter: &AttemptFilter,
+    scope: Option<&[i64]>,
+    page: i64,
+    limit: i64,
+) -> CoreResult<(Vec<LoginAttempt>, i64)> {
+    use crate::schema::memberships;
     let build = || {
         let mut q = login_attempts::table.into_boxed::<Backend>();
+        if let Some(orgs) = scope {
+            q = q.filter(
+                login_attempts::user_id.eq_any(
+                    memberships::table
+                        .select(memberships::user_id.nullable())
+                        .filter(memberships::organization_id.eq_any(orgs)),
+                ),
+            );
+        }
         if let Some(u) = filter.user_id {
             q = q.filter(login_attempts::user_id.eq(u));
         }
@@ -286,7 +308,7 @@ pub fn list(
     let rows = build()
         .order((login_attempts::created_at.desc(), login_attempts::id.desc()))
         .limit(limit.clamp(1, 100))
-        .offset((page.max(1) - 1) * limit.clamp(1, 100))
+        .offset((page.max(1) - 1).saturating_mul(limit.clamp(1, 100)))
         .select(LoginAttempt::as_select())
         .load(conn)?;
     Ok((rows, total))

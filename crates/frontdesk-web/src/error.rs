@@ -4,13 +4,50 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use frontdesk_core::CoreError;
+use serde::Serialize;
 use serde_json::json;
+
+/// Problem `type` URIs: one per kind of error, stable across releases so that
+/// clients can branch on them.
+pub mod problem_type {
+    pub const BAD_REQUEST: &str = "urn:frontdesk:problem:bad-request";
+    pub const VALIDATION: &str = "urn:frontdesk:problem:validation";
+    pub const UNAUTHORIZED: &str = "urn:frontdesk:problem:unauthorized";
+    pub const FORBIDDEN: &str = "urn:frontdesk:problem:forbidden";
+    pub const CSRF: &str = "urn:frontdesk:problem:csrf";
+    pub const NOT_FOUND: &str = "urn:frontdesk:problem:not-found";
+    pub const CONFLICT: &str = "urn:frontdesk:problem:conflict";
+    pub const LAST_OWNER: &str = "urn:frontdesk:problem:last-owner";
+    pub const PAYLOAD_TOO_LARGE: &str = "urn:frontdesk:problem:payload-too-large";
+    pub const INTERNAL: &str = "urn:frontdesk:problem:internal";
+    pub const UNAVAILABLE: &str = "urn:frontdesk:problem:unavailable";
+}
+
+/// One invalid input field, for validation problems.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct WebError {
     pub status: StatusCode,
     pub title: &'static str,
     pub detail: String,
+    /// The problem `type`; derived from the status when not set.
+    pub problem_type: Option<&'static str>,
+    /// Field-level details of a validation problem.
+    pub errors: Vec<FieldError>,
     /// Answer as problem+json rather than HTML.
     pub json: bool,
     /// For "sign in first" on pages: where to send the browser.
@@ -23,8 +60,45 @@ impl WebError {
             status,
             title,
             detail: detail.into(),
+            problem_type: None,
+            errors: Vec::new(),
             json: false,
             location: None,
+        }
+    }
+
+    /// A 400 listing each invalid field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "Invalid input", detail);
+        e.problem_type = Some(problem_type::VALIDATION);
+        e.errors = errors;
+        e
+    }
+
+    pub fn with_type(mut self, problem_type: &'static str) -> Self {
+        self.problem_type = Some(problem_type);
+        self
+    }
+
+    /// The problem `type` URI of this error.
+    pub fn type_uri(&self) -> &'static str {
+        if let Some(t) = self.problem_type {
+            return t;
+        }
+        match self.status {
+            StatusCode::UNAUTHORIZED => problem_type::UNAUTHORIZED,
+            StatusCode::FORBIDDEN => problem_type::FORBIDDEN,
+            StatusCode::NOT_FOUND => problem_type::NOT_FOUND,
+            StatusCode::CONFLICT => problem_type::CONFLICT,
+            StatusCode::PAYLOAD_TOO_LARGE => problem_type::PAYLOAD_TOO_LARGE,
+            StatusCode::SERVICE_UNAVAILABLE => problem_type::UNAVAILABLE,
+            s if s.is_server_error() => problem_type::INTERNAL,
+            _ => problem_type::BAD_REQUEST,
         }
     }
 
@@ -117,13 +191,20 @@ impl ResponseError for WebError {
                 .finish();
         }
         if self.json {
-            let body = json!({
-                "type": "about:blank",
+            let mut body = json!({
+                "type": self.type_uri(),
                 "title": self.title,
                 "status": self.status.as_u16(),
                 "detail": self.detail,
             });
-            return HttpResponse::build(self.status)
+            if !self.errors.is_empty() {
+                body["errors"] = json!(self.errors);
+            }
+            let mut res = HttpResponse::build(self.status);
+            if self.status == StatusCode::UNAUTHORIZED {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            return res
                 .insert_header((header::CONTENT_TYPE, "application/problem+json"))
                 .body(body.to_string());
         }
@@ -165,6 +246,25 @@ impl From<CoreError> for WebError {
             | CoreError::AlreadyMember => {
                 WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
             }
+            CoreError::LastOwner | CoreError::LastStaffOwner => {
+                WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
+                    .with_type(problem_type::LAST_OWNER)
+            }
+            CoreError::Invalid { field, reason } => {
+                WebError::validation(vec![FieldError::new(*field, reason.clone())])
+            }
+            CoreError::TooLong { field, max } => WebError::validation(vec![FieldError::new(
+                *field,
+                format!("must be at most {max} characters"),
+            )]),
+            CoreError::InvalidEmail(_) => WebError::validation(vec![FieldError::new(
+                "email",
+                "is not a valid email address",
+            )]),
+            CoreError::DomainNotAllowed => WebError::validation(vec![FieldError::new(
+                "email",
+                "the email domain is not allowed in this organization",
+            )]),
             CoreError::Pool(_) => WebError::unavailable(&e),
             _ if e.is_client_error() => WebError::bad_request(e.to_string()),
             _ => WebError::internal(&e),

@@ -3,6 +3,7 @@
 //! security headers and the embedded templates. No SQL here: every database
 //! call goes through a core function inside `web::block`.
 
+pub mod api;
 pub mod assets;
 pub mod csrf;
 pub mod current_user;
@@ -27,8 +28,15 @@ pub fn configure(state: FrontdeskState) -> impl FnOnce(&mut ServiceConfig) + Clo
     move |cfg: &mut ServiceConfig| {
         let prefix = state.prefix().to_owned();
         cfg.app_data(web::Data::new(state));
+        cfg.service(api_scope(api::DEFAULT_PREFIX));
         cfg.service(auth_scope(&prefix));
     }
+}
+
+/// The JSON admin API at `prefix` (`configure` mounts it at `/admin/api/v1`).
+/// Mount it before a scope whose prefix contains it, such as the admin pages.
+pub fn api_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
+    api::scope(prefix)
 }
 
 /// The auth pages; `configure` mounts them, or a host may mount this scope

@@ -1,0 +1,212 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations; the
+//! errors every operation can answer are added here in one place.
+
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::server::Server;
+use utoipa::openapi::{
+    Components, ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder,
+    SecurityRequirement,
+};
+use utoipa::{Modify, OpenApi};
+
+use super::problem::{Problem, ProblemField};
+use super::{api_keys, audit, login_attempts, organizations, sessions, tags, users, ApiPrefix};
+use crate::state::FrontdeskState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "frontdesk admin API",
+        version = "1",
+        description = "Manage the users, organizations, sessions and API keys of the host \
+application. Authenticate with `Authorization: Bearer fdk_…` (an API key) or an admin's \
+session cookie plus the `X-CSRF-Token` header on unsafe methods. Lists take `page` (from 1) \
+and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a stable `type`."
+    ),
+    paths(
+        document,
+        users::list,
+        users::get,
+        users::update,
+        users::delete,
+        users::suspend,
+        users::restore,
+        users::revoke_sessions,
+        sessions::of_user,
+        tags::assign,
+        tags::unassign,
+        sessions::list,
+        sessions::revoke,
+        login_attempts::list,
+        organizations::list,
+        organizations::create,
+        organizations::get,
+        organizations::update,
+        organizations::delete,
+        organizations::members,
+        organizations::add_member,
+        organizations::change_member,
+        organizations::remove_member,
+        organizations::users_list,
+        organizations::user_get,
+        organizations::user_revoke_sessions,
+        tags::list,
+        tags::create,
+        audit::list,
+        api_keys::list,
+        api_keys::create,
+        api_keys::revoke,
+    ),
+    components(schemas(Problem, ProblemField)),
+    modifiers(&Errors),
+)]
+pub struct ApiDoc;
+
+/// The problem answers, as shared responses every operation refers to.
+struct Errors;
+
+const ERRORS: &[(&str, &str, &str)] = &[
+    (
+        "400",
+        "BadRequest",
+        "Invalid parameters or body; `errors` names each field",
+    ),
+    (
+        "401",
+        "Unauthorized",
+        "No API key or session, or the key is unknown or revoked",
+    ),
+    (
+        "403",
+        "Forbidden",
+        "The caller's role does not allow this, or the CSRF token is missing",
+    ),
+    (
+        "404",
+        "NotFound",
+        "No such record, or one the caller may not see",
+    ),
+    (
+        "409",
+        "Conflict",
+        "Conflicts with existing data (duplicate, last owner)",
+    ),
+    ("413", "PayloadTooLarge", "The body is larger than 64 KiB"),
+    ("500", "Internal", "Server error"),
+    (
+        "503",
+        "Unavailable",
+        "The database is unavailable; try again",
+    ),
+];
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(bool, &mut Operation)> {
+    let mut ops = Vec::new();
+    for (safe, op) in [
+        (true, item.get.as_mut()),
+        (false, item.put.as_mut()),
+        (false, item.post.as_mut()),
+        (false, item.delete.as_mut()),
+        (false, item.patch.as_mut()),
+    ] {
+        if let Some(op) = op {
+            ops.push((safe, op));
+        }
+    }
+    ops
+}
+
+impl Modify for Errors {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Components::new);
+        for (_, name, description) in ERRORS {
+            let problem = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build();
+            components.responses.insert(
+                (*name).to_owned(),
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(*description)
+                        .content("application/problem+json", problem)
+                        .build(),
+                ),
+            );
+        }
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let has_id = path.contains('{');
+            let public = path == "/openapi.json";
+            for (safe, op) in operations(item) {
+                for (status, name, _) in ERRORS {
+                    let wanted = match *status {
+                        "400" | "500" | "503" => true,
+                        "401" | "403" => !public,
+                        "404" => has_id || public,
+                        "409" | "413" => !safe,
+                        _ => false,
+                    };
+                    if wanted && (!public || *status == "500") {
+                        op.responses
+                            .responses
+                            .entry((*status).to_owned())
+                            .or_insert_with(|| {
+                                RefOr::Ref(Ref::new(format!("#/components/responses/{name}")))
+                            });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The document for an API mounted at `prefix`, with cookie names as `state` sets them.
+pub fn document_for(prefix: &str, state: &FrontdeskState) -> Document {
+    let mut doc = ApiDoc::openapi();
+    doc.servers = Some(vec![Server::new(prefix)]);
+    let components = doc.components.get_or_insert_with(Components::new);
+    components.add_security_scheme(
+        "api_key",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An API key: `Authorization: Bearer fdk_…`"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            state.session_cookie_name(),
+            "An admin's session cookie (from signing in)",
+        ))),
+    );
+    components.add_security_scheme(
+        "csrf",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            crate::csrf::HEADER,
+            "With the session cookie, on POST, PUT, PATCH and DELETE",
+        ))),
+    );
+    doc.security = Some(vec![
+        SecurityRequirement::new("api_key", Vec::<String>::new()),
+        SecurityRequirement::new("session", Vec::<String>::new()).add("csrf", Vec::<String>::new()),
+    ]);
+    doc
+}
+
+/// `GET /openapi.json`: this API's description (no authentication needed).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI document", body = serde_json::Value))
+)]
+pub async fn document(
+    state: web::Data<FrontdeskState>,
+    prefix: web::Data<ApiPrefix>,
+) -> HttpResponse {
+    HttpResponse::Ok().json(document_for(&prefix.0, &state))
+}

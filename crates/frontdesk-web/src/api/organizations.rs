@@ -1,0 +1,575 @@
+//! `/organizations`: organizations and memberships, and the organization-scoped
+//! user endpoints (`/organizations/{slug}/users…`). An organization the caller
+//! may not see answers exactly like one that does not exist.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::Connection;
+use frontdesk_core::authz::{can, Action, Target};
+use frontdesk_core::organizations::{self, Organization};
+use frontdesk_core::users::query::UserQuery;
+use frontdesk_core::{sessions, users, Actor, CoreError, DbConnection, OrgRole};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::ApiActor;
+use super::params::{Pagination, Params};
+use super::problem::ApiResult;
+use super::users::{detail_of, SessionsRevoked, UserDetail, UserList};
+use super::utc;
+use crate::error::{FieldError, WebError};
+use crate::state::FrontdeskState;
+
+/// The organization named by `slug`, if the actor may see it; otherwise not found.
+pub fn visible(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    slug: &str,
+) -> Result<Organization, CoreError> {
+    if slug.len() > 100 {
+        return Err(CoreError::NotFound("organization"));
+    }
+    let org = organizations::get_by_slug(conn, slug)?;
+    if !can(actor, Action::View, &Target::Organization(org.id)) {
+        return Err(CoreError::NotFound("organization"));
+    }
+    Ok(org)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationOut {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    /// Email domains members must have; empty allows any.
+    pub allowed_email_domains: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Organization> for OrganizationOut {
+    fn from(o: &Organization) -> Self {
+        OrganizationOut {
+            id: o.id,
+            slug: o.slug.clone(),
+            name: o.name.clone(),
+            allowed_email_domains: o.domains().into_iter().map(str::to_owned).collect(),
+            created_at: utc(o.created_at),
+            updated_at: utc(o.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationList {
+    pub organizations: Vec<OrganizationOut>,
+    pub pagination: Pagination,
+}
+
+#[allow(dead_code)]
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
+    page: Option<i64>,
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    limit: Option<i64>,
+}
+
+/// `GET /organizations`: those the caller may see, by name.
+#[utoipa::path(
+    get,
+    path = "/organizations",
+    tag = "organizations",
+    params(PageParams),
+    responses((status = 200, description = "A page of organizations", body = OrganizationList))
+)]
+pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiActor) -> ApiResult {
+    let mut p = Params::parse(req.query_string(), &["page", "limit"]);
+    let paging = p.paging();
+    p.finish()?;
+    let all = state
+        .db(move |conn| organizations::list(conn, &api.actor))
+        .await?;
+    let total = all.len() as i64;
+    let organizations = paging
+        .slice(all)
+        .iter()
+        .map(OrganizationOut::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(OrganizationList {
+        organizations,
+        pagination: paging.out(total),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrganization {
+    /// Lower-case letters, digits and hyphens.
+    #[schema(example = "acme", max_length = 100)]
+    pub slug: String,
+    #[schema(example = "Acme Inc.", max_length = 100)]
+    pub name: String,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+}
+
+/// `POST /organizations` (staff admins and owners).
+#[utoipa::path(
+    post,
+    path = "/organizations",
+    tag = "organizations",
+    request_body = NewOrganization,
+    responses(
+        (status = 201, description = "Created", body = OrganizationOut),
+        (status = 409, description = "The slug is taken", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    body: web::Json<NewOrganization>,
+) -> ApiResult {
+    let body = body.into_inner();
+    let org = state
+        .db(move |conn| {
+            organizations::create(
+                conn,
+                &api.actor,
+                &body.slug,
+                &body.name,
+                &body.allowed_email_domains.join(","),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(OrganizationOut::from(&org)))
+}
+
+/// `GET /organizations/{slug}`.
+#[utoipa::path(
+    get,
+    path = "/organizations/{slug}",
+    tag = "organizations",
+    params(("slug" = String, Path, description = "Organization slug")),
+    responses((status = 200, description = "The organization", body = OrganizationOut))
+)]
+pub async fn get(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let slug = slug.into_inner();
+    let org = state
+        .db(move |conn| visible(conn, &api.actor, &slug))
+        .await?;
+    Ok(HttpResponse::Ok().json(OrganizationOut::from(&org)))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationPatch {
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+    /// Replaces the list; empty allows any domain.
+    pub allowed_email_domains: Option<Vec<String>>,
+}
+
+/// `PATCH /organizations/{slug}`: both changes apply together or neither.
+#[utoipa::path(
+    patch,
+    path = "/organizations/{slug}",
+    tag = "organizations",
+    params(("slug" = String, Path, description = "Organization slug")),
+    request_body = OrganizationPatch,
+    responses((status = 200, description = "The updated organization", body = OrganizationOut))
+)]
+pub async fn update(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    slug: web::Path<String>,
+    body: web::Json<OrganizationPatch>,
+) -> ApiResult {
+    let slug = slug.into_inner();
+    let patch = body.into_inner();
+    let org = state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let actor = &api.actor;
+                let mut org = visible(conn, actor, &slug)?;
+                if let Some(name) = &patch.name {
+                    org = organizations::rename(conn, actor, org.id, name)?;
+                }
+                if let Some(domains) = &patch.allowed_email_domains {
+                    org = organizations::set_allowed_domains(
+                        conn,
+                        actor,
+                        org.id,
+                        &domains.join(","),
+                    )?;
+                }
+                if patch.name.is_none() && patch.allowed_email_domains.is_none() {
+                    frontdesk_core::authz::authorize(
+                        actor,
+                        Action::Edit,
+                        &Target::Organization(org.id),
+                    )?;
+                }
+                Ok::<_, CoreError>(org)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(OrganizationOut::from(&org)))
+}
+
+/// `DELETE /organizations/{slug}`: with its memberships (users stay).
+#[utoipa::path(
+    delete,
+    path = "/organizations/{slug}",
+    tag = "organizations",
+    params(("slug" = String, Path, description = "Organization slug")),
+    responses((status = 204, description = "Deleted"))
+)]
+pub async fn delete(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let slug = slug.into_inner();
+    state
+        .db(move |conn| {
+            let org = visible(conn, &api.actor, &slug)?;
+            organizations::delete(conn, &api.actor, org.id)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberOut {
+    pub user_id: i64,
+    pub email: String,
+    #[schema(example = "member")]
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberList {
+    pub members: Vec<MemberOut>,
+    pub pagination: Pagination,
+}
+
+/// `GET /organizations/{slug}/members`: by email.
+#[utoipa::path(
+    get,
+    path = "/organizations/{slug}/members",
+    tag = "organizations",
+    params(("slug" = String, Path, description = "Organization slug"), PageParams),
+    responses((status = 200, description = "A page of members", body = MemberList))
+)]
+pub async fn members(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let mut p = Params::parse(req.query_string(), &["page", "limit"]);
+    let paging = p.paging();
+    p.finish()?;
+    let slug = slug.into_inner();
+    let all = state
+        .db(move |conn| {
+            let org = visible(conn, &api.actor, &slug)?;
+            organizations::members(conn, org.id)
+        })
+        .await?;
+    let total = all.len() as i64;
+    let members = paging
+        .slice(all)
+        .into_iter()
+        .map(|(m, email)| MemberOut {
+            user_id: m.user_id,
+            email,
+            role: m.role,
+            created_at: utc(m.created_at),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(MemberList {
+        members,
+        pagination: paging.out(total),
+    }))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl From<Role> for OrgRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Member => OrgRole::Member,
+            Role::Admin => OrgRole::Admin,
+            Role::Owner => OrgRole::Owner,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    pub user_id: i64,
+    pub role: Role,
+}
+
+/// `POST /organizations/{slug}/members`: adds an existing user.
+#[utoipa::path(
+    post,
+    path = "/organizations/{slug}/members",
+    tag = "organizations",
+    params(("slug" = String, Path, description = "Organization slug")),
+    request_body = NewMember,
+    responses(
+        (status = 201, description = "Added", body = MemberOut),
+        (status = 409, description = "Already a member", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn add_member(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    slug: web::Path<String>,
+    body: web::Json<NewMember>,
+) -> ApiResult {
+    let slug = slug.into_inner();
+    let NewMember { user_id, role } = body.into_inner();
+    let member = state
+        .db(move |conn| {
+            let actor = &api.actor;
+            let org = visible(conn, actor, &slug)?;
+            // A user the caller cannot see is reported as a bad field, not probed.
+            if users::get_for(conn, actor, user_id, Action::View).is_err()
+                && actor.staff_role.is_none()
+            {
+                return Err(WebError::validation(vec![FieldError::new(
+                    "user_id",
+                    "no such user",
+                )]));
+            }
+            organizations::add_member(conn, actor, org.id, user_id, role.into()).map_err(|e| {
+                match e {
+                    CoreError::NotFound("user") => {
+                        WebError::validation(vec![FieldError::new("user_id", "no such user")])
+                    }
+                    e => e.into(),
+                }
+            })?;
+            member_of(conn, org.id, user_id).map_err(WebError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(member))
+}
+
+fn member_of(conn: &mut DbConnection, org: i64, user_id: i64) -> Result<MemberOut, CoreError> {
+    organizations::members(conn, org)?
+        .into_iter()
+        .find(|(m, _)| m.user_id == user_id)
+        .map(|(m, email)| MemberOut {
+            user_id: m.user_id,
+            email,
+            role: m.role,
+            created_at: utc(m.created_at),
+        })
+        .ok_or(CoreError::NotFound("membership"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberPatch {
+    pub role: Role,
+}
+
+/// `PATCH /organizations/{slug}/members/{user_id}`: changes the role.
+#[utoipa::path(
+    patch,
+    path = "/organizations/{slug}/members/{user_id}",
+    tag = "organizations",
+    params(
+        ("slug" = String, Path, description = "Organization slug"),
+        ("user_id" = i64, Path, description = "User id"),
+    ),
+    request_body = MemberPatch,
+    responses(
+        (status = 200, description = "The membership", body = MemberOut),
+        (status = 409, description = "The last owner cannot be demoted", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_member(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    path: web::Path<(String, i64)>,
+    body: web::Json<MemberPatch>,
+) -> ApiResult {
+    let (slug, user_id) = path.into_inner();
+    let role = body.into_inner().role;
+    let member = state
+        .db(move |conn| {
+            let org = visible(conn, &api.actor, &slug)?;
+            organizations::change_role(conn, &api.actor, org.id, user_id, role.into())?;
+            member_of(conn, org.id, user_id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(member))
+}
+
+/// `DELETE /organizations/{slug}/members/{user_id}`: the user stays.
+#[utoipa::path(
+    delete,
+    path = "/organizations/{slug}/members/{user_id}",
+    tag = "organizations",
+    params(
+        ("slug" = String, Path, description = "Organization slug"),
+        ("user_id" = i64, Path, description = "User id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 409, description = "The last owner cannot be removed", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn remove_member(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    path: web::Path<(String, i64)>,
+) -> ApiResult {
+    let (slug, user_id) = path.into_inner();
+    state
+        .db(move |conn| {
+            let org = visible(conn, &api.actor, &slug)?;
+            organizations::remove_member(conn, &api.actor, org.id, user_id)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[allow(dead_code)]
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrgUsersParams {
+    /// Words matched against email, names and profile fields.
+    #[param(max_length = 200)]
+    search: Option<String>,
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
+    page: Option<i64>,
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    limit: Option<i64>,
+}
+
+/// `GET /organizations/{slug}/users`: the organization's members as users.
+#[utoipa::path(
+    get,
+    path = "/organizations/{slug}/users",
+    tag = "organization users",
+    params(("slug" = String, Path, description = "Organization slug"), OrgUsersParams),
+    responses((status = 200, description = "A page of users", body = UserList))
+)]
+pub async fn users_list(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let mut p = Params::parse(req.query_string(), &["search", "page", "limit"]);
+    let paging = p.paging();
+    let search = p.text("search", 200);
+    p.finish()?;
+    let slug = slug.into_inner();
+    let page = state
+        .db(move |conn| {
+            let org = visible(conn, &api.actor, &slug)?;
+            UserQuery {
+                search,
+                organization: Some(org.id),
+                page: paging.page,
+                limit: paging.limit,
+                ..UserQuery::default()
+            }
+            .run(conn, &api.actor)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(UserList::from_page(&page)))
+}
+
+/// A member of the organization the actor may do `action` to; anyone else
+/// (another organization's user included) is not found.
+fn member_for(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    slug: &str,
+    user_id: i64,
+    action: Action,
+) -> Result<users::User, CoreError> {
+    let org = visible(conn, actor, slug)?;
+    let is_member = organizations::roles_of(conn, user_id)?
+        .iter()
+        .any(|(o, _)| *o == org.id);
+    if !is_member {
+        return Err(CoreError::NotFound("user"));
+    }
+    users::get_for(conn, actor, user_id, action)
+}
+
+/// `GET /organizations/{slug}/users/{id}`.
+#[utoipa::path(
+    get,
+    path = "/organizations/{slug}/users/{id}",
+    tag = "organization users",
+    params(
+        ("slug" = String, Path, description = "Organization slug"),
+        ("id" = i64, Path, description = "User id"),
+    ),
+    responses((status = 200, description = "The user", body = UserDetail))
+)]
+pub async fn user_get(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    path: web::Path<(String, i64)>,
+) -> ApiResult {
+    let (slug, id) = path.into_inner();
+    let config = state.settings().auth.sessions;
+    let detail = state
+        .db(move |conn| {
+            let user = member_for(conn, &api.actor, &slug, id, Action::View)?;
+            detail_of(conn, &api.actor, &user, &config)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+/// `DELETE /organizations/{slug}/users/{id}/sessions`: ends all their sessions.
+#[utoipa::path(
+    delete,
+    path = "/organizations/{slug}/users/{id}/sessions",
+    tag = "organization users",
+    params(
+        ("slug" = String, Path, description = "Organization slug"),
+        ("id" = i64, Path, description = "User id"),
+    ),
+    responses((status = 200, description = "How many sessions ended", body = SessionsRevoked))
+)]
+pub async fn user_revoke_sessions(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    path: web::Path<(String, i64)>,
+) -> ApiResult {
+    let (slug, id) = path.into_inner();
+    let n = state
+        .db(move |conn| {
+            member_for(conn, &api.actor, &slug, id, Action::View)?;
+            sessions::revoke_all_by_admin(conn, &api.actor, id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(SessionsRevoked::new(n)))
+}

@@ -1,0 +1,199 @@
+//! Query parameters, read strictly: an unknown, repeated or malformed parameter
+//! is a 400 naming it, never silently ignored, so a typo in a filter cannot
+//! return every user.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use frontdesk_core::users::query::{DEFAULT_LIMIT, MAX_LIMIT};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::problem::{ApiError, ApiResult};
+use crate::error::{FieldError, WebError};
+
+/// Largest page number accepted (keeps offsets far from overflow).
+pub const MAX_PAGE: i64 = 1_000_000;
+
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    errors: Vec<FieldError>,
+}
+
+impl Params {
+    /// Splits the query string and refuses names not in `known` and repeats.
+    pub fn parse(query: &str, known: &[&str]) -> Params {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut errors = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            let k = k.into_owned();
+            if !known.contains(&k.as_str()) {
+                errors.push(FieldError::new(
+                    k.chars().take(64).collect::<String>(),
+                    "is not a parameter of this endpoint",
+                ));
+            } else if pairs.iter().any(|(n, _)| *n == k) {
+                errors.push(FieldError::new(k.clone(), "is given more than once"));
+            } else {
+                pairs.push((k, v.into_owned()));
+            }
+        }
+        Params { pairs, errors }
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn error(&mut self, name: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(name, message));
+    }
+
+    /// A text parameter; empty counts as absent.
+    pub fn text(&mut self, name: &str, max: usize) -> Option<String> {
+        let v = self.raw(name)?.trim().to_owned();
+        if v.chars().count() > max {
+            self.error(name, format!("must be at most {max} characters"));
+            return None;
+        }
+        if v.chars().any(char::is_control) {
+            self.error(name, "must not contain control characters");
+            return None;
+        }
+        (!v.is_empty()).then_some(v)
+    }
+
+    pub fn int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
+        let v = self.raw(name)?;
+        match v.trim().parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.error(name, format!("must be an integer between {min} and {max}"));
+                None
+            }
+        }
+    }
+
+    /// One of `allowed` (as listed in the message).
+    pub fn choice<T>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        allowed: &[&str],
+    ) -> Option<T> {
+        let v = self.raw(name)?;
+        match parse(v.trim()) {
+            Some(t) => Some(t),
+            None => {
+                self.error(name, format!("must be one of: {}", allowed.join(", ")));
+                None
+            }
+        }
+    }
+
+    pub fn boolean(&mut self, name: &str) -> Option<bool> {
+        self.choice(
+            name,
+            |v| match v {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            },
+            &["true", "false"],
+        )
+    }
+
+    /// A comma-separated list of ids.
+    pub fn ids(&mut self, name: &str) -> Vec<i64> {
+        let Some(v) = self.raw(name) else {
+            return Vec::new();
+        };
+        let parsed: Option<Vec<i64>> = v
+            .split(',')
+            .map(|p| p.trim().parse::<i64>().ok().filter(|n| *n >= 1))
+            .collect();
+        match parsed {
+            Some(ids) if ids.len() <= 100 => ids,
+            _ => {
+                self.error(
+                    name,
+                    "must be a comma-separated list of at most 100 positive integer ids",
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// An RFC 3339 date-time (or a plain `YYYY-MM-DD`, midnight UTC), as UTC.
+    pub fn datetime(&mut self, name: &str) -> Option<NaiveDateTime> {
+        let v = self.raw(name)?.trim().to_owned();
+        let parsed = DateTime::parse_from_rfc3339(&v)
+            .map(|d| d.naive_utc())
+            .ok()
+            .or_else(|| {
+                NaiveDate::parse_from_str(&v, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+            });
+        if parsed.is_none() {
+            self.error(
+                name,
+                "must be an RFC 3339 date-time (2026-01-31T00:00:00Z) or a date (2026-01-31)",
+            );
+        }
+        parsed
+    }
+
+    /// `page` (from 1) and `limit` (1 to 100, default 50).
+    pub fn paging(&mut self) -> Paging {
+        Paging {
+            page: self.int("page", 1, MAX_PAGE).unwrap_or(1),
+            limit: self.int("limit", 1, MAX_LIMIT).unwrap_or(DEFAULT_LIMIT),
+        }
+    }
+
+    /// Fails with every problem found, or succeeds when there was none.
+    pub fn finish(self) -> ApiResult<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::from(WebError::validation(self.errors)))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    pub page: i64,
+    pub limit: i64,
+}
+
+impl Paging {
+    pub fn out(&self, total: i64) -> Pagination {
+        Pagination {
+            page: self.page,
+            limit: self.limit,
+            total,
+        }
+    }
+
+    /// The slice of an in-memory list this page shows.
+    pub fn slice<T>(&self, items: Vec<T>) -> Vec<T> {
+        let start =
+            usize::try_from((self.page - 1).saturating_mul(self.limit)).unwrap_or(usize::MAX);
+        let limit = usize::try_from(self.limit).unwrap_or(0);
+        items.into_iter().skip(start).take(limit).collect()
+    }
+}
+
+/// Where a list page sits: `page` from 1, `limit` per page, `total` matches.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Pagination {
+    #[schema(minimum = 1)]
+    pub page: i64,
+    #[schema(minimum = 1, maximum = 100)]
+    pub limit: i64,
+    #[schema(minimum = 0)]
+    pub total: i64,
+}

@@ -1,0 +1,153 @@
+//! API errors: every failure is `application/problem+json` with a stable
+//! `type`, and extractor rejections (bad JSON, bad path ids) get the same form.
+
+use actix_web::error::{JsonPayloadError, PathError};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use frontdesk_core::CoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{problem_type, FieldError, WebError};
+
+/// Largest JSON body the API reads.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A `WebError` that always answers as problem+json.
+#[derive(Debug)]
+pub struct ApiError(pub WebError);
+
+pub type ApiResult<T = HttpResponse> = Result<T, ApiError>;
+
+impl From<WebError> for ApiError {
+    fn from(e: WebError) -> Self {
+        ApiError(e.json(true))
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        ApiError::from(WebError::from(e))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.error_response()
+    }
+}
+
+/// An RFC 9457 problem document, as every error of this API is answered.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of error, e.g. `urn:frontdesk:problem:validation`.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:frontdesk:problem:validation")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Present on validation problems: each invalid field and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ProblemField>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProblemField {
+    /// The parameter or body field, e.g. `limit` or `name`.
+    pub field: String,
+    pub message: String,
+}
+
+pub fn not_found() -> ApiError {
+    ApiError::from(WebError::not_found())
+}
+
+/// Answer for paths the API does not have.
+pub async fn no_such_route() -> ApiResult {
+    Err(not_found())
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let e = match &err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            WebError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                format!("The body may be at most {MAX_BODY} bytes."),
+            )
+        }
+        JsonPayloadError::Deserialize(de) => {
+            let field = body_field(&de.to_string());
+            WebError::validation(vec![FieldError::new(field, de.to_string())])
+        }
+        other => WebError::bad_request(format!("The body must be a JSON object: {other}")),
+    };
+    ApiError::from(e).into()
+}
+
+/// The field a serde message names (``missing field `name` ``), or `body`.
+fn body_field(message: &str) -> String {
+    let marker = "field `";
+    message
+        .find(marker)
+        .map(|i| &message[i + marker.len()..])
+        .and_then(|rest| rest.find('`').map(|end| rest[..end].to_owned()))
+        .unwrap_or_else(|| "body".to_owned())
+}
+
+fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    // `/users/abc` names no user: the same answer as an id that does not exist.
+    log::debug!("frontdesk api: bad path: {err}");
+    not_found().into()
+}
+
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY)
+        .content_type_required(false)
+        .error_handler(json_error)
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(path_error)
+}
+
+/// Reads an optional JSON body: empty means the defaults.
+pub fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let field = body_field(&e.to_string());
+        ApiError::from(WebError::validation(vec![FieldError::new(
+            field,
+            e.to_string(),
+        )]))
+    })
+}
+
+/// `type` URIs for the OpenAPI description.
+pub const TYPES: &[&str] = &[
+    problem_type::BAD_REQUEST,
+    problem_type::VALIDATION,
+    problem_type::UNAUTHORIZED,
+    problem_type::FORBIDDEN,
+    problem_type::CSRF,
+    problem_type::NOT_FOUND,
+    problem_type::CONFLICT,
+    problem_type::LAST_OWNER,
+    problem_type::PAYLOAD_TOO_LARGE,
+    problem_type::INTERNAL,
+    problem_type::UNAVAILABLE,
+];

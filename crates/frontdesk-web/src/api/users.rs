@@ -1,0 +1,656 @@
+//! `/users`: the users query as query parameters, detail, update, suspend,
+//! restore, delete, and revoking every session of a user.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::Connection;
+use frontdesk_core::authz::Action;
+use frontdesk_core::sessions::{self, SessionConfig};
+use frontdesk_core::users::query::{LastLogin, Page, SortDir, SortKey, StaffFilter, UserQuery};
+use frontdesk_core::users::{self, User, UserStatus, UserUpdate};
+use frontdesk_core::{organizations, tags, Actor, CoreError, DbConnection, OrgRole, StaffRole};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::ApiActor;
+use super::params::{Pagination, Paging, Params};
+use super::problem::{optional_body, ApiResult};
+use super::utc;
+use crate::error::{FieldError, WebError};
+use crate::state::FrontdeskState;
+
+/// A user as the API shows them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: i64,
+    pub email: String,
+    pub email_verified: bool,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: Option<String>,
+    /// Display name, else first and last name, else the email.
+    pub name: String,
+    #[schema(example = "active")]
+    pub status: String,
+    pub suspended_reason: Option<String>,
+    pub suspended_at: Option<DateTime<Utc>>,
+    /// `viewer`, `admin`, `owner`, or null for end users.
+    pub staff_role: Option<String>,
+    pub local_login_enabled: bool,
+    /// Always false: multi-factor sign-in does not exist yet.
+    pub mfa_enabled: bool,
+    /// Host-defined profile fields.
+    #[schema(value_type = Object)]
+    pub profile: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub last_active_at: Option<DateTime<Utc>>,
+}
+
+impl From<&User> for UserOut {
+    fn from(u: &User) -> Self {
+        UserOut {
+            id: u.id,
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            display_name: u.display_name.clone(),
+            name: u.name(),
+            status: u.status.clone(),
+            suspended_reason: u.suspended_reason.clone(),
+            suspended_at: u.suspended_at.map(utc),
+            staff_role: u.staff_role.clone(),
+            local_login_enabled: u.local_login_enabled,
+            mfa_enabled: false,
+            profile: u.profile_map(),
+            created_at: utc(u.created_at),
+            updated_at: utc(u.updated_at),
+            last_login_at: u.last_login_at.map(utc),
+            last_active_at: u.last_active_at.map(utc),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserOut>,
+    pub pagination: Pagination,
+}
+
+impl UserList {
+    pub fn from_page(page: &Page<User>) -> Self {
+        UserList {
+            users: page.items.iter().map(UserOut::from).collect(),
+            pagination: Pagination {
+                page: page.page,
+                limit: page.limit,
+                total: page.total,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipOut {
+    pub organization_id: i64,
+    pub organization_slug: String,
+    pub organization_name: String,
+    #[schema(example = "member")]
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionSummary {
+    /// Sessions that can still be used.
+    pub active_count: i64,
+    /// When the newest of them began.
+    pub last_created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TagRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A sign-in through an external identity provider (none exist yet).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkedIdentity {
+    pub provider: String,
+    pub subject: String,
+}
+
+/// A user with memberships, tags and a summary of their sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: UserOut,
+    /// Only organizations the caller may see are listed.
+    pub memberships: Vec<MembershipOut>,
+    pub tags: Vec<TagRef>,
+    pub sessions: SessionSummary,
+    /// Empty until single sign-on exists.
+    pub linked_identities: Vec<LinkedIdentity>,
+}
+
+/// The detail of a user the actor has already been allowed to see.
+pub fn detail_of(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user: &User,
+    config: &SessionConfig,
+) -> Result<UserDetail, CoreError> {
+    let visible = actor.visible_orgs();
+    let memberships = organizations::memberships_of(conn, user.id)?
+        .into_iter()
+        .filter(|(m, _)| {
+            visible
+                .as_ref()
+                .is_none_or(|v| v.contains(&m.organization_id))
+        })
+        .map(|(m, o)| MembershipOut {
+            organization_id: o.id,
+            organization_slug: o.slug,
+            organization_name: o.name,
+            role: m.role,
+            created_at: utc(m.created_at),
+        })
+        .collect();
+    let tags = tags::tags_of(conn, user.id)?
+        .into_iter()
+        .map(|t| TagRef {
+            id: t.id,
+            name: t.name,
+        })
+        .collect();
+    let (active_count, last) = sessions::summary_for_user(conn, user.id, config)?;
+    Ok(UserDetail {
+        user: UserOut::from(user),
+        memberships,
+        tags,
+        sessions: SessionSummary {
+            active_count,
+            last_created_at: last.map(utc),
+        },
+        linked_identities: Vec::new(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusParam {
+    Active,
+    Suspended,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffParam {
+    All,
+    Staff,
+    NotStaff,
+    Viewer,
+    Admin,
+    Owner,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgRoleParam {
+    Member,
+    Admin,
+    Owner,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LastLoginParam {
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortParam {
+    Email,
+    Name,
+    Created,
+    LastLogin,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DirParam {
+    Asc,
+    Desc,
+}
+
+/// The users query. Dates are RFC 3339 (or `YYYY-MM-DD`); ranges include
+/// the start and exclude the end.
+#[allow(dead_code)]
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListParams {
+    /// Words matched against email, names and profile fields.
+    #[param(max_length = 200)]
+    search: Option<String>,
+    #[param(inline)]
+    status: Option<StatusParam>,
+    /// Staff filter: any staff role, none, or one role.
+    #[param(inline)]
+    staff: Option<StaffParam>,
+    /// Organization slug: only its members.
+    #[param(max_length = 100)]
+    organization: Option<String>,
+    /// Only members holding this role (in `organization` when given).
+    #[param(inline)]
+    org_role: Option<OrgRoleParam>,
+    /// Tag ids the user has all of.
+    #[param(style = Form, explode = false, max_items = 100)]
+    tags_all: Option<Vec<i64>>,
+    /// Tag ids the user has at least one of.
+    #[param(style = Form, explode = false, max_items = 100)]
+    tags_any: Option<Vec<i64>>,
+    /// Tag ids the user has none of.
+    #[param(style = Form, explode = false, max_items = 100)]
+    tags_none: Option<Vec<i64>>,
+    created_from: Option<DateTime<Utc>>,
+    created_to: Option<DateTime<Utc>>,
+    /// `never`: users who never signed in (not with the last_login range).
+    #[param(inline)]
+    last_login: Option<LastLoginParam>,
+    last_login_from: Option<DateTime<Utc>>,
+    last_login_to: Option<DateTime<Utc>>,
+    #[param(inline)]
+    sort: Option<SortParam>,
+    #[param(inline)]
+    dir: Option<DirParam>,
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
+    page: Option<i64>,
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    limit: Option<i64>,
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "search",
+    "status",
+    "staff",
+    "organization",
+    "org_role",
+    "tags_all",
+    "tags_any",
+    "tags_none",
+    "created_from",
+    "created_to",
+    "last_login",
+    "last_login_from",
+    "last_login_to",
+    "sort",
+    "dir",
+    "page",
+    "limit",
+];
+
+/// The query a request asks for, with the organization still a slug.
+struct Requested {
+    query: UserQuery,
+    organization: Option<String>,
+}
+
+fn parse_list(query_string: &str) -> ApiResult<Requested> {
+    let mut p = Params::parse(query_string, LIST_PARAMS);
+    let Paging { page, limit } = p.paging();
+    let search = p.text("search", 200);
+    let status = p.choice("status", UserStatus::parse_exact, &["active", "suspended"]);
+    let staff = p
+        .choice(
+            "staff",
+            |v| match v {
+                "all" => Some(StaffFilter::All),
+                "staff" => Some(StaffFilter::Staff),
+                "not_staff" => Some(StaffFilter::NotStaff),
+                other => StaffRole::parse_exact(other).map(StaffFilter::Is),
+            },
+            &["all", "staff", "not_staff", "viewer", "admin", "owner"],
+        )
+        .unwrap_or_default();
+    let organization = p.text("organization", 100);
+    let org_role = p.choice(
+        "org_role",
+        OrgRole::parse_exact,
+        &["member", "admin", "owner"],
+    );
+    let tags_all = p.ids("tags_all");
+    let tags_any = p.ids("tags_any");
+    let tags_none = p.ids("tags_none");
+    let created_from = p.datetime("created_from");
+    let created_to = p.datetime("created_to");
+    let never = p
+        .choice("last_login", |v| (v == "never").then_some(()), &["never"])
+        .is_some();
+    let ll_from = p.datetime("last_login_from");
+    let ll_to = p.datetime("last_login_to");
+    let last_login = match (never, ll_from, ll_to) {
+        (true, None, None) => LastLogin::Never,
+        (true, _, _) => {
+            p.error(
+                "last_login",
+                "`never` cannot be combined with last_login_from or last_login_to",
+            );
+            LastLogin::Any
+        }
+        (false, None, None) => LastLogin::Any,
+        (false, from, to) => LastLogin::Between(from, to),
+    };
+    let sort = p
+        .choice(
+            "sort",
+            |v| match v {
+                "email" => Some(SortKey::Email),
+                "name" => Some(SortKey::Name),
+                "created" => Some(SortKey::Created),
+                "last_login" => Some(SortKey::LastLogin),
+                _ => None,
+            },
+            &["email", "name", "created", "last_login"],
+        )
+        .unwrap_or_default();
+    let dir = p
+        .choice(
+            "dir",
+            |v| match v {
+                "asc" => Some(SortDir::Asc),
+                "desc" => Some(SortDir::Desc),
+                _ => None,
+            },
+            &["asc", "desc"],
+        )
+        .unwrap_or_default();
+    p.finish()?;
+    Ok(Requested {
+        query: UserQuery {
+            search,
+            status,
+            staff,
+            organization: None,
+            org_role,
+            tags_all,
+            tags_any,
+            tags_none,
+            created_from,
+            created_to,
+            last_login,
+            sort,
+            dir,
+            page,
+            limit,
+        },
+        organization,
+    })
+}
+
+/// Exact, lower-case parsing of the role and status names for query
+/// parameters (the core parsers also trim and fold case).
+trait ParseExact: Sized {
+    fn parse_exact(s: &str) -> Option<Self>;
+}
+
+macro_rules! parse_exact {
+    ($($t:ty),*) => {$(
+        impl ParseExact for $t {
+            fn parse_exact(s: &str) -> Option<Self> {
+                <$t>::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+    )*};
+}
+parse_exact!(UserStatus, StaffRole, OrgRole);
+
+/// `GET /users`: the users the caller may see, filtered, sorted, paged.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(UserListParams),
+    responses((status = 200, description = "A page of users", body = UserList))
+)]
+pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiActor) -> ApiResult {
+    let requested = parse_list(req.query_string())?;
+    let actor = api.actor;
+    let page = state
+        .db(move |conn| -> Result<Page<User>, WebError> {
+            let mut query = requested.query;
+            if let Some(slug) = requested.organization {
+                match super::organizations::visible(conn, &actor, &slug) {
+                    Ok(org) => query.organization = Some(org.id),
+                    Err(CoreError::NotFound(_)) => {
+                        return Err(WebError::validation(vec![FieldError::new(
+                            "organization",
+                            "no such organization",
+                        )]))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(query.run(conn, &actor)?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(UserList::from_page(&page)))
+}
+
+/// `GET /users/{id}`.
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 200, description = "The user", body = UserDetail))
+)]
+pub async fn get(state: web::Data<FrontdeskState>, api: ApiActor, id: web::Path<i64>) -> ApiResult {
+    let id = id.into_inner();
+    let config = state.settings().auth.sessions;
+    let detail = state
+        .db(move |conn| {
+            let user = users::get_for(conn, &api.actor, id, Action::View)?;
+            detail_of(conn, &api.actor, &user, &config)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Fields to change; those left out stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[schema(max_length = 100)]
+    pub first_name: Option<String>,
+    #[schema(max_length = 100)]
+    pub last_name: Option<String>,
+    /// null or "" clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub display_name: Option<Option<String>>,
+    pub email_verified: Option<bool>,
+    /// Replaces the host-defined profile fields.
+    #[schema(value_type = Option<Object>)]
+    pub profile: Option<Map<String, Value>>,
+    pub local_login_enabled: Option<bool>,
+}
+
+/// `PATCH /users/{id}`: all changes apply together or none does.
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    request_body = UserPatch,
+    responses((status = 200, description = "The updated user", body = UserDetail))
+)]
+pub async fn update(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    id: web::Path<i64>,
+    body: web::Json<UserPatch>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let patch = body.into_inner();
+    let config = state.settings().auth.sessions;
+    let detail = state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let actor = &api.actor;
+                users::update(
+                    conn,
+                    actor,
+                    id,
+                    UserUpdate {
+                        first_name: patch.first_name,
+                        last_name: patch.last_name,
+                        display_name: patch.display_name,
+                        email_verified: patch.email_verified,
+                        profile: patch.profile,
+                    },
+                )?;
+                let user = match patch.local_login_enabled {
+                    Some(enabled) => users::set_local_login(conn, actor, id, enabled)?,
+                    None => users::get(conn, id)?,
+                };
+                detail_of(conn, actor, &user, &config)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendBody {
+    /// Shown to admins; optional.
+    #[schema(max_length = 2000)]
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /users/{id}/suspend`: the user can no longer sign in and every
+/// session of theirs ends. The body is optional.
+#[utoipa::path(
+    post,
+    path = "/users/{id}/suspend",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    request_body(content = Option<SuspendBody>, description = "Optional reason"),
+    responses((status = 200, description = "The suspended user", body = UserDetail))
+)]
+pub async fn suspend(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> ApiResult {
+    let id = id.into_inner();
+    let SuspendBody { reason } = optional_body(&body)?;
+    let config = state.settings().auth.sessions;
+    let detail = state
+        .db(move |conn| {
+            let user = users::suspend(conn, &api.actor, id, &reason)?;
+            detail_of(conn, &api.actor, &user, &config)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+/// `POST /users/{id}/restore`: lifts a suspension.
+#[utoipa::path(
+    post,
+    path = "/users/{id}/restore",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 200, description = "The restored user", body = UserDetail))
+)]
+pub async fn restore(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    id: web::Path<i64>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let config = state.settings().auth.sessions;
+    let detail = state
+        .db(move |conn| {
+            let user = users::restore(conn, &api.actor, id)?;
+            detail_of(conn, &api.actor, &user, &config)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+/// `DELETE /users/{id}`: for good, with memberships, tags and sessions.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 204, description = "Deleted"))
+)]
+pub async fn delete(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    id: web::Path<i64>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let hooks = state.hooks().clone();
+    state
+        .db(move |conn| {
+            users::delete(conn, &api.actor, id)?;
+            hooks.user_deleted(id);
+            Ok::<_, CoreError>(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsRevoked {
+    #[schema(example = "All sessions revoked")]
+    pub message: String,
+    pub sessions_revoked: i64,
+}
+
+impl SessionsRevoked {
+    pub fn new(n: usize) -> Self {
+        SessionsRevoked {
+            message: "All sessions revoked".to_owned(),
+            sessions_revoked: i64::try_from(n).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// `DELETE /users/{id}/sessions`: ends every session of the user.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}/sessions",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 200, description = "How many sessions ended", body = SessionsRevoked))
+)]
+pub async fn revoke_sessions(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    id: web::Path<i64>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let n = state
+        .db(move |conn| sessions::revoke_all_by_admin(conn, &api.actor, id))
+        .await?;
+    Ok(HttpResponse::Ok().json(SessionsRevoked::new(n)))
+}
