@@ -5,6 +5,9 @@ mod support;
 mod web_app;
 
 mod api_keys;
+mod api_v1_auth;
+mod api_v1_support;
+mod api_v1_users;
 mod auth_pages;
 mod authz;
 mod dashboard;

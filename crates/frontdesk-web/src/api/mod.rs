@@ -32,11 +32,58 @@ pub(crate) fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
 
+/// Declares every route once: the scope is built from this list, and the
+/// list is public so tests can check the OpenAPI document covers it.
+macro_rules! routes {
+    ($($path:literal => { $($method:ident : $handler:path),+ $(,)? }),* $(,)?) => {
+        /// Every (method, path) the API answers, paths relative to the prefix.
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path),)+)*];
+
+        fn register(scope: actix_web::Scope) -> actix_web::Scope {
+            scope$(.service(web::resource($path)$(.route(web::$method().to($handler)))+))*
+        }
+    };
+}
+
+routes! {
+    "/openapi.json" => { get: openapi::document },
+    "/users" => { get: users::list },
+    "/users/{id}" => { get: users::get, patch: users::update, delete: users::delete },
+    "/users/{id}/suspend" => { post: users::suspend },
+    "/users/{id}/restore" => { post: users::restore },
+    "/users/{id}/sessions" => { get: sessions::of_user, delete: users::revoke_sessions },
+    "/users/{id}/tags/{tag_id}" => { put: tags::assign, delete: tags::unassign },
+    "/sessions" => { get: sessions::list },
+    "/sessions/{id}" => { delete: sessions::revoke },
+    "/login-attempts" => { get: login_attempts::list },
+    "/organizations" => { get: organizations::list, post: organizations::create },
+    "/organizations/{slug}" => {
+        get: organizations::get,
+        patch: organizations::update,
+        delete: organizations::delete,
+    },
+    "/organizations/{slug}/members" => {
+        get: organizations::members,
+        post: organizations::add_member,
+    },
+    "/organizations/{slug}/members/{user_id}" => {
+        patch: organizations::change_member,
+        delete: organizations::remove_member,
+    },
+    "/organizations/{slug}/users" => { get: organizations::users_list },
+    "/organizations/{slug}/users/{id}" => { get: organizations::user_get },
+    "/organizations/{slug}/users/{id}/sessions" => { delete: organizations::user_revoke_sessions },
+    "/tags" => { get: tags::list, post: tags::create },
+    "/audit-events" => { get: audit::list },
+    "/api-keys" => { get: api_keys::list, post: api_keys::create },
+    "/api-keys/{id}" => { delete: api_keys::revoke },
+}
+
 /// The API scope at `prefix`. Mount it before any scope whose prefix contains
 /// it (such as `/admin`), since actix routes to the first matching scope.
 pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     let prefix = prefix.trim_end_matches('/');
-    web::scope(prefix)
+    register(web::scope(prefix))
         .app_data(web::Data::new(ApiPrefix(prefix.to_owned())))
         .app_data(problem::json_config())
         .app_data(problem::path_config())
@@ -45,73 +92,5 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
                 .add(("Cache-Control", "no-store"))
                 .add(("X-Content-Type-Options", "nosniff")),
         )
-        .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
-        .service(web::resource("/users").route(web::get().to(users::list)))
-        .service(
-            web::resource("/users/{id}")
-                .route(web::get().to(users::get))
-                .route(web::patch().to(users::update))
-                .route(web::delete().to(users::delete)),
-        )
-        .service(web::resource("/users/{id}/suspend").route(web::post().to(users::suspend)))
-        .service(web::resource("/users/{id}/restore").route(web::post().to(users::restore)))
-        .service(
-            web::resource("/users/{id}/sessions")
-                .route(web::get().to(sessions::of_user))
-                .route(web::delete().to(users::revoke_sessions)),
-        )
-        .service(
-            web::resource("/users/{id}/tags/{tag_id}")
-                .route(web::put().to(tags::assign))
-                .route(web::delete().to(tags::unassign)),
-        )
-        .service(web::resource("/sessions").route(web::get().to(sessions::list)))
-        .service(web::resource("/sessions/{id}").route(web::delete().to(sessions::revoke)))
-        .service(web::resource("/login-attempts").route(web::get().to(login_attempts::list)))
-        .service(
-            web::resource("/organizations")
-                .route(web::get().to(organizations::list))
-                .route(web::post().to(organizations::create)),
-        )
-        .service(
-            web::resource("/organizations/{slug}")
-                .route(web::get().to(organizations::get))
-                .route(web::patch().to(organizations::update))
-                .route(web::delete().to(organizations::delete)),
-        )
-        .service(
-            web::resource("/organizations/{slug}/members")
-                .route(web::get().to(organizations::members))
-                .route(web::post().to(organizations::add_member)),
-        )
-        .service(
-            web::resource("/organizations/{slug}/members/{user_id}")
-                .route(web::patch().to(organizations::change_member))
-                .route(web::delete().to(organizations::remove_member)),
-        )
-        .service(
-            web::resource("/organizations/{slug}/users")
-                .route(web::get().to(organizations::users_list)),
-        )
-        .service(
-            web::resource("/organizations/{slug}/users/{id}")
-                .route(web::get().to(organizations::user_get)),
-        )
-        .service(
-            web::resource("/organizations/{slug}/users/{id}/sessions")
-                .route(web::delete().to(organizations::user_revoke_sessions)),
-        )
-        .service(
-            web::resource("/tags")
-                .route(web::get().to(tags::list))
-                .route(web::post().to(tags::create)),
-        )
-        .service(web::resource("/audit-events").route(web::get().to(audit::list)))
-        .service(
-            web::resource("/api-keys")
-                .route(web::get().to(api_keys::list))
-                .route(web::post().to(api_keys::create)),
-        )
-        .service(web::resource("/api-keys/{id}").route(web::delete().to(api_keys::revoke)))
         .default_service(web::to(problem::no_such_route))
 }

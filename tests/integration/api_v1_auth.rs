@@ -1,0 +1,390 @@
+//! Who may call the API: keys of every scope, admin sessions with and without
+//! CSRF, end users and anonymous callers; revoked keys; the 401/403/404 rules.
+
+use actix_web::http::StatusCode;
+use actix_web::test as actix_test;
+use diesel::prelude::*;
+use frontdesk_core::api_keys;
+use frontdesk_core::schema::users as users_t;
+use frontdesk_core::Actor;
+use serde_json::json;
+
+use crate::api_v1_support::*;
+use crate::both;
+use crate::web_app::{block_on, frontdesk};
+
+fn first_name(db: &crate::support::TestDb, id: i64) -> String {
+    users_t::table
+        .find(id)
+        .select(users_t::first_name)
+        .first(&mut *db.conn())
+        .expect("user")
+}
+
+both!(anonymous_and_bad_keys_get_401, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let a = expect(&app, &w, Who::Anonymous, "GET", "/users", None, 401).await;
+        assert_eq!(a.problem_type(), "urn:frontdesk:problem:unauthorized");
+        expect(
+            &app,
+            &w,
+            Who::Anonymous,
+            "PATCH",
+            &format!("/users/{}", w.acme_member.id),
+            Some(json!({"first_name": "X"})),
+            401,
+        )
+        .await;
+        assert_eq!(first_name(db, w.acme_member.id), "Test");
+        for header in [
+            "Bearer fdk_nope",
+            "Bearer ",
+            "Basic Zm9vOmJhcg==",
+            "fdk_x",
+            "Bearer  fdk_a b",
+        ] {
+            let req = actix_test::TestRequest::get()
+                .uri(&format!("{API}/users"))
+                .insert_header(("authorization", header))
+                .to_request();
+            let res = actix_test::call_service(&app, req).await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{header}");
+            assert_eq!(
+                res.headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok()),
+                Some("Bearer")
+            );
+        }
+    });
+});
+
+both!(revoked_keys_are_refused_at_once, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        expect(&app, &w, Who::AcmeAdminKey, "GET", "/users", None, 200).await;
+        {
+            let mut conn = db.conn();
+            let key = api_keys::authenticate(&mut conn, &w.keys[&Who::AcmeAdminKey])
+                .expect("auth")
+                .expect("key");
+            api_keys::revoke(&mut conn, &Actor::system(), key.id).expect("revoke");
+        }
+        let a = expect(&app, &w, Who::AcmeAdminKey, "GET", "/users", None, 401).await;
+        assert_eq!(a.problem_type(), "urn:frontdesk:problem:unauthorized");
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            &format!("/users/{}/suspend", w.acme_member.id),
+            None,
+            401,
+        )
+        .await;
+        expect(&app, &w, Who::AcmeOwnerKey, "GET", "/users", None, 200).await;
+    });
+});
+
+both!(
+    sessions_need_admin_access_and_csrf_on_unsafe_methods,
+    |db| {
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = crate::host_app!(fd);
+            let w = world(db, &app).await;
+            let path = format!("/users/{}", w.acme_member.id);
+            // An end user's session is no way in.
+            let a = expect(&app, &w, Who::MemberSession, "GET", "/users", None, 403).await;
+            assert_eq!(a.problem_type(), "urn:frontdesk:problem:forbidden");
+            // Reading needs no CSRF token; changing does.
+            expect(
+                &app,
+                &w,
+                Who::AcmeAdminSessionNoCsrf,
+                "GET",
+                &path,
+                None,
+                200,
+            )
+            .await;
+            let a = expect(
+                &app,
+                &w,
+                Who::AcmeAdminSessionNoCsrf,
+                "PATCH",
+                &path,
+                Some(json!({"first_name": "Eve"})),
+                403,
+            )
+            .await;
+            assert_eq!(a.problem_type(), "urn:frontdesk:problem:csrf");
+            assert_eq!(first_name(db, w.acme_member.id), "Test", "nothing changed");
+            let a = expect(
+                &app,
+                &w,
+                Who::AcmeAdminSession,
+                "PATCH",
+                &path,
+                Some(json!({"first_name": "Eve"})),
+                200,
+            )
+            .await;
+            assert_eq!(a.body["first_name"], "Eve");
+            assert_eq!(first_name(db, w.acme_member.id), "Eve");
+            // A cross-site request is refused even with the token.
+            let (browser, csrf) = w.browsers[&Who::AcmeAdminSession].clone();
+            let mut b = browser;
+            let page = b
+                .send(
+                    &app,
+                    actix_test::TestRequest::patch()
+                        .uri(&format!("{API}{path}"))
+                        .insert_header(("content-type", "application/json"))
+                        .insert_header(("x-csrf-token", csrf.as_str()))
+                        .insert_header(("sec-fetch-site", "cross-site"))
+                        .set_payload(json!({"first_name": "Mallory"}).to_string()),
+                )
+                .await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN);
+            assert_eq!(first_name(db, w.acme_member.id), "Eve");
+            // After sign-out the cookie is worth nothing.
+            let mut b = w.browsers[&Who::AcmeAdminSession].0.clone();
+            let out = b
+                .send(
+                    &app,
+                    actix_test::TestRequest::post()
+                        .uri("/auth/api/logout")
+                        .insert_header(("x-csrf-token", csrf.as_str())),
+                )
+                .await;
+            assert_eq!(out.status, StatusCode::NO_CONTENT);
+            expect(&app, &w, Who::AcmeAdminSession, "GET", "/users", None, 401).await;
+        });
+    }
+);
+
+both!(api_keys_are_managed_by_signed_in_admins_only, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        for who in KEYS {
+            expect(&app, &w, *who, "GET", "/api-keys", None, 403).await;
+            expect(
+                &app,
+                &w,
+                *who,
+                "POST",
+                "/api-keys",
+                Some(json!({"name": "x", "role": "viewer"})),
+                403,
+            )
+            .await;
+        }
+        expect(&app, &w, Who::Anonymous, "GET", "/api-keys", None, 401).await;
+        expect(&app, &w, Who::MemberSession, "GET", "/api-keys", None, 403).await;
+        let before = count_keys(db);
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminSessionNoCsrf,
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "x", "role": "member", "organization": "acme"})),
+            403,
+        )
+        .await;
+        assert_eq!(count_keys(db), before);
+
+        // The staff owner makes a site-wide key; it works, is listed without its
+        // secret, and stops working when revoked.
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerSession,
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "ci", "role": "viewer"})),
+            201,
+        )
+        .await;
+        let secret = a.body["secret"].as_str().expect("secret").to_owned();
+        assert!(secret.starts_with("fdk_"));
+        let id = a.body["api_key"]["id"].as_i64().expect("id");
+        let list = expect(
+            &app,
+            &w,
+            Who::StaffOwnerSession,
+            "GET",
+            "/api-keys",
+            None,
+            200,
+        )
+        .await;
+        assert!(!list.raw.contains(&secret[4..]), "secrets are never listed");
+        assert!(list.body["api_keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["id"] == id));
+        let mut w2 = world_keyless(&w);
+        w2.keys.insert(Who::StaffViewerKey, secret);
+        expect(&app, &w2, Who::StaffViewerKey, "GET", "/users", None, 200).await;
+        expect(
+            &app,
+            &w2,
+            Who::StaffViewerKey,
+            "PATCH",
+            &format!("/users/{}", w.acme_member.id),
+            Some(json!({"first_name": "V"})),
+            403,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::StaffOwnerSession,
+            "DELETE",
+            &format!("/api-keys/{id}"),
+            None,
+            204,
+        )
+        .await;
+        expect(&app, &w2, Who::StaffViewerKey, "GET", "/users", None, 401).await;
+
+        // An org admin makes keys for their own organization, no stronger than themselves.
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminSession,
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "a", "role": "member", "organization": "acme"})),
+            201,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminSession,
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "a", "role": "owner", "organization": "acme"})),
+            403,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminSession,
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "a", "role": "viewer"})),
+            403,
+        )
+        .await;
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminSession,
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "a", "role": "member", "organization": "globex"})),
+            400,
+        )
+        .await;
+        assert_eq!(a.body["errors"][0]["field"], "organization");
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerSession,
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "a", "role": "member"})),
+            400,
+        )
+        .await;
+        assert_eq!(a.body["errors"][0]["field"], "role");
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerSession,
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "", "role": "admin"})),
+            400,
+        )
+        .await;
+        assert_eq!(a.body["errors"][0]["field"], "name");
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerSession,
+            "POST",
+            "/api-keys",
+            Some(json!({"role": "admin"})),
+            400,
+        )
+        .await;
+        assert_eq!(a.body["errors"][0]["field"], "name");
+        let acme_keys = expect(
+            &app,
+            &w,
+            Who::AcmeAdminSession,
+            "GET",
+            "/api-keys",
+            None,
+            200,
+        )
+        .await;
+        for k in acme_keys.body["api_keys"].as_array().expect("keys") {
+            assert_eq!(
+                k["organization_id"], w.acme.id,
+                "org admins see their org's keys only"
+            );
+        }
+    });
+});
+
+fn count_keys(db: &crate::support::TestDb) -> i64 {
+    use frontdesk_core::schema::api_keys as k;
+    k::table.count().get_result(&mut *db.conn()).expect("count")
+}
+
+fn world_keyless(w: &World) -> World {
+    World {
+        acme: w.acme.clone(),
+        globex: w.globex.clone(),
+        staff_owner: w.staff_owner.clone(),
+        acme_owner: w.acme_owner.clone(),
+        acme_admin: w.acme_admin.clone(),
+        acme_member: w.acme_member.clone(),
+        globex_member: w.globex_member.clone(),
+        keys: Default::default(),
+        browsers: Default::default(),
+    }
+}
+
+both!(unknown_routes_and_bad_ids_are_problem_404s, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        for path in [
+            "/nope",
+            "/users/abc",
+            "/users/99999999999999999999",
+            "/users/0",
+            "/users/999999",
+        ] {
+            let a = expect(&app, &w, Who::StaffOwnerKey, "GET", path, None, 404).await;
+            assert_eq!(a.problem_type(), "urn:frontdesk:problem:not-found");
+        }
+    });
+});

@@ -1,0 +1,631 @@
+//! `/users`: the list with every filter and its bounds, detail, update,
+//! suspend, restore, delete and revoking sessions, for every caller.
+
+use diesel::prelude::*;
+use frontdesk_core::schema::{audit_events, sessions as sessions_t, users as users_t};
+use frontdesk_core::tags;
+use frontdesk_core::Actor;
+use serde_json::json;
+
+use crate::api_v1_support::*;
+use crate::both;
+use crate::web_app::{block_on, frontdesk};
+
+fn status_of(db: &crate::support::TestDb, id: i64) -> Option<String> {
+    users_t::table
+        .find(id)
+        .select(users_t::status)
+        .first(&mut *db.conn())
+        .optional()
+        .expect("query")
+}
+
+fn live_sessions(db: &crate::support::TestDb, user: i64) -> i64 {
+    sessions_t::table
+        .filter(sessions_t::user_id.eq(user))
+        .filter(sessions_t::revoked_at.is_null())
+        .count()
+        .get_result(&mut *db.conn())
+        .expect("count")
+}
+
+both!(list_pagination_bounds_are_clear_400s, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        for q in [
+            "limit=0",
+            "limit=101",
+            "limit=-1",
+            "limit=abc",
+            "limit=",
+            "limit=1.5",
+            "page=0",
+            "page=-3",
+            "page=x",
+            "page=99999999999999999999",
+        ] {
+            let a = expect(
+                &app,
+                &w,
+                Who::StaffOwnerKey,
+                "GET",
+                &format!("/users?{q}"),
+                None,
+                400,
+            )
+            .await;
+            assert_eq!(a.problem_type(), "urn:frontdesk:problem:validation", "{q}");
+            let field = q.split('=').next().unwrap_or_default();
+            assert_eq!(a.body["errors"][0]["field"], field, "{q}: {}", a.raw);
+            assert!(a.body["detail"].as_str().unwrap_or("").contains(field));
+        }
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/users?limit=1&limit=2&stauts=active&status=gone",
+            None,
+            400,
+        )
+        .await;
+        let fields: Vec<&str> = a.body["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            ["limit", "stauts", "status"],
+            "every problem at once"
+        );
+
+        let a = expect(&app, &w, Who::StaffOwnerKey, "GET", "/users", None, 200).await;
+        assert_eq!(
+            a.body["pagination"],
+            json!({"page": 1, "limit": 50, "total": 8})
+        );
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/users?limit=100",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(a.body["pagination"]["limit"], 100);
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/users?limit=3&page=3&sort=email&dir=asc",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(
+            a.body["pagination"],
+            json!({"page": 3, "limit": 3, "total": 8})
+        );
+        assert_eq!(emails(&a), ["owner@staff.test", "viewer@staff.test"]);
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/users?page=50",
+            None,
+            200,
+        )
+        .await;
+        assert!(emails(&a).is_empty());
+    });
+});
+
+both!(list_takes_the_whole_users_query, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let beta = {
+            let c = &mut *db.conn();
+            let sys = Actor::system();
+            let beta = tags::create(c, &sys, "beta").expect("tag");
+            tags::assign(c, &sys, w.acme_member.id, beta.id).expect("tag");
+            tags::assign(c, &sys, w.globex_member.id, beta.id).expect("tag");
+            frontdesk_core::users::suspend(c, &sys, w.globex_member.id, "spam").expect("suspend");
+            beta
+        };
+        let q = |s: &str| format!("/users?sort=email&dir=asc&{s}");
+        let k = Who::StaffAdminKey;
+        let cases: Vec<(String, Vec<&str>)> = vec![
+            (
+                q("search=member"),
+                vec!["member@acme.test", "member@globex.test"],
+            ),
+            (q("status=suspended"), vec!["member@globex.test"]),
+            (
+                q("staff=staff"),
+                vec!["admin@staff.test", "owner@staff.test", "viewer@staff.test"],
+            ),
+            (q("staff=viewer"), vec!["viewer@staff.test"]),
+            (
+                q("organization=acme&org_role=admin"),
+                vec!["admin@acme.test"],
+            ),
+            (
+                q("org_role=owner"),
+                vec!["owner@acme.test", "owner@globex.test"],
+            ),
+            (
+                q(&format!("tags_all={}", beta.id)),
+                vec!["member@acme.test", "member@globex.test"],
+            ),
+            (
+                q(&format!("tags_any={},999&organization=globex", beta.id)),
+                vec!["member@globex.test"],
+            ),
+            (
+                q(&format!("tags_none={}&organization=acme", beta.id)),
+                vec!["admin@acme.test", "owner@acme.test"],
+            ),
+            (
+                q("created_from=2000-01-01&created_to=2999-01-01T00:00:00Z&staff=owner"),
+                vec!["owner@staff.test"],
+            ),
+            (q("created_to=2000-01-01"), vec![]),
+            (q("last_login=never&staff=admin"), vec!["admin@staff.test"]),
+            (q("last_login_from=2000-01-01"), vec![]),
+        ];
+        for (path, want) in cases {
+            let a = expect(&app, &w, k, "GET", &path, None, 200).await;
+            assert_eq!(emails(&a), want, "{path}");
+            assert_eq!(a.body["pagination"]["total"], want.len(), "{path}");
+        }
+        let a = expect(
+            &app,
+            &w,
+            k,
+            "GET",
+            "/users?sort=email&dir=desc&limit=1",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(emails(&a), ["viewer@staff.test"]);
+        for (bad, field) in [
+            ("status=gone", "status"),
+            ("staff=boss", "staff"),
+            ("org_role=king", "org_role"),
+            ("tags_all=a,b", "tags_all"),
+            ("tags_any=-1", "tags_any"),
+            ("created_from=yesterday", "created_from"),
+            ("last_login=sometimes", "last_login"),
+            ("last_login=never&last_login_from=2020-01-01", "last_login"),
+            ("sort=age", "sort"),
+            ("dir=up", "dir"),
+            ("organization=nosuch", "organization"),
+            ("search=", "-"),
+        ] {
+            let path = format!("/users?{bad}");
+            if field == "-" {
+                expect(&app, &w, k, "GET", &path, None, 200).await;
+                continue;
+            }
+            let a = expect(&app, &w, k, "GET", &path, None, 400).await;
+            assert_eq!(a.body["errors"][0]["field"], field, "{bad}: {}", a.raw);
+        }
+        // An organization key cannot filter on another organization: it looks like a typo.
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/users?organization=globex",
+            None,
+            400,
+        )
+        .await;
+        let b = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/users?organization=nosuch",
+            None,
+            400,
+        )
+        .await;
+        assert_eq!(a.body, b.body);
+    });
+});
+
+both!(list_is_scoped_per_caller, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let acme = ["admin@acme.test", "member@acme.test", "owner@acme.test"];
+        for who in [
+            Who::StaffOwnerKey,
+            Who::StaffAdminKey,
+            Who::StaffViewerKey,
+            Who::StaffOwnerSession,
+        ] {
+            let a = expect(&app, &w, who, "GET", "/users?sort=email", None, 200).await;
+            assert_eq!(a.body["pagination"]["total"], 8, "{who:?}");
+        }
+        for who in [
+            Who::AcmeOwnerKey,
+            Who::AcmeAdminKey,
+            Who::AcmeMemberKey,
+            Who::AcmeAdminSession,
+            Who::AcmeAdminSessionNoCsrf,
+        ] {
+            let a = expect(&app, &w, who, "GET", "/users?sort=email&dir=asc", None, 200).await;
+            assert_eq!(emails(&a), acme, "{who:?}");
+        }
+        let a = expect(
+            &app,
+            &w,
+            Who::GlobexAdminKey,
+            "GET",
+            "/users?sort=email&dir=asc",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(emails(&a), ["member@globex.test", "owner@globex.test"]);
+        expect(&app, &w, Who::MemberSession, "GET", "/users", None, 403).await;
+        expect(&app, &w, Who::Anonymous, "GET", "/users", None, 401).await;
+    });
+});
+
+both!(detail_hides_other_organizations, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        session_for(db, w.acme_member.id);
+        let acme_path = format!("/users/{}", w.acme_member.id);
+        let globex_path = format!("/users/{}", w.globex_member.id);
+        for who in [
+            Who::StaffOwnerKey,
+            Who::StaffAdminKey,
+            Who::StaffViewerKey,
+            Who::AcmeOwnerKey,
+            Who::AcmeAdminKey,
+            Who::AcmeMemberKey,
+            Who::AcmeAdminSession,
+        ] {
+            let a = expect(&app, &w, who, "GET", &acme_path, None, 200).await;
+            assert_eq!(a.body["email"], "member@acme.test");
+            assert_eq!(a.body["mfa_enabled"], false);
+            assert_eq!(a.body["linked_identities"], json!([]));
+            assert_eq!(a.body["memberships"][0]["organization_slug"], "acme");
+            assert!(
+                a.body["sessions"]["active_count"].as_i64().unwrap_or(0) >= 1,
+                "{}",
+                a.raw
+            );
+        }
+        for who in [
+            Who::AcmeOwnerKey,
+            Who::AcmeAdminKey,
+            Who::AcmeMemberKey,
+            Who::AcmeAdminSession,
+        ] {
+            let hidden = expect(&app, &w, who, "GET", &globex_path, None, 404).await;
+            let missing = expect(&app, &w, who, "GET", "/users/987654", None, 404).await;
+            assert_eq!(
+                hidden.raw, missing.raw,
+                "{who:?}: another org's user looks like no user"
+            );
+        }
+        expect(
+            &app,
+            &w,
+            Who::GlobexAdminKey,
+            "GET",
+            &globex_path,
+            None,
+            200,
+        )
+        .await;
+        expect(&app, &w, Who::Anonymous, "GET", &acme_path, None, 401).await;
+        expect(&app, &w, Who::MemberSession, "GET", &acme_path, None, 403).await;
+    });
+});
+
+both!(update_follows_roles_and_changes_all_or_nothing, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let path = format!("/users/{}", w.acme_member.id);
+        let body = || Some(json!({"first_name": "New"}));
+        for (who, status) in [
+            (Who::Anonymous, 401),
+            (Who::StaffViewerKey, 403),
+            (Who::AcmeMemberKey, 403),
+            (Who::GlobexAdminKey, 404),
+            (Who::AcmeAdminSessionNoCsrf, 403),
+            (Who::MemberSession, 403),
+        ] {
+            expect(&app, &w, who, "PATCH", &path, body(), status).await;
+        }
+        let unchanged: String = users_t::table
+            .find(w.acme_member.id)
+            .select(users_t::first_name)
+            .first(&mut *db.conn())
+            .expect("user");
+        assert_eq!(unchanged, "Test");
+        for who in [
+            Who::StaffOwnerKey,
+            Who::StaffAdminKey,
+            Who::AcmeOwnerKey,
+            Who::AcmeAdminKey,
+            Who::AcmeAdminSession,
+        ] {
+            let a = expect(
+                &app,
+                &w,
+                who,
+                "PATCH",
+                &path,
+                Some(json!({"last_name": format!("{who:?}")})),
+                200,
+            )
+            .await;
+            assert_eq!(a.body["last_name"], format!("{who:?}"));
+        }
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PATCH",
+            &path,
+            Some(json!({
+                "first_name": "Ada", "display_name": "ada", "email_verified": true,
+                "profile": {"plan": "pro"}, "local_login_enabled": false
+            })),
+            200,
+        )
+        .await;
+        assert_eq!(a.body["name"], "ada");
+        assert_eq!(a.body["profile"]["plan"], "pro");
+        assert_eq!(a.body["local_login_enabled"], false);
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PATCH",
+            &path,
+            Some(json!({"display_name": null})),
+            200,
+        )
+        .await;
+        assert_eq!(a.body["display_name"], json!(null));
+        // Bad input: a clear 400 and nothing changes, not even the valid fields.
+        for (body, field) in [
+            (
+                json!({"first_name": "x".repeat(101), "last_name": "Kept"}),
+                "first_name",
+            ),
+            (json!({"first_name": "Ok", "email": "new@x.test"}), "email"),
+            (json!({"first_name": 3}), "body"),
+            (json!(["first_name"]), "body"),
+        ] {
+            let a = expect(
+                &app,
+                &w,
+                Who::StaffOwnerKey,
+                "PATCH",
+                &path,
+                Some(body),
+                400,
+            )
+            .await;
+            assert_eq!(a.body["errors"][0]["field"], field, "{}", a.raw);
+        }
+        let (first, local): (String, bool) = users_t::table
+            .find(w.acme_member.id)
+            .select((users_t::first_name, users_t::local_login_enabled))
+            .first(&mut *db.conn())
+            .expect("user");
+        assert_eq!((first.as_str(), local), ("Ada", false));
+        // An org admin cannot touch the org's owner; a member key cannot write at all.
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PATCH",
+            &format!("/users/{}", w.acme_owner.id),
+            body(),
+            403,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeOwnerKey,
+            "PATCH",
+            &format!("/users/{}", w.acme_owner.id),
+            body(),
+            200,
+        )
+        .await;
+        // Staff admins do not act on staff owners.
+        expect(
+            &app,
+            &w,
+            Who::StaffAdminKey,
+            "PATCH",
+            &format!("/users/{}", w.staff_owner.id),
+            body(),
+            403,
+        )
+        .await;
+        let events: i64 = audit_events::table
+            .filter(audit_events::action.eq("user.update"))
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("count");
+        assert!(events >= 8, "every change is audited ({events})");
+    });
+});
+
+both!(suspend_restore_and_revoke_sessions, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let id = w.acme_member.id;
+        session_for(db, id);
+        let suspend = format!("/users/{id}/suspend");
+        for (who, status) in [
+            (Who::Anonymous, 401),
+            (Who::StaffViewerKey, 403),
+            (Who::AcmeMemberKey, 403),
+            (Who::GlobexAdminKey, 404),
+            (Who::AcmeAdminSessionNoCsrf, 403),
+            (Who::MemberSession, 403),
+        ] {
+            expect(&app, &w, who, "POST", &suspend, None, status).await;
+        }
+        assert_eq!(status_of(db, id).as_deref(), Some("active"));
+        assert!(live_sessions(db, id) >= 2);
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            &suspend,
+            Some(json!({"reason": "abuse"})),
+            200,
+        )
+        .await;
+        assert_eq!(a.body["status"], "suspended");
+        assert_eq!(a.body["suspended_reason"], "abuse");
+        assert_eq!(live_sessions(db, id), 0, "suspending ends every session");
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            &suspend,
+            Some(json!({"why": "x"})),
+            400,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::StaffViewerKey,
+            "POST",
+            &format!("/users/{id}/restore"),
+            None,
+            403,
+        )
+        .await;
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminSession,
+            "POST",
+            &format!("/users/{id}/restore"),
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(a.body["status"], "active");
+        assert_eq!(status_of(db, id).as_deref(), Some("active"));
+        // Suspending oneself is refused.
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerSession,
+            "POST",
+            &format!("/users/{}/suspend", w.staff_owner.id),
+            None,
+            400,
+        )
+        .await;
+        assert_eq!(a.body["errors"][0]["field"], "user");
+
+        session_for(db, id);
+        session_for(db, id);
+        let revoke = format!("/users/{id}/sessions");
+        for (who, status) in [
+            (Who::Anonymous, 401),
+            (Who::StaffViewerKey, 403),
+            (Who::AcmeMemberKey, 403),
+            (Who::GlobexAdminKey, 404),
+            (Who::AcmeAdminSessionNoCsrf, 403),
+        ] {
+            expect(&app, &w, who, "DELETE", &revoke, None, status).await;
+        }
+        assert_eq!(live_sessions(db, id), 2);
+        let a = expect(&app, &w, Who::AcmeOwnerKey, "DELETE", &revoke, None, 200).await;
+        assert_eq!(
+            a.body,
+            json!({"message": "All sessions revoked", "sessions_revoked": 2})
+        );
+        assert_eq!(live_sessions(db, id), 0);
+        let a = expect(&app, &w, Who::StaffAdminKey, "DELETE", &revoke, None, 200).await;
+        assert_eq!(a.body["sessions_revoked"], 0);
+    });
+});
+
+both!(delete_follows_roles, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let id = w.acme_member.id;
+        let path = format!("/users/{id}");
+        for (who, status) in [
+            (Who::Anonymous, 401),
+            (Who::StaffViewerKey, 403),
+            (Who::AcmeMemberKey, 403),
+            (Who::GlobexAdminKey, 404),
+            (Who::AcmeAdminSessionNoCsrf, 403),
+            (Who::MemberSession, 403),
+        ] {
+            expect(&app, &w, who, "DELETE", &path, None, status).await;
+        }
+        assert!(status_of(db, id).is_some(), "still there");
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "DELETE",
+            &format!("/users/{}", w.acme_owner.id),
+            None,
+            403,
+        )
+        .await;
+        expect(&app, &w, Who::AcmeAdminKey, "DELETE", &path, None, 204).await;
+        assert!(status_of(db, id).is_none(), "deleted");
+        expect(&app, &w, Who::AcmeAdminKey, "DELETE", &path, None, 404).await;
+        // The last staff owner stays.
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "DELETE",
+            &format!("/users/{}", w.staff_owner.id),
+            None,
+            409,
+        )
+        .await;
+        assert_eq!(a.problem_type(), "urn:frontdesk:problem:last-owner");
+        assert!(status_of(db, w.staff_owner.id).is_some());
+    });
+});
