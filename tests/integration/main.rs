@@ -6,6 +6,9 @@ mod web_app;
 
 mod api_keys;
 mod api_v1_auth;
+mod api_v1_openapi;
+mod api_v1_organizations;
+mod api_v1_records;
 mod api_v1_support;
 mod api_v1_users;
 mod auth_pages;

@@ -261,10 +261,12 @@ impl From<CoreError> for WebError {
                 "email",
                 "is not a valid email address",
             )]),
-            CoreError::DomainNotAllowed => WebError::validation(vec![FieldError::new(
-                "email",
-                "the email domain is not allowed in this organization",
-            )]),
+            // Valid input that the organization's domain policy refuses.
+            CoreError::DomainNotAllowed => {
+                let mut w = WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string());
+                w.errors = vec![FieldError::new("email", w.detail.clone())];
+                w
+            }
             CoreError::Pool(_) => WebError::unavailable(&e),
             _ if e.is_client_error() => WebError::bad_request(e.to_string()),
             _ => WebError::internal(&e),

@@ -57,6 +57,7 @@ pub struct ApiKeyList {
 #[utoipa::path(
     get,
     path = "/api-keys",
+    operation_id = "api_keys_list",
     tag = "api keys",
     responses((status = 200, description = "Keys (never their secrets)", body = ApiKeyList))
 )]
@@ -73,7 +74,11 @@ pub async fn list(state: web::Data<FrontdeskState>, api: ApiActor) -> ApiResult 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
-    #[schema(example = "CI sync", max_length = 100)]
+    #[schema(
+        example = "CI sync",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// Without `organization`: viewer, admin or owner (staff owners only).
     /// With it: member, admin or owner in that organization.
@@ -96,6 +101,7 @@ pub struct CreatedApiKey {
 #[utoipa::path(
     post,
     path = "/api-keys",
+    operation_id = "api_keys_create",
     tag = "api keys",
     request_body = NewApiKey,
     responses((status = 201, description = "Created; the secret is shown once", body = CreatedApiKey))
@@ -107,6 +113,7 @@ pub async fn create(
 ) -> ApiResult {
     api.require_session()?;
     let body = body.into_inner();
+    super::problem::check_lengths(&[("name", Some(&body.name), 100)])?;
     let (key, secret) = state
         .db(move |conn| {
             let actor = &api.actor;
@@ -148,6 +155,7 @@ pub async fn create(
 #[utoipa::path(
     delete,
     path = "/api-keys/{id}",
+    operation_id = "api_keys_revoke",
     tag = "api keys",
     params(("id" = i64, Path, description = "API key id")),
     responses((status = 204, description = "Revoked"))

@@ -59,13 +59,13 @@ pub struct AuditEventList {
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Exact actor, e.g. `user:1` or `api_key:3`.
-    #[param(max_length = 100)]
+    #[param(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     actor: Option<String>,
     /// Exact action, e.g. `user.suspend`.
-    #[param(max_length = 100)]
+    #[param(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     action: Option<String>,
     /// Exact target, e.g. `user:42`.
-    #[param(max_length = 100)]
+    #[param(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     target: Option<String>,
     #[param(minimum = 1, maximum = 1000000, default = 1)]
     page: Option<i64>,
@@ -77,6 +77,7 @@ pub struct AuditParams {
 #[utoipa::path(
     get,
     path = "/audit-events",
+    operation_id = "audit_list",
     tag = "audit",
     params(AuditParams),
     responses((status = 200, description = "A page of events", body = AuditEventList))

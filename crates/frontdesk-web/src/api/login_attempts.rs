@@ -56,9 +56,9 @@ pub struct LoginAttemptParams {
     #[param(minimum = 1)]
     user_id: Option<i64>,
     /// Exact email (case-insensitive).
-    #[param(max_length = 254)]
+    #[param(max_length = 254, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     email: Option<String>,
-    #[param(max_length = 64)]
+    #[param(max_length = 64, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     ip: Option<String>,
     success: Option<bool>,
     #[param(minimum = 1, maximum = 1000000, default = 1)]
@@ -72,6 +72,7 @@ pub struct LoginAttemptParams {
 #[utoipa::path(
     get,
     path = "/login-attempts",
+    operation_id = "login_attempts_list",
     tag = "login attempts",
     params(LoginAttemptParams),
     responses((status = 200, description = "A page of attempts", body = LoginAttemptList))

@@ -200,6 +200,7 @@ pub fn document_for(prefix: &str, state: &FrontdeskState) -> Document {
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "openapi_document",
     tag = "meta",
     security(()),
     responses((status = 200, description = "The OpenAPI document", body = serde_json::Value))
@@ -209,4 +210,49 @@ pub async fn document(
     prefix: web::Data<ApiPrefix>,
 ) -> HttpResponse {
     HttpResponse::Ok().json(document_for(&prefix.0, &state))
+}
+
+/// The profile object: field names of at most 100 characters without control
+/// characters, string values of at most 2000 characters.
+pub fn profile_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(100))
+                .pattern(Some(r"^[^\x00-\x1F\x7F-\x9F]*$")),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .max_length(Some(2000)),
+        ))
+        .build()
+}
+
+/// A list of lower-case email domains.
+pub fn domains_schema() -> utoipa::openapi::schema::Array {
+    domains_builder().build()
+}
+
+/// [`domains_schema`], or null (leave the list as it is).
+pub fn domains_or_null_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    domains_builder()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .build()
+}
+
+fn domains_builder() -> utoipa::openapi::schema::ArrayBuilder {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(252))
+                .pattern(Some(super::organizations::DOMAIN_PATTERN)),
+        )
+        .max_items(Some(100))
 }

@@ -14,11 +14,53 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiActor;
 use super::params::{Pagination, Params};
-use super::problem::ApiResult;
+use super::problem::{check_lengths, ApiResult};
 use super::users::{detail_of, SessionsRevoked, UserDetail, UserList};
 use super::utc;
 use crate::error::{FieldError, WebError};
 use crate::state::FrontdeskState;
+
+/// Email domains as the API takes them: lower-case ASCII labels.
+pub const DOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$";
+
+fn domain_ok(d: &str) -> bool {
+    let labels: Vec<&str> = d.split('.').collect();
+    d.len() <= 252
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+/// The API is stricter than the services (which also normalize): it takes
+/// exactly what its OpenAPI document describes.
+fn check_domains(domains: Option<&[String]>) -> Result<(), WebError> {
+    let Some(domains) = domains else {
+        return Ok(());
+    };
+    if domains.len() > 100 {
+        return Err(WebError::validation(vec![FieldError::new(
+            "allowed_email_domains",
+            "at most 100 domains",
+        )]));
+    }
+    match domains.iter().find(|d| !domain_ok(d)) {
+        Some(bad) => Err(WebError::validation(vec![FieldError::new(
+            "allowed_email_domains",
+            format!(
+                "{:?} is not a lower-case domain name",
+                bad.chars().take(80).collect::<String>()
+            ),
+        )])),
+        None => Ok(()),
+    }
+}
 
 /// The organization named by `slug`, if the actor may see it; otherwise not found.
 pub fn visible(
@@ -80,6 +122,7 @@ pub struct PageParams {
 #[utoipa::path(
     get,
     path = "/organizations",
+    operation_id = "organizations_list",
     tag = "organizations",
     params(PageParams),
     responses((status = 200, description = "A page of organizations", body = OrganizationList))
@@ -106,12 +149,22 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
-    /// Lower-case letters, digits and hyphens.
-    #[schema(example = "acme", max_length = 100)]
+    /// Lower-case letters, digits and hyphens, not starting or ending with one.
+    #[schema(
+        example = "acme",
+        max_length = 64,
+        pattern = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"
+    )]
     pub slug: String,
-    #[schema(example = "Acme Inc.", max_length = 100)]
+    #[schema(
+        example = "Acme Inc.",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
+    /// Lower-case domains; empty allows any.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::domains_schema)]
     pub allowed_email_domains: Vec<String>,
 }
 
@@ -119,6 +172,7 @@ pub struct NewOrganization {
 #[utoipa::path(
     post,
     path = "/organizations",
+    operation_id = "organizations_create",
     tag = "organizations",
     request_body = NewOrganization,
     responses(
@@ -132,6 +186,15 @@ pub async fn create(
     body: web::Json<NewOrganization>,
 ) -> ApiResult {
     let body = body.into_inner();
+    check_domains(Some(&body.allowed_email_domains))?;
+    check_lengths(&[("name", Some(&body.name), 100)])?;
+    if frontdesk_core::validate::slug(&body.slug).ok().as_deref() != Some(body.slug.as_str()) {
+        return Err(WebError::validation(vec![FieldError::new(
+            "slug",
+            "use 1 to 64 lower-case letters, digits and hyphens, not starting or ending with a hyphen",
+        )])
+        .into());
+    }
     let org = state
         .db(move |conn| {
             organizations::create(
@@ -150,6 +213,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/organizations/{slug}",
+    operation_id = "organizations_get",
     tag = "organizations",
     params(("slug" = String, Path, description = "Organization slug")),
     responses((status = 200, description = "The organization", body = OrganizationOut))
@@ -169,9 +233,13 @@ pub async fn get(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationPatch {
-    #[schema(max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
-    /// Replaces the list; empty allows any domain.
+    /// Replaces the list of lower-case domains; empty allows any domain.
+    #[schema(schema_with = super::openapi::domains_or_null_schema)]
     pub allowed_email_domains: Option<Vec<String>>,
 }
 
@@ -179,6 +247,7 @@ pub struct OrganizationPatch {
 #[utoipa::path(
     patch,
     path = "/organizations/{slug}",
+    operation_id = "organizations_update",
     tag = "organizations",
     params(("slug" = String, Path, description = "Organization slug")),
     request_body = OrganizationPatch,
@@ -192,6 +261,8 @@ pub async fn update(
 ) -> ApiResult {
     let slug = slug.into_inner();
     let patch = body.into_inner();
+    check_domains(patch.allowed_email_domains.as_deref())?;
+    check_lengths(&[("name", patch.name.as_deref(), 100)])?;
     let org = state
         .db(move |conn| {
             conn.transaction(|conn| {
@@ -226,6 +297,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/organizations/{slug}",
+    operation_id = "organizations_delete",
     tag = "organizations",
     params(("slug" = String, Path, description = "Organization slug")),
     responses((status = 204, description = "Deleted"))
@@ -264,6 +336,7 @@ pub struct MemberList {
 #[utoipa::path(
     get,
     path = "/organizations/{slug}/members",
+    operation_id = "organizations_members",
     tag = "organizations",
     params(("slug" = String, Path, description = "Organization slug"), PageParams),
     responses((status = 200, description = "A page of members", body = MemberList))
@@ -322,6 +395,7 @@ impl From<Role> for OrgRole {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
+    #[serde(deserialize_with = "super::problem::integral")]
     pub user_id: i64,
     pub role: Role,
 }
@@ -330,6 +404,7 @@ pub struct NewMember {
 #[utoipa::path(
     post,
     path = "/organizations/{slug}/members",
+    operation_id = "organizations_add_member",
     tag = "organizations",
     params(("slug" = String, Path, description = "Organization slug")),
     request_body = NewMember,
@@ -350,23 +425,12 @@ pub async fn add_member(
         .db(move |conn| {
             let actor = &api.actor;
             let org = visible(conn, actor, &slug)?;
-            // A user the caller cannot see is reported as a bad field, not probed.
-            if users::get_for(conn, actor, user_id, Action::View).is_err()
-                && actor.staff_role.is_none()
-            {
-                return Err(WebError::validation(vec![FieldError::new(
-                    "user_id",
-                    "no such user",
-                )]));
+            // Organization callers add only users they can already see (members
+            // of their organizations); anyone else is reported as not found.
+            if actor.staff_role.is_none() {
+                users::get_for(conn, actor, user_id, Action::View)?;
             }
-            organizations::add_member(conn, actor, org.id, user_id, role.into()).map_err(|e| {
-                match e {
-                    CoreError::NotFound("user") => {
-                        WebError::validation(vec![FieldError::new("user_id", "no such user")])
-                    }
-                    e => e.into(),
-                }
-            })?;
+            organizations::add_member(conn, actor, org.id, user_id, role.into())?;
             member_of(conn, org.id, user_id).map_err(WebError::from)
         })
         .await?;
@@ -396,6 +460,7 @@ pub struct MemberPatch {
 #[utoipa::path(
     patch,
     path = "/organizations/{slug}/members/{user_id}",
+    operation_id = "organizations_change_member",
     tag = "organizations",
     params(
         ("slug" = String, Path, description = "Organization slug"),
@@ -429,6 +494,7 @@ pub async fn change_member(
 #[utoipa::path(
     delete,
     path = "/organizations/{slug}/members/{user_id}",
+    operation_id = "organizations_remove_member",
     tag = "organizations",
     params(
         ("slug" = String, Path, description = "Organization slug"),
@@ -459,7 +525,7 @@ pub async fn remove_member(
 #[into_params(parameter_in = Query)]
 pub struct OrgUsersParams {
     /// Words matched against email, names and profile fields.
-    #[param(max_length = 200)]
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     search: Option<String>,
     #[param(minimum = 1, maximum = 1000000, default = 1)]
     page: Option<i64>,
@@ -471,6 +537,7 @@ pub struct OrgUsersParams {
 #[utoipa::path(
     get,
     path = "/organizations/{slug}/users",
+    operation_id = "organizations_users_list",
     tag = "organization users",
     params(("slug" = String, Path, description = "Organization slug"), OrgUsersParams),
     responses((status = 200, description = "A page of users", body = UserList))
@@ -525,6 +592,7 @@ fn member_for(
 #[utoipa::path(
     get,
     path = "/organizations/{slug}/users/{id}",
+    operation_id = "organizations_user_get",
     tag = "organization users",
     params(
         ("slug" = String, Path, description = "Organization slug"),
@@ -552,6 +620,7 @@ pub async fn user_get(
 #[utoipa::path(
     delete,
     path = "/organizations/{slug}/users/{id}/sessions",
+    operation_id = "organizations_user_revoke_sessions",
     tag = "organization users",
     params(
         ("slug" = String, Path, description = "Organization slug"),

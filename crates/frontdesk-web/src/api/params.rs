@@ -52,8 +52,10 @@ impl Params {
 
     /// A text parameter; empty counts as absent.
     pub fn text(&mut self, name: &str, max: usize) -> Option<String> {
-        let v = self.raw(name)?.trim().to_owned();
-        if v.chars().count() > max {
+        let raw = self.raw(name)?;
+        let too_long = raw.chars().count() > max;
+        let v = raw.trim().to_owned();
+        if too_long {
             self.error(name, format!("must be at most {max} characters"));
             return None;
         }
@@ -109,16 +111,13 @@ impl Params {
         let Some(v) = self.raw(name) else {
             return Vec::new();
         };
-        let parsed: Option<Vec<i64>> = v
-            .split(',')
-            .map(|p| p.trim().parse::<i64>().ok().filter(|n| *n >= 1))
-            .collect();
+        let parsed: Option<Vec<i64>> = v.split(',').map(|p| p.trim().parse::<i64>().ok()).collect();
         match parsed {
             Some(ids) if ids.len() <= 100 => ids,
             _ => {
                 self.error(
                     name,
-                    "must be a comma-separated list of at most 100 positive integer ids",
+                    "must be a comma-separated list of at most 100 integer ids",
                 );
                 Vec::new()
             }

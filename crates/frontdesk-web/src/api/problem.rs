@@ -69,6 +69,37 @@ pub struct ProblemField {
     pub message: String,
 }
 
+/// An integer that JSON may also spell with a zero fraction (`7.0`), as JSON
+/// Schema's `integer` allows.
+pub fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::Deserialize;
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= -9.2e18 && f <= 9.2e18 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!(
+            "{n} is not a 64-bit integer"
+        ))),
+    }
+}
+
+/// Checks the untrimmed length of body strings (the services trim first, so a
+/// string padded past the documented limit would otherwise pass).
+pub fn check_lengths(fields: &[(&str, Option<&str>, usize)]) -> ApiResult<()> {
+    let errors: Vec<FieldError> = fields
+        .iter()
+        .filter(|(_, v, max)| v.is_some_and(|v| v.chars().count() > *max))
+        .map(|(f, _, max)| FieldError::new(*f, format!("must be at most {max} characters")))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::from(WebError::validation(errors)))
+    }
+}
+
 pub fn not_found() -> ApiError {
     ApiError::from(WebError::not_found())
 }
@@ -123,18 +154,20 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(path_error)
 }
 
-/// Reads an optional JSON body: empty means the defaults.
+/// Reads an optional JSON body: empty or `null` means the defaults.
 pub fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let field = body_field(&e.to_string());
-        ApiError::from(WebError::validation(vec![FieldError::new(
-            field,
-            e.to_string(),
-        )]))
-    })
+    serde_json::from_slice::<Option<T>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| {
+            let field = body_field(&e.to_string());
+            ApiError::from(WebError::validation(vec![FieldError::new(
+                field,
+                e.to_string(),
+            )]))
+        })
 }
 
 /// `type` URIs for the OpenAPI description.

@@ -117,6 +117,7 @@ async fn page_of(
 #[utoipa::path(
     get,
     path = "/sessions",
+    operation_id = "sessions_list",
     tag = "sessions",
     params(SessionListParams),
     responses((status = 200, description = "A page of sessions", body = SessionList))
@@ -141,6 +142,7 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
 #[utoipa::path(
     get,
     path = "/users/{id}/sessions",
+    operation_id = "sessions_of_user",
     tag = "sessions",
     params(("id" = i64, Path, description = "User id"), UserSessionParams),
     responses((status = 200, description = "A page of sessions", body = SessionList))
@@ -173,6 +175,7 @@ pub struct SessionRevoked {
 #[utoipa::path(
     delete,
     path = "/sessions/{id}",
+    operation_id = "sessions_revoke",
     tag = "sessions",
     params(("id" = i64, Path, description = "Session id")),
     responses((status = 200, description = "Whether it was live until now", body = SessionRevoked))

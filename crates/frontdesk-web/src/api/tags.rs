@@ -37,6 +37,7 @@ pub struct TagList {
 #[utoipa::path(
     get,
     path = "/tags",
+    operation_id = "tags_list",
     tag = "tags",
     responses((status = 200, description = "All tags", body = TagList))
 )]
@@ -51,7 +52,11 @@ pub async fn list(state: web::Data<FrontdeskState>, _api: ApiActor) -> ApiResult
 #[serde(deny_unknown_fields)]
 pub struct NewTag {
     /// Stored lower-case; no `|` or `,`.
-    #[schema(example = "beta", max_length = 64)]
+    #[schema(
+        example = "beta",
+        max_length = 64,
+        pattern = r"^[^|,\x00-\x1F\x7F-\x9F]*[^|,\s\x00-\x1F\x7F-\x9F][^|,\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
 }
 
@@ -59,6 +64,7 @@ pub struct NewTag {
 #[utoipa::path(
     post,
     path = "/tags",
+    operation_id = "tags_create",
     tag = "tags",
     request_body = NewTag,
     responses(
@@ -72,6 +78,7 @@ pub async fn create(
     body: web::Json<NewTag>,
 ) -> ApiResult {
     let name = body.into_inner().name;
+    super::problem::check_lengths(&[("name", Some(&name), 64)])?;
     let tag = state
         .db(move |conn| tags::create(conn, &api.actor, &name))
         .await?;
@@ -82,6 +89,7 @@ pub async fn create(
 #[utoipa::path(
     put,
     path = "/users/{id}/tags/{tag_id}",
+    operation_id = "tags_assign",
     tag = "tags",
     params(
         ("id" = i64, Path, description = "User id"),
@@ -105,6 +113,7 @@ pub async fn assign(
 #[utoipa::path(
     delete,
     path = "/users/{id}/tags/{tag_id}",
+    operation_id = "tags_unassign",
     tag = "tags",
     params(
         ("id" = i64, Path, description = "User id"),

@@ -15,9 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiActor;
 use super::params::{Pagination, Paging, Params};
-use super::problem::{optional_body, ApiResult};
+use super::problem::{check_lengths, optional_body, ApiResult};
 use super::utc;
-use crate::error::{FieldError, WebError};
+use crate::error::WebError;
 use crate::state::FrontdeskState;
 
 /// A user as the API shows them.
@@ -235,15 +235,15 @@ pub enum DirParam {
 #[into_params(parameter_in = Query)]
 pub struct UserListParams {
     /// Words matched against email, names and profile fields.
-    #[param(max_length = 200)]
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     search: Option<String>,
     #[param(inline)]
     status: Option<StatusParam>,
     /// Staff filter: any staff role, none, or one role.
     #[param(inline)]
     staff: Option<StaffParam>,
-    /// Organization slug: only its members.
-    #[param(max_length = 100)]
+    /// Organization slug: only its members (none for an unknown slug).
+    #[param(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     organization: Option<String>,
     /// Only members holding this role (in `organization` when given).
     #[param(inline)]
@@ -298,6 +298,8 @@ const LIST_PARAMS: &[&str] = &[
 struct Requested {
     query: UserQuery,
     organization: Option<String>,
+    /// The filters contradict each other: the answer is an empty page.
+    empty: bool,
 }
 
 fn parse_list(query_string: &str) -> ApiResult<Requested> {
@@ -328,6 +330,7 @@ fn parse_list(query_string: &str) -> ApiResult<Requested> {
     let tags_none = p.ids("tags_none");
     let created_from = p.datetime("created_from");
     let created_to = p.datetime("created_to");
+    let mut empty = false;
     let never = p
         .choice("last_login", |v| (v == "never").then_some(()), &["never"])
         .is_some();
@@ -335,12 +338,10 @@ fn parse_list(query_string: &str) -> ApiResult<Requested> {
     let ll_to = p.datetime("last_login_to");
     let last_login = match (never, ll_from, ll_to) {
         (true, None, None) => LastLogin::Never,
+        // Never signed in, yet signed in within a range: nobody.
         (true, _, _) => {
-            p.error(
-                "last_login",
-                "`never` cannot be combined with last_login_from or last_login_to",
-            );
-            LastLogin::Any
+            empty = true;
+            LastLogin::Never
         }
         (false, None, None) => LastLogin::Any,
         (false, from, to) => LastLogin::Between(from, to),
@@ -389,6 +390,7 @@ fn parse_list(query_string: &str) -> ApiResult<Requested> {
             limit,
         },
         organization,
+        empty,
     })
 }
 
@@ -413,6 +415,7 @@ parse_exact!(UserStatus, StaffRole, OrgRole);
 #[utoipa::path(
     get,
     path = "/users",
+    operation_id = "users_list",
     tag = "users",
     params(UserListParams),
     responses((status = 200, description = "A page of users", body = UserList))
@@ -423,15 +426,21 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
     let page = state
         .db(move |conn| -> Result<Page<User>, WebError> {
             let mut query = requested.query;
+            let nobody = Page {
+                items: Vec::new(),
+                page: query.page,
+                limit: query.limit,
+                total: 0,
+            };
+            if requested.empty || actor.visible_orgs().is_some_and(|o| o.is_empty()) {
+                return Ok(nobody);
+            }
             if let Some(slug) = requested.organization {
+                // An organization the caller cannot see has no users for them,
+                // exactly like one that does not exist.
                 match super::organizations::visible(conn, &actor, &slug) {
                     Ok(org) => query.organization = Some(org.id),
-                    Err(CoreError::NotFound(_)) => {
-                        return Err(WebError::validation(vec![FieldError::new(
-                            "organization",
-                            "no such organization",
-                        )]))
-                    }
+                    Err(CoreError::NotFound(_)) => return Ok(nobody),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -445,6 +454,7 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
 #[utoipa::path(
     get,
     path = "/users/{id}",
+    operation_id = "users_get",
     tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, description = "The user", body = UserDetail))
@@ -473,17 +483,17 @@ where
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
-    #[schema(max_length = 100)]
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub first_name: Option<String>,
-    #[schema(max_length = 100)]
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub last_name: Option<String>,
     /// null or "" clears it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, max_length = 100)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub display_name: Option<Option<String>>,
     pub email_verified: Option<bool>,
     /// Replaces the host-defined profile fields.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = super::openapi::profile_schema)]
     pub profile: Option<Map<String, Value>>,
     pub local_login_enabled: Option<bool>,
 }
@@ -492,6 +502,7 @@ pub struct UserPatch {
 #[utoipa::path(
     patch,
     path = "/users/{id}",
+    operation_id = "users_update",
     tag = "users",
     params(("id" = i64, Path, description = "User id")),
     request_body = UserPatch,
@@ -505,6 +516,15 @@ pub async fn update(
 ) -> ApiResult {
     let id = id.into_inner();
     let patch = body.into_inner();
+    check_lengths(&[
+        ("first_name", patch.first_name.as_deref(), 100),
+        ("last_name", patch.last_name.as_deref(), 100),
+        (
+            "display_name",
+            patch.display_name.as_ref().and_then(|d| d.as_deref()),
+            100,
+        ),
+    ])?;
     let config = state.settings().auth.sessions;
     let detail = state
         .db(move |conn| {
@@ -537,7 +557,7 @@ pub async fn update(
 #[serde(deny_unknown_fields)]
 pub struct SuspendBody {
     /// Shown to admins; optional.
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     #[serde(default)]
     pub reason: String,
 }
@@ -547,6 +567,7 @@ pub struct SuspendBody {
 #[utoipa::path(
     post,
     path = "/users/{id}/suspend",
+    operation_id = "users_suspend",
     tag = "users",
     params(("id" = i64, Path, description = "User id")),
     request_body(content = Option<SuspendBody>, description = "Optional reason"),
@@ -560,6 +581,7 @@ pub async fn suspend(
 ) -> ApiResult {
     let id = id.into_inner();
     let SuspendBody { reason } = optional_body(&body)?;
+    check_lengths(&[("reason", Some(&reason), 2000)])?;
     let config = state.settings().auth.sessions;
     let detail = state
         .db(move |conn| {
@@ -574,6 +596,7 @@ pub async fn suspend(
 #[utoipa::path(
     post,
     path = "/users/{id}/restore",
+    operation_id = "users_restore",
     tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, description = "The restored user", body = UserDetail))
@@ -598,6 +621,7 @@ pub async fn restore(
 #[utoipa::path(
     delete,
     path = "/users/{id}",
+    operation_id = "users_delete",
     tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 204, description = "Deleted"))
@@ -639,6 +663,7 @@ impl SessionsRevoked {
 #[utoipa::path(
     delete,
     path = "/users/{id}/sessions",
+    operation_id = "users_revoke_sessions",
     tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, description = "How many sessions ended", body = SessionsRevoked))

@@ -1,0 +1,429 @@
+//! The OpenAPI document: it parses, covers every route of the scope with its
+//! errors, and real answers validate against the schemas it declares.
+
+use std::collections::BTreeSet;
+
+use frontdesk::web::api::ROUTES;
+use serde_json::{json, Value};
+
+use crate::api_v1_support::*;
+use crate::both;
+use crate::web_app::{block_on, frontdesk};
+
+/// Resolves `#/components/…` references.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let path = r.trim_start_matches("#/");
+            let target = path.split('/').fold(doc, |v, k| &v[k]);
+            assert!(!target.is_null(), "dangling reference {r}");
+            resolve(doc, target)
+        }
+        None => schema,
+    }
+}
+
+fn type_matches(t: &str, v: &Value) -> bool {
+    match t {
+        "null" => v.is_null(),
+        "boolean" => v.is_boolean(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "string" => v.is_string(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        other => panic!("unknown type {other}"),
+    }
+}
+
+/// Checks `v` against the subset of JSON Schema the document uses; returns
+/// the first violation with its location.
+fn validate(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+    let s = resolve(doc, schema);
+    if let Some(all) = s.get("allOf").and_then(Value::as_array) {
+        for sub in all {
+            validate(doc, sub, v, at)?;
+        }
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(any) = s.get(key).and_then(Value::as_array) {
+            if !any.iter().any(|sub| validate(doc, sub, v, at).is_ok()) {
+                return Err(format!("{at}: matches none of {key}"));
+            }
+        }
+    }
+    if let Some(t) = s.get("type") {
+        let ok = match t {
+            Value::String(t) => type_matches(t, v),
+            Value::Array(ts) => ts
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|t| type_matches(t, v)),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("{at}: {v} is not of type {t}"));
+        }
+    }
+    if let Some(e) = s.get("enum").and_then(Value::as_array) {
+        if !e.contains(v) {
+            return Err(format!("{at}: {v} not in {e:?}"));
+        }
+    }
+    if let (Some("date-time"), Some(text)) = (s.get("format").and_then(Value::as_str), v.as_str()) {
+        if chrono::DateTime::parse_from_rfc3339(text).is_err() {
+            return Err(format!("{at}: {text} is not an RFC 3339 date-time"));
+        }
+    }
+    if let (Some(min), Some(n)) = (s.get("minimum").and_then(Value::as_i64), v.as_i64()) {
+        if n < min {
+            return Err(format!("{at}: {n} < {min}"));
+        }
+    }
+    if let (Some(max), Some(n)) = (s.get("maximum").and_then(Value::as_i64), v.as_i64()) {
+        if n > max {
+            return Err(format!("{at}: {n} > {max}"));
+        }
+    }
+    if let Some(obj) = v.as_object() {
+        if let Some(req) = s.get("required").and_then(Value::as_array) {
+            for r in req.iter().filter_map(Value::as_str) {
+                if !obj.contains_key(r) {
+                    return Err(format!("{at}: missing {r}"));
+                }
+            }
+        }
+        let props = s.get("properties").and_then(Value::as_object);
+        for (k, val) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(p) => validate(doc, p, val, &format!("{at}.{k}"))?,
+                None => {
+                    if s.get("additionalProperties") == Some(&Value::Bool(false)) {
+                        return Err(format!("{at}: unexpected property {k}"));
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (s.get("items"), v.as_array()) {
+        for (i, item) in arr.iter().enumerate() {
+            validate(doc, items, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The schema an operation declares for `status`.
+fn response_schema<'a>(doc: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
+    let op = &doc["paths"][path][method.to_ascii_lowercase()];
+    assert!(op.is_object(), "{method} {path} is not documented");
+    let res = resolve(doc, &op["responses"][status.to_string()]);
+    assert!(
+        res.is_object(),
+        "{method} {path} does not document {status}"
+    );
+    let content = res["content"].as_object().expect("content");
+    let (_, media) = content.iter().next().expect("a media type");
+    &media["schema"]
+}
+
+both!(document_covers_every_route_with_its_errors, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let a = expect(&app, &w, Who::Anonymous, "GET", "/openapi.json", None, 200).await;
+        let doc = a.body;
+        assert!(doc["openapi"].as_str().unwrap_or("").starts_with("3."));
+        assert_eq!(doc["servers"][0]["url"], API);
+        assert_eq!(
+            doc["components"]["securitySchemes"]["api_key"]["scheme"],
+            "bearer"
+        );
+
+        let routes: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_ascii_lowercase(), (*p).to_owned()))
+            .collect();
+        let mut documented = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                documented.insert((method.clone(), path.clone()));
+                let id = op["operationId"].as_str().expect("operationId").to_owned();
+                assert!(ids.insert(id.clone()), "operationId {id} is used twice");
+                let responses = op["responses"].as_object().expect("responses");
+                let wanted: &[&str] = if path == "/openapi.json" {
+                    &["200"]
+                } else {
+                    &["400", "401", "403", "500"]
+                };
+                for status in wanted {
+                    assert!(
+                        responses.contains_key(*status),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+                if path.contains('{') {
+                    assert!(responses.contains_key("404"), "{method} {path} lacks 404");
+                    let params: BTreeSet<&str> = op["parameters"]
+                        .as_array()
+                        .map(|ps| {
+                            ps.iter()
+                                .filter(|p| p["in"] == "path")
+                                .filter_map(|p| p["name"].as_str())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                        assert!(
+                            params.contains(seg.trim_matches(|c| c == '{' || c == '}')),
+                            "{method} {path}: {seg} undocumented"
+                        );
+                    }
+                }
+                for (status, res) in responses {
+                    let res = resolve(&doc, res);
+                    if let Some(content) = res["content"].as_object() {
+                        for media in content.values() {
+                            resolve(&doc, &media["schema"]);
+                        }
+                    }
+                    assert!(res["description"].is_string(), "{method} {path} {status}");
+                }
+            }
+        }
+        assert_eq!(
+            routes, documented,
+            "the document and the scope list the same routes"
+        );
+        assert!(routes.len() >= 30);
+        // Every route answers (none is left unmounted): an anonymous call gets 401, not 404.
+        for (method, path) in &routes {
+            let concrete = path
+                .replace("{slug}", "acme")
+                .replace("{user_id}", "1")
+                .replace("{tag_id}", "1")
+                .replace("{id}", "1");
+            let a = call(
+                &app,
+                &w,
+                Who::Anonymous,
+                &method.to_ascii_uppercase(),
+                &concrete,
+                None,
+            )
+            .await;
+            let want = if path == "/openapi.json" { 200 } else { 401 };
+            assert_eq!(a.status.as_u16(), want, "{method} {path}");
+        }
+        // The list parameters are documented with their bounds.
+        let params = doc["paths"]["/users"]["get"]["parameters"]
+            .as_array()
+            .expect("params");
+        let names: Vec<&str> = params.iter().filter_map(|p| p["name"].as_str()).collect();
+        for n in [
+            "search",
+            "status",
+            "staff",
+            "organization",
+            "org_role",
+            "tags_all",
+            "tags_any",
+            "tags_none",
+            "created_from",
+            "created_to",
+            "last_login",
+            "last_login_from",
+            "last_login_to",
+            "sort",
+            "dir",
+            "page",
+            "limit",
+        ] {
+            assert!(names.contains(&n), "{n} undocumented");
+        }
+        let limit = params.iter().find(|p| p["name"] == "limit").expect("limit");
+        assert_eq!(limit["schema"]["maximum"], 100);
+        assert_eq!(limit["schema"]["minimum"], 1);
+    });
+});
+
+both!(answers_match_their_schemas, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        session_for(db, w.acme_member.id);
+        let doc = call(&app, &w, Who::Anonymous, "GET", "/openapi.json", None)
+            .await
+            .body;
+        let m = w.acme_member.id;
+        let checks: Vec<(Who, &str, String, &str, Option<Value>, u16)> = vec![
+            (
+                Who::StaffOwnerKey,
+                "GET",
+                "/users?limit=3".into(),
+                "/users",
+                None,
+                200,
+            ),
+            (
+                Who::StaffOwnerKey,
+                "GET",
+                format!("/users/{m}"),
+                "/users/{id}",
+                None,
+                200,
+            ),
+            (
+                Who::AcmeAdminKey,
+                "PATCH",
+                format!("/users/{m}"),
+                "/users/{id}",
+                Some(json!({"profile": {"plan": "pro", "seats": 3}})),
+                200,
+            ),
+            (
+                Who::AcmeAdminKey,
+                "GET",
+                "/organizations/acme/users".into(),
+                "/organizations/{slug}/users",
+                None,
+                200,
+            ),
+            (
+                Who::AcmeAdminKey,
+                "GET",
+                format!("/organizations/acme/users/{m}"),
+                "/organizations/{slug}/users/{id}",
+                None,
+                200,
+            ),
+            (
+                Who::AcmeAdminKey,
+                "DELETE",
+                format!("/organizations/acme/users/{m}/sessions"),
+                "/organizations/{slug}/users/{id}/sessions",
+                None,
+                200,
+            ),
+            (
+                Who::StaffViewerKey,
+                "GET",
+                "/organizations".into(),
+                "/organizations",
+                None,
+                200,
+            ),
+            (
+                Who::StaffViewerKey,
+                "GET",
+                "/organizations/acme/members".into(),
+                "/organizations/{slug}/members",
+                None,
+                200,
+            ),
+            (
+                Who::StaffViewerKey,
+                "GET",
+                "/sessions?active=false".into(),
+                "/sessions",
+                None,
+                200,
+            ),
+            (
+                Who::StaffViewerKey,
+                "GET",
+                "/login-attempts".into(),
+                "/login-attempts",
+                None,
+                200,
+            ),
+            (
+                Who::StaffViewerKey,
+                "GET",
+                "/audit-events".into(),
+                "/audit-events",
+                None,
+                200,
+            ),
+            (
+                Who::StaffViewerKey,
+                "GET",
+                "/tags".into(),
+                "/tags",
+                None,
+                200,
+            ),
+            (
+                Who::StaffOwnerSession,
+                "GET",
+                "/api-keys".into(),
+                "/api-keys",
+                None,
+                200,
+            ),
+            (
+                Who::StaffOwnerSession,
+                "POST",
+                "/api-keys".into(),
+                "/api-keys",
+                Some(json!({"name": "n", "role": "viewer"})),
+                201,
+            ),
+            (
+                Who::StaffOwnerKey,
+                "GET",
+                "/users?limit=0".into(),
+                "/users",
+                None,
+                400,
+            ),
+            (Who::Anonymous, "GET", "/users".into(), "/users", None, 401),
+            (
+                Who::StaffViewerKey,
+                "POST",
+                "/tags".into(),
+                "/tags",
+                Some(json!({"name": "x"})),
+                403,
+            ),
+            (
+                Who::AcmeAdminKey,
+                "GET",
+                format!("/users/{}", w.globex_member.id),
+                "/users/{id}",
+                None,
+                404,
+            ),
+            (
+                Who::StaffOwnerKey,
+                "POST",
+                "/organizations".into(),
+                "/organizations",
+                Some(json!({"slug": "acme", "name": "Again"})),
+                409,
+            ),
+        ];
+        for (who, method, uri, path, body, status) in checks {
+            let a = expect(&app, &w, who, method, &uri, body, status).await;
+            let schema = response_schema(&doc, method, path, status);
+            if let Err(e) = validate(&doc, schema, &a.body, "$") {
+                panic!(
+                    "{method} {uri} ({status}) does not match its schema: {e}\n{}",
+                    a.raw
+                );
+            }
+        }
+        // The validator does catch a wrong answer.
+        let schema = response_schema(&doc, "GET", "/users", 200);
+        assert!(validate(
+            &doc,
+            schema,
+            &json!({"users": [{"id": "1"}], "pagination": {}}),
+            "$"
+        )
+        .is_err());
+    });
+});
