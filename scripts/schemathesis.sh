@@ -53,4 +53,5 @@ args=(run "$base/openapi.json"
     --generation-database none
     --request-timeout 10)
 if [ -n "${FUZZ_SEED:-}" ]; then args+=(--seed "$FUZZ_SEED"); fi
-"$st" "${args[@]}"
+# From the scratch folder, so that schemathesis' own files stay out of the tree.
+(cd "$work" && "$st" "${args[@]}")

@@ -388,3 +388,80 @@ both!(unknown_routes_and_bad_ids_are_problem_404s, |db| {
         }
     });
 });
+
+both!(the_readme_curl_session_works, |db| {
+    block_on(async {
+        // Sign in with JSON, make a key with the session and its CSRF token,
+        // then list users and end a user's sessions with the key alone.
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let victim = session_for(db, w.acme_member.id);
+        let login = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::post()
+                .uri("/auth/api/login")
+                .insert_header(("content-type", "application/json"))
+                .set_payload(
+                    json!({"email": "owner@staff.test", "password": crate::web_app::PASSWORD})
+                        .to_string(),
+                )
+                .to_request(),
+        )
+        .await;
+        assert_eq!(login.status(), StatusCode::OK);
+        let cookie = login
+            .response()
+            .cookies()
+            .find(|c| c.name() == "frontdesk_session")
+            .map(|c| c.value().to_owned())
+            .expect("session cookie");
+        let body: serde_json::Value = actix_test::read_body_json(login).await;
+        let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
+
+        let made = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::post()
+                .uri(&format!("{API}/api-keys"))
+                .insert_header(("content-type", "application/json"))
+                .insert_header(("cookie", format!("frontdesk_session={cookie}")))
+                .insert_header(("x-csrf-token", csrf))
+                .set_payload(json!({"name": "ci", "role": "admin"}).to_string())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(made.status(), StatusCode::CREATED);
+        let made: serde_json::Value = actix_test::read_body_json(made).await;
+        let key = made["secret"].as_str().expect("secret").to_owned();
+
+        let list = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::get()
+                .uri(&format!("{API}/users?search=acme&limit=10"))
+                .insert_header(("authorization", format!("Bearer {key}")))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(list.status(), StatusCode::OK);
+        let list: serde_json::Value = actix_test::read_body_json(list).await;
+        assert_eq!(list["pagination"]["total"], 3);
+
+        let revoked = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::delete()
+                .uri(&format!("{API}/users/{}/sessions", w.acme_member.id))
+                .insert_header(("authorization", format!("Bearer {key}")))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(revoked.status(), StatusCode::OK);
+        let revoked: serde_json::Value = actix_test::read_body_json(revoked).await;
+        assert_eq!(revoked["sessions_revoked"], 1);
+        let ended: Option<chrono::NaiveDateTime> = frontdesk_core::schema::sessions::table
+            .find(victim)
+            .select(frontdesk_core::schema::sessions::revoked_at)
+            .first(&mut *db.conn())
+            .expect("session");
+        assert!(ended.is_some());
+    });
+});

@@ -249,6 +249,9 @@ both!(document_covers_every_route_with_its_errors, |db| {
     });
 });
 
+/// Caller, method, URI, documented path, body, expected status.
+type Check = (Who, &'static str, String, &'static str, Option<Value>, u16);
+
 both!(answers_match_their_schemas, |db| {
     block_on(async {
         let fd = frontdesk(db);
@@ -259,7 +262,7 @@ both!(answers_match_their_schemas, |db| {
             .await
             .body;
         let m = w.acme_member.id;
-        let checks: Vec<(Who, &str, String, &str, Option<Value>, u16)> = vec![
+        let checks: Vec<Check> = vec![
             (
                 Who::StaffOwnerKey,
                 "GET",

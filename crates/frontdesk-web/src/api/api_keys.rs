@@ -109,10 +109,10 @@ pub struct CreatedApiKey {
 pub async fn create(
     state: web::Data<FrontdeskState>,
     api: ApiActor,
-    body: web::Json<NewApiKey>,
+    body: super::problem::Body,
 ) -> ApiResult {
     api.require_session()?;
-    let body = body.into_inner();
+    let body: NewApiKey = super::problem::object(body)?;
     super::problem::check_lengths(&[("name", Some(&body.name), 100)])?;
     let (key, secret) = state
         .db(move |conn| {

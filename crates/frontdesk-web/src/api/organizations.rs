@@ -183,9 +183,9 @@ pub struct NewOrganization {
 pub async fn create(
     state: web::Data<FrontdeskState>,
     api: ApiActor,
-    body: web::Json<NewOrganization>,
+    body: super::problem::Body,
 ) -> ApiResult {
-    let body = body.into_inner();
+    let body: NewOrganization = super::problem::object(body)?;
     check_domains(Some(&body.allowed_email_domains))?;
     check_lengths(&[("name", Some(&body.name), 100)])?;
     if frontdesk_core::validate::slug(&body.slug).ok().as_deref() != Some(body.slug.as_str()) {
@@ -257,10 +257,10 @@ pub async fn update(
     state: web::Data<FrontdeskState>,
     api: ApiActor,
     slug: web::Path<String>,
-    body: web::Json<OrganizationPatch>,
+    body: super::problem::Body,
 ) -> ApiResult {
     let slug = slug.into_inner();
-    let patch = body.into_inner();
+    let patch: OrganizationPatch = super::problem::object(body)?;
     check_domains(patch.allowed_email_domains.as_deref())?;
     check_lengths(&[("name", patch.name.as_deref(), 100)])?;
     let org = state
@@ -417,10 +417,10 @@ pub async fn add_member(
     state: web::Data<FrontdeskState>,
     api: ApiActor,
     slug: web::Path<String>,
-    body: web::Json<NewMember>,
+    body: super::problem::Body,
 ) -> ApiResult {
     let slug = slug.into_inner();
-    let NewMember { user_id, role } = body.into_inner();
+    let NewMember { user_id, role } = super::problem::object(body)?;
     let member = state
         .db(move |conn| {
             let actor = &api.actor;
@@ -476,10 +476,10 @@ pub async fn change_member(
     state: web::Data<FrontdeskState>,
     api: ApiActor,
     path: web::Path<(String, i64)>,
-    body: web::Json<MemberPatch>,
+    body: super::problem::Body,
 ) -> ApiResult {
     let (slug, user_id) = path.into_inner();
-    let role = body.into_inner().role;
+    let MemberPatch { role } = super::problem::object(body)?;
     let member = state
         .db(move |conn| {
             let org = visible(conn, &api.actor, &slug)?;

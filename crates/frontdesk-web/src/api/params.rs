@@ -108,7 +108,8 @@ impl Params {
 
     /// A comma-separated list of ids.
     pub fn ids(&mut self, name: &str) -> Vec<i64> {
-        let Some(v) = self.raw(name) else {
+        // An empty value is an empty list (form style, as documented).
+        let Some(v) = self.raw(name).filter(|v| !v.is_empty()) else {
             return Vec::new();
         };
         let parsed: Option<Vec<i64>> = v.split(',').map(|p| p.trim().parse::<i64>().ok()).collect();

@@ -78,7 +78,7 @@ pub fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error>
         return Ok(i);
     }
     match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f >= -9.2e18 && f <= 9.2e18 => Ok(f as i64),
+        Some(f) if f.fract() == 0.0 && (-9.2e18..=9.2e18).contains(&f) => Ok(f as i64),
         _ => Err(serde::de::Error::custom(format!(
             "{n} is not a 64-bit integer"
         ))),
@@ -154,20 +154,35 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(path_error)
 }
 
-/// Reads an optional JSON body: empty or `null` means the defaults.
+fn body_error(e: &serde_json::Error) -> ApiError {
+    let field = body_field(&e.to_string());
+    ApiError::from(WebError::validation(vec![FieldError::new(
+        field,
+        e.to_string(),
+    )]))
+}
+
+/// A JSON body that must be an object (serde would also take an array for a
+/// struct, field by position).
+pub type Body = web::Json<serde_json::Map<String, serde_json::Value>>;
+
+/// The body as `T`.
+pub fn object<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
+    serde_json::from_value(serde_json::Value::Object(body.into_inner())).map_err(|e| body_error(&e))
+}
+
+/// Reads an optional JSON object body: empty or `null` means the defaults.
 pub fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice::<Option<T>>(body)
-        .map(Option::unwrap_or_default)
-        .map_err(|e| {
-            let field = body_field(&e.to_string());
-            ApiError::from(WebError::validation(vec![FieldError::new(
-                field,
-                e.to_string(),
-            )]))
-        })
+    match serde_json::from_slice::<Option<serde_json::Map<String, serde_json::Value>>>(body) {
+        Ok(None) => Ok(T::default()),
+        Ok(Some(map)) => {
+            serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| body_error(&e))
+        }
+        Err(e) => Err(body_error(&e)),
+    }
 }
 
 /// `type` URIs for the OpenAPI description.

@@ -75,9 +75,9 @@ pub struct NewTag {
 pub async fn create(
     state: web::Data<FrontdeskState>,
     api: ApiActor,
-    body: web::Json<NewTag>,
+    body: super::problem::Body,
 ) -> ApiResult {
-    let name = body.into_inner().name;
+    let NewTag { name } = super::problem::object(body)?;
     super::problem::check_lengths(&[("name", Some(&name), 64)])?;
     let tag = state
         .db(move |conn| tags::create(conn, &api.actor, &name))

@@ -512,10 +512,10 @@ pub async fn update(
     state: web::Data<FrontdeskState>,
     api: ApiActor,
     id: web::Path<i64>,
-    body: web::Json<UserPatch>,
+    body: super::problem::Body,
 ) -> ApiResult {
     let id = id.into_inner();
-    let patch = body.into_inner();
+    let patch: UserPatch = super::problem::object(body)?;
     check_lengths(&[
         ("first_name", patch.first_name.as_deref(), 100),
         ("last_name", patch.last_name.as_deref(), 100),
