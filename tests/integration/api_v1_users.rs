@@ -410,6 +410,11 @@ both!(update_follows_roles_and_changes_all_or_nothing, |db| {
                 "first_name",
             ),
             (json!({"first_name": "Ok", "email": "new@x.test"}), "email"),
+            (json!({"first_name": "\tAda"}), "first_name"),
+            (
+                json!({"last_name": format!("{}  ", "y".repeat(99))}),
+                "last_name",
+            ),
             (json!({"first_name": 3}), "body"),
             (json!(["first_name"]), "body"),
         ] {
@@ -618,5 +623,41 @@ both!(delete_follows_roles, |db| {
         .await;
         assert_eq!(a.problem_type(), "urn:frontdesk:problem:last-owner");
         assert!(status_of(db, w.staff_owner.id).is_some());
+    });
+});
+
+both!(oversized_bodies_and_profiles_are_refused, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let path = format!("/users/{}", w.acme_member.id);
+        let fields: serde_json::Map<String, serde_json::Value> =
+            (0..51).map(|i| (format!("f{i}"), json!("v"))).collect();
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "PATCH",
+            &path,
+            Some(json!({"profile": fields})),
+            400,
+        )
+        .await;
+        assert_eq!(a.body["errors"][0]["field"], "profile");
+        let big = "x".repeat(1024 * 1024 + 1);
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "PATCH",
+            &path,
+            Some(json!({"profile": {"big": big}})),
+            400,
+        )
+        .await;
+        assert_eq!(a.problem_type(), "urn:frontdesk:problem:payload-too-large");
+        let a = expect(&app, &w, Who::StaffOwnerKey, "GET", &path, None, 200).await;
+        assert_eq!(a.body["profile"], json!({}), "nothing changed");
     });
 });

@@ -113,7 +113,7 @@ pub async fn create(
 ) -> ApiResult {
     api.require_session()?;
     let body: NewApiKey = super::problem::object(body)?;
-    super::problem::check_lengths(&[("name", Some(&body.name), 100)])?;
+    super::problem::check_text(&[("name", Some(&body.name), 100)])?;
     let (key, secret) = state
         .db(move |conn| {
             let actor = &api.actor;

@@ -71,7 +71,7 @@ const ERRORS: &[(&str, &str, &str)] = &[
     (
         "400",
         "BadRequest",
-        "Invalid parameters or body; `errors` names each field",
+        "Invalid parameters or body (`errors` names each field), or a body over 1 MiB",
     ),
     (
         "401",
@@ -93,7 +93,6 @@ const ERRORS: &[(&str, &str, &str)] = &[
         "Conflict",
         "Conflicts with existing data (duplicate, last owner)",
     ),
-    ("413", "PayloadTooLarge", "The body is larger than 64 KiB"),
     ("500", "Internal", "Server error"),
     (
         "503",
@@ -144,7 +143,7 @@ impl Modify for Errors {
                         "400" | "500" | "503" => true,
                         "401" | "403" => !public,
                         "404" => has_id || public,
-                        "409" | "413" => !safe,
+                        "409" => !safe,
                         _ => false,
                     };
                     if wanted && (!public || *status == "500") {
@@ -165,6 +164,11 @@ impl Modify for Errors {
 pub fn document_for(prefix: &str, state: &FrontdeskState) -> Document {
     let mut doc = ApiDoc::openapi();
     doc.servers = Some(vec![Server::new(prefix)]);
+    if let Some(d) = doc.info.description.as_mut() {
+        d.push_str("\n\nProblem types: ");
+        d.push_str(&super::problem::TYPES.join(", "));
+        d.push('.');
+    }
     let components = doc.components.get_or_insert_with(Components::new);
     components.add_security_scheme(
         "api_key",
@@ -212,12 +216,16 @@ pub async fn document(
     HttpResponse::Ok().json(document_for(&prefix.0, &state))
 }
 
-/// The profile object: field names of at most 100 characters without control
+/// How many profile fields the API takes in one update.
+pub const MAX_PROFILE_FIELDS: usize = 50;
+
+/// The profile object: at most 50 fields, field names of at most 100 characters without control
 /// characters, string values of at most 2000 characters.
 pub fn profile_schema() -> utoipa::openapi::schema::Object {
     use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
     ObjectBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .max_properties(Some(MAX_PROFILE_FIELDS))
         .property_names(Some(
             ObjectBuilder::new()
                 .schema_type(Type::String)

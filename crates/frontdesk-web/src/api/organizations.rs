@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiActor;
 use super::params::{Pagination, Params};
-use super::problem::{check_lengths, ApiResult};
+use super::problem::{check_text, ApiResult};
 use super::users::{detail_of, SessionsRevoked, UserDetail, UserList};
 use super::utc;
 use crate::error::{FieldError, WebError};
@@ -187,7 +187,7 @@ pub async fn create(
 ) -> ApiResult {
     let body: NewOrganization = super::problem::object(body)?;
     check_domains(Some(&body.allowed_email_domains))?;
-    check_lengths(&[("name", Some(&body.name), 100)])?;
+    check_text(&[("name", Some(&body.name), 100)])?;
     if frontdesk_core::validate::slug(&body.slug).ok().as_deref() != Some(body.slug.as_str()) {
         return Err(WebError::validation(vec![FieldError::new(
             "slug",
@@ -262,7 +262,7 @@ pub async fn update(
     let slug = slug.into_inner();
     let patch: OrganizationPatch = super::problem::object(body)?;
     check_domains(patch.allowed_email_domains.as_deref())?;
-    check_lengths(&[("name", patch.name.as_deref(), 100)])?;
+    check_text(&[("name", patch.name.as_deref(), 100)])?;
     let org = state
         .db(move |conn| {
             conn.transaction(|conn| {

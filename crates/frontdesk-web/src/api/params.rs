@@ -54,12 +54,13 @@ impl Params {
     pub fn text(&mut self, name: &str, max: usize) -> Option<String> {
         let raw = self.raw(name)?;
         let too_long = raw.chars().count() > max;
+        let control = raw.chars().any(char::is_control);
         let v = raw.trim().to_owned();
         if too_long {
             self.error(name, format!("must be at most {max} characters"));
             return None;
         }
-        if v.chars().any(char::is_control) {
+        if control {
             self.error(name, "must not contain control characters");
             return None;
         }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::error::{problem_type, FieldError, WebError};
 
 /// Largest JSON body the API reads.
-pub const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 1024 * 1024;
 
 /// A `WebError` that always answers as problem+json.
 #[derive(Debug)]
@@ -85,13 +85,24 @@ pub fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error>
     }
 }
 
-/// Checks the untrimmed length of body strings (the services trim first, so a
-/// string padded past the documented limit would otherwise pass).
-pub fn check_lengths(fields: &[(&str, Option<&str>, usize)]) -> ApiResult<()> {
+/// Checks body strings as sent, before the services trim them: the length and
+/// the absence of control characters the OpenAPI document promises.
+pub fn check_text(fields: &[(&str, Option<&str>, usize)]) -> ApiResult<()> {
     let errors: Vec<FieldError> = fields
         .iter()
-        .filter(|(_, v, max)| v.is_some_and(|v| v.chars().count() > *max))
-        .map(|(f, _, max)| FieldError::new(*f, format!("must be at most {max} characters")))
+        .filter_map(|(f, v, max)| {
+            let v = (*v)?;
+            if v.chars().count() > *max {
+                Some(FieldError::new(
+                    *f,
+                    format!("must be at most {max} characters"),
+                ))
+            } else if v.chars().any(char::is_control) {
+                Some(FieldError::new(*f, "must not contain control characters"))
+            } else {
+                None
+            }
+        })
         .collect();
     if errors.is_empty() {
         Ok(())
@@ -112,11 +123,13 @@ pub async fn no_such_route() -> ApiResult {
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let e = match &err {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            // A 400 like every other refused body (the type says which).
             WebError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::BAD_REQUEST,
                 "Payload too large",
                 format!("The body may be at most {MAX_BODY} bytes."),
             )
+            .with_type(problem_type::PAYLOAD_TOO_LARGE)
         }
         JsonPayloadError::Deserialize(de) => {
             let field = body_field(&de.to_string());
@@ -185,7 +198,7 @@ pub fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> A
     }
 }
 
-/// `type` URIs for the OpenAPI description.
+/// Every problem `type` the API answers with, listed in the OpenAPI description.
 pub const TYPES: &[&str] = &[
     problem_type::BAD_REQUEST,
     problem_type::VALIDATION,

@@ -78,7 +78,7 @@ pub async fn create(
     body: super::problem::Body,
 ) -> ApiResult {
     let NewTag { name } = super::problem::object(body)?;
-    super::problem::check_lengths(&[("name", Some(&name), 64)])?;
+    super::problem::check_text(&[("name", Some(&name), 64)])?;
     let tag = state
         .db(move |conn| tags::create(conn, &api.actor, &name))
         .await?;

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiActor;
 use super::params::{Pagination, Paging, Params};
-use super::problem::{check_lengths, optional_body, ApiResult};
+use super::problem::{check_text, optional_body, ApiResult};
 use super::utc;
 use crate::error::WebError;
 use crate::state::FrontdeskState;
@@ -516,7 +516,7 @@ pub async fn update(
 ) -> ApiResult {
     let id = id.into_inner();
     let patch: UserPatch = super::problem::object(body)?;
-    check_lengths(&[
+    check_text(&[
         ("first_name", patch.first_name.as_deref(), 100),
         ("last_name", patch.last_name.as_deref(), 100),
         (
@@ -525,6 +525,17 @@ pub async fn update(
             100,
         ),
     ])?;
+    if patch
+        .profile
+        .as_ref()
+        .is_some_and(|p| p.len() > super::openapi::MAX_PROFILE_FIELDS)
+    {
+        return Err(WebError::validation(vec![crate::error::FieldError::new(
+            "profile",
+            format!("at most {} fields", super::openapi::MAX_PROFILE_FIELDS),
+        )])
+        .into());
+    }
     let config = state.settings().auth.sessions;
     let detail = state
         .db(move |conn| {
@@ -581,7 +592,7 @@ pub async fn suspend(
 ) -> ApiResult {
     let id = id.into_inner();
     let SuspendBody { reason } = optional_body(&body)?;
-    check_lengths(&[("reason", Some(&reason), 2000)])?;
+    check_text(&[("reason", Some(&reason), 2000)])?;
     let config = state.settings().auth.sessions;
     let detail = state
         .db(move |conn| {
