@@ -1,0 +1,129 @@
+//! A sweep over every route of the API (from the scope's own route list):
+//! anonymous callers get 401, end users 403, session calls without CSRF 403,
+//! another organization's key 404; none of them changes anything.
+
+use diesel::prelude::*;
+use frontdesk::web::api::ROUTES;
+use frontdesk_core::schema::audit_events;
+use frontdesk_core::{tags, Actor};
+use serde_json::{json, Value};
+
+use crate::api_v1_support::*;
+use crate::both;
+use crate::support::TestDb;
+use crate::web_app::{block_on, frontdesk};
+
+fn audit_count(db: &TestDb) -> i64 {
+    audit_events::table
+        .count()
+        .get_result(&mut *db.conn())
+        .expect("count")
+}
+
+/// The route with acme's ids filled in, and a body that would be accepted.
+fn concrete(
+    w: &World,
+    method: &str,
+    path: &str,
+    tag: i64,
+    session: i64,
+) -> (String, Option<Value>) {
+    let id = if path.starts_with("/sessions/") {
+        session
+    } else {
+        w.acme_member.id
+    };
+    let uri = path
+        .replace("{slug}", "acme")
+        .replace("{user_id}", &w.acme_member.id.to_string())
+        .replace("{tag_id}", &tag.to_string())
+        .replace("{id}", &id.to_string());
+    let body = match (method, path) {
+        ("patch", "/users/{id}") => Some(json!({"first_name": "Z"})),
+        ("post", "/organizations") => Some(json!({"slug": "zz", "name": "Z"})),
+        ("patch", "/organizations/{slug}") => Some(json!({"name": "Z"})),
+        ("post", "/organizations/{slug}/members") => {
+            Some(json!({"user_id": w.acme_owner.id, "role": "member"}))
+        }
+        ("patch", "/organizations/{slug}/members/{user_id}") => Some(json!({"role": "member"})),
+        ("post", "/tags") => Some(json!({"name": "zz"})),
+        ("post", "/api-keys") => Some(json!({"name": "z", "role": "viewer"})),
+        _ => None,
+    };
+    (uri, body)
+}
+
+both!(
+    every_route_refuses_the_wrong_callers_and_changes_nothing,
+    |db| {
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = crate::host_app!(fd);
+            let w = world(db, &app).await;
+            let tag = tags::create(&mut db.conn(), &Actor::system(), "t")
+                .expect("tag")
+                .id;
+            let session = session_for(db, w.acme_member.id);
+            let before = audit_count(db);
+            let mut checked = 0;
+            for (method, path) in ROUTES {
+                if *path == "/openapi.json" {
+                    continue;
+                }
+                let (uri, body) = concrete(&w, method, path, tag, session);
+                let m = method.to_ascii_uppercase();
+                let a = expect(&app, &w, Who::Anonymous, &m, &uri, body.clone(), 401).await;
+                assert_eq!(a.problem_type(), "urn:frontdesk:problem:unauthorized");
+                let a = expect(&app, &w, Who::MemberSession, &m, &uri, body.clone(), 403).await;
+                assert_eq!(a.problem_type(), "urn:frontdesk:problem:forbidden");
+                if m != "GET" {
+                    let a = expect(
+                        &app,
+                        &w,
+                        Who::AcmeAdminSessionNoCsrf,
+                        &m,
+                        &uri,
+                        body.clone(),
+                        403,
+                    )
+                    .await;
+                    assert_eq!(a.problem_type(), "urn:frontdesk:problem:csrf", "{m} {path}");
+                }
+                // Whatever names something of acme is, for globex's key, not there.
+                if path.contains('{') && !path.starts_with("/api-keys") {
+                    expect(&app, &w, Who::GlobexAdminKey, &m, &uri, body.clone(), 404).await;
+                }
+                checked += 1;
+            }
+            assert!(checked >= 30, "{checked} routes");
+            assert_eq!(audit_count(db), before, "no refused call changed anything");
+        });
+    }
+);
+
+both!(
+    every_read_route_answers_every_key_of_the_organization,
+    |db| {
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = crate::host_app!(fd);
+            let w = world_data(db);
+            let tag = tags::create(&mut db.conn(), &Actor::system(), "t")
+                .expect("tag")
+                .id;
+            let session = session_for(db, w.acme_member.id);
+            for (method, path) in ROUTES.iter().filter(|(m, _)| *m == "get") {
+                let (uri, _) = concrete(&w, method, path, tag, session);
+                for who in KEYS.iter().filter(|k| **k != Who::GlobexAdminKey) {
+                    // Keys never manage keys; everything else is readable by every role.
+                    let want = if path.starts_with("/api-keys") {
+                        403
+                    } else {
+                        200
+                    };
+                    expect(&app, &w, *who, "GET", &uri, None, want).await;
+                }
+            }
+        });
+    }
+);
