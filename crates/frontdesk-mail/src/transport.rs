@@ -1,0 +1,258 @@
+//! Where mail goes: SMTP (production), a folder of `.eml` files (development),
+//! or memory (tests). One enum, so the worker has a single `send`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::MailError;
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain text. Only for a relay on the same host or a trusted network.
+    None,
+    /// Plain connection upgraded with STARTTLS (usually port 587); refused
+    /// when the server does not offer it.
+    StartTls,
+    /// TLS from the first byte ("SMTPS", usually port 465).
+    Tls,
+}
+
+impl SmtpSecurity {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "plain" => Some(SmtpSecurity::None),
+            "starttls" => Some(SmtpSecurity::StartTls),
+            "tls" | "smtps" => Some(SmtpSecurity::Tls),
+            _ => None,
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpSecurity::None => 25,
+            SmtpSecurity::StartTls => 587,
+            SmtpSecurity::Tls => 465,
+        }
+    }
+}
+
+/// An SMTP relay. `Debug` hides the password.
+#[derive(Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// User name and password, when the relay wants them.
+    pub credentials: Option<(String, String)>,
+    /// Connections kept open and reused; also how many mails go out at once.
+    pub pool_size: u32,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("user", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl SmtpConfig {
+    pub fn new(host: &str, security: SmtpSecurity) -> Self {
+        SmtpConfig {
+            host: host.trim().to_owned(),
+            port: security.default_port(),
+            security,
+            credentials: None,
+            pool_size: 8,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    pub fn credentials(mut self, user: &str, password: &str) -> Self {
+        self.credentials = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// A mail the memory transport kept.
+#[derive(Debug, Clone)]
+pub struct StoredMail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The whole message as it would go on the wire (headers and body).
+    pub raw: String,
+}
+
+/// Keeps mail in memory; can be switched to fail, to test retries.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTransport {
+    inner: Arc<Mutex<MemoryInner>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    mails: Vec<StoredMail>,
+    failing: Option<String>,
+}
+
+impl MemoryTransport {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn mails(&self) -> Vec<StoredMail> {
+        self.inner.lock().map(|i| i.mails.clone()).unwrap_or_default()
+    }
+
+    /// Every send fails with this (transient) error until cleared with `None`.
+    pub fn set_failing(&self, error: Option<&str>) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.failing = error.map(str::to_owned);
+        }
+    }
+
+    fn send(&self, message: &Message) -> Result<(), SendError> {
+        let mut inner = self.inner.lock().map_err(|_| SendError::transient("memory transport poisoned"))?;
+        if let Some(e) = &inner.failing {
+            return Err(SendError::transient(e));
+        }
+        let envelope = message.envelope();
+        inner.mails.push(StoredMail {
+            from: envelope.from().map(|a| a.to_string()).unwrap_or_default(),
+            to: envelope.to().iter().map(|a| a.to_string()).collect(),
+            raw: String::from_utf8_lossy(&message.formatted()).into_owned(),
+        });
+        Ok(())
+    }
+}
+
+/// Why a send failed, and whether trying again could help.
+#[derive(Debug, Clone)]
+pub struct SendError {
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl SendError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        SendError { permanent: false, message: message.into() }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        SendError { permanent: true, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The transports, behind one `send`.
+#[derive(Clone)]
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// One `<uuid>.eml` file per mail in a folder.
+    File(AsyncFileTransport<Tokio1Executor>, PathBuf),
+    Memory(MemoryTransport),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Smtp(_) => f.write_str("Transport::Smtp"),
+            Transport::File(_, dir) => write!(f, "Transport::File({})", dir.display()),
+            Transport::Memory(_) => f.write_str("Transport::Memory"),
+        }
+    }
+}
+
+impl Transport {
+    /// A pooled async SMTP transport (TLS by rustls). Connections are opened
+    /// lazily, so this succeeds while the relay is down; mail waits in the outbox.
+    pub fn smtp(config: &SmtpConfig) -> Result<Self, MailError> {
+        if config.host.is_empty() {
+            return Err(MailError::Config("SMTP host is empty".into()));
+        }
+        let tls_params = || {
+            TlsParameters::builder(config.host.clone())
+                .build_rustls()
+                .map_err(|e| MailError::Config(format!("TLS for {}: {e}", config.host)))
+        };
+        let tls = match config.security {
+            SmtpSecurity::None => Tls::None,
+            SmtpSecurity::StartTls => Tls::Required(tls_params()?),
+            SmtpSecurity::Tls => Tls::Wrapper(tls_params()?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
+            .port(config.port)
+            .tls(tls)
+            .timeout(Some(config.timeout))
+            .pool_config(PoolConfig::new().max_size(config.pool_size).idle_timeout(Duration::from_secs(60)));
+        if let Some((user, password)) = &config.credentials {
+            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(Transport::Smtp(builder.build()))
+    }
+
+    /// Writes each mail as an `.eml` file into `dir` (created if missing).
+    pub fn file(dir: &Path) -> Result<Self, MailError> {
+        std::fs::create_dir_all(dir).map_err(|e| MailError::Config(format!("mail folder {}: {e}", dir.display())))?;
+        Ok(Transport::File(AsyncFileTransport::<Tokio1Executor>::new(dir), dir.to_path_buf()))
+    }
+
+    pub fn memory() -> (Self, MemoryTransport) {
+        let m = MemoryTransport::new();
+        (Transport::Memory(m.clone()), m)
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        match self {
+            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| {
+                // 5xx answers will not change on retry; everything else might.
+                if e.is_permanent() {
+                    SendError::permanent(e.to_string())
+                } else {
+                    SendError::transient(e.to_string())
+                }
+            }),
+            Transport::File(t, _) => t.send(message).await.map(|_| ()).map_err(|e| SendError::transient(e.to_string())),
+            Transport::Memory(m) => m.send(&message),
+        }
+    }
+}
+
+/// Parses a sender like `Acme <no-reply@acme.example>`.
+pub fn parse_mailbox(s: &str) -> Result<Mailbox, MailError> {
+    s.trim().parse().map_err(|e| MailError::Config(format!("mail address {s:?}: {e}")))
+}
