@@ -297,6 +297,16 @@ fn supersede_queued_mail(conn: &mut DbConnection, invitation_id: i64, why: &str)
     Ok(())
 }
 
+/// Writes the invitation row without changing it, as the transaction's first
+/// statement: PostgreSQL locks the row (concurrent admin changes queue up) and
+/// SQLite takes its write lock up front.
+fn lock_row(conn: &mut DbConnection, id: i64) -> InvitationResult<()> {
+    diesel::update(invitations::table.find(id))
+        .set(invitations::updated_at.eq(invitations::updated_at))
+        .execute(conn)?;
+    Ok(())
+}
+
 fn is_member(conn: &mut DbConnection, email: &str, org: i64) -> InvitationResult<bool> {
     let Some(user) = users::find_by_email(conn, email)? else { return Ok(false) };
     let n: i64 = memberships::table.find((user.id, org)).count().get_result(conn)?;
@@ -327,6 +337,17 @@ pub fn create(
     let email = validate::normalize_email(&new.email)?;
     let message = clean_message(new.message.as_deref())?;
     conn.transaction(|conn| {
+        let t = now();
+        // A pending invitation past its expiry no longer blocks a new one. This
+        // write comes first so that SQLite takes its write lock at the start of
+        // the transaction (waiting its turn) instead of failing to upgrade later.
+        diesel::update(invitations::table)
+            .filter(invitations::organization_id.eq(new.organization_id))
+            .filter(invitations::email.eq(&email))
+            .filter(invitations::status.eq(InvitationStatus::Pending.as_str()))
+            .filter(invitations::expires_at.le(t))
+            .set((invitations::status.eq(InvitationStatus::Expired.as_str()), invitations::updated_at.eq(t)))
+            .execute(conn)?;
         let org = organizations::get(conn, new.organization_id)?;
         if !org.allows_email(&email) {
             return Err(CoreError::DomainNotAllowed.into());
@@ -334,15 +355,6 @@ pub fn create(
         if is_member(conn, &email, org.id)? {
             return Err(CoreError::AlreadyMember.into());
         }
-        let t = now();
-        // A pending invitation past its expiry no longer blocks a new one.
-        diesel::update(invitations::table)
-            .filter(invitations::organization_id.eq(org.id))
-            .filter(invitations::email.eq(&email))
-            .filter(invitations::status.eq(InvitationStatus::Pending.as_str()))
-            .filter(invitations::expires_at.le(t))
-            .set((invitations::status.eq(InvitationStatus::Expired.as_str()), invitations::updated_at.eq(t)))
-            .execute(conn)?;
         if let Some(id) = pending_id(conn, org.id, &email)? {
             return Err(InvitationError::AlreadyPending { invitation_id: Some(id), email: email.clone() });
         }
@@ -394,6 +406,7 @@ pub fn resend(
     id: i64,
 ) -> InvitationResult<IssuedInvitation> {
     conn.transaction(|conn| {
+        lock_row(conn, id)?;
         let old = get_for(conn, actor, id)?;
         authorize(actor, Action::GrantOrgRole(old.role()), &Target::Organization(old.organization_id))?;
         let t = now();
@@ -444,6 +457,7 @@ pub fn resend(
 /// Withdraws a pending invitation; its link stops working and unsent mail is dropped.
 pub fn cancel(conn: &mut DbConnection, actor: &Actor, id: i64) -> InvitationResult<Invitation> {
     conn.transaction(|conn| {
+        lock_row(conn, id)?;
         let old = get_for(conn, actor, id)?;
         authorize(actor, Action::GrantOrgRole(old.role()), &Target::Organization(old.organization_id))?;
         let t = now();
