@@ -14,7 +14,9 @@ use crate::db::{Backend, DbConnection};
 use crate::error::CoreError;
 use crate::organizations::{self, Organization};
 use crate::outbox::{self, MailRenderer, NewMail};
-use crate::schema::{invitations, memberships, organizations as orgs_table, outbox as outbox_table};
+use crate::schema::{
+    invitations, memberships, organizations as orgs_table, outbox as outbox_table,
+};
 use crate::time::now;
 use crate::tokens::{hash_token, SecretToken};
 use crate::users::{self, unique_violation, NewUser, User};
@@ -98,7 +100,10 @@ pub enum InvitationError {
     #[error(transparent)]
     Core(#[from] CoreError),
     #[error("an invitation to {email} is already pending in this organization; resend it instead")]
-    AlreadyPending { invitation_id: Option<i64>, email: String },
+    AlreadyPending {
+        invitation_id: Option<i64>,
+        email: String,
+    },
     #[error("this invitation is {0} and can no longer be changed")]
     NotPending(InvitationStatus),
     #[error("this invitation link is not valid (it may have expired or been used already)")]
@@ -144,17 +149,35 @@ impl InvitationSettings {
         let rest = base
             .strip_prefix("https://")
             .or_else(|| base.strip_prefix("http://"))
-            .ok_or_else(|| CoreError::Config(format!("base URL {base_url:?} must start with http:// or https://")))?;
-        if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#')) {
-            return Err(CoreError::Config(format!("base URL {base_url:?} is not a valid URL")));
+            .ok_or_else(|| {
+                CoreError::Config(format!(
+                    "base URL {base_url:?} must start with http:// or https://"
+                ))
+            })?;
+        if rest.is_empty()
+            || rest
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#'))
+        {
+            return Err(CoreError::Config(format!(
+                "base URL {base_url:?} is not a valid URL"
+            )));
         }
-        Ok(InvitationSettings { base_url: base.to_owned(), auth_path: "/auth".to_owned(), ttl: chrono::Duration::days(7) })
+        Ok(InvitationSettings {
+            base_url: base.to_owned(),
+            auth_path: "/auth".to_owned(),
+            ttl: chrono::Duration::days(7),
+        })
     }
 
     /// Where the host mounted the auth scope (default `/auth`).
     pub fn with_auth_path(mut self, path: &str) -> Self {
         let p = path.trim().trim_end_matches('/');
-        self.auth_path = if p.is_empty() || p.starts_with('/') { p.to_owned() } else { format!("/{p}") };
+        self.auth_path = if p.is_empty() || p.starts_with('/') {
+            p.to_owned()
+        } else {
+            format!("/{p}")
+        };
         self
     }
 
@@ -165,7 +188,12 @@ impl InvitationSettings {
 
     /// The link an invitee opens.
     pub fn link(&self, token: &SecretToken) -> String {
-        format!("{}{}/invitations/{}", self.base_url, self.auth_path, token.expose())
+        format!(
+            "{}{}/invitations/{}",
+            self.base_url,
+            self.auth_path,
+            token.expose()
+        )
     }
 }
 
@@ -197,10 +225,16 @@ fn clean_message(message: Option<&str>) -> Result<Option<String>, CoreError> {
         return Ok(None);
     }
     if m.chars().count() > MAX_MESSAGE {
-        return Err(CoreError::TooLong { field: "message", max: MAX_MESSAGE });
+        return Err(CoreError::TooLong {
+            field: "message",
+            max: MAX_MESSAGE,
+        });
     }
     if m.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(CoreError::Invalid { field: "message", reason: "contains control characters".into() });
+        return Err(CoreError::Invalid {
+            field: "message",
+            reason: "contains control characters".into(),
+        });
     }
     Ok(Some(m.to_owned()))
 }
@@ -235,7 +269,11 @@ fn problem_of(inv: Option<&Invitation>, at: NaiveDateTime) -> LinkProblem {
 /// Loads an invitation the actor may see; others are reported as not found.
 pub fn get_for(conn: &mut DbConnection, actor: &Actor, id: i64) -> InvitationResult<Invitation> {
     let inv = by_id(conn, id)?;
-    if !can(actor, Action::View, &Target::Organization(inv.organization_id)) {
+    if !can(
+        actor,
+        Action::View,
+        &Target::Organization(inv.organization_id),
+    ) {
         return Err(CoreError::NotFound("invitation").into());
     }
     Ok(inv)
@@ -269,7 +307,10 @@ fn queue_mail(
     });
     let mail = renderer
         .render(MAIL_KIND, &context)
-        .map_err(|reason| CoreError::MailTemplate { name: MAIL_KIND.to_owned(), reason })?;
+        .map_err(|reason| CoreError::MailTemplate {
+            name: MAIL_KIND.to_owned(),
+            reason,
+        })?;
     Ok(outbox::enqueue(
         conn,
         &NewMail {
@@ -284,7 +325,11 @@ fn queue_mail(
 }
 
 /// Mail still waiting with a link that no longer works is not sent.
-fn supersede_queued_mail(conn: &mut DbConnection, invitation_id: i64, why: &str) -> InvitationResult<()> {
+fn supersede_queued_mail(
+    conn: &mut DbConnection,
+    invitation_id: i64,
+    why: &str,
+) -> InvitationResult<()> {
     diesel::update(outbox_table::table)
         .filter(outbox_table::invitation_id.eq(invitation_id))
         .filter(outbox_table::status.eq("queued"))
@@ -308,8 +353,13 @@ fn lock_row(conn: &mut DbConnection, id: i64) -> InvitationResult<()> {
 }
 
 fn is_member(conn: &mut DbConnection, email: &str, org: i64) -> InvitationResult<bool> {
-    let Some(user) = users::find_by_email(conn, email)? else { return Ok(false) };
-    let n: i64 = memberships::table.find((user.id, org)).count().get_result(conn)?;
+    let Some(user) = users::find_by_email(conn, email)? else {
+        return Ok(false);
+    };
+    let n: i64 = memberships::table
+        .find((user.id, org))
+        .count()
+        .get_result(conn)?;
     Ok(n > 0)
 }
 
@@ -333,7 +383,11 @@ pub fn create(
     renderer: &dyn MailRenderer,
     new: &NewInvitation,
 ) -> InvitationResult<IssuedInvitation> {
-    authorize(actor, Action::GrantOrgRole(new.role), &Target::Organization(new.organization_id))?;
+    authorize(
+        actor,
+        Action::GrantOrgRole(new.role),
+        &Target::Organization(new.organization_id),
+    )?;
     let email = validate::normalize_email(&new.email)?;
     let message = clean_message(new.message.as_deref())?;
     conn.transaction(|conn| {
@@ -346,7 +400,10 @@ pub fn create(
             .filter(invitations::email.eq(&email))
             .filter(invitations::status.eq(InvitationStatus::Pending.as_str()))
             .filter(invitations::expires_at.le(t))
-            .set((invitations::status.eq(InvitationStatus::Expired.as_str()), invitations::updated_at.eq(t)))
+            .set((
+                invitations::status.eq(InvitationStatus::Expired.as_str()),
+                invitations::updated_at.eq(t),
+            ))
             .execute(conn)?;
         let org = organizations::get(conn, new.organization_id)?;
         if !org.allows_email(&email) {
@@ -356,7 +413,10 @@ pub fn create(
             return Err(CoreError::AlreadyMember.into());
         }
         if let Some(id) = pending_id(conn, org.id, &email)? {
-            return Err(InvitationError::AlreadyPending { invitation_id: Some(id), email: email.clone() });
+            return Err(InvitationError::AlreadyPending {
+                invitation_id: Some(id),
+                email: email.clone(),
+            });
         }
         let token = SecretToken::generate();
         let inserted = diesel::insert_into(invitations::table)
@@ -379,7 +439,10 @@ pub fn create(
         let inv = match inserted {
             // Another admin invited the same address a moment ago.
             Err(e) if unique_violation(&e) => {
-                return Err(InvitationError::AlreadyPending { invitation_id: None, email: email.clone() })
+                return Err(InvitationError::AlreadyPending {
+                    invitation_id: None,
+                    email: email.clone(),
+                })
             }
             other => other?,
         };
@@ -392,7 +455,11 @@ pub fn create(
             Some(org.id),
             json!({"email": email, "role": new.role, "organization": org.slug}),
         )?;
-        Ok(IssuedInvitation { invitation: inv, token, outbox_id })
+        Ok(IssuedInvitation {
+            invitation: inv,
+            token,
+            outbox_id,
+        })
     })
 }
 
@@ -408,7 +475,11 @@ pub fn resend(
     conn.transaction(|conn| {
         lock_row(conn, id)?;
         let old = get_for(conn, actor, id)?;
-        authorize(actor, Action::GrantOrgRole(old.role()), &Target::Organization(old.organization_id))?;
+        authorize(
+            actor,
+            Action::GrantOrgRole(old.role()),
+            &Target::Organization(old.organization_id),
+        )?;
         let t = now();
         match old.status_at(t) {
             InvitationStatus::Pending | InvitationStatus::Expired => {}
@@ -420,7 +491,10 @@ pub fn resend(
         let org = organizations::get(conn, old.organization_id)?;
         let token = SecretToken::generate();
         let updated = diesel::update(invitations::table.find(id))
-            .filter(invitations::status.eq_any([InvitationStatus::Pending.as_str(), InvitationStatus::Expired.as_str()]))
+            .filter(invitations::status.eq_any([
+                InvitationStatus::Pending.as_str(),
+                InvitationStatus::Expired.as_str(),
+            ]))
             .set((
                 invitations::token_hash.eq(token.hash()),
                 invitations::status.eq(InvitationStatus::Pending.as_str()),
@@ -434,7 +508,10 @@ pub fn resend(
             .optional();
         let inv = match updated {
             Err(e) if unique_violation(&e) => {
-                return Err(InvitationError::AlreadyPending { invitation_id: None, email: old.email.clone() })
+                return Err(InvitationError::AlreadyPending {
+                    invitation_id: None,
+                    email: old.email.clone(),
+                })
             }
             Ok(None) => return Err(InvitationError::NotPending(by_id(conn, id)?.status_at(t))),
             Ok(Some(inv)) => inv,
@@ -450,7 +527,11 @@ pub fn resend(
             Some(inv.organization_id),
             json!({"email": inv.email, "send_count": inv.send_count}),
         )?;
-        Ok(IssuedInvitation { invitation: inv, token, outbox_id })
+        Ok(IssuedInvitation {
+            invitation: inv,
+            token,
+            outbox_id,
+        })
     })
 }
 
@@ -459,11 +540,18 @@ pub fn cancel(conn: &mut DbConnection, actor: &Actor, id: i64) -> InvitationResu
     conn.transaction(|conn| {
         lock_row(conn, id)?;
         let old = get_for(conn, actor, id)?;
-        authorize(actor, Action::GrantOrgRole(old.role()), &Target::Organization(old.organization_id))?;
+        authorize(
+            actor,
+            Action::GrantOrgRole(old.role()),
+            &Target::Organization(old.organization_id),
+        )?;
         let t = now();
         let inv = diesel::update(invitations::table.find(id))
             .filter(invitations::status.eq(InvitationStatus::Pending.as_str()))
-            .set((invitations::status.eq(InvitationStatus::Cancelled.as_str()), invitations::updated_at.eq(t)))
+            .set((
+                invitations::status.eq(InvitationStatus::Cancelled.as_str()),
+                invitations::updated_at.eq(t),
+            ))
             .returning(invitations::all_columns)
             .get_result::<Invitation>(conn)
             .optional()?
@@ -529,7 +617,11 @@ pub fn preview(conn: &mut DbConnection, token: &str) -> InvitationResult<Invitat
 pub enum Acceptance {
     /// No account yet: create one with these names and an already computed
     /// password hash (hash outside the transaction, off the async executor).
-    NewAccount { first_name: String, last_name: String, password_hash: String },
+    NewAccount {
+        first_name: String,
+        last_name: String,
+        password_hash: String,
+    },
     /// Signed in already: add the membership to this account, whose email
     /// must be the invited one.
     ExistingUser { user_id: i64 },
@@ -539,7 +631,9 @@ impl std::fmt::Debug for Acceptance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Acceptance::NewAccount { .. } => f.write_str("Acceptance::NewAccount(***)"),
-            Acceptance::ExistingUser { user_id } => write!(f, "Acceptance::ExistingUser({user_id})"),
+            Acceptance::ExistingUser { user_id } => {
+                write!(f, "Acceptance::ExistingUser({user_id})")
+            }
         }
     }
 }
@@ -556,12 +650,20 @@ pub struct Accepted {
 
 /// Claims a pending, unexpired invitation by token as the first write of the
 /// transaction, so of many simultaneous attempts exactly one gets the row.
-fn claim(conn: &mut DbConnection, token: &str, to: InvitationStatus, at: NaiveDateTime) -> InvitationResult<Invitation> {
+fn claim(
+    conn: &mut DbConnection,
+    token: &str,
+    to: InvitationStatus,
+    at: NaiveDateTime,
+) -> InvitationResult<Invitation> {
     let claimed = diesel::update(invitations::table)
         .filter(invitations::token_hash.eq(hash_token(token.trim())))
         .filter(invitations::status.eq(InvitationStatus::Pending.as_str()))
         .filter(invitations::expires_at.gt(at))
-        .set((invitations::status.eq(to.as_str()), invitations::updated_at.eq(at)))
+        .set((
+            invitations::status.eq(to.as_str()),
+            invitations::updated_at.eq(at),
+        ))
         .returning(invitations::all_columns)
         .get_result::<Invitation>(conn)
         .optional()?;
@@ -577,9 +679,17 @@ fn claim(conn: &mut DbConnection, token: &str, to: InvitationStatus, at: NaiveDa
 /// Accepts an invitation (the POST of the invitee's page): marks it accepted,
 /// creates the account or adds the membership, all in one transaction. Only
 /// one of any number of concurrent attempts succeeds; the rest get `InvalidLink`.
-pub fn accept(conn: &mut DbConnection, token: &str, how: &Acceptance) -> InvitationResult<Accepted> {
+pub fn accept(
+    conn: &mut DbConnection,
+    token: &str,
+    how: &Acceptance,
+) -> InvitationResult<Accepted> {
     let names = match how {
-        Acceptance::NewAccount { first_name, last_name, .. } => Some((
+        Acceptance::NewAccount {
+            first_name,
+            last_name,
+            ..
+        } => Some((
             validate::text("first_name", first_name, MAX_NAME)?,
             validate::text("last_name", last_name, MAX_NAME)?,
         )),
@@ -670,7 +780,10 @@ pub fn expire_due(conn: &mut DbConnection) -> InvitationResult<usize> {
     Ok(diesel::update(invitations::table)
         .filter(invitations::status.eq(InvitationStatus::Pending.as_str()))
         .filter(invitations::expires_at.le(t))
-        .set((invitations::status.eq(InvitationStatus::Expired.as_str()), invitations::updated_at.eq(t)))
+        .set((
+            invitations::status.eq(InvitationStatus::Expired.as_str()),
+            invitations::updated_at.eq(t),
+        ))
         .execute(conn)?)
 }
 
@@ -684,8 +797,10 @@ pub struct InvitationFilter {
 }
 
 /// Where the latest mail of an invitation stands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = outbox_table)]
 pub struct DeliveryState {
+    #[diesel(column_name = id)]
     pub outbox_id: i64,
     /// `queued`, `sending`, `sent` or `failed`.
     pub status: String,
@@ -724,20 +839,33 @@ pub fn list(
         if let Some(org) = filter.organization_id {
             q = q.filter(invitations::organization_id.eq(org));
         }
-        if let Some(email) = filter.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-            q = q.filter(invitations::email.like(crate::db::like_pattern(&email.to_lowercase())).escape('\\'));
+        if let Some(email) = filter
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            q = q.filter(
+                invitations::email
+                    .like(crate::db::like_pattern(&email.to_lowercase()))
+                    .escape('\\'),
+            );
         }
         let pending = InvitationStatus::Pending.as_str();
         match filter.status {
             None => {}
             Some(InvitationStatus::Pending) => {
-                q = q.filter(invitations::status.eq(pending)).filter(invitations::expires_at.gt(t));
+                q = q
+                    .filter(invitations::status.eq(pending))
+                    .filter(invitations::expires_at.gt(t));
             }
             Some(InvitationStatus::Expired) => {
                 q = q.filter(
                     invitations::status
                         .eq(InvitationStatus::Expired.as_str())
-                        .or(invitations::status.eq(pending).and(invitations::expires_at.le(t))),
+                        .or(invitations::status
+                            .eq(pending)
+                            .and(invitations::expires_at.le(t))),
                 );
             }
             Some(s) => q = q.filter(invitations::status.eq(s.as_str())),
@@ -759,18 +887,11 @@ pub fn list(
         .filter(orgs_table::id.eq_any(org_ids))
         .select((orgs_table::id, orgs_table::slug, orgs_table::name))
         .load(conn)?;
-    let mails: Vec<(i64, Option<i64>, String, i32, Option<String>, NaiveDateTime, Option<NaiveDateTime>)> = outbox_table::table
+    // Every mail of these invitations, oldest first: the last one is the current state.
+    let mails: Vec<(Option<i64>, DeliveryState)> = outbox_table::table
         .filter(outbox_table::invitation_id.eq_any(ids))
         .order(outbox_table::id.asc())
-        .select((
-            outbox_table::id,
-            outbox_table::invitation_id,
-            outbox_table::status,
-            outbox_table::attempts,
-            outbox_table::last_error,
-            outbox_table::next_attempt_at,
-            outbox_table::sent_at,
-        ))
+        .select((outbox_table::invitation_id, DeliveryState::as_select()))
         .load(conn)?;
     let items = rows
         .into_iter()
@@ -778,21 +899,20 @@ pub fn list(
             let delivery = mails
                 .iter()
                 .rev()
-                .find(|m| m.1 == Some(inv.id))
-                .map(|m| DeliveryState {
-                    outbox_id: m.0,
-                    status: m.2.clone(),
-                    attempts: m.3,
-                    last_error: m.4.clone(),
-                    next_attempt_at: m.5,
-                    sent_at: m.6,
-                });
+                .find(|(id, _)| *id == Some(inv.id))
+                .map(|(_, d)| d.clone());
             let (slug, name) = orgs
                 .iter()
                 .find(|o| o.0 == inv.organization_id)
                 .map(|o| (o.1.clone(), o.2.clone()))
                 .unwrap_or_default();
-            InvitationListItem { status: inv.status_at(t), invitation: inv, organization_slug: slug, organization_name: name, delivery }
+            InvitationListItem {
+                status: inv.status_at(t),
+                invitation: inv,
+                organization_slug: slug,
+                organization_name: name,
+                delivery,
+            }
         })
         .collect();
     Ok((items, total))

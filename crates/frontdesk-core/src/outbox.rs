@@ -81,7 +81,8 @@ pub struct OutboxMail {
     pub updated_at: NaiveDateTime,
 }
 
-const CLAIM_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, invitation_id, status, \
+const CLAIM_COLUMNS: &str =
+    "id, kind, recipient, subject, text_body, html_body, invitation_id, status, \
      attempts, next_attempt_at, locked_until, last_error, sent_at, created_at, updated_at";
 
 /// Claims up to `limit` due mails for one delivery round: queued rows whose
@@ -93,7 +94,11 @@ const CLAIM_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body,
 /// PostgreSQL: several instances may run workers on one database, and
 /// `FOR UPDATE SKIP LOCKED` hands each row to exactly one of them. SQLite: one
 /// UPDATE statement under the database write lock, so a row is never claimed twice.
-pub fn claim_due(conn: &mut DbConnection, limit: i64, lease: chrono::Duration) -> CoreResult<Vec<OutboxMail>> {
+pub fn claim_due(
+    conn: &mut DbConnection,
+    limit: i64,
+    lease: chrono::Duration,
+) -> CoreResult<Vec<OutboxMail>> {
     use diesel::sql_types::{BigInt, Timestamp};
     let t = now();
     let until = t + lease;

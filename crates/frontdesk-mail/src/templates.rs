@@ -11,9 +11,18 @@ use crate::MailError;
 
 /// The embedded defaults, by template name.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("invitation/subject.txt", include_str!("../../../templates/email/invitation/subject.txt")),
-    ("invitation/body.txt", include_str!("../../../templates/email/invitation/body.txt")),
-    ("invitation/body.html", include_str!("../../../templates/email/invitation/body.html")),
+    (
+        "invitation/subject.txt",
+        include_str!("../../../templates/email/invitation/subject.txt"),
+    ),
+    (
+        "invitation/body.txt",
+        include_str!("../../../templates/email/invitation/body.txt"),
+    ),
+    (
+        "invitation/body.html",
+        include_str!("../../../templates/email/invitation/body.html"),
+    ),
 ];
 
 /// The longest subject line a template may produce; longer ones are cut.
@@ -30,7 +39,8 @@ impl Templates {
     /// The embedded templates.
     pub fn new() -> Result<Self, MailError> {
         let mut tera = Tera::default();
-        tera.add_raw_templates(EMBEDDED.iter().copied()).map_err(template_error)?;
+        tera.add_raw_templates(EMBEDDED.iter().copied())
+            .map_err(template_error)?;
         Ok(Templates { tera })
     }
 
@@ -51,7 +61,9 @@ impl Templates {
 
     /// Replaces (or adds) one template, e.g. `"invitation/body.html"`.
     pub fn override_template(&mut self, name: &str, source: &str) -> Result<(), MailError> {
-        self.tera.add_raw_template(name, source).map_err(template_error)
+        self.tera
+            .add_raw_template(name, source)
+            .map_err(template_error)
     }
 
     /// Names of the templates a host may override.
@@ -65,7 +77,11 @@ impl Templates {
 
     /// Renders `<mail>/subject.txt`, `<mail>/body.txt` and, when present,
     /// `<mail>/body.html`.
-    pub fn render_mail(&self, mail: &str, context: &serde_json::Value) -> Result<RenderedMail, MailError> {
+    pub fn render_mail(
+        &self,
+        mail: &str,
+        context: &serde_json::Value,
+    ) -> Result<RenderedMail, MailError> {
         let context = Context::from_value(context.clone()).map_err(template_error)?;
         let subject = one_line(&self.render_one(&format!("{mail}/subject.txt"), &context)?);
         let text = self.render_one(&format!("{mail}/body.txt"), &context)?;
@@ -75,7 +91,11 @@ impl Templates {
         } else {
             None
         };
-        Ok(RenderedMail { subject, text, html })
+        Ok(RenderedMail {
+            subject,
+            text,
+            html,
+        })
     }
 }
 
@@ -91,7 +111,11 @@ impl MailRenderer for Templates {
 pub fn one_line(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
-        let c = if c.is_control() || c.is_whitespace() { ' ' } else { c };
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
         if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
             continue;
         }
@@ -135,10 +159,18 @@ mod tests {
         let t = Templates::new()?;
         let m = t.render_mail("invitation", &ctx("<script>alert(1)</script>", "Bob"))?;
         assert_eq!(m.subject, "Bob invited you to join Acme <b>");
-        assert!(m.text.contains("<script>alert(1)</script>"), "text is plain text");
-        assert!(m.text.contains("https://app.example.com/auth/invitations/abc"));
+        assert!(
+            m.text.contains("<script>alert(1)</script>"),
+            "text is plain text"
+        );
+        assert!(m
+            .text
+            .contains("https://app.example.com/auth/invitations/abc"));
         let html = m.html.unwrap_or_default();
-        assert!(!html.contains("<script>"), "message must be escaped in HTML");
+        assert!(
+            !html.contains("<script>"),
+            "message must be escaped in HTML"
+        );
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("Acme &lt;b&gt;"));
         Ok(())
@@ -147,9 +179,15 @@ mod tests {
     #[test]
     fn subjects_stay_on_one_line() -> Result<(), MailError> {
         let t = Templates::new()?;
-        let m = t.render_mail("invitation", &ctx("hi", "Eve\r\nBcc: victim@example.com\r\nX-Evil: 1"))?;
+        let m = t.render_mail(
+            "invitation",
+            &ctx("hi", "Eve\r\nBcc: victim@example.com\r\nX-Evil: 1"),
+        )?;
         assert!(!m.subject.contains('\r') && !m.subject.contains('\n'));
-        assert_eq!(m.subject, "Eve Bcc: victim@example.com X-Evil: 1 invited you to join Acme <b>");
+        assert_eq!(
+            m.subject,
+            "Eve Bcc: victim@example.com X-Evil: 1 invited you to join Acme <b>"
+        );
         assert_eq!(one_line(&"x".repeat(500)).len(), MAX_SUBJECT);
         Ok(())
     }
@@ -157,16 +195,25 @@ mod tests {
     #[test]
     fn overrides_win_by_name_and_bad_templates_are_refused() -> Result<(), MailError> {
         let dir = tempfile::tempdir().map_err(|e| MailError::Template(e.to_string()))?;
-        std::fs::create_dir_all(dir.path().join("invitation")).map_err(|e| MailError::Template(e.to_string()))?;
-        std::fs::write(dir.path().join("invitation/subject.txt"), "Join {{ organization }} now")
+        std::fs::create_dir_all(dir.path().join("invitation"))
             .map_err(|e| MailError::Template(e.to_string()))?;
+        std::fs::write(
+            dir.path().join("invitation/subject.txt"),
+            "Join {{ organization }} now",
+        )
+        .map_err(|e| MailError::Template(e.to_string()))?;
         let t = Templates::with_overrides(dir.path())?;
         let m = t.render_mail("invitation", &ctx("", "Bob"))?;
         assert_eq!(m.subject, "Join Acme <b> now");
-        assert!(m.text.contains("Accept or decline"), "other templates stay embedded");
+        assert!(
+            m.text.contains("Accept or decline"),
+            "other templates stay embedded"
+        );
 
         let mut t = Templates::new()?;
-        assert!(t.override_template("invitation/body.txt", "{% if %}").is_err());
+        assert!(t
+            .override_template("invitation/body.txt", "{% if %}")
+            .is_err());
         assert!(t.render_mail("no-such-mail", &ctx("", "Bob")).is_err());
         Ok(())
     }

@@ -139,7 +139,10 @@ impl TestSmtp {
     }
 
     pub fn received(&self) -> Vec<ReceivedMail> {
-        self.state.lock().map(|s| s.mails.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.mails.clone())
+            .unwrap_or_default()
     }
 
     pub fn count(&self) -> usize {
@@ -175,12 +178,23 @@ impl Drop for TestSmtp {
     }
 }
 
-async fn session(socket: TcpStream, state: Arc<Mutex<State>>, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {
+async fn session(
+    socket: TcpStream,
+    state: Arc<Mutex<State>>,
+    mut stopped: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
-    write.write_all(b"220 localhost test SMTP ready\r\n").await?;
-    let needs_auth = || state.lock().map(|s| s.credentials.is_some()).unwrap_or(false);
+    write
+        .write_all(b"220 localhost test SMTP ready\r\n")
+        .await?;
+    let needs_auth = || {
+        state
+            .lock()
+            .map(|s| s.credentials.is_some())
+            .unwrap_or(false)
+    };
     let mut authed = false;
     let mut from: Option<String> = None;
     let mut rcpts: Vec<String> = Vec::new();
@@ -212,7 +226,9 @@ async fn session(socket: TcpStream, state: Arc<Mutex<State>>, mut stopped: watch
                 .lock()
                 .ok()
                 .and_then(|s| s.credentials.clone())
-                .is_some_and(|(u, p)| parts.len() == 3 && parts[1] == u.as_bytes() && parts[2] == p.as_bytes());
+                .is_some_and(|(u, p)| {
+                    parts.len() == 3 && parts[1] == u.as_bytes() && parts[2] == p.as_bytes()
+                });
             authed = ok;
             if ok {
                 "235 2.7.0 authenticated\r\n".into()
@@ -263,7 +279,11 @@ async fn session(socket: TcpStream, state: Arc<Mutex<State>>, mut stopped: watch
                     }
                     data.push_str(l.strip_prefix('.').unwrap_or(&l));
                 }
-                let mail = ReceivedMail { mail_from: from.take().unwrap_or_default(), rcpt_to: std::mem::take(&mut rcpts), data };
+                let mail = ReceivedMail {
+                    mail_from: from.take().unwrap_or_default(),
+                    rcpt_to: std::mem::take(&mut rcpts),
+                    data,
+                };
                 if let Ok(mut s) = state.lock() {
                     s.mails.push(mail);
                 }
@@ -288,6 +308,10 @@ async fn session(socket: TcpStream, state: Arc<Mutex<State>>, mut stopped: watch
 /// `<a@b.c> SIZE=…` → `a@b.c`.
 fn address(arg: &str) -> String {
     let arg = arg.trim();
-    let inner = arg.strip_prefix('<').and_then(|a| a.split_once('>')).map(|(a, _)| a).unwrap_or(arg);
+    let inner = arg
+        .strip_prefix('<')
+        .and_then(|a| a.split_once('>'))
+        .map(|(a, _)| a)
+        .unwrap_or(arg);
     inner.trim().to_owned()
 }

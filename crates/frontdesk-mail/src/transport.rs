@@ -130,7 +130,10 @@ impl MemoryTransport {
     }
 
     pub fn mails(&self) -> Vec<StoredMail> {
-        self.inner.lock().map(|i| i.mails.clone()).unwrap_or_default()
+        self.inner
+            .lock()
+            .map(|i| i.mails.clone())
+            .unwrap_or_default()
     }
 
     /// Every send fails with this (transient) error until cleared with `None`.
@@ -141,7 +144,10 @@ impl MemoryTransport {
     }
 
     fn send(&self, message: &Message) -> Result<(), SendError> {
-        let mut inner = self.inner.lock().map_err(|_| SendError::transient("memory transport poisoned"))?;
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| SendError::transient("memory transport poisoned"))?;
         if let Some(e) = &inner.failing {
             return Err(SendError::transient(e));
         }
@@ -164,11 +170,17 @@ pub struct SendError {
 
 impl SendError {
     pub fn transient(message: impl Into<String>) -> Self {
-        SendError { permanent: false, message: message.into() }
+        SendError {
+            permanent: false,
+            message: message.into(),
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        SendError { permanent: true, message: message.into() }
+        SendError {
+            permanent: true,
+            message: message.into(),
+        }
     }
 }
 
@@ -214,11 +226,16 @@ impl Transport {
             SmtpSecurity::StartTls => Tls::Required(tls_params()?),
             SmtpSecurity::Tls => Tls::Wrapper(tls_params()?),
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
-            .port(config.port)
-            .tls(tls)
-            .timeout(Some(config.timeout))
-            .pool_config(PoolConfig::new().max_size(config.pool_size).idle_timeout(Duration::from_secs(60)));
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
+                .port(config.port)
+                .tls(tls)
+                .timeout(Some(config.timeout))
+                .pool_config(
+                    PoolConfig::new()
+                        .max_size(config.pool_size)
+                        .idle_timeout(Duration::from_secs(60)),
+                );
         if let Some((user, password)) = &config.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
@@ -227,8 +244,12 @@ impl Transport {
 
     /// Writes each mail as an `.eml` file into `dir` (created if missing).
     pub fn file(dir: &Path) -> Result<Self, MailError> {
-        std::fs::create_dir_all(dir).map_err(|e| MailError::Config(format!("mail folder {}: {e}", dir.display())))?;
-        Ok(Transport::File(AsyncFileTransport::<Tokio1Executor>::new(dir), dir.to_path_buf()))
+        std::fs::create_dir_all(dir)
+            .map_err(|e| MailError::Config(format!("mail folder {}: {e}", dir.display())))?;
+        Ok(Transport::File(
+            AsyncFileTransport::<Tokio1Executor>::new(dir),
+            dir.to_path_buf(),
+        ))
     }
 
     pub fn memory() -> (Self, MemoryTransport) {
@@ -246,7 +267,11 @@ impl Transport {
                     SendError::transient(e.to_string())
                 }
             }),
-            Transport::File(t, _) => t.send(message).await.map(|_| ()).map_err(|e| SendError::transient(e.to_string())),
+            Transport::File(t, _) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| SendError::transient(e.to_string())),
             Transport::Memory(m) => m.send(&message),
         }
     }
@@ -254,5 +279,7 @@ impl Transport {
 
 /// Parses a sender like `Acme <no-reply@acme.example>`.
 pub fn parse_mailbox(s: &str) -> Result<Mailbox, MailError> {
-    s.trim().parse().map_err(|e| MailError::Config(format!("mail address {s:?}: {e}")))
+    s.trim()
+        .parse()
+        .map_err(|e| MailError::Config(format!("mail address {s:?}: {e}")))
 }

@@ -62,7 +62,10 @@ impl MailConfig {
     /// together does not retry together.
     pub fn backoff(&self, attempts: i32) -> Duration {
         let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        let full = self.base_backoff.saturating_mul(2u32.saturating_pow(exp)).min(self.max_backoff);
+        let full = self
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.max_backoff);
         let half = full / 2;
         let jitter_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
         half + Duration::from_millis(rand::thread_rng().gen_range(0..=jitter_ms))
@@ -102,7 +105,13 @@ enum Outcome {
 
 impl Mailer {
     pub fn new(pool: Pool, transport: Transport, config: MailConfig) -> Self {
-        Mailer { inner: Arc::new(Inner { pool, transport, config }) }
+        Mailer {
+            inner: Arc::new(Inner {
+                pool,
+                transport,
+                config,
+            }),
+        }
     }
 
     pub fn config(&self) -> &MailConfig {
@@ -128,9 +137,15 @@ impl Mailer {
     pub async fn deliver_due_once(&self) -> Result<DeliveryReport, MailError> {
         let cfg = &self.inner.config;
         let batch = cfg.batch_size.max(1);
-        let lease = chrono::Duration::from_std(cfg.lease).map_err(|e| MailError::Config(e.to_string()))?;
-        let claimed = self.db(move |conn| outbox::claim_due(conn, batch, lease)).await?;
-        let mut report = DeliveryReport { claimed: claimed.len(), ..DeliveryReport::default() };
+        let lease =
+            chrono::Duration::from_std(cfg.lease).map_err(|e| MailError::Config(e.to_string()))?;
+        let claimed = self
+            .db(move |conn| outbox::claim_due(conn, batch, lease))
+            .await?;
+        let mut report = DeliveryReport {
+            claimed: claimed.len(),
+            ..DeliveryReport::default()
+        };
         if claimed.is_empty() {
             return Ok(report);
         }
@@ -162,10 +177,21 @@ impl Mailer {
                     let retry_at = if e.permanent || attempts >= cfg.max_attempts {
                         None
                     } else {
-                        chrono::Duration::from_std(cfg.backoff(attempts)).ok().map(|d| now + d)
+                        chrono::Duration::from_std(cfg.backoff(attempts))
+                            .ok()
+                            .map(|d| now + d)
                     };
-                    let kind = if e.permanent { "permanent" } else { "transient" };
-                    (id, attempts, Some(format!("attempt {attempts} ({kind}): {}", e.message)), retry_at)
+                    let kind = if e.permanent {
+                        "permanent"
+                    } else {
+                        "transient"
+                    };
+                    (
+                        id,
+                        attempts,
+                        Some(format!("attempt {attempts} ({kind}): {}", e.message)),
+                        retry_at,
+                    )
                 }
             });
         }
@@ -287,10 +313,19 @@ pub fn build_message(from: &Mailbox, mail: &OutboxMail) -> Result<Message, SendE
         .to(to)
         .subject(one_line(&mail.subject))
         // Stable per outbox row, so a receiver can spot a duplicate delivery.
-        .message_id(Some(format!("<outbox-{}.{}@{domain}>", mail.id, mail.created_at.and_utc().timestamp())));
+        .message_id(Some(format!(
+            "<outbox-{}.{}@{domain}>",
+            mail.id,
+            mail.created_at.and_utc().timestamp()
+        )));
     let built = match &mail.html_body {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(mail.text_body.clone(), html.clone())),
-        None => builder.header(ContentType::TEXT_PLAIN).body(mail.text_body.clone()),
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            mail.text_body.clone(),
+            html.clone(),
+        )),
+        None => builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.text_body.clone()),
     };
     built.map_err(|e| SendError::permanent(format!("message: {e}")))
 }
@@ -316,11 +351,20 @@ mod tests {
         cfg.max_backoff = Duration::from_secs(100);
         for _ in 0..50 {
             let d1 = cfg.backoff(1);
-            assert!(d1 >= Duration::from_secs(5) && d1 <= Duration::from_secs(10), "{d1:?}");
+            assert!(
+                d1 >= Duration::from_secs(5) && d1 <= Duration::from_secs(10),
+                "{d1:?}"
+            );
             let d3 = cfg.backoff(3);
-            assert!(d3 >= Duration::from_secs(20) && d3 <= Duration::from_secs(40), "{d3:?}");
+            assert!(
+                d3 >= Duration::from_secs(20) && d3 <= Duration::from_secs(40),
+                "{d3:?}"
+            );
             let d20 = cfg.backoff(20);
-            assert!(d20 >= Duration::from_secs(50) && d20 <= Duration::from_secs(100), "{d20:?}");
+            assert!(
+                d20 >= Duration::from_secs(50) && d20 <= Duration::from_secs(100),
+                "{d20:?}"
+            );
         }
         assert!(MailConfig::new("not an address").is_err());
         Ok(())
