@@ -773,3 +773,36 @@ both!(list_filters_by_status_and_shows_delivery_state, |db| {
         "staff see every organization"
     );
 });
+
+#[test]
+fn links_come_from_the_configured_base_url_only() {
+    let token = frontdesk_core::tokens::SecretToken::generate();
+    let s = InvitationSettings::new("https://app.example.com/").expect("settings");
+    assert_eq!(
+        s.link(&token),
+        format!(
+            "https://app.example.com/auth/invitations/{}",
+            token.expose()
+        )
+    );
+    let s = InvitationSettings::new("https://example.com/portal")
+        .expect("settings")
+        .with_auth_path("account");
+    assert_eq!(
+        s.link(&token),
+        format!(
+            "https://example.com/portal/account/invitations/{}",
+            token.expose()
+        )
+    );
+    for bad in [
+        "",
+        "app.example.com",
+        "ftp://x.example",
+        "https://",
+        "https://a b.example",
+        "https://x.example/?next=1",
+    ] {
+        assert!(InvitationSettings::new(bad).is_err(), "{bad:?} accepted");
+    }
+}

@@ -522,3 +522,33 @@ both!(smtp_auth_and_the_file_transport, |db| {
         );
     });
 });
+
+both!(tls_is_never_downgraded_to_plain_text, |db| {
+    runtime().block_on(async {
+        // The loopback server offers no STARTTLS and speaks no TLS: a transport
+        // configured for either must not send the mail in the clear.
+        let smtp = TestSmtp::start().await.expect("smtp server");
+        let mut c = db.conn();
+        let ids = queue_plain(&mut c, 2, "tls");
+        for (i, security) in [SmtpSecurity::StartTls, SmtpSecurity::Tls]
+            .into_iter()
+            .enumerate()
+        {
+            let cfg = SmtpConfig::new("localhost", security)
+                .port(smtp.port())
+                .timeout(Duration::from_secs(5));
+            let mut mc = config();
+            mc.batch_size = 1;
+            let mailer = Mailer::new(db.pool().clone(), Transport::smtp(&cfg).expect("smtp"), mc);
+            let r = mailer.deliver_due_once().await.expect("deliver");
+            assert_eq!((r.claimed, r.sent), (1, 0), "{security:?}");
+            let err: Option<String> = outbox_t::table
+                .find(ids[i])
+                .select(outbox_t::last_error)
+                .first(&mut c)
+                .expect("row");
+            assert!(err.is_some(), "{security:?}: the failure is recorded");
+        }
+        assert_eq!(smtp.count(), 0, "nothing went out in plain text");
+    });
+});
