@@ -59,7 +59,7 @@ async fn main() -> BenchResult<()> {
     let seed_secs = seeded.elapsed().as_secs_f64();
 
     let smtp = TestSmtp::start().await?;
-    let pool_size = 8;
+    let pool_size = 16;
     let transport = Transport::smtp(
         &SmtpConfig::new("127.0.0.1", SmtpSecurity::None)
             .port(smtp.port())

@@ -28,7 +28,7 @@ pub struct MailConfig {
     pub from: Mailbox,
     /// Mails claimed per round.
     pub batch_size: i64,
-    /// Mails in flight at once (match the SMTP pool size).
+    /// Mails in flight at once (match the SMTP pool size, 16 by default).
     pub concurrency: usize,
     /// Attempts before a mail is marked `failed`.
     pub max_attempts: i32,
@@ -42,13 +42,13 @@ pub struct MailConfig {
 }
 
 impl MailConfig {
-    /// Defaults: batches of 50, 8 in flight, 8 attempts from 30 s up to 1 h
+    /// Defaults: batches of 50, 16 in flight, 8 attempts from 30 s up to 1 h
     /// apart, 5-minute lease, polling every 2 s.
     pub fn new(from: &str) -> Result<Self, MailError> {
         Ok(MailConfig {
             from: parse_mailbox(from)?,
             batch_size: 50,
-            concurrency: 8,
+            concurrency: 16,
             max_attempts: 8,
             base_backoff: Duration::from_secs(30),
             max_backoff: Duration::from_secs(3600),
@@ -157,7 +157,14 @@ impl Mailer {
             let permits = permits.clone();
             tasks.spawn(async move {
                 let outcome = match permits.acquire_owned().await {
-                    Ok(_permit) => deliver(&inner.transport, &inner.config.from, &mail).await,
+                    Ok(_permit) => {
+                        let outcome = deliver(&inner.transport, &inner.config.from, &mail).await;
+                        // lettre hands a used SMTP connection back to its pool in a
+                        // task of its own; let that run before the next send takes
+                        // the permit, or the next send opens a new connection.
+                        tokio::task::yield_now().await;
+                        outcome
+                    }
                     Err(e) => Outcome::Failed(SendError::transient(e.to_string())),
                 };
                 (mail.id, mail.attempts, outcome)
