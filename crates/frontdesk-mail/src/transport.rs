@@ -245,6 +245,105 @@ impl Transport {
         Ok(Transport::Smtp(builder.build()))
     }
 
+    /// A transport from one configuration string:
+    /// - `smtp://[user:password@]host[:port]`: STARTTLS required (port 587);
+    ///   add `?tls=none` for a plain relay on a trusted network (port 25);
+    /// - `smtps://[user:password@]host[:port]`: TLS from the start (port 465);
+    /// - `file:///path/to/folder`: one `.eml` file per mail.
+    ///
+    /// `?pool=N` sets the SMTP connections, `?timeout=SECONDS` the timeout.
+    /// User and password may be percent-encoded. Errors never repeat the password.
+    pub fn from_url(spec: &str) -> Result<Self, MailError> {
+        let spec = spec.trim();
+        if let Some(path) = spec.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(MailError::Config(
+                    "file:// needs a folder, e.g. file:///var/mail/out".into(),
+                ));
+            }
+            return Transport::file(Path::new(&percent_decode(path)?));
+        }
+        let (scheme, rest) = spec.split_once("://").ok_or_else(|| {
+            MailError::Config("mail URL must start with smtp://, smtps:// or file://".into())
+        })?;
+        let mut security = match scheme.to_ascii_lowercase().as_str() {
+            "smtp" => SmtpSecurity::StartTls,
+            "smtps" => SmtpSecurity::Tls,
+            other => {
+                return Err(MailError::Config(format!(
+                    "unknown mail URL scheme {other:?}"
+                )))
+            }
+        };
+        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = authority.trim_end_matches('/');
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        // `host`, `host:port`, `[v6]` or `[v6]:port`.
+        let (host, port) = match hostport.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6
+                    .split_once(']')
+                    .ok_or_else(|| MailError::Config("unclosed [ in SMTP host".into()))?;
+                (h, after.strip_prefix(':'))
+            }
+            None => match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            },
+        };
+        let port = port
+            .map(|p| {
+                p.parse::<u16>()
+                    .map_err(|_| MailError::Config(format!("bad SMTP port {p:?}")))
+            })
+            .transpose()?;
+        let mut pool = None;
+        let mut timeout = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "tls" => {
+                    security = SmtpSecurity::parse(v).ok_or_else(|| {
+                        MailError::Config(format!("tls={v:?}: use none, starttls or tls"))
+                    })?
+                }
+                "pool" => {
+                    pool = Some(
+                        v.parse::<u32>()
+                            .map_err(|_| MailError::Config(format!("pool={v:?}")))?,
+                    )
+                }
+                "timeout" => {
+                    timeout = Some(Duration::from_secs(
+                        v.parse::<u64>()
+                            .map_err(|_| MailError::Config(format!("timeout={v:?}")))?,
+                    ))
+                }
+                other => {
+                    return Err(MailError::Config(format!(
+                        "unknown mail URL option {other:?}"
+                    )))
+                }
+            }
+        }
+        let mut config = SmtpConfig::new(host, security);
+        config.port = port.unwrap_or(security.default_port());
+        if let Some(userinfo) = userinfo {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            config = config.credentials(&percent_decode(user)?, &percent_decode(password)?);
+        }
+        if let Some(n) = pool {
+            config = config.pool_size(n);
+        }
+        if let Some(t) = timeout {
+            config = config.timeout(t);
+        }
+        Transport::smtp(&config)
+    }
+
     /// Writes each mail as an `.eml` file into `dir` (created if missing).
     pub fn file(dir: &Path) -> Result<Self, MailError> {
         std::fs::create_dir_all(dir)
@@ -285,4 +384,75 @@ pub fn parse_mailbox(s: &str) -> Result<Mailbox, MailError> {
     s.trim()
         .parse()
         .map_err(|e| MailError::Config(format!("mail address {s:?}: {e}")))
+}
+
+/// `%XX` escapes of a URL part, decoded as UTF-8.
+fn percent_decode(s: &str) -> Result<String, MailError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| MailError::Config("bad %-escape in mail URL".into()))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| MailError::Config("mail URL is not UTF-8 once decoded".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn transports_from_urls() -> Result<(), MailError> {
+        assert!(matches!(
+            Transport::from_url("smtp://relay.example.com")?,
+            Transport::Smtp(_)
+        ));
+        assert!(matches!(
+            Transport::from_url("smtps://u:p%40ss@relay.example.com:2465?pool=4&timeout=5")?,
+            Transport::Smtp(_)
+        ));
+        assert!(matches!(
+            Transport::from_url("smtp://127.0.0.1:2525?tls=none")?,
+            Transport::Smtp(_)
+        ));
+        for v6 in ["smtp://[::1]:2525?tls=none", "smtp://[::1]?tls=none"] {
+            assert!(
+                matches!(Transport::from_url(v6)?, Transport::Smtp(_)),
+                "{v6}"
+            );
+        }
+        let dir = tempfile::tempdir().map_err(|e| MailError::Config(e.to_string()))?;
+        let url = format!("file://{}", dir.path().join("out").display());
+        assert!(matches!(Transport::from_url(&url)?, Transport::File(..)));
+        assert!(dir.path().join("out").is_dir());
+        for bad in [
+            "",
+            "relay.example.com",
+            "http://x",
+            "smtp://x?tls=maybe",
+            "smtp://x:notaport",
+            "smtp://x?bogus=1",
+            "file://",
+        ] {
+            assert!(Transport::from_url(bad).is_err(), "{bad:?} accepted");
+        }
+        let err = Transport::from_url("smtp://user:hunter2@x:99999")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert_eq!(percent_decode("p%40ss%2F")?, "p@ss/");
+        Ok(())
+    }
 }
