@@ -161,6 +161,7 @@ both!(
             cfg.max_attempts = 100;
             let mailer = Mailer::new(db.pool().clone(), smtp_to(port), cfg);
             let worker = mailer.spawn();
+            let waker = worker.waker();
             let mut c = db.conn();
             let f = fixture(&mut c, "acme", "");
             let n = 1000;
@@ -172,7 +173,7 @@ both!(
                     issued.token.expose().to_owned(),
                 );
                 if i % 100 == 0 {
-                    worker.wake();
+                    waker.wake();
                 }
             }
             // The worker has been failing meanwhile: mail waits, nothing is lost or given up.

@@ -13,7 +13,7 @@ pub mod worker;
 
 pub use templates::Templates;
 pub use transport::{MemoryTransport, SendError, SmtpConfig, SmtpSecurity, StoredMail, Transport};
-pub use worker::{DeliveryReport, MailConfig, Mailer, MailerHandle};
+pub use worker::{DeliveryReport, MailConfig, MailWaker, Mailer, MailerHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {

@@ -283,6 +283,17 @@ impl Mailer {
     }
 }
 
+/// Wakes a running worker so freshly queued mail goes out without waiting
+/// for the next poll.
+#[derive(Clone, Debug)]
+pub struct MailWaker(Arc<Notify>);
+
+impl MailWaker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// A running worker.
 pub struct MailerHandle {
     wake: Arc<Notify>,
@@ -294,6 +305,11 @@ impl MailerHandle {
     /// Starts a round now instead of at the next poll (call after queueing mail).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A cheap, clonable way to [`wake`](Self::wake) the worker, for the web state.
+    pub fn waker(&self) -> MailWaker {
+        MailWaker(self.wake.clone())
     }
 
     /// Stops after the round in progress, so no claim is left behind.
