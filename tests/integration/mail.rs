@@ -160,7 +160,7 @@ both!(
             let mut cfg = config();
             cfg.max_attempts = 100;
             let mailer = Mailer::new(db.pool().clone(), smtp_to(port), cfg);
-            let worker = mailer.spawn();
+            let worker = mailer.spawn().expect("worker");
             let waker = worker.waker();
             let mut c = db.conn();
             let f = fixture(&mut c, "acme", "");

@@ -2,12 +2,13 @@
 //! or memory (tests). One enum, so the worker has a single `send`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -193,10 +194,25 @@ impl std::fmt::Display for SendError {
     }
 }
 
+/// A pooled SMTP transport, built on first use: lettre's pool starts a task
+/// of its own, so it must come to life inside the runtime that sends, while
+/// the configuration may be made anywhere (a synchronous builder, a CLI).
+#[derive(Clone)]
+pub struct SmtpTransport {
+    builder: AsyncSmtpTransportBuilder,
+    built: Arc<OnceLock<AsyncSmtpTransport<Tokio1Executor>>>,
+}
+
+impl SmtpTransport {
+    fn get(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
+        self.built.get_or_init(|| self.builder.clone().build())
+    }
+}
+
 /// The transports, behind one `send`.
 #[derive(Clone)]
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(SmtpTransport),
     /// One `<uuid>.eml` file per mail in a folder.
     File(AsyncFileTransport<Tokio1Executor>, PathBuf),
     Memory(MemoryTransport),
@@ -213,8 +229,9 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// A pooled async SMTP transport (TLS by rustls). Connections are opened
-    /// lazily, so this succeeds while the relay is down; mail waits in the outbox.
+    /// A pooled async SMTP transport (TLS by rustls). Nothing connects until
+    /// the first mail, so this works outside a runtime and while the relay is
+    /// down; mail waits in the outbox.
     pub fn smtp(config: &SmtpConfig) -> Result<Self, MailError> {
         if config.host.is_empty() {
             return Err(MailError::Config("SMTP host is empty".into()));
@@ -242,7 +259,10 @@ impl Transport {
         if let Some((user, password)) = &config.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
-        Ok(Transport::Smtp(builder.build()))
+        Ok(Transport::Smtp(SmtpTransport {
+            builder,
+            built: Arc::new(OnceLock::new()),
+        }))
     }
 
     /// A transport from one configuration string:
@@ -361,7 +381,7 @@ impl Transport {
 
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
         match self {
-            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| {
+            Transport::Smtp(t) => t.get().send(message).await.map(|_| ()).map_err(|e| {
                 // 5xx answers will not change on retry; everything else might.
                 if e.is_permanent() {
                     SendError::permanent(e.to_string())
@@ -412,8 +432,8 @@ fn percent_decode(s: &str) -> Result<String, MailError> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn transports_from_urls() -> Result<(), MailError> {
+    #[test]
+    fn transports_from_urls() -> Result<(), MailError> {
         assert!(matches!(
             Transport::from_url("smtp://relay.example.com")?,
             Transport::Smtp(_)

@@ -249,14 +249,19 @@ impl Mailer {
         }
     }
 
-    /// Starts the worker on the current tokio runtime. On PostgreSQL every app
-    /// instance may run one; on SQLite run one per database.
-    pub fn spawn(&self) -> MailerHandle {
+    /// Starts the worker on the current tokio runtime (fails outside one). On
+    /// PostgreSQL every app instance may run one; on SQLite run one per database.
+    pub fn spawn(&self) -> Result<MailerHandle, MailError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            MailError::Config(
+                "start the mailer inside a tokio runtime (e.g. in #[actix_web::main])".into(),
+            )
+        })?;
         let mailer = self.clone();
         let wake = Arc::new(Notify::new());
         let (stop, mut stopped) = watch::channel(false);
         let woken = wake.clone();
-        let task = tokio::spawn(async move {
+        let task = runtime.spawn(async move {
             let cfg = mailer.config().clone();
             loop {
                 let busy = match mailer.deliver_due_once().await {
@@ -279,7 +284,7 @@ impl Mailer {
                 }
             }
         });
-        MailerHandle { wake, stop, task }
+        Ok(MailerHandle { wake, stop, task })
     }
 }
 
@@ -390,6 +395,16 @@ mod tests {
             );
         }
         assert!(MailConfig::new("not an address").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn spawning_outside_a_runtime_is_an_error_not_a_panic() -> Result<(), MailError> {
+        let dir = tempfile::tempdir().map_err(|e| MailError::Config(e.to_string()))?;
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let pool = frontdesk_core::db::connect(&url, 1)?;
+        let mailer = Mailer::new(pool, Transport::memory().0, MailConfig::new("a@b.example")?);
+        assert!(matches!(mailer.spawn(), Err(MailError::Config(_))));
         Ok(())
     }
 }
