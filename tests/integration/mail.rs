@@ -553,3 +553,34 @@ both!(tls_is_never_downgraded_to_plain_text, |db| {
         assert_eq!(smtp.count(), 0, "nothing went out in plain text");
     });
 });
+
+both!(
+    mail_not_started_within_half_its_lease_goes_back_untried,
+    |db| {
+        runtime().block_on(async {
+            let smtp = TestSmtp::start().await.expect("smtp server");
+            let mut c = db.conn();
+            let ids = queue_plain(&mut c, 3, "late");
+            // A lease so short that no send may start: nothing goes out, nothing is lost.
+            let mut cfg = config();
+            cfg.lease = Duration::ZERO;
+            let mailer = Mailer::new(db.pool().clone(), smtp_to(smtp.port()), cfg);
+            let r = mailer.deliver_due_once().await.expect("deliver");
+            assert_eq!((r.claimed, r.released, r.sent), (3, 3, 0));
+            let rows: Vec<(String, i32)> = outbox_t::table
+                .filter(outbox_t::id.eq_any(&ids))
+                .select((outbox_t::status, outbox_t::attempts))
+                .load(&mut c)
+                .expect("rows");
+            assert!(
+                rows.iter().all(|(s, a)| s == "queued" && *a == 0),
+                "{rows:?}"
+            );
+            assert_eq!(smtp.count(), 0);
+
+            let mailer = Mailer::new(db.pool().clone(), smtp_to(smtp.port()), config());
+            assert_eq!(mailer.deliver_due_once().await.expect("deliver").sent, 3);
+            assert_eq!(smtp.count(), 3);
+        });
+    }
+);

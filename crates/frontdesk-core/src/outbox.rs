@@ -197,6 +197,24 @@ pub fn mark_unsent(
     Ok(n == 1)
 }
 
+/// Gives a claimed mail back untried: queued again, due now, its attempt not
+/// counted. Same fencing as [`mark_sent`].
+pub fn release(conn: &mut DbConnection, id: i64, attempts: i32) -> CoreResult<bool> {
+    let t = now();
+    let n = diesel::update(outbox::table.find(id))
+        .filter(outbox::status.eq("sending"))
+        .filter(outbox::attempts.eq(attempts))
+        .set((
+            outbox::status.eq("queued"),
+            outbox::attempts.eq(attempts - 1),
+            outbox::next_attempt_at.eq(t),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Mail an operator should look at: `failed` rows (but superseded ones), and `sending` rows whose
 /// lease has run out (a worker died holding them), newest first.
 pub fn list_problems(conn: &mut DbConnection, limit: i64) -> CoreResult<Vec<OutboxMail>> {

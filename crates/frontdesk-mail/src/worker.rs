@@ -35,7 +35,9 @@ pub struct MailConfig {
     /// Wait before the second attempt; doubles for each further one.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
-    /// How long a claim holds a mail; a worker that dies releases its mail after this.
+    /// How long a claim holds a mail; a worker that dies releases its mail after
+    /// this. Sends start only in its first half, so keep it above twice the
+    /// longest single send (the SMTP timeout times a few commands).
     pub lease: Duration,
     /// Pause between rounds when nothing was due.
     pub poll_interval: Duration,
@@ -43,7 +45,7 @@ pub struct MailConfig {
 
 impl MailConfig {
     /// Defaults: batches of 50, 16 in flight, 8 attempts from 30 s up to 1 h
-    /// apart, 5-minute lease, polling every 2 s.
+    /// apart, 10-minute lease, polling every 2 s.
     pub fn new(from: &str) -> Result<Self, MailError> {
         Ok(MailConfig {
             from: parse_mailbox(from)?,
@@ -52,7 +54,7 @@ impl MailConfig {
             max_attempts: 8,
             base_backoff: Duration::from_secs(30),
             max_backoff: Duration::from_secs(3600),
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(600),
             poll_interval: Duration::from_secs(2),
         })
     }
@@ -81,6 +83,8 @@ pub struct DeliveryReport {
     pub retried: usize,
     /// Failed for good (permanent error or out of attempts).
     pub failed: usize,
+    /// Not tried (too late in the lease to start safely), queued again as they were.
+    pub released: usize,
     /// Outcomes not recorded because the lease had run out and another worker
     /// took the mail over.
     pub lost_claims: usize,
@@ -101,6 +105,17 @@ struct Inner {
 enum Outcome {
     Sent,
     Failed(SendError),
+    /// Not sent: too late in the lease to start safely.
+    NotTried,
+}
+
+enum Record {
+    Sent,
+    Unsent {
+        error: String,
+        retry_at: Option<chrono::NaiveDateTime>,
+    },
+    Release,
 }
 
 impl Mailer {
@@ -139,6 +154,7 @@ impl Mailer {
         let batch = cfg.batch_size.max(1);
         let lease =
             chrono::Duration::from_std(cfg.lease).map_err(|e| MailError::Config(e.to_string()))?;
+        let claimed_at = tokio::time::Instant::now();
         let claimed = self
             .db(move |conn| outbox::claim_due(conn, batch, lease))
             .await?;
@@ -150,6 +166,10 @@ impl Mailer {
             return Ok(report);
         }
 
+        // A send starts only in the first half of the lease, so it ends before
+        // the lease does (as long as one send takes less than half the lease)
+        // and no other worker can have taken the mail over meanwhile.
+        let start_by = claimed_at + cfg.lease / 2;
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         for mail in claimed {
@@ -157,6 +177,7 @@ impl Mailer {
             let permits = permits.clone();
             tasks.spawn(async move {
                 let outcome = match permits.acquire_owned().await {
+                    Ok(_permit) if tokio::time::Instant::now() > start_by => Outcome::NotTried,
                     Ok(_permit) => {
                         let outcome = deliver(&inner.transport, &inner.config.from, &mail).await;
                         // lettre hands a used SMTP connection back to its pool in a
@@ -165,7 +186,7 @@ impl Mailer {
                         tokio::task::yield_now().await;
                         outcome
                     }
-                    Err(e) => Outcome::Failed(SendError::transient(e.to_string())),
+                    Err(_) => Outcome::NotTried,
                 };
                 (mail.id, mail.attempts, outcome)
             });
@@ -176,46 +197,57 @@ impl Mailer {
         }
 
         let now = frontdesk_core::time::now();
-        let mut records = Vec::with_capacity(outcomes.len());
-        for (id, attempts, outcome) in outcomes {
-            records.push(match outcome {
-                Outcome::Sent => (id, attempts, None, None),
-                Outcome::Failed(e) => {
-                    let retry_at = if e.permanent || attempts >= cfg.max_attempts {
-                        None
-                    } else {
-                        chrono::Duration::from_std(cfg.backoff(attempts))
-                            .ok()
-                            .map(|d| now + d)
-                    };
-                    let kind = if e.permanent {
-                        "permanent"
-                    } else {
-                        "transient"
-                    };
-                    (
-                        id,
-                        attempts,
-                        Some(format!("attempt {attempts} ({kind}): {}", e.message)),
-                        retry_at,
-                    )
-                }
-            });
-        }
+        let records: Vec<(i64, i32, Record)> = outcomes
+            .into_iter()
+            .map(|(id, attempts, outcome)| {
+                let record = match outcome {
+                    Outcome::Sent => Record::Sent,
+                    Outcome::NotTried => Record::Release,
+                    Outcome::Failed(e) => {
+                        let retry_at = if e.permanent || attempts >= cfg.max_attempts {
+                            None
+                        } else {
+                            chrono::Duration::from_std(cfg.backoff(attempts))
+                                .ok()
+                                .map(|d| now + d)
+                        };
+                        let kind = if e.permanent {
+                            "permanent"
+                        } else {
+                            "transient"
+                        };
+                        Record::Unsent {
+                            error: format!("attempt {attempts} ({kind}): {}", e.message),
+                            retry_at,
+                        }
+                    }
+                };
+                (id, attempts, record)
+            })
+            .collect();
         let counts = self
             .db(move |conn| {
                 conn.transaction(|conn| {
                     let mut r = DeliveryReport::default();
-                    for (id, attempts, error, retry_at) in &records {
-                        let recorded = match error {
-                            None => outbox::mark_sent(conn, *id, *attempts)?,
-                            Some(e) => outbox::mark_unsent(conn, *id, *attempts, e, *retry_at)?,
+                    for (id, attempts, record) in &records {
+                        let recorded = match record {
+                            Record::Sent => outbox::mark_sent(conn, *id, *attempts)?,
+                            Record::Unsent { error, retry_at } => {
+                                outbox::mark_unsent(conn, *id, *attempts, error, *retry_at)?
+                            }
+                            Record::Release => outbox::release(conn, *id, *attempts)?,
                         };
-                        match (recorded, error, retry_at) {
-                            (false, _, _) => r.lost_claims += 1,
-                            (true, None, _) => r.sent += 1,
-                            (true, Some(_), Some(_)) => r.retried += 1,
-                            (true, Some(_), None) => r.failed += 1,
+                        match (recorded, record) {
+                            (false, _) => r.lost_claims += 1,
+                            (true, Record::Sent) => r.sent += 1,
+                            (
+                                true,
+                                Record::Unsent {
+                                    retry_at: Some(_), ..
+                                },
+                            ) => r.retried += 1,
+                            (true, Record::Unsent { retry_at: None, .. }) => r.failed += 1,
+                            (true, Record::Release) => r.released += 1,
                         }
                     }
                     Ok::<_, CoreError>(r)
@@ -225,9 +257,16 @@ impl Mailer {
         report.sent = counts.sent;
         report.retried = counts.retried;
         report.failed = counts.failed;
+        report.released = counts.released;
         report.lost_claims = counts.lost_claims;
         if report.lost_claims > 0 {
             log::warn!("outbox: {} claims ran past their lease", report.lost_claims);
+        }
+        if report.released > 0 {
+            log::warn!(
+                "outbox: {} mails not tried within half their lease; back in the queue",
+                report.released
+            );
         }
         Ok(report)
     }
@@ -242,6 +281,7 @@ impl Mailer {
             total.sent += r.sent;
             total.retried += r.retried;
             total.failed += r.failed;
+            total.released += r.released;
             total.lost_claims += r.lost_claims;
             if r.claimed == 0 {
                 return Ok(total);
