@@ -18,7 +18,7 @@ use frontdesk_core::db::DbConnection;
 
 const USAGE: &str =
     "usage: frontdesk-bench users-query [--backend sqlite|postgres|both] [--users N] [--reuse] \
-[--iterations N] [--sqlite PATH] [--postgres URL] [--markdown PATH]";
+[--iterations N] [--sqlite PATH] [--postgres URL] [--markdown PATH] [--only CASE-TEXT]";
 
 const SQLITE_SCHEMA: &str =
     include_str!("../../../migrations/sqlite/2026-11-25-000001_initial/up.sql");
@@ -34,6 +34,8 @@ pub struct Options {
     sqlite_path: PathBuf,
     postgres_url: String,
     markdown: Option<PathBuf>,
+    /// Only the cases whose name contains this text.
+    pub only: Option<String>,
     command: String,
 }
 
@@ -52,6 +54,7 @@ fn parse_args() -> Result<Options, String> {
         sqlite_path: std::env::temp_dir().join("frontdesk-bench-users.sqlite3"),
         postgres_url: "postgres://postgres@127.0.0.1:5432/fd_bench".into(),
         markdown: None,
+        only: None,
         command: format!(
             "cargo run --release -p frontdesk-bench -- {}",
             args.join(" ")
@@ -83,6 +86,7 @@ fn parse_args() -> Result<Options, String> {
             "--sqlite" => o.sqlite_path = value()?.into(),
             "--postgres" => o.postgres_url = value()?,
             "--markdown" => o.markdown = Some(value()?.into()),
+            "--only" => o.only = Some(value()?),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -232,6 +236,7 @@ fn run(o: &Options) -> Result<(), BoxError> {
     let mut data = None;
     let mut results = Vec::new();
     let mut versions = Vec::new();
+    let mut floors = Vec::new();
     for (enabled, name) in [(o.sqlite, "SQLite"), (o.postgres, "PostgreSQL")] {
         if !enabled {
             continue;
@@ -248,12 +253,19 @@ fn run(o: &Options) -> Result<(), BoxError> {
         }
         versions.push(cases::version(&mut conn)?);
         eprintln!("{name}: measuring ({} iterations per case)", o.iterations);
-        results.push((name, cases::measure(&mut conn, o.iterations)?));
+        results.push((
+            name,
+            cases::measure(&mut conn, o.iterations, o.only.as_deref())?,
+        ));
+        floors.push(cases::count_floor(&mut conn, o.iterations)?);
     }
     drop(data);
-    let report = cases::report(o, &versions, &results);
+    let report = cases::report(o, &versions, &floors, &results);
     println!("{report}");
     if let Some(path) = &o.markdown {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
         std::fs::write(path, &report)?;
         eprintln!("wrote {}", path.display());
     }
