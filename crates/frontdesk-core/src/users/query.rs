@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::dsl::{count, count_star};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
+use diesel::sql_types::{BigInt, Bool, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{User, UserStatus};
@@ -17,6 +17,11 @@ use crate::error::{CoreError, CoreResult};
 use crate::schema::{memberships, user_tags, users};
 
 pub const DEFAULT_LIMIT: i64 = 50;
+
+/// Sort keys for last sign-in with never-signed-in users last (see `sorted`);
+/// each is indexed as written in `migrations/*/…_initial/up.sql`.
+const LAST_LOGIN_NULLS_LAST_ASC: &str = "COALESCE(users.last_login_at, '9999-12-31 23:59:59')";
+const LAST_LOGIN_NULLS_LAST_DESC: &str = "COALESCE(users.last_login_at, '0001-01-01 00:00:00')";
 pub const MAX_LIMIT: i64 = 100;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,15 +307,16 @@ impl UserQuery {
             )),
             (SortKey::Created, true) => q.order((users::created_at.asc(), users::id.asc())),
             (SortKey::Created, false) => q.order((users::created_at.desc(), users::id.desc())),
-            // Users who never signed in sort last either way, on both backends.
+            // Users who never signed in sort last either way, on both backends:
+            // they take a sign-in time beyond every real one in the sort's
+            // direction, then go by id. The expressions are those of the two
+            // last sign-in indexes in the migrations, so the sort walks an index.
             (SortKey::LastLogin, true) => q.order((
-                sql::<Bool>("users.last_login_at IS NULL").asc(),
-                users::last_login_at.asc(),
+                sql::<Timestamp>(LAST_LOGIN_NULLS_LAST_ASC).asc(),
                 users::id.asc(),
             )),
             (SortKey::LastLogin, false) => q.order((
-                sql::<Bool>("users.last_login_at IS NULL").asc(),
-                users::last_login_at.desc(),
+                sql::<Timestamp>(LAST_LOGIN_NULLS_LAST_DESC).desc(),
                 users::id.desc(),
             )),
         }
