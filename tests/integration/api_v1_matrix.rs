@@ -21,15 +21,12 @@ fn audit_count(db: &TestDb) -> i64 {
 }
 
 /// The route with acme's ids filled in, and a body that would be accepted.
-fn concrete(
-    w: &World,
-    method: &str,
-    path: &str,
-    tag: i64,
-    session: i64,
-) -> (String, Option<Value>) {
+fn concrete(w: &World, method: &str, path: &str, ids: (i64, i64, i64)) -> (String, Option<Value>) {
+    let (tag, session, invitation) = ids;
     let id = if path.starts_with("/sessions/") {
         session
+    } else if path.starts_with("/invitations/") {
+        invitation
     } else {
         w.acme_member.id
     };
@@ -48,6 +45,9 @@ fn concrete(
         ("patch", "/organizations/{slug}/members/{user_id}") => Some(json!({"role": "member"})),
         ("post", "/tags") => Some(json!({"name": "zz"})),
         ("post", "/api-keys") => Some(json!({"name": "z", "role": "viewer"})),
+        ("post", "/invitations") => {
+            Some(json!({"organization": "acme", "email": "z@z.test", "role": "member"}))
+        }
         _ => None,
     };
     (uri, body)
@@ -64,13 +64,26 @@ both!(
                 .expect("tag")
                 .id;
             let session = session_for(db, w.acme_member.id);
+            let invitation = expect(
+                &app,
+                &w,
+                Who::StaffOwnerKey,
+                "POST",
+                "/invitations",
+                Some(json!({"organization": "acme", "email": "inv@acme.test", "role": "member"})),
+                201,
+            )
+            .await
+            .body["id"]
+                .as_i64()
+                .expect("invitation");
             let before = audit_count(db);
             let mut checked = 0;
             for (method, path) in ROUTES {
                 if *path == "/openapi.json" {
                     continue;
                 }
-                let (uri, body) = concrete(&w, method, path, tag, session);
+                let (uri, body) = concrete(&w, method, path, (tag, session, invitation));
                 let m = method.to_ascii_uppercase();
                 let a = expect(&app, &w, Who::Anonymous, &m, &uri, body.clone(), 401).await;
                 assert_eq!(a.problem_type(), "urn:frontdesk:problem:unauthorized");
@@ -112,8 +125,21 @@ both!(
                 .expect("tag")
                 .id;
             let session = session_for(db, w.acme_member.id);
+            let invitation = expect(
+                &app,
+                &w,
+                Who::StaffOwnerKey,
+                "POST",
+                "/invitations",
+                Some(json!({"organization": "acme", "email": "inv@acme.test", "role": "member"})),
+                201,
+            )
+            .await
+            .body["id"]
+                .as_i64()
+                .expect("invitation");
             for (method, path) in ROUTES.iter().filter(|(m, _)| *m == "get") {
-                let (uri, _) = concrete(&w, method, path, tag, session);
+                let (uri, _) = concrete(&w, method, path, (tag, session, invitation));
                 for who in KEYS.iter().filter(|k| **k != Who::GlobexAdminKey) {
                     // Keys never manage keys; everything else is readable by every role.
                     let want = if path.starts_with("/api-keys") {

@@ -6,6 +6,7 @@ mod web_app;
 
 mod api_keys;
 mod api_v1_auth;
+mod api_v1_invitations;
 mod api_v1_matrix;
 mod api_v1_openapi;
 mod api_v1_organizations;

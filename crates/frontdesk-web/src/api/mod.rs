@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod invitations;
 pub mod login_attempts;
 pub mod openapi;
 pub mod organizations;
@@ -75,6 +76,10 @@ routes! {
     "/organizations/{slug}/users/{id}/sessions" => { delete: organizations::user_revoke_sessions },
     "/tags" => { get: tags::list, post: tags::create },
     "/audit-events" => { get: audit::list },
+    "/invitations" => { get: invitations::list, post: invitations::create },
+    "/invitations/{id}" => { get: invitations::get },
+    "/invitations/{id}/resend" => { post: invitations::resend },
+    "/invitations/{id}/cancel" => { post: invitations::cancel },
     "/api-keys" => { get: api_keys::list, post: api_keys::create },
     "/api-keys/{id}" => { delete: api_keys::revoke },
 }
@@ -87,6 +92,7 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .app_data(web::Data::new(ApiPrefix(prefix.to_owned())))
         .app_data(problem::json_config())
         .app_data(problem::path_config())
+        .app_data(web::Data::new(invitations::MailTemplates::default()))
         .wrap(
             DefaultHeaders::new()
                 .add(("Cache-Control", "no-store"))

@@ -12,7 +12,9 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{Problem, ProblemField};
-use super::{api_keys, audit, login_attempts, organizations, sessions, tags, users, ApiPrefix};
+use super::{
+    api_keys, audit, invitations, login_attempts, organizations, sessions, tags, users, ApiPrefix,
+};
 use crate::state::FrontdeskState;
 
 #[derive(OpenApi)]
@@ -55,6 +57,11 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         tags::list,
         tags::create,
         audit::list,
+        invitations::list,
+        invitations::create,
+        invitations::get,
+        invitations::resend,
+        invitations::cancel,
         api_keys::list,
         api_keys::create,
         api_keys::revoke,

@@ -181,7 +181,28 @@ pub type Body = web::Json<serde_json::Map<String, serde_json::Value>>;
 
 /// The body as `T`.
 pub fn object<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
-    serde_json::from_value(serde_json::Value::Object(body.into_inner())).map_err(|e| body_error(&e))
+    let map = body.into_inner();
+    serde_json::from_value(serde_json::Value::Object(map.clone())).map_err(|e| {
+        // serde names the field only for missing or unknown ones; for a bad
+        // enum value, find the field that holds it.
+        let message = e.to_string();
+        let marker = "unknown variant `";
+        let field = message
+            .find(marker)
+            .map(|i| &message[i + marker.len()..])
+            .and_then(|rest| rest.find('`').map(|end| &rest[..end]))
+            .and_then(|value| {
+                map.iter()
+                    .find(|(_, v)| v.as_str() == Some(value))
+                    .map(|(k, _)| k.clone())
+            });
+        match field {
+            Some(field) => {
+                ApiError::from(WebError::validation(vec![FieldError::new(field, message)]))
+            }
+            None => body_error(&e),
+        }
+    })
 }
 
 /// Reads an optional JSON object body: empty or `null` means the defaults.
