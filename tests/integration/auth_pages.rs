@@ -377,3 +377,58 @@ async fn template_override(db: &TestDb) {
 both!(host_templates_override_by_name, |db| block_on(
     template_override(db)
 ));
+
+async fn staff_only(me: frontdesk::Staff<frontdesk::role::Admin>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().body(format!("staff {}", me.user.email))
+}
+
+async fn maybe(user: frontdesk::OptionalUser) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().body(user.0.map_or("anonymous".to_owned(), |u| u.user.email))
+}
+
+async fn guards(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = actix_web::test::init_service(
+        actix_web::App::new()
+            .configure(fd.configure())
+            .route("/staff", actix_web::web::get().to(staff_only))
+            .route("/maybe", actix_web::web::get().to(maybe)),
+    )
+    .await;
+    user_with_password(db, "ann@example.com");
+    {
+        let mut conn = db.conn();
+        frontdesk_core::users::create_admin(&mut conn, "boss@example.com", PASSWORD)
+            .expect("admin");
+        // Bad input to create_admin is a clear error.
+        assert!(
+            frontdesk_core::users::create_admin(&mut conn, "boss@example.com", PASSWORD).is_err()
+        );
+        assert!(
+            frontdesk_core::users::create_admin(&mut conn, "new@example.com", "short").is_err()
+        );
+        assert!(
+            frontdesk_core::users::find_by_email(&mut conn, "new@example.com")
+                .expect("find")
+                .is_none()
+        );
+    }
+    let mut anon = Browser::new();
+    assert_eq!(anon.get(&app, "/maybe").await.body, "anonymous");
+    assert_eq!(
+        anon.get(&app, "/staff").await.location(),
+        "/auth/login?next=%2Fstaff"
+    );
+    let mut ann = Browser::new();
+    ann.login(&app, "ann@example.com", PASSWORD).await;
+    assert_eq!(ann.get(&app, "/maybe").await.body, "ann@example.com");
+    assert_eq!(ann.get(&app, "/staff").await.status, StatusCode::FORBIDDEN);
+    let mut boss = Browser::new();
+    boss.login(&app, "boss@example.com", PASSWORD).await;
+    let res = boss.get(&app, "/staff").await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (StatusCode::OK, "staff boss@example.com")
+    );
+}
+both!(role_guard_and_optional_user, |db| block_on(guards(db)));

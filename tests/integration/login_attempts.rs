@@ -439,3 +439,43 @@ async fn lockout_in_the_browser(db: &TestDb) {
 both!(lockout_answers_with_the_generic_message, |db| block_on(
     lockout_in_the_browser(db)
 ));
+
+/// Hooks that write down what they were told.
+#[derive(Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl frontdesk::Hooks for Recorder {
+    fn user_signed_in(&self, user: &frontdesk_core::users::User) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(format!("signed_in {}", user.email));
+        }
+    }
+    fn login_failed(&self, email: &str, _user_id: Option<i64>, reason: Reason) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(format!("failed {email} {reason}"));
+        }
+    }
+}
+
+async fn hooks_are_called(db: &TestDb) {
+    let seen = Recorder::default();
+    let fd = builder(db).hooks(seen.clone()).build().expect("frontdesk");
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    b.login(&app, "ann@example.com", "wrong password").await;
+    b.login(&app, "zed@example.com", "wrong password").await;
+    b.login(&app, "ann@example.com", PASSWORD).await;
+    let got = seen.0.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(
+        got,
+        vec![
+            "failed ann@example.com bad_password".to_owned(),
+            "failed zed@example.com unknown_email".to_owned(),
+            "signed_in ann@example.com".to_owned(),
+        ]
+    );
+}
+both!(hooks_hear_sign_ins_and_failures, |db| block_on(
+    hooks_are_called(db)
+));

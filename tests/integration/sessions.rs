@@ -513,3 +513,96 @@ async fn two_instances(db: &TestDb) {
 both!(two_instances_share_revocation, |db| block_on(
     two_instances(db)
 ));
+
+both!(deleting_a_user_ends_their_sessions, |db| {
+    let user = user_with_password(db, "ann@example.com");
+    let mut conn = db.conn();
+    let config = SessionConfig::default();
+    let (_, token) =
+        store::create(&mut conn, user.id, &ClientInfo::default(), &config).expect("create");
+    frontdesk_core::users::delete(&mut conn, &Actor::system(), user.id).expect("delete");
+    assert!(store::authenticate(&mut conn, token.expose(), &config)
+        .expect("auth")
+        .is_none());
+    assert_eq!(
+        sessions::table
+            .count()
+            .get_result::<i64>(&mut *conn)
+            .expect("count"),
+        0
+    );
+});
+
+async fn password_change_page(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut phone = Browser::new();
+    phone.login(&app, "ann@example.com", PASSWORD).await;
+    let mut laptop = Browser::new();
+    laptop.login(&app, "ann@example.com", PASSWORD).await;
+    let page = laptop.get(&app, "/auth/password").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let new = "a new long password";
+
+    // Wrong current password, mismatch, too short: each refused, nothing changed.
+    for (current, p1, p2) in [
+        ("wrong password", new, new),
+        (PASSWORD, new, "other one!"),
+        (PASSWORD, "short", "short"),
+    ] {
+        let form = [
+            ("current_password", current),
+            ("password", p1),
+            ("password_confirm", p2),
+            ("csrf_token", &csrf),
+        ];
+        let res = laptop.post(&app, "/auth/password", &form).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(phone.get(&app, "/notes").await.status, StatusCode::OK);
+    }
+    let form = [
+        ("current_password", PASSWORD),
+        ("password", new),
+        ("password_confirm", new),
+    ];
+    assert_eq!(
+        laptop.post(&app, "/auth/password", &form).await.status,
+        StatusCode::FORBIDDEN,
+        "no CSRF token"
+    );
+
+    let form = [
+        ("current_password", PASSWORD),
+        ("password", new),
+        ("password_confirm", new),
+        ("csrf_token", &csrf),
+    ];
+    let res = laptop.post(&app, "/auth/password", &form).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.contains("Your password was changed"));
+    // The other session ended; this one goes on; the new password works.
+    assert_eq!(
+        phone.get(&app, "/notes").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(laptop.get(&app, "/notes").await.status, StatusCode::OK);
+    assert_eq!(
+        Browser::new()
+            .login(&app, "ann@example.com", new)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        Browser::new()
+            .login(&app, "ann@example.com", PASSWORD)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+both!(password_change_page_ends_other_sessions, |db| block_on(
+    password_change_page(db)
+));

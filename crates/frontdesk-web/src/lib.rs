@@ -9,6 +9,7 @@ pub mod current_user;
 pub mod error;
 pub mod headers;
 pub mod login;
+pub mod password_change;
 pub mod password_resets;
 pub mod sessions;
 pub mod state;
@@ -55,6 +56,8 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             "/password-reset/{token}",
             web::post().to(password_resets::form_submit),
         )
+        .route("/password", web::get().to(password_change::page))
+        .route("/password", web::post().to(password_change::submit))
         .route("/sessions", web::get().to(sessions::list))
         .route(
             "/sessions/revoke-others",
