@@ -176,7 +176,7 @@ pub fn lockout_at(
             .select((count_star(), max(login_attempts::created_at)))
             .first(conn)?;
         if let Some(until) = locked(policy, n, last, policy.ip_threshold, at) {
-            if found.map_or(true, |f| until > f.until) {
+            if found.is_none_or(|f| until > f.until) {
                 found = Some(Lockout { until, by_ip: true });
             }
         }
