@@ -4,7 +4,8 @@
 //! URL with a one-time password.
 //!
 //! `cargo run --example demo` (bind with `DEMO_ADDR=127.0.0.1:8080`, data
-//! folder with `DEMO_DATA=./demo-data`, public URL with `DEMO_BASE_URL`).
+//! folder with `DEMO_DATA=./demo-data`, public URL with `DEMO_BASE_URL`,
+//! another database with `DEMO_DATABASE_URL=postgres://…`).
 //! Password reset mails are queued in the `outbox` table of the database.
 
 use std::collections::BTreeMap;
@@ -190,8 +191,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let base_url = std::env::var("DEMO_BASE_URL").unwrap_or_else(|_| format!("http://{addr}"));
     let dir = data_dir()?;
+    // SQLite in the data folder unless DEMO_DATABASE_URL names another database.
+    let database_url = std::env::var("DEMO_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.join("notes.db").display()));
     let frontdesk = Frontdesk::builder()
-        .database_url(format!("sqlite://{}", dir.join("notes.db").display()))
+        .database_url(database_url.clone())
         .base_url(&base_url)
         .site_name("Notes")
         .after_login("/notes")

@@ -290,6 +290,22 @@ async fn json_api(db: &TestDb) {
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     assert_eq!(bad.header("content-type"), Some("application/problem+json"));
     assert_eq!(bad.body, unknown.body);
+    // A malformed body is a clear problem+json error and records nothing.
+    let broken = b
+        .send(
+            &app,
+            TestRequest::post()
+                .uri("/auth/api/login")
+                .insert_header(("content-type", "application/json"))
+                .set_payload("{\"email\": 3"),
+        )
+        .await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        broken.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(count(db, "login_attempts"), 2);
     let mut cross = b.clone();
     cross
         .headers

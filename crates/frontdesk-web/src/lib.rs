@@ -37,6 +37,25 @@ pub fn configure(state: FrontdeskState) -> impl FnOnce(&mut ServiceConfig) + Clo
 pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     web::scope(prefix)
         .wrap(security_headers())
+        // Malformed bodies get our error format, not the framework's plain text.
+        .app_data(
+            web::FormConfig::default()
+                .limit(16 * 1024)
+                .error_handler(|e, req| {
+                    WebError::bad_request(format!("The form could not be read: {e}"))
+                        .for_request(req)
+                        .into()
+                }),
+        )
+        .app_data(
+            web::JsonConfig::default()
+                .limit(16 * 1024)
+                .error_handler(|e, _| {
+                    WebError::bad_request(format!("The JSON body could not be read: {e}"))
+                        .json(true)
+                        .into()
+                }),
+        )
         .route("/login", web::get().to(login::login_page))
         .route("/login", web::post().to(login::login_submit))
         .route("/logout", web::post().to(login::logout))
