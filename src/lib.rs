@@ -160,7 +160,8 @@ impl FrontdeskBuilder {
         self
     }
 
-    /// Cap on concurrent argon2 runs (default: the number of CPUs).
+    /// Cap on concurrent argon2 runs (default: CPUs − 1, at least 1, so one
+    /// core keeps serving requests during a login flood).
     pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
         self.max_concurrent_hashes = Some(n);
         self

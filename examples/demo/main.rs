@@ -5,7 +5,8 @@
 //!
 //! `cargo run --example demo` (bind with `DEMO_ADDR=127.0.0.1:8080`, data
 //! folder with `DEMO_DATA=./demo-data`, public URL with `DEMO_BASE_URL`,
-//! another database with `DEMO_DATABASE_URL=postgres://…`).
+//! another database with `DEMO_DATABASE_URL=postgres://…`, the cap on
+//! concurrent argon2 runs with `DEMO_MAX_HASHES`).
 //! Password reset mails are queued in the `outbox` table of the database.
 
 use std::collections::BTreeMap;
@@ -193,8 +194,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = data_dir()?;
     // SQLite in the data folder unless DEMO_DATABASE_URL names another database.
     let database_url = std::env::var("DEMO_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", dir.join("notes.db").display()));
-    let frontdesk = Frontdesk::builder()
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("notes.db").display()));
+    let mut builder = Frontdesk::builder();
+    if let Some(n) = std::env::var("DEMO_MAX_HASHES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        builder = builder.max_concurrent_hashes(n);
+    }
+    let frontdesk = builder
         .database_url(database_url.clone())
         .base_url(&base_url)
         .site_name("Notes")

@@ -33,7 +33,8 @@ pub struct Settings {
     /// Signs the pre-session CSRF cookie. Instances behind one load balancer
     /// need the same key; without one a random key is made at start.
     pub secret_key: Option<Vec<u8>>,
-    /// How many argon2 runs may go at once (each takes ~19 MiB).
+    /// How many argon2 runs may go at once (each takes ~19 MiB); default:
+    /// one less than the number of CPUs, at least one.
     pub max_concurrent_hashes: usize,
     /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
@@ -50,7 +51,9 @@ impl Settings {
             password_reset_ttl: chrono::Duration::hours(1),
             template_dir: None,
             secret_key: None,
-            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // One core stays free for serving requests while logins flood in.
+            max_concurrent_hashes: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             trust_forwarded_for: false,
             site_name: "frontdesk".into(),
         }
