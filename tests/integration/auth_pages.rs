@@ -448,3 +448,34 @@ async fn guards(db: &TestDb) {
     );
 }
 both!(role_guard_and_optional_user, |db| block_on(guards(db)));
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let db = TestDb::sqlite();
+    let no_base = frontdesk::Frontdesk::builder()
+        .database_url(&db.url)
+        .build();
+    assert!(no_base
+        .err()
+        .is_some_and(|e| e.to_string().contains("base_url")));
+    let cases: Vec<(frontdesk::FrontdeskBuilder, &str)> = vec![
+        (builder(&db).base_url("ftp://app.test"), "http or https"),
+        (builder(&db).base_url("not a url"), "base_url"),
+        (builder(&db).auth_prefix("auth"), "auth_prefix"),
+        (
+            builder(&db).after_login("https://evil.example"),
+            "after_login",
+        ),
+        (builder(&db).secret_key(vec![1u8; 8]), "32 bytes"),
+        (
+            builder(&db).session_idle_timeout(chrono::Duration::zero()),
+            "timeouts",
+        ),
+    ];
+    for (b, want) in cases {
+        let err = b.build().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(want), "{want}: {err:?}");
+    }
+    // A custom prefix mounts the pages there.
+    assert!(builder(&db).auth_prefix("/account/").build().is_ok());
+}

@@ -479,3 +479,46 @@ async fn hooks_are_called(db: &TestDb) {
 both!(hooks_hear_sign_ins_and_failures, |db| block_on(
     hooks_are_called(db)
 ));
+
+/// Most argon2 runs at once, for a given cap.
+async fn peak_hashing(db: &TestDb, cap: usize) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let fd = builder(db)
+        .max_concurrent_hashes(cap)
+        .build()
+        .expect("frontdesk");
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        let (state, running, peak) = (fd.state().clone(), running.clone(), peak.clone());
+        jobs.push(actix_web::rt::spawn(async move {
+            state
+                .hashing(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(60));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+        }));
+    }
+    for j in jobs {
+        assert!(matches!(j.await, Ok(Ok(()))));
+    }
+    peak.load(Ordering::SeqCst)
+}
+
+#[test]
+fn argon2_runs_are_capped_by_the_state_semaphore() {
+    let db = TestDb::sqlite();
+    block_on(async {
+        assert_eq!(peak_hashing(&db, 1).await, 1);
+        assert!(
+            peak_hashing(&db, 3).await > 1,
+            "the cap is what limits, not the pool"
+        );
+    });
+    assert!(builder(&db).max_concurrent_hashes(0).build().is_err());
+}
