@@ -13,7 +13,7 @@ use crate::audit;
 use crate::authz::{authorize, Action, Actor};
 use crate::db::{Backend, DbConnection};
 use crate::error::CoreResult;
-use crate::schema::login_attempts;
+use crate::schema::{login_attempts, memberships};
 use crate::sessions::ClientInfo;
 use crate::time::now;
 use crate::users;
@@ -257,6 +257,8 @@ pub struct AttemptFilter {
     pub email: Option<String>,
     pub ip: Option<String>,
     pub success: Option<bool>,
+    /// Limit to users of these organizations (an org admin's view); `None` for all.
+    pub organizations: Option<Vec<i64>>,
 }
 
 /// Attempts, newest first, with the total count.
@@ -279,6 +281,16 @@ pub fn list(
         }
         if let Some(s) = filter.success {
             q = q.filter(login_attempts::success.eq(s));
+        }
+        if let Some(orgs) = &filter.organizations {
+            // Attempts on unknown emails belong to no organization.
+            q = q.filter(
+                login_attempts::user_id.assume_not_null().eq_any(
+                    memberships::table
+                        .select(memberships::user_id)
+                        .filter(memberships::organization_id.eq_any(orgs.clone())),
+                ),
+            );
         }
         q
     };

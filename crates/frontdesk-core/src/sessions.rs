@@ -6,9 +6,13 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::DbConnection;
+use serde_json::json;
+
+use crate::audit;
+use crate::authz::{Action, Actor};
+use crate::db::{Backend, DbConnection};
 use crate::error::{CoreError, CoreResult};
-use crate::schema::{sessions, users};
+use crate::schema::{memberships, sessions, users};
 use crate::time::now;
 use crate::tokens::{hash_token, SecretToken};
 use crate::users::User;
@@ -240,4 +244,100 @@ pub fn revoke_all_for_user(
         sessions::revoked_reason.eq(Some(reason)),
     ))
     .execute(conn)?)
+}
+
+/// Filters for the admin sessions list.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub user_id: Option<i64>,
+    /// Only sessions that can still be used.
+    pub live_only: bool,
+    /// Limit to users of these organizations (an org admin's view); `None` for all.
+    pub organizations: Option<Vec<i64>>,
+}
+
+/// Sessions, newest first, with the total count (admin pages and API).
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &SessionFilter,
+    config: &SessionConfig,
+    page: i64,
+    limit: i64,
+) -> CoreResult<(Vec<Session>, i64)> {
+    let limit = limit.clamp(1, 100);
+    let t = now();
+    let build = || {
+        let mut q = sessions::table.into_boxed::<Backend>();
+        if let Some(u) = filter.user_id {
+            q = q.filter(sessions::user_id.eq(u));
+        }
+        if filter.live_only {
+            q = q
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(t))
+                .filter(sessions::last_active_at.gt(t - config.idle_timeout));
+        }
+        if let Some(orgs) = &filter.organizations {
+            q = q.filter(
+                sessions::user_id.eq_any(
+                    memberships::table
+                        .select(memberships::user_id)
+                        .filter(memberships::organization_id.eq_any(orgs.clone())),
+                ),
+            );
+        }
+        q
+    };
+    let total = build().count().get_result(conn)?;
+    let rows = build()
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .limit(limit)
+        .offset((page.max(1) - 1) * limit)
+        .select(Session::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+/// An admin ends one session of a user they may suspend (a user the actor
+/// may not even see is reported as not found, as `users::get_for` does).
+pub fn revoke_by_admin(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    session_id: i64,
+) -> CoreResult<bool> {
+    conn.transaction(|conn| {
+        let session = get(conn, session_id)?;
+        crate::users::get_for(conn, actor, session.user_id, Action::Suspend)?;
+        let ended = revoke(conn, session_id, reason::REVOKED_BY_ADMIN)?;
+        audit::record(
+            conn,
+            actor,
+            "session.revoke",
+            &format!("user:{}", session.user_id),
+            None,
+            json!({"session": session_id, "ended": ended}),
+        )?;
+        Ok(ended)
+    })
+}
+
+/// An admin ends every session of a user; returns how many ended.
+pub fn revoke_all_by_admin(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user_id: i64,
+) -> CoreResult<usize> {
+    conn.transaction(|conn| {
+        crate::users::get_for(conn, actor, user_id, Action::Suspend)?;
+        let ended = revoke_all_for_user(conn, user_id, reason::REVOKED_BY_ADMIN, None)?;
+        audit::record(
+            conn,
+            actor,
+            "user.sessions.revoke",
+            &format!("user:{user_id}"),
+            None,
+            json!({"sessions_revoked": ended}),
+        )?;
+        Ok(ended)
+    })
 }
