@@ -522,3 +522,43 @@ fn argon2_runs_are_capped_by_the_state_semaphore() {
     });
     assert!(builder(&db).max_concurrent_hashes(0).build().is_err());
 }
+
+both!(unknown_email_costs_a_password_verification, |db| {
+    user_with_password(db, "ann@example.com");
+    let sso = user_with_password(db, "sso@example.com");
+    let mut conn = db.conn();
+    frontdesk_core::users::set_local_login(&mut conn, &Actor::system(), sso.id, false)
+        .expect("sso");
+    let s = AuthSettings::default();
+    let c = ClientInfo::default();
+    // The fastest of three runs, so a busy machine does not decide.
+    let mut fastest = |email: &str| {
+        (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                refused(auth::sign_in(
+                    &mut conn,
+                    email,
+                    "wrong password",
+                    &c,
+                    &s,
+                    None,
+                ));
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    };
+    let known = fastest("ann@example.com");
+    let unknown = fastest("zed@example.com");
+    let disabled = fastest("sso@example.com");
+    // Skipping argon2 would make these a hundred times faster, not a few.
+    assert!(
+        unknown * 3 > known,
+        "unknown {unknown:?} vs known {known:?}"
+    );
+    assert!(
+        disabled * 3 > known,
+        "local login disabled {disabled:?} vs known {known:?}"
+    );
+});
