@@ -212,6 +212,20 @@ pub fn revoke(conn: &mut DbConnection, session_id: i64, why: &str) -> CoreResult
     Ok(n == 1)
 }
 
+/// Ends the session a presented token stands for (logout, or a new sign-in in
+/// the same browser). Returns false when no live session matched.
+pub fn revoke_by_token(conn: &mut DbConnection, token: &str, why: &str) -> CoreResult<bool> {
+    let n = diesel::update(sessions::table)
+        .filter(sessions::token_hash.eq(hash_token(token)))
+        .filter(sessions::revoked_at.is_null())
+        .set((
+            sessions::revoked_at.eq(Some(now())),
+            sessions::revoked_reason.eq(Some(why)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Ends a session only if it belongs to `user_id` (a user revoking their own).
 pub fn revoke_own(conn: &mut DbConnection, user_id: i64, session_id: i64) -> CoreResult<bool> {
     let n = diesel::update(sessions::table.find(session_id))

@@ -7,7 +7,6 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_core::auth::{self, SignInError, SignedIn};
 use frontdesk_core::sessions;
-use frontdesk_core::tokens::hash_token;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -139,16 +138,19 @@ async fn attempt(
     let settings = state.settings().auth;
     let replaces = req
         .cookie(state.session_cookie_name())
-        .map(|c| hash_token(c.value()));
+        .map(|c| c.value().to_owned());
     let hooks = state.hooks().clone();
     let permit = state.hash_permit().await?;
     let outcome = state
         .db(move |conn| {
-            let replaces = match replaces {
-                Some(h) => sessions_by_hash(conn, &h)?,
-                None => None,
-            };
-            let result = auth::sign_in(conn, &email, &password, &client, &settings, replaces);
+            let result = auth::sign_in(
+                conn,
+                &email,
+                &password,
+                &client,
+                &settings,
+                replaces.as_deref(),
+            );
             match result {
                 Ok(signed) => {
                     hooks.user_signed_in(&signed.user);
@@ -164,20 +166,6 @@ async fn attempt(
         .await;
     drop(permit);
     outcome
-}
-
-fn sessions_by_hash(
-    conn: &mut frontdesk_core::DbConnection,
-    hash: &str,
-) -> Result<Option<i64>, WebError> {
-    use diesel::prelude::*;
-    use frontdesk_core::schema::sessions as s;
-    s::table
-        .filter(s::token_hash.eq(hash))
-        .select(s::id)
-        .first::<i64>(conn)
-        .optional()
-        .map_err(|e| WebError::from(frontdesk_core::CoreError::from(e)))
 }
 
 pub async fn login_submit(
@@ -222,14 +210,9 @@ pub async fn logout(
 
 async fn end_session(req: &HttpRequest, state: &FrontdeskState) -> Result<(), WebError> {
     if let Some(c) = req.cookie(state.session_cookie_name()) {
-        let hash = hash_token(c.value());
+        let token = c.value().to_owned();
         state
-            .db(move |conn| match sessions_by_hash(conn, &hash)? {
-                Some(id) => {
-                    sessions::revoke(conn, id, sessions::reason::LOGOUT).map_err(WebError::from)
-                }
-                None => Ok(false),
-            })
+            .db(move |conn| sessions::revoke_by_token(conn, &token, sessions::reason::LOGOUT))
             .await?;
     }
     Ok(())
