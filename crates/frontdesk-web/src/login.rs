@@ -139,33 +139,42 @@ async fn attempt(
     let replaces = req
         .cookie(state.session_cookie_name())
         .map(|c| c.value().to_owned());
-    let hooks = state.hooks().clone();
     let permit = state.hash_permit().await?;
+    let typed = email.clone();
     let outcome = state
         .db(move |conn| {
-            let result = auth::sign_in(
+            match auth::sign_in(
                 conn,
                 &email,
                 &password,
                 &client,
                 &settings,
                 replaces.as_deref(),
-            );
-            match result {
-                Ok(signed) => {
-                    hooks.user_signed_in(&signed.user);
-                    Ok(Ok(signed))
-                }
-                Err(SignInError::Refused { reason, user_id }) => {
-                    hooks.login_failed(&email, user_id, reason);
-                    Ok(Err(()))
-                }
+            ) {
+                Ok(signed) => Ok(Ok(signed)),
+                Err(SignInError::Refused { reason, user_id }) => Ok(Err((reason, user_id))),
                 Err(SignInError::Other(e)) => Err(WebError::from(e)),
             }
         })
         .await;
     drop(permit);
-    outcome
+    // The host's hooks run after the argon2 slot and the connection are free.
+    let hooks = state.hooks().clone();
+    match outcome? {
+        Ok(signed) => {
+            let user = signed.user.clone();
+            web::block(move || hooks.user_signed_in(&user))
+                .await
+                .map_err(WebError::internal)?;
+            Ok(Ok(signed))
+        }
+        Err((reason, user_id)) => {
+            web::block(move || hooks.login_failed(&typed, user_id, reason))
+                .await
+                .map_err(WebError::internal)?;
+            Ok(Err(()))
+        }
+    }
 }
 
 pub async fn login_submit(
