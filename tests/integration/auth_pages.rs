@@ -479,3 +479,47 @@ fn bad_configuration_is_a_clear_error() {
     // A custom prefix mounts the pages there.
     assert!(builder(&db).auth_prefix("/account/").build().is_ok());
 }
+
+async fn custom_prefix(db: &TestDb) {
+    let fd = builder(db)
+        .auth_prefix("/account")
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    assert_eq!(
+        b.get(&app, "/notes").await.location(),
+        "/account/login?next=%2Fnotes"
+    );
+    let page = b.get(&app, "/account/login").await;
+    assert!(
+        page.body.contains("action=\"&#x2F;account/login\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("name=\"referrer\""),
+        "a meta tag would override the header"
+    );
+    let csrf = page.csrf();
+    let form = [
+        ("email", "ann@example.com"),
+        ("password", PASSWORD),
+        ("csrf_token", csrf.as_str()),
+        ("next", "/notes"),
+    ];
+    let res = b.post(&app, "/account/login", &form).await;
+    assert_eq!(
+        (res.status, res.location()),
+        (StatusCode::SEE_OTHER, "/notes")
+    );
+    assert_eq!(b.get(&app, "/notes").await.status, StatusCode::OK);
+    assert_eq!(
+        b.get(&app, "/auth/login").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+both!(pages_mount_under_a_custom_prefix, |db| block_on(
+    custom_prefix(db)
+));
