@@ -18,6 +18,8 @@ use crate::sessions::ClientInfo;
 use crate::time::now;
 use crate::users;
 
+// The `reason` column. `LockoutCleared` is not a sign-in but the marker an
+// admin's clearing leaves: failures before it no longer count.
 crate::authz::string_enum!(Reason {
     Success => "success",
     UnknownEmail => "unknown_email",
