@@ -58,6 +58,7 @@ pub struct FrontdeskBuilder {
     template_dir: Option<PathBuf>,
     secret_key: Option<Vec<u8>>,
     max_concurrent_hashes: Option<usize>,
+    hash_queue_timeout: Option<std::time::Duration>,
     trust_forwarded_for: bool,
     hooks: Option<Arc<dyn Hooks>>,
 }
@@ -78,6 +79,7 @@ impl Default for FrontdeskBuilder {
             template_dir: None,
             secret_key: None,
             max_concurrent_hashes: None,
+            hash_queue_timeout: None,
             trust_forwarded_for: false,
             hooks: None,
         }
@@ -167,6 +169,12 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// How long a sign-in waits for an argon2 slot before a 503 (default 10 s).
+    pub fn hash_queue_timeout(mut self, d: std::time::Duration) -> Self {
+        self.hash_queue_timeout = Some(d);
+        self
+    }
+
     /// Take the client IP from `X-Forwarded-For`; only behind a proxy you trust.
     pub fn trust_forwarded_for(mut self, yes: bool) -> Self {
         self.trust_forwarded_for = yes;
@@ -228,6 +236,9 @@ impl FrontdeskBuilder {
         settings.secret_key = self.secret_key;
         if let Some(n) = self.max_concurrent_hashes {
             settings.max_concurrent_hashes = n;
+        }
+        if let Some(d) = self.hash_queue_timeout {
+            settings.hash_queue_timeout = d;
         }
         settings.trust_forwarded_for = self.trust_forwarded_for;
 

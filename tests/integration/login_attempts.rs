@@ -562,3 +562,35 @@ both!(unknown_email_costs_a_password_verification, |db| {
         "local login disabled {disabled:?} vs known {known:?}"
     );
 });
+
+async fn busy_answer(db: &TestDb) {
+    let fd = builder(db)
+        .max_concurrent_hashes(1)
+        .hash_queue_timeout(std::time::Duration::from_millis(100))
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    let csrf = b.get(&app, "/auth/login").await.csrf();
+    // Hold the only argon2 slot, as a flood of logins would.
+    let permit = fd.state().hash_permit().await.expect("slot");
+    let form = [
+        ("email", "ann@example.com"),
+        ("password", PASSWORD),
+        ("csrf_token", csrf.as_str()),
+    ];
+    let res = b.post(&app, "/auth/login", &form).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        (count(db, "sessions"), count(db, "login_attempts")),
+        (0, 0),
+        "nothing recorded"
+    );
+    drop(permit);
+    let res = b.post(&app, "/auth/login", &form).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+}
+both!(a_full_argon2_queue_answers_busy, |db| block_on(
+    busy_answer(db)
+));

@@ -258,7 +258,10 @@ pub async fn api_login(
     // origin check covers what is left.
     csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
     let body = body.into_inner();
-    match attempt(&req, &state, body.email, body.password).await? {
+    match attempt(&req, &state, body.email, body.password)
+        .await
+        .map_err(|e| e.json(true))?
+    {
         Ok(signed) => Ok(HttpResponse::Ok()
             .cookie(session_cookie(&state, signed.token.expose()))
             .json(json!({
