@@ -33,6 +33,7 @@ pub use frontdesk_core as core;
 pub use frontdesk_core::hooks::Hooks;
 pub use frontdesk_core::login_attempts::LockoutPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
+pub use frontdesk_mail as mail;
 pub use frontdesk_web as web;
 pub use frontdesk_web::{
     role, security_headers, CurrentUser, FrontdeskState, OptionalUser, Staff, WebError,

@@ -7,7 +7,8 @@
 //! folder with `DEMO_DATA=./demo-data`, public URL with `DEMO_BASE_URL`,
 //! another database with `DEMO_DATABASE_URL=postgres://…`, the cap on
 //! concurrent argon2 runs with `DEMO_MAX_HASHES`).
-//! Password reset mails are queued in the `outbox` table of the database.
+//! Mail (password resets) goes through the outbox to `.eml` files in
+//! `demo-data/mail/`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::sync::Mutex;
 use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use frontdesk::core::users;
+use frontdesk::mail::{MailConfig, Mailer, Transport};
 use frontdesk::web::csrf;
 use frontdesk::{CurrentUser, Frontdesk, OptionalUser};
 use rand::distributions::{Alphanumeric, DistString};
@@ -223,10 +225,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => println!("Sign in at {base_url}/auth/login"),
     }
-    println!(
-        "Password reset mails are queued in the outbox table of {}",
-        dir.join("notes.db").display()
+    // Mail (password resets) leaves the outbox as .eml files in the data folder.
+    let mail_dir = dir.join("mail");
+    let mailer = Mailer::new(
+        frontdesk.pool().clone(),
+        Transport::file(&mail_dir)?,
+        MailConfig::new("Notes <no-reply@notes.example>")?,
     );
+    let worker = mailer.spawn()?;
+    println!("Mail is written as .eml files to {}", mail_dir.display());
 
     let store = web::Data::new(Notes::open(dir.join("notes.json")));
     HttpServer::new(move || {
@@ -246,5 +253,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .bind(&addr)?
     .run()
     .await?;
+    worker.shutdown().await;
     Ok(())
 }
