@@ -257,6 +257,11 @@ pub struct AttemptFilter {
     pub email: Option<String>,
     pub ip: Option<String>,
     pub success: Option<bool>,
+    pub reason: Option<Reason>,
+    /// Attempts at or after this time.
+    pub from: Option<NaiveDateTime>,
+    /// Attempts before this time.
+    pub to: Option<NaiveDateTime>,
 }
 
 /// Attempts, newest first, with the total count.
@@ -266,8 +271,30 @@ pub fn list(
     page: i64,
     limit: i64,
 ) -> CoreResult<(Vec<LoginAttempt>, i64)> {
+    list_scoped(conn, filter, None, page, limit)
+}
+
+/// [`list`] limited to attempts on accounts of `scope` organizations when given
+/// (an organization admin's view; attempts on unknown emails are not theirs).
+pub fn list_scoped(
+    conn: &mut DbConnection,
+    filter: &AttemptFilter,
+    scope: Option<&[i64]>,
+    page: i64,
+    limit: i64,
+) -> CoreResult<(Vec<LoginAttempt>, i64)> {
+    use crate::schema::memberships;
     let build = || {
         let mut q = login_attempts::table.into_boxed::<Backend>();
+        if let Some(orgs) = scope {
+            q = q.filter(
+                login_attempts::user_id.eq_any(
+                    memberships::table
+                        .select(memberships::user_id.nullable())
+                        .filter(memberships::organization_id.eq_any(orgs)),
+                ),
+            );
+        }
         if let Some(u) = filter.user_id {
             q = q.filter(login_attempts::user_id.eq(u));
         }
@@ -280,13 +307,22 @@ pub fn list(
         if let Some(s) = filter.success {
             q = q.filter(login_attempts::success.eq(s));
         }
+        if let Some(r) = filter.reason {
+            q = q.filter(login_attempts::reason.eq(r.as_str()));
+        }
+        if let Some(from) = filter.from {
+            q = q.filter(login_attempts::created_at.ge(from));
+        }
+        if let Some(to) = filter.to {
+            q = q.filter(login_attempts::created_at.lt(to));
+        }
         q
     };
     let total = build().count().get_result(conn)?;
     let rows = build()
         .order((login_attempts::created_at.desc(), login_attempts::id.desc()))
         .limit(limit.clamp(1, 100))
-        .offset((page.max(1) - 1) * limit.clamp(1, 100))
+        .offset((page.max(1) - 1).saturating_mul(limit.clamp(1, 100)))
         .select(LoginAttempt::as_select())
         .load(conn)?;
     Ok((rows, total))

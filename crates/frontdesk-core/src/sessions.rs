@@ -241,3 +241,124 @@ pub fn revoke_all_for_user(
     ))
     .execute(conn)?)
 }
+
+/// What the admin sessions list shows.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub user_id: Option<i64>,
+    /// Only sessions that can still be used (not revoked, expired or idle).
+    pub live_only: bool,
+}
+
+/// Sessions, newest first, with the total count; limited to the users of
+/// `scope` organizations when given (an organization admin's view).
+pub fn list_for_admin(
+    conn: &mut DbConnection,
+    filter: &SessionFilter,
+    scope: Option<&[i64]>,
+    config: &SessionConfig,
+    page: i64,
+    limit: i64,
+) -> CoreResult<(Vec<Session>, i64)> {
+    use crate::schema::memberships;
+    let t = now();
+    let build = || {
+        let mut q = sessions::table.into_boxed::<crate::db::Backend>();
+        if let Some(orgs) = scope {
+            q = q.filter(
+                sessions::user_id.eq_any(
+                    memberships::table
+                        .select(memberships::user_id)
+                        .filter(memberships::organization_id.eq_any(orgs)),
+                ),
+            );
+        }
+        if let Some(u) = filter.user_id {
+            q = q.filter(sessions::user_id.eq(u));
+        }
+        if filter.live_only {
+            q = q
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(t))
+                .filter(sessions::last_active_at.gt(t - config.idle_timeout));
+        }
+        q
+    };
+    let total = build().count().get_result(conn)?;
+    let limit = limit.clamp(1, 100);
+    let rows = build()
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .limit(limit)
+        .offset((page.max(1) - 1).saturating_mul(limit))
+        .select(Session::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+/// An admin ends one session of a user they may suspend. A session of a user
+/// the actor may not see is reported as not found.
+pub fn revoke_by_admin(
+    conn: &mut DbConnection,
+    actor: &crate::authz::Actor,
+    session_id: i64,
+) -> CoreResult<bool> {
+    conn.transaction(|conn| {
+        let session = get(conn, session_id)?;
+        crate::users::get_for(conn, actor, session.user_id, crate::authz::Action::View)
+            .map_err(|_| CoreError::NotFound("session"))?;
+        crate::users::get_for(conn, actor, session.user_id, crate::authz::Action::Suspend)?;
+        let ended = revoke(conn, session_id, reason::REVOKED_BY_ADMIN)?;
+        if ended {
+            crate::audit::record(
+                conn,
+                actor,
+                "session.revoke",
+                &format!("user:{}", session.user_id),
+                None,
+                serde_json::json!({"session": session_id}),
+            )?;
+        }
+        Ok(ended)
+    })
+}
+
+/// An admin ends every live session of a user; returns how many ended.
+pub fn revoke_all_by_admin(
+    conn: &mut DbConnection,
+    actor: &crate::authz::Actor,
+    user_id: i64,
+) -> CoreResult<usize> {
+    conn.transaction(|conn| {
+        crate::users::get_for(conn, actor, user_id, crate::authz::Action::Suspend)?;
+        let ended = revoke_all_for_user(conn, user_id, reason::REVOKED_BY_ADMIN, None)?;
+        crate::audit::record(
+            conn,
+            actor,
+            "session.revoke_all",
+            &format!("user:{user_id}"),
+            None,
+            serde_json::json!({"sessions_revoked": ended}),
+        )?;
+        Ok(ended)
+    })
+}
+
+/// How many live sessions a user has, and when the newest began.
+pub fn summary_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    config: &SessionConfig,
+) -> CoreResult<(i64, Option<NaiveDateTime>)> {
+    let t = now();
+    let (n, last): (i64, Option<NaiveDateTime>) = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(t))
+        .filter(sessions::last_active_at.gt(t - config.idle_timeout))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::max(sessions::created_at),
+        ))
+        .first(conn)?;
+    Ok((n, last))
+}

@@ -76,27 +76,7 @@ pub async fn request_submit(
     state
         .db(move |conn| {
             password_resets::request(conn, &email, ttl, |user, token, expires_at| {
-                let link = st.absolute_url(&format!(
-                    "{}/password-reset/{}",
-                    st.prefix(),
-                    token.expose()
-                ));
-                let mut ctx = st.context();
-                ctx.insert("link", &link);
-                ctx.insert("name", &user.name());
-                ctx.insert(
-                    "expires_at",
-                    &expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-                );
-                let render = |n: &str| st.render(n, &ctx).map_err(|e| CoreError::Config(e.detail));
-                Ok(NewMail {
-                    kind: "password_reset".into(),
-                    recipient: user.email.clone(),
-                    subject: format!("Reset your {} password", st.settings().site_name),
-                    text_body: render("auth/password_reset_email.txt")?,
-                    html_body: Some(render("auth/password_reset_email.html")?),
-                    invitation_id: None,
-                })
+                reset_mail(&st, user, token, expires_at)
             })
         })
         .await?;
@@ -108,6 +88,36 @@ pub async fn request_submit(
         "auth/password_reset_sent.html",
         |_| {},
     )
+}
+
+/// The reset mail for `user` with the link for `token` (also sent from the admin pages).
+pub(crate) fn reset_mail(
+    st: &FrontdeskState,
+    user: &frontdesk_core::users::User,
+    token: &frontdesk_core::tokens::SecretToken,
+    expires_at: chrono::NaiveDateTime,
+) -> Result<NewMail, CoreError> {
+    let link = st.absolute_url(&format!(
+        "{}/password-reset/{}",
+        st.prefix(),
+        token.expose()
+    ));
+    let mut ctx = st.context();
+    ctx.insert("link", &link);
+    ctx.insert("name", &user.name());
+    ctx.insert(
+        "expires_at",
+        &expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    );
+    let render = |n: &str| st.render(n, &ctx).map_err(|e| CoreError::Config(e.detail));
+    Ok(NewMail {
+        kind: "password_reset".into(),
+        recipient: user.email.clone(),
+        subject: format!("Reset your {} password", st.settings().site_name),
+        text_body: render("auth/password_reset_email.txt")?,
+        html_body: Some(render("auth/password_reset_email.html")?),
+        invitation_id: None,
+    })
 }
 
 fn invalid(req: &HttpRequest, state: &FrontdeskState) -> Result<HttpResponse, WebError> {
