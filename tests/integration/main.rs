@@ -4,6 +4,10 @@
 mod support;
 mod web_app;
 
+mod admin_access;
+mod admin_fixture;
+mod admin_pages;
+mod admin_users;
 mod api_keys;
 mod auth_pages;
 mod authz;

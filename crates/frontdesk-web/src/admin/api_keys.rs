@@ -116,7 +116,12 @@ pub async fn create(
     let name = form.text("name");
     let role = parse_role(&form);
     let result = state
-        .db(move |conn| api_keys::create(conn, &actor, &name, role?))
+        .db(move |conn| {
+            // Only those who may see the keys page may make a key: the secret is
+            // shown there, once.
+            api_keys::list(conn, &actor)?;
+            api_keys::create(conn, &actor, &name, role?)
+        })
         .await;
     match result {
         // The secret goes out in this answer only.
