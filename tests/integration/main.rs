@@ -5,6 +5,7 @@ mod support;
 mod web_app;
 
 mod admin_access;
+mod admin_browser;
 mod admin_fixture;
 mod admin_pages;
 mod admin_users;

@@ -59,7 +59,8 @@ pub fn svg(days: &[Day]) -> String {
         );
     }
     for (i, d) in days.iter().enumerate() {
-        if i % 7 == 0 || i + 1 == days.len() {
+        // Every seventh day, counted back from today so that today is labelled.
+        if (days.len() - 1 - i) % 7 == 0 {
             let _ = write!(
                 out,
                 "<text class=\"fd-axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
