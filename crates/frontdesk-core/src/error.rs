@@ -26,6 +26,8 @@ pub enum CoreError {
     DomainNotAllowed,
     #[error("not allowed")]
     Forbidden,
+    #[error("the {name} mail could not be rendered: {reason}")]
+    MailTemplate { name: String, reason: String },
     #[error("configuration: {0}")]
     Config(String),
     #[error("database migration failed: {0}")]
@@ -42,6 +44,7 @@ impl CoreError {
         !matches!(
             self,
             CoreError::Config(_)
+                | CoreError::MailTemplate { .. }
                 | CoreError::Migration(_)
                 | CoreError::Pool(_)
                 | CoreError::Database(_)

@@ -2,6 +2,7 @@
 //! (like Django's auth signals). Every method has an empty default; they run
 //! on a blocking thread after the change is committed.
 
+use crate::invitations::{Accepted, Invitation};
 use crate::login_attempts::Reason;
 use crate::users::User;
 
@@ -11,6 +12,10 @@ pub trait Hooks: Send + Sync + 'static {
     fn login_failed(&self, _email: &str, _user_id: Option<i64>, _reason: Reason) {}
     fn user_created(&self, _user: &User) {}
     fn user_deleted(&self, _user_id: i64) {}
+    /// An invitee accepted: `accepted.user` is the new or existing account,
+    /// now a member of `accepted.organization_id` with `accepted.role`.
+    fn invitation_accepted(&self, _accepted: &Accepted) {}
+    fn invitation_declined(&self, _invitation: &Invitation) {}
 }
 
 /// The hooks used when the host sets none.

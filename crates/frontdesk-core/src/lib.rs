@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod hooks;
+pub mod invitations;
 pub mod login_attempts;
 pub mod organizations;
 pub mod outbox;

@@ -1,0 +1,2 @@
+DROP INDEX invitations_status_expiry;
+DROP INDEX invitations_one_pending;
