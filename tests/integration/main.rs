@@ -9,6 +9,7 @@ mod admin_browser;
 mod admin_fixture;
 mod admin_pages;
 mod admin_users;
+mod admin_users_timing;
 mod api_keys;
 mod auth_pages;
 mod authz;
