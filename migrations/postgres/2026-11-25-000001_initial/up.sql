@@ -31,7 +31,14 @@ CREATE TABLE users (
 );
 CREATE INDEX users_created_at ON users (created_at, id);
 CREATE INDEX users_status_created_at ON users (status, created_at, id);
-CREATE INDEX users_last_login_at ON users (last_login_at, id);
+-- Covers the last sign-in filter together with the default sort (created).
+CREATE INDEX users_last_login_at ON users (last_login_at, created_at, id);
+-- The users query sorts by last sign-in with never-signed-in users last in both
+-- directions, as these two expressions (the query's ORDER BY, written the same).
+CREATE INDEX users_last_login_sort_asc ON users ((COALESCE(last_login_at, '9999-12-31 23:59:59')), id);
+CREATE INDEX users_last_login_sort_desc ON users ((COALESCE(last_login_at, '0001-01-01 00:00:00')), id);
+-- "Never signed in" is a large, skewed slice that row statistics misjudge.
+CREATE INDEX users_never_signed_in ON users (created_at, id) WHERE last_login_at IS NULL;
 CREATE INDEX users_staff_role ON users (staff_role) WHERE staff_role IS NOT NULL;
 CREATE INDEX users_name ON users (last_name, first_name, id);
 
@@ -43,6 +50,8 @@ CREATE TABLE memberships (
     PRIMARY KEY (user_id, organization_id)
 );
 CREATE INDEX memberships_org_role ON memberships (organization_id, role, user_id);
+-- "Role in any organization" filters, counted from this index alone.
+CREATE INDEX memberships_role ON memberships (role, user_id);
 
 CREATE TABLE tags (
     id BIGSERIAL PRIMARY KEY,

@@ -1,10 +1,13 @@
 //! The users query: search, filters, sort and pagination in one builder, used by
 //! the admin pages, the JSON API and the export alike.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
+use diesel::dsl::{count, count_star};
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
+use diesel::sql_types::{BigInt, Bool, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{User, UserStatus};
@@ -14,6 +17,11 @@ use crate::error::{CoreError, CoreResult};
 use crate::schema::{memberships, user_tags, users};
 
 pub const DEFAULT_LIMIT: i64 = 50;
+
+/// Sort keys for last sign-in with never-signed-in users last (see `sorted`);
+/// each is indexed as written in `migrations/*/…_initial/up.sql`.
+const LAST_LOGIN_NULLS_LAST_ASC: &str = "COALESCE(users.last_login_at, '9999-12-31 23:59:59')";
+const LAST_LOGIN_NULLS_LAST_DESC: &str = "COALESCE(users.last_login_at, '0001-01-01 00:00:00')";
 pub const MAX_LIMIT: i64 = 100;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +105,12 @@ impl Default for UserQuery {
     }
 }
 
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -109,6 +123,55 @@ impl<T> Page<T> {
     pub fn pages(&self) -> i64 {
         ((self.total + self.limit - 1) / self.limit).max(1)
     }
+}
+
+/// `users.id IN (set)`. With `walk`, the id is written `+users.id`, which
+/// SQLite may not look up by: it then walks the sort order's index and checks
+/// each entry against the set, instead of reading every member's row and
+/// sorting them all. Other backends ignore the flag.
+macro_rules! id_in {
+    ($walk:expr, $set:expr $(,)?) => {{
+        let cond: Box<dyn BoxableExpression<users::table, Backend, SqlType = Bool>> = if $walk {
+            Box::new(sql::<BigInt>("+users.id").eq_any($set))
+        } else {
+            Box::new(users::id.eq_any($set))
+        };
+        cond
+    }};
+}
+
+/// `users.id IN (users carrying every one of `tags`)`, as one self-join of
+/// `user_tags`, so the planner can start from the rarest tag and look the
+/// others up by key, rather than intersecting whole tag sets. The ids are
+/// integers written into the SQL, so each backend plans with the real values.
+/// `walk`: see `id_in!`.
+fn users_with_all_tags(
+    tags: &[i64],
+    walk: bool,
+) -> Box<dyn BoxableExpression<users::table, Backend, SqlType = Bool>> {
+    Box::new(sql::<Bool>(&format!(
+        "{} IN ({})",
+        if walk { "+users.id" } else { "users.id" },
+        all_tags_subquery(tags)
+    )))
+}
+
+/// `SELECT t0.user_id FROM user_tags t0 JOIN user_tags t1 ON … WHERE t0.tag_id = …`
+fn all_tags_subquery(tags: &[i64]) -> String {
+    let mut tags = tags.to_vec();
+    tags.sort_unstable();
+    tags.dedup();
+    let mut q = String::from("SELECT t0.user_id FROM user_tags t0");
+    for (i, tag) in tags.iter().enumerate().skip(1) {
+        q.push_str(&format!(
+            " JOIN user_tags t{i} ON t{i}.user_id = t0.user_id AND t{i}.tag_id = {tag}"
+        ));
+    }
+    q.push_str(&format!(
+        " WHERE t0.tag_id = {}",
+        tags.first().copied().unwrap_or(0)
+    ));
+    q
 }
 
 impl UserQuery {
@@ -130,21 +193,22 @@ impl UserQuery {
     }
 
     /// The filtered (unsorted, unpaged) query, limited to `scope` organizations
-    /// when given. Built afresh for the count and for the page.
+    /// when given. Built afresh for the count and for the page. `walk`: see
+    /// [`Self::walk_sort_index`].
     fn filtered<'a>(
         &'a self,
         kind: BackendKind,
         scope: Option<&'a [i64]>,
+        walk: bool,
     ) -> users::BoxedQuery<'a, Backend> {
         let mut q = users::table.into_boxed::<Backend>();
         if let Some(orgs) = scope {
-            q = q.filter(
-                users::id.eq_any(
-                    memberships::table
-                        .select(memberships::user_id)
-                        .filter(memberships::organization_id.eq_any(orgs)),
-                ),
-            );
+            q = q.filter(id_in!(
+                walk,
+                memberships::table
+                    .select(memberships::user_id)
+                    .filter(memberships::organization_id.eq_any(orgs)),
+            ));
         }
         if let Some(term) = self
             .search
@@ -166,48 +230,43 @@ impl UserQuery {
         let members = memberships::table.select(memberships::user_id);
         q = match (self.organization, self.org_role) {
             (None, None) => q,
-            (Some(org), None) => {
-                q.filter(users::id.eq_any(members.filter(memberships::organization_id.eq(org))))
-            }
-            (None, Some(role)) => {
-                q.filter(users::id.eq_any(members.filter(memberships::role.eq(role.as_str()))))
-            }
-            (Some(org), Some(role)) => q.filter(
-                users::id.eq_any(
-                    members.filter(
-                        memberships::organization_id
-                            .eq(org)
-                            .and(memberships::role.eq(role.as_str())),
-                    ),
+            (Some(org), None) => q.filter(id_in!(
+                walk,
+                members.filter(memberships::organization_id.eq(org))
+            )),
+            (None, Some(role)) => q.filter(id_in!(
+                walk,
+                members.filter(memberships::role.eq(role.as_str()))
+            )),
+            (Some(org), Some(role)) => q.filter(id_in!(
+                walk,
+                members.filter(
+                    memberships::organization_id
+                        .eq(org)
+                        .and(memberships::role.eq(role.as_str())),
                 ),
-            ),
+            )),
         };
-        for tag in &self.tags_all {
-            q = q.filter(
-                users::id.eq_any(
-                    user_tags::table
-                        .select(user_tags::user_id)
-                        .filter(user_tags::tag_id.eq(*tag)),
-                ),
-            );
+        if !self.tags_all.is_empty() {
+            q = q.filter(users_with_all_tags(&self.tags_all, walk));
         }
         if !self.tags_any.is_empty() {
-            q = q.filter(
-                users::id.eq_any(
-                    user_tags::table
-                        .select(user_tags::user_id)
-                        .filter(user_tags::tag_id.eq_any(&self.tags_any)),
-                ),
-            );
+            q = q.filter(id_in!(
+                walk,
+                user_tags::table
+                    .select(user_tags::user_id)
+                    .filter(user_tags::tag_id.eq_any(&self.tags_any)),
+            ));
         }
         if !self.tags_none.is_empty() {
-            q = q.filter(diesel::dsl::not(
-                users::id.eq_any(
-                    user_tags::table
-                        .select(user_tags::user_id)
-                        .filter(user_tags::tag_id.eq_any(&self.tags_none)),
-                ),
-            ));
+            // NOT EXISTS, not NOT IN: PostgreSQL plans NOT IN over a large set as a
+            // subplan per row, NOT EXISTS as an anti-join.
+            q = q.filter(diesel::dsl::not(diesel::dsl::exists(
+                user_tags::table
+                    .select(user_tags::user_id)
+                    .filter(user_tags::user_id.eq(users::id))
+                    .filter(user_tags::tag_id.eq_any(&self.tags_none)),
+            )));
         }
         if let Some(from) = self.created_from {
             q = q.filter(users::created_at.ge(from));
@@ -248,15 +307,16 @@ impl UserQuery {
             )),
             (SortKey::Created, true) => q.order((users::created_at.asc(), users::id.asc())),
             (SortKey::Created, false) => q.order((users::created_at.desc(), users::id.desc())),
-            // Users who never signed in sort last either way, on both backends.
+            // Users who never signed in sort last either way, on both backends:
+            // they take a sign-in time beyond every real one in the sort's
+            // direction, then go by id. The expressions are those of the two
+            // last sign-in indexes in the migrations, so the sort walks an index.
             (SortKey::LastLogin, true) => q.order((
-                sql::<Bool>("users.last_login_at IS NULL").asc(),
-                users::last_login_at.asc(),
+                sql::<Timestamp>(LAST_LOGIN_NULLS_LAST_ASC).asc(),
                 users::id.asc(),
             )),
             (SortKey::LastLogin, false) => q.order((
-                sql::<Bool>("users.last_login_at IS NULL").asc(),
-                users::last_login_at.desc(),
+                sql::<Timestamp>(LAST_LOGIN_NULLS_LAST_DESC).desc(),
                 users::id.desc(),
             )),
         }
@@ -272,6 +332,142 @@ impl UserQuery {
         self.run_scoped(conn, scope.as_deref())
     }
 
+    /// Whether any filter reads a column of `users` itself (rather than a set
+    /// of user ids from `memberships` or `user_tags`).
+    fn filters_user_columns(&self) -> bool {
+        self.search.as_deref().is_some_and(|t| !t.trim().is_empty())
+            || self.status.is_some()
+            || self.staff != StaffFilter::All
+            || self.created_from.is_some()
+            || self.created_to.is_some()
+            || self.last_login != LastLogin::Any
+    }
+
+    /// The exact count when the only filter is one set of user ids (an
+    /// organization and/or role, tags any of, one tag, or tags none of): taken
+    /// from `memberships` / `user_tags` alone, whose foreign keys keep them to
+    /// existing users, instead of visiting every matching user. `None` when
+    /// the query has other filters.
+    fn count_from_sets(
+        &self,
+        conn: &mut DbConnection,
+        scope: Option<&[i64]>,
+    ) -> QueryResult<Option<i64>> {
+        if scope.is_some() || self.filters_user_columns() {
+            return Ok(None);
+        }
+        let by_org = self.organization.is_some() || self.org_role.is_some();
+        let mut all = self.tags_all.clone();
+        all.sort_unstable();
+        all.dedup();
+        let sets = [
+            by_org,
+            !all.is_empty(),
+            !self.tags_any.is_empty(),
+            !self.tags_none.is_empty(),
+        ];
+        if sets.iter().filter(|s| **s).count() != 1 {
+            return Ok(None);
+        }
+        if by_org {
+            let mut q = memberships::table.into_boxed::<Backend>();
+            if let Some(org) = self.organization {
+                q = q.filter(memberships::organization_id.eq(org));
+            }
+            if let Some(role) = self.org_role {
+                q = q.filter(memberships::role.eq(role.as_str()));
+            }
+            // (user, organization) is the key: within one organization each user counts once.
+            let n = if self.organization.is_some() {
+                q.select(count_star()).get_result(conn)?
+            } else {
+                q.select(count(memberships::user_id).aggregate_distinct())
+                    .get_result(conn)?
+            };
+            return Ok(Some(n));
+        }
+        if !all.is_empty() {
+            // (user, tag) is the key of user_tags: each user appears once per join.
+            let n = diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM ({}) s",
+                all_tags_subquery(&all)
+            ))
+            .get_result::<Count>(conn)?
+            .n;
+            return Ok(Some(n));
+        }
+        let (tags, none) = if self.tags_any.is_empty() {
+            (&self.tags_none, true)
+        } else {
+            (&self.tags_any, false)
+        };
+        let tagged_rows = user_tags::table.filter(user_tags::tag_id.eq_any(tags));
+        // (user, tag) is the key: with one tag each user counts once without DISTINCT.
+        let tagged: i64 = if tags.len() == 1 {
+            tagged_rows.count().get_result(conn)?
+        } else {
+            tagged_rows
+                .select(count(user_tags::user_id).aggregate_distinct())
+                .get_result(conn)?
+        };
+        if !none {
+            return Ok(Some(tagged));
+        }
+        let users: i64 = users::table.count().get_result(conn)?;
+        Ok(Some(users - tagged))
+    }
+
+    /// Whether the page is better found by walking the sort order's index and
+    /// testing each user against the id sets (dense sets, deep pages) than by
+    /// reading every member and sorting (small sets). Scanning costs about
+    /// `end * users / total` index entries, fetching `total` rows at roughly
+    /// ten times an entry each; `users` is estimated from the largest id.
+    fn walk_sort_index(&self, conn: &mut DbConnection, total: i64, end: i64) -> QueryResult<bool> {
+        let sets = self.organization.is_some()
+            || self.org_role.is_some()
+            || !self.tags_all.is_empty()
+            || !self.tags_any.is_empty();
+        if conn.kind() != BackendKind::Sqlite || !sets || total == 0 {
+            return Ok(false);
+        }
+        let max_id: Option<i64> = users::table
+            .select(diesel::dsl::max(users::id))
+            .get_result(conn)?;
+        let users = max_id.unwrap_or(0) as f64;
+        Ok((total as f64) * (total as f64) * 10.0 >= (end as f64) * users)
+    }
+
+    /// The rows of one page in sort order. The page's ids are picked first, so
+    /// sorting and skipping (OFFSET) move index entries rather than whole rows;
+    /// only the page's own rows are then read in full.
+    fn load_page(
+        &self,
+        conn: &mut DbConnection,
+        scope: Option<&[i64]>,
+        limit: i64,
+        offset: i64,
+        walk: bool,
+    ) -> QueryResult<Vec<User>> {
+        let kind = conn.kind();
+        let ids: Vec<i64> = self
+            .sorted(self.filtered(kind, scope, walk))
+            .select(users::id)
+            .limit(limit)
+            .offset(offset)
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows: Vec<User> = users::table
+            .filter(users::id.eq_any(&ids))
+            .select(User::as_select())
+            .load(conn)?;
+        let position: HashMap<i64, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        rows.sort_by_key(|u| position.get(&u.id).copied().unwrap_or(usize::MAX));
+        Ok(rows)
+    }
+
     /// Runs the query limited to `scope` organizations (`None`: all users).
     pub fn run_scoped(
         &self,
@@ -280,13 +476,17 @@ impl UserQuery {
     ) -> CoreResult<Page<User>> {
         self.validate()?;
         let kind = conn.kind();
-        let total: i64 = self.filtered(kind, scope).count().get_result(conn)?;
-        let items = self
-            .sorted(self.filtered(kind, scope))
-            .select(User::as_select())
-            .limit(self.limit)
-            .offset((self.page - 1) * self.limit)
-            .load(conn)?;
+        let total: i64 = match self.count_from_sets(conn, scope)? {
+            Some(n) => n,
+            None => self.filtered(kind, scope, false).count().get_result(conn)?,
+        };
+        let offset = (self.page - 1) * self.limit;
+        let walk = self.walk_sort_index(conn, total, offset + self.limit)?;
+        let items = if offset >= total {
+            Vec::new()
+        } else {
+            self.load_page(conn, scope, self.limit, offset, walk)?
+        };
         Ok(Page {
             items,
             page: self.page,
@@ -304,15 +504,9 @@ impl UserQuery {
         batch: i64,
         mut f: impl FnMut(&[User]) -> CoreResult<()>,
     ) -> CoreResult<()> {
-        let kind = conn.kind();
         let mut offset = 0;
         loop {
-            let rows: Vec<User> = self
-                .sorted(self.filtered(kind, scope))
-                .select(User::as_select())
-                .limit(batch)
-                .offset(offset)
-                .load(conn)?;
+            let rows = self.load_page(conn, scope, batch, offset, false)?;
             if rows.is_empty() {
                 return Ok(());
             }
