@@ -62,6 +62,8 @@ pub struct FrontdeskBuilder {
     hash_queue_timeout: Option<std::time::Duration>,
     trust_forwarded_for: bool,
     hooks: Option<Arc<dyn Hooks>>,
+    admin_prefix: Option<String>,
+    admin_authorizer: Option<frontdesk_web::admin::AdminAuthorizer>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -83,6 +85,8 @@ impl Default for FrontdeskBuilder {
             hash_queue_timeout: None,
             trust_forwarded_for: false,
             hooks: None,
+            admin_prefix: None,
+            admin_authorizer: None,
         }
     }
 }
@@ -188,6 +192,23 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// Where the admin pages are mounted (default `/admin`).
+    pub fn admin_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.admin_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The host decides who may open the admin pages, and as whom: a function
+    /// of the request returning the [`Actor`] or a refusal. Without it, staff
+    /// and organization admins signed in through the auth pages may.
+    pub fn admin_authorizer(
+        mut self,
+        f: impl Fn(&actix_web::HttpRequest) -> Result<Actor, WebError> + Send + Sync + 'static,
+    ) -> Self {
+        self.admin_authorizer = Some(Arc::new(f));
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -242,6 +263,16 @@ impl FrontdeskBuilder {
             settings.hash_queue_timeout = d;
         }
         settings.trust_forwarded_for = self.trust_forwarded_for;
+        if let Some(p) = self.admin_prefix {
+            let p = p.trim_end_matches('/').to_owned();
+            if !p.starts_with('/') || p.len() < 2 || p == settings.auth_prefix {
+                return Err(CoreError::Config(
+                    "admin_prefix must start with / and differ from auth_prefix".into(),
+                ));
+            }
+            settings.admin_prefix = p;
+        }
+        settings.admin_authorizer = self.admin_authorizer;
 
         let backend = DatabaseUrl::parse(&url)?.kind();
         let pool = db::connect(&url, self.pool_size)?;

@@ -372,3 +372,16 @@ pub fn remove_member(
         Ok(())
     })
 }
+
+/// A user's memberships with their organizations, by organization name.
+pub fn memberships_of(
+    conn: &mut DbConnection,
+    user_id: i64,
+) -> CoreResult<Vec<(Membership, Organization)>> {
+    Ok(memberships::table
+        .inner_join(organizations::table)
+        .filter(memberships::user_id.eq(user_id))
+        .order(organizations::name.asc())
+        .select((Membership::as_select(), Organization::as_select()))
+        .load(conn)?)
+}

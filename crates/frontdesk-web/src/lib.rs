@@ -3,6 +3,7 @@
 //! security headers and the embedded templates. No SQL here: every database
 //! call goes through a core function inside `web::block`.
 
+pub mod admin;
 pub mod assets;
 pub mod csrf;
 pub mod current_user;
@@ -27,9 +28,17 @@ pub use state::{FrontdeskState, Settings};
 pub fn configure(state: FrontdeskState) -> impl FnOnce(&mut ServiceConfig) + Clone {
     move |cfg: &mut ServiceConfig| {
         let prefix = state.prefix().to_owned();
+        let admin_prefix = state.settings().admin_prefix.clone();
         cfg.app_data(web::Data::new(state));
         cfg.service(auth_scope(&prefix));
+        cfg.service(admin_scope(&admin_prefix));
     }
+}
+
+/// The admin pages at `prefix` (`configure` mounts them at the configured
+/// admin prefix, default `/admin`). Mount the JSON API before this scope.
+pub fn admin_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
+    admin::scope(prefix)
 }
 
 /// The auth pages; `configure` mounts them, or a host may mount this scope

@@ -42,6 +42,11 @@ pub struct Settings {
     /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     pub site_name: String,
+    /// Where the admin pages are mounted (default `/admin`).
+    pub admin_prefix: String,
+    /// The host's own decision on who may open the admin pages; without one,
+    /// frontdesk's signed-in staff and organization admins may.
+    pub admin_authorizer: Option<crate::admin::AdminAuthorizer>,
 }
 
 impl Settings {
@@ -60,6 +65,8 @@ impl Settings {
             hash_queue_timeout: std::time::Duration::from_secs(10),
             trust_forwarded_for: false,
             site_name: "frontdesk".into(),
+            admin_prefix: crate::admin::DEFAULT_PREFIX.into(),
+            admin_authorizer: None,
         }
     }
 }

@@ -25,6 +25,18 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "auth/password_reset_invalid.html",
     "auth/password_reset_email.txt",
     "auth/password_reset_email.html",
+    "admin/base.html",
+    "admin/macros.html",
+    "admin/dashboard.html",
+    "admin/users.html",
+    "admin/users_delete.html",
+    "admin/user.html",
+    "admin/sessions.html",
+    "admin/login_attempts.html",
+    "admin/organizations.html",
+    "admin/organization.html",
+    "admin/audit.html",
+    "admin/api_keys.html",
 );
 
 /// The embedded templates, with the host's files of the same names in their place.
