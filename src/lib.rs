@@ -33,6 +33,7 @@ pub use frontdesk_core as core;
 pub use frontdesk_core::hooks::Hooks;
 pub use frontdesk_core::login_attempts::LockoutPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
+pub use frontdesk_mail as mail;
 pub use frontdesk_web as web;
 pub use frontdesk_web::{
     role, security_headers, CurrentUser, FrontdeskState, OptionalUser, Staff, WebError,
@@ -58,8 +59,11 @@ pub struct FrontdeskBuilder {
     template_dir: Option<PathBuf>,
     secret_key: Option<Vec<u8>>,
     max_concurrent_hashes: Option<usize>,
+    hash_queue_timeout: Option<std::time::Duration>,
     trust_forwarded_for: bool,
     hooks: Option<Arc<dyn Hooks>>,
+    admin_prefix: Option<String>,
+    admin_authorizer: Option<frontdesk_web::admin::AdminAuthorizer>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -78,8 +82,11 @@ impl Default for FrontdeskBuilder {
             template_dir: None,
             secret_key: None,
             max_concurrent_hashes: None,
+            hash_queue_timeout: None,
             trust_forwarded_for: false,
             hooks: None,
+            admin_prefix: None,
+            admin_authorizer: None,
         }
     }
 }
@@ -160,9 +167,16 @@ impl FrontdeskBuilder {
         self
     }
 
-    /// Cap on concurrent argon2 runs (default: the number of CPUs).
+    /// Cap on concurrent argon2 runs (default: CPUs − 1, at least 1, so one
+    /// core keeps serving requests during a login flood).
     pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
         self.max_concurrent_hashes = Some(n);
+        self
+    }
+
+    /// How long a sign-in waits for an argon2 slot before a 503 (default 10 s).
+    pub fn hash_queue_timeout(mut self, d: std::time::Duration) -> Self {
+        self.hash_queue_timeout = Some(d);
         self
     }
 
@@ -175,6 +189,23 @@ impl FrontdeskBuilder {
     /// The host's callbacks (signed in, login failed, user created, deleted).
     pub fn hooks(mut self, hooks: impl Hooks) -> Self {
         self.hooks = Some(Arc::new(hooks));
+        self
+    }
+
+    /// Where the admin pages are mounted (default `/admin`).
+    pub fn admin_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.admin_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The host decides who may open the admin pages, and as whom: a function
+    /// of the request returning the [`Actor`] or a refusal. Without it, staff
+    /// and organization admins signed in through the auth pages may.
+    pub fn admin_authorizer(
+        mut self,
+        f: impl Fn(&actix_web::HttpRequest) -> Result<Actor, WebError> + Send + Sync + 'static,
+    ) -> Self {
+        self.admin_authorizer = Some(Arc::new(f));
         self
     }
 
@@ -228,7 +259,20 @@ impl FrontdeskBuilder {
         if let Some(n) = self.max_concurrent_hashes {
             settings.max_concurrent_hashes = n;
         }
+        if let Some(d) = self.hash_queue_timeout {
+            settings.hash_queue_timeout = d;
+        }
         settings.trust_forwarded_for = self.trust_forwarded_for;
+        if let Some(p) = self.admin_prefix {
+            let p = p.trim_end_matches('/').to_owned();
+            if !p.starts_with('/') || p.len() < 2 || p == settings.auth_prefix {
+                return Err(CoreError::Config(
+                    "admin_prefix must start with / and differ from auth_prefix".into(),
+                ));
+            }
+            settings.admin_prefix = p;
+        }
+        settings.admin_authorizer = self.admin_authorizer;
 
         let backend = DatabaseUrl::parse(&url)?.kind();
         let pool = db::connect(&url, self.pool_size)?;

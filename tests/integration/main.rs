@@ -4,6 +4,12 @@
 mod support;
 mod web_app;
 
+mod admin_access;
+mod admin_browser;
+mod admin_fixture;
+mod admin_pages;
+mod admin_users;
+mod admin_users_timing;
 mod api_keys;
 mod api_v1_auth;
 mod api_v1_invitations;

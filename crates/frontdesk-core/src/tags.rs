@@ -135,3 +135,13 @@ pub fn tags_of(conn: &mut DbConnection, user_id: i64) -> CoreResult<Vec<Tag>> {
         .select(Tag::as_select())
         .load(conn)?)
 }
+
+/// The tags of many users at once, as `(user_id, tag)` (for list pages).
+pub fn tags_of_many(conn: &mut DbConnection, ids: &[i64]) -> CoreResult<Vec<(i64, Tag)>> {
+    Ok(tags::table
+        .inner_join(user_tags::table)
+        .filter(user_tags::user_id.eq_any(ids))
+        .order(tags::name.asc())
+        .select((user_tags::user_id, Tag::as_select()))
+        .load(conn)?)
+}

@@ -3,6 +3,7 @@
 //! security headers and the embedded templates. No SQL here: every database
 //! call goes through a core function inside `web::block`.
 
+pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod csrf;
@@ -10,6 +11,7 @@ pub mod current_user;
 pub mod error;
 pub mod headers;
 pub mod login;
+pub mod password_change;
 pub mod password_resets;
 pub mod sessions;
 pub mod state;
@@ -27,16 +29,26 @@ pub use state::{FrontdeskState, Settings};
 pub fn configure(state: FrontdeskState) -> impl FnOnce(&mut ServiceConfig) + Clone {
     move |cfg: &mut ServiceConfig| {
         let prefix = state.prefix().to_owned();
+        let admin_prefix = state.settings().admin_prefix.clone();
         cfg.app_data(web::Data::new(state));
-        cfg.service(api_scope(api::DEFAULT_PREFIX));
         cfg.service(auth_scope(&prefix));
+        // Before the admin pages, whose scope would otherwise take its paths.
+        cfg.service(api_scope(&format!("{admin_prefix}{}", api::SUFFIX)));
+        cfg.service(admin_scope(&admin_prefix));
     }
 }
 
-/// The JSON admin API at `prefix` (`configure` mounts it at `/admin/api/v1`).
-/// Mount it before a scope whose prefix contains it, such as the admin pages.
+/// The JSON admin API at `prefix` (`configure` mounts it at the admin prefix
+/// plus `/api/v1`, by default `/admin/api/v1`). Mount it before a scope whose
+/// prefix contains it, such as the admin pages.
 pub fn api_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     api::scope(prefix)
+}
+
+/// The admin pages at `prefix` (`configure` mounts them at the configured
+/// admin prefix, default `/admin`). Mount the JSON API before this scope.
+pub fn admin_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
+    admin::scope(prefix)
 }
 
 /// The auth pages; `configure` mounts them, or a host may mount this scope
@@ -44,6 +56,25 @@ pub fn api_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
 pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     web::scope(prefix)
         .wrap(security_headers())
+        // Malformed bodies get our error format, not the framework's plain text.
+        .app_data(
+            web::FormConfig::default()
+                .limit(16 * 1024)
+                .error_handler(|e, req| {
+                    WebError::bad_request(format!("The form could not be read: {e}"))
+                        .for_request(req)
+                        .into()
+                }),
+        )
+        .app_data(
+            web::JsonConfig::default()
+                .limit(16 * 1024)
+                .error_handler(|e, _| {
+                    WebError::bad_request(format!("The JSON body could not be read: {e}"))
+                        .json(true)
+                        .into()
+                }),
+        )
         .route("/login", web::get().to(login::login_page))
         .route("/login", web::post().to(login::login_submit))
         .route("/logout", web::post().to(login::logout))
@@ -63,6 +94,8 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             "/password-reset/{token}",
             web::post().to(password_resets::form_submit),
         )
+        .route("/password", web::get().to(password_change::page))
+        .route("/password", web::post().to(password_change::submit))
         .route("/sessions", web::get().to(sessions::list))
         .route(
             "/sessions/revoke-others",

@@ -88,6 +88,7 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
         email: p.text("email", 254),
         ip: p.text("ip", 64),
         success: p.boolean("success"),
+        ..AttemptFilter::default()
     };
     p.finish()?;
     let (rows, total) = state

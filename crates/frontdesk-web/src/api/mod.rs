@@ -21,8 +21,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 pub use auth::ApiActor;
 
-/// Where `configure` mounts the API.
+/// Where `configure` mounts the API by default.
 pub const DEFAULT_PREFIX: &str = "/admin/api/v1";
+
+/// `configure` mounts the API at the admin prefix followed by this.
+pub const SUFFIX: &str = "/api/v1";
 
 /// The prefix the API is mounted at, for the OpenAPI document's server URL.
 #[derive(Debug, Clone)]

@@ -131,7 +131,11 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
     page_of(
         &state,
         api,
-        SessionFilter { user_id, live_only },
+        SessionFilter {
+            user_id,
+            live_only,
+            ..SessionFilter::default()
+        },
         paging,
         None,
     )
@@ -161,6 +165,7 @@ pub async fn of_user(
     let filter = SessionFilter {
         user_id: Some(id),
         live_only,
+        ..SessionFilter::default()
     };
     page_of(&state, api, filter, paging, Some(id)).await
 }

@@ -1,0 +1,270 @@
+//! Organizations: the list, creating one (staff), and one organization's page:
+//! name, allowed email domains and members with their roles.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use diesel::Connection;
+use frontdesk_core::authz::{can, Action, Target};
+use frontdesk_core::{organizations, users as core_users, CoreError, OrgRole};
+use serde::Serialize;
+use tera::Context;
+
+use super::{finish, render, show_time, verify, Admin, Params, State};
+use crate::error::WebError;
+
+#[derive(Serialize)]
+struct OrgRow {
+    id: i64,
+    slug: String,
+    name: String,
+    domains: String,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+struct MemberRow {
+    user_id: i64,
+    email: String,
+    role: String,
+    since: String,
+}
+
+fn org_url(state: &State, id: i64) -> String {
+    format!("{}/organizations/{id}", state.settings().admin_prefix)
+}
+
+pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpResponse, WebError> {
+    let actor = admin.actor.clone();
+    let orgs = state
+        .db(move |conn| organizations::list(conn, &actor))
+        .await?;
+    let rows: Vec<OrgRow> = orgs
+        .into_iter()
+        .map(|o| OrgRow {
+            domains: o.domains().join(", "),
+            id: o.id,
+            slug: o.slug,
+            name: o.name,
+            created_at: show_time(o.created_at),
+        })
+        .collect();
+    let mut ctx = Context::new();
+    ctx.insert("rows", &rows);
+    render(
+        &req,
+        &state,
+        &admin,
+        "admin/organizations.html",
+        "organizations",
+        ctx,
+    )
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let form = Params::parse(&body);
+    verify(&req, &state, &form)?;
+    let actor = admin.actor.clone();
+    let (slug, name, domains) = (form.text("slug"), form.text("name"), form.text("domains"));
+    let result = state
+        .db(move |conn| organizations::create(conn, &actor, &slug, &name, &domains))
+        .await;
+    let list = format!("{}/organizations", state.settings().admin_prefix);
+    match result {
+        Ok(org) => Ok(super::redirect(
+            &state,
+            &org_url(&state, org.id),
+            "ok",
+            &format!("Organization {} created.", org.name),
+        )),
+        Err(e) => finish(&state, Err::<(), _>(e), &list, |_| String::new()),
+    }
+}
+
+pub async fn page(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, WebError> {
+    let id = path.into_inner();
+    if !can(&admin.actor, Action::View, &Target::Organization(id)) {
+        return Err(WebError::not_found());
+    }
+    let (org, members) = state
+        .db(move |conn| {
+            let org = organizations::get(conn, id)?;
+            let members = organizations::members(conn, id)?;
+            Ok::<_, CoreError>((org, members))
+        })
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert(
+        "org",
+        &OrgRow {
+            domains: org.domains().join(", "),
+            id: org.id,
+            slug: org.slug.clone(),
+            name: org.name.clone(),
+            created_at: show_time(org.created_at),
+        },
+    );
+    ctx.insert(
+        "members",
+        &members
+            .into_iter()
+            .map(|(m, email)| MemberRow {
+                user_id: m.user_id,
+                email,
+                role: m.role,
+                since: show_time(m.created_at),
+            })
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert(
+        "can_edit",
+        &can(&admin.actor, Action::Edit, &Target::Organization(id)),
+    );
+    ctx.insert(
+        "can_add",
+        &can(
+            &admin.actor,
+            Action::GrantOrgRole(OrgRole::Member),
+            &Target::Organization(id),
+        ),
+    );
+    ctx.insert(
+        "roles",
+        &OrgRole::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+    );
+    render(
+        &req,
+        &state,
+        &admin,
+        "admin/organization.html",
+        "organizations",
+        ctx,
+    )
+}
+
+/// Renames and sets the allowed domains in one transaction.
+pub async fn edit(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let id = path.into_inner();
+    let form = Params::parse(&body);
+    verify(&req, &state, &form)?;
+    if !can(&admin.actor, Action::View, &Target::Organization(id)) {
+        return Err(WebError::not_found());
+    }
+    let actor = admin.actor.clone();
+    let (name, domains) = (form.text("name"), form.text("domains"));
+    let result = state
+        .db(move |conn| {
+            conn.transaction::<_, CoreError, _>(|conn| {
+                let org = organizations::get(conn, id)?;
+                if org.name != name {
+                    organizations::rename(conn, &actor, id, &name)?;
+                }
+                organizations::set_allowed_domains(conn, &actor, id, &domains)?;
+                Ok(())
+            })
+        })
+        .await;
+    finish(&state, result, &org_url(&state, id), |_| {
+        "Organization saved.".into()
+    })
+}
+
+fn parse_role(form: &Params) -> Result<OrgRole, CoreError> {
+    form.get("role")
+        .and_then(OrgRole::parse)
+        .ok_or(CoreError::Invalid {
+            field: "role",
+            reason: "must be owner, admin or member".into(),
+        })
+}
+
+pub async fn add_member(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let id = path.into_inner();
+    let form = Params::parse(&body);
+    verify(&req, &state, &form)?;
+    if !can(&admin.actor, Action::View, &Target::Organization(id)) {
+        return Err(WebError::not_found());
+    }
+    let actor = admin.actor.clone();
+    let email = form.text("email");
+    let role = parse_role(&form);
+    let result = state
+        .db(move |conn| {
+            let role = role?;
+            let user = core_users::find_by_email(conn, &email)?.ok_or(CoreError::Invalid {
+                field: "email",
+                reason: "no user has this address; invite them instead".into(),
+            })?;
+            organizations::add_member(conn, &actor, id, user.id, role)?;
+            Ok::<_, CoreError>(user.email)
+        })
+        .await;
+    finish(&state, result, &org_url(&state, id), |email| {
+        format!("{email} added.")
+    })
+}
+
+pub async fn change_role(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<(i64, i64)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let (id, user) = path.into_inner();
+    let form = Params::parse(&body);
+    verify(&req, &state, &form)?;
+    if !can(&admin.actor, Action::View, &Target::Organization(id)) {
+        return Err(WebError::not_found());
+    }
+    let actor = admin.actor.clone();
+    let role = parse_role(&form);
+    let result = state
+        .db(move |conn| organizations::change_role(conn, &actor, id, user, role?))
+        .await;
+    finish(&state, result, &org_url(&state, id), |_| {
+        "Role changed.".into()
+    })
+}
+
+pub async fn remove_member(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<(i64, i64)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let (id, user) = path.into_inner();
+    let form = Params::parse(&body);
+    verify(&req, &state, &form)?;
+    if !can(&admin.actor, Action::View, &Target::Organization(id)) {
+        return Err(WebError::not_found());
+    }
+    let actor = admin.actor.clone();
+    let result = state
+        .db(move |conn| organizations::remove_member(conn, &actor, id, user))
+        .await;
+    finish(&state, result, &org_url(&state, id), |_| {
+        "Member removed.".into()
+    })
+}

@@ -1,0 +1,419 @@
+//! The users list: search, every filter of the users query in the URL (so a
+//! view can be bookmarked), sort, pagination, and bulk actions on the selected
+//! rows. A bulk action is all or nothing: one refused user changes no one.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use diesel::Connection;
+use frontdesk_core::users::query::{LastLogin, SortDir, SortKey, StaffFilter, UserQuery};
+use frontdesk_core::users::{self as core_users, UserStatus};
+use frontdesk_core::{organizations, sessions, tags, CoreError, OrgRole, StaffRole};
+use serde::Serialize;
+use tera::Context;
+
+use super::{finish, redirect, render, show_opt, verify, Admin, Params, State};
+use crate::error::WebError;
+
+/// At most this many users in one bulk action (one page of the list).
+pub const MAX_BULK: usize = 100;
+
+#[derive(Serialize)]
+struct Row {
+    id: i64,
+    name: String,
+    email: String,
+    staff_role: Option<String>,
+    organizations: Vec<String>,
+    tags: Vec<String>,
+    status: String,
+    suspended: bool,
+    last_login: String,
+    local_login: bool,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+struct Choice {
+    id: i64,
+    name: String,
+}
+
+fn parse_query(p: &Params) -> Result<UserQuery, WebError> {
+    let mut q = UserQuery {
+        search: p.get("q").map(|s| s.chars().take(200).collect()),
+        ..UserQuery::default()
+    };
+    q.status = match p.get("status") {
+        None => None,
+        Some(s) => Some(
+            UserStatus::parse(s)
+                .ok_or_else(|| WebError::bad_request("status must be active or suspended"))?,
+        ),
+    };
+    q.staff = match p.get("staff") {
+        None | Some("all") => StaffFilter::All,
+        Some("staff") => StaffFilter::Staff,
+        Some("not_staff") => StaffFilter::NotStaff,
+        Some(r) => StaffFilter::Is(StaffRole::parse(r).ok_or_else(|| {
+            WebError::bad_request("staff must be staff, not_staff, viewer, admin or owner")
+        })?),
+    };
+    q.organization = p.int("org")?;
+    q.org_role = match p.get("org_role") {
+        None => None,
+        Some(r) => Some(
+            OrgRole::parse(r)
+                .ok_or_else(|| WebError::bad_request("org_role must be owner, admin or member"))?,
+        ),
+    };
+    q.tags_all = p.ids("tags_all")?;
+    q.tags_any = p.ids("tags_any")?;
+    q.tags_none = p.ids("tags_none")?;
+    q.created_from = p.date("created_from")?;
+    q.created_to = p.date_end("created_to")?;
+    q.last_login = match p.get("last_login") {
+        None | Some("any") => {
+            let (from, to) = (p.date("last_from")?, p.date_end("last_to")?);
+            if from.is_some() || to.is_some() {
+                LastLogin::Between(from, to)
+            } else {
+                LastLogin::Any
+            }
+        }
+        Some("never") => LastLogin::Never,
+        Some("range") => LastLogin::Between(p.date("last_from")?, p.date_end("last_to")?),
+        Some(_) => {
+            return Err(WebError::bad_request(
+                "last_login must be any, never or range",
+            ))
+        }
+    };
+    q.sort = match p.get("sort") {
+        None | Some("created") => SortKey::Created,
+        Some("email") => SortKey::Email,
+        Some("name") => SortKey::Name,
+        Some("last_login") => SortKey::LastLogin,
+        Some(_) => {
+            return Err(WebError::bad_request(
+                "sort must be created, email, name or last_login",
+            ))
+        }
+    };
+    q.dir = match p.get("dir") {
+        None | Some("desc") => SortDir::Desc,
+        Some("asc") => SortDir::Asc,
+        Some(_) => return Err(WebError::bad_request("dir must be asc or desc")),
+    };
+    q.page = p.page()?;
+    q.limit = match p.int("limit")? {
+        None => 50,
+        Some(l) if (1..=100).contains(&l) => l,
+        Some(_) => return Err(WebError::bad_request("limit must be between 1 and 100")),
+    };
+    Ok(q)
+}
+
+pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpResponse, WebError> {
+    let p = Params::query(&req);
+    let query = parse_query(&p)?;
+    let actor = admin.actor.clone();
+    let (page, orgs, all_tags, roles, user_tags) = state
+        .db(move |conn| {
+            let page = query.run(conn, &actor)?;
+            let orgs = organizations::list(conn, &actor)?;
+            let all_tags = tags::list(conn)?;
+            let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
+            let roles = core_users::roles_of_many(conn, &ids)?;
+            let user_tags = tags::tags_of_many(conn, &ids)?;
+            Ok::<_, CoreError>((page, orgs, all_tags, roles, user_tags))
+        })
+        .await?;
+    let org_names: HashMap<i64, &str> = orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
+    let visible = admin.scope();
+    let rows: Vec<Row> = page
+        .items
+        .iter()
+        .map(|u| Row {
+            id: u.id,
+            name: u.name(),
+            email: u.email.clone(),
+            staff_role: u.staff_role.clone(),
+            organizations: roles
+                .iter()
+                .filter(|(uid, org, _)| {
+                    *uid == u.id && visible.as_ref().is_none_or(|v| v.contains(org))
+                })
+                .map(|(_, org, role)| {
+                    format!("{} ({role})", org_names.get(org).copied().unwrap_or("?"))
+                })
+                .collect(),
+            tags: user_tags
+                .iter()
+                .filter(|(uid, _)| *uid == u.id)
+                .map(|(_, t)| t.name.clone())
+                .collect(),
+            status: u.status.clone(),
+            suspended: u.is_suspended(),
+            last_login: show_opt(u.last_login_at),
+            local_login: u.local_login_enabled,
+            created_at: super::show_time(u.created_at),
+        })
+        .collect();
+
+    let base = format!("{}/users", state.settings().admin_prefix);
+    let keep = p.pairs_without(&["page"]);
+    let page_link = |n: i64| {
+        if keep.is_empty() {
+            format!("{base}?page={n}")
+        } else {
+            format!("{base}?{keep}&page={n}")
+        }
+    };
+    let pages = page.pages();
+    let keep_sort = p.pairs_without(&["page", "sort", "dir"]);
+    let sort_link = |key: &str| {
+        let current = p.get("sort").unwrap_or("created") == key;
+        let dir = if current && p.get("dir") != Some("asc") {
+            "asc"
+        } else {
+            "desc"
+        };
+        let sep = if keep_sort.is_empty() { "" } else { "&" };
+        format!("{base}?{keep_sort}{sep}sort={key}&dir={dir}")
+    };
+    let mut ctx = Context::new();
+    ctx.insert("rows", &rows);
+    ctx.insert("total", &page.total);
+    ctx.insert("page", &page.page);
+    ctx.insert("pages", &pages);
+    ctx.insert(
+        "prev_link",
+        &(page.page > 1).then(|| page_link(page.page - 1)),
+    );
+    ctx.insert(
+        "next_link",
+        &(page.page < pages).then(|| page_link(page.page + 1)),
+    );
+    let sorts: HashMap<&str, String> = ["name", "email", "created", "last_login"]
+        .into_iter()
+        .map(|k| (k, sort_link(k)))
+        .collect();
+    ctx.insert("sort_links", &sorts);
+    ctx.insert("return_query", &p.pairs_without(&[]));
+    ctx.insert(
+        "organizations",
+        &orgs
+            .iter()
+            .map(|o| Choice {
+                id: o.id,
+                name: o.name.clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert(
+        "tags",
+        &all_tags
+            .iter()
+            .map(|t| Choice {
+                id: t.id,
+                name: t.name.clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    // The filter form shows what the URL asked for.
+    let f: HashMap<&str, String> = [
+        "q",
+        "status",
+        "staff",
+        "org",
+        "org_role",
+        "created_from",
+        "created_to",
+        "last_login",
+        "last_from",
+        "last_to",
+        "sort",
+        "dir",
+        "limit",
+    ]
+    .into_iter()
+    .map(|k| (k, p.text(k)))
+    .collect();
+    ctx.insert("f", &f);
+    ctx.insert("f_org", &p.int("org")?);
+    ctx.insert("tags_all", &p.ids("tags_all")?);
+    ctx.insert("tags_any", &p.ids("tags_any")?);
+    ctx.insert("tags_none", &p.ids("tags_none")?);
+    render(&req, &state, &admin, "admin/users.html", "users", ctx)
+}
+
+/// What a bulk action does to each selected user.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BulkAction {
+    Suspend,
+    Restore,
+    AllowLocal,
+    DisableLocal,
+    AddTag,
+    RemoveTag,
+    RevokeSessions,
+    Delete,
+}
+
+impl BulkAction {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "suspend" => BulkAction::Suspend,
+            "restore" => BulkAction::Restore,
+            "allow_local_login" => BulkAction::AllowLocal,
+            "disable_local_login" => BulkAction::DisableLocal,
+            "add_tag" => BulkAction::AddTag,
+            "remove_tag" => BulkAction::RemoveTag,
+            "revoke_sessions" => BulkAction::RevokeSessions,
+            "delete" => BulkAction::Delete,
+            _ => return None,
+        })
+    }
+
+    fn done(self, n: usize) -> String {
+        let what = match self {
+            BulkAction::Suspend => "suspended",
+            BulkAction::Restore => "restored",
+            BulkAction::AllowLocal => "allowed to sign in with a password",
+            BulkAction::DisableLocal => "no longer allowed to sign in with a password",
+            BulkAction::AddTag => "tagged",
+            BulkAction::RemoveTag => "untagged",
+            BulkAction::RevokeSessions => "signed out everywhere",
+            BulkAction::Delete => "deleted",
+        };
+        format!("{n} user(s) {what}.")
+    }
+}
+
+/// The list URL to go back to, rebuilt from the parsed filters (never a raw
+/// string from the form, so it cannot point elsewhere).
+fn back_to(state: &State, form: &Params) -> String {
+    let q = Params::parse(form.get("return").unwrap_or("").as_bytes()).pairs_without(&[]);
+    let base = format!("{}/users", state.settings().admin_prefix);
+    if q.is_empty() {
+        base
+    } else {
+        format!("{base}?{q}")
+    }
+}
+
+pub async fn bulk(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let form = Params::parse(&body);
+    verify(&req, &state, &form)?;
+    let to = back_to(&state, &form);
+    let ids = form.ids("ids")?;
+    if ids.is_empty() {
+        return Ok(redirect(&state, &to, "error", "Select at least one user."));
+    }
+    if ids.len() > MAX_BULK {
+        return Ok(redirect(
+            &state,
+            &to,
+            "error",
+            &format!("Select at most {MAX_BULK} users at once."),
+        ));
+    }
+    let Some(action) = form.get("action").and_then(BulkAction::parse) else {
+        return Ok(redirect(&state, &to, "error", "Choose an action."));
+    };
+    if action == BulkAction::Delete && form.get("confirm") != Some("delete") {
+        return confirm_delete(&req, &state, &admin, ids, &form).await;
+    }
+    let reason = form.text("reason");
+    if action == BulkAction::Suspend && reason.is_empty() {
+        return Ok(redirect(
+            &state,
+            &to,
+            "error",
+            "Give a reason for the suspension.",
+        ));
+    }
+    let tag = form.int("tag")?;
+    if matches!(action, BulkAction::AddTag | BulkAction::RemoveTag) && tag.is_none() {
+        return Ok(redirect(&state, &to, "error", "Choose a tag."));
+    }
+    let actor = admin.actor.clone();
+    let hooks = state.hooks().clone();
+    let n = ids.len();
+    let result = state
+        .db(move |conn| {
+            conn.transaction::<_, CoreError, _>(|conn| {
+                for &id in &ids {
+                    match action {
+                        BulkAction::Suspend => {
+                            core_users::suspend(conn, &actor, id, &reason)?;
+                        }
+                        BulkAction::Restore => {
+                            core_users::restore(conn, &actor, id)?;
+                        }
+                        BulkAction::AllowLocal => {
+                            core_users::set_local_login(conn, &actor, id, true)?;
+                        }
+                        BulkAction::DisableLocal => {
+                            core_users::set_local_login(conn, &actor, id, false)?;
+                        }
+                        BulkAction::AddTag => {
+                            tags::assign(conn, &actor, id, tag.unwrap_or_default())?;
+                        }
+                        BulkAction::RemoveTag => {
+                            tags::unassign(conn, &actor, id, tag.unwrap_or_default())?;
+                        }
+                        BulkAction::RevokeSessions => {
+                            sessions::revoke_all_by_admin(conn, &actor, id)?;
+                        }
+                        BulkAction::Delete => core_users::delete(conn, &actor, id)?,
+                    }
+                }
+                Ok(())
+            })?;
+            if action == BulkAction::Delete {
+                for id in &ids {
+                    hooks.user_deleted(*id);
+                }
+            }
+            Ok::<_, CoreError>(())
+        })
+        .await;
+    // One refused user (not visible, not allowed) refuses the whole action.
+    finish(&state, result, &to, |_| action.done(n))
+}
+
+/// The confirmation step of a bulk delete: who goes, and what goes with them.
+async fn confirm_delete(
+    req: &HttpRequest,
+    state: &State,
+    admin: &Admin,
+    ids: Vec<i64>,
+    form: &Params,
+) -> Result<HttpResponse, WebError> {
+    let actor = admin.actor.clone();
+    let users = state
+        .db(move |conn| {
+            ids.iter()
+                .map(|&id| {
+                    core_users::get_for(conn, &actor, id, frontdesk_core::Action::View).map(|u| {
+                        Choice {
+                            id: u.id,
+                            name: format!("{} <{}>", u.name(), u.email),
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, CoreError>>()
+        })
+        .await?;
+    let mut ctx = Context::new();
+    ctx.insert("users", &users);
+    ctx.insert("return_query", &form.text("return"));
+    render(req, state, admin, "admin/users_delete.html", "users", ctx)
+}
