@@ -251,7 +251,11 @@ pub enum InviteRole {
 #[serde(deny_unknown_fields)]
 pub struct NewInvitationBody {
     /// Slug of the organization to join.
-    #[schema(example = "acme", max_length = 100)]
+    #[schema(
+        example = "acme",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub organization: String,
     #[schema(example = "ada@example.com", max_length = 254, format = Email)]
     pub email: String,
@@ -271,6 +275,7 @@ pub struct NewInvitationBody {
     request_body = NewInvitationBody,
     responses(
         (status = 201, description = "Invited; the mail is queued", body = InvitationOut),
+        (status = 404, description = "No such organization, or one the caller may not see", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already a member, or an invitation is pending", body = super::problem::Problem, content_type = "application/problem+json"),
     )
 )]
