@@ -33,6 +33,7 @@ pub use frontdesk_core as core;
 pub use frontdesk_core::hooks::Hooks;
 pub use frontdesk_core::login_attempts::LockoutPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
+pub use frontdesk_mail as mail;
 pub use frontdesk_web as web;
 pub use frontdesk_web::{
     role, security_headers, CurrentUser, FrontdeskState, OptionalUser, Staff, WebError,
@@ -58,6 +59,7 @@ pub struct FrontdeskBuilder {
     template_dir: Option<PathBuf>,
     secret_key: Option<Vec<u8>>,
     max_concurrent_hashes: Option<usize>,
+    hash_queue_timeout: Option<std::time::Duration>,
     trust_forwarded_for: bool,
     hooks: Option<Arc<dyn Hooks>>,
     admin_prefix: Option<String>,
@@ -80,6 +82,7 @@ impl Default for FrontdeskBuilder {
             template_dir: None,
             secret_key: None,
             max_concurrent_hashes: None,
+            hash_queue_timeout: None,
             trust_forwarded_for: false,
             hooks: None,
             admin_prefix: None,
@@ -164,9 +167,16 @@ impl FrontdeskBuilder {
         self
     }
 
-    /// Cap on concurrent argon2 runs (default: the number of CPUs).
+    /// Cap on concurrent argon2 runs (default: CPUs − 1, at least 1, so one
+    /// core keeps serving requests during a login flood).
     pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
         self.max_concurrent_hashes = Some(n);
+        self
+    }
+
+    /// How long a sign-in waits for an argon2 slot before a 503 (default 10 s).
+    pub fn hash_queue_timeout(mut self, d: std::time::Duration) -> Self {
+        self.hash_queue_timeout = Some(d);
         self
     }
 
@@ -248,6 +258,9 @@ impl FrontdeskBuilder {
         settings.secret_key = self.secret_key;
         if let Some(n) = self.max_concurrent_hashes {
             settings.max_concurrent_hashes = n;
+        }
+        if let Some(d) = self.hash_queue_timeout {
+            settings.hash_queue_timeout = d;
         }
         settings.trust_forwarded_for = self.trust_forwarded_for;
         if let Some(p) = self.admin_prefix {

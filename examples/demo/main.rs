@@ -1,1 +1,258 @@
-fn main() {}
+//! A small "notes" SaaS that mounts frontdesk: SQLite under `./demo-data/`, the
+//! auth pages at `/auth`, and one page of its own (`/notes`) behind
+//! `CurrentUser`. On first start it creates a staff owner and prints the login
+//! URL with a one-time password.
+//!
+//! `cargo run --example demo` (bind with `DEMO_ADDR=127.0.0.1:8080`, data
+//! folder with `DEMO_DATA=./demo-data`, public URL with `DEMO_BASE_URL`,
+//! another database with `DEMO_DATABASE_URL=postgres://…`, the cap on
+//! concurrent argon2 runs with `DEMO_MAX_HASHES`).
+//! Mail (password resets) goes through the outbox to `.eml` files in
+//! `demo-data/mail/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use actix_web::http::header;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use frontdesk::core::users;
+use frontdesk::mail::{MailConfig, Mailer, Transport};
+use frontdesk::web::csrf;
+use frontdesk::{CurrentUser, Frontdesk, OptionalUser};
+use rand::distributions::{Alphanumeric, DistString};
+use serde::Deserialize;
+
+const OWNER_EMAIL: &str = "owner@notes.example";
+
+/// The host's own data: notes per user, kept in a JSON file beside the database.
+struct Notes {
+    file: PathBuf,
+    by_user: Mutex<BTreeMap<i64, Vec<String>>>,
+}
+
+impl Notes {
+    fn open(file: PathBuf) -> Notes {
+        let by_user = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        Notes {
+            file,
+            by_user: Mutex::new(by_user),
+        }
+    }
+
+    fn list(&self, user: i64) -> Vec<String> {
+        self.by_user
+            .lock()
+            .map(|m| m.get(&user).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn add(&self, user: i64, text: String) -> std::io::Result<()> {
+        let snapshot = {
+            let mut map = self
+                .by_user
+                .lock()
+                .map_err(|_| std::io::Error::other("notes lock poisoned"))?;
+            map.entry(user).or_default().push(text);
+            serde_json::to_string(&*map).map_err(std::io::Error::other)?
+        };
+        std::fs::write(&self.file, snapshot)
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn page(title: &str, body: &str) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <link rel=\"stylesheet\" href=\"/auth/static/frontdesk.css\"></head>\
+         <body class=\"fd\"><main class=\"fd-card\"><p class=\"fd-site\">Notes</p>{body}</main></body></html>"
+    ))
+}
+
+async fn home(user: OptionalUser) -> HttpResponse {
+    match user.0 {
+        Some(me) => page(
+            "Notes",
+            &format!(
+                "<h1>Welcome back, {}</h1><p><a href=\"/notes\">Your notes</a></p>",
+                escape(&me.user.name())
+            ),
+        ),
+        None => page(
+            "Notes",
+            "<h1>Notes</h1><p>A tiny notes app.</p><p><a href=\"/auth/login\">Sign in</a></p>",
+        ),
+    }
+}
+
+async fn notes(me: CurrentUser, notes: web::Data<Notes>) -> HttpResponse {
+    let items: String = notes
+        .list(me.id())
+        .iter()
+        .map(|n| format!("<li>{}</li>", escape(n)))
+        .collect::<Vec<_>>()
+        .join("");
+    let csrf = escape(me.csrf_token());
+    page(
+        "Your notes",
+        &format!(
+            "<h1>Your notes</h1><p>Signed in as {email}.</p><ul>{items}</ul>\
+             <form method=\"post\" action=\"/notes\" class=\"fd-form\">\
+             <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+             <label>New note <input name=\"text\" required maxlength=\"500\"></label>\
+             <button type=\"submit\">Add</button></form>\
+             <p class=\"fd-aside\"><a href=\"/auth/sessions\">Your sessions</a></p>\
+             <form method=\"post\" action=\"/auth/logout\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+             <button type=\"submit\">Sign out</button></form>",
+            email = escape(&me.user.email),
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct NewNote {
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn add_note(
+    req: HttpRequest,
+    me: CurrentUser,
+    notes: web::Data<Notes>,
+    state: web::Data<frontdesk::FrontdeskState>,
+    form: web::Form<NewNote>,
+) -> Result<HttpResponse, frontdesk::WebError> {
+    // The host's own forms use frontdesk's CSRF check too.
+    csrf::verify(&req, &state, &form.csrf_token)?;
+    let text = form.text.trim();
+    if text.is_empty() || text.chars().count() > 500 {
+        return Err(frontdesk::WebError::bad_request(
+            "A note has 1 to 500 characters.",
+        ));
+    }
+    notes
+        .add(me.id(), text.to_owned())
+        .map_err(frontdesk::WebError::internal)?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/notes"))
+        .finish())
+}
+
+/// The same tiny handler with and without authentication, for the load bench.
+async fn hello_public() -> HttpResponse {
+    HttpResponse::Ok().body("hello")
+}
+
+async fn hello_private(_me: CurrentUser) -> HttpResponse {
+    HttpResponse::Ok().body("hello")
+}
+
+/// Creates the staff owner on first start; returns the one-time password.
+fn first_start(fd: &Frontdesk) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    let mut conn = fd.pool().get()?;
+    if users::find_by_email(&mut conn, OWNER_EMAIL)?.is_some() {
+        return Ok(None);
+    }
+    let password = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 20);
+    users::create_admin(&mut conn, OWNER_EMAIL, &password)?;
+    Ok(Some(password))
+}
+
+fn data_dir() -> std::io::Result<PathBuf> {
+    let dir = PathBuf::from(std::env::var("DEMO_DATA").unwrap_or_else(|_| "./demo-data".into()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn secret_key(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let file = dir.join("secret.key");
+    match std::fs::read(&file) {
+        Ok(k) if k.len() >= 32 => Ok(k),
+        _ => {
+            let key = Alphanumeric
+                .sample_string(&mut rand::rngs::OsRng, 48)
+                .into_bytes();
+            std::fs::write(&file, &key)?;
+            Ok(key)
+        }
+    }
+}
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let base_url = std::env::var("DEMO_BASE_URL").unwrap_or_else(|_| format!("http://{addr}"));
+    let dir = data_dir()?;
+    // SQLite in the data folder unless DEMO_DATABASE_URL names another database.
+    let database_url = std::env::var("DEMO_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("notes.db").display()));
+    let mut builder = Frontdesk::builder();
+    if let Some(n) = std::env::var("DEMO_MAX_HASHES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        builder = builder.max_concurrent_hashes(n);
+    }
+    let frontdesk = builder
+        .database_url(database_url.clone())
+        .base_url(&base_url)
+        .site_name("Notes")
+        .after_login("/notes")
+        .secret_key(secret_key(&dir)?)
+        .build()?;
+
+    match first_start(&frontdesk)? {
+        Some(password) => {
+            println!("First start: created the staff owner.");
+            println!("  Sign in at {base_url}/auth/login");
+            println!("  email:    {OWNER_EMAIL}");
+            println!(
+                "  password: {password}   (shown once; use \"Forgot your password?\" to change it)"
+            );
+        }
+        None => println!("Sign in at {base_url}/auth/login"),
+    }
+    // Mail (password resets) leaves the outbox as .eml files in the data folder.
+    let mail_dir = dir.join("mail");
+    let mailer = Mailer::new(
+        frontdesk.pool().clone(),
+        Transport::file(&mail_dir)?,
+        MailConfig::new("Notes <no-reply@notes.example>")?,
+    );
+    let worker = mailer.spawn()?;
+    println!("Mail is written as .eml files to {}", mail_dir.display());
+
+    let store = web::Data::new(Notes::open(dir.join("notes.json")));
+    HttpServer::new(move || {
+        App::new()
+            .configure(frontdesk.configure())
+            .app_data(store.clone())
+            .service(
+                web::scope("")
+                    .wrap(frontdesk::security_headers())
+                    .route("/", web::get().to(home))
+                    .route("/notes", web::get().to(notes))
+                    .route("/notes", web::post().to(add_note))
+                    .route("/hello", web::get().to(hello_public))
+                    .route("/me/hello", web::get().to(hello_private)),
+            )
+    })
+    .bind(&addr)?
+    .run()
+    .await?;
+    worker.shutdown().await;
+    Ok(())
+}

@@ -290,6 +290,22 @@ async fn json_api(db: &TestDb) {
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     assert_eq!(bad.header("content-type"), Some("application/problem+json"));
     assert_eq!(bad.body, unknown.body);
+    // A malformed body is a clear problem+json error and records nothing.
+    let broken = b
+        .send(
+            &app,
+            TestRequest::post()
+                .uri("/auth/api/login")
+                .insert_header(("content-type", "application/json"))
+                .set_payload("{\"email\": 3"),
+        )
+        .await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        broken.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(count(db, "login_attempts"), 2);
     let mut cross = b.clone();
     cross
         .headers
@@ -376,4 +392,134 @@ async fn template_override(db: &TestDb) {
 }
 both!(host_templates_override_by_name, |db| block_on(
     template_override(db)
+));
+
+async fn staff_only(me: frontdesk::Staff<frontdesk::role::Admin>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().body(format!("staff {}", me.user.email))
+}
+
+async fn maybe(user: frontdesk::OptionalUser) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().body(user.0.map_or("anonymous".to_owned(), |u| u.user.email))
+}
+
+async fn guards(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = actix_web::test::init_service(
+        actix_web::App::new()
+            .configure(fd.configure())
+            .route("/staff", actix_web::web::get().to(staff_only))
+            .route("/maybe", actix_web::web::get().to(maybe)),
+    )
+    .await;
+    user_with_password(db, "ann@example.com");
+    {
+        let mut conn = db.conn();
+        frontdesk_core::users::create_admin(&mut conn, "boss@example.com", PASSWORD)
+            .expect("admin");
+        // Bad input to create_admin is a clear error.
+        assert!(
+            frontdesk_core::users::create_admin(&mut conn, "boss@example.com", PASSWORD).is_err()
+        );
+        assert!(
+            frontdesk_core::users::create_admin(&mut conn, "new@example.com", "short").is_err()
+        );
+        assert!(
+            frontdesk_core::users::find_by_email(&mut conn, "new@example.com")
+                .expect("find")
+                .is_none()
+        );
+    }
+    let mut anon = Browser::new();
+    assert_eq!(anon.get(&app, "/maybe").await.body, "anonymous");
+    assert_eq!(
+        anon.get(&app, "/staff").await.location(),
+        "/auth/login?next=%2Fstaff"
+    );
+    let mut ann = Browser::new();
+    ann.login(&app, "ann@example.com", PASSWORD).await;
+    assert_eq!(ann.get(&app, "/maybe").await.body, "ann@example.com");
+    assert_eq!(ann.get(&app, "/staff").await.status, StatusCode::FORBIDDEN);
+    let mut boss = Browser::new();
+    boss.login(&app, "boss@example.com", PASSWORD).await;
+    let res = boss.get(&app, "/staff").await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (StatusCode::OK, "staff boss@example.com")
+    );
+}
+both!(role_guard_and_optional_user, |db| block_on(guards(db)));
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let db = TestDb::sqlite();
+    let no_base = frontdesk::Frontdesk::builder()
+        .database_url(&db.url)
+        .build();
+    assert!(no_base
+        .err()
+        .is_some_and(|e| e.to_string().contains("base_url")));
+    let cases: Vec<(frontdesk::FrontdeskBuilder, &str)> = vec![
+        (builder(&db).base_url("ftp://app.test"), "http or https"),
+        (builder(&db).base_url("not a url"), "base_url"),
+        (builder(&db).auth_prefix("auth"), "auth_prefix"),
+        (
+            builder(&db).after_login("https://evil.example"),
+            "after_login",
+        ),
+        (builder(&db).secret_key(vec![1u8; 8]), "32 bytes"),
+        (
+            builder(&db).session_idle_timeout(chrono::Duration::zero()),
+            "timeouts",
+        ),
+    ];
+    for (b, want) in cases {
+        let err = b.build().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(want), "{want}: {err:?}");
+    }
+    // A custom prefix mounts the pages there.
+    assert!(builder(&db).auth_prefix("/account/").build().is_ok());
+}
+
+async fn custom_prefix(db: &TestDb) {
+    let fd = builder(db)
+        .auth_prefix("/account")
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    assert_eq!(
+        b.get(&app, "/notes").await.location(),
+        "/account/login?next=%2Fnotes"
+    );
+    let page = b.get(&app, "/account/login").await;
+    assert!(
+        page.body.contains("action=\"&#x2F;account/login\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("name=\"referrer\""),
+        "a meta tag would override the header"
+    );
+    let csrf = page.csrf();
+    let form = [
+        ("email", "ann@example.com"),
+        ("password", PASSWORD),
+        ("csrf_token", csrf.as_str()),
+        ("next", "/notes"),
+    ];
+    let res = b.post(&app, "/account/login", &form).await;
+    assert_eq!(
+        (res.status, res.location()),
+        (StatusCode::SEE_OTHER, "/notes")
+    );
+    assert_eq!(b.get(&app, "/notes").await.status, StatusCode::OK);
+    assert_eq!(
+        b.get(&app, "/auth/login").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+both!(pages_mount_under_a_custom_prefix, |db| block_on(
+    custom_prefix(db)
 ));

@@ -439,3 +439,158 @@ async fn lockout_in_the_browser(db: &TestDb) {
 both!(lockout_answers_with_the_generic_message, |db| block_on(
     lockout_in_the_browser(db)
 ));
+
+/// Hooks that write down what they were told.
+#[derive(Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl frontdesk::Hooks for Recorder {
+    fn user_signed_in(&self, user: &frontdesk_core::users::User) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(format!("signed_in {}", user.email));
+        }
+    }
+    fn login_failed(&self, email: &str, _user_id: Option<i64>, reason: Reason) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(format!("failed {email} {reason}"));
+        }
+    }
+}
+
+async fn hooks_are_called(db: &TestDb) {
+    let seen = Recorder::default();
+    let fd = builder(db).hooks(seen.clone()).build().expect("frontdesk");
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    b.login(&app, "ann@example.com", "wrong password").await;
+    b.login(&app, "zed@example.com", "wrong password").await;
+    b.login(&app, "ann@example.com", PASSWORD).await;
+    let got = seen.0.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(
+        got,
+        vec![
+            "failed ann@example.com bad_password".to_owned(),
+            "failed zed@example.com unknown_email".to_owned(),
+            "signed_in ann@example.com".to_owned(),
+        ]
+    );
+}
+both!(hooks_hear_sign_ins_and_failures, |db| block_on(
+    hooks_are_called(db)
+));
+
+/// Most argon2 runs at once, for a given cap.
+async fn peak_hashing(db: &TestDb, cap: usize) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let fd = builder(db)
+        .max_concurrent_hashes(cap)
+        .build()
+        .expect("frontdesk");
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        let (state, running, peak) = (fd.state().clone(), running.clone(), peak.clone());
+        jobs.push(actix_web::rt::spawn(async move {
+            state
+                .hashing(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(60));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+        }));
+    }
+    for j in jobs {
+        assert!(matches!(j.await, Ok(Ok(()))));
+    }
+    peak.load(Ordering::SeqCst)
+}
+
+#[test]
+fn argon2_runs_are_capped_by_the_state_semaphore() {
+    let db = TestDb::sqlite();
+    block_on(async {
+        assert_eq!(peak_hashing(&db, 1).await, 1);
+        assert!(
+            peak_hashing(&db, 3).await > 1,
+            "the cap is what limits, not the pool"
+        );
+    });
+    assert!(builder(&db).max_concurrent_hashes(0).build().is_err());
+}
+
+both!(unknown_email_costs_a_password_verification, |db| {
+    user_with_password(db, "ann@example.com");
+    let sso = user_with_password(db, "sso@example.com");
+    let mut conn = db.conn();
+    frontdesk_core::users::set_local_login(&mut conn, &Actor::system(), sso.id, false)
+        .expect("sso");
+    let s = AuthSettings::default();
+    let c = ClientInfo::default();
+    // The fastest of three runs, so a busy machine does not decide.
+    let mut fastest = |email: &str| {
+        (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                refused(auth::sign_in(
+                    &mut conn,
+                    email,
+                    "wrong password",
+                    &c,
+                    &s,
+                    None,
+                ));
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    };
+    let known = fastest("ann@example.com");
+    let unknown = fastest("zed@example.com");
+    let disabled = fastest("sso@example.com");
+    // Skipping argon2 would make these a hundred times faster, not a few.
+    assert!(
+        unknown * 3 > known,
+        "unknown {unknown:?} vs known {known:?}"
+    );
+    assert!(
+        disabled * 3 > known,
+        "local login disabled {disabled:?} vs known {known:?}"
+    );
+});
+
+async fn busy_answer(db: &TestDb) {
+    let fd = builder(db)
+        .max_concurrent_hashes(1)
+        .hash_queue_timeout(std::time::Duration::from_millis(100))
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    let csrf = b.get(&app, "/auth/login").await.csrf();
+    // Hold the only argon2 slot, as a flood of logins would.
+    let permit = fd.state().hash_permit().await.expect("slot");
+    let form = [
+        ("email", "ann@example.com"),
+        ("password", PASSWORD),
+        ("csrf_token", csrf.as_str()),
+    ];
+    let res = b.post(&app, "/auth/login", &form).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        (count(db, "sessions"), count(db, "login_attempts")),
+        (0, 0),
+        "nothing recorded"
+    );
+    drop(permit);
+    let res = b.post(&app, "/auth/login", &form).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+}
+both!(a_full_argon2_queue_answers_busy, |db| block_on(
+    busy_answer(db)
+));

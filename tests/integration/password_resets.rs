@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use frontdesk_core::outbox::NewMail;
 use frontdesk_core::schema::{outbox, password_resets};
 use frontdesk_core::time::now;
-use frontdesk_core::{auth, password_resets as resets, passwords};
+use frontdesk_core::{auth, password_resets as resets, passwords, Actor};
 
 use crate::both;
 use crate::host_app;
@@ -295,4 +295,51 @@ both!(expiry_newer_links_and_password_changes_kill_tokens, |db| {
     )
     .expect("request");
     assert!(!sent, "the sixth link in an hour is not sent");
+});
+
+both!(admins_send_reset_mails_within_their_scope, |db| {
+    use frontdesk_core::{organizations, CoreError, OrgRole};
+    let sys = Actor::system();
+    let ann = user_with_password(db, "ann@example.com");
+    let boss = user_with_password(db, "boss@example.com");
+    let fd = crate::web_app::frontdesk(db);
+    let mut conn = db.conn();
+    let acme = organizations::create(&mut conn, &sys, "acme", "Acme", "").expect("org");
+    organizations::add_member(&mut conn, &sys, acme.id, boss.id, OrgRole::Admin).expect("admin");
+    let boss_actor = frontdesk_core::users::actor_for(&mut conn, boss.id, None).expect("actor");
+    let state = fd.state().clone();
+    let render = |u: &frontdesk_core::users::User, t: &frontdesk_core::tokens::SecretToken, e| {
+        frontdesk::web::password_resets::reset_mail(&state, u, t, e)
+    };
+
+    // Ann is not in the admin's organization: not found, nothing queued.
+    let err = resets::request_for_user(&mut conn, &boss_actor, ann.id, Duration::hours(1), render);
+    assert!(matches!(err, Err(CoreError::NotFound(_))));
+    assert_eq!(count(db, "outbox"), 0);
+    organizations::add_member(&mut conn, &sys, acme.id, ann.id, OrgRole::Member).expect("member");
+    let boss_actor = frontdesk_core::users::actor_for(&mut conn, boss.id, None).expect("actor");
+    resets::request_for_user(&mut conn, &boss_actor, ann.id, Duration::hours(1), render)
+        .expect("sent");
+    drop(conn);
+    let link = mailed_link(db);
+    let mut conn = db.conn();
+    let token = link.rsplit('/').next().unwrap_or_default().to_owned();
+    assert!(resets::check(&mut conn, &token).expect("check").is_some());
+    let (events, _) = frontdesk_core::audit::list(
+        &mut conn,
+        &frontdesk_core::audit::AuditFilter {
+            action: Some("user.password_reset.send".into()),
+            ..Default::default()
+        },
+        1,
+        10,
+    )
+    .expect("audit");
+    assert_eq!(events.len(), 1);
+
+    // A suspended user gets no link, and the admin is told why.
+    frontdesk_core::users::suspend(&mut conn, &sys, ann.id, "spam").expect("suspend");
+    let err = resets::request_for_user(&mut conn, &sys, ann.id, Duration::hours(1), render);
+    assert!(matches!(err, Err(CoreError::Invalid { field: "user", .. })));
+    assert_eq!(count(db, "outbox"), 1);
 });

@@ -513,3 +513,209 @@ async fn two_instances(db: &TestDb) {
 both!(two_instances_share_revocation, |db| block_on(
     two_instances(db)
 ));
+
+both!(deleting_a_user_ends_their_sessions, |db| {
+    let user = user_with_password(db, "ann@example.com");
+    let mut conn = db.conn();
+    let config = SessionConfig::default();
+    let (_, token) =
+        store::create(&mut conn, user.id, &ClientInfo::default(), &config).expect("create");
+    frontdesk_core::users::delete(&mut conn, &Actor::system(), user.id).expect("delete");
+    assert!(store::authenticate(&mut conn, token.expose(), &config)
+        .expect("auth")
+        .is_none());
+    assert_eq!(
+        sessions::table
+            .count()
+            .get_result::<i64>(&mut *conn)
+            .expect("count"),
+        0
+    );
+});
+
+async fn password_change_page(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut phone = Browser::new();
+    phone.login(&app, "ann@example.com", PASSWORD).await;
+    let mut laptop = Browser::new();
+    laptop.login(&app, "ann@example.com", PASSWORD).await;
+    let page = laptop.get(&app, "/auth/password").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let new = "a new long password";
+
+    // Wrong current password, mismatch, too short: each refused, nothing changed.
+    for (current, p1, p2) in [
+        ("wrong password", new, new),
+        (PASSWORD, new, "other one!"),
+        (PASSWORD, "short", "short"),
+    ] {
+        let form = [
+            ("current_password", current),
+            ("password", p1),
+            ("password_confirm", p2),
+            ("csrf_token", &csrf),
+        ];
+        let res = laptop.post(&app, "/auth/password", &form).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(phone.get(&app, "/notes").await.status, StatusCode::OK);
+    }
+    let form = [
+        ("current_password", PASSWORD),
+        ("password", new),
+        ("password_confirm", new),
+    ];
+    assert_eq!(
+        laptop.post(&app, "/auth/password", &form).await.status,
+        StatusCode::FORBIDDEN,
+        "no CSRF token"
+    );
+
+    let form = [
+        ("current_password", PASSWORD),
+        ("password", new),
+        ("password_confirm", new),
+        ("csrf_token", &csrf),
+    ];
+    let res = laptop.post(&app, "/auth/password", &form).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.contains("Your password was changed"));
+    // The other session ended; this one goes on; the new password works.
+    assert_eq!(
+        phone.get(&app, "/notes").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(laptop.get(&app, "/notes").await.status, StatusCode::OK);
+    assert_eq!(
+        Browser::new()
+            .login(&app, "ann@example.com", new)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        Browser::new()
+            .login(&app, "ann@example.com", PASSWORD)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+both!(password_change_page_ends_other_sessions, |db| block_on(
+    password_change_page(db)
+));
+
+both!(admins_list_and_revoke_sessions_within_their_scope, |db| {
+    use frontdesk_core::login_attempts::{self, AttemptFilter, Reason};
+    use frontdesk_core::sessions::SessionFilter;
+    use frontdesk_core::{organizations, CoreError, OrgRole, StaffRole};
+    let sys = Actor::system();
+    let ann = user_with_password(db, "ann@example.com");
+    let bob = user_with_password(db, "bob@example.com");
+    let boss = user_with_password(db, "boss@example.com");
+    let mut conn = db.conn();
+    let acme = organizations::create(&mut conn, &sys, "acme", "Acme", "").expect("org");
+    let beta = organizations::create(&mut conn, &sys, "beta", "Beta", "").expect("org");
+    organizations::add_member(&mut conn, &sys, acme.id, ann.id, OrgRole::Member).expect("member");
+    organizations::add_member(&mut conn, &sys, beta.id, bob.id, OrgRole::Member).expect("member");
+    organizations::add_member(&mut conn, &sys, acme.id, boss.id, OrgRole::Admin).expect("admin");
+    let config = SessionConfig::default();
+    let c = ClientInfo::default();
+    let (ann1, _) = store::create(&mut conn, ann.id, &c, &config).expect("s");
+    store::create(&mut conn, ann.id, &c, &config).expect("s");
+    let (bob1, bob_token) = store::create(&mut conn, bob.id, &c, &config).expect("s");
+
+    // The org admin sees and ends only sessions of their organization's users.
+    let admin = frontdesk_core::users::actor_for(&mut conn, boss.id, None).expect("actor");
+    let scoped = SessionFilter {
+        organizations: admin.visible_orgs(),
+        live_only: true,
+        ..SessionFilter::default()
+    };
+    let (rows, total) = store::list(&mut conn, &scoped, &config, 1, 50).expect("list");
+    assert_eq!(total, 2);
+    assert!(rows.iter().all(|s| s.user_id == ann.id));
+    assert!(matches!(
+        store::revoke_by_admin(&mut conn, &admin, bob1.id),
+        Err(CoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store::revoke_all_by_admin(&mut conn, &admin, bob.id),
+        Err(CoreError::NotFound(_))
+    ));
+    assert!(
+        store::authenticate(&mut conn, bob_token.expose(), &config)
+            .expect("auth")
+            .is_some(),
+        "nothing changed"
+    );
+    assert!(store::revoke_by_admin(&mut conn, &admin, ann1.id).expect("revoke"));
+    assert_eq!(
+        store::revoke_all_by_admin(&mut conn, &admin, ann.id).expect("revoke all"),
+        1
+    );
+    let (events, _) = frontdesk_core::audit::list(
+        &mut conn,
+        &frontdesk_core::audit::AuditFilter {
+            actor: Some(format!("user:{}", boss.id)),
+            ..Default::default()
+        },
+        1,
+        50,
+    )
+    .expect("audit");
+    let mut actions: Vec<String> = events.into_iter().map(|e| e.action).collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        vec![
+            "session.revoke".to_owned(),
+            "user.sessions.revoke".to_owned()
+        ]
+    );
+
+    // A staff viewer sees everything and may end nothing.
+    let viewer = Actor::user(boss.id + 100, Some(StaffRole::Viewer), Vec::new());
+    assert!(matches!(
+        store::revoke_all_by_admin(&mut conn, &viewer, bob.id),
+        Err(CoreError::Forbidden)
+    ));
+    let (_, all) = store::list(&mut conn, &SessionFilter::default(), &config, 1, 50).expect("list");
+    let live = SessionFilter {
+        live_only: true,
+        ..SessionFilter::default()
+    };
+    let (_, live) = store::list(&mut conn, &live, &config, 1, 50).expect("list");
+    assert_eq!((all, live), (3, 1));
+
+    // Login attempts scoped the same way; unknown emails belong to nobody.
+    login_attempts::record(
+        &mut conn,
+        Some(ann.id),
+        "ann@example.com",
+        &c,
+        Reason::BadPassword,
+    )
+    .expect("a");
+    login_attempts::record(
+        &mut conn,
+        Some(bob.id),
+        "bob@example.com",
+        &c,
+        Reason::BadPassword,
+    )
+    .expect("a");
+    login_attempts::record(&mut conn, None, "zed@example.com", &c, Reason::UnknownEmail)
+        .expect("a");
+    let f = AttemptFilter {
+        organizations: admin.visible_orgs(),
+        ..AttemptFilter::default()
+    };
+    let (rows, total) = login_attempts::list(&mut conn, &f, 1, 50).expect("list");
+    assert_eq!((total, rows[0].email.as_str()), (1, "ann@example.com"));
+    let (_, total) =
+        login_attempts::list(&mut conn, &AttemptFilter::default(), 1, 50).expect("list");
+    assert_eq!(total, 3);
+});

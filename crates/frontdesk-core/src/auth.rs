@@ -56,15 +56,15 @@ impl From<diesel::result::Error> for SignInError {
     }
 }
 
-/// Checks the credentials and opens a session. `replaces` is the session the
-/// browser held before, ended on success so every login gets a new token.
+/// Checks the credentials and opens a session. `replaces` is the session token
+/// the browser held before, ended on success so every login gets a new token.
 pub fn sign_in(
     conn: &mut DbConnection,
     email: &str,
     password: &str,
     client: &ClientInfo,
     settings: &AuthSettings,
-    replaces: Option<i64>,
+    replaces: Option<&str>,
 ) -> Result<SignedIn, SignInError> {
     let typed = login_attempts::normalize(email);
     let user = match crate::validate::normalize_email(email) {
@@ -122,13 +122,7 @@ pub fn sign_in(
                 .get_result(conn)?,
         };
         if let Some(old) = replaces {
-            diesel::update(crate::schema::sessions::table.find(old))
-                .filter(crate::schema::sessions::revoked_at.is_null())
-                .set((
-                    crate::schema::sessions::revoked_at.eq(Some(t)),
-                    crate::schema::sessions::revoked_reason.eq(Some(sessions::reason::REPLACED)),
-                ))
-                .execute(conn)?;
+            sessions::revoke_by_token(conn, old, sessions::reason::REPLACED)?;
         }
         let (session, token) = sessions::create(conn, user.id, client, &settings.sessions)?;
         login_attempts::record(conn, Some(user.id), &typed, client, Reason::Success)?;

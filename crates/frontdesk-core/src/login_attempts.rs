@@ -13,11 +13,13 @@ use crate::audit;
 use crate::authz::{authorize, Action, Actor};
 use crate::db::{Backend, DbConnection};
 use crate::error::CoreResult;
-use crate::schema::login_attempts;
+use crate::schema::{login_attempts, memberships};
 use crate::sessions::ClientInfo;
 use crate::time::now;
 use crate::users;
 
+// The `reason` column. `LockoutCleared` is not a sign-in but the marker an
+// admin's clearing leaves: failures before it no longer count.
 crate::authz::string_enum!(Reason {
     Success => "success",
     UnknownEmail => "unknown_email",
@@ -257,6 +259,8 @@ pub struct AttemptFilter {
     pub email: Option<String>,
     pub ip: Option<String>,
     pub success: Option<bool>,
+    /// Limit to users of these organizations (an org admin's view); `None` for all.
+    pub organizations: Option<Vec<i64>>,
     pub reason: Option<Reason>,
     /// Attempts at or after this time.
     pub from: Option<NaiveDateTime>,
@@ -271,30 +275,8 @@ pub fn list(
     page: i64,
     limit: i64,
 ) -> CoreResult<(Vec<LoginAttempt>, i64)> {
-    list_scoped(conn, filter, None, page, limit)
-}
-
-/// [`list`] limited to attempts on accounts of `scope` organizations when given
-/// (an organization admin's view; attempts on unknown emails are not theirs).
-pub fn list_scoped(
-    conn: &mut DbConnection,
-    filter: &AttemptFilter,
-    scope: Option<&[i64]>,
-    page: i64,
-    limit: i64,
-) -> CoreResult<(Vec<LoginAttempt>, i64)> {
-    use crate::schema::memberships;
     let build = || {
         let mut q = login_attempts::table.into_boxed::<Backend>();
-        if let Some(orgs) = scope {
-            q = q.filter(
-                login_attempts::user_id.eq_any(
-                    memberships::table
-                        .select(memberships::user_id.nullable())
-                        .filter(memberships::organization_id.eq_any(orgs)),
-                ),
-            );
-        }
         if let Some(u) = filter.user_id {
             q = q.filter(login_attempts::user_id.eq(u));
         }
@@ -316,13 +298,23 @@ pub fn list_scoped(
         if let Some(to) = filter.to {
             q = q.filter(login_attempts::created_at.lt(to));
         }
+        if let Some(orgs) = &filter.organizations {
+            // Attempts on unknown emails belong to no organization.
+            q = q.filter(
+                login_attempts::user_id.assume_not_null().eq_any(
+                    memberships::table
+                        .select(memberships::user_id)
+                        .filter(memberships::organization_id.eq_any(orgs.clone())),
+                ),
+            );
+        }
         q
     };
     let total = build().count().get_result(conn)?;
     let rows = build()
         .order((login_attempts::created_at.desc(), login_attempts::id.desc()))
         .limit(limit.clamp(1, 100))
-        .offset((page.max(1) - 1).saturating_mul(limit.clamp(1, 100)))
+        .offset((page.max(1) - 1) * limit.clamp(1, 100))
         .select(LoginAttempt::as_select())
         .load(conn)?;
     Ok((rows, total))

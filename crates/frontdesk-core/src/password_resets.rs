@@ -6,7 +6,11 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 
+use serde_json::json;
+
+use crate::audit;
 use crate::auth;
+use crate::authz::{Action, Actor};
 use crate::db::DbConnection;
 use crate::error::{CoreError, CoreResult};
 use crate::outbox::{self, NewMail};
@@ -40,37 +44,89 @@ pub fn request(
         if user.is_suspended() || !user.local_login_enabled {
             return Ok(false);
         }
-        let t = now();
-        let recent: i64 = password_resets::table
-            .filter(password_resets::user_id.eq(user.id))
-            .filter(password_resets::created_at.gt(t - Duration::hours(1)))
-            .select(count_star())
-            .first(conn)?;
-        if recent >= MAX_PER_HOUR {
-            return Ok(false);
-        }
-        // A new link kills the older ones.
-        diesel::update(password_resets::table)
-            .filter(password_resets::user_id.eq(user.id))
-            .filter(password_resets::used_at.is_null())
-            .set(password_resets::used_at.eq(Some(t)))
-            .execute(conn)?;
-        let token = SecretToken::generate();
-        let expires_at = t + ttl;
-        diesel::insert_into(password_resets::table)
-            .values((
-                password_resets::user_id.eq(user.id),
-                password_resets::token_hash.eq(token.hash()),
-                password_resets::expires_at.eq(expires_at),
-                password_resets::created_at.eq(t),
-            ))
-            .execute(conn)?;
-        let mut message = mail(&user, &token, expires_at)?;
-        // Always to the stored address, whatever the request said.
-        message.recipient = user.email.clone();
-        outbox::enqueue(conn, &message)?;
-        Ok(true)
+        issue(conn, &user, ttl, mail)
     })
+}
+
+/// An admin sends a user the reset mail (the "reset password email" action).
+/// Unlike the public form, refusals are told: the admin may know them.
+pub fn request_for_user(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user_id: i64,
+    ttl: Duration,
+    mail: impl FnOnce(&User, &SecretToken, NaiveDateTime) -> CoreResult<NewMail>,
+) -> CoreResult<()> {
+    conn.transaction(|conn| {
+        let user = user_store::get_for(conn, actor, user_id, Action::Edit)?;
+        if user.is_suspended() {
+            return Err(CoreError::Invalid {
+                field: "user",
+                reason: "the user is suspended".into(),
+            });
+        }
+        if !user.local_login_enabled {
+            return Err(CoreError::Invalid {
+                field: "user",
+                reason: "local login is disabled for this user".into(),
+            });
+        }
+        if !issue(conn, &user, ttl, mail)? {
+            return Err(CoreError::Invalid {
+                field: "user",
+                reason: format!("at most {MAX_PER_HOUR} reset mails an hour; try again later"),
+            });
+        }
+        audit::record(
+            conn,
+            actor,
+            "user.password_reset.send",
+            &format!("user:{user_id}"),
+            None,
+            json!({}),
+        )?;
+        Ok(())
+    })
+}
+
+/// Makes a new link (killing older ones) and queues its mail; false when the
+/// hourly cap is reached. Call inside a transaction.
+fn issue(
+    conn: &mut DbConnection,
+    user: &User,
+    ttl: Duration,
+    mail: impl FnOnce(&User, &SecretToken, NaiveDateTime) -> CoreResult<NewMail>,
+) -> CoreResult<bool> {
+    let t = now();
+    let recent: i64 = password_resets::table
+        .filter(password_resets::user_id.eq(user.id))
+        .filter(password_resets::created_at.gt(t - Duration::hours(1)))
+        .select(count_star())
+        .first(conn)?;
+    if recent >= MAX_PER_HOUR {
+        return Ok(false);
+    }
+    // A new link kills the older ones.
+    diesel::update(password_resets::table)
+        .filter(password_resets::user_id.eq(user.id))
+        .filter(password_resets::used_at.is_null())
+        .set(password_resets::used_at.eq(Some(t)))
+        .execute(conn)?;
+    let token = SecretToken::generate();
+    let expires_at = t + ttl;
+    diesel::insert_into(password_resets::table)
+        .values((
+            password_resets::user_id.eq(user.id),
+            password_resets::token_hash.eq(token.hash()),
+            password_resets::expires_at.eq(expires_at),
+            password_resets::created_at.eq(t),
+        ))
+        .execute(conn)?;
+    let mut message = mail(user, &token, expires_at)?;
+    // Always to the stored address, whatever the request said.
+    message.recipient = user.email.clone();
+    outbox::enqueue(conn, &message)?;
+    Ok(true)
 }
 
 /// The user a reset token is valid for, without using it up (for the GET).
@@ -126,29 +182,4 @@ pub fn invalid_token() -> CoreError {
         field: "token",
         reason: "this link is invalid, expired or already used".into(),
     }
-}
-
-/// An admin sends a user a reset link (always to the stored address). Answers
-/// `Ok(false)` when nothing was sent: the account is suspended, cannot sign in
-/// with a password, or has had too many links this hour. Audited either way.
-pub fn send_by_admin(
-    conn: &mut DbConnection,
-    actor: &crate::authz::Actor,
-    user_id: i64,
-    ttl: Duration,
-    mail: impl FnOnce(&User, &SecretToken, NaiveDateTime) -> CoreResult<NewMail>,
-) -> CoreResult<bool> {
-    conn.transaction(|conn| {
-        let user = user_store::get_for(conn, actor, user_id, crate::authz::Action::Edit)?;
-        let sent = request(conn, &user.email, ttl, mail)?;
-        crate::audit::record(
-            conn,
-            actor,
-            "user.password_reset.send",
-            &format!("user:{user_id}"),
-            None,
-            serde_json::json!({"sent": sent}),
-        )?;
-        Ok(sent)
-    })
 }

@@ -6,9 +6,13 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::DbConnection;
+use serde_json::json;
+
+use crate::audit;
+use crate::authz::{Action, Actor};
+use crate::db::{Backend, DbConnection};
 use crate::error::{CoreError, CoreResult};
-use crate::schema::{sessions, users};
+use crate::schema::{memberships, sessions, users};
 use crate::time::now;
 use crate::tokens::{hash_token, SecretToken};
 use crate::users::User;
@@ -208,6 +212,20 @@ pub fn revoke(conn: &mut DbConnection, session_id: i64, why: &str) -> CoreResult
     Ok(n == 1)
 }
 
+/// Ends the session a presented token stands for (logout, or a new sign-in in
+/// the same browser). Returns false when no live session matched.
+pub fn revoke_by_token(conn: &mut DbConnection, token: &str, why: &str) -> CoreResult<bool> {
+    let n = diesel::update(sessions::table)
+        .filter(sessions::token_hash.eq(hash_token(token)))
+        .filter(sessions::revoked_at.is_null())
+        .set((
+            sessions::revoked_at.eq(Some(now())),
+            sessions::revoked_reason.eq(Some(why)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Ends a session only if it belongs to `user_id` (a user revoking their own).
 pub fn revoke_own(conn: &mut DbConnection, user_id: i64, session_id: i64) -> CoreResult<bool> {
     let n = diesel::update(sessions::table.find(session_id))
@@ -242,37 +260,28 @@ pub fn revoke_all_for_user(
     .execute(conn)?)
 }
 
-/// What the admin sessions list shows.
+/// Filters for the admin sessions list.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
     pub user_id: Option<i64>,
-    /// Only sessions that can still be used (not revoked, expired or idle).
+    /// Only sessions that can still be used.
     pub live_only: bool,
+    /// Limit to users of these organizations (an org admin's view); `None` for all.
+    pub organizations: Option<Vec<i64>>,
 }
 
-/// Sessions, newest first, with the total count; limited to the users of
-/// `scope` organizations when given (an organization admin's view).
-pub fn list_for_admin(
+/// Sessions, newest first, with the total count (admin pages and API).
+pub fn list(
     conn: &mut DbConnection,
     filter: &SessionFilter,
-    scope: Option<&[i64]>,
     config: &SessionConfig,
     page: i64,
     limit: i64,
 ) -> CoreResult<(Vec<Session>, i64)> {
-    use crate::schema::memberships;
+    let limit = limit.clamp(1, 100);
     let t = now();
     let build = || {
-        let mut q = sessions::table.into_boxed::<crate::db::Backend>();
-        if let Some(orgs) = scope {
-            q = q.filter(
-                sessions::user_id.eq_any(
-                    memberships::table
-                        .select(memberships::user_id)
-                        .filter(memberships::organization_id.eq_any(orgs)),
-                ),
-            );
-        }
+        let mut q = sessions::table.into_boxed::<Backend>();
         if let Some(u) = filter.user_id {
             q = q.filter(sessions::user_id.eq(u));
         }
@@ -282,83 +291,67 @@ pub fn list_for_admin(
                 .filter(sessions::expires_at.gt(t))
                 .filter(sessions::last_active_at.gt(t - config.idle_timeout));
         }
+        if let Some(orgs) = &filter.organizations {
+            q = q.filter(
+                sessions::user_id.eq_any(
+                    memberships::table
+                        .select(memberships::user_id)
+                        .filter(memberships::organization_id.eq_any(orgs.clone())),
+                ),
+            );
+        }
         q
     };
     let total = build().count().get_result(conn)?;
-    let limit = limit.clamp(1, 100);
     let rows = build()
         .order((sessions::created_at.desc(), sessions::id.desc()))
         .limit(limit)
-        .offset((page.max(1) - 1).saturating_mul(limit))
+        .offset((page.max(1) - 1) * limit)
         .select(Session::as_select())
         .load(conn)?;
     Ok((rows, total))
 }
 
-/// An admin ends one session of a user they may suspend. A session of a user
-/// the actor may not see is reported as not found.
+/// An admin ends one session of a user they may suspend (a user the actor
+/// may not even see is reported as not found, as `users::get_for` does).
 pub fn revoke_by_admin(
     conn: &mut DbConnection,
-    actor: &crate::authz::Actor,
+    actor: &Actor,
     session_id: i64,
 ) -> CoreResult<bool> {
     conn.transaction(|conn| {
         let session = get(conn, session_id)?;
-        crate::users::get_for(conn, actor, session.user_id, crate::authz::Action::View)
-            .map_err(|_| CoreError::NotFound("session"))?;
-        crate::users::get_for(conn, actor, session.user_id, crate::authz::Action::Suspend)?;
+        crate::users::get_for(conn, actor, session.user_id, Action::Suspend)?;
         let ended = revoke(conn, session_id, reason::REVOKED_BY_ADMIN)?;
-        if ended {
-            crate::audit::record(
-                conn,
-                actor,
-                "session.revoke",
-                &format!("user:{}", session.user_id),
-                None,
-                serde_json::json!({"session": session_id}),
-            )?;
-        }
-        Ok(ended)
-    })
-}
-
-/// An admin ends every live session of a user; returns how many ended.
-pub fn revoke_all_by_admin(
-    conn: &mut DbConnection,
-    actor: &crate::authz::Actor,
-    user_id: i64,
-) -> CoreResult<usize> {
-    conn.transaction(|conn| {
-        crate::users::get_for(conn, actor, user_id, crate::authz::Action::Suspend)?;
-        let ended = revoke_all_for_user(conn, user_id, reason::REVOKED_BY_ADMIN, None)?;
-        crate::audit::record(
+        audit::record(
             conn,
             actor,
-            "session.revoke_all",
-            &format!("user:{user_id}"),
+            "session.revoke",
+            &format!("user:{}", session.user_id),
             None,
-            serde_json::json!({"sessions_revoked": ended}),
+            json!({"session": session_id, "ended": ended}),
         )?;
         Ok(ended)
     })
 }
 
-/// How many live sessions a user has, and when the newest began.
-pub fn summary_for_user(
+/// An admin ends every session of a user; returns how many ended.
+pub fn revoke_all_by_admin(
     conn: &mut DbConnection,
+    actor: &Actor,
     user_id: i64,
-    config: &SessionConfig,
-) -> CoreResult<(i64, Option<NaiveDateTime>)> {
-    let t = now();
-    let (n, last): (i64, Option<NaiveDateTime>) = sessions::table
-        .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(t))
-        .filter(sessions::last_active_at.gt(t - config.idle_timeout))
-        .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::max(sessions::created_at),
-        ))
-        .first(conn)?;
-    Ok((n, last))
+) -> CoreResult<usize> {
+    conn.transaction(|conn| {
+        crate::users::get_for(conn, actor, user_id, Action::Suspend)?;
+        let ended = revoke_all_for_user(conn, user_id, reason::REVOKED_BY_ADMIN, None)?;
+        audit::record(
+            conn,
+            actor,
+            "user.sessions.revoke",
+            &format!("user:{user_id}"),
+            None,
+            json!({"sessions_revoked": ended}),
+        )?;
+        Ok(ended)
+    })
 }

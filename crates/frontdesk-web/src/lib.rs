@@ -10,6 +10,7 @@ pub mod current_user;
 pub mod error;
 pub mod headers;
 pub mod login;
+pub mod password_change;
 pub mod password_resets;
 pub mod sessions;
 pub mod state;
@@ -45,6 +46,25 @@ pub fn admin_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
 pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     web::scope(prefix)
         .wrap(security_headers())
+        // Malformed bodies get our error format, not the framework's plain text.
+        .app_data(
+            web::FormConfig::default()
+                .limit(16 * 1024)
+                .error_handler(|e, req| {
+                    WebError::bad_request(format!("The form could not be read: {e}"))
+                        .for_request(req)
+                        .into()
+                }),
+        )
+        .app_data(
+            web::JsonConfig::default()
+                .limit(16 * 1024)
+                .error_handler(|e, _| {
+                    WebError::bad_request(format!("The JSON body could not be read: {e}"))
+                        .json(true)
+                        .into()
+                }),
+        )
         .route("/login", web::get().to(login::login_page))
         .route("/login", web::post().to(login::login_submit))
         .route("/logout", web::post().to(login::logout))
@@ -64,6 +84,8 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             "/password-reset/{token}",
             web::post().to(password_resets::form_submit),
         )
+        .route("/password", web::get().to(password_change::page))
+        .route("/password", web::post().to(password_change::submit))
         .route("/sessions", web::get().to(sessions::list))
         .route(
             "/sessions/revoke-others",

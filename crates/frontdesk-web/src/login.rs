@@ -7,7 +7,6 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_core::auth::{self, SignInError, SignedIn};
 use frontdesk_core::sessions;
-use frontdesk_core::tokens::hash_token;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -139,45 +138,43 @@ async fn attempt(
     let settings = state.settings().auth;
     let replaces = req
         .cookie(state.session_cookie_name())
-        .map(|c| hash_token(c.value()));
-    let hooks = state.hooks().clone();
+        .map(|c| c.value().to_owned());
     let permit = state.hash_permit().await?;
+    let typed = email.clone();
     let outcome = state
         .db(move |conn| {
-            let replaces = match replaces {
-                Some(h) => sessions_by_hash(conn, &h)?,
-                None => None,
-            };
-            let result = auth::sign_in(conn, &email, &password, &client, &settings, replaces);
-            match result {
-                Ok(signed) => {
-                    hooks.user_signed_in(&signed.user);
-                    Ok(Ok(signed))
-                }
-                Err(SignInError::Refused { reason, user_id }) => {
-                    hooks.login_failed(&email, user_id, reason);
-                    Ok(Err(()))
-                }
+            match auth::sign_in(
+                conn,
+                &email,
+                &password,
+                &client,
+                &settings,
+                replaces.as_deref(),
+            ) {
+                Ok(signed) => Ok(Ok(signed)),
+                Err(SignInError::Refused { reason, user_id }) => Ok(Err((reason, user_id))),
                 Err(SignInError::Other(e)) => Err(WebError::from(e)),
             }
         })
         .await;
     drop(permit);
-    outcome
-}
-
-fn sessions_by_hash(
-    conn: &mut frontdesk_core::DbConnection,
-    hash: &str,
-) -> Result<Option<i64>, WebError> {
-    use diesel::prelude::*;
-    use frontdesk_core::schema::sessions as s;
-    s::table
-        .filter(s::token_hash.eq(hash))
-        .select(s::id)
-        .first::<i64>(conn)
-        .optional()
-        .map_err(|e| WebError::from(frontdesk_core::CoreError::from(e)))
+    // The host's hooks run after the argon2 slot and the connection are free.
+    let hooks = state.hooks().clone();
+    match outcome? {
+        Ok(signed) => {
+            let user = signed.user.clone();
+            web::block(move || hooks.user_signed_in(&user))
+                .await
+                .map_err(WebError::internal)?;
+            Ok(Ok(signed))
+        }
+        Err((reason, user_id)) => {
+            web::block(move || hooks.login_failed(&typed, user_id, reason))
+                .await
+                .map_err(WebError::internal)?;
+            Ok(Err(()))
+        }
+    }
 }
 
 pub async fn login_submit(
@@ -222,14 +219,9 @@ pub async fn logout(
 
 async fn end_session(req: &HttpRequest, state: &FrontdeskState) -> Result<(), WebError> {
     if let Some(c) = req.cookie(state.session_cookie_name()) {
-        let hash = hash_token(c.value());
+        let token = c.value().to_owned();
         state
-            .db(move |conn| match sessions_by_hash(conn, &hash)? {
-                Some(id) => {
-                    sessions::revoke(conn, id, sessions::reason::LOGOUT).map_err(WebError::from)
-                }
-                None => Ok(false),
-            })
+            .db(move |conn| sessions::revoke_by_token(conn, &token, sessions::reason::LOGOUT))
             .await?;
     }
     Ok(())
@@ -266,7 +258,10 @@ pub async fn api_login(
     // origin check covers what is left.
     csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
     let body = body.into_inner();
-    match attempt(&req, &state, body.email, body.password).await? {
+    match attempt(&req, &state, body.email, body.password)
+        .await
+        .map_err(|e| e.json(true))?
+    {
         Ok(signed) => Ok(HttpResponse::Ok()
             .cookie(session_cookie(&state, signed.token.expose()))
             .json(json!({

@@ -4,8 +4,11 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::NaiveDateTime;
 use frontdesk_core::outbox::NewMail;
-use frontdesk_core::{password_resets, passwords, CoreError};
+use frontdesk_core::tokens::SecretToken;
+use frontdesk_core::users::User;
+use frontdesk_core::{password_resets, passwords, CoreError, CoreResult};
 use serde::Deserialize;
 
 use crate::csrf;
@@ -90,30 +93,35 @@ pub async fn request_submit(
     )
 }
 
-/// The reset mail for `user` with the link for `token` (also sent from the admin pages).
-pub(crate) fn reset_mail(
-    st: &FrontdeskState,
-    user: &frontdesk_core::users::User,
-    token: &frontdesk_core::tokens::SecretToken,
-    expires_at: chrono::NaiveDateTime,
-) -> Result<NewMail, CoreError> {
-    let link = st.absolute_url(&format!(
+/// Renders the reset mail (templates `auth/password_reset_email.{txt,html}`);
+/// the admin pages use it with `password_resets::request_for_user` too.
+pub fn reset_mail(
+    state: &FrontdeskState,
+    user: &User,
+    token: &SecretToken,
+    expires_at: NaiveDateTime,
+) -> CoreResult<NewMail> {
+    let link = state.absolute_url(&format!(
         "{}/password-reset/{}",
-        st.prefix(),
+        state.prefix(),
         token.expose()
     ));
-    let mut ctx = st.context();
+    let mut ctx = state.context();
     ctx.insert("link", &link);
     ctx.insert("name", &user.name());
     ctx.insert(
         "expires_at",
         &expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
     );
-    let render = |n: &str| st.render(n, &ctx).map_err(|e| CoreError::Config(e.detail));
+    let render = |n: &str| {
+        state
+            .render(n, &ctx)
+            .map_err(|e| CoreError::Config(e.detail))
+    };
     Ok(NewMail {
         kind: "password_reset".into(),
         recipient: user.email.clone(),
-        subject: format!("Reset your {} password", st.settings().site_name),
+        subject: format!("Reset your {} password", state.settings().site_name),
         text_body: render("auth/password_reset_email.txt")?,
         html_body: Some(render("auth/password_reset_email.html")?),
         invitation_id: None,

@@ -33,8 +33,12 @@ pub struct Settings {
     /// Signs the pre-session CSRF cookie. Instances behind one load balancer
     /// need the same key; without one a random key is made at start.
     pub secret_key: Option<Vec<u8>>,
-    /// How many argon2 runs may go at once (each takes ~19 MiB).
+    /// How many argon2 runs may go at once (each takes ~19 MiB); default:
+    /// one less than the number of CPUs, at least one.
     pub max_concurrent_hashes: usize,
+    /// How long a sign-in may wait for an argon2 slot before it is told the
+    /// service is busy (503), so a login flood cannot queue without bound.
+    pub hash_queue_timeout: std::time::Duration,
     /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     pub site_name: String,
@@ -55,7 +59,10 @@ impl Settings {
             password_reset_ttl: chrono::Duration::hours(1),
             template_dir: None,
             secret_key: None,
-            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // One core stays free for serving requests while logins flood in.
+            max_concurrent_hashes: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            hash_queue_timeout: std::time::Duration::from_secs(10),
             trust_forwarded_for: false,
             site_name: "frontdesk".into(),
             admin_prefix: crate::admin::DEFAULT_PREFIX.into(),
@@ -204,12 +211,13 @@ impl FrontdeskState {
 
     /// Waits for a free argon2 slot; hold the permit while hashing or verifying.
     pub async fn hash_permit(&self) -> Result<OwnedSemaphorePermit, WebError> {
-        self.0
-            .hashing
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(WebError::internal)
+        let wait = self.0.settings.hash_queue_timeout;
+        match tokio::time::timeout(wait, self.0.hashing.clone().acquire_owned()).await {
+            Ok(permit) => permit.map_err(WebError::internal),
+            Err(_) => Err(WebError::unavailable(
+                "no argon2 slot freed up in time; refusing to queue more",
+            )),
+        }
     }
 
     /// Argon2 work (hash or verify) off the executor, under the concurrency cap.

@@ -18,6 +18,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "auth/base.html",
     "auth/login.html",
     "auth/sessions.html",
+    "auth/password_change.html",
     "auth/password_reset_request.html",
     "auth/password_reset_sent.html",
     "auth/password_reset_form.html",
