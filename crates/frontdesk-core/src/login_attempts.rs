@@ -259,13 +259,30 @@ pub struct AttemptFilter {
     pub email: Option<String>,
     pub ip: Option<String>,
     pub success: Option<bool>,
-    /// Limit to users of these organizations (an org admin's view); `None` for all.
-    pub organizations: Option<Vec<i64>>,
     pub reason: Option<Reason>,
     /// Attempts at or after this time.
     pub from: Option<NaiveDateTime>,
     /// Attempts before this time.
     pub to: Option<NaiveDateTime>,
+    /// Limit to users of these organizations (an org admin's view); `None` for all.
+    pub organizations: Option<Vec<i64>>,
+}
+
+/// [`list`] limited to the users of `scope` organizations when given.
+pub fn list_scoped(
+    conn: &mut DbConnection,
+    filter: &AttemptFilter,
+    scope: Option<&[i64]>,
+    page: i64,
+    limit: i64,
+) -> CoreResult<(Vec<LoginAttempt>, i64)> {
+    let filter = AttemptFilter {
+        organizations: scope
+            .map(<[i64]>::to_vec)
+            .or_else(|| filter.organizations.clone()),
+        ..filter.clone()
+    };
+    list(conn, &filter, page, limit)
 }
 
 /// Attempts, newest first, with the total count.

@@ -270,6 +270,24 @@ pub struct SessionFilter {
     pub organizations: Option<Vec<i64>>,
 }
 
+/// [`list`] limited to the users of `scope` organizations when given.
+pub fn list_for_admin(
+    conn: &mut DbConnection,
+    filter: &SessionFilter,
+    scope: Option<&[i64]>,
+    config: &SessionConfig,
+    page: i64,
+    limit: i64,
+) -> CoreResult<(Vec<Session>, i64)> {
+    let filter = SessionFilter {
+        organizations: scope
+            .map(<[i64]>::to_vec)
+            .or_else(|| filter.organizations.clone()),
+        ..filter.clone()
+    };
+    list(conn, &filter, config, page, limit)
+}
+
 /// Sessions, newest first, with the total count (admin pages and API).
 pub fn list(
     conn: &mut DbConnection,

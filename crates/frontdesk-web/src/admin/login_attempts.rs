@@ -46,11 +46,14 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         },
         from: p.date("from")?,
         to: p.date_end("to")?,
-        organizations: admin.scope(),
+        organizations: None,
     };
     let page = p.page()?;
+    let scope = admin.scope();
     let (rows, total) = state
-        .db(move |conn| login_attempts::list(conn, &filter, page, PER_PAGE))
+        .db(move |conn| {
+            login_attempts::list_scoped(conn, &filter, scope.as_deref(), page, PER_PAGE)
+        })
         .await?;
     let rows: Vec<Row> = rows
         .into_iter()

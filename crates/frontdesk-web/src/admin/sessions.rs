@@ -29,6 +29,11 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     let user_id = p.int("user")?;
     let org = p.int("org")?;
     let page = p.page()?;
+    let filter = SessionFilter {
+        user_id,
+        live_only: p.get("all") != Some("yes"),
+        organizations: None,
+    };
     // An organization filter narrows the admin's own scope, never widens it.
     let scope = match (admin.scope(), org) {
         (None, None) => None,
@@ -36,16 +41,12 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         (Some(v), None) => Some(v),
         (Some(v), Some(o)) => Some(v.into_iter().filter(|x| *x == o).collect()),
     };
-    let filter = SessionFilter {
-        user_id,
-        live_only: p.get("all") != Some("yes"),
-        organizations: scope,
-    };
     let config = state.settings().auth.sessions;
     let actor = admin.actor.clone();
     let (rows, total, orgs) = state
         .db(move |conn| {
-            let (rows, total) = sessions::list(conn, &filter, &config, page, PER_PAGE)?;
+            let (rows, total) =
+                sessions::list_for_admin(conn, &filter, scope.as_deref(), &config, page, PER_PAGE)?;
             let mut out = Vec::with_capacity(rows.len());
             for s in rows {
                 let email = core_users::get(conn, s.user_id)
