@@ -216,3 +216,22 @@ pub fn day_of(kind: BackendKind, column: &str) -> String {
         BackendKind::Postgres => format!("to_char({column}, 'YYYY-MM-DD')"),
     }
 }
+
+/// A transaction for a change. On SQLite it takes the write lock before its
+/// first read: a deferred transaction that reads and then writes fails at once
+/// with "database is locked" when another connection committed in between
+/// (`busy_timeout` cannot help there), while waiting for the write lock up
+/// front is covered by `busy_timeout`. On PostgreSQL it is a plain transaction.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        if conn.kind() == BackendKind::Sqlite {
+            // A write statement takes the lock even when it matches no row.
+            conn.batch_execute("UPDATE organizations SET id = id WHERE 0")?;
+        }
+        f(conn)
+    })
+}
