@@ -144,6 +144,9 @@ pub fn connect(url: &str, max_size: u32) -> Result<Pool, CoreError> {
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(10))
+        // A check query on every checkout would cost each request a round trip;
+        // a dead connection surfaces as an error on its next use instead.
+        .test_on_check_out(false)
         .build(ConnectionManager::new(url))
         .map_err(|e| CoreError::Pool(e.to_string()))?;
     let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
