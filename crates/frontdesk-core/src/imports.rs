@@ -1282,8 +1282,8 @@ impl<'a> Pass<'a> {
         };
         let actor = self.actor;
         let mail = self.options.welcome_mail.clone();
-        let (created, skipped, mails, tag_ids) =
-            self.conn.transaction(|conn| -> Result<_, ImportError> {
+        let (created, skipped, mails, tag_ids) = {
+            let body = |conn: &mut DbConnection| -> Result<_, ImportError> {
                 let emails: Vec<&str> = batch.iter().map(|p| p.email.as_str()).collect();
                 let existing: HashSet<String> = users::table
                     .filter(users::email.eq_any(&emails))
@@ -1399,7 +1399,14 @@ impl<'a> Pass<'a> {
                     }
                 }
                 Ok((created, skipped, mails, tag_ids))
-            })?;
+            };
+            // Writing batches take SQLite's write lock before their first read.
+            if write {
+                crate::db::write_transaction(self.conn, body)?
+            } else {
+                self.conn.transaction(body)?
+            }
+        };
         self.tags.extend(tag_ids);
         Ok((created, skipped, mails))
     }
