@@ -22,6 +22,8 @@ mod api_v1_users;
 mod auth_pages;
 mod authz;
 mod dashboard;
+mod exports;
+mod imports;
 mod invitations;
 mod login_attempts;
 mod mail;
