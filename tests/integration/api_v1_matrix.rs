@@ -141,8 +141,11 @@ both!(
             for (method, path) in ROUTES.iter().filter(|(m, _)| *m == "get") {
                 let (uri, _) = concrete(&w, method, path, (tag, session, invitation));
                 for who in KEYS.iter().filter(|k| **k != Who::GlobexAdminKey) {
-                    // Keys never manage keys; everything else is readable by every role.
-                    let want = if path.starts_with("/api-keys") {
+                    // Keys never manage keys, viewers and members do not export;
+                    // everything else is readable by every role.
+                    let no_export = *path == "/export"
+                        && matches!(who, Who::StaffViewerKey | Who::AcmeMemberKey);
+                    let want = if path.starts_with("/api-keys") || no_export {
                         403
                     } else {
                         200

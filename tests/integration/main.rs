@@ -12,6 +12,7 @@ mod admin_users;
 mod admin_users_timing;
 mod api_keys;
 mod api_v1_auth;
+mod api_v1_imports;
 mod api_v1_invitations;
 mod api_v1_matrix;
 mod api_v1_openapi;

@@ -5,6 +5,8 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod exports;
+pub mod imports;
 pub mod invitations;
 pub mod login_attempts;
 pub mod openapi;
@@ -79,6 +81,9 @@ routes! {
     "/organizations/{slug}/users/{id}/sessions" => { delete: organizations::user_revoke_sessions },
     "/tags" => { get: tags::list, post: tags::create },
     "/audit-events" => { get: audit::list },
+    "/import" => { post: imports::import },
+    "/import/template" => { get: imports::template },
+    "/export" => { get: exports::export },
     "/invitations" => { get: invitations::list, post: invitations::create },
     "/invitations/{id}" => { get: invitations::get },
     "/invitations/{id}/resend" => { post: invitations::resend },

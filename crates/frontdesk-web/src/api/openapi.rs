@@ -13,7 +13,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::{Problem, ProblemField};
 use super::{
-    api_keys, audit, invitations, login_attempts, organizations, sessions, tags, users, ApiPrefix,
+    api_keys, audit, exports, imports, invitations, login_attempts, organizations, sessions, tags,
+    users, ApiPrefix,
 };
 use crate::state::FrontdeskState;
 
@@ -57,6 +58,9 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         tags::list,
         tags::create,
         audit::list,
+        imports::import,
+        imports::template,
+        exports::export,
         invitations::list,
         invitations::create,
         invitations::get,

@@ -295,15 +295,25 @@ const LIST_PARAMS: &[&str] = &[
 ];
 
 /// The query a request asks for, with the organization still a slug.
-struct Requested {
-    query: UserQuery,
-    organization: Option<String>,
+pub(crate) struct Requested {
+    pub(crate) query: UserQuery,
+    pub(crate) organization: Option<String>,
     /// The filters contradict each other: the answer is an empty page.
-    empty: bool,
+    pub(crate) empty: bool,
 }
 
 fn parse_list(query_string: &str) -> ApiResult<Requested> {
-    let mut p = Params::parse(query_string, LIST_PARAMS);
+    parse_query(query_string, &[]).map(|(r, _)| r)
+}
+
+/// The users query, plus `extra` text parameters (such as an export's `fields`).
+pub(crate) fn parse_query(
+    query_string: &str,
+    extra: &[&str],
+) -> ApiResult<(Requested, Vec<Option<String>>)> {
+    let known: Vec<&str> = LIST_PARAMS.iter().chain(extra).copied().collect();
+    let mut p = Params::parse(query_string, &known);
+    let extras: Vec<Option<String>> = extra.iter().map(|e| p.text(e, 2000)).collect();
     let Paging { page, limit } = p.paging();
     let search = p.text("search", 200);
     let status = p.choice("status", UserStatus::parse_exact, &["active", "suspended"]);
@@ -371,7 +381,7 @@ fn parse_list(query_string: &str) -> ApiResult<Requested> {
         )
         .unwrap_or_default();
     p.finish()?;
-    Ok(Requested {
+    let requested = Requested {
         query: UserQuery {
             search,
             status,
@@ -391,7 +401,8 @@ fn parse_list(query_string: &str) -> ApiResult<Requested> {
         },
         organization,
         empty,
-    })
+    };
+    Ok((requested, extras))
 }
 
 /// Exact, lower-case parsing of the role and status names for query

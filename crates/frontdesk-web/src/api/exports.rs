@@ -1,0 +1,167 @@
+//! `/export`: the users the caller may export, filtered like the users list,
+//! streamed as CSV (formula-safe cells) while the query walks in batches.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_core::exports::{self, ExportError, ExportField, ExportRequest};
+use frontdesk_core::CoreError;
+use tokio::sync::mpsc;
+use utoipa::IntoParams;
+
+use super::auth::ApiActor;
+use super::problem::{ApiError, ApiResult};
+use crate::error::WebError;
+use crate::state::FrontdeskState;
+
+impl From<ExportError> for ApiError {
+    fn from(e: ExportError) -> Self {
+        match e {
+            ExportError::Forbidden => {
+                ApiError::from(WebError::forbidden("You may not export these users."))
+            }
+            ExportError::Core(c) => ApiError::from(c),
+            ExportError::Io(io) => ApiError::from(WebError::internal(io)),
+        }
+    }
+}
+
+/// Sends what the export writes to the response, 64 KiB at a time.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+struct Chunks(mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures_core::Stream for Chunks {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+#[allow(dead_code)]
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// Comma-separated columns (default: the import columns), e.g.
+    /// `email,first_name,last_name,organizations,tags,status,created_at`.
+    #[param(max_length = 2000, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    fields: Option<String>,
+}
+
+/// `GET /export`: a CSV attachment of the matching users. Takes the users
+/// list's filters (`search`, `status`, `staff`, `organization`, `org_role`,
+/// `tags_*`, `created_*`, `last_login*`, `sort`, `dir`; paging is ignored).
+#[utoipa::path(
+    get,
+    path = "/export",
+    operation_id = "export_users",
+    tag = "import and export",
+    params(ExportParams, super::users::UserListParams),
+    responses((status = 200, description = "The CSV, streamed", content_type = "text/csv", body = String))
+)]
+pub async fn export(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+) -> ApiResult {
+    let (requested, extras) = super::users::parse_query(req.query_string(), &["fields"])?;
+    let fields = match extras.into_iter().next().flatten() {
+        Some(list) => ExportField::parse_list(&list, &[])?,
+        None => exports::default_fields(&[]),
+    };
+    exports::export_scope(&api.actor)?;
+    let export_actor = api.actor.clone();
+    let actor = api.actor;
+    // Resolve the organization filter before the first byte, so that errors
+    // are still problem documents.
+    let query = state
+        .db(
+            move |conn| -> Result<Option<frontdesk_core::users::query::UserQuery>, WebError> {
+                let mut query = requested.query;
+                if requested.empty {
+                    return Ok(None);
+                }
+                if let Some(slug) = requested.organization {
+                    match super::organizations::visible(conn, &actor, &slug) {
+                        Ok(org) => query.organization = Some(org.id),
+                        Err(CoreError::NotFound(_)) => return Ok(None),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(Some(query))
+            },
+        )
+        .await?;
+    let query = match query {
+        Some(q) => q,
+        // Filters that match nobody: the header only (no tag has id 0).
+        None => frontdesk_core::users::query::UserQuery {
+            tags_all: vec![0],
+            ..Default::default()
+        },
+    };
+    let pool = state.pool().clone();
+    let actor = export_actor;
+    let (tx, rx) = mpsc::channel(8);
+    let request = ExportRequest::new(fields, query);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::new(),
+        };
+        let result = match pool.get() {
+            Ok(mut conn) => exports::export(&mut conn, &actor, &request, &mut out, &mut |_| {})
+                .map(|_| ())
+                .and_then(|()| out.flush().map_err(ExportError::Io)),
+            Err(e) => Err(ExportError::Io(std::io::Error::other(e.to_string()))),
+        };
+        if let Err(e) = result {
+            log::error!("frontdesk: export stopped: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other("export stopped")));
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{}\"",
+                exports::filename(frontdesk_core::time::now())
+            ),
+        ))
+        .streaming(Chunks(rx)))
+}

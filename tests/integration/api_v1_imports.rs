@@ -1,0 +1,219 @@
+//! `/import` and `/export` through the API: dry run, apply and strict with a
+//! per-row report; the export streamed as formula-safe CSV, scoped per caller.
+
+use actix_web::test as actix_test;
+use diesel::prelude::*;
+use frontdesk_core::schema::users as users_t;
+use serde_json::json;
+
+use crate::api_v1_support::*;
+use crate::both;
+use crate::support::TestDb;
+use crate::web_app::{block_on, frontdesk};
+
+fn user_count(db: &TestDb) -> i64 {
+    users_t::table
+        .count()
+        .get_result(&mut *db.conn())
+        .expect("count")
+}
+
+const CSV: &str = "email,first_name,last_name,organization,role\n\
+                   new1@acme.test,New,One,acme,member\n\
+                   not-an-email,Bad,Row,acme,member\n\
+                   new2@acme.test,=HYPERLINK(\"x\"),Two,acme,member\n";
+
+async fn upload<S, B>(
+    app: &S,
+    w: &World,
+    who: Who,
+    query: &str,
+    csv: &str,
+) -> (u16, serde_json::Value)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let mut req = actix_test::TestRequest::post()
+        .uri(&format!("{API}/import{query}"))
+        .insert_header(("content-type", "text/csv"))
+        .set_payload(csv.to_owned());
+    if let Some(key) = w.keys.get(&who) {
+        req = req.insert_header(("authorization", format!("Bearer {key}")));
+    }
+    let res = actix_test::call_service(app, req.to_request()).await;
+    let status = res.status().as_u16();
+    let body = actix_test::read_body(res).await;
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+both!(import_dry_run_apply_and_strict, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let a = call(&app, &w, Who::AcmeAdminKey, "GET", "/import/template", None).await;
+        assert_eq!(a.status.as_u16(), 200);
+        assert!(a.raw.starts_with("email,first_name,last_name"), "{}", a.raw);
+        assert!(
+            !a.raw.contains("staff_role"),
+            "org admins may not grant staff roles"
+        );
+
+        let before = user_count(db);
+        for (who, status) in [
+            (Who::Anonymous, 401),
+            (Who::AcmeMemberKey, 403),
+            (Who::StaffViewerKey, 403),
+        ] {
+            let (s, body) = upload(&app, &w, who, "", CSV).await;
+            assert_eq!(s, status, "{who:?}: {body}");
+        }
+        let (s, report) = upload(&app, &w, Who::AcmeAdminKey, "?mode=dry_run", CSV).await;
+        assert_eq!(s, 200, "{report}");
+        assert_eq!(
+            (
+                report["created"].as_u64(),
+                report["rejected"].as_u64(),
+                report["applied"].as_bool()
+            ),
+            (Some(2), Some(1), Some(false))
+        );
+        assert_eq!(
+            report["rows"][0]["row"], 3,
+            "rejected rows are named by their line: {report}"
+        );
+        assert_eq!(user_count(db), before, "a dry run writes nothing");
+        let (s, report) = upload(&app, &w, Who::AcmeAdminKey, "?mode=strict", CSV).await;
+        assert_eq!(s, 200, "{report}");
+        assert_eq!(
+            user_count(db),
+            before,
+            "strict writes nothing when a row is bad"
+        );
+        let (s, report) = upload(&app, &w, Who::AcmeAdminKey, "?mode=apply", CSV).await;
+        assert_eq!(s, 200, "{report}");
+        assert_eq!(report["created"], 2);
+        assert_eq!(user_count(db), before + 2);
+
+        // Another organization's rows, a bad file and bad parameters change nothing.
+        let (s, _) = upload(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "",
+            "email,first_name,last_name,organization\nx@globex.test,X,Y,globex\n",
+        )
+        .await;
+        assert!(s == 403 || s == 404 || s == 200, "{s}");
+        let (s, body) = upload(&app, &w, Who::AcmeAdminKey, "", "\u{0}\u{1}binary").await;
+        assert_eq!(s, 400, "{body}");
+        assert_eq!(body["type"], "urn:frontdesk:problem:validation");
+        let (s, _) = upload(&app, &w, Who::AcmeAdminKey, "?mode=maybe", CSV).await;
+        assert_eq!(s, 400);
+        let n: i64 = users_t::table
+            .filter(users_t::email.eq("x@globex.test"))
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("count");
+        assert_eq!(n, 0);
+        assert_eq!(user_count(db), before + 2);
+    });
+});
+
+both!(export_streams_scoped_formula_safe_csv, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "PATCH",
+            &format!("/users/{}", w.acme_member.id),
+            Some(json!({"first_name": "=cmd|' /C calc'!A0"})),
+            200,
+        )
+        .await;
+        let a = call(
+            &app,
+            &w,
+            Who::StaffAdminKey,
+            "GET",
+            "/export?sort=email&dir=asc",
+            None,
+        )
+        .await;
+        assert_eq!(a.status.as_u16(), 200);
+        assert!(a.content_type.starts_with("text/csv"));
+        let lines: Vec<&str> = a.raw.lines().collect();
+        assert!(lines[0].starts_with("email,"), "{}", lines[0]);
+        assert_eq!(lines.len(), 1 + 8, "{}", a.raw);
+        assert!(
+            a.raw.contains("'=cmd"),
+            "formulas are neutralised: {}",
+            a.raw
+        );
+        let a = call(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/export?fields=email",
+            None,
+        )
+        .await;
+        assert_eq!(a.status.as_u16(), 200);
+        let mut emails: Vec<&str> = a.raw.lines().skip(1).collect();
+        emails.sort_unstable();
+        assert_eq!(
+            emails,
+            ["admin@acme.test", "member@acme.test", "owner@acme.test"]
+        );
+        let a = call(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/export?fields=email&organization=globex",
+            None,
+        )
+        .await;
+        assert_eq!(
+            a.raw.lines().count(),
+            1,
+            "another organization exports nothing: {}",
+            a.raw
+        );
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/export?fields=password_hash",
+            None,
+            400,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/export?limit=0",
+            None,
+            400,
+        )
+        .await;
+        expect(&app, &w, Who::AcmeMemberKey, "GET", "/export", None, 403).await;
+        expect(&app, &w, Who::Anonymous, "GET", "/export", None, 401).await;
+    });
+});
