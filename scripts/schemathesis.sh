@@ -51,7 +51,11 @@ args=(run "$base/openapi.json"
     --workers 1
     --no-color
     --generation-database none
-    --request-timeout 10)
+    --request-timeout 10
+    # An upload is a CSV file whose validity (header, encoding) the document
+    # cannot describe, so random text is rightly refused: the integration
+    # tests cover /import instead.
+    --exclude-operation-id import_users)
 if [ -n "${FUZZ_SEED:-}" ]; then args+=(--seed "$FUZZ_SEED"); fi
 # From the scratch folder, so that schemathesis' own files stay out of the tree.
 (cd "$work" && "$st" "${args[@]}")

@@ -76,10 +76,48 @@ impl futures_core::Stream for Chunks {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
-    /// Comma-separated columns (default: the import columns), e.g.
-    /// `email,first_name,last_name,organizations,tags,status,created_at`.
-    #[param(max_length = 2000, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
-    fields: Option<String>,
+    /// Columns, comma-separated (default: the columns the import takes).
+    #[param(style = Form, explode = false, max_items = 50, inline)]
+    fields: Option<Vec<FieldParam>>,
+}
+
+const FIELD_NAMES: &[&str] = &[
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "organization",
+    "role",
+    "tags",
+    "staff_role",
+    "status",
+    "email_verified",
+    "local_login_enabled",
+    "suspended_reason",
+    "created_at",
+    "last_login_at",
+];
+
+/// The columns an export may have.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldParam {
+    Id,
+    Email,
+    FirstName,
+    LastName,
+    DisplayName,
+    Organization,
+    Role,
+    Tags,
+    StaffRole,
+    Status,
+    EmailVerified,
+    LocalLoginEnabled,
+    SuspendedReason,
+    CreatedAt,
+    LastLoginAt,
 }
 
 /// `GET /export`: a CSV attachment of the matching users. Takes the users
@@ -100,7 +138,18 @@ pub async fn export(
 ) -> ApiResult {
     let (requested, extras) = super::users::parse_query(req.query_string(), &["fields"])?;
     let fields = match extras.into_iter().next().flatten() {
-        Some(list) => ExportField::parse_list(&list, &[])?,
+        Some(list) => {
+            // Exactly the documented names (the service also folds case).
+            let parts: Vec<&str> = list.split(',').collect();
+            if parts.len() > 50 || parts.iter().any(|p| !FIELD_NAMES.contains(p)) {
+                return Err(WebError::validation(vec![crate::error::FieldError::new(
+                    "fields",
+                    format!("a comma-separated list of: {}", FIELD_NAMES.join(", ")),
+                )])
+                .into());
+            }
+            ExportField::parse_list(&list, &[])?
+        }
         None => exports::default_fields(&[]),
     };
     exports::export_scope(&api.actor)?;

@@ -78,7 +78,10 @@ pub fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error>
         return Ok(i);
     }
     match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && (-9.2e18..=9.2e18).contains(&f) => Ok(f as i64),
+        // Past 2^50 a double's fraction is noise from the decimal conversion.
+        Some(f) if (f.fract() == 0.0 || f.abs() >= 1.1e15) && (-9.2e18..=9.2e18).contains(&f) => {
+            Ok(f.round() as i64)
+        }
         _ => Err(serde::de::Error::custom(format!(
             "{n} is not a 64-bit integer"
         ))),
