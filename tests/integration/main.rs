@@ -14,6 +14,7 @@ mod api_keys;
 mod auth_pages;
 mod authz;
 mod dashboard;
+mod invitation_pages;
 mod invitations;
 mod login_attempts;
 mod mail;
