@@ -549,12 +549,21 @@ fn admin_browser_flows_in_headless_chromium() {
             "Members",
         ),
         ("/admin/audit", "audit", "user.delete"),
-        ("/admin/api-keys", "api_keys", "New key"),
     ] {
         admin.go(path);
         admin.wait_for(marker);
         admin.screenshot(shots, name);
     }
+    // An API key: its secret is shown once, on the answer to the form.
+    admin.go("/admin/api-keys");
+    admin.type_into("input[name=name]", "billing sync");
+    admin.click(".fda-form button[type=submit]");
+    let page = admin.wait_for("Copy this key now");
+    assert!(page.contains("fdk_"));
+    admin.screenshot(shots, "api_keys");
+    admin.go("/admin/api-keys");
+    let page = admin.wait_for("billing sync");
+    assert!(!page.contains("Copy this key now"));
     // And on a phone.
     admin.resize(390, 844);
     admin.go("/admin/users");

@@ -311,3 +311,41 @@ both!(actor_for_reads_roles_fresh, |db| {
         Err(CoreError::NotFound("user"))
     ));
 });
+
+// Read-then-write changes from many connections at once must wait for each
+// other, not fail with "database is locked" (SQLite) or lose an update.
+both!(concurrent_changes_all_succeed, |db| {
+    let ids: Vec<i64> = {
+        let c = &mut *db.conn();
+        (0..4)
+            .map(|i| {
+                users::create(c, &Actor::system(), new_user(&format!("c{i}@example.com")))
+                    .expect("user")
+                    .id
+            })
+            .collect()
+    };
+    let barrier = std::sync::Barrier::new(ids.len());
+    std::thread::scope(|s| {
+        for id in &ids {
+            let (pool, barrier) = (db.pool(), &barrier);
+            s.spawn(move || {
+                let mut c = pool.get().expect("conn");
+                barrier.wait();
+                for round in 0..15 {
+                    let change = UserUpdate {
+                        first_name: Some(format!("n{round}")),
+                        ..Default::default()
+                    };
+                    users::update(&mut c, &Actor::system(), *id, change)
+                        .expect("update under contention");
+                }
+            });
+        }
+    });
+    let c = &mut *db.conn();
+    for id in ids {
+        assert_eq!(users::get(c, id).expect("get").first_name, "n14");
+    }
+    assert_eq!(count_audit(c, "user.update"), 60);
+});

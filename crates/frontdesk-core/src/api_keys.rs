@@ -96,7 +96,7 @@ pub fn create(
     let secret = SecretToken::generate();
     let full = format!("{KEY_PREFIX}{}", secret.expose());
     let key_hash = hash_token(&full);
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         if let Some(org) = org {
             crate::organizations::get(conn, org)?;
         }
@@ -170,7 +170,7 @@ pub fn list(conn: &mut DbConnection, actor: &Actor) -> CoreResult<Vec<ApiKey>> {
 }
 
 pub fn revoke(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let key: ApiKey = api_keys::table
             .find(id)
             .select(ApiKey::as_select())

@@ -144,6 +144,9 @@ pub fn connect(url: &str, max_size: u32) -> Result<Pool, CoreError> {
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(10))
+        // A check query on every checkout would cost each request a round trip;
+        // a dead connection surfaces as an error on its next use instead.
+        .test_on_check_out(false)
         .build(ConnectionManager::new(url))
         .map_err(|e| CoreError::Pool(e.to_string()))?;
     let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
@@ -215,4 +218,23 @@ pub fn day_of(kind: BackendKind, column: &str) -> String {
         BackendKind::Sqlite => format!("substr({column}, 1, 10)"),
         BackendKind::Postgres => format!("to_char({column}, 'YYYY-MM-DD')"),
     }
+}
+
+/// A transaction for a change. On SQLite it takes the write lock before its
+/// first read: a deferred transaction that reads and then writes fails at once
+/// with "database is locked" when another connection committed in between
+/// (`busy_timeout` cannot help there), while waiting for the write lock up
+/// front is covered by `busy_timeout`. On PostgreSQL it is a plain transaction.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        if conn.kind() == BackendKind::Sqlite {
+            // A write statement takes the lock even when it matches no row.
+            conn.batch_execute("UPDATE organizations SET id = id WHERE 0")?;
+        }
+        f(conn)
+    })
 }

@@ -95,7 +95,7 @@ pub fn create(
         });
     }
     let domains = validate::domains(domains)?.join(",");
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let t = now();
         let org = diesel::insert_into(organizations::table)
             .values((
@@ -137,7 +137,7 @@ pub fn rename(
             reason: "must not be empty".into(),
         });
     }
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let old = get(conn, id)?;
         let org = diesel::update(organizations::table.find(id))
             .set((
@@ -166,7 +166,7 @@ pub fn set_allowed_domains(
 ) -> CoreResult<Organization> {
     authorize(actor, Action::Edit, &Target::Organization(id))?;
     let domains = validate::domains(domains)?.join(",");
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         get(conn, id)?;
         let org = diesel::update(organizations::table.find(id))
             .set((
@@ -190,7 +190,7 @@ pub fn set_allowed_domains(
 /// Deletes an organization with its memberships and invitations (cascade).
 pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()> {
     authorize(actor, Action::Delete, &Target::Organization(id))?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let org = get(conn, id)?;
         diesel::delete(organizations::table.find(id)).execute(conn)?;
         audit::record(
@@ -261,7 +261,7 @@ pub fn add_member(
         Action::GrantOrgRole(role),
         &Target::Organization(org),
     )?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let o = get(conn, org)?;
         let user = crate::users::get(conn, user_id)?;
         if !o.allows_email(&user.email) {
@@ -317,7 +317,7 @@ pub fn change_role(
     user_id: i64,
     role: OrgRole,
 ) -> CoreResult<()> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let old = current_role(conn, org, user_id)?;
         let target = Target::User {
             id: user_id,
@@ -349,7 +349,7 @@ pub fn remove_member(
     org: i64,
     user_id: i64,
 ) -> CoreResult<()> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let old = current_role(conn, org, user_id)?;
         let target = Target::User {
             id: user_id,

@@ -183,28 +183,3 @@ pub fn invalid_token() -> CoreError {
         reason: "this link is invalid, expired or already used".into(),
     }
 }
-
-/// An admin sends a user a reset link (always to the stored address). Answers
-/// `Ok(false)` when nothing was sent: the account is suspended, cannot sign in
-/// with a password, or has had too many links this hour. Audited either way.
-pub fn send_by_admin(
-    conn: &mut DbConnection,
-    actor: &crate::authz::Actor,
-    user_id: i64,
-    ttl: Duration,
-    mail: impl FnOnce(&User, &SecretToken, NaiveDateTime) -> CoreResult<NewMail>,
-) -> CoreResult<bool> {
-    conn.transaction(|conn| {
-        let user = user_store::get_for(conn, actor, user_id, crate::authz::Action::Edit)?;
-        let sent = request(conn, &user.email, ttl, mail)?;
-        crate::audit::record(
-            conn,
-            actor,
-            "user.password_reset.send",
-            &format!("user:{user_id}"),
-            None,
-            serde_json::json!({"sent": sent}),
-        )?;
-        Ok(sent)
-    })
-}

@@ -46,7 +46,7 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, name: &str) -> CoreResult<
             reason: "must be non-empty, without '|' or ','".into(),
         });
     }
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let tag = diesel::insert_into(tags::table)
             .values((tags::name.eq(&name), tags::created_at.eq(now())))
             .returning(tags::all_columns)
@@ -69,7 +69,7 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, name: &str) -> CoreResult<
 
 /// Tags a user; tagging twice is not an error.
 pub fn assign(conn: &mut DbConnection, actor: &Actor, user_id: i64, tag_id: i64) -> CoreResult<()> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         users::get_for(conn, actor, user_id, Action::Edit)?;
         let exists: i64 = user_tags::table
             .find((user_id, tag_id))
@@ -110,7 +110,7 @@ pub fn unassign(
     user_id: i64,
     tag_id: i64,
 ) -> CoreResult<()> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         users::get_for(conn, actor, user_id, Action::Edit)?;
         let n = diesel::delete(user_tags::table.find((user_id, tag_id))).execute(conn)?;
         if n > 0 {

@@ -235,7 +235,7 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, new: NewUser) -> CoreResul
     let last = validate::text("last_name", &new.last_name, MAX_NAME)?;
     let display = optional_name("display_name", new.display_name.as_deref())?;
     check_profile(&new.profile)?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let t = now();
         let search = search_text(&email, &first, &last, display.as_deref(), &new.profile);
         let inserted = diesel::insert_into(users::table)
@@ -287,7 +287,7 @@ pub fn update(
     id: i64,
     change: UserUpdate,
 ) -> CoreResult<User> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let user = get_for(conn, actor, id, Action::Edit)?;
         let first = match &change.first_name {
             Some(v) => validate::text("first_name", v, MAX_NAME)?,
@@ -346,7 +346,7 @@ pub fn update(
 /// Suspends a user and ends all their sessions in the same transaction.
 pub fn suspend(conn: &mut DbConnection, actor: &Actor, id: i64, reason: &str) -> CoreResult<User> {
     let reason = validate::text("reason", reason, MAX_TEXT)?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         get_for(conn, actor, id, Action::Suspend)?;
         if actor.user_id() == Some(id) {
             return Err(CoreError::Invalid {
@@ -378,7 +378,7 @@ pub fn suspend(conn: &mut DbConnection, actor: &Actor, id: i64, reason: &str) ->
 }
 
 pub fn restore(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<User> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         get_for(conn, actor, id, Action::Suspend)?;
         let user = diesel::update(users::table.find(id))
             .set((
@@ -404,7 +404,7 @@ pub fn restore(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<Us
 /// Deletes a user for good; memberships, tags, sessions and resets go with them
 /// (foreign-key cascades), login attempts and invitations keep a null user.
 pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let user = get_for(conn, actor, id, Action::Delete)?;
         if actor.user_id() == Some(id) {
             return Err(CoreError::Invalid {
@@ -439,7 +439,7 @@ pub fn set_local_login(
     id: i64,
     enabled: bool,
 ) -> CoreResult<User> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         get_for(conn, actor, id, Action::Edit)?;
         let user = diesel::update(users::table.find(id))
             .set((
@@ -464,7 +464,7 @@ pub fn set_staff_role(
     id: i64,
     role: Option<StaffRole>,
 ) -> CoreResult<User> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let user = get_for(conn, actor, id, Action::GrantStaffRole)?;
         if user.staff_role() == Some(StaffRole::Owner) && role != Some(StaffRole::Owner) {
             ensure_other_staff_owner(conn, id)?;
