@@ -794,3 +794,70 @@ both!(invitation_mail_config_errors_are_clear, |db| {
         }
     });
 });
+
+both!(
+    invitation_mail_follows_prefix_ttl_and_template_overrides,
+    |db| {
+        let cast = fx::cast(db);
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::create_dir_all(dir.path().join("email/invitation")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("email/invitation/subject.txt"),
+            "Come join {{ organization }}",
+        )
+        .expect("write");
+        let fd = builder(db)
+            .auth_prefix("/account")
+            .invitation_ttl(chrono::Duration::hours(2))
+            .template_dir(dir.path())
+            .build()
+            .expect("frontdesk");
+        block_on(async move {
+            let app = host_app!(fd);
+            let (mut admin, csrf) = fx::signed_in(db, cast.get("staff_owner"));
+            let org = cast.org_a.id.to_string();
+            let r = admin
+                .post(
+                    &app,
+                    "/admin/invitations",
+                    &[
+                        ("csrf_token", csrf.as_str()),
+                        ("email", "prefix@example.com"),
+                        ("organization", org.as_str()),
+                        ("role", "owner"),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER);
+            let mut conn = db.conn();
+            let (subject, body): (String, String) = outbox::table
+                .order(outbox::id.desc())
+                .select((outbox::subject, outbox::text_body))
+                .first(&mut *conn)
+                .expect("mail");
+            let (created, expires): (chrono::NaiveDateTime, chrono::NaiveDateTime) = inv_t::table
+                .filter(inv_t::email.eq("prefix@example.com"))
+                .select((inv_t::created_at, inv_t::expires_at))
+                .first(&mut *conn)
+                .expect("invitation");
+            drop(conn);
+            assert_eq!(subject, "Come join Acme");
+            assert_eq!(expires - created, chrono::Duration::hours(2));
+            let marker = "http://app.test/account/invitations/";
+            let start = body.find(marker).expect("link under the auth prefix") + marker.len();
+            let token: String = body[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            let mut invitee = Browser::new();
+            let page = invitee
+                .get(&app, &format!("/account/invitations/{token}"))
+                .await;
+            assert_eq!(page.status, StatusCode::OK);
+            assert!(
+                page.body.contains("<strong>owner</strong>"),
+                "staff may grant owner"
+            );
+        });
+    }
+);
