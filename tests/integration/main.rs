@@ -14,6 +14,8 @@ mod api_keys;
 mod auth_pages;
 mod authz;
 mod dashboard;
+mod exports;
+mod imports;
 mod invitation_pages;
 mod invitations;
 mod login_attempts;

@@ -154,7 +154,7 @@ pub fn change_password(
             reason: "not a current password hash".into(),
         });
     }
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let t = now();
         let n = diesel::update(users::table.find(user_id))
             .set((

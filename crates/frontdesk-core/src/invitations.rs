@@ -390,7 +390,7 @@ pub fn create(
     )?;
     let email = validate::normalize_email(&new.email)?;
     let message = clean_message(new.message.as_deref())?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let t = now();
         // A pending invitation past its expiry no longer blocks a new one. This
         // write comes first so that SQLite takes its write lock at the start of
@@ -472,7 +472,7 @@ pub fn resend(
     renderer: &dyn MailRenderer,
     id: i64,
 ) -> InvitationResult<IssuedInvitation> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         lock_row(conn, id)?;
         let old = get_for(conn, actor, id)?;
         authorize(
@@ -537,7 +537,7 @@ pub fn resend(
 
 /// Withdraws a pending invitation; its link stops working and unsent mail is dropped.
 pub fn cancel(conn: &mut DbConnection, actor: &Actor, id: i64) -> InvitationResult<Invitation> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         lock_row(conn, id)?;
         let old = get_for(conn, actor, id)?;
         authorize(
@@ -695,7 +695,7 @@ pub fn accept(
         )),
         Acceptance::ExistingUser { .. } => None,
     };
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let t = now();
         let inv = claim(conn, token, InvitationStatus::Accepted, t)?;
         let role = inv.role();
@@ -715,7 +715,9 @@ pub fn accept(
                     ..NewUser::default()
                 };
                 let user = match users::create(conn, &Actor::system(), new) {
-                    Err(CoreError::DuplicateEmail(_)) => return Err(InvitationError::SignInRequired),
+                    Err(CoreError::DuplicateEmail(_)) => {
+                        return Err(InvitationError::SignInRequired)
+                    }
                     other => other?,
                 };
                 (user, true)
@@ -741,7 +743,11 @@ pub fn accept(
             .set(invitations::accepted_user_id.eq(Some(user.id)))
             .returning(invitations::all_columns)
             .get_result::<Invitation>(conn)?;
-        let invitee = Actor::user(user.id, user.staff_role(), vec![(inv.organization_id, role)]);
+        let invitee = Actor::user(
+            user.id,
+            user.staff_role(),
+            vec![(inv.organization_id, role)],
+        );
         audit::record(
             conn,
             &invitee,
@@ -750,13 +756,19 @@ pub fn accept(
             Some(inv.organization_id),
             json!({"email": inv.email, "role": role, "user_id": user.id, "created_account": created_account}),
         )?;
-        Ok(Accepted { organization_id: inv.organization_id, invitation: inv, user, created_account, role })
+        Ok(Accepted {
+            organization_id: inv.organization_id,
+            invitation: inv,
+            user,
+            created_account,
+            role,
+        })
     })
 }
 
 /// Declines an invitation (final: the link never works again).
 pub fn decline(conn: &mut DbConnection, token: &str) -> InvitationResult<Invitation> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let t = now();
         let inv = claim(conn, token, InvitationStatus::Declined, t)?;
         supersede_queued_mail(conn, inv.id, "the invitation was declined")?;

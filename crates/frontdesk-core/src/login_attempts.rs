@@ -209,7 +209,7 @@ pub fn lockout(
 /// Lifts the account lockout of a user (the admin pages call this): failures
 /// before now no longer count. Writes the marker row and an audit event.
 pub fn clear_lockout(conn: &mut DbConnection, actor: &Actor, user_id: i64) -> CoreResult<()> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let user = users::get_for(conn, actor, user_id, Action::Suspend)?;
         record(
             conn,
@@ -234,7 +234,7 @@ pub fn clear_lockout(conn: &mut DbConnection, actor: &Actor, user_id: i64) -> Co
 pub fn clear_ip_lockout(conn: &mut DbConnection, actor: &Actor, ip: &str) -> CoreResult<()> {
     authorize(actor, Action::ManageSite, &crate::authz::Target::Site)?;
     let ip = crate::validate::text("ip", ip, 64)?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let client = ClientInfo {
             ip: Some(ip.clone()),
             user_agent: None,

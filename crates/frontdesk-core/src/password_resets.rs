@@ -37,7 +37,7 @@ pub fn request(
     let Ok(email) = validate::normalize_email(email) else {
         return Ok(false);
     };
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let Some(user) = user_store::find_by_email(conn, &email)? else {
             return Ok(false);
         };
@@ -57,7 +57,7 @@ pub fn request_for_user(
     ttl: Duration,
     mail: impl FnOnce(&User, &SecretToken, NaiveDateTime) -> CoreResult<NewMail>,
 ) -> CoreResult<()> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let user = user_store::get_for(conn, actor, user_id, Action::Edit)?;
         if user.is_suspended() {
             return Err(CoreError::Invalid {
@@ -150,7 +150,7 @@ pub fn check(conn: &mut DbConnection, token: &str) -> CoreResult<Option<User>> {
 /// Uses a token and sets the new password (already hashed) in one transaction;
 /// every session of the user ends. A used, expired or unknown token changes nothing.
 pub fn complete(conn: &mut DbConnection, token: &str, new_hash: &str) -> CoreResult<User> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let t = now();
         // The conditional update is what makes the token single-use, even
         // when two requests race.

@@ -337,7 +337,7 @@ pub fn revoke_by_admin(
     actor: &Actor,
     session_id: i64,
 ) -> CoreResult<bool> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let session = get(conn, session_id)?;
         crate::users::get_for(conn, actor, session.user_id, Action::Suspend)?;
         let ended = revoke(conn, session_id, reason::REVOKED_BY_ADMIN)?;
@@ -359,7 +359,7 @@ pub fn revoke_all_by_admin(
     actor: &Actor,
     user_id: i64,
 ) -> CoreResult<usize> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         crate::users::get_for(conn, actor, user_id, Action::Suspend)?;
         let ended = revoke_all_for_user(conn, user_id, reason::REVOKED_BY_ADMIN, None)?;
         audit::record(

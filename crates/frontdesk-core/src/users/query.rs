@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::dsl::{count, count_star};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Timestamp};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{User, UserStatus};
@@ -496,25 +496,86 @@ impl UserQuery {
     }
 
     /// Visits every matching user in sort order, a batch at a time, without
-    /// holding the whole result (the export streams through this).
-    pub fn for_each_batch(
+    /// holding the whole result (the export streams through this). Batches
+    /// continue after the previous batch's last row (keyset pagination, with
+    /// row-value comparisons on the sort's own keys), so each costs the same
+    /// however deep into the result it is. The callback gets the connection
+    /// back to read what goes with each batch.
+    pub fn for_each_batch<E: From<CoreError>>(
         &self,
         conn: &mut DbConnection,
         scope: Option<&[i64]>,
         batch: i64,
-        mut f: impl FnMut(&[User]) -> CoreResult<()>,
-    ) -> CoreResult<()> {
-        let mut offset = 0;
+        mut f: impl FnMut(&mut DbConnection, &[User]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let kind = conn.kind();
+        let batch = batch.max(1);
+        let mut last: Option<User> = None;
         loop {
-            let rows = self.load_page(conn, scope, batch, offset, false)?;
+            let mut q = self.sorted(self.filtered(kind, scope, false));
+            if let Some(after) = &last {
+                q = self.after(q, after);
+            }
+            let mut rows: Vec<User> = q
+                .select(User::as_select())
+                .limit(batch)
+                .load(conn)
+                .map_err(|e| E::from(CoreError::from(e)))?;
             if rows.is_empty() {
                 return Ok(());
             }
-            f(&rows)?;
+            f(conn, &rows)?;
             if (rows.len() as i64) < batch {
                 return Ok(());
             }
-            offset += batch;
+            last = rows.pop();
+        }
+    }
+
+    /// Rows that come after `u` in this query's order (see [`Self::sorted`]).
+    fn after<'a>(
+        &self,
+        q: users::BoxedQuery<'a, Backend>,
+        u: &User,
+    ) -> users::BoxedQuery<'a, Backend> {
+        let asc = self.dir == SortDir::Asc;
+        let op = if asc { ") > (" } else { ") < (" };
+        match self.sort {
+            SortKey::Email if asc => q.filter(users::email.gt(u.email.clone())),
+            SortKey::Email => q.filter(users::email.lt(u.email.clone())),
+            SortKey::Name => q.filter(
+                sql::<Bool>("(users.last_name, users.first_name, users.id")
+                    .sql(op)
+                    .bind::<Text, _>(u.last_name.clone())
+                    .sql(", ")
+                    .bind::<Text, _>(u.first_name.clone())
+                    .sql(", ")
+                    .bind::<BigInt, _>(u.id)
+                    .sql(")"),
+            ),
+            SortKey::Created => q.filter(
+                sql::<Bool>("(users.created_at, users.id")
+                    .sql(op)
+                    .bind::<Timestamp, _>(u.created_at)
+                    .sql(", ")
+                    .bind::<BigInt, _>(u.id)
+                    .sql(")"),
+            ),
+            // The same COALESCE expressions the sort uses, on both sides.
+            SortKey::LastLogin => {
+                let (expr, fill) = if asc {
+                    (LAST_LOGIN_NULLS_LAST_ASC, "'9999-12-31 23:59:59'")
+                } else {
+                    (LAST_LOGIN_NULLS_LAST_DESC, "'0001-01-01 00:00:00'")
+                };
+                q.filter(
+                    sql::<Bool>(&format!("({expr}, users.id{op}COALESCE("))
+                        .bind::<Nullable<Timestamp>, _>(u.last_login_at)
+                        .sql(&format!(", {fill}), "))
+                        .bind::<BigInt, _>(u.id)
+                        .sql(")"),
+                )
+            }
         }
     }
 }

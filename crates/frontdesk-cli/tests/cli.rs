@@ -1,0 +1,201 @@
+//! The `frontdesk` binary end to end on a SQLite file: migrate, create-admin,
+//! template, import (dry run, strict, default, report file) and export.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn frontdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env_remove("FRONTDESK_PROFILE_FIELDS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run frontdesk");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn operator_commands_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}", dir.path().join("fd.db").display());
+    operator_commands(&db, dir.path());
+}
+
+/// The same on a fresh PostgreSQL database when `FRONTDESK_TEST_POSTGRES` is set.
+#[test]
+fn operator_commands_on_postgres() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let Some(admin) = std::env::var("FRONTDESK_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("FRONTDESK_REQUIRE_POSTGRES").map_or(true, |v| v != "1"),
+            "PostgreSQL required"
+        );
+        eprintln!("SKIPPED (postgres): set FRONTDESK_TEST_POSTGRES to run");
+        return;
+    };
+    let name = format!(
+        "fd_cli_test_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let mut c = diesel::PgConnection::establish(&admin).expect("connect");
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    let db = match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let result = std::panic::catch_unwind(|| operator_commands(&db, dir.path()));
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .expect("drop database");
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+fn operator_commands(db: &str, dir: &std::path::Path) {
+    let db = db.to_owned();
+    let csv = dir.join("users.csv");
+    std::fs::write(&csv, "email,first_name,last_name,tags\nann@example.com,=Ann,Lee,beta\nANN@example.com,Ann,Again,\nbob@example.com,Bob,Stone,\n")
+        .expect("csv");
+    let file = csv.to_str().expect("path");
+
+    let o = frontdesk(&db, &["migrate"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = frontdesk(
+        &db,
+        &[
+            "create-admin",
+            "--email",
+            "Root@Example.com",
+            "--password-stdin",
+        ],
+        Some("correct horse battery\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("created staff owner root@example.com"));
+    assert!(!stdout(&o).contains("password"));
+    let o = frontdesk(&db, &["create-admin", "--email", "ops@example.com"], None);
+    assert!(
+        stdout(&o).contains("password (shown once): "),
+        "{}",
+        stdout(&o)
+    );
+    let o = frontdesk(
+        &db,
+        &[
+            "create-admin",
+            "--email",
+            "short@example.com",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("password is invalid: must be at least 8 characters"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = frontdesk(&db, &["template", "--profile-fields", "company"], None);
+    assert_eq!(
+        stdout(&o),
+        "email,first_name,last_name,display_name,organization,role,tags,staff_role,company\n"
+    );
+
+    for mode in ["--dry-run", "--strict"] {
+        let o = frontdesk(&db, &["import", file, mode, "--quiet"], None);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains("row 3: rejected ANN@example.com: duplicate of row 2"),
+            "{out}"
+        );
+        assert!(out.contains("nothing written"), "{out}");
+    }
+    let o = frontdesk(&db, &["export", "--fields", "email"], None);
+    assert_eq!(stdout(&o), "email\nops@example.com\nroot@example.com\n");
+
+    let report = dir.join("report.csv");
+    let o = frontdesk(
+        &db,
+        &[
+            "import",
+            file,
+            "--quiet",
+            "--report",
+            report.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("3 rows: created 2, skipped 0, rejected 1"),
+        "{}",
+        stdout(&o)
+    );
+    let written = std::fs::read_to_string(&report).expect("report");
+    assert!(
+        written.starts_with(
+            "row,email,outcome,code,reason\n3,ANN@example.com,rejected,duplicate_in_file,"
+        ),
+        "{written}"
+    );
+
+    let out = dir.join("out.csv");
+    let o = frontdesk(
+        &db,
+        &[
+            "export",
+            "--fields",
+            "email,first_name,tags",
+            "--staff",
+            "not-staff",
+            "--sort",
+            "email",
+            "--asc",
+            "-o",
+            out.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("export"),
+        "email,first_name,tags\nann@example.com,'=Ann,beta\nbob@example.com,Bob,\n"
+    );
+
+    let o = frontdesk(&db, &["import", "/nonexistent/file.csv"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let o = frontdesk(&db, &["export", "--fields", "email,secret"], None);
+    assert!(
+        stderr(&o).contains("unknown field \"secret\""),
+        "{}",
+        stderr(&o)
+    );
+}
