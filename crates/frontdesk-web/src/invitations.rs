@@ -286,12 +286,23 @@ async fn accept(
                 Err(e) => return Ok(Err(e)),
             };
             // A new account is signed in at once, with a fresh session token;
-            // an existing account is signed in already.
+            // an existing account is signed in already. The acceptance is
+            // committed by now: if the session cannot be opened the invitee
+            // signs in by hand, and the hooks still run.
             let session = if accepted.created_account {
-                if let Some(old) = &replaces {
-                    sessions::revoke_by_token(conn, old, sessions::reason::REPLACED)?;
+                let opened = replaces
+                    .as_deref()
+                    .map_or(Ok(false), |old| {
+                        sessions::revoke_by_token(conn, old, sessions::reason::REPLACED)
+                    })
+                    .and_then(|_| sessions::create(conn, accepted.user.id, &client, &config));
+                match opened {
+                    Ok((_, token)) => Some(token),
+                    Err(e) => {
+                        log::error!("frontdesk: no session after an accepted invitation: {e}");
+                        None
+                    }
                 }
-                Some(sessions::create(conn, accepted.user.id, &client, &config)?.1)
             } else {
                 None
             };
@@ -313,25 +324,35 @@ async fn accept(
             };
         }
     };
-    run_hooks(state, accepted).await?;
+    let signed_in = !accepted.created_account || session.is_some();
+    run_hooks(state, accepted, signed_in).await?;
     let mut res = HttpResponse::SeeOther();
     no_referrer(&mut res);
     if let Some(token) = session {
         res.cookie(session_cookie(state, token.expose()));
     }
-    Ok(res
-        .insert_header((header::LOCATION, state.settings().after_login.clone()))
-        .finish())
+    let to = if signed_in {
+        state.settings().after_login.clone()
+    } else {
+        format!("{}/login", state.prefix())
+    };
+    Ok(res.insert_header((header::LOCATION, to)).finish())
 }
 
 /// The host hears of the new account, the acceptance and the sign-in, after
 /// the commit and off the executor.
-async fn run_hooks(state: &FrontdeskState, accepted: Accepted) -> Result<(), WebError> {
+async fn run_hooks(
+    state: &FrontdeskState,
+    accepted: Accepted,
+    signed_in: bool,
+) -> Result<(), WebError> {
     let hooks = state.hooks().clone();
     web::block(move || {
         if accepted.created_account {
             hooks.user_created(&accepted.user);
-            hooks.user_signed_in(&accepted.user);
+            if signed_in {
+                hooks.user_signed_in(&accepted.user);
+            }
         }
         hooks.invitation_accepted(&accepted);
     })
