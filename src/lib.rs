@@ -16,13 +16,19 @@
 //! let frontdesk = Frontdesk::builder()
 //!     .database_url("sqlite://app.db")
 //!     .base_url("http://127.0.0.1:8080")
+//!     // Invitation and reset mail: SMTP in production, `file:///folder` in development.
+//!     .mail_url("smtp://user:password@smtp.example.com:587")
+//!     .mail_from("Notes <no-reply@notes.example>")
 //!     .build()?;
+//! // Delivers the outbox in the background, with retries.
+//! let mailer = frontdesk.start_mailer()?;
 //! HttpServer::new(move || {
 //!     App::new().configure(frontdesk.configure()).route("/notes", web::get().to(notes))
 //! })
 //! .bind(("127.0.0.1", 8080))?
 //! .run()
 //! .await?;
+//! mailer.shutdown().await;
 //! # Ok(()) }
 //! ```
 
@@ -64,6 +70,11 @@ pub struct FrontdeskBuilder {
     hooks: Option<Arc<dyn Hooks>>,
     admin_prefix: Option<String>,
     admin_authorizer: Option<frontdesk_web::admin::AdminAuthorizer>,
+    invitation_ttl: Option<chrono::Duration>,
+    mail_url: Option<String>,
+    mail_transport: Option<mail::Transport>,
+    mail_from: Option<String>,
+    mail_config: Option<mail::MailConfig>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -87,6 +98,11 @@ impl Default for FrontdeskBuilder {
             hooks: None,
             admin_prefix: None,
             admin_authorizer: None,
+            invitation_ttl: None,
+            mail_url: None,
+            mail_transport: None,
+            mail_from: None,
+            mail_config: None,
         }
     }
 }
@@ -209,6 +225,42 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// How long an invitation link works (default 7 days).
+    pub fn invitation_ttl(mut self, d: chrono::Duration) -> Self {
+        self.invitation_ttl = Some(d);
+        self
+    }
+
+    /// Where mail goes: `smtp://user:pass@host:587` (STARTTLS),
+    /// `smtps://host:465` (TLS), `smtp://host:25?tls=none`, or
+    /// `file:///path/to/folder` (one `.eml` per mail). Start the delivery
+    /// worker with [`Frontdesk::start_mailer`].
+    pub fn mail_url(mut self, url: impl Into<String>) -> Self {
+        self.mail_url = Some(url.into());
+        self
+    }
+
+    /// A transport made in code (e.g. [`mail::Transport::file`] or
+    /// [`mail::Transport::memory`]); takes the place of `mail_url`.
+    pub fn mail_transport(mut self, transport: mail::Transport) -> Self {
+        self.mail_transport = Some(transport);
+        self
+    }
+
+    /// The sender of every mail, like `Acme <no-reply@acme.example>`
+    /// (required with `mail_url` or `mail_transport`).
+    pub fn mail_from(mut self, from: impl Into<String>) -> Self {
+        self.mail_from = Some(from.into());
+        self
+    }
+
+    /// The worker's full settings (sender, retries, backoff, polling);
+    /// takes the place of `mail_from`.
+    pub fn mail_config(mut self, config: mail::MailConfig) -> Self {
+        self.mail_config = Some(config);
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -273,14 +325,44 @@ impl FrontdeskBuilder {
             settings.admin_prefix = p;
         }
         settings.admin_authorizer = self.admin_authorizer;
+        if let Some(d) = self.invitation_ttl {
+            settings.invitation_ttl = d;
+        }
+        let transport = match (self.mail_transport, &self.mail_url) {
+            (Some(t), _) => Some(t),
+            (None, Some(url)) => Some(mail::Transport::from_url(url).map_err(mail_config_error)?),
+            (None, None) => None,
+        };
+        let mail_config = match (self.mail_config, &self.mail_from) {
+            (Some(c), _) => Some(c),
+            (None, Some(from)) => Some(mail::MailConfig::new(from).map_err(mail_config_error)?),
+            (None, None) => None,
+        };
+        let mail = match (transport, mail_config) {
+            (Some(t), Some(c)) => Some((t, c)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(CoreError::Config(
+                    "mail_from is required with a mail transport (e.g. \"Acme <no-reply@acme.example>\")"
+                        .into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(CoreError::Config(
+                    "mail_from needs mail_url (or mail_transport) to say where mail goes".into(),
+                ))
+            }
+        };
 
         let backend = DatabaseUrl::parse(&url)?.kind();
         let pool = db::connect(&url, self.pool_size)?;
         let state = FrontdeskState::new(pool.clone(), settings, self.hooks)?;
+        let mailer = mail.map(|(t, c)| mail::Mailer::new(pool.clone(), t, c));
         Ok(Frontdesk {
             pool,
             backend,
             state,
+            mailer,
         })
     }
 }
@@ -291,6 +373,11 @@ pub struct Frontdesk {
     pool: Pool,
     backend: BackendKind,
     state: FrontdeskState,
+    mailer: Option<mail::Mailer>,
+}
+
+fn mail_config_error(e: mail::MailError) -> CoreError {
+    CoreError::Config(e.to_string())
 }
 
 impl Frontdesk {
@@ -309,6 +396,29 @@ impl Frontdesk {
     /// The state the web scopes and extractors use.
     pub fn state(&self) -> &FrontdeskState {
         &self.state
+    }
+
+    /// The outbox's delivery worker, when mail is configured (`mail_url` or
+    /// `mail_transport`, and `mail_from`).
+    pub fn mailer(&self) -> Option<&mail::Mailer> {
+        self.mailer.as_ref()
+    }
+
+    /// Starts delivering queued mail (invitations, password resets) in the
+    /// background of the current tokio runtime, e.g. in `#[actix_web::main]`
+    /// before `HttpServer::new`. Pages that queue mail wake it at once. Keep the
+    /// handle and `shutdown().await` it when the server stops. On PostgreSQL
+    /// every instance may run one; on SQLite run one per database.
+    pub fn start_mailer(&self) -> Result<mail::MailerHandle, mail::MailError> {
+        let mailer = self.mailer.as_ref().ok_or_else(|| {
+            mail::MailError::Config(
+                "no mail transport configured: set mail_url (or mail_transport) and mail_from"
+                    .into(),
+            )
+        })?;
+        let handle = mailer.spawn()?;
+        self.state.set_mail_waker(handle.waker());
+        Ok(handle)
     }
 
     /// Registers frontdesk's state and mounts the auth pages:

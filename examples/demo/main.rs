@@ -7,8 +7,9 @@
 //! folder with `DEMO_DATA=./demo-data`, public URL with `DEMO_BASE_URL`,
 //! another database with `DEMO_DATABASE_URL=postgres://…`, the cap on
 //! concurrent argon2 runs with `DEMO_MAX_HASHES`).
-//! Mail (password resets) goes through the outbox to `.eml` files in
-//! `demo-data/mail/`.
+//! Mail (invitations, password resets) goes through the outbox to `.eml`
+//! files in `demo-data/mail/`; the first start also creates an organization
+//! to invite people into from `/admin/invitations`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,8 @@ use std::sync::Mutex;
 
 use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use frontdesk::core::users;
-use frontdesk::mail::{MailConfig, Mailer, Transport};
+use frontdesk::core::{organizations, users, Actor};
+use frontdesk::mail::Transport;
 use frontdesk::web::csrf;
 use frontdesk::{CurrentUser, Frontdesk, OptionalUser};
 use rand::distributions::{Alphanumeric, DistString};
@@ -166,6 +167,7 @@ fn first_start(fd: &Frontdesk) -> Result<Option<String>, Box<dyn std::error::Err
     }
     let password = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 20);
     users::create_admin(&mut conn, OWNER_EMAIL, &password)?;
+    organizations::create(&mut conn, &Actor::system(), "notes-team", "Notes team", "")?;
     Ok(Some(password))
 }
 
@@ -206,7 +208,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         builder = builder.max_concurrent_hashes(n);
     }
+    // Mail (invitations, password resets) leaves the outbox as .eml files.
+    let mail_dir = dir.join("mail");
     let frontdesk = builder
+        .mail_transport(Transport::file(&mail_dir)?)
+        .mail_from("Notes <no-reply@notes.example>")
         .database_url(database_url.clone())
         .base_url(&base_url)
         .site_name("Notes")
@@ -225,15 +231,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => println!("Sign in at {base_url}/auth/login"),
     }
-    // Mail (password resets) leaves the outbox as .eml files in the data folder.
-    let mail_dir = dir.join("mail");
-    let mailer = Mailer::new(
-        frontdesk.pool().clone(),
-        Transport::file(&mail_dir)?,
-        MailConfig::new("Notes <no-reply@notes.example>")?,
+    let worker = frontdesk.start_mailer()?;
+    println!(
+        "Invite people at {base_url}/admin/invitations; mail is written as .eml files to {}",
+        std::fs::canonicalize(&mail_dir)
+            .unwrap_or(mail_dir)
+            .display()
     );
-    let worker = mailer.spawn()?;
-    println!("Mail is written as .eml files to {}", mail_dir.display());
 
     let store = web::Data::new(Notes::open(dir.join("notes.json")));
     HttpServer::new(move || {

@@ -165,7 +165,7 @@ struct ExportArgs {
     /// Sort ascending (default descending).
     #[arg(long)]
     asc: bool,
-    /// Output file (default: standard output).
+    /// Output file (default, or `-`: standard output).
     #[arg(short, long)]
     output: Option<PathBuf>,
     #[command(flatten)]
@@ -486,7 +486,9 @@ fn export(url: Option<&str>, args: ExportArgs) -> CliResult<ExitCode> {
         SortDir::Desc
     };
     let req = ExportRequest::new(fields, query);
-    let summary = match &args.output {
+    // `-o -` means standard output, as usual for CLI tools.
+    let output = args.output.as_ref().filter(|p| p.as_os_str() != "-");
+    let summary = match output {
         Some(path) => {
             let f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let s = exports::export(&mut c, &actor, &req, BufWriter::new(f), &mut |_| {})

@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod current_user;
 pub mod error;
 pub mod headers;
+pub mod invitations;
 pub mod login;
 pub mod password_change;
 pub mod password_resets;
@@ -94,6 +95,8 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             "/password-reset/{token}",
             web::post().to(password_resets::form_submit),
         )
+        .route("/invitations/{token}", web::get().to(invitations::page))
+        .route("/invitations/{token}", web::post().to(invitations::submit))
         .route("/password", web::get().to(password_change::page))
         .route("/password", web::post().to(password_change::submit))
         .route("/sessions", web::get().to(sessions::list))

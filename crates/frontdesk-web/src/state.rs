@@ -9,7 +9,9 @@ use actix_web::web;
 use frontdesk_core::auth::AuthSettings;
 use frontdesk_core::db::{DbConnection, Pool};
 use frontdesk_core::hooks::{Hooks, NoHooks};
+use frontdesk_core::invitations::InvitationSettings;
 use frontdesk_core::CoreError;
+use frontdesk_mail::{MailWaker, Templates as MailTemplates};
 use tera::{Context, Tera};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
@@ -28,6 +30,8 @@ pub struct Settings {
     pub after_login: String,
     pub auth: AuthSettings,
     pub password_reset_ttl: chrono::Duration,
+    /// How long an invitation link works (default 7 days).
+    pub invitation_ttl: chrono::Duration,
     /// A folder of templates that replace the embedded ones by name.
     pub template_dir: Option<PathBuf>,
     /// Signs the pre-session CSRF cookie. Instances behind one load balancer
@@ -57,6 +61,7 @@ impl Settings {
             after_login: "/".into(),
             auth: AuthSettings::default(),
             password_reset_ttl: chrono::Duration::hours(1),
+            invitation_ttl: chrono::Duration::days(7),
             template_dir: None,
             secret_key: None,
             // One core stays free for serving requests while logins flood in.
@@ -82,6 +87,9 @@ struct Inner {
     session_cookie: String,
     csrf_cookie: String,
     origin: String,
+    invitations: InvitationSettings,
+    mail_templates: MailTemplates,
+    mail_waker: std::sync::RwLock<Option<MailWaker>>,
 }
 
 /// Cheap to clone; every clone shares one pool, one semaphore, one template set.
@@ -137,6 +145,19 @@ impl FrontdeskState {
             ("frontdesk_session".to_owned(), "frontdesk_csrf".to_owned())
         };
         let origin = settings.base_url.origin().ascii_serialization();
+        if settings.invitation_ttl <= chrono::Duration::zero() {
+            return Err(CoreError::Config("invitation_ttl must be positive".into()));
+        }
+        // Links go to the auth pages under the configured origin, like reset links.
+        let invitations = InvitationSettings::new(&origin)?
+            .with_auth_path(&settings.auth_prefix)
+            .with_ttl(settings.invitation_ttl);
+        // Mail templates are overridden from `<template_dir>/email/<mail>/…`.
+        let mail_templates = match &settings.template_dir {
+            Some(dir) => MailTemplates::with_overrides(&dir.join("email")),
+            None => MailTemplates::new(),
+        }
+        .map_err(|e| CoreError::Config(e.to_string()))?;
         Ok(FrontdeskState(Arc::new(Inner {
             pool,
             hashing: Arc::new(Semaphore::new(settings.max_concurrent_hashes)),
@@ -148,6 +169,9 @@ impl FrontdeskState {
             session_cookie,
             csrf_cookie,
             origin,
+            invitations,
+            mail_templates,
+            mail_waker: std::sync::RwLock::new(None),
         })))
     }
 
@@ -161,6 +185,34 @@ impl FrontdeskState {
 
     pub fn hooks(&self) -> &Arc<dyn Hooks> {
         &self.0.hooks
+    }
+
+    /// Where invitation links point and how long they live.
+    pub fn invitation_settings(&self) -> &InvitationSettings {
+        &self.0.invitations
+    }
+
+    /// The email templates (invitation mail), with the host's overrides.
+    pub fn mail_templates(&self) -> &MailTemplates {
+        &self.0.mail_templates
+    }
+
+    /// Lets the pages wake a running outbox worker after they queue mail
+    /// (`Frontdesk::start_mailer` sets it).
+    pub fn set_mail_waker(&self, waker: MailWaker) {
+        if let Ok(mut w) = self.0.mail_waker.write() {
+            *w = Some(waker);
+        }
+    }
+
+    /// Starts a delivery round now, when a worker runs in this process; other
+    /// workers pick the mail up at their next poll.
+    pub fn wake_mailer(&self) {
+        if let Ok(w) = self.0.mail_waker.read() {
+            if let Some(w) = w.as_ref() {
+                w.wake();
+            }
+        }
     }
 
     pub fn prefix(&self) -> &str {

@@ -25,6 +25,9 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "auth/password_reset_invalid.html",
     "auth/password_reset_email.txt",
     "auth/password_reset_email.html",
+    "auth/invitation.html",
+    "auth/invitation_invalid.html",
+    "auth/invitation_declined.html",
     "admin/base.html",
     "admin/macros.html",
     "admin/dashboard.html",
@@ -37,6 +40,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "admin/organization.html",
     "admin/audit.html",
     "admin/api_keys.html",
+    "admin/invitations.html",
 );
 
 /// The embedded templates, with the host's files of the same names in their place.

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod chart;
 pub mod dashboard;
+pub mod invitations;
 pub mod login_attempts;
 pub mod organizations;
 pub mod sessions;
@@ -408,6 +409,10 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             "/organizations/{id}/members/{user}/remove",
             post().to(organizations::remove_member),
         )
+        .route("/invitations", get().to(invitations::list))
+        .route("/invitations", post().to(invitations::create))
+        .route("/invitations/{id}/resend", post().to(invitations::resend))
+        .route("/invitations/{id}/cancel", post().to(invitations::cancel))
         .route("/audit", get().to(audit::list))
         .route("/api-keys", get().to(api_keys::list))
         .route("/api-keys", post().to(api_keys::create))
