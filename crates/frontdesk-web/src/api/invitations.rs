@@ -2,17 +2,14 @@
 //! through the outbox), list with delivery state, resend with a new link,
 //! cancel. The link's secret is never in an answer: it goes by mail only.
 
-use std::sync::{Arc, OnceLock};
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use frontdesk_core::invitations::{
-    self, DeliveryState, Invitation, InvitationError, InvitationFilter, InvitationSettings,
-    InvitationStatus, NewInvitation,
+    self, DeliveryState, Invitation, InvitationError, InvitationFilter, InvitationStatus,
+    NewInvitation,
 };
 use frontdesk_core::{organizations, CoreError, DbConnection, OrgRole};
-use frontdesk_mail::Templates;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -40,25 +37,6 @@ impl From<InvitationError> for ApiError {
             ),
         }
     }
-}
-
-/// The mail templates, loaded once per API scope.
-#[derive(Default)]
-pub struct MailTemplates(OnceLock<Result<Arc<Templates>, String>>);
-
-impl MailTemplates {
-    fn get(&self) -> Result<Arc<Templates>, WebError> {
-        self.0
-            .get_or_init(|| Templates::new().map(Arc::new).map_err(|e| e.to_string()))
-            .clone()
-            .map_err(WebError::internal)
-    }
-}
-
-fn settings(state: &FrontdeskState) -> Result<InvitationSettings, WebError> {
-    InvitationSettings::new(state.settings().base_url.as_str())
-        .map(|s| s.with_auth_path(state.prefix()))
-        .map_err(WebError::from)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -279,12 +257,7 @@ pub struct NewInvitationBody {
         (status = 409, description = "Already a member, or an invitation is pending", body = super::problem::Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn create(
-    state: web::Data<FrontdeskState>,
-    templates: web::Data<MailTemplates>,
-    api: ApiActor,
-    body: Body,
-) -> ApiResult {
+pub async fn create(state: web::Data<FrontdeskState>, api: ApiActor, body: Body) -> ApiResult {
     let body: NewInvitationBody = super::problem::object(body)?;
     check_text(&[
         ("organization", Some(&body.organization), 100),
@@ -301,8 +274,7 @@ pub async fn create(
         )])
         .into());
     }
-    let settings = settings(&state)?;
-    let renderer = templates.get()?;
+    let st = state.get_ref().clone();
     let created = state
         .db(move |conn| -> Result<InvitationOut, WebError> {
             let actor = &api.actor;
@@ -316,8 +288,8 @@ pub async fn create(
             let issued = invitations::create(
                 conn,
                 actor,
-                &settings,
-                renderer.as_ref(),
+                st.invitation_settings(),
+                st.mail_templates(),
                 &NewInvitation {
                     organization_id: org.id,
                     email: body.email,
@@ -329,6 +301,7 @@ pub async fn create(
             Ok(out(&issued.invitation, &org.slug, &org.name, None))
         })
         .await?;
+    state.wake_mailer();
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -368,20 +341,25 @@ pub async fn get(state: web::Data<FrontdeskState>, api: ApiActor, id: web::Path<
 )]
 pub async fn resend(
     state: web::Data<FrontdeskState>,
-    templates: web::Data<MailTemplates>,
     api: ApiActor,
     id: web::Path<i64>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let settings = settings(&state)?;
-    let renderer = templates.get()?;
+    let st = state.get_ref().clone();
     let inv = state
         .db(move |conn| -> Result<InvitationOut, WebError> {
-            let issued = invitations::resend(conn, &api.actor, &settings, renderer.as_ref(), id)
-                .map_err(|e| ApiError::from(e).0)?;
+            let issued = invitations::resend(
+                conn,
+                &api.actor,
+                st.invitation_settings(),
+                st.mail_templates(),
+                id,
+            )
+            .map_err(|e| ApiError::from(e).0)?;
             Ok(with_org(conn, &issued.invitation)?)
         })
         .await?;
+    state.wake_mailer();
     Ok(HttpResponse::Ok().json(inv))
 }
 

@@ -100,7 +100,6 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .app_data(web::Data::new(ApiPrefix(prefix.to_owned())))
         .app_data(problem::json_config())
         .app_data(problem::path_config())
-        .app_data(web::Data::new(invitations::MailTemplates::default()))
         .wrap(
             DefaultHeaders::new()
                 .add(("Cache-Control", "no-store"))
