@@ -250,17 +250,29 @@ impl From<CoreError> for WebError {
                 WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
                     .with_type(problem_type::LAST_OWNER)
             }
+            // The detail keeps the service's own sentence (pages show it);
+            // `errors` names the field for API clients.
             CoreError::Invalid { field, reason } => {
-                WebError::validation(vec![FieldError::new(*field, reason.clone())])
+                let mut w = WebError::validation(vec![FieldError::new(*field, reason.clone())]);
+                w.detail = e.to_string();
+                w
             }
-            CoreError::TooLong { field, max } => WebError::validation(vec![FieldError::new(
-                *field,
-                format!("must be at most {max} characters"),
-            )]),
-            CoreError::InvalidEmail(_) => WebError::validation(vec![FieldError::new(
-                "email",
-                "is not a valid email address",
-            )]),
+            CoreError::TooLong { field, max } => {
+                let mut w = WebError::validation(vec![FieldError::new(
+                    *field,
+                    format!("must be at most {max} characters"),
+                )]);
+                w.detail = e.to_string();
+                w
+            }
+            CoreError::InvalidEmail(_) => {
+                let mut w = WebError::validation(vec![FieldError::new(
+                    "email",
+                    "is not a valid email address",
+                )]);
+                w.detail = e.to_string();
+                w
+            }
             // Valid input that the organization's domain policy refuses.
             CoreError::DomainNotAllowed => {
                 let mut w = WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string());
