@@ -592,3 +592,50 @@ both!(admin_user_page_actions_and_typed_delete, |db| {
         assert_eq!(page.status, StatusCode::NOT_FOUND);
     });
 });
+
+both!(
+    admin_user_page_hides_other_organizations_audit_events,
+    |db| {
+        use frontdesk_core::organizations;
+        let cast = fx::cast(db);
+        let mut conn = db.conn();
+        let sys = Actor::system();
+        organizations::add_member(
+            &mut conn,
+            &sys,
+            cast.org_b.id,
+            cast.alice.id,
+            OrgRole::Member,
+        )
+        .expect("alice joins globex");
+        organizations::change_role(
+            &mut conn,
+            &sys,
+            cast.org_b.id,
+            cast.alice.id,
+            OrgRole::Admin,
+        )
+        .expect("role in globex");
+        drop(conn);
+        let fd = frontdesk(db);
+        block_on(async move {
+            let app = host_app!(fd);
+            let uri = format!("/admin/users/{}", cast.alice.id);
+            let (mut staff, _) = fx::signed_in(db, cast.get("staff_owner"));
+            let page = staff.get(&app, &uri).await;
+            assert_eq!(page.status, StatusCode::OK);
+            assert!(
+                page.body.contains("membership.role"),
+                "staff see alice's globex role change"
+            );
+            let (mut acme_admin, _) = fx::signed_in(db, cast.get("org_admin"));
+            let page = acme_admin.get(&app, &uri).await;
+            assert_eq!(page.status, StatusCode::OK);
+            assert!(page.body.contains("user.create"), "acme's own events show");
+            assert!(
+                !page.body.contains("membership.role") && !page.body.contains("membership.add"),
+                "acme's admin sees nothing of alice's globex membership"
+            );
+        });
+    }
+);

@@ -154,4 +154,27 @@ both!(audit_log_filters_and_org_scope, |db| {
     assert!(mine
         .iter()
         .all(|e| e.target == format!("user:{}", a.id) || e.organization_id == Some(acme.id)));
+
+    // `a` also joins globex: what happens to them there is globex's business.
+    organizations::add_member(c, &sys, globex.id, a.id, OrgRole::Member).expect("join globex");
+    organizations::change_role(c, &sys, globex.id, a.id, OrgRole::Admin).expect("role");
+    users::restore(c, &sys, a.id).expect("restore a");
+    let (mine, n) = audit::list(c, &scoped, 1, 50).expect("scoped again");
+    assert_eq!(n, 4, "{mine:?}");
+    assert_eq!(
+        mine[0].action, "user.restore",
+        "a user-level event stays visible"
+    );
+    assert!(
+        mine.iter().all(|e| e.organization_id != Some(globex.id)),
+        "acme's view shows none of a's globex events: {mine:?}"
+    );
+    let globex_view = AuditFilter {
+        organizations: Some(vec![globex.id]),
+        ..Default::default()
+    };
+    let (theirs, _) = audit::list(c, &globex_view, 1, 50).expect("globex view");
+    assert!(theirs
+        .iter()
+        .any(|e| e.action == "membership.role" && e.target == format!("user:{}", a.id)));
 });

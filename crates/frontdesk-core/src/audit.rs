@@ -74,7 +74,10 @@ pub fn list(
             q = q.filter(audit_events::target.eq(t.clone()));
         }
         if let Some(orgs) = &filter.organizations {
-            // Events about an organization, or about a user who belongs to it.
+            // Events recorded in one of these organizations, and events about a
+            // member that belong to no organization (a suspension, a profile
+            // edit). A member's events in other organizations (their role or
+            // membership there) stay hidden.
             let ids = if orgs.is_empty() {
                 "NULL".to_owned()
             } else {
@@ -84,8 +87,9 @@ pub fn list(
                     .join(",")
             };
             q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-                "(audit_events.organization_id IN ({ids}) OR audit_events.target IN \
-                 (SELECT 'user:' || user_id FROM memberships WHERE organization_id IN ({ids})))"
+                "(audit_events.organization_id IN ({ids}) OR (audit_events.organization_id IS NULL \
+                 AND audit_events.target IN \
+                 (SELECT 'user:' || user_id FROM memberships WHERE organization_id IN ({ids}))))"
             )));
         }
         q

@@ -95,6 +95,7 @@ pub async fn page(
     let config = state.settings().auth.sessions;
     let policy = state.settings().auth.lockout;
     let visible = admin.scope();
+    let audit_scope = visible.clone();
     let loaded = state
         .db(move |conn| {
             let user = core_users::get_for(conn, &actor, id, Action::View)?;
@@ -113,6 +114,7 @@ pub async fn page(
                 conn,
                 &AuditFilter {
                     target: Some(format!("user:{id}")),
+                    organizations: audit_scope,
                     ..AuditFilter::default()
                 },
                 1,
