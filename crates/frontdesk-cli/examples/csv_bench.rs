@@ -92,7 +92,7 @@ fn sqlite_and_shell(
     let out = Command::new("sqlite3")
         .arg("-csv")
         .arg("-header")
-        .arg(&sqlite_path)
+        .arg(sqlite_path)
         .arg("SELECT * FROM users;")
         .stdout(File::create(&dump)?)
         .status()?;
@@ -141,7 +141,7 @@ fn postgres(csv_path: &Path, export_path: &Path, rows: u64) -> Res<()> {
             Some((base, _)) => format!("{base}/{name}"),
             None => return Err("FRONTDESK_BENCH_POSTGRES must end with /database".into()),
         };
-        let result = run_backend("postgres", &url, &csv_path, &export_path, rows);
+        let result = run_backend("postgres", &url, csv_path, export_path, rows);
         c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
         result?;
     } else {
