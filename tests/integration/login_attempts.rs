@@ -524,6 +524,7 @@ fn argon2_runs_are_capped_by_the_state_semaphore() {
 }
 
 both!(unknown_email_costs_a_password_verification, |db| {
+    use frontdesk_core::passwords;
     user_with_password(db, "ann@example.com");
     let sso = user_with_password(db, "sso@example.com");
     let mut conn = db.conn();
@@ -531,36 +532,38 @@ both!(unknown_email_costs_a_password_verification, |db| {
         .expect("sso");
     let s = AuthSettings::default();
     let c = ClientInfo::default();
-    // The fastest of three runs, so a busy machine does not decide.
-    let mut fastest = |email: &str| {
-        (0..3)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                refused(auth::sign_in(
-                    &mut conn,
-                    email,
-                    "wrong password",
-                    &c,
-                    &s,
-                    None,
-                ));
-                t.elapsed()
-            })
-            .min()
-            .unwrap_or_default()
+    // Counted, not timed: every refusal runs exactly one argon2 verification,
+    // whichever the reason, so the answer's time cannot tell them apart.
+    let mut argon2_runs = |email: &str, password: &str| {
+        let before = passwords::argon2_runs_on_this_thread();
+        refused(auth::sign_in(&mut conn, email, password, &c, &s, None));
+        passwords::argon2_runs_on_this_thread() - before
     };
-    let known = fastest("ann@example.com");
-    let unknown = fastest("zed@example.com");
-    let disabled = fastest("sso@example.com");
-    // Skipping argon2 would make these a hundred times faster, not a few.
-    assert!(
-        unknown * 3 > known,
-        "unknown {unknown:?} vs known {known:?}"
+    assert_eq!(argon2_runs("ann@example.com", "wrong password"), 1, "known");
+    assert_eq!(
+        argon2_runs("zed@example.com", "wrong password"),
+        1,
+        "unknown"
     );
-    assert!(
-        disabled * 3 > known,
-        "local login disabled {disabled:?} vs known {known:?}"
+    assert_eq!(
+        argon2_runs("sso@example.com", "wrong password"),
+        1,
+        "local login disabled"
     );
+    assert_eq!(
+        argon2_runs("not an email", "wrong password"),
+        1,
+        "malformed email"
+    );
+    let long = "x".repeat(10_000);
+    assert_eq!(
+        argon2_runs("zed@example.com", &long),
+        1,
+        "over-long password"
+    );
+    // And the dummy hash costs what a real one does: same algorithm and
+    // parameters as a fresh hash.
+    assert!(!passwords::needs_rehash(passwords::dummy_hash()));
 });
 
 async fn busy_answer(db: &TestDb) {

@@ -71,10 +71,22 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
     }
 }
 
+thread_local! {
+    static ARGON2_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many argon2 verifications have run on the calling thread. Verification
+/// is synchronous, so a caller can read this before and after a call and see
+/// whether the expensive path was taken (the timing-safety tests do).
+pub fn argon2_runs_on_this_thread() -> u64 {
+    ARGON2_RUNS.with(|c| c.get())
+}
+
 fn verify_phc(password: &str, phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
+    ARGON2_RUNS.with(|c| c.set(c.get() + 1));
     // The parameters come from the PHC string itself.
     Argon2::default()
         .verify_password(password.as_bytes(), &parsed)
