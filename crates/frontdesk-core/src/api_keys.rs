@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::audit;
 use crate::authz::{authorize, Action, Actor, OrgRole, Principal, StaffRole, Target};
-use crate::db::DbConnection;
+use crate::db::{DbConnection, LoadOne};
 use crate::error::{CoreError, CoreResult};
 use crate::schema::api_keys;
 use crate::time::now;
@@ -134,8 +134,7 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str) -> CoreResult<Opti
         .filter(api_keys::key_hash.eq(hash_token(presented)))
         .filter(api_keys::revoked_at.is_null())
         .select(ApiKey::as_select())
-        .first(conn)
-        .optional()?;
+        .load_one(conn)?;
     if let Some(k) = &key {
         let t = now();
         if k.last_used_at

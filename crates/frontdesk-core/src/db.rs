@@ -24,6 +24,23 @@ pub type Backend = <DbConnection as diesel::Connection>::Backend;
 pub type Pool = r2d2::Pool<ConnectionManager>;
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
+/// `.first(conn).optional()` for lookups by a unique key, without the
+/// `LIMIT ?` that `first` adds: SQLite plans with the bound LIMIT value, so a
+/// statement carrying one is re-prepared on every run (about seven times the
+/// cost of the lookup itself). Used on the per-request paths.
+pub trait LoadOne<T>: Sized {
+    fn load_one(self, conn: &mut DbConnection) -> QueryResult<Option<T>>;
+}
+
+impl<'q, Q, T> LoadOne<T> for Q
+where
+    Q: diesel::query_dsl::LoadQuery<'q, DbConnection, T>,
+{
+    fn load_one(self, conn: &mut DbConnection) -> QueryResult<Option<T>> {
+        Ok(RunQueryDsl::load(self, conn)?.into_iter().next())
+    }
+}
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 

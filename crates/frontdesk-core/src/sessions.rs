@@ -142,13 +142,25 @@ pub fn authenticate(
     if token.len() != 43 {
         return Ok(None);
     }
-    let found: Option<(Session, User)> = sessions::table
-        .inner_join(users::table)
-        .filter(sessions::token_hash.eq(hash_token(token)))
-        .select((Session::as_select(), User::as_select()))
-        .first(conn)
-        .optional()?;
-    let Some((mut session, mut user)) = found else {
+    // This runs on every signed-in request, so it is written for speed: on the
+    // backend's own connection (the statement is cached by its type, with no
+    // SQL text built per call) and without `LIMIT ?` (token_hash is unique; a
+    // bound LIMIT makes SQLite re-prepare the statement on every run).
+    let hash = hash_token(token);
+    macro_rules! lookup {
+        ($c:expr) => {
+            sessions::table
+                .inner_join(users::table)
+                .filter(sessions::token_hash.eq(&hash))
+                .select((Session::as_select(), User::as_select()))
+                .load::<(Session, User)>($c)?
+        };
+    }
+    let found = match conn {
+        DbConnection::Sqlite(c) => lookup!(c),
+        DbConnection::Pg(c) => lookup!(c),
+    };
+    let Some((mut session, mut user)) = found.into_iter().next() else {
         return Ok(None);
     };
     let t = now();

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::audit;
 use crate::authz::{authorize, Action, Actor, OrgRole, StaffRole, Target};
-use crate::db::DbConnection;
+use crate::db::{DbConnection, LoadOne};
 use crate::error::{CoreError, CoreResult};
 use crate::organizations;
 use crate::schema::{memberships, users};
@@ -178,8 +178,7 @@ pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<User> {
     users::table
         .find(id)
         .select(User::as_select())
-        .first(conn)
-        .optional()?
+        .load_one(conn)?
         .ok_or(CoreError::NotFound("user"))
 }
 
@@ -188,8 +187,7 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> CoreResult<Option<
     Ok(users::table
         .filter(users::email.eq(email))
         .select(User::as_select())
-        .first(conn)
-        .optional()?)
+        .load_one(conn)?)
 }
 
 /// The authorization target for a user: their staff role and memberships.
