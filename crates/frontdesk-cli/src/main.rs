@@ -67,7 +67,8 @@ enum Command {
     /// Export users as CSV.
     Export(ExportArgs),
     /// Invite addresses into an organization. Exit status: 0 all invited (and,
-    /// with --send, delivered), 2 some refused or undelivered, 1 nothing done.
+    /// with --send, delivered), 2 some refused or undelivered, 1 the command
+    /// was refused (nothing written) or the database failed.
     Invite(invite::InviteArgs),
     /// Show the mail outbox (counts, failed and stuck mail), requeue failed mail.
     Outbox(outbox::OutboxArgs),
