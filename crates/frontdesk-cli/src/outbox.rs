@@ -134,6 +134,22 @@ fn not_retried(conn: &mut DbConnection, id: i64) -> CliResult<String> {
             "mail #{id} is already queued (next attempt {}); only failed mail is retried",
             time(m.next_attempt_at)
         ),
+        Some(OutboxMail {
+            status,
+            locked_until: Some(until),
+            ..
+        }) if status == "sending" && until > frontdesk_core::time::now() => format!(
+            "mail #{id} is held by a worker until {}; after that any worker takes it up again",
+            time(until)
+        ),
+        Some(OutboxMail {
+            status,
+            locked_until: Some(until),
+            ..
+        }) if status == "sending" => format!(
+            "mail #{id} was held by a worker whose lease ran out at {}; the next delivery round takes it up again",
+            time(until)
+        ),
         Some(m) => format!(
             "mail #{id} is {}, not failed; only failed mail is retried",
             m.status

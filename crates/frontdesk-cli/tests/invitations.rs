@@ -583,6 +583,16 @@ both!(
                 frontdesk_core::outbox::claim_due(&mut c, 10, chrono::Duration::minutes(5))
                     .expect("claim");
             assert_eq!(claimed.len(), 1);
+            // While a worker holds it, a retry by hand is refused and says why.
+            let o = frontdesk(db, &["outbox", "--retry", &late_mail.to_string()]);
+            assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+            assert!(
+                err(&o).contains(&format!(
+                    "error: mail #{late_mail} is held by a worker until"
+                )),
+                "{}",
+                show(&o)
+            );
             assert!(frontdesk_core::outbox::mark_unsent(
                 &mut c,
                 late_mail,
