@@ -26,7 +26,7 @@ use crate::web_app::{notes, PASSWORD};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-fn find_program(env: &str, names: &[&str]) -> Option<PathBuf> {
+pub(crate) fn find_program(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env).map(PathBuf::from) {
         return p.is_file().then_some(p);
     }
@@ -36,7 +36,7 @@ fn find_program(env: &str, names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -45,7 +45,12 @@ fn free_port() -> u16 {
 
 /// Plain HTTP/1.1 to chromedriver on loopback: the WebDriver protocol is JSON
 /// over a handful of endpoints, so no client library is needed.
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+pub(crate) fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(|e| e.to_string())?;
@@ -117,7 +122,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -129,7 +134,7 @@ impl Drop for Driver {
     }
 }
 
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     driver: &'a Driver,
     session: String,
     base: String,
@@ -148,7 +153,7 @@ impl Drop for Browser<'_> {
 }
 
 impl<'a> Browser<'a> {
-    fn open(driver: &'a Driver, chromium: &Path, base: &str) -> Browser<'a> {
+    pub(crate) fn open(driver: &'a Driver, chromium: &Path, base: &str) -> Browser<'a> {
         let profile = tempfile::tempdir().expect("profile dir");
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -172,13 +177,13 @@ impl<'a> Browser<'a> {
         }
     }
 
-    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let full = format!("/session/{}{path}", self.session);
         http(self.driver.port, method, &full, body.as_ref())
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
-    fn go(&self, path: &str) {
+    pub(crate) fn go(&self, path: &str) {
         self.cmd(
             "POST",
             "/url",
@@ -186,21 +191,21 @@ impl<'a> Browser<'a> {
         );
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.cmd("GET", "/url", None)
             .as_str()
             .unwrap_or("")
             .to_owned()
     }
 
-    fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         self.cmd("GET", "/source", None)
             .as_str()
             .unwrap_or("")
             .to_owned()
     }
 
-    fn find(&self, css: &str) -> String {
+    pub(crate) fn find(&self, css: &str) -> String {
         let v = self.cmd(
             "POST",
             "/element",
@@ -212,7 +217,7 @@ impl<'a> Browser<'a> {
             .to_owned()
     }
 
-    fn find_all(&self, css: &str) -> Vec<String> {
+    pub(crate) fn find_all(&self, css: &str) -> Vec<String> {
         let v = self.cmd(
             "POST",
             "/elements",
@@ -227,18 +232,18 @@ impl<'a> Browser<'a> {
             .unwrap_or_default()
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let e = self.find(css);
         self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})));
     }
 
-    fn selected(&self, element: &str) -> bool {
+    pub(crate) fn selected(&self, element: &str) -> bool {
         self.cmd("GET", &format!("/element/{element}/selected"), None)
             .as_bool()
             .unwrap_or(false)
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})));
         self.cmd(
@@ -249,7 +254,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Waits until the page holds `text` (pages load after clicks on their own time).
-    fn wait_for(&self, text: &str) -> String {
+    pub(crate) fn wait_for(&self, text: &str) -> String {
         let start = Instant::now();
         loop {
             let src = self.source();
@@ -264,7 +269,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Waits until the address holds `part` (after a form submits).
-    fn wait_url(&self, part: &str) {
+    pub(crate) fn wait_url(&self, part: &str) {
         let start = Instant::now();
         while !self.url().contains(part) {
             assert!(
@@ -276,14 +281,14 @@ impl<'a> Browser<'a> {
         }
     }
 
-    fn login(&self, email: &str, next: &str) {
+    pub(crate) fn login(&self, email: &str, next: &str) {
         self.go(&format!("/auth/login?next={next}"));
         self.type_into("input[name=email]", email);
         self.type_into("input[name=password]", PASSWORD);
         self.click("form button[type=submit]");
     }
 
-    fn screenshot(&self, dir: Option<&Path>, name: &str) {
+    pub(crate) fn screenshot(&self, dir: Option<&Path>, name: &str) {
         let Some(dir) = dir else { return };
         let b64 = self.cmd("GET", "/screenshot", None);
         let png = base64::engine::general_purpose::STANDARD
@@ -292,7 +297,7 @@ impl<'a> Browser<'a> {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
-    fn resize(&self, width: u32, height: u32) {
+    pub(crate) fn resize(&self, width: u32, height: u32) {
         self.cmd(
             "POST",
             "/window/rect",
@@ -326,16 +331,28 @@ fn user_with(
 
 /// Serves frontdesk (and the host's `/notes`) on a loopback port in its own thread.
 fn serve(db: &TestDb) -> (String, actix_web::dev::ServerHandle) {
+    serve_with(db, |b| b)
+}
+
+/// [`serve`] with the builder adjusted (after the base URL is set); when mail
+/// is configured, the outbox worker runs beside the server.
+pub(crate) fn serve_with(
+    db: &TestDb,
+    customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
+) -> (String, actix_web::dev::ServerHandle) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let base = format!("http://127.0.0.1:{port}");
-    let fd = crate::web_app::builder(db)
-        .base_url(&base)
+    let fd = customize(crate::web_app::builder(db).base_url(&base))
         .build()
         .expect("frontdesk");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
+            let mailer = fd
+                .mailer()
+                .is_some()
+                .then(|| fd.start_mailer().expect("mail worker"));
             let server = HttpServer::new(move || {
                 App::new()
                     .configure(fd.configure())
@@ -347,14 +364,18 @@ fn serve(db: &TestDb) -> (String, actix_web::dev::ServerHandle) {
             .run();
             let _ = tx.send(server.handle());
             let _ = server.await;
+            if let Some(m) = mailer {
+                m.shutdown().await;
+            }
         });
     });
     let handle = rx.recv().expect("server started");
     (base, handle)
 }
 
-#[test]
-fn admin_browser_flows_in_headless_chromium() {
+/// Chromium and a running chromedriver, or `None` (with a SKIPPED note) when
+/// they are not installed, unless `FRONTDESK_REQUIRE_BROWSER=1`.
+pub(crate) fn start_driver() -> Option<(Driver, PathBuf)> {
     let required = std::env::var("FRONTDESK_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
     let driver_bin = find_program("CHROMEDRIVER", &["chromedriver"]);
     let chromium = find_program(
@@ -366,12 +387,40 @@ fn admin_browser_flows_in_headless_chromium() {
             panic!("FRONTDESK_REQUIRE_BROWSER=1 but chromedriver or chromium is not installed");
         }
         eprintln!("SKIPPED (browser): chromedriver and chromium not found (apt-get install chromium chromium-driver)");
+        return None;
+    };
+    let port = free_port();
+    let child = Command::new(&driver_bin)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver { child, port };
+    let start = Instant::now();
+    while http(port, "GET", "/status", None).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some((driver, chromium))
+}
+
+/// The folder named by `FRONTDESK_SCREENSHOTS`, created, when set.
+pub(crate) fn screenshot_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("FRONTDESK_SCREENSHOTS").map(PathBuf::from)?;
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    Some(dir)
+}
+
+#[test]
+fn admin_browser_flows_in_headless_chromium() {
+    let Some((driver, chromium)) = start_driver() else {
         return;
     };
-    let shots = std::env::var_os("FRONTDESK_SCREENSHOTS").map(PathBuf::from);
-    if let Some(dir) = &shots {
-        std::fs::create_dir_all(dir).expect("screenshot dir");
-    }
+    let shots = screenshot_dir();
     let shots = shots.as_deref();
 
     let db = TestDb::sqlite();
@@ -417,23 +466,6 @@ fn admin_browser_flows_in_headless_chromium() {
     }
     drop(conn);
     let (base, server) = serve(&db);
-
-    let port = free_port();
-    let child = Command::new(&driver_bin)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let driver = Driver { child, port };
-    let start = Instant::now();
-    while http(port, "GET", "/status", None).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "chromedriver did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 
     // The victim signs in and reads the host's own page.
     let user = Browser::open(&driver, &chromium, &base);
@@ -554,16 +586,54 @@ fn admin_browser_flows_in_headless_chromium() {
         admin.wait_for(marker);
         admin.screenshot(shots, name);
     }
-    // An API key: its secret is shown once, on the answer to the form.
+    // API keys: a secret is shown once, on the answer to the form. Two keys in
+    // use, one for the whole site and one scoped to Acme, as a site would have.
     admin.go("/admin/api-keys");
     admin.type_into("input[name=name]", "billing sync");
+    admin.click("select[name=organization] option[value=site]");
+    admin.click("select[name=role] option[value=viewer]");
     admin.click(".fda-form button[type=submit]");
     let page = admin.wait_for("Copy this key now");
-    assert!(page.contains("fdk_"));
-    admin.screenshot(shots, "api_keys");
+    let billing_key = secret_on(&page);
+    admin.type_into("input[name=name]", "Acme HR directory sync");
+    admin.click(&format!(
+        "select[name=organization] option[value='{}']",
+        acme.id
+    ));
+    admin.click("select[name=role] option[value=admin]");
+    admin.click(".fda-form button[type=submit]");
+    let page = admin.wait_for("Acme HR directory sync");
+    let hr_key = secret_on(&page);
+    assert_ne!(billing_key, hr_key);
+    assert_eq!(
+        api_get(&base, "/admin/api/v1/users?limit=5", &billing_key),
+        200
+    );
+    assert_eq!(
+        api_get(
+            &base,
+            "/admin/api/v1/organizations/acme/users?limit=5",
+            &hr_key
+        ),
+        200
+    );
     admin.go("/admin/api-keys");
-    let page = admin.wait_for("billing sync");
-    assert!(!page.contains("Copy this key now"));
+    let page = admin.wait_for("Acme HR directory sync");
+    assert!(!page.contains("Copy this key now") && !page.contains(&hr_key));
+    assert!(page.contains("whole site") && page.contains("Acme Corp"));
+    let used: Vec<Option<chrono::NaiveDateTime>> = {
+        use diesel::prelude::*;
+        use frontdesk_core::schema::api_keys;
+        api_keys::table
+            .select(api_keys::last_used_at)
+            .load(&mut db.conn())
+            .expect("keys")
+    };
+    assert!(
+        used.len() == 2 && used.iter().all(Option::is_some),
+        "both keys were used: {used:?}"
+    );
+    admin.screenshot(shots, "api_keys");
     // And on a phone.
     admin.resize(390, 844);
     admin.go("/admin/users");
@@ -574,4 +644,37 @@ fn admin_browser_flows_in_headless_chromium() {
     drop(admin);
     drop(driver);
     actix_web::rt::System::new().block_on(server.stop(true));
+}
+
+/// The one-time secret on the page that answers the new-key form.
+fn secret_on(page: &str) -> String {
+    let secret: String = page
+        .split("class=\"fda-secret\">")
+        .nth(1)
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    assert!(secret.starts_with("fdk_"), "no new key on the page");
+    secret
+}
+
+/// A bearer-key GET to the JSON API; returns the status code.
+fn api_get(base: &str, path: &str, key: &str) -> u16 {
+    let host = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }

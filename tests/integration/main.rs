@@ -25,6 +25,7 @@ mod authz;
 mod dashboard;
 mod exports;
 mod imports;
+mod invitation_browser;
 mod invitation_pages;
 mod invitations;
 mod login_attempts;

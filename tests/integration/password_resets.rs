@@ -9,6 +9,7 @@ use frontdesk_core::outbox::NewMail;
 use frontdesk_core::schema::{outbox, password_resets};
 use frontdesk_core::time::now;
 use frontdesk_core::{auth, password_resets as resets, passwords, Actor};
+use std::time::Duration as StdDuration;
 
 use crate::both;
 use crate::host_app;
@@ -342,4 +343,107 @@ both!(admins_send_reset_mails_within_their_scope, |db| {
     let err = resets::request_for_user(&mut conn, &sys, ann.id, Duration::hours(1), render);
     assert!(matches!(err, Err(CoreError::Invalid { field: "user", .. })));
     assert_eq!(count(db, "outbox"), 1);
+});
+
+/// Waits (up to `limit`) until the memory transport holds `n` mails.
+async fn delivered(
+    memory: &frontdesk_mail::MemoryTransport,
+    n: usize,
+    limit: StdDuration,
+) -> usize {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let got = memory.mails().len();
+        if got >= n || std::time::Instant::now() >= deadline {
+            return got;
+        }
+        actix_web::rt::time::sleep(StdDuration::from_millis(20)).await;
+    }
+}
+
+both!(reset_mails_wake_the_worker, |db| {
+    block_on(async move {
+        let (transport, memory) = frontdesk_mail::Transport::memory();
+        let mut mail =
+            frontdesk_mail::MailConfig::new("Notes <no-reply@notes.example>").expect("mail config");
+        // Far longer than the test may wait: only a wake-up delivers in time.
+        mail.poll_interval = StdDuration::from_secs(3600);
+        let fd = crate::web_app::builder(db)
+            .mail_transport(transport)
+            .mail_config(mail)
+            .build()
+            .expect("frontdesk");
+        user_with_password(db, "ann@example.com");
+        let staff = crate::admin_fixture::user(
+            db,
+            "staff@example.com",
+            Some(frontdesk_core::StaffRole::Admin),
+            None,
+        );
+        // A mail already queued when the worker starts: once it is delivered,
+        // the first round is over and the worker sleeps for its poll interval.
+        {
+            let mut conn = db.conn();
+            frontdesk_core::outbox::enqueue(
+                &mut conn,
+                &NewMail {
+                    kind: "test".into(),
+                    recipient: "first@example.com".into(),
+                    subject: "first".into(),
+                    text_body: "first".into(),
+                    html_body: None,
+                    invitation_id: None,
+                },
+            )
+            .expect("queue");
+        }
+        let worker = fd.start_mailer().expect("worker");
+        let app = host_app!(fd);
+        assert_eq!(delivered(&memory, 1, StdDuration::from_secs(30)).await, 1);
+
+        // The public form: the reset mail goes out at once.
+        let mut b = Browser::new();
+        let res = request(&mut b, &app, "ann@example.com").await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert_eq!(
+            delivered(&memory, 2, StdDuration::from_secs(30)).await,
+            2,
+            "the reset mail is delivered without waiting for the next poll"
+        );
+        let reset = &memory.mails()[1];
+        assert_eq!(reset.to, vec!["ann@example.com".to_owned()]);
+        assert!(reset.raw.contains("Reset your Notes password"));
+
+        // An unknown address queues nothing (and the same page answers).
+        let res = request(&mut b, &app, "nobody@example.com").await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert_eq!(count(db, "outbox"), 2);
+
+        // The admin's "send password reset" on the user's page, likewise.
+        let ann = frontdesk_core::users::find_by_email(&mut db.conn(), "ann@example.com")
+            .expect("query")
+            .expect("ann");
+        let (mut admin, csrf) = crate::admin_fixture::signed_in(db, Some(&staff));
+        let page = admin
+            .post(
+                &app,
+                &format!("/admin/users/{}/password-reset", ann.id),
+                &[("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert_eq!(
+            delivered(&memory, 3, StdDuration::from_secs(30)).await,
+            3,
+            "the admin's reset mail is delivered without waiting for the next poll"
+        );
+        assert_eq!(memory.mails()[2].to, vec!["ann@example.com".to_owned()]);
+        // Shutting down waits for the round in progress to record its outcomes.
+        worker.shutdown().await;
+        let statuses: Vec<String> = outbox::table
+            .select(outbox::status)
+            .load(&mut db.conn())
+            .expect("statuses");
+        assert_eq!(statuses, vec!["sent"; 3]);
+    });
 });

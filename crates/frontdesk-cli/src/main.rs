@@ -1,5 +1,9 @@
 //! `frontdesk`: the operator's command line. Migrates the database, creates the
-//! first staff owner, and imports or exports users as CSV.
+//! first staff owner, imports or exports users as CSV, invites people and
+//! looks after the mail outbox.
+
+mod invite;
+mod outbox;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
@@ -62,6 +66,12 @@ enum Command {
     Import(ImportArgs),
     /// Export users as CSV.
     Export(ExportArgs),
+    /// Invite addresses into an organization. Exit status: 0 all invited (and,
+    /// with --send, delivered), 2 some refused or undelivered, 1 the command
+    /// was refused (nothing written) or the database failed.
+    Invite(invite::InviteArgs),
+    /// Show the mail outbox (counts, failed and stuck mail), requeue failed mail.
+    Outbox(outbox::OutboxArgs),
 }
 
 #[derive(Args)]
@@ -254,6 +264,8 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         }
         Command::Import(args) => import(url, args),
         Command::Export(args) => export(url, args),
+        Command::Invite(args) => invite::run(url, args),
+        Command::Outbox(args) => outbox::run(url, args),
     }
 }
 

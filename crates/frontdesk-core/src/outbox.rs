@@ -232,12 +232,49 @@ pub fn list_problems(conn: &mut DbConnection, limit: i64) -> CoreResult<Vec<Outb
         .load(conn)?)
 }
 
+/// Queued mail that has failed at least once and waits for its next attempt
+/// (an SMTP outage shows up here first), the longest-waiting first.
+pub fn list_retrying(conn: &mut DbConnection, limit: i64) -> CoreResult<Vec<OutboxMail>> {
+    Ok(outbox::table
+        .filter(outbox::status.eq("queued"))
+        .filter(outbox::attempts.gt(0))
+        .order((outbox::next_attempt_at.asc(), outbox::id.asc()))
+        .limit(limit)
+        .select(OutboxMail::as_select())
+        .load(conn)?)
+}
+
+/// One outbox row by id.
+pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<Option<OutboxMail>> {
+    Ok(outbox::table
+        .find(id)
+        .select(OutboxMail::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// True for a failed mail that was dropped because its link died (see
+/// [`SUPERSEDED`]): sending it later would deliver a dead link.
+pub fn is_superseded(mail: &OutboxMail) -> bool {
+    mail.status == "failed"
+        && mail
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(SUPERSEDED))
+}
+
 /// Puts a failed mail back in the queue with a fresh attempt count.
-/// Returns false when the mail is not `failed`.
+/// Returns false when the mail is not `failed`, or was superseded (its link
+/// no longer works).
 pub fn retry_failed(conn: &mut DbConnection, id: i64) -> CoreResult<bool> {
     let t = now();
     let n = diesel::update(outbox::table.find(id))
         .filter(outbox::status.eq("failed"))
+        .filter(
+            outbox::last_error
+                .is_null()
+                .or(outbox::last_error.not_like(format!("{SUPERSEDED}%"))),
+        )
         .set((
             outbox::status.eq("queued"),
             outbox::attempts.eq(0),
@@ -246,6 +283,27 @@ pub fn retry_failed(conn: &mut DbConnection, id: i64) -> CoreResult<bool> {
         ))
         .execute(conn)?;
     Ok(n == 1)
+}
+
+/// [`retry_failed`] for every failed mail but the superseded ones; returns
+/// the ids queued again.
+pub fn retry_all_failed(conn: &mut DbConnection) -> CoreResult<Vec<i64>> {
+    let t = now();
+    Ok(diesel::update(outbox::table)
+        .filter(outbox::status.eq("failed"))
+        .filter(
+            outbox::last_error
+                .is_null()
+                .or(outbox::last_error.not_like(format!("{SUPERSEDED}%"))),
+        )
+        .set((
+            outbox::status.eq("queued"),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(t),
+            outbox::updated_at.eq(t),
+        ))
+        .returning(outbox::id)
+        .get_results(conn)?)
 }
 
 /// Counts rows by status (`queued`, `sending`, `sent`, `failed`).

@@ -76,13 +76,18 @@ pub async fn request_submit(
     let email = form.into_inner().email;
     let st = state.get_ref().clone();
     let ttl = st.settings().password_reset_ttl;
-    state
+    let queued = state
         .db(move |conn| {
             password_resets::request(conn, &email, ttl, |user, token, expires_at| {
                 reset_mail(&st, user, token, expires_at)
             })
         })
         .await?;
+    if queued {
+        // Committed: the mail goes out now, not at the worker's next poll.
+        // (Only then: unknown addresses must not make the worker run.)
+        state.wake_mailer();
+    }
     // Whatever happened, the same page: no telling which addresses exist.
     page(
         &req,

@@ -428,22 +428,25 @@ pub async fn password_reset(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
+    let form = Params::parse(&body);
+    verify(&req, &state, &form)?;
     let st = state.get_ref().clone();
     let ttl = st.settings().password_reset_ttl;
-    change(
-        &req,
-        &state,
-        &admin,
-        id,
-        &body,
-        move |conn, actor, _| {
-            password_resets::request_for_user(conn, actor, id, ttl, |user, token, expires_at| {
+    let actor = admin.actor.clone();
+    let result = state
+        .db(move |conn| {
+            password_resets::request_for_user(conn, &actor, id, ttl, |user, token, expires_at| {
                 crate::password_resets::reset_mail(&st, user, token, expires_at)
             })
-        },
-        |_| "A password reset link was sent to the user's address.".into(),
-    )
-    .await
+        })
+        .await;
+    if result.is_ok() {
+        // Committed: the mail goes out now, not at the worker's next poll.
+        state.wake_mailer();
+    }
+    finish(&state, result, &user_url(&state, id), |_| {
+        "A password reset link was sent to the user's address.".into()
+    })
 }
 
 pub async fn staff_role(
