@@ -523,6 +523,27 @@ pub fn report(
         let (page_ok, page_n) = count(&|s| s.admin_page, PAGE_TARGET_MS);
         let (api_ok, api_n) = count(&|s| s.api, API_TARGET_MS);
         r.push('\n');
+        // What the page and the API add to the bare query: handler, auth, rendering.
+        let overhead = |f: &dyn Fn(&HttpStat) -> Option<Dist>| {
+            let mut d: Vec<f64> = stats
+                .iter()
+                .filter_map(|s| f(s).map(|x| x.p50 - s.query.p50))
+                .collect();
+            d.sort_by(f64::total_cmp);
+            (!d.is_empty()).then(|| percentile(&d, 0.5))
+        };
+        for (what, added) in [
+            ("page", overhead(&|s| s.admin_page)),
+            ("API", overhead(&|s| s.api)),
+        ] {
+            if let Some(ms) = added {
+                let _ = writeln!(
+                    r,
+                    "{backend}: the {what} adds {ms:.1} ms to the bare query (median over the cases \
+                     of its p50 minus the query's p50)."
+                );
+            }
+        }
         if page_n > 0 {
             let _ = writeln!(
                 r,
