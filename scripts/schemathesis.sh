@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Fuzzes the JSON admin API against its own OpenAPI document: builds and starts
-# the api_server example on a fresh SQLite file, takes the staff-owner API key
-# it prints, runs schemathesis (all checks, bounded in examples and time) and
-# exits non-zero when schemathesis reports a failure.
+# Fuzzes the JSON admin API of the running demo against its own OpenAPI
+# document: builds the demo, starts it on a scratch data folder (a fresh SQLite
+# file, sample users) with a staff-owner API key written to a file, runs
+# schemathesis with that key (all checks, bounded in examples and time), stops
+# the demo, and exits non-zero when schemathesis reports a failure.
 #
 #   pip install schemathesis    # once
 #   scripts/schemathesis.sh
 #
 # Knobs: FUZZ_PORT (18089), FUZZ_EXAMPLES per operation (25), FUZZ_SECONDS (300),
-# FUZZ_SEED (random), SCHEMATHESIS (the `schemathesis` on PATH).
+# FUZZ_SEED (random), FUZZ_DATABASE_URL (a scratch postgres://… database
+# instead of SQLite; it is written to), SCHEMATHESIS (the `schemathesis` on PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,15 +20,20 @@ seconds="${FUZZ_SECONDS:-300}"
 st="${SCHEMATHESIS:-schemathesis}"
 command -v "$st" >/dev/null || { echo "schemathesis not found: pip install schemathesis" >&2; exit 2; }
 
-cargo build --quiet --example api_server
-bin="${CARGO_TARGET_DIR:-target}/debug/examples/api_server"
+cargo build --quiet --example demo
+bin="${CARGO_TARGET_DIR:-target}/debug/examples/demo"
 
 work="$(mktemp -d)"
-"$bin" "127.0.0.1:$port" "sqlite://$work/api.db" >"$work/server.log" 2>&1 &
-server=$!
+DEMO_ADDR="127.0.0.1:$port" \
+    DEMO_DATA="$work/data" \
+    DEMO_DATABASE_URL="${FUZZ_DATABASE_URL:-}" \
+    DEMO_API_KEY_FILE="$work/api.key" \
+    DEMO_SAMPLE_DATA=1 \
+    "$bin" >"$work/demo.log" 2>&1 &
+demo=$!
 cleanup() {
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
+    kill "$demo" 2>/dev/null || true
+    wait "$demo" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -34,13 +41,14 @@ trap cleanup EXIT
 base="http://127.0.0.1:$port/admin/api/v1"
 for _ in $(seq 1 150); do
     if curl -fsS -o /dev/null "$base/openapi.json" 2>/dev/null; then break; fi
-    if ! kill -0 "$server" 2>/dev/null; then cat "$work/server.log" >&2; exit 1; fi
+    if ! kill -0 "$demo" 2>/dev/null; then cat "$work/demo.log" >&2; exit 1; fi
     sleep 0.2
 done
-key="$(sed -n 's/^FRONTDESK_API_KEY=//p' "$work/server.log")"
+# The demo writes the key before it starts listening.
+key="$(cat "$work/api.key" 2>/dev/null || true)"
 if [ -z "$key" ]; then
-    echo "the server printed no API key" >&2
-    cat "$work/server.log" >&2
+    echo "the demo wrote no API key" >&2
+    cat "$work/demo.log" >&2
     exit 1
 fi
 

@@ -10,6 +10,10 @@
 //! Mail (invitations, password resets) goes through the outbox to `.eml`
 //! files in `demo-data/mail/`; the first start also creates an organization
 //! to invite people into from `/admin/invitations`.
+//! For scripts (see `automation.rs`): `DEMO_API_KEY_FILE` writes a staff-owner
+//! API key to that file at start-up, `DEMO_SAMPLE_DATA=1` adds sample users.
+
+mod automation;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -230,6 +234,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         None => println!("Sign in at {base_url}/auth/login"),
+    }
+    if std::env::var("DEMO_SAMPLE_DATA").is_ok_and(|v| v == "1") {
+        automation::sample_data(&frontdesk)?;
+    }
+    if let Some(file) = std::env::var_os("DEMO_API_KEY_FILE").filter(|f| !f.is_empty()) {
+        automation::write_key(&frontdesk, OWNER_EMAIL, Path::new(&file))?;
+        println!(
+            "Wrote a staff-owner API key to {}",
+            Path::new(&file).display()
+        );
     }
     let worker = frontdesk.start_mailer()?;
     println!(

@@ -15,7 +15,7 @@ use crate::seed::end;
 use crate::Options;
 
 pub const TARGET_MS: f64 = 50.0;
-const PAGES: [i64; 2] = [1, 100];
+pub const PAGES: [i64; 2] = [1, 100];
 
 pub struct Stat {
     pub case: String,
@@ -49,7 +49,7 @@ pub fn version(conn: &mut DbConnection) -> QueryResult<String> {
 }
 
 /// The cases, built from the data itself so `--reuse` measures the same thing.
-fn cases(
+pub fn cases(
     conn: &mut DbConnection,
     users: i64,
 ) -> Result<Vec<(String, UserQuery)>, Box<dyn std::error::Error>> {
@@ -195,7 +195,7 @@ fn cases(
     Ok(v)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
@@ -264,7 +264,7 @@ pub fn count_floor(conn: &mut DbConnection, iterations: usize) -> QueryResult<(f
     Ok((percentile(&ms, 0.5), percentile(&ms, 0.95)))
 }
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

@@ -1,8 +1,10 @@
 //! `frontdesk-bench`: seeds a large database and measures frontdesk against it.
-//! Only `users-query` exists so far: the users list query on SQLite and
-//! PostgreSQL, through the same `UserQuery::run_scoped` the pages and API use.
+//! `users-query`: the users list query on SQLite and PostgreSQL, through the
+//! same `UserQuery::run_scoped` the pages and API use. `http`: the same cases
+//! through the admin users page and the JSON API's users list.
 
 mod cases;
+mod http;
 mod names;
 mod seed;
 
@@ -17,8 +19,9 @@ use diesel::PgConnection;
 use frontdesk_core::db::DbConnection;
 
 const USAGE: &str =
-    "usage: frontdesk-bench users-query [--backend sqlite|postgres|both] [--users N] [--reuse] \
-[--iterations N] [--sqlite PATH] [--postgres URL] [--markdown PATH] [--only CASE-TEXT]";
+    "usage: frontdesk-bench users-query|http [--backend sqlite|postgres|both] [--users N] [--reuse] \
+[--iterations N] [--sqlite PATH] [--postgres URL] [--markdown PATH] [--only CASE-TEXT] \
+[--target page|api|both (http only)]";
 
 const SQLITE_SCHEMA: &str =
     include_str!("../../../migrations/sqlite/2026-11-25-000001_initial/up.sql");
@@ -37,14 +40,21 @@ pub struct Options {
     /// Only the cases whose name contains this text.
     pub only: Option<String>,
     command: String,
+    /// `http` rather than `users-query`.
+    http: bool,
+    /// What `http` requests: the admin page, the API, or both.
+    page: bool,
+    api: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
-    if it.next().map(String::as_str) != Some("users-query") {
-        return Err(USAGE.into());
-    }
+    let http = match it.next().map(String::as_str) {
+        Some("users-query") => false,
+        Some("http") => true,
+        _ => return Err(USAGE.into()),
+    };
     let mut o = Options {
         sqlite: true,
         postgres: true,
@@ -59,6 +69,9 @@ fn parse_args() -> Result<Options, String> {
             "cargo run --release -p frontdesk-bench -- {}",
             args.join(" ")
         ),
+        http,
+        page: true,
+        api: true,
     };
     while let Some(a) = it.next() {
         let mut value = || {
@@ -87,6 +100,12 @@ fn parse_args() -> Result<Options, String> {
             "--postgres" => o.postgres_url = value()?,
             "--markdown" => o.markdown = Some(value()?.into()),
             "--only" => o.only = Some(value()?),
+            "--target" if http => match value()?.as_str() {
+                "page" => (o.page, o.api) = (true, false),
+                "api" => (o.page, o.api) = (false, true),
+                "both" => (o.page, o.api) = (true, true),
+                other => return Err(format!("unknown target {other:?}\n{USAGE}")),
+            },
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -127,7 +146,7 @@ fn store_fingerprint(conn: &mut DbConnection, fp: &str) -> QueryResult<()> {
     ))
 }
 
-type BoxError = Box<dyn std::error::Error>;
+pub type BoxError = Box<dyn std::error::Error>;
 
 fn open(url: &str) -> Result<DbConnection, BoxError> {
     let pool = frontdesk_core::db::connect(url, 1)?;
@@ -232,6 +251,36 @@ struct Count {
     n: i64,
 }
 
+/// The seeded database of one backend, checked to hold `--users` users.
+fn prepared(
+    o: &Options,
+    name: &str,
+    data: &mut Option<seed::Data>,
+) -> Result<DbConnection, BoxError> {
+    let mut conn = if name == "SQLite" {
+        prepare_sqlite(o, data)?
+    } else {
+        prepare_postgres(o, data)?
+    };
+    let n: Count = diesel::sql_query("SELECT count(*) AS n FROM users").get_result(&mut conn)?;
+    if n.n as usize != o.users {
+        return Err(format!("{name}: expected {} users, found {}", o.users, n.n).into());
+    }
+    Ok(conn)
+}
+
+fn write_report(o: &Options, report: &str) -> Result<(), BoxError> {
+    println!("{report}");
+    if let Some(path) = &o.markdown {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, report)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 fn run(o: &Options) -> Result<(), BoxError> {
     let mut data = None;
     let mut results = Vec::new();
@@ -241,16 +290,7 @@ fn run(o: &Options) -> Result<(), BoxError> {
         if !enabled {
             continue;
         }
-        let mut conn = if name == "SQLite" {
-            prepare_sqlite(o, &mut data)?
-        } else {
-            prepare_postgres(o, &mut data)?
-        };
-        let n: Count =
-            diesel::sql_query("SELECT count(*) AS n FROM users").get_result(&mut conn)?;
-        if n.n as usize != o.users {
-            return Err(format!("{name}: expected {} users, found {}", o.users, n.n).into());
-        }
+        let mut conn = prepared(o, name, &mut data)?;
         versions.push(cases::version(&mut conn)?);
         eprintln!("{name}: measuring ({} iterations per case)", o.iterations);
         results.push((
@@ -260,16 +300,35 @@ fn run(o: &Options) -> Result<(), BoxError> {
         floors.push(cases::count_floor(&mut conn, o.iterations)?);
     }
     drop(data);
-    let report = cases::report(o, &versions, &floors, &results);
-    println!("{report}");
-    if let Some(path) = &o.markdown {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+    write_report(o, &cases::report(o, &versions, &floors, &results))
+}
+
+/// `http`: seeds (or reuses) each backend, then measures the page and the API on it.
+fn run_http(o: &Options) -> Result<(), BoxError> {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into());
+    let mut data = None;
+    let mut results = Vec::new();
+    let mut versions = Vec::new();
+    for (enabled, name) in [(o.sqlite, "SQLite"), (o.postgres, "PostgreSQL")] {
+        if !enabled {
+            continue;
         }
-        std::fs::write(path, &report)?;
-        eprintln!("wrote {}", path.display());
+        let mut conn = prepared(o, name, &mut data)?;
+        versions.push(cases::version(&mut conn)?);
+        drop(conn);
+        let url = if name == "SQLite" {
+            o.sqlite_path.to_string_lossy().into_owned()
+        } else {
+            o.postgres_url.clone()
+        };
+        eprintln!("{name}: measuring ({} iterations per case)", o.iterations);
+        results.push((name, http::measure(&url, o)?));
     }
-    Ok(())
+    drop(data);
+    write_report(o, &http::report(o, &load, &versions, &results))
 }
 
 fn main() -> ExitCode {
@@ -280,7 +339,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&o) {
+    let result = if o.http { run_http(&o) } else { run(&o) };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
