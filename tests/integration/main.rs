@@ -9,7 +9,6 @@ mod admin_browser;
 mod admin_fixture;
 mod admin_pages;
 mod admin_users;
-mod admin_users_timing;
 mod api_keys;
 mod api_v1_auth;
 mod api_v1_imports;
