@@ -15,8 +15,8 @@ use crate::error::CoreError;
 use crate::organizations::{self, Organization};
 use crate::outbox::{self, MailRenderer, NewMail};
 use crate::schema::{
-    invitations, memberships, organizations as orgs_table, outbox as outbox_table,
-    users as users_table,
+    import_invitations, invitations, memberships, organizations as orgs_table,
+    outbox as outbox_table, users as users_table,
 };
 use crate::time::now;
 use crate::tokens::{hash_token, SecretToken};
@@ -353,25 +353,40 @@ fn lock_row(conn: &mut DbConnection, id: i64) -> InvitationResult<()> {
     Ok(())
 }
 
-/// An account made for someone (by an import) who has never chosen a
-/// password nor signed in: an invitation link, proof of the mailbox, lets
-/// them set the password by accepting.
-pub fn awaiting_password(user: &User) -> bool {
+/// An account that has never chosen a password nor signed in.
+fn awaiting_password(user: &User) -> bool {
     user.password_hash.is_none()
         && user.last_login_at.is_none()
         && user.local_login_enabled
         && !user.is_suspended()
 }
 
-/// A member who has an account in use (an imported member still waiting for
-/// a password may be invited: accepting sets it).
+/// True when the invitation was sent by an import to the user it created:
+/// accepting it sets that account's first password (the link proves the
+/// mailbox, as a reset link would).
+fn sets_password(conn: &mut DbConnection, invitation_id: i64) -> InvitationResult<bool> {
+    let n: i64 = import_invitations::table
+        .find(invitation_id)
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// The account an imported invitee activates by accepting, if this is one.
+fn account_to_activate(
+    conn: &mut DbConnection,
+    inv: &Invitation,
+) -> InvitationResult<Option<User>> {
+    match users::find_by_email(conn, &inv.email)? {
+        Some(u) if awaiting_password(&u) && sets_password(conn, inv.id)? => Ok(Some(u)),
+        _ => Ok(None),
+    }
+}
+
 fn is_member(conn: &mut DbConnection, email: &str, org: i64) -> InvitationResult<bool> {
     let Some(user) = users::find_by_email(conn, email)? else {
         return Ok(false);
     };
-    if awaiting_password(&user) {
-        return Ok(false);
-    }
     let n: i64 = memberships::table
         .find((user.id, org))
         .count()
@@ -501,7 +516,10 @@ pub fn resend(
             InvitationStatus::Pending | InvitationStatus::Expired => {}
             other => return Err(InvitationError::NotPending(other)),
         }
-        if is_member(conn, &old.email, old.organization_id)? {
+        // An import's invitation goes to a member whose account awaits its password.
+        if is_member(conn, &old.email, old.organization_id)?
+            && account_to_activate(conn, &old)?.is_none()
+        {
             return Err(CoreError::AlreadyMember.into());
         }
         let org = organizations::get(conn, old.organization_id)?;
@@ -614,8 +632,8 @@ pub fn preview(conn: &mut DbConnection, token: &str) -> InvitationResult<Invitat
         Some(uid) => users::get(conn, uid).ok().map(|u| u.name()),
         None => None,
     };
-    let account_exists =
-        users::find_by_email(conn, &inv.email)?.is_some_and(|u| !awaiting_password(&u));
+    let account_exists = users::find_by_email(conn, &inv.email)?.is_some()
+        && account_to_activate(conn, &inv)?.is_none();
     Ok(InvitationPreview {
         invitation_id: inv.id,
         email: inv.email.clone(),
@@ -722,10 +740,10 @@ pub fn accept(
         let mut activated_account = false;
         let (user, created_account) = match (how, names.as_ref()) {
             (Acceptance::NewAccount { password_hash, .. }, Some((first, last))) => {
-                if let Some(existing) = users::find_by_email(conn, &inv.email)? {
-                    if !awaiting_password(&existing) {
+                if users::find_by_email(conn, &inv.email)?.is_some() {
+                    let Some(existing) = account_to_activate(conn, &inv)? else {
                         return Err(InvitationError::SignInRequired);
-                    }
+                    };
                     let user =
                         activate(conn, &existing, &inv, role, first, last, password_hash, t)?;
                     activated_account = true;
@@ -914,6 +932,9 @@ impl ImportInvitations {
             ))
             .returning(invitations::all_columns)
             .get_result::<Invitation>(conn)?;
+        diesel::insert_into(import_invitations::table)
+            .values(import_invitations::invitation_id.eq(inv.id))
+            .execute(conn)?;
         let outbox_id = queue_mail(
             conn,
             actor,

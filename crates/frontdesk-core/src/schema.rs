@@ -195,6 +195,12 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    import_invitations (invitation_id) {
+        invitation_id -> BigInt,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(user_tags -> users (user_id));
@@ -218,4 +224,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     api_keys,
     imports,
+    import_invitations,
 );

@@ -1,1 +1,2 @@
+DROP TABLE import_invitations;
 DROP TABLE imports;

@@ -29,3 +29,10 @@ CREATE TABLE imports (
 CREATE INDEX imports_created ON imports (created_at);
 CREATE INDEX imports_organization ON imports (organization_id);
 CREATE INDEX imports_status ON imports (status);
+
+-- Invitations sent by an import to the users it created: accepting one sets
+-- the password of that (still password-less) account instead of asking the
+-- invitee to sign in first.
+CREATE TABLE import_invitations (
+    invitation_id BIGINT PRIMARY KEY NOT NULL REFERENCES invitations (id) ON DELETE CASCADE
+);
