@@ -924,3 +924,106 @@ both!(
         });
     }
 );
+
+both!(
+    the_api_runs_large_files_in_the_background_and_reports_status,
+    |db| {
+        use crate::api_v1_support::{call, world_data, Who, API};
+        let fd = builder(db)
+            .import_config(small_batches())
+            .build()
+            .expect("frontdesk");
+        block_on(async move {
+            let app = host_app!(fd);
+            let w = world_data(db);
+            let key = w.keys.get(&Who::AcmeAdminKey).expect("key").clone();
+            let post = |query: &'static str, body: String| {
+                TestRequest::post()
+                    .uri(&format!("{API}/import{query}"))
+                    .insert_header(("content-type", "text/csv"))
+                    .insert_header(("authorization", format!("Bearer {key}")))
+                    .set_payload(body)
+                    .to_request()
+            };
+            // A small file: the report at once, with the id it is filed under.
+            let res = actix_web::test::call_service(
+                &app,
+                post("?mode=dry_run", rows_csv(3, Some("acme"))),
+            )
+            .await;
+            assert_eq!(res.status(), StatusCode::OK);
+            let small: serde_json::Value = actix_web::test::read_body_json(res).await;
+            assert_eq!(small["created"], 3);
+            let small_id = small["import_id"].as_i64().expect("import_id");
+
+            // A large one: 202, then its status until the report.
+            let res = actix_web::test::call_service(
+                &app,
+                post("?mode=apply&invite=true", rows_csv(35, Some("acme"))),
+            )
+            .await;
+            assert_eq!(res.status(), StatusCode::ACCEPTED);
+            let location = res
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let queued: serde_json::Value = actix_web::test::read_body_json(res).await;
+            let id = queued["id"].as_i64().expect("id");
+            assert_eq!(location, format!("{API}/imports/{id}"));
+            assert!(queued["status"] == "queued" || queued["status"] == "running");
+            assert_eq!(queued["total_rows"], 35);
+            let mut last = serde_json::Value::Null;
+            for _ in 0..300 {
+                last = call(
+                    &app,
+                    &w,
+                    Who::AcmeAdminKey,
+                    "GET",
+                    &format!("/imports/{id}"),
+                    None,
+                )
+                .await
+                .body;
+                if last["status"] == "done" || last["status"] == "failed" {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            assert_eq!(last["status"], "done", "{last}");
+            assert_eq!(last["report"]["created"], 35);
+            assert_eq!(last["report"]["welcome_mails_queued"], 35);
+            assert_eq!(last["background"], true);
+            assert_eq!(
+                count(db, "invitations"),
+                35,
+                "one invitation per created user"
+            );
+
+            let list = call(&app, &w, Who::AcmeMemberKey, "GET", "/imports", None).await;
+            assert_eq!(list.status, StatusCode::OK);
+            let ids: Vec<i64> = list.body["imports"]
+                .as_array()
+                .expect("imports")
+                .iter()
+                .filter_map(|i| i["id"].as_i64())
+                .collect();
+            assert_eq!(ids, vec![id, small_id], "newest first");
+            let other = call(
+                &app,
+                &w,
+                Who::GlobexAdminKey,
+                "GET",
+                &format!("/imports/{id}"),
+                None,
+            )
+            .await;
+            assert_eq!(other.status, StatusCode::NOT_FOUND);
+            let listed = call(&app, &w, Who::GlobexAdminKey, "GET", "/imports", None).await;
+            assert_eq!(listed.body["pagination"]["total"], 0);
+            let bad = call(&app, &w, Who::AcmeAdminKey, "GET", "/imports?page=0", None).await;
+            assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        });
+    }
+);
