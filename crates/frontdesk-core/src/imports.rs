@@ -1564,28 +1564,6 @@ fn problem(code: &'static str, e: CoreError) -> Problem {
     (code, e.to_string())
 }
 
-fn welcome(m: &WelcomeMail, p: &Pending) -> NewMail {
-    let name = if p.first_name.is_empty() {
-        p.email.as_str()
-    } else {
-        p.first_name.as_str()
-    };
-    NewMail {
-        kind: "import_welcome".into(),
-        recipient: p.email.clone(),
-        subject: format!("Your {} account", m.site_name),
-        text_body: format!(
-            "Hello {name},\n\nAn account was created for you on {site}.\n\
-             To choose your password, open {url} and enter this email address ({email}).\n",
-            site = m.site_name,
-            url = m.set_password_url,
-            email = p.email,
-        ),
-        html_body: None,
-        invitation_id: None,
-    }
-}
-
 /// Queues the mail of a created user: an invitation into the row's first
 /// organization when invitations are configured, else the welcome mail.
 fn welcome_or_invite(
@@ -1610,4 +1588,26 @@ fn welcome_or_invite(
         }
     }
     Ok(())
+}
+
+fn welcome(m: &WelcomeMail, p: &Pending) -> NewMail {
+    let name = if p.first_name.is_empty() {
+        p.email.as_str()
+    } else {
+        p.first_name.as_str()
+    };
+    NewMail {
+        kind: "import_welcome".into(),
+        recipient: p.email.clone(),
+        subject: format!("Your {} account", m.site_name),
+        text_body: format!(
+            "Hello {name},\n\nAn account was created for you on {site}.\n\
+             To choose your password, open {url} and enter this email address ({email}).\n",
+            site = m.site_name,
+            url = m.set_password_url,
+            email = p.email,
+        ),
+        html_body: None,
+        invitation_id: None,
+    }
 }
