@@ -75,6 +75,9 @@ pub struct FrontdeskBuilder {
     mail_transport: Option<mail::Transport>,
     mail_from: Option<String>,
     mail_config: Option<mail::MailConfig>,
+    import_config: Option<core::imports::ImportConfig>,
+    profile_fields: Option<Vec<String>>,
+    import_dir: Option<PathBuf>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -103,6 +106,9 @@ impl Default for FrontdeskBuilder {
             mail_transport: None,
             mail_from: None,
             mail_config: None,
+            import_config: None,
+            profile_fields: None,
+            import_dir: None,
         }
     }
 }
@@ -261,6 +267,32 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// What the CSV import accepts: profile fields, size and row limits, batch
+    /// size, and the row count above which an import from the pages or the
+    /// API runs in the background (default 10,000).
+    pub fn import_config(mut self, config: core::imports::ImportConfig) -> Self {
+        self.import_config = Some(config);
+        self
+    }
+
+    /// The host's profile fields: columns of the import template and fields
+    /// of the export (overrides those of `import_config`).
+    pub fn profile_fields<I, S>(mut self, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.profile_fields = Some(fields.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Where uploaded CSV files wait while they are imported, and dry runs
+    /// until they are applied (default: `frontdesk-imports` in the temp dir).
+    pub fn import_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.import_dir = Some(dir.into());
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -328,6 +360,20 @@ impl FrontdeskBuilder {
         if let Some(d) = self.invitation_ttl {
             settings.invitation_ttl = d;
         }
+        if let Some(c) = self.import_config {
+            settings.import = c;
+        }
+        if let Some(f) = self.profile_fields {
+            settings.import.profile_fields = f;
+        }
+        if let Some(d) = self.import_dir {
+            settings.import_dir = d;
+        }
+        if settings.import.max_rows == 0 || settings.import.max_bytes == 0 {
+            return Err(CoreError::Config(
+                "import_config: max_rows and max_bytes must be positive".into(),
+            ));
+        }
         let transport = match (self.mail_transport, &self.mail_url) {
             (Some(t), _) => Some(t),
             (None, Some(url)) => Some(mail::Transport::from_url(url).map_err(mail_config_error)?),
@@ -356,6 +402,16 @@ impl FrontdeskBuilder {
 
         let backend = DatabaseUrl::parse(&url)?.kind();
         let pool = db::connect(&url, self.pool_size)?;
+        // Imports left running by a process that stopped: on SQLite this
+        // process is the database's only server, so every one of them is
+        // dead; on PostgreSQL other instances may still be running theirs.
+        let stale = match backend {
+            BackendKind::Sqlite => None,
+            BackendKind::Postgres => Some(settings.import.heartbeat_timeout),
+        };
+        let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
+        core::import_jobs::mark_interrupted(&mut conn, stale)?;
+        drop(conn);
         let state = FrontdeskState::new(pool.clone(), settings, self.hooks)?;
         let mailer = mail.map(|(t, c)| mail::Mailer::new(pool.clone(), t, c));
         Ok(Frontdesk {

@@ -20,13 +20,36 @@ fn audit_count(db: &TestDb) -> i64 {
         .expect("count")
 }
 
+/// An import filed under acme (queued, as a background one would be).
+fn acme_import(db: &TestDb, w: &World) -> i64 {
+    use frontdesk_core::import_jobs::{self, JobOptions, NewJob};
+    let new = NewJob {
+        actor: Actor::system(),
+        organization_id: Some(w.acme.id),
+        file_name: "users.csv".into(),
+        mode: frontdesk_core::imports::ImportMode::DryRun,
+        options: JobOptions::default(),
+        upload_key: None,
+    };
+    import_jobs::queue(&mut db.conn(), &new, 3)
+        .expect("import")
+        .id
+}
+
 /// The route with acme's ids filled in, and a body that would be accepted.
-fn concrete(w: &World, method: &str, path: &str, ids: (i64, i64, i64)) -> (String, Option<Value>) {
-    let (tag, session, invitation) = ids;
+fn concrete(
+    w: &World,
+    method: &str,
+    path: &str,
+    ids: (i64, i64, i64, i64),
+) -> (String, Option<Value>) {
+    let (tag, session, invitation, import) = ids;
     let id = if path.starts_with("/sessions/") {
         session
     } else if path.starts_with("/invitations/") {
         invitation
+    } else if path.starts_with("/imports/") {
+        import
     } else {
         w.acme_member.id
     };
@@ -64,6 +87,7 @@ both!(
                 .expect("tag")
                 .id;
             let session = session_for(db, w.acme_member.id);
+            let import = acme_import(db, &w);
             let invitation = expect(
                 &app,
                 &w,
@@ -83,7 +107,7 @@ both!(
                 if *path == "/openapi.json" {
                     continue;
                 }
-                let (uri, body) = concrete(&w, method, path, (tag, session, invitation));
+                let (uri, body) = concrete(&w, method, path, (tag, session, invitation, import));
                 let m = method.to_ascii_uppercase();
                 let a = expect(&app, &w, Who::Anonymous, &m, &uri, body.clone(), 401).await;
                 assert_eq!(a.problem_type(), "urn:frontdesk:problem:unauthorized");
@@ -125,6 +149,7 @@ both!(
                 .expect("tag")
                 .id;
             let session = session_for(db, w.acme_member.id);
+            let import = acme_import(db, &w);
             let invitation = expect(
                 &app,
                 &w,
@@ -139,7 +164,7 @@ both!(
                 .as_i64()
                 .expect("invitation");
             for (method, path) in ROUTES.iter().filter(|(m, _)| *m == "get") {
-                let (uri, _) = concrete(&w, method, path, (tag, session, invitation));
+                let (uri, _) = concrete(&w, method, path, (tag, session, invitation, import));
                 for who in KEYS.iter().filter(|k| **k != Who::GlobexAdminKey) {
                     // Keys never manage keys, viewers and members do not export;
                     // everything else is readable by every role.

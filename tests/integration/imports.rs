@@ -633,6 +633,7 @@ both!(welcome_mails_are_queued_for_created_users, |db| {
         welcome_mail: Some(WelcomeMail {
             site_name: "Acme".into(),
             set_password_url: "https://app.example/auth/password-reset".into(),
+            invitations: None,
         }),
         ..options(ImportMode::Apply)
     };

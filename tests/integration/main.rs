@@ -7,6 +7,7 @@ mod web_app;
 mod admin_access;
 mod admin_browser;
 mod admin_fixture;
+mod admin_imports;
 mod admin_pages;
 mod admin_users;
 mod api_keys;

@@ -20,6 +20,7 @@ use frontdesk_core::authz::{Actor, OrgRole, StaffRole};
 use frontdesk_core::db::{self, DbConnection};
 use frontdesk_core::exports::{self, ExportField, ExportRequest};
 use frontdesk_core::imports::{self, ImportConfig, ImportMode, ImportOptions, WelcomeMail};
+use frontdesk_core::invitations::{ImportInvitations, InvitationSettings};
 use frontdesk_core::users::query::{LastLogin, SortDir, SortKey, StaffFilter, UserQuery};
 use frontdesk_core::users::{self, NewUser, UserStatus};
 use frontdesk_core::{organizations, passwords, tags};
@@ -105,7 +106,10 @@ struct ImportArgs {
     /// (default: skip existing users).
     #[arg(long)]
     update: bool,
-    /// Queue a welcome mail (how to choose a password) for each created user.
+    /// Invite each created user: an invitation to their organization (the
+    /// link sets their password), or a welcome mail pointing at the
+    /// password-reset page when the row has no organization. Queued in the
+    /// outbox; the app's mail worker sends them.
     #[arg(long, requires = "base_url")]
     invite: bool,
     /// Public URL of the app, for the links in welcome mails.
@@ -299,10 +303,7 @@ fn import(url: Option<&str>, args: ImportArgs) -> CliResult<ExitCode> {
         ImportMode::Apply
     };
     let welcome_mail = match (args.invite, &args.base_url) {
-        (true, Some(base)) => Some(WelcomeMail {
-            site_name: args.site_name.clone(),
-            set_password_url: format!("{}/auth/password-reset", base.trim_end_matches('/')),
-        }),
+        (true, Some(base)) => Some(invite_mail(base, &args.site_name)?),
         _ => None,
     };
     let options = ImportOptions {
@@ -412,6 +413,20 @@ fn import(url: Option<&str>, args: ImportArgs) -> CliResult<ExitCode> {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Invitations (and welcome mails) for the created users, with links under `base`.
+fn invite_mail(base: &str, site_name: &str) -> CliResult<WelcomeMail> {
+    let settings = InvitationSettings::new(base).map_err(|e| e.to_string())?;
+    let templates = frontdesk_mail::Templates::new().map_err(|e| e.to_string())?;
+    Ok(WelcomeMail {
+        site_name: site_name.to_owned(),
+        set_password_url: format!("{}/auth/password-reset", base.trim_end_matches('/')),
+        invitations: Some(ImportInvitations {
+            settings,
+            renderer: std::sync::Arc::new(templates),
+        }),
     })
 }
 

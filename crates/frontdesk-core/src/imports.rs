@@ -64,6 +64,12 @@ pub struct ImportConfig {
     pub batch_size: usize,
     /// Rejected/skipped rows listed in the report; the rest are only counted.
     pub max_listed_rows: usize,
+    /// Files with more data rows than this run in the background from the
+    /// admin pages and the API (see `import_jobs`).
+    pub background_threshold_rows: u64,
+    /// A background import that has not reported progress for this long is
+    /// taken for dead and marked failed ("interrupted after N rows").
+    pub heartbeat_timeout: std::time::Duration,
 }
 
 impl Default for ImportConfig {
@@ -75,6 +81,8 @@ impl Default for ImportConfig {
             max_rows: 1_000_000,
             batch_size: 1_000,
             max_listed_rows: 100_000,
+            background_threshold_rows: 10_000,
+            heartbeat_timeout: std::time::Duration::from_secs(120),
         }
     }
 }
@@ -91,12 +99,16 @@ pub enum ImportMode {
     Strict,
 }
 
-/// A plain welcome mail queued for each created user (`--invite`).
+/// Mail for each created user (`--invite`): an invitation to their
+/// organization when `invitations` is set and the row has one (accepting it
+/// sets the password), otherwise a plain welcome mail pointing at the
+/// password-reset page.
 #[derive(Debug, Clone)]
 pub struct WelcomeMail {
     pub site_name: String,
     /// Where the user chooses a password (the password-reset page).
     pub set_password_url: String,
+    pub invitations: Option<crate::invitations::ImportInvitations>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -491,6 +503,26 @@ fn run_modes<R: Read + Seek>(
             run(true, false, source)?
         }
     })
+}
+
+/// The import's first pass alone: refuses a file that is too large, has too
+/// many rows, a bad header, bad encoding or binary content, writing nothing.
+/// Returns the number of data rows (the header not counted).
+pub fn check_file<R: Read + Seek>(
+    config: &ImportConfig,
+    actor: &Actor,
+    mut source: R,
+) -> Result<u64, ImportError> {
+    let size = source.seek(SeekFrom::End(0))?;
+    if size > config.max_bytes {
+        return Err(ImportError::TooLarge {
+            size,
+            max: config.max_bytes,
+        });
+    }
+    source.seek(SeekFrom::Start(0))?;
+    let (_, rows) = scan(&mut source, config, actor)?;
+    Ok(rows)
 }
 
 /// [`import`] of an in-memory file.
@@ -1394,7 +1426,7 @@ impl<'a> Pass<'a> {
                 if let Some(m) = &mail {
                     for i in &created {
                         let p = &batch[*i];
-                        outbox::enqueue(conn, &welcome(m, p))?;
+                        welcome_or_invite(conn, actor, m, p)?;
                         mails += 1;
                     }
                 }
@@ -1530,6 +1562,32 @@ fn tags_by_name(conn: &mut DbConnection, name: &str) -> Result<Option<i64>, Core
 
 fn problem(code: &'static str, e: CoreError) -> Problem {
     (code, e.to_string())
+}
+
+/// Queues the mail of a created user: an invitation into the row's first
+/// organization when invitations are configured, else the welcome mail.
+fn welcome_or_invite(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    m: &WelcomeMail,
+    p: &Pending,
+) -> Result<(), ImportError> {
+    match (&m.invitations, p.memberships.first()) {
+        (Some(inv), Some((org, role))) => {
+            inv.invite_created(conn, actor, *org, &p.email, *role)
+                .map_err(|e| match e {
+                    crate::invitations::InvitationError::Core(c) => ImportError::Core(c),
+                    other => ImportError::Core(CoreError::Invalid {
+                        field: "invitation",
+                        reason: other.to_string(),
+                    }),
+                })?;
+        }
+        _ => {
+            outbox::enqueue(conn, &welcome(m, p))?;
+        }
+    }
+    Ok(())
 }
 
 fn welcome(m: &WelcomeMail, p: &Pending) -> NewMail {

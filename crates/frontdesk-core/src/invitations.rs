@@ -15,7 +15,8 @@ use crate::error::CoreError;
 use crate::organizations::{self, Organization};
 use crate::outbox::{self, MailRenderer, NewMail};
 use crate::schema::{
-    invitations, memberships, organizations as orgs_table, outbox as outbox_table,
+    import_invitations, invitations, memberships, organizations as orgs_table,
+    outbox as outbox_table, users as users_table,
 };
 use crate::time::now;
 use crate::tokens::{hash_token, SecretToken};
@@ -352,6 +353,36 @@ fn lock_row(conn: &mut DbConnection, id: i64) -> InvitationResult<()> {
     Ok(())
 }
 
+/// An account that has never chosen a password nor signed in.
+fn awaiting_password(user: &User) -> bool {
+    user.password_hash.is_none()
+        && user.last_login_at.is_none()
+        && user.local_login_enabled
+        && !user.is_suspended()
+}
+
+/// True when the invitation was sent by an import to the user it created:
+/// accepting it sets that account's first password (the link proves the
+/// mailbox, as a reset link would).
+fn sets_password(conn: &mut DbConnection, invitation_id: i64) -> InvitationResult<bool> {
+    let n: i64 = import_invitations::table
+        .find(invitation_id)
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// The account an imported invitee activates by accepting, if this is one.
+fn account_to_activate(
+    conn: &mut DbConnection,
+    inv: &Invitation,
+) -> InvitationResult<Option<User>> {
+    match users::find_by_email(conn, &inv.email)? {
+        Some(u) if awaiting_password(&u) && sets_password(conn, inv.id)? => Ok(Some(u)),
+        _ => Ok(None),
+    }
+}
+
 fn is_member(conn: &mut DbConnection, email: &str, org: i64) -> InvitationResult<bool> {
     let Some(user) = users::find_by_email(conn, email)? else {
         return Ok(false);
@@ -485,7 +516,10 @@ pub fn resend(
             InvitationStatus::Pending | InvitationStatus::Expired => {}
             other => return Err(InvitationError::NotPending(other)),
         }
-        if is_member(conn, &old.email, old.organization_id)? {
+        // An import's invitation goes to a member whose account awaits its password.
+        if is_member(conn, &old.email, old.organization_id)?
+            && account_to_activate(conn, &old)?.is_none()
+        {
             return Err(CoreError::AlreadyMember.into());
         }
         let org = organizations::get(conn, old.organization_id)?;
@@ -598,7 +632,8 @@ pub fn preview(conn: &mut DbConnection, token: &str) -> InvitationResult<Invitat
         Some(uid) => users::get(conn, uid).ok().map(|u| u.name()),
         None => None,
     };
-    let account_exists = users::find_by_email(conn, &inv.email)?.is_some();
+    let account_exists = users::find_by_email(conn, &inv.email)?.is_some()
+        && account_to_activate(conn, &inv)?.is_none();
     Ok(InvitationPreview {
         invitation_id: inv.id,
         email: inv.email.clone(),
@@ -644,6 +679,9 @@ pub struct Accepted {
     pub invitation: Invitation,
     pub user: User,
     pub created_account: bool,
+    /// An existing account without a password (made by an import) got its
+    /// first password by this acceptance.
+    pub activated_account: bool,
     pub organization_id: i64,
     pub role: OrgRole,
 }
@@ -699,28 +737,36 @@ pub fn accept(
         let t = now();
         let inv = claim(conn, token, InvitationStatus::Accepted, t)?;
         let role = inv.role();
+        let mut activated_account = false;
         let (user, created_account) = match (how, names.as_ref()) {
             (Acceptance::NewAccount { password_hash, .. }, Some((first, last))) => {
                 if users::find_by_email(conn, &inv.email)?.is_some() {
-                    return Err(InvitationError::SignInRequired);
+                    let Some(existing) = account_to_activate(conn, &inv)? else {
+                        return Err(InvitationError::SignInRequired);
+                    };
+                    let user =
+                        activate(conn, &existing, &inv, role, first, last, password_hash, t)?;
+                    activated_account = true;
+                    (user, false)
+                } else {
+                    let new = NewUser {
+                        email: inv.email.clone(),
+                        first_name: first.clone(),
+                        last_name: last.clone(),
+                        password_hash: Some(password_hash.clone()),
+                        // The invitee proved they read mail sent to this address.
+                        email_verified: true,
+                        organization: Some((inv.organization_id, role)),
+                        ..NewUser::default()
+                    };
+                    let user = match users::create(conn, &Actor::system(), new) {
+                        Err(CoreError::DuplicateEmail(_)) => {
+                            return Err(InvitationError::SignInRequired)
+                        }
+                        other => other?,
+                    };
+                    (user, true)
                 }
-                let new = NewUser {
-                    email: inv.email.clone(),
-                    first_name: first.clone(),
-                    last_name: last.clone(),
-                    password_hash: Some(password_hash.clone()),
-                    // The invitee proved they read mail sent to this address.
-                    email_verified: true,
-                    organization: Some((inv.organization_id, role)),
-                    ..NewUser::default()
-                };
-                let user = match users::create(conn, &Actor::system(), new) {
-                    Err(CoreError::DuplicateEmail(_)) => {
-                        return Err(InvitationError::SignInRequired)
-                    }
-                    other => other?,
-                };
-                (user, true)
             }
             (Acceptance::ExistingUser { user_id }, _) => {
                 let user = users::get(conn, *user_id)?;
@@ -754,16 +800,164 @@ pub fn accept(
             "invitation.accept",
             &format!("invitation:{}", inv.id),
             Some(inv.organization_id),
-            json!({"email": inv.email, "role": role, "user_id": user.id, "created_account": created_account}),
+            json!({"email": inv.email, "role": role, "user_id": user.id, "created_account": created_account, "activated_account": activated_account}),
         )?;
         Ok(Accepted {
             organization_id: inv.organization_id,
             invitation: inv,
             user,
             created_account,
+            activated_account,
             role,
         })
     })
+}
+
+/// The invitee of an imported account sets its first password: names and
+/// password from the form, the address counts as verified, and the
+/// membership is added unless the import made it already.
+#[allow(clippy::too_many_arguments)]
+fn activate(
+    conn: &mut DbConnection,
+    user: &User,
+    inv: &Invitation,
+    role: OrgRole,
+    first: &str,
+    last: &str,
+    password_hash: &str,
+    t: NaiveDateTime,
+) -> InvitationResult<User> {
+    let n: i64 = memberships::table
+        .find((user.id, inv.organization_id))
+        .count()
+        .get_result(conn)?;
+    if n == 0 {
+        let org = organizations::get(conn, inv.organization_id)?;
+        if !org.allows_email(&user.email) {
+            return Err(CoreError::DomainNotAllowed.into());
+        }
+        organizations::insert_membership(conn, user.id, inv.organization_id, role)?;
+    }
+    let profile = user.profile_map();
+    let display = user.display_name.clone();
+    diesel::update(users_table::table.find(user.id))
+        // Only while it still has no password: two links used at once set one.
+        .filter(users_table::password_hash.is_null())
+        .set((
+            users_table::first_name.eq(first),
+            users_table::last_name.eq(last),
+            users_table::password_hash.eq(Some(password_hash)),
+            users_table::email_verified.eq(true),
+            users_table::search_text.eq(users::search_text(
+                &user.email,
+                first,
+                last,
+                display.as_deref(),
+                &profile,
+            )),
+            users_table::updated_at.eq(t),
+        ))
+        .execute(conn)
+        .map_err(InvitationError::from)
+        .and_then(|n| {
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(InvitationError::SignInRequired)
+            }
+        })?;
+    Ok(users::get(conn, user.id)?)
+}
+
+/// Invitations for the users an import creates (`WelcomeMail::invitations`):
+/// the link settings and the mail templates.
+#[derive(Clone)]
+pub struct ImportInvitations {
+    pub settings: InvitationSettings,
+    pub renderer: std::sync::Arc<dyn MailRenderer>,
+}
+
+impl std::fmt::Debug for ImportInvitations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportInvitations")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImportInvitations {
+    /// Invites a user the import just created (already a member, without a
+    /// password) into `org`, inside the import's batch transaction, and
+    /// queues the mail. A pending invitation of the same address there is
+    /// cancelled first: the new link is the one that works.
+    pub fn invite_created(
+        &self,
+        conn: &mut DbConnection,
+        actor: &Actor,
+        org: i64,
+        email: &str,
+        role: OrgRole,
+    ) -> InvitationResult<IssuedInvitation> {
+        authorize(
+            actor,
+            Action::GrantOrgRole(role),
+            &Target::Organization(org),
+        )?;
+        let t = now();
+        if let Some(old) = pending_id(conn, org, email)? {
+            diesel::update(invitations::table.find(old))
+                .set((
+                    invitations::status.eq(InvitationStatus::Cancelled.as_str()),
+                    invitations::updated_at.eq(t),
+                ))
+                .execute(conn)?;
+            supersede_queued_mail(conn, old, "a new invitation was sent by an import")?;
+        }
+        let organization = organizations::get(conn, org)?;
+        let token = SecretToken::generate();
+        let inv = diesel::insert_into(invitations::table)
+            .values((
+                invitations::organization_id.eq(org),
+                invitations::email.eq(email),
+                invitations::role.eq(role.as_str()),
+                invitations::message.eq(None::<String>),
+                invitations::token_hash.eq(token.hash()),
+                invitations::status.eq(InvitationStatus::Pending.as_str()),
+                invitations::expires_at.eq(t + self.settings.ttl),
+                invitations::invited_by.eq(actor.user_id()),
+                invitations::send_count.eq(1),
+                invitations::last_sent_at.eq(Some(t)),
+                invitations::created_at.eq(t),
+                invitations::updated_at.eq(t),
+            ))
+            .returning(invitations::all_columns)
+            .get_result::<Invitation>(conn)?;
+        diesel::insert_into(import_invitations::table)
+            .values(import_invitations::invitation_id.eq(inv.id))
+            .execute(conn)?;
+        let outbox_id = queue_mail(
+            conn,
+            actor,
+            &self.settings,
+            self.renderer.as_ref(),
+            &organization,
+            &inv,
+            &token,
+        )?;
+        audit::record(
+            conn,
+            actor,
+            "invitation.create",
+            &format!("invitation:{}", inv.id),
+            Some(org),
+            json!({"email": email, "role": role, "organization": organization.slug, "via": "import"}),
+        )?;
+        Ok(IssuedInvitation {
+            invitation: inv,
+            token,
+            outbox_id,
+        })
+    }
 }
 
 /// Declines an invitation (final: the link never works again).

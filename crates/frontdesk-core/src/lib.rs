@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod exports;
 pub mod hooks;
+pub mod import_jobs;
 pub mod imports;
 pub mod invitations;
 pub mod login_attempts;

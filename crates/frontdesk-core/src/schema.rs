@@ -167,6 +167,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    imports (id) {
+        id -> BigInt,
+        actor -> Text,
+        actor_user_id -> Nullable<BigInt>,
+        organization_id -> Nullable<BigInt>,
+        file_name -> Text,
+        mode -> Text,
+        options -> Text,
+        status -> Text,
+        background -> Bool,
+        checking -> Bool,
+        total_rows -> BigInt,
+        rows_done -> BigInt,
+        created -> BigInt,
+        updated -> BigInt,
+        skipped -> BigInt,
+        rejected -> BigInt,
+        applied -> Bool,
+        report -> Nullable<Text>,
+        error -> Nullable<Text>,
+        upload_key -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    import_invitations (invitation_id) {
+        invitation_id -> BigInt,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(user_tags -> users (user_id));
@@ -189,4 +223,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     outbox,
     api_keys,
+    imports,
+    import_invitations,
 );

@@ -285,11 +285,12 @@ async fn accept(
                 Ok(a) => a,
                 Err(e) => return Ok(Err(e)),
             };
-            // A new account is signed in at once, with a fresh session token;
-            // an existing account is signed in already. The acceptance is
+            // A new account (or an imported one that just got its password)
+            // is signed in at once, with a fresh session token; an existing
+            // account is signed in already. The acceptance is
             // committed by now: if the session cannot be opened the invitee
             // signs in by hand, and the hooks still run.
-            let session = if accepted.created_account {
+            let session = if accepted.created_account || accepted.activated_account {
                 let opened = replaces
                     .as_deref()
                     .map_or(Ok(false), |old| {
@@ -324,7 +325,7 @@ async fn accept(
             };
         }
     };
-    let signed_in = !accepted.created_account || session.is_some();
+    let signed_in = !(accepted.created_account || accepted.activated_account) || session.is_some();
     run_hooks(state, accepted, signed_in).await?;
     let mut res = HttpResponse::SeeOther();
     no_referrer(&mut res);

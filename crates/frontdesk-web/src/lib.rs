@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod current_user;
 pub mod error;
 pub mod headers;
+pub mod import_runs;
 pub mod invitations;
 pub mod login;
 pub mod password_change;

@@ -51,6 +51,13 @@ pub struct Settings {
     /// The host's own decision on who may open the admin pages; without one,
     /// frontdesk's signed-in staff and organization admins may.
     pub admin_authorizer: Option<crate::admin::AdminAuthorizer>,
+    /// What the CSV import accepts (profile fields, limits, the row count
+    /// above which an import runs in the background); the export offers the
+    /// same profile fields.
+    pub import: frontdesk_core::imports::ImportConfig,
+    /// Where uploads wait while they are imported (and dry runs until they
+    /// are applied, at most a day); default: a folder in the system's temp dir.
+    pub import_dir: PathBuf,
 }
 
 impl Settings {
@@ -72,6 +79,8 @@ impl Settings {
             site_name: "frontdesk".into(),
             admin_prefix: crate::admin::DEFAULT_PREFIX.into(),
             admin_authorizer: None,
+            import: frontdesk_core::imports::ImportConfig::default(),
+            import_dir: std::env::temp_dir().join("frontdesk-imports"),
         }
     }
 }

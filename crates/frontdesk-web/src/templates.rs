@@ -41,6 +41,9 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "admin/audit.html",
     "admin/api_keys.html",
     "admin/invitations.html",
+    "admin/imports.html",
+    "admin/import.html",
+    "admin/exports.html",
 );
 
 /// The embedded templates, with the host's files of the same names in their place.

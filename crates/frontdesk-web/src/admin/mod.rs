@@ -6,6 +6,8 @@ pub mod api_keys;
 pub mod audit;
 pub mod chart;
 pub mod dashboard;
+pub mod exports;
+pub mod imports;
 pub mod invitations;
 pub mod login_attempts;
 pub mod organizations;
@@ -413,6 +415,14 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/invitations", post().to(invitations::create))
         .route("/invitations/{id}/resend", post().to(invitations::resend))
         .route("/invitations/{id}/cancel", post().to(invitations::cancel))
+        .route("/imports", get().to(imports::list))
+        .route("/imports", post().to(imports::upload))
+        .route("/imports/template.csv", get().to(imports::template))
+        .route("/imports/{id}", get().to(imports::page))
+        .route("/imports/{id}/report.csv", get().to(imports::report_csv))
+        .route("/imports/{id}/apply", post().to(imports::apply))
+        .route("/exports", get().to(exports::page))
+        .route("/exports", post().to(exports::download))
         .route("/audit", get().to(audit::list))
         .route("/api-keys", get().to(api_keys::list))
         .route("/api-keys", post().to(api_keys::create))

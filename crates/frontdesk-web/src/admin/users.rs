@@ -39,7 +39,7 @@ struct Choice {
     name: String,
 }
 
-fn parse_query(p: &Params) -> Result<UserQuery, WebError> {
+pub(super) fn parse_query(p: &Params) -> Result<UserQuery, WebError> {
     let mut q = UserQuery {
         search: p.get("q").map(|s| s.chars().take(200).collect()),
         ..UserQuery::default()

@@ -9,7 +9,7 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_core::exports::{self, ExportError, ExportField, ExportRequest};
-use frontdesk_core::CoreError;
+use frontdesk_core::{Actor, CoreError};
 use tokio::sync::mpsc;
 use utoipa::IntoParams;
 
@@ -137,20 +137,28 @@ pub async fn export(
     api: ApiActor,
 ) -> ApiResult {
     let (requested, extras) = super::users::parse_query(req.query_string(), &["fields"])?;
+    let profile = state.settings().import.profile_fields.clone();
     let fields = match extras.into_iter().next().flatten() {
         Some(list) => {
-            // Exactly the documented names (the service also folds case).
+            // Exactly the documented names and the host's profile fields
+            // (the service also folds case).
             let parts: Vec<&str> = list.split(',').collect();
-            if parts.len() > 50 || parts.iter().any(|p| !FIELD_NAMES.contains(p)) {
+            if parts.len() > 50
+                || parts
+                    .iter()
+                    .any(|p| !FIELD_NAMES.contains(p) && !profile.iter().any(|f| f == p))
+            {
+                let mut known: Vec<&str> = FIELD_NAMES.to_vec();
+                known.extend(profile.iter().map(String::as_str));
                 return Err(WebError::validation(vec![crate::error::FieldError::new(
                     "fields",
-                    format!("a comma-separated list of: {}", FIELD_NAMES.join(", ")),
+                    format!("a comma-separated list of: {}", known.join(", ")),
                 )])
                 .into());
             }
-            ExportField::parse_list(&list, &[])?
+            ExportField::parse_list(&list, &profile)?
         }
-        None => exports::default_fields(&[]),
+        None => exports::default_fields(&profile),
     };
     exports::export_scope(&api.actor)?;
     let export_actor = api.actor.clone();
@@ -183,10 +191,19 @@ pub async fn export(
             ..Default::default()
         },
     };
+    Ok(stream(
+        &state,
+        export_actor,
+        ExportRequest::new(fields, query),
+    ))
+}
+
+/// Streams an export as a dated `text/csv` attachment: the query walks in
+/// batches on a blocking thread while the response is sent (constant
+/// memory). Used by the API and the admin export page.
+pub(crate) fn stream(state: &FrontdeskState, actor: Actor, request: ExportRequest) -> HttpResponse {
     let pool = state.pool().clone();
-    let actor = export_actor;
     let (tx, rx) = mpsc::channel(8);
-    let request = ExportRequest::new(fields, query);
     tokio::task::spawn_blocking(move || {
         let mut out = ChannelWriter {
             tx: tx.clone(),
@@ -203,7 +220,7 @@ pub async fn export(
             let _ = tx.blocking_send(Err(std::io::Error::other("export stopped")));
         }
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
             header::CONTENT_DISPOSITION,
@@ -212,5 +229,5 @@ pub async fn export(
                 exports::filename(frontdesk_core::time::now())
             ),
         ))
-        .streaming(Chunks(rx)))
+        .streaming(Chunks(rx))
 }

@@ -1,39 +1,28 @@
 //! `/import`: upload a CSV of users (dry run, apply the valid rows, or strict
 //! all-or-nothing) and get the per-row report; `/import/template` is the header.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use frontdesk_core::imports::{self, ImportConfig, ImportError, ImportMode, ImportOptions};
-use futures_core::Stream;
-use utoipa::IntoParams;
+use chrono::{DateTime, Utc};
+use frontdesk_core::import_jobs::{self, ImportJob, JobOptions};
+use frontdesk_core::imports::{self, ImportError, ImportMode};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiActor;
-use super::params::Params;
+use super::params::{Pagination, Params};
 use super::problem::{ApiError, ApiResult};
-use crate::error::{problem_type, WebError};
+use super::utc;
+use crate::error::WebError;
+use crate::import_runs::{self, Started};
 use crate::state::FrontdeskState;
-
-/// Largest file the API takes in one request.
-pub const MAX_UPLOAD: usize = 32 * 1024 * 1024;
 
 impl From<ImportError> for ApiError {
     fn from(e: ImportError) -> Self {
-        match e {
-            ImportError::Forbidden => {
-                ApiError::from(WebError::forbidden("You may not import users here."))
-            }
-            ImportError::UnknownOrganization(_) => ApiError::from(WebError::not_found()),
-            ImportError::Core(c) => ApiError::from(c),
-            e if e.is_client_error() => ApiError::from(
-                WebError::new(StatusCode::BAD_REQUEST, "Unusable file", e.to_string())
-                    .with_type(problem_type::VALIDATION),
-            ),
-            e => ApiError::from(WebError::internal(e)),
-        }
+        ApiError::from(import_runs::import_error(e))
     }
 }
 
-#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ModeParam {
     DryRun,
@@ -54,29 +43,15 @@ pub struct ImportParams {
     default_organization: Option<String>,
     /// Update the names and profile fields of users that already exist.
     update_existing: Option<bool>,
-}
-
-async fn read_body(mut payload: web::Payload) -> ApiResult<Vec<u8>> {
-    use std::future::poll_fn;
-    use std::pin::Pin;
-    let mut body = Vec::new();
-    while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
-        let chunk = chunk.map_err(|e| WebError::bad_request(format!("reading the upload: {e}")))?;
-        if body.len() + chunk.len() > MAX_UPLOAD {
-            return Err(WebError::new(
-                StatusCode::BAD_REQUEST,
-                "Payload too large",
-                format!("The file may be at most {MAX_UPLOAD} bytes."),
-            )
-            .with_type(problem_type::PAYLOAD_TOO_LARGE)
-            .into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    /// Invite the created users: an invitation to their organization
+    /// (accepting it sets their password), or a welcome mail pointing at the
+    /// password-reset page for users without one; queued in the outbox.
+    invite: Option<bool>,
 }
 
 /// `POST /import`: the body is the CSV file (UTF-8, a header row first).
+/// A file over the configured row count runs in the background: the answer
+/// is then 202 with the import's id; `GET /imports/{id}` tells how far it is.
 #[utoipa::path(
     post,
     path = "/import",
@@ -84,7 +59,10 @@ async fn read_body(mut payload: web::Payload) -> ApiResult<Vec<u8>> {
     tag = "import and export",
     params(ImportParams),
     request_body(content = String, content_type = "text/csv", description = "The CSV file"),
-    responses((status = 200, description = "The import report: counts and each rejected or skipped row by number", body = serde_json::Value))
+    responses(
+        (status = 200, description = "The import report: counts and each rejected or skipped row by number, and `import_id`", body = serde_json::Value),
+        (status = 202, description = "A large file: queued to run in the background", body = ImportOut),
+    )
 )]
 pub async fn import(
     req: HttpRequest,
@@ -94,7 +72,7 @@ pub async fn import(
 ) -> ApiResult {
     let mut p = Params::parse(
         req.query_string(),
-        &["mode", "default_organization", "update_existing"],
+        &["mode", "default_organization", "update_existing", "invite"],
     );
     let mode = p
         .choice(
@@ -108,31 +86,166 @@ pub async fn import(
             &["dry_run", "apply", "strict"],
         )
         .unwrap_or_default();
-    let default_organization = p.text("default_organization", 100);
-    let update_existing = p.boolean("update_existing").unwrap_or(false);
+    let choices = JobOptions {
+        default_organization: p.text("default_organization", 100),
+        update_existing: p.boolean("update_existing").unwrap_or(false),
+        invite: p.boolean("invite").unwrap_or(false),
+    };
     p.finish()?;
-    let body = read_body(payload).await?;
-    let report = state
-        .db(move |conn| -> Result<imports::ImportReport, WebError> {
-            let options = ImportOptions {
-                mode,
-                default_organization,
-                source_name: "api upload".into(),
-                update_existing,
-                ..ImportOptions::default()
-            };
-            imports::import_bytes(
-                conn,
-                &api.actor,
-                &ImportConfig::default(),
-                &options,
-                &body,
-                &mut |_| {},
-            )
-            .map_err(|e| ApiError::from(e).0)
+    let upload = import_runs::spool_body(&state, payload, "api upload").await?;
+    match import_runs::start(&state, api.actor, upload, mode, choices).await? {
+        Started::Finished(job, report) => {
+            let mut body = serde_json::to_value(&*report).map_err(WebError::internal)?;
+            body["import_id"] = serde_json::json!(job.id);
+            Ok(HttpResponse::Ok().json(body))
+        }
+        Started::Queued(job) => Ok(HttpResponse::Accepted()
+            .insert_header((
+                actix_web::http::header::LOCATION,
+                format!("{}/imports/{}", prefix(&req), job.id),
+            ))
+            .json(ImportOut::from(&*job))),
+    }
+}
+
+fn prefix(req: &HttpRequest) -> String {
+    req.app_data::<web::Data<super::ApiPrefix>>()
+        .map(|p| p.0.clone())
+        .unwrap_or_default()
+}
+
+/// An import as the API shows it; `report` once it is done.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportOut {
+    pub id: i64,
+    /// `user:{id}` or `api_key:{id}`: who started it.
+    pub actor: String,
+    pub organization_id: Option<i64>,
+    pub file_name: String,
+    #[schema(inline)]
+    pub mode: ModeParam,
+    /// `queued`, `running`, `done` or `failed`.
+    #[schema(example = "running")]
+    pub status: String,
+    /// Run in the background (the file was over the row threshold).
+    pub background: bool,
+    /// A strict import checking its rows before writing any.
+    pub checking: bool,
+    pub total_rows: i64,
+    pub rows_done: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub skipped: i64,
+    pub rejected: i64,
+    pub applied: bool,
+    /// Why it failed (e.g. "interrupted after 3000 rows: …").
+    pub error: Option<String>,
+    /// The report, as `POST /import` returns it, once done.
+    #[schema(value_type = Option<Object>)]
+    pub report: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ImportJob> for ImportOut {
+    fn from(j: &ImportJob) -> Self {
+        ImportOut {
+            id: j.id,
+            actor: j.actor.clone(),
+            organization_id: j.organization_id,
+            file_name: j.file_name.clone(),
+            mode: match j.mode() {
+                ImportMode::DryRun => ModeParam::DryRun,
+                ImportMode::Apply => ModeParam::Apply,
+                ImportMode::Strict => ModeParam::Strict,
+            },
+            status: j.status.clone(),
+            background: j.background,
+            checking: j.checking,
+            total_rows: j.total_rows,
+            rows_done: j.rows_done,
+            created: j.created,
+            updated: j.updated,
+            skipped: j.skipped,
+            rejected: j.rejected,
+            applied: j.applied,
+            error: j.error.clone(),
+            report: j.report_json(),
+            created_at: utc(j.created_at),
+            finished_at: j.finished_at.map(utc),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportList {
+    /// Newest first, without their reports (open one for it).
+    pub imports: Vec<ImportOut>,
+    pub pagination: Pagination,
+}
+
+#[allow(dead_code)]
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportListParams {
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
+    page: Option<i64>,
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    limit: Option<i64>,
+}
+
+/// `GET /imports`: the imports the caller may see (their organizations'
+/// and their own; staff see all), newest first.
+#[utoipa::path(
+    get,
+    path = "/imports",
+    operation_id = "imports_list",
+    tag = "import and export",
+    params(ImportListParams),
+    responses((status = 200, description = "A page of imports", body = ImportList))
+)]
+pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiActor) -> ApiResult {
+    let mut p = Params::parse(req.query_string(), &["page", "limit"]);
+    let paging = p.paging();
+    p.finish()?;
+    let stale = state.settings().import.heartbeat_timeout;
+    let (rows, total) = state
+        .db(move |conn| {
+            import_jobs::mark_interrupted(conn, Some(stale))?;
+            import_jobs::list(conn, &api.actor, paging.page, paging.limit)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(ImportList {
+        imports: rows
+            .iter()
+            .map(|j| ImportOut {
+                report: None,
+                ..ImportOut::from(j)
+            })
+            .collect(),
+        pagination: paging.out(total),
+    }))
+}
+
+/// `GET /imports/{id}`: status and progress, then the report.
+#[utoipa::path(
+    get,
+    path = "/imports/{id}",
+    operation_id = "imports_get",
+    tag = "import and export",
+    params(("id" = i64, Path, description = "Import id")),
+    responses((status = 200, description = "The import, with its report once done", body = ImportOut))
+)]
+pub async fn get(state: web::Data<FrontdeskState>, api: ApiActor, id: web::Path<i64>) -> ApiResult {
+    let id = id.into_inner();
+    let stale = state.settings().import.heartbeat_timeout;
+    let job = state
+        .db(move |conn| {
+            import_jobs::mark_interrupted(conn, Some(stale))?;
+            import_jobs::get_for(conn, &api.actor, id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ImportOut::from(&job)))
 }
 
 /// `GET /import/template`: the CSV header the import takes (the staff role
@@ -144,8 +257,8 @@ pub async fn import(
     tag = "import and export",
     responses((status = 200, description = "A CSV header row", content_type = "text/csv", body = String))
 )]
-pub async fn template(api: ApiActor) -> ApiResult {
-    let csv = imports::template_csv(&ImportConfig::default(), &api.actor);
+pub async fn template(state: web::Data<FrontdeskState>, api: ApiActor) -> ApiResult {
+    let csv = imports::template_csv(&state.settings().import, &api.actor);
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

@@ -83,6 +83,8 @@ routes! {
     "/audit-events" => { get: audit::list },
     "/import" => { post: imports::import },
     "/import/template" => { get: imports::template },
+    "/imports" => { get: imports::list },
+    "/imports/{id}" => { get: imports::get },
     "/export" => { get: exports::export },
     "/invitations" => { get: invitations::list, post: invitations::create },
     "/invitations/{id}" => { get: invitations::get },

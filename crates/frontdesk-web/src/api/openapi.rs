@@ -60,6 +60,8 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         audit::list,
         imports::import,
         imports::template,
+        imports::list,
+        imports::get,
         exports::export,
         invitations::list,
         invitations::create,

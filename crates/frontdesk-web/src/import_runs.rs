@@ -1,0 +1,604 @@
+//! Running imports for the admin pages and the API: the upload is streamed to
+//! a file (never whole in memory; `multipart/form-data` for the pages, the
+//! raw body for the API), checked, then imported at once when small or in a
+//! background thread when over the configured row count. Every run is filed
+//! in the `imports` table (`frontdesk_core::import_jobs`).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+use frontdesk_core::import_jobs::{self, ImportJob, JobOptions, NewJob};
+use frontdesk_core::imports::{
+    self, ImportError, ImportMode, ImportOptions, ImportReport, WelcomeMail,
+};
+use frontdesk_core::invitations::ImportInvitations;
+use frontdesk_core::Actor;
+
+use crate::error::{problem_type, WebError};
+use crate::state::FrontdeskState;
+
+/// Kept dry-run uploads older than this are removed.
+const KEEP_UPLOADS: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Text fields of an upload form are small; anything bigger is refused.
+const MAX_FIELD: usize = 16 * 1024;
+
+/// How a refused file or a refused import reads on a page or in the API.
+pub fn import_error(e: ImportError) -> WebError {
+    match e {
+        ImportError::Forbidden => WebError::forbidden("You may not import users here."),
+        ImportError::UnknownOrganization(slug) => WebError::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            format!("organization {slug:?} not found"),
+        ),
+        ImportError::Core(c) => c.into(),
+        e @ ImportError::TooLarge { .. } => WebError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload too large",
+            e.to_string(),
+        )
+        .with_type(problem_type::PAYLOAD_TOO_LARGE),
+        e if e.is_client_error() => {
+            WebError::new(StatusCode::BAD_REQUEST, "Unusable file", e.to_string())
+                .with_type(problem_type::VALIDATION)
+        }
+        e => WebError::internal(e),
+    }
+}
+
+/// An uploaded file on disk. It is removed when dropped, unless kept (a dry
+/// run, to be applied later without a new upload).
+#[derive(Debug)]
+pub struct Upload {
+    pub key: String,
+    pub path: PathBuf,
+    /// The name the browser gave (for the list and the audit log).
+    pub file_name: String,
+    pub size: u64,
+    keep: bool,
+}
+
+impl Upload {
+    fn create(dir: &Path, file_name: &str) -> Result<(Upload, File), WebError> {
+        std::fs::create_dir_all(dir).map_err(WebError::internal)?;
+        sweep(dir);
+        let key = new_key();
+        let path = dir.join(format!("{key}.csv"));
+        let file = File::create(&path).map_err(WebError::internal)?;
+        let file_name = clean_name(file_name);
+        Ok((
+            Upload {
+                key,
+                path,
+                file_name,
+                size: 0,
+                keep: false,
+            },
+            file,
+        ))
+    }
+
+    /// A kept upload, by its key (from the `imports` row of a dry run).
+    pub fn kept(dir: &Path, key: &str, file_name: &str) -> Option<Upload> {
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let path = dir.join(format!("{key}.csv"));
+        let size = std::fs::metadata(&path).ok()?.len();
+        Some(Upload {
+            key: key.to_owned(),
+            path,
+            file_name: file_name.to_owned(),
+            size,
+            keep: false,
+        })
+    }
+
+    pub fn keep(&mut self, yes: bool) {
+        self.keep = yes;
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn new_key() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A file name fit for a list: no path, no control characters, not too long.
+fn clean_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(120).collect();
+    if clean.trim().is_empty() {
+        "upload.csv".into()
+    } else {
+        clean
+    }
+}
+
+/// Removes kept uploads older than a day.
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > KEEP_UPLOADS);
+        if old && e.file_name().to_string_lossy().ends_with(".csv") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+fn too_large(max: u64) -> WebError {
+    WebError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Payload too large",
+        format!("The file may be at most {max} bytes."),
+    )
+    .with_type(problem_type::PAYLOAD_TOO_LARGE)
+}
+
+async fn next_chunk(payload: &mut web::Payload) -> Option<Result<web::Bytes, WebError>> {
+    use futures_core::Stream;
+    use std::future::poll_fn;
+    use std::pin::Pin;
+    poll_fn(|cx| Pin::new(&mut *payload).poll_next(cx))
+        .await
+        .map(|r| r.map_err(|e| WebError::bad_request(format!("reading the upload: {e}"))))
+}
+
+/// The raw request body (the API's `text/csv` upload) into a file.
+pub async fn spool_body(
+    state: &FrontdeskState,
+    mut payload: web::Payload,
+    file_name: &str,
+) -> Result<Upload, WebError> {
+    let max = state.settings().import.max_bytes;
+    let (mut upload, file) = Upload::create(&state.settings().import_dir, file_name)?;
+    let mut out = BufWriter::new(file);
+    while let Some(chunk) = next_chunk(&mut payload).await {
+        let chunk = chunk?;
+        upload.size += chunk.len() as u64;
+        if upload.size > max {
+            return Err(too_large(max));
+        }
+        out.write_all(&chunk).map_err(WebError::internal)?;
+    }
+    out.flush().map_err(WebError::internal)?;
+    Ok(upload)
+}
+
+/// A `multipart/form-data` form: its text fields and at most one file.
+pub struct MultipartForm {
+    pub fields: Vec<(String, String)>,
+    pub upload: Option<Upload>,
+}
+
+fn boundary_of(req: &HttpRequest) -> Result<String, WebError> {
+    let ct = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let not_multipart =
+        || WebError::bad_request("The form must be sent as multipart/form-data (with the file).");
+    let mut parts = ct.split(';');
+    if !parts
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("multipart/form-data"))
+    {
+        return Err(not_multipart());
+    }
+    let b = parts
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+        .ok_or_else(not_multipart)?;
+    if b.is_empty() || b.len() > 70 {
+        return Err(not_multipart());
+    }
+    Ok(b)
+}
+
+/// `name` and `filename` of a part's `Content-Disposition`.
+fn disposition(headers: &str) -> (Option<String>, Option<String>) {
+    let mut name = None;
+    let mut file = None;
+    for line in headers.split("\r\n") {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        if !k.trim().eq_ignore_ascii_case("content-disposition") {
+            continue;
+        }
+        for p in v.split(';').skip(1) {
+            let Some((pk, pv)) = p.trim().split_once('=') else {
+                continue;
+            };
+            let pv = pv.trim().trim_matches('"').to_owned();
+            match pk.trim().to_ascii_lowercase().as_str() {
+                "name" => name = Some(pv),
+                "filename" => file = Some(pv),
+                _ => {}
+            }
+        }
+    }
+    (name, file)
+}
+
+enum Part {
+    Skip,
+    Field(String, Vec<u8>),
+    File(BufWriter<File>),
+}
+
+/// Reads a multipart form as it arrives; the file part (`file_field`) goes to
+/// disk, at most `max_bytes` of it.
+pub async fn read_multipart(
+    req: &HttpRequest,
+    state: &FrontdeskState,
+    mut payload: web::Payload,
+    file_field: &str,
+) -> Result<MultipartForm, WebError> {
+    let max = state.settings().import.max_bytes;
+    let delim = format!("\r\n--{}", boundary_of(req)?).into_bytes();
+    let malformed =
+        || WebError::bad_request("The upload form could not be read (bad multipart body).");
+    // A CRLF in front lets the first boundary match like the others.
+    let mut buf: Vec<u8> = b"\r\n".to_vec();
+    let mut form = MultipartForm {
+        fields: Vec::new(),
+        upload: None,
+    };
+    #[derive(PartialEq)]
+    enum St {
+        Preamble,
+        AfterDelim,
+        Headers,
+        Body,
+        End,
+    }
+    let mut st = St::Preamble;
+    let mut part = Part::Skip;
+    let mut eof = false;
+    loop {
+        // Work through what is buffered; read more when stuck.
+        let progressed = match st {
+            St::Preamble => match find(&buf, &delim) {
+                Some(i) => {
+                    buf.drain(..i + delim.len());
+                    st = St::AfterDelim;
+                    true
+                }
+                None => {
+                    let keep = buf.len().saturating_sub(delim.len());
+                    buf.drain(..keep);
+                    false
+                }
+            },
+            St::AfterDelim => {
+                if buf.len() >= 2 {
+                    if buf.starts_with(b"--") {
+                        st = St::End;
+                    } else if buf.starts_with(b"\r\n") {
+                        buf.drain(..2);
+                        st = St::Headers;
+                    } else {
+                        return Err(malformed());
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+            St::Headers => match find(&buf, b"\r\n\r\n") {
+                Some(i) => {
+                    let headers = String::from_utf8_lossy(&buf[..i]).into_owned();
+                    buf.drain(..i + 4);
+                    let (name, file_name) = disposition(&headers);
+                    let name = name.ok_or_else(malformed)?;
+                    part = match file_name {
+                        Some(f) if name == file_field => {
+                            if form.upload.is_some() {
+                                return Err(WebError::bad_request("Upload one file at a time."));
+                            }
+                            let (u, file) = Upload::create(&state.settings().import_dir, &f)?;
+                            form.upload = Some(u);
+                            Part::File(BufWriter::new(file))
+                        }
+                        Some(_) => Part::Skip,
+                        None => Part::Field(name, Vec::new()),
+                    };
+                    st = St::Body;
+                    true
+                }
+                None if buf.len() > MAX_FIELD => return Err(malformed()),
+                None => false,
+            },
+            St::Body => {
+                let (data_end, found) = match find(&buf, &delim) {
+                    Some(i) => (i, true),
+                    None => (buf.len().saturating_sub(delim.len()), false),
+                };
+                if data_end > 0 {
+                    let data = &buf[..data_end];
+                    match &mut part {
+                        Part::Skip => {}
+                        Part::Field(_, v) => {
+                            if v.len() + data.len() > MAX_FIELD {
+                                return Err(WebError::bad_request("A form field is too long."));
+                            }
+                            v.extend_from_slice(data);
+                        }
+                        Part::File(out) => {
+                            let u = form.upload.as_mut().ok_or_else(malformed)?;
+                            u.size += data.len() as u64;
+                            if u.size > max {
+                                return Err(too_large(max));
+                            }
+                            out.write_all(data).map_err(WebError::internal)?;
+                        }
+                    }
+                }
+                if found {
+                    buf.drain(..data_end + delim.len());
+                    match std::mem::replace(&mut part, Part::Skip) {
+                        Part::Field(name, v) => {
+                            let v = String::from_utf8(v).map_err(|_| {
+                                WebError::bad_request(format!("The field {name} is not UTF-8."))
+                            })?;
+                            form.fields.push((name, v));
+                        }
+                        Part::File(mut out) => out.flush().map_err(WebError::internal)?,
+                        Part::Skip => {}
+                    }
+                    st = St::AfterDelim;
+                    true
+                } else {
+                    buf.drain(..data_end);
+                    data_end > 0
+                }
+            }
+            St::End => break,
+        };
+        if progressed {
+            continue;
+        }
+        if eof {
+            return Err(malformed());
+        }
+        match next_chunk(&mut payload).await {
+            Some(chunk) => buf.extend_from_slice(&chunk?),
+            None => eof = true,
+        }
+    }
+    // An empty file input sends a part with an empty name and no bytes.
+    if form
+        .upload
+        .as_ref()
+        .is_some_and(|u| u.size == 0 && u.file_name == "upload.csv")
+    {
+        form.upload = None;
+    }
+    Ok(form)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Renders mail with the state's templates (the host's overrides included).
+struct StateRenderer(FrontdeskState);
+
+impl frontdesk_core::outbox::MailRenderer for StateRenderer {
+    fn render(
+        &self,
+        mail: &str,
+        context: &serde_json::Value,
+    ) -> Result<frontdesk_core::outbox::RenderedMail, String> {
+        frontdesk_core::outbox::MailRenderer::render(self.0.mail_templates(), mail, context)
+    }
+}
+
+/// The core's options for a run with these choices.
+pub fn import_options(
+    state: &FrontdeskState,
+    mode: ImportMode,
+    choices: &JobOptions,
+    source_name: &str,
+) -> ImportOptions {
+    let welcome_mail = choices.invite.then(|| WelcomeMail {
+        site_name: state.settings().site_name.clone(),
+        set_password_url: state.absolute_url(&format!("{}/password-reset", state.prefix())),
+        invitations: Some(ImportInvitations {
+            settings: state.invitation_settings().clone(),
+            renderer: Arc::new(StateRenderer(state.clone())),
+        }),
+    });
+    ImportOptions {
+        mode,
+        default_organization: choices.default_organization.clone(),
+        welcome_mail,
+        source_name: source_name.to_owned(),
+        // A dry run previews the rows that would be created too.
+        list_created: if mode == ImportMode::DryRun { 1_000 } else { 0 },
+        update_existing: choices.update_existing,
+    }
+}
+
+/// What became of a started import.
+pub enum Started {
+    /// A small file: imported during the request.
+    Finished(Box<ImportJob>, Box<ImportReport>),
+    /// A large file: queued and running in the background.
+    Queued(Box<ImportJob>),
+}
+
+/// Checks the actor and the file, then imports it now or in the background.
+/// A dry run keeps its file so that it can be applied later.
+pub async fn start(
+    state: &FrontdeskState,
+    actor: Actor,
+    mut upload: Upload,
+    mode: ImportMode,
+    choices: JobOptions,
+) -> Result<Started, WebError> {
+    let st = state.clone();
+    let result = state
+        .db(move |conn| -> Result<Started, WebError> {
+            let config = &st.settings().import;
+            let org =
+                import_jobs::check_start(conn, &actor, choices.default_organization.as_deref())
+                    .map_err(import_error)?;
+            let file = File::open(&upload.path).map_err(WebError::internal)?;
+            let total = imports::check_file(config, &actor, std::io::BufReader::new(file))
+                .map_err(import_error)?;
+            let dry = mode == ImportMode::DryRun;
+            let new = NewJob {
+                organization_id: import_jobs::scope_of(&actor, org.as_ref()),
+                actor: actor.clone(),
+                file_name: upload.file_name.clone(),
+                mode,
+                options: choices.clone(),
+                upload_key: dry.then(|| upload.key.clone()),
+            };
+            let options = import_options(&st, mode, &choices, &upload.file_name);
+            if total > config.background_threshold_rows {
+                let job = import_jobs::queue(conn, &new, total)?;
+                upload.keep(dry);
+                spawn(&st, job.id, actor, options, upload);
+                return Ok(Started::Queued(Box::new(job)));
+            }
+            let file = File::open(&upload.path).map_err(WebError::internal)?;
+            let report = imports::import(
+                conn,
+                &actor,
+                config,
+                &options,
+                std::io::BufReader::new(file),
+                &mut |_| {},
+            )
+            .map_err(import_error)?;
+            let job = import_jobs::record_done(conn, &new, &report)?;
+            upload.keep(dry);
+            Ok(Started::Finished(Box::new(job), Box::new(report)))
+        })
+        .await?;
+    if matches!(&result, Started::Finished(_, r) if r.welcome_mails_queued > 0) {
+        state.wake_mailer();
+    }
+    Ok(result)
+}
+
+/// Runs a queued import on a thread of its own (it may take minutes), with a
+/// connection from the pool; progress goes to its row after every batch.
+fn spawn(state: &FrontdeskState, id: i64, actor: Actor, options: ImportOptions, upload: Upload) {
+    let st = state.clone();
+    let run = move || {
+        let pool = st.pool().clone();
+        let config = st.settings().import.clone();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            import_jobs::run_file(
+                &pool,
+                id,
+                &actor,
+                &config,
+                &options,
+                &upload.path,
+                &mut |_| {},
+            )
+        }));
+        match outcome {
+            Ok(Ok(report)) => {
+                if report.welcome_mails_queued > 0 {
+                    st.wake_mailer();
+                }
+            }
+            Ok(Err(e)) => log::warn!("frontdesk: background import {id} failed: {e}"),
+            Err(_) => {
+                log::error!("frontdesk: background import {id} panicked");
+                let e = ImportError::Io(std::io::Error::other("the import stopped unexpectedly"));
+                if let Ok(mut c) = pool.get() {
+                    let _ = import_jobs::finish(&mut c, id, Err(&e));
+                }
+            }
+        }
+        drop(upload);
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name(format!("frontdesk-import-{id}"))
+        .spawn(run)
+    {
+        log::error!("frontdesk: background import {id} could not start: {e}");
+        let e = ImportError::Io(e);
+        if let Ok(mut c) = state.pool().get() {
+            let _ = import_jobs::finish(&mut c, id, Err(&e));
+        }
+    }
+}
+
+/// Applies a kept dry run: the same file and choices, in `mode`.
+pub async fn apply_kept(
+    state: &FrontdeskState,
+    actor: Actor,
+    id: i64,
+    mode: ImportMode,
+) -> Result<Started, WebError> {
+    if mode == ImportMode::DryRun {
+        return Err(WebError::bad_request("Choose apply or strict."));
+    }
+    let st = state.clone();
+    let a = actor.clone();
+    let (upload, choices) = state
+        .db(move |conn| -> Result<(Upload, JobOptions), WebError> {
+            let job = import_jobs::get_for(conn, &a, id)?;
+            if !job.may_apply_again() {
+                return Err(WebError::new(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "This import cannot be applied again: only a finished dry run whose \
+                     file is still kept can be. Upload the file again.",
+                ));
+            }
+            let Some(key) = import_jobs::take_upload(conn, &job)? else {
+                return Err(WebError::new(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "This dry run is being applied already.",
+                ));
+            };
+            let dir = &st.settings().import_dir;
+            let upload = Upload::kept(dir, &key, &job.file_name).ok_or_else(|| {
+                WebError::new(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "The uploaded file is no longer kept here (it is removed after a day, \
+                     or lives on another server). Upload it again.",
+                )
+            })?;
+            Ok((upload, job.options()))
+        })
+        .await?;
+    start(state, actor, upload, mode, choices).await
+}

@@ -1,0 +1,2 @@
+DROP TABLE import_invitations;
+DROP TABLE imports;
