@@ -398,7 +398,10 @@ fn import(url: Option<&str>, args: ImportArgs) -> CliResult<ExitCode> {
     if report.welcome_mails_queued > 0 {
         print(
             &mut out,
-            format!("welcome mails queued: {}", report.welcome_mails_queued),
+            format!(
+                "mails queued (invitations and welcome mails): {}",
+                report.welcome_mails_queued
+            ),
         )?;
     }
     print(&mut out, report.summary())?;
