@@ -261,6 +261,16 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+fn current_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
 /// Resets the peak RSS counter so each phase is measured on its own.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -332,6 +342,8 @@ fn run_backend(
     );
 
     reset_peak_rss();
+    // Memory the import freed but the allocator kept counts in the export's peak.
+    let rss_before_export = current_rss_mb();
     let req = ExportRequest::new(
         exports::default_fields(&config.profile_fields),
         UserQuery::default(),
@@ -344,7 +356,7 @@ fn run_backend(
     let export_cpu = self_cpu_s() - cpu0;
     let export_rss = peak_rss_mb();
     println!(
-        "{label}: export {} rows in {export_s:.2} s wall / {export_cpu:.2} s CPU ({:.0} rows/s), peak RSS {export_rss:.0} MB",
+        "{label}: export {} rows in {export_s:.2} s wall / {export_cpu:.2} s CPU ({:.0} rows/s), peak RSS {export_rss:.0} MB (RSS {rss_before_export:.0} MB when it started)",
         summary.rows,
         summary.rows as f64 / export_s
     );
