@@ -576,6 +576,84 @@ both!(size_and_row_limits_refuse_before_any_work, |db| {
     assert_nothing_written(db);
 });
 
+both!(one_batch_larger_than_a_statement_is_written_whole, |db| {
+    // 10,500 rows in one transaction: more than one multi-row insert and more
+    // than one email lookup per batch, then the same file again in update mode.
+    let (_, open) = seed_orgs(db);
+    let body = |first: &str| {
+        let mut file = String::from("email,first_name,last_name,organization\n");
+        for i in 0..10_500 {
+            file.push_str(&format!("bulk{i}@example.com,{first},Number{i},open\n"));
+        }
+        file
+    };
+    let cfg = ImportConfig {
+        batch_size: 20_000,
+        ..config()
+    };
+    let mut batches = 0;
+    let r = imports::import_bytes(
+        &mut db.conn(),
+        &Actor::system(),
+        &cfg,
+        &options(ImportMode::Apply),
+        body("Bulk").as_bytes(),
+        &mut |_| batches += 1,
+    )
+    .expect("import");
+    assert_eq!(
+        (r.created, r.skipped, r.rejected, batches),
+        (10_500, 0, 0, 1)
+    );
+    let mut c = db.conn();
+    let members: i64 = memberships::table
+        .filter(memberships::organization_id.eq(open))
+        .count()
+        .get_result(&mut *c)
+        .expect("count");
+    assert_eq!(members, 10_500);
+    let search = |c: &mut frontdesk_core::db::DbConnection, term: &str| {
+        frontdesk_core::users::query::UserQuery {
+            search: Some(term.into()),
+            ..Default::default()
+        }
+        .run(c, &Actor::system())
+        .expect("search")
+        .items
+        .into_iter()
+        .map(|u| u.email)
+        .collect::<Vec<_>>()
+    };
+    // The search index covers rows of every insert statement of the batch.
+    assert_eq!(search(&mut c, "bulk10499@"), ["bulk10499@example.com"]);
+    assert_eq!(search(&mut c, "bulk0@"), ["bulk0@example.com"]);
+    assert_eq!(search(&mut c, "bulk4500@"), ["bulk4500@example.com"]);
+    drop(c);
+
+    let update = ImportOptions {
+        update_existing: true,
+        ..options(ImportMode::Apply)
+    };
+    let r = ok(run_as(
+        db,
+        &Actor::system(),
+        body("Renamed").as_bytes(),
+        &update,
+        &cfg,
+    ));
+    assert_eq!((r.created, r.updated, r.skipped), (0, 10_500, 0));
+    let renamed: i64 = users_t::table
+        .filter(users_t::first_name.eq("Renamed"))
+        .count()
+        .get_result(&mut *db.conn())
+        .expect("count");
+    assert_eq!(renamed, 10_500);
+    assert_eq!(
+        search(&mut db.conn(), "renamed number10499"),
+        ["bulk10499@example.com"]
+    );
+});
+
 both!(batches_and_progress_cover_every_row, |db| {
     let mut file = String::from("email,first_name,last_name\n");
     for i in 0..250 {

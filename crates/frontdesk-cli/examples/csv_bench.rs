@@ -3,7 +3,10 @@
 //! `FRONTDESK_BENCH_POSTGRES` names a server where databases may be created),
 //! exports it back, and compares with the `sqlite3` shell on the same data.
 //!
-//!     cargo run --release -p frontdesk-cli --example csv_bench -- [ROWS] [sqlite|postgres|both]
+//!     cargo run --release -p frontdesk-cli --example csv_bench -- [ROWS] [sqlite|postgres|both] [BATCH]
+//!
+//! BATCH is the configured batch size (default 2,000); the import raises it
+//! for a large file (`imports::batch_rows`: 20,000 rows per transaction for 1M).
 //!
 //! Times are wall-clock and CPU (this process, or the sqlite3 child); peak RSS
 //! is per phase (VmHWM, reset between phases), so run one backend per process
@@ -16,7 +19,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use diesel::connection::SimpleConnection;
-use diesel::Connection;
+use diesel::{Connection, RunQueryDsl};
 use frontdesk_core::authz::Actor;
 use frontdesk_core::db;
 use frontdesk_core::exports::{self, ExportRequest};
@@ -46,6 +49,11 @@ fn main() -> Res<()> {
         .transpose()?
         .unwrap_or(1_000_000);
     let which = std::env::args().nth(2).unwrap_or_else(|| "both".into());
+    let batch: usize = std::env::args()
+        .nth(3)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(2_000);
     let dir = tempfile::tempdir()?;
     let csv_path = dir.path().join("users.csv");
     let t = Instant::now();
@@ -68,10 +76,11 @@ fn main() -> Res<()> {
             &csv_path,
             &export_path,
             rows,
+            batch,
         )?;
     }
     if which != "sqlite" {
-        postgres(&csv_path, &export_path, rows)?;
+        postgres(&csv_path, &export_path, rows, batch)?;
     }
     Ok(())
 }
@@ -83,8 +92,9 @@ fn sqlite_and_shell(
     csv_path: &Path,
     export_path: &Path,
     rows: u64,
+    batch: usize,
 ) -> Res<()> {
-    let (import_s, export_s) = run_backend("sqlite", url, csv_path, export_path, rows)?;
+    let (import_s, export_s) = run_backend("sqlite", url, csv_path, export_path, rows, batch)?;
     // The sqlite3 shell on the same data, in the same run.
     let dump = dir.join("sqlite3-dump.csv");
     let t = Instant::now();
@@ -132,7 +142,7 @@ fn sqlite_and_shell(
     Ok(())
 }
 
-fn postgres(csv_path: &Path, export_path: &Path, rows: u64) -> Res<()> {
+fn postgres(csv_path: &Path, export_path: &Path, rows: u64, batch: usize) -> Res<()> {
     if let Ok(admin) = std::env::var("FRONTDESK_BENCH_POSTGRES") {
         let name = format!("fd_bench_{}", std::process::id());
         let mut c = diesel::PgConnection::establish(&admin)?;
@@ -141,7 +151,7 @@ fn postgres(csv_path: &Path, export_path: &Path, rows: u64) -> Res<()> {
             Some((base, _)) => format!("{base}/{name}"),
             None => return Err("FRONTDESK_BENCH_POSTGRES must end with /database".into()),
         };
-        let result = run_backend("postgres", &url, csv_path, export_path, rows);
+        let result = run_backend("postgres", &url, csv_path, export_path, rows, batch);
         c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
         result?;
     } else {
@@ -163,6 +173,36 @@ fn cpu_times() -> (f64, f64) {
     let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / tick;
     // utime, stime, cutime, cstime are fields 14-17, i.e. 11-14 after "state".
     (get(11) + get(12), get(13) + get(14))
+}
+
+/// The PostgreSQL backend serving this connection, when it is a local process
+/// this user may inspect (its CPU time is most of an import's cost).
+fn server_pid(conn: &mut db::DbConnection) -> Option<u32> {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    if conn.kind() != db::BackendKind::Postgres {
+        return None;
+    }
+    let pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<Pid>(conn)
+        .ok()?
+        .pid;
+    let pid = u32::try_from(pid).ok()?;
+    process_cpu_s(pid).map(|_| pid)
+}
+
+/// CPU seconds (user + system) of another process, from /proc.
+fn process_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    Some((f.get(11)? + f.get(12)?) / 100.0)
 }
 
 fn self_cpu_s() -> f64 {
@@ -221,6 +261,16 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+fn current_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
 /// Resets the peak RSS counter so each phase is measured on its own.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -233,6 +283,7 @@ fn run_backend(
     csv_path: &Path,
     export_path: &Path,
     rows: u64,
+    batch: usize,
 ) -> Res<((f64, f64), (f64, f64))> {
     let pool = db::connect(url, 2)?;
     let mut conn = pool.get()?;
@@ -250,13 +301,15 @@ fn run_backend(
         profile_fields: vec!["company".into()],
         max_rows: rows.max(1),
         max_bytes: u64::MAX,
-        batch_size: 2_000,
+        batch_size: batch,
         ..ImportConfig::default()
     };
     let options = ImportOptions {
         source_name: "bench.csv".into(),
         ..ImportOptions::default()
     };
+    let server = server_pid(&mut conn);
+    let server_cpu0 = server.and_then(process_cpu_s);
     reset_peak_rss();
     let t = Instant::now();
     let cpu0 = self_cpu_s();
@@ -271,6 +324,10 @@ fn run_backend(
     let import_s = t.elapsed().as_secs_f64();
     let import_cpu = self_cpu_s() - cpu0;
     let import_rss = peak_rss_mb();
+    let server_cpu = match (server.and_then(process_cpu_s), server_cpu0) {
+        (Some(b), Some(a)) => format!(", {:.2} s CPU in the PostgreSQL server process", b - a),
+        _ => String::new(),
+    };
     if report.created != rows {
         return Err(format!(
             "{label}: created {} of {rows} rows: {}",
@@ -280,11 +337,13 @@ fn run_backend(
         .into());
     }
     println!(
-        "{label}: import {rows} rows in {import_s:.2} s wall / {import_cpu:.2} s CPU in this process ({:.0} rows/s), peak RSS {import_rss:.0} MB",
+        "{label}: import {rows} rows in {import_s:.2} s wall / {import_cpu:.2} s CPU in this process{server_cpu} ({:.0} rows/s), peak RSS {import_rss:.0} MB",
         rows as f64 / import_s
     );
 
     reset_peak_rss();
+    // Memory the import freed but the allocator kept counts in the export's peak.
+    let rss_before_export = current_rss_mb();
     let req = ExportRequest::new(
         exports::default_fields(&config.profile_fields),
         UserQuery::default(),
@@ -297,7 +356,7 @@ fn run_backend(
     let export_cpu = self_cpu_s() - cpu0;
     let export_rss = peak_rss_mb();
     println!(
-        "{label}: export {} rows in {export_s:.2} s wall / {export_cpu:.2} s CPU ({:.0} rows/s), peak RSS {export_rss:.0} MB",
+        "{label}: export {} rows in {export_s:.2} s wall / {export_cpu:.2} s CPU ({:.0} rows/s), peak RSS {export_rss:.0} MB (RSS {rss_before_export:.0} MB when it started)",
         summary.rows,
         summary.rows as f64 / export_s
     );
