@@ -634,6 +634,52 @@ fn admin_browser_flows_in_headless_chromium() {
         "both keys were used: {used:?}"
     );
     admin.screenshot(shots, "api_keys");
+
+    // A CSV import: upload, dry-run report, then apply the same file.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv_path = dir.path().join("new-hires.csv");
+    std::fs::write(
+        &csv_path,
+        "email,first_name,last_name,organization,role,tags\n\
+         new.hire@acme.test,New,Hire,acme,member,beta\n\
+         not-an-email,Bad,Row,acme,member,\n\
+         victim@acme.test,Victim,Again,acme,member,\n\
+         outsider@elsewhere.test,Out,Sider,acme,member,\n",
+    )
+    .expect("csv");
+    admin.go("/admin/imports");
+    admin.wait_for("Dry run");
+    let file_input = admin.find("input[type=file]");
+    admin.cmd(
+        "POST",
+        &format!("/element/{file_input}/value"),
+        Some(json!({"text": csv_path.display().to_string()})),
+    );
+    admin.click(".fda-form button[type=submit]");
+    let page = admin.wait_for("Dry run: nothing was written");
+    assert!(
+        page.contains("1 would be created") && page.contains("1 skipped"),
+        "dry-run report"
+    );
+    assert!(page.contains("not-an-email") && page.contains("outsider@elsewhere.test"));
+    assert!(
+        users::find_by_email(&mut db.conn(), "new.hire@acme.test")
+            .expect("lookup")
+            .is_none(),
+        "a dry run writes nothing"
+    );
+    admin.screenshot(shots, "import_report");
+    admin.click("form[action$='/apply'] button[type=submit]");
+    admin.wait_for("1 created");
+    let hired = users::find_by_email(&mut db.conn(), "new.hire@acme.test")
+        .expect("lookup")
+        .expect("created by the import");
+    assert_eq!(hired.first_name, "New");
+    assert!(
+        users::find_by_email(&mut db.conn(), "outsider@elsewhere.test")
+            .expect("lookup")
+            .is_none()
+    );
     // And on a phone.
     admin.resize(390, 844);
     admin.go("/admin/users");
