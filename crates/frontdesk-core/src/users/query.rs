@@ -452,6 +452,9 @@ impl UserQuery {
         if let Some(n) = self.count_from_search_index(conn, scope)? {
             return Ok(Some(n));
         }
+        if let Some(n) = self.count_active_by_complement(conn, scope)? {
+            return Ok(Some(n));
+        }
         if scope.is_some() || self.filters_user_columns() {
             return Ok(None);
         }
@@ -544,6 +547,44 @@ impl UserQuery {
                 .bind::<Text, _>(phrase)
                 .get_result::<Count>(conn)?
                 .n;
+        Ok(Some(n))
+    }
+
+    /// On SQLite, the exact count of "status = active" as the only filter: all
+    /// users less the suspended ones, in one statement (status is one of the
+    /// two, `NOT NULL` and checked). Counting every user takes the narrowest
+    /// index and the suspended few their slice of the status index, together
+    /// about 2.5 times cheaper than the active ~90 % of that index. `None`
+    /// otherwise.
+    fn count_active_by_complement(
+        &self,
+        conn: &mut DbConnection,
+        scope: Option<&[i64]>,
+    ) -> QueryResult<Option<i64>> {
+        let only_status = scope.is_none()
+            && self.search_term().is_none()
+            && self.staff == StaffFilter::All
+            && self.organization.is_none()
+            && self.org_role.is_none()
+            && self.tags_all.is_empty()
+            && self.tags_any.is_empty()
+            && self.tags_none.is_empty()
+            && self.created_from.is_none()
+            && self.created_to.is_none()
+            && self.last_login == LastLogin::Any;
+        if conn.kind() != BackendKind::Sqlite
+            || self.status != Some(UserStatus::Active)
+            || !only_status
+        {
+            return Ok(None);
+        }
+        let n = diesel::sql_query(format!(
+            "SELECT (SELECT count(*) FROM users) - \
+             (SELECT count(*) FROM users WHERE status = '{}') AS n",
+            UserStatus::Suspended.as_str()
+        ))
+        .get_result::<Count>(conn)?
+        .n;
         Ok(Some(n))
     }
 
