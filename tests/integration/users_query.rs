@@ -520,3 +520,76 @@ both!(org_admins_see_only_their_organization, |db: &TestDb| {
     let viewer = Actor::user(bob.id, Some(StaffRole::Viewer), vec![]);
     assert_eq!(UserQuery::default().run(c, &viewer).expect("run").total, 8);
 });
+
+both!(
+    intersects_id_sets_and_counts_searches_exactly,
+    |db: &TestDb| {
+        let c = &mut *db.conn();
+        let seed = seed(c);
+        let q = UserQuery::default;
+        let id_of = |c: &mut DbConnection, email: &str| -> i64 {
+            users_t::table
+                .filter(users_t::email.eq(email))
+                .select(users_t::id)
+                .first(c)
+                .expect("user")
+        };
+        // Ann owns both organizations: a role in any organization lists her twice.
+        let ann = id_of(c, "ann@acme.com");
+        organizations::add_member(c, &Actor::system(), seed.globex, ann, OrgRole::Owner)
+            .expect("second membership");
+        let run = |c: &mut DbConnection, q: &UserQuery, scope: Option<&[i64]>| {
+            let page = q.run_scoped(c, scope).expect("query");
+            let mut names: Vec<String> =
+                page.items.iter().map(|u| u.email[..3].to_owned()).collect();
+            names.sort();
+            (names, page.total)
+        };
+        let owners_tagged = UserQuery {
+            org_role: Some(OrgRole::Owner),
+            tags_any: vec![seed.vip, seed.beta],
+            ..q()
+        };
+        assert_eq!(run(c, &owners_tagged, None), (vec!["ann".to_owned()], 1));
+        let acme_vip_or_beta_all_vip = UserQuery {
+            tags_any: vec![seed.vip, seed.beta],
+            tags_all: vec![seed.vip, seed.vip],
+            ..q()
+        };
+        assert_eq!(
+            run(c, &acme_vip_or_beta_all_vip, Some(&[seed.acme])),
+            (vec!["ann".to_owned(), "bob".to_owned()], 2)
+        );
+        let globex_scope_acme_filter = UserQuery {
+            organization: Some(seed.acme),
+            ..q()
+        };
+        assert_eq!(
+            run(c, &globex_scope_acme_filter, Some(&[seed.globex])),
+            (vec!["ann".to_owned()], 1)
+        );
+        // A search alone, a search with a set, and a search's later page.
+        let acme = UserQuery {
+            search: Some(" ACME ".into()),
+            ..q()
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(run(c, &acme, None), (names(&["ann", "bob", "cyd"]), 3));
+        let acme_beta = UserQuery {
+            tags_any: vec![seed.beta],
+            ..acme.clone()
+        };
+        assert_eq!(run(c, &acme_beta, None), (names(&["bob", "cyd"]), 2));
+        let second = UserQuery {
+            page: 2,
+            limit: 2,
+            ..acme.clone()
+        };
+        assert_eq!(run(c, &second, None), (names(&["ann"]), 3));
+        let none = UserQuery {
+            search: Some("no such user".into()),
+            ..q()
+        };
+        assert_eq!(run(c, &none, None), (Vec::new(), 0));
+    }
+);

@@ -193,25 +193,38 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// The FTS5 phrase SQLite matches a search term with, or `None` when the term
+/// is searched with `LIKE` instead (PostgreSQL, or under three characters).
+pub fn fts_phrase(kind: BackendKind, term: &str) -> Option<String> {
+    let term = term.trim().to_lowercase();
+    (kind == BackendKind::Sqlite && term.chars().count() >= 3)
+        .then(|| format!("\"{}\"", term.replace('"', "\"\"")))
+}
+
 /// The free-text search predicate over `users.search_text` (already lower-cased).
 /// SQLite asks its FTS5 trigram index for terms of three characters or more;
-/// PostgreSQL's `LIKE` is served by the pg_trgm GIN index.
+/// PostgreSQL's `LIKE` is served by the pg_trgm GIN index. With `walk`, the
+/// SQLite form is written `+users.id IN (…)` so the planner may walk the sort
+/// order's index and test each entry against the matches (see the users query).
 pub fn search_predicate(
     kind: BackendKind,
     term: &str,
+    walk: bool,
 ) -> Box<dyn BoxableExpression<users::table, Backend, SqlType = Bool>> {
-    let term = term.trim().to_lowercase();
-    if kind == BackendKind::Sqlite && term.chars().count() >= 3 {
-        let phrase = format!("\"{}\"", term.replace('"', "\"\""));
-        Box::new(
-            diesel::dsl::sql::<Bool>(
-                "users.id IN (SELECT rowid FROM users_search WHERE users_search MATCH ",
-            )
+    match fts_phrase(kind, term) {
+        Some(phrase) => Box::new(
+            diesel::dsl::sql::<Bool>(if walk {
+                "+users.id IN (SELECT rowid FROM users_search WHERE users_search MATCH "
+            } else {
+                "users.id IN (SELECT rowid FROM users_search WHERE users_search MATCH "
+            })
             .bind::<Text, _>(phrase)
             .sql(")"),
-        )
-    } else {
-        Box::new(users::search_text.like(like_pattern(&term)).escape('\\'))
+        ),
+        None => {
+            let term = term.trim().to_lowercase();
+            Box::new(users::search_text.like(like_pattern(&term)).escape('\\'))
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{User, UserStatus};
 use crate::authz::{Actor, OrgRole, StaffRole};
-use crate::db::{search_predicate, Backend, BackendKind, DbConnection};
+use crate::db::{fts_phrase, search_predicate, Backend, BackendKind, DbConnection};
 use crate::error::{CoreError, CoreResult};
 use crate::schema::{memberships, user_tags, users};
 
@@ -174,6 +174,41 @@ fn all_tags_subquery(tags: &[i64]) -> String {
     q
 }
 
+/// Where one set of user ids comes from: a table of `(user_id, …)` rows and
+/// the condition that picks them.
+struct IdSource {
+    table: &'static str,
+    cond: String,
+}
+
+/// `SELECT s0.user_id FROM … JOIN … ON sN.user_id = s0.user_id AND …`: the
+/// users in every one of `sources`, as one join, so the planner intersects the
+/// sets from their indexes (starting from the one it expects to be smallest)
+/// before reading any user's row. A user may appear more than once (a role in
+/// several organizations, several of the tags), which `IN (…)` ignores.
+fn intersection_subquery(sources: &[IdSource]) -> Option<String> {
+    let (first, rest) = sources.split_first()?;
+    let mut q = format!("SELECT s0.user_id FROM {} s0", first.table);
+    for (i, s) in rest.iter().enumerate() {
+        let i = i + 1;
+        q.push_str(&format!(
+            " JOIN {} s{i} ON s{i}.user_id = s0.user_id AND {}",
+            s.table,
+            s.cond.replace("{s}", &format!("s{i}"))
+        ));
+    }
+    q.push_str(&format!(" WHERE {}", first.cond.replace("{s}", "s0")));
+    Some(q)
+}
+
+/// `a, b, c` for the integers of an `IN (…)` list written into the SQL.
+fn int_list(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl UserQuery {
     /// Checks page and limit; the web layers turn the error into a 400.
     pub fn validate(&self) -> CoreResult<()> {
@@ -202,7 +237,18 @@ impl UserQuery {
         walk: bool,
     ) -> users::BoxedQuery<'a, Backend> {
         let mut q = users::table.into_boxed::<Backend>();
-        if let Some(orgs) = scope {
+        let merged = match kind {
+            BackendKind::Sqlite => intersection_subquery(&self.id_sources(scope)),
+            BackendKind::Postgres => None,
+        };
+        if let Some(set) = &merged {
+            q = q.filter(sql::<Bool>(&format!(
+                "{} IN ({set})",
+                if walk { "+users.id" } else { "users.id" }
+            )));
+        }
+        let separate = merged.is_none();
+        if let Some(orgs) = scope.filter(|_| separate) {
             q = q.filter(id_in!(
                 walk,
                 memberships::table
@@ -210,13 +256,8 @@ impl UserQuery {
                     .filter(memberships::organization_id.eq_any(orgs)),
             ));
         }
-        if let Some(term) = self
-            .search
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            q = q.filter(search_predicate(kind, term));
+        if let Some(term) = self.search_term() {
+            q = q.filter(search_predicate(kind, term, walk));
         }
         if let Some(status) = self.status {
             q = q.filter(users::status.eq(status.as_str()));
@@ -229,6 +270,7 @@ impl UserQuery {
         };
         let members = memberships::table.select(memberships::user_id);
         q = match (self.organization, self.org_role) {
+            _ if !separate => q,
             (None, None) => q,
             (Some(org), None) => q.filter(id_in!(
                 walk,
@@ -247,10 +289,10 @@ impl UserQuery {
                 ),
             )),
         };
-        if !self.tags_all.is_empty() {
+        if separate && !self.tags_all.is_empty() {
             q = q.filter(users_with_all_tags(&self.tags_all, walk));
         }
-        if !self.tags_any.is_empty() {
+        if separate && !self.tags_any.is_empty() {
             q = q.filter(id_in!(
                 walk,
                 user_tags::table
@@ -288,6 +330,48 @@ impl UserQuery {
             }
         }
         q
+    }
+
+    /// The sets of user ids the query keeps to (organization scope, organization
+    /// and/or role, tags all of, tags any of); ids and roles are written into
+    /// the SQL (integers and fixed words), so the planner sees the real values.
+    fn id_sources(&self, scope: Option<&[i64]>) -> Vec<IdSource> {
+        let mut v = Vec::new();
+        if let Some(orgs) = scope {
+            v.push(IdSource {
+                table: "memberships",
+                cond: format!("{{s}}.organization_id IN ({})", int_list(orgs)),
+            });
+        }
+        let mut member = Vec::new();
+        if let Some(org) = self.organization {
+            member.push(format!("{{s}}.organization_id = {org}"));
+        }
+        if let Some(role) = self.org_role {
+            member.push(format!("{{s}}.role = '{}'", role.as_str()));
+        }
+        if !member.is_empty() {
+            v.push(IdSource {
+                table: "memberships",
+                cond: member.join(" AND "),
+            });
+        }
+        let mut all = self.tags_all.clone();
+        all.sort_unstable();
+        all.dedup();
+        for tag in all {
+            v.push(IdSource {
+                table: "user_tags",
+                cond: format!("{{s}}.tag_id = {tag}"),
+            });
+        }
+        if !self.tags_any.is_empty() {
+            v.push(IdSource {
+                table: "user_tags",
+                cond: format!("{{s}}.tag_id IN ({})", int_list(&self.tags_any)),
+            });
+        }
+        v
     }
 
     fn sorted<'a>(&self, q: users::BoxedQuery<'a, Backend>) -> users::BoxedQuery<'a, Backend> {
@@ -335,8 +419,20 @@ impl UserQuery {
     /// Whether any filter reads a column of `users` itself (rather than a set
     /// of user ids from `memberships` or `user_tags`).
     fn filters_user_columns(&self) -> bool {
-        self.search.as_deref().is_some_and(|t| !t.trim().is_empty())
-            || self.status.is_some()
+        self.search_term().is_some() || self.filters_user_columns_besides_search()
+    }
+
+    /// The search term, when there is one.
+    fn search_term(&self) -> Option<&str> {
+        self.search
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Whether a filter other than the search reads a column of `users`.
+    fn filters_user_columns_besides_search(&self) -> bool {
+        self.status.is_some()
             || self.staff != StaffFilter::All
             || self.created_from.is_some()
             || self.created_to.is_some()
@@ -353,6 +449,12 @@ impl UserQuery {
         conn: &mut DbConnection,
         scope: Option<&[i64]>,
     ) -> QueryResult<Option<i64>> {
+        if let Some(n) = self.count_from_search_index(conn, scope)? {
+            return Ok(Some(n));
+        }
+        if let Some(n) = self.count_active_by_complement(conn, scope)? {
+            return Ok(Some(n));
+        }
         if scope.is_some() || self.filters_user_columns() {
             return Ok(None);
         }
@@ -417,17 +519,96 @@ impl UserQuery {
         Ok(Some(users - tagged))
     }
 
+    /// On SQLite, the exact count of a search that is the only filter, taken
+    /// from the FTS5 index alone: its rows are kept in step with `users` by
+    /// triggers (one per user, removed with the user), so the matches it lists
+    /// are exactly the users the search predicate keeps, without reading each
+    /// user's row. `None` otherwise.
+    fn count_from_search_index(
+        &self,
+        conn: &mut DbConnection,
+        scope: Option<&[i64]>,
+    ) -> QueryResult<Option<i64>> {
+        let Some(phrase) = self.search_term().and_then(|t| fts_phrase(conn.kind(), t)) else {
+            return Ok(None);
+        };
+        if scope.is_some()
+            || self.filters_user_columns_besides_search()
+            || self.organization.is_some()
+            || self.org_role.is_some()
+            || !self.tags_all.is_empty()
+            || !self.tags_any.is_empty()
+            || !self.tags_none.is_empty()
+        {
+            return Ok(None);
+        }
+        let n =
+            diesel::sql_query("SELECT count(*) AS n FROM users_search WHERE users_search MATCH ?")
+                .bind::<Text, _>(phrase)
+                .get_result::<Count>(conn)?
+                .n;
+        Ok(Some(n))
+    }
+
+    /// On SQLite, the exact count of "status = active" as the only filter: all
+    /// users less the suspended ones, in one statement (status is one of the
+    /// two, `NOT NULL` and checked). Counting every user takes the narrowest
+    /// index and the suspended few their slice of the status index, together
+    /// about 2.5 times cheaper than the active ~90 % of that index. `None`
+    /// otherwise.
+    fn count_active_by_complement(
+        &self,
+        conn: &mut DbConnection,
+        scope: Option<&[i64]>,
+    ) -> QueryResult<Option<i64>> {
+        let only_status = scope.is_none()
+            && self.search_term().is_none()
+            && self.staff == StaffFilter::All
+            && self.organization.is_none()
+            && self.org_role.is_none()
+            && self.tags_all.is_empty()
+            && self.tags_any.is_empty()
+            && self.tags_none.is_empty()
+            && self.created_from.is_none()
+            && self.created_to.is_none()
+            && self.last_login == LastLogin::Any;
+        if conn.kind() != BackendKind::Sqlite
+            || self.status != Some(UserStatus::Active)
+            || !only_status
+        {
+            return Ok(None);
+        }
+        let n = diesel::sql_query(format!(
+            "SELECT (SELECT count(*) FROM users) - \
+             (SELECT count(*) FROM users WHERE status = '{}') AS n",
+            UserStatus::Suspended.as_str()
+        ))
+        .get_result::<Count>(conn)?
+        .n;
+        Ok(Some(n))
+    }
+
     /// Whether the page is better found by walking the sort order's index and
     /// testing each user against the id sets (dense sets, deep pages) than by
     /// reading every member and sorting (small sets). Scanning costs about
     /// `end * users / total` index entries, fetching `total` rows at roughly
     /// ten times an entry each; `users` is estimated from the largest id.
+    /// Only when every filter is such a set (the search's FTS5 matches count as
+    /// one): with a filter on a column of `users`, `+users.id` leaves the
+    /// planner free to pick that column's index instead, reading every match.
     fn walk_sort_index(&self, conn: &mut DbConnection, total: i64, end: i64) -> QueryResult<bool> {
+        let kind = conn.kind();
+        let fts_search = self
+            .search_term()
+            .is_some_and(|t| fts_phrase(kind, t).is_some());
         let sets = self.organization.is_some()
             || self.org_role.is_some()
             || !self.tags_all.is_empty()
-            || !self.tags_any.is_empty();
-        if conn.kind() != BackendKind::Sqlite || !sets || total == 0 {
+            || !self.tags_any.is_empty()
+            || fts_search;
+        let other_columns = self.filters_user_columns_besides_search()
+            || (self.search_term().is_some() && !fts_search);
+        if kind != BackendKind::Sqlite || !sets || other_columns || total == 0 {
             return Ok(false);
         }
         let max_id: Option<i64> = users::table
