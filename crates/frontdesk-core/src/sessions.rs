@@ -130,17 +130,23 @@ pub fn create(
     Ok((session, token))
 }
 
-/// The session and user a presented token stands for, or `None` when the token
-/// is unknown, revoked, expired, idle too long, or its user is suspended.
-/// Marks the session (and user) active, at most once per `touch_interval`.
-pub fn authenticate(
-    conn: &mut DbConnection,
-    token: &str,
-    config: &SessionConfig,
-) -> CoreResult<Option<(Session, User)>> {
+/// What a presented token stands for, read without writing anything.
+pub enum Check {
+    /// Unknown, revoked, expired, idle too long, or its user is suspended.
+    Invalid,
+    /// Live, and marked active recently enough.
+    Valid(Session, User),
+    /// Live, but `last_active_at` is due to be written ([`authenticate`] does).
+    Stale(Session, User),
+}
+
+/// The read half of [`authenticate`]: one indexed lookup, no write, so a
+/// caller may run it where a write (which can wait for SQLite's write lock)
+/// could not be allowed to block.
+pub fn check(conn: &mut DbConnection, token: &str, config: &SessionConfig) -> CoreResult<Check> {
     // A well-formed token is 43 base64url characters; anything else cannot match.
     if token.len() != 43 {
-        return Ok(None);
+        return Ok(Check::Invalid);
     }
     // This runs on every signed-in request, so it is written for speed: on the
     // backend's own connection (the statement is cached by its type, with no
@@ -160,28 +166,46 @@ pub fn authenticate(
         DbConnection::Sqlite(c) => lookup!(c),
         DbConnection::Pg(c) => lookup!(c),
     };
-    let Some((mut session, mut user)) = found.into_iter().next() else {
-        return Ok(None);
+    let Some((session, user)) = found.into_iter().next() else {
+        return Ok(Check::Invalid);
     };
     let t = now();
     if !session.is_live(config, t) || user.is_suspended() {
-        return Ok(None);
+        return Ok(Check::Invalid);
     }
     if t - session.last_active_at >= config.touch_interval {
-        // Conditional on the row still being live, so a concurrent revocation wins.
-        let touched = diesel::update(sessions::table.find(session.id))
-            .filter(sessions::revoked_at.is_null())
-            .set(sessions::last_active_at.eq(t))
-            .execute(conn)?;
-        if touched == 0 {
-            return Ok(None);
-        }
-        diesel::update(users::table.find(user.id))
-            .set(users::last_active_at.eq(Some(t)))
-            .execute(conn)?;
-        session.last_active_at = t;
-        user.last_active_at = Some(t);
+        return Ok(Check::Stale(session, user));
     }
+    Ok(Check::Valid(session, user))
+}
+
+/// The session and user a presented token stands for, or `None` when the token
+/// is unknown, revoked, expired, idle too long, or its user is suspended.
+/// Marks the session (and user) active, at most once per `touch_interval`.
+pub fn authenticate(
+    conn: &mut DbConnection,
+    token: &str,
+    config: &SessionConfig,
+) -> CoreResult<Option<(Session, User)>> {
+    let (mut session, mut user) = match check(conn, token, config)? {
+        Check::Invalid => return Ok(None),
+        Check::Valid(session, user) => return Ok(Some((session, user))),
+        Check::Stale(session, user) => (session, user),
+    };
+    let t = now();
+    // Conditional on the row still being live, so a concurrent revocation wins.
+    let touched = diesel::update(sessions::table.find(session.id))
+        .filter(sessions::revoked_at.is_null())
+        .set(sessions::last_active_at.eq(t))
+        .execute(conn)?;
+    if touched == 0 {
+        return Ok(None);
+    }
+    diesel::update(users::table.find(user.id))
+        .set(users::last_active_at.eq(Some(t)))
+        .execute(conn)?;
+    session.last_active_at = t;
+    user.last_active_at = Some(t);
     Ok(Some((session, user)))
 }
 

@@ -9,7 +9,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use frontdesk_core::sessions::{self, ClientInfo, Session};
+use frontdesk_core::sessions::{self, Check, ClientInfo, Session};
 use frontdesk_core::users::User;
 use frontdesk_core::StaffRole;
 
@@ -79,19 +79,44 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError>
             let token = cookie.value().to_owned();
             let config = state.settings().auth.sessions;
             let csrf_token = csrf::session_token(&token);
-            state
-                .db(move |conn| sessions::authenticate(conn, &token, &config))
-                .await?
-                .map(|(session, user)| CurrentUser {
-                    user,
-                    session,
-                    csrf_token,
-                })
+            let found = match inline_check(&state, &token, &config)? {
+                Some(Check::Invalid) => None,
+                Some(Check::Valid(session, user)) => Some((session, user)),
+                // Due for its activity write (or no idle connection): the
+                // full check, with its write, off this thread.
+                Some(Check::Stale(..)) | None => {
+                    state
+                        .db(move |conn| sessions::authenticate(conn, &token, &config))
+                        .await?
+                }
+            };
+            found.map(|(session, user)| CurrentUser {
+                user,
+                session,
+                csrf_token,
+            })
         }
         None => None,
     };
     req.extensions_mut().insert(Resolved(found.clone()));
     Ok(found)
+}
+
+/// The read-only session check on this thread, where the state allows it and
+/// a pooled connection is free right now; `None` sends the caller to the
+/// blocking pool.
+fn inline_check(
+    state: &FrontdeskState,
+    token: &str,
+    config: &sessions::SessionConfig,
+) -> Result<Option<Check>, WebError> {
+    if !state.inline_session_reads() {
+        return Ok(None);
+    }
+    let Some(mut conn) = state.pool().try_get() else {
+        return Ok(None);
+    };
+    Ok(Some(sessions::check(&mut conn, token, config)?))
 }
 
 /// The answer to an anonymous request for a protected resource.

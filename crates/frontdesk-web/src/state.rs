@@ -99,6 +99,11 @@ struct Inner {
     invitations: InvitationSettings,
     mail_templates: MailTemplates,
     mail_waker: std::sync::RwLock<Option<MailWaker>>,
+    /// SQLite: the per-request session read runs on the request's own thread
+    /// (a local indexed read that takes no lock a writer holds in WAL mode),
+    /// sparing the hop to the blocking pool. PostgreSQL's is a network round
+    /// trip and always goes to the blocking pool.
+    inline_session_reads: bool,
 }
 
 /// Cheap to clone; every clone shares one pool, one semaphore, one template set.
@@ -167,6 +172,9 @@ impl FrontdeskState {
             None => MailTemplates::new(),
         }
         .map_err(|e| CoreError::Config(e.to_string()))?;
+        let inline_session_reads = pool
+            .get()
+            .is_ok_and(|c| c.kind() == frontdesk_core::db::BackendKind::Sqlite);
         Ok(FrontdeskState(Arc::new(Inner {
             pool,
             hashing: Arc::new(Semaphore::new(settings.max_concurrent_hashes)),
@@ -181,11 +189,17 @@ impl FrontdeskState {
             invitations,
             mail_templates,
             mail_waker: std::sync::RwLock::new(None),
+            inline_session_reads,
         })))
     }
 
     pub fn pool(&self) -> &Pool {
         &self.0.pool
+    }
+
+    /// Whether the session check may read on the request's own thread.
+    pub(crate) fn inline_session_reads(&self) -> bool {
+        self.0.inline_session_reads
     }
 
     pub fn settings(&self) -> &Settings {
