@@ -16,8 +16,7 @@ use crate::authz::{can, Action, Actor, Target};
 use crate::db::DbConnection;
 use crate::error::CoreError;
 use crate::schema::{memberships, organizations, tags, user_tags};
-use crate::users::query::UserQuery;
-use crate::users::User;
+use crate::users::query::{ExportRow, UserQuery};
 
 /// Separator of several values in one cell (organizations, roles, tags), the
 /// same one the import reads.
@@ -340,7 +339,7 @@ fn write_csv<W: Write>(
     let mut rows = 0u64;
     let mut cell = String::new();
     let batch = req.batch_size.clamp(1, 50_000);
-    req.query.for_each_batch(
+    req.query.for_each_export_batch(
         conn,
         scope,
         batch,
@@ -393,7 +392,7 @@ fn write_csv<W: Write>(
 fn fill_cell(
     cell: &mut String,
     f: &ExportField,
-    u: &User,
+    u: &ExportRow,
     orgs: Option<&Vec<(i64, String)>>,
     tags: Option<&Vec<i64>>,
     profile: Option<&Map<String, Value>>,

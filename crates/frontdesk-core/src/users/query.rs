@@ -16,6 +16,92 @@ use crate::db::{fts_phrase, search_predicate, Backend, BackendKind, DbConnection
 use crate::error::{CoreError, CoreResult};
 use crate::schema::{memberships, user_tags, users};
 
+/// The sort keys of a row, where the next keyset batch starts.
+pub struct Keyset {
+    id: i64,
+    email: String,
+    first_name: String,
+    last_name: String,
+    created_at: NaiveDateTime,
+    last_login_at: Option<NaiveDateTime>,
+}
+
+impl From<&User> for Keyset {
+    fn from(u: &User) -> Self {
+        Keyset {
+            id: u.id,
+            email: u.email.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+/// The columns of a user an export can write.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct ExportRow {
+    pub id: i64,
+    pub email: String,
+    pub email_verified: bool,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: Option<String>,
+    pub local_login_enabled: bool,
+    pub staff_role: Option<String>,
+    pub status: String,
+    pub suspended_reason: Option<String>,
+    pub profile: String,
+    pub created_at: NaiveDateTime,
+    pub last_login_at: Option<NaiveDateTime>,
+}
+
+impl From<&ExportRow> for Keyset {
+    fn from(u: &ExportRow) -> Self {
+        Keyset {
+            id: u.id,
+            email: u.email.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+/// The keyset loop of [`UserQuery::for_each_batch`], for one row type.
+macro_rules! keyset_batches {
+    ($query:expr, $conn:expr, $scope:expr, $batch:expr, $f:expr, $row:ty) => {{
+        let this = $query;
+        let conn: &mut DbConnection = $conn;
+        let mut f = $f;
+        let kind = conn.kind();
+        let batch = $batch.max(1);
+        let mut last: Option<Keyset> = None;
+        loop {
+            let mut q = this.sorted(this.filtered(kind, $scope, false));
+            if let Some(after) = &last {
+                q = this.after(q, after);
+            }
+            let rows: Vec<$row> = q
+                .select(<$row>::as_select())
+                .limit(batch)
+                .load(conn)
+                .map_err(|e| E::from(CoreError::from(e)))?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            f(conn, &rows)?;
+            if (rows.len() as i64) < batch {
+                return Ok(());
+            }
+            last = rows.last().map(Keyset::from);
+        }
+    }};
+}
+
 pub const DEFAULT_LIMIT: i64 = 50;
 
 /// Sort keys for last sign-in with never-signed-in users last (see `sorted`);
@@ -677,47 +763,38 @@ impl UserQuery {
     }
 
     /// Visits every matching user in sort order, a batch at a time, without
-    /// holding the whole result (the export streams through this). Batches
-    /// continue after the previous batch's last row (keyset pagination, with
-    /// row-value comparisons on the sort's own keys), so each costs the same
-    /// however deep into the result it is. The callback gets the connection
-    /// back to read what goes with each batch.
+    /// holding the whole result. Batches continue after the previous batch's
+    /// last row (keyset pagination, with row-value comparisons on the sort's
+    /// own keys), so each costs the same however deep into the result it is.
+    /// The callback gets the connection back to read what goes with each batch.
     pub fn for_each_batch<E: From<CoreError>>(
         &self,
         conn: &mut DbConnection,
         scope: Option<&[i64]>,
         batch: i64,
-        mut f: impl FnMut(&mut DbConnection, &[User]) -> Result<(), E>,
+        f: impl FnMut(&mut DbConnection, &[User]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let kind = conn.kind();
-        let batch = batch.max(1);
-        let mut last: Option<User> = None;
-        loop {
-            let mut q = self.sorted(self.filtered(kind, scope, false));
-            if let Some(after) = &last {
-                q = self.after(q, after);
-            }
-            let mut rows: Vec<User> = q
-                .select(User::as_select())
-                .limit(batch)
-                .load(conn)
-                .map_err(|e| E::from(CoreError::from(e)))?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            f(conn, &rows)?;
-            if (rows.len() as i64) < batch {
-                return Ok(());
-            }
-            last = rows.pop();
-        }
+        keyset_batches!(self, conn, scope, batch, f, User)
+    }
+
+    /// [`Self::for_each_batch`] reading only the columns an export writes
+    /// (no password hash, search text or activity timestamps): the export
+    /// streams through this.
+    pub fn for_each_export_batch<E: From<CoreError>>(
+        &self,
+        conn: &mut DbConnection,
+        scope: Option<&[i64]>,
+        batch: i64,
+        f: impl FnMut(&mut DbConnection, &[ExportRow]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        keyset_batches!(self, conn, scope, batch, f, ExportRow)
     }
 
     /// Rows that come after `u` in this query's order (see [`Self::sorted`]).
     fn after<'a>(
         &self,
         q: users::BoxedQuery<'a, Backend>,
-        u: &User,
+        u: &Keyset,
     ) -> users::BoxedQuery<'a, Backend> {
         let asc = self.dir == SortDir::Asc;
         let op = if asc { ") > (" } else { ") < (" };
