@@ -63,7 +63,13 @@ args=(run "$base/openapi.json"
     # An upload is a CSV file whose validity (header, encoding) the document
     # cannot describe, so random text is rightly refused: the integration
     # tests cover /import instead.
-    --exclude-operation-id import_users)
+    --exclude-operation-id import_users
+    # `DELETE /users/{id}/sessions` revokes every session of the user; the
+    # collection `GET /users/{id}/sessions` rightly still answers 200 (now
+    # empty), which this check takes for a deleted resource still served.
+    # Deleted users and organizations answering 404 is covered by the
+    # integration tests (api_v1_users, api_v1_organizations).
+    --exclude-checks use_after_free)
 if [ -n "${FUZZ_SEED:-}" ]; then args+=(--seed "$FUZZ_SEED"); fi
 # From the scratch folder, so that schemathesis' own files stay out of the tree.
 (cd "$work" && "$st" "${args[@]}")

@@ -509,3 +509,58 @@ both!(organizations_and_memberships_follow_roles, |db| {
         .await;
     });
 });
+
+// Read-then-write handlers take SQLite's write lock first: a deferred
+// transaction that reads, then writes after another connection committed,
+// fails at once with "database is locked" (busy_timeout does not apply), which
+// the fuzzer once met as a 500 while the mail worker wrote in the background.
+both!(
+    edits_succeed_while_another_connection_keeps_committing,
+    |db| {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = crate::host_app!(fd);
+            let w = world(db, &app).await;
+            let stop = Arc::new(AtomicBool::new(false));
+            let writer = {
+                let stop = stop.clone();
+                let pool = db.pool().clone();
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut conn = pool.get().expect("connection");
+                        diesel::update(orgs_t::table.filter(orgs_t::slug.eq("globex")))
+                            .set(orgs_t::name.eq(format!("Globex {n}")))
+                            .execute(&mut *conn)
+                            .expect("background write");
+                        n += 1;
+                    }
+                    n
+                })
+            };
+            for i in 0..150 {
+                expect(
+                    &app,
+                    &w,
+                    Who::StaffOwnerKey,
+                    "PATCH",
+                    "/organizations/acme",
+                    Some(json!({"name": format!("Acme {i}")})),
+                    200,
+                )
+                .await;
+            }
+            stop.store(true, Ordering::Relaxed);
+            let writes = writer.join().expect("writer");
+            assert!(writes > 0, "the background writer ran");
+            let name: String = orgs_t::table
+                .filter(orgs_t::slug.eq("acme"))
+                .select(orgs_t::name)
+                .first(&mut *db.conn())
+                .expect("acme");
+            assert_eq!(name, "Acme 149");
+        });
+    }
+);

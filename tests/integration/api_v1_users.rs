@@ -610,6 +610,7 @@ both!(delete_follows_roles, |db| {
         expect(&app, &w, Who::AcmeAdminKey, "DELETE", &path, None, 204).await;
         assert!(status_of(db, id).is_none(), "deleted");
         expect(&app, &w, Who::AcmeAdminKey, "DELETE", &path, None, 404).await;
+        expect(&app, &w, Who::AcmeAdminKey, "GET", &path, None, 404).await;
         // The last staff owner stays.
         let a = expect(
             &app,

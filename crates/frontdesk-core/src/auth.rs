@@ -102,7 +102,7 @@ pub fn sign_in(
         Some(h) if passwords::needs_rehash(h) => passwords::hash(password).ok(),
         _ => None,
     };
-    let signed_in = conn.transaction::<_, CoreError, _>(|conn| {
+    let signed_in = crate::db::write_transaction::<_, CoreError, _>(conn, |conn| {
         let t = now();
         let user: User = match &rehash {
             Some(h) => diesel::update(users::table.find(user.id))

@@ -2,7 +2,6 @@
 //! name, allowed email domains and members with their roles.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use diesel::Connection;
 use frontdesk_core::authz::{can, Action, Target};
 use frontdesk_core::{organizations, users as core_users, CoreError, OrgRole};
 use serde::Serialize;
@@ -168,7 +167,7 @@ pub async fn edit(
     let (name, domains) = (form.text("name"), form.text("domains"));
     let result = state
         .db(move |conn| {
-            conn.transaction::<_, CoreError, _>(|conn| {
+            frontdesk_core::db::write_transaction::<_, CoreError, _>(conn, |conn| {
                 let org = organizations::get(conn, id)?;
                 if org.name != name {
                     organizations::rename(conn, &actor, id, &name)?;

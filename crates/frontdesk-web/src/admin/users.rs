@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use diesel::Connection;
 use frontdesk_core::users::query::{LastLogin, SortDir, SortKey, StaffFilter, UserQuery};
 use frontdesk_core::users::{self as core_users, UserStatus};
 use frontdesk_core::{organizations, sessions, tags, CoreError, OrgRole, StaffRole};
@@ -348,7 +347,7 @@ pub async fn bulk(
     let n = ids.len();
     let result = state
         .db(move |conn| {
-            conn.transaction::<_, CoreError, _>(|conn| {
+            frontdesk_core::db::write_transaction::<_, CoreError, _>(conn, |conn| {
                 for &id in &ids {
                     match action {
                         BulkAction::Suspend => {

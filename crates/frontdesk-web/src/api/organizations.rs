@@ -4,7 +4,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 use frontdesk_core::authz::{can, Action, Target};
 use frontdesk_core::organizations::{self, Organization};
 use frontdesk_core::users::query::UserQuery;
@@ -265,7 +264,7 @@ pub async fn update(
     check_text(&[("name", patch.name.as_deref(), 100)])?;
     let org = state
         .db(move |conn| {
-            conn.transaction(|conn| {
+            frontdesk_core::db::write_transaction(conn, |conn| {
                 let actor = &api.actor;
                 let mut org = visible(conn, actor, &slug)?;
                 if let Some(name) = &patch.name {

@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 use frontdesk_core::authz::Action;
 use frontdesk_core::sessions::{self, SessionConfig};
 use frontdesk_core::users::query::{LastLogin, Page, SortDir, SortKey, StaffFilter, UserQuery};
@@ -550,7 +549,7 @@ pub async fn update(
     let config = state.settings().auth.sessions;
     let detail = state
         .db(move |conn| {
-            conn.transaction(|conn| {
+            frontdesk_core::db::write_transaction(conn, |conn| {
                 let actor = &api.actor;
                 users::update(
                     conn,
