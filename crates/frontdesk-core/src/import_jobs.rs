@@ -18,7 +18,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::imports::{
     ImportConfig, ImportError, ImportMode, ImportOptions, ImportReport, Progress,
 };
-use crate::organizations::{self, Organization};
+use crate::organizations::Organization;
 use crate::schema::imports;
 use crate::time::now;
 
@@ -179,27 +179,8 @@ pub fn check_start(
     actor: &Actor,
     default_organization: Option<&str>,
 ) -> Result<Option<Organization>, ImportError> {
-    let org = match default_organization
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        Some(slug) => match organizations::get_by_slug(conn, slug) {
-            Ok(o) => Some(o),
-            Err(CoreError::NotFound(_)) => {
-                return Err(ImportError::UnknownOrganization(slug.to_owned()))
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
-    };
-    let allowed = match (&org, actor.staff_role) {
-        (Some(o), _) => can(actor, Action::ImportExport, &Target::Organization(o.id)),
-        (None, Some(_)) => can(actor, Action::ImportExport, &Target::Site),
-        (None, None) => actor
-            .org_roles
-            .iter()
-            .any(|(o, _)| can(actor, Action::ImportExport, &Target::Organization(*o))),
-    };
+    let (org, allowed) =
+        crate::imports::default_org_and_permission(conn, actor, default_organization)?;
     if !allowed {
         return Err(match org {
             // Someone else's organization looks like a missing one.

@@ -385,20 +385,15 @@ pub struct Progress {
     pub validating: bool,
 }
 
-/// Imports users from a CSV file. The source is read twice (a scan, then the
-/// import), so it must be seekable: a file, or the upload spooled to a
-/// temporary file. `progress` is called after each batch.
-pub fn import<R: Read + Seek>(
+/// The default organization an import names (by slug) and whether the actor
+/// may import at all: into that organization, site-wide for staff, or into
+/// one of their own organizations. Callers choose how a refusal reads.
+pub(crate) fn default_org_and_permission(
     conn: &mut DbConnection,
     actor: &Actor,
-    config: &ImportConfig,
-    options: &ImportOptions,
-    mut source: R,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<ImportReport, ImportError> {
-    let default_org = match options
-        .default_organization
-        .as_deref()
+    default_organization: Option<&str>,
+) -> Result<(Option<Organization>, bool), ImportError> {
+    let org = match default_organization
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
@@ -411,7 +406,7 @@ pub fn import<R: Read + Seek>(
         },
         None => None,
     };
-    let allowed = match (&default_org, actor.staff_role) {
+    let allowed = match (&org, actor.staff_role) {
         (Some(o), _) => can(actor, Action::ImportExport, &Target::Organization(o.id)),
         (None, Some(_)) => can(actor, Action::ImportExport, &Target::Site),
         (None, None) => actor
@@ -419,6 +414,22 @@ pub fn import<R: Read + Seek>(
             .iter()
             .any(|(o, _)| can(actor, Action::ImportExport, &Target::Organization(*o))),
     };
+    Ok((org, allowed))
+}
+
+/// Imports users from a CSV file. The source is read twice (a scan, then the
+/// import), so it must be seekable: a file, or the upload spooled to a
+/// temporary file. `progress` is called after each batch.
+pub fn import<R: Read + Seek>(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    config: &ImportConfig,
+    options: &ImportOptions,
+    mut source: R,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<ImportReport, ImportError> {
+    let (default_org, allowed) =
+        default_org_and_permission(conn, actor, options.default_organization.as_deref())?;
     if !allowed {
         return Err(ImportError::Forbidden);
     }

@@ -26,19 +26,6 @@ pub struct Keyset {
     last_login_at: Option<NaiveDateTime>,
 }
 
-impl From<&User> for Keyset {
-    fn from(u: &User) -> Self {
-        Keyset {
-            id: u.id,
-            email: u.email.clone(),
-            first_name: u.first_name.clone(),
-            last_name: u.last_name.clone(),
-            created_at: u.created_at,
-            last_login_at: u.last_login_at,
-        }
-    }
-}
-
 /// The columns of a user an export can write.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -58,18 +45,25 @@ pub struct ExportRow {
     pub last_login_at: Option<NaiveDateTime>,
 }
 
-impl From<&ExportRow> for Keyset {
-    fn from(u: &ExportRow) -> Self {
-        Keyset {
-            id: u.id,
-            email: u.email.clone(),
-            first_name: u.first_name.clone(),
-            last_name: u.last_name.clone(),
-            created_at: u.created_at,
-            last_login_at: u.last_login_at,
+/// Both row types carry the sort keys under the same names.
+macro_rules! keyset_from {
+    ($row:ty) => {
+        impl From<&$row> for Keyset {
+            fn from(u: &$row) -> Self {
+                Keyset {
+                    id: u.id,
+                    email: u.email.clone(),
+                    first_name: u.first_name.clone(),
+                    last_name: u.last_name.clone(),
+                    created_at: u.created_at,
+                    last_login_at: u.last_login_at,
+                }
+            }
         }
-    }
+    };
 }
+keyset_from!(User);
+keyset_from!(ExportRow);
 
 /// The keyset loop of [`UserQuery::for_each_batch`], for one row type.
 macro_rules! keyset_batches {
