@@ -106,3 +106,76 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     msg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EMBEDDED;
+    use frontdesk_core::import_jobs::JobStatus;
+    use frontdesk_core::invitations::InvitationStatus;
+    use frontdesk_core::users::UserStatus;
+
+    /// Classes that only mark elements for the admin script or a form; they
+    /// need no style of their own.
+    const HOOKS: &[&str] = &["fda-select-all", "fda-bulk"];
+
+    fn styled(css: &str, class: &str) -> bool {
+        css.match_indices(&format!(".{class}")).any(|(i, m)| {
+            css[i + m.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        })
+    }
+
+    /// Every `fda-` class an admin template uses has a rule in the admin
+    /// stylesheet, and a class built from a value (`fda-status-{{ u.status }}`)
+    /// has one for every value that value can take.
+    #[test]
+    fn admin_template_classes_are_styled() {
+        let css = crate::admin::STYLESHEET;
+        let user: Vec<&str> = UserStatus::ALL.iter().map(|s| s.as_str()).collect();
+        let invitation: Vec<&str> = InvitationStatus::ALL.iter().map(|s| s.as_str()).collect();
+        let dynamic: Vec<(&str, Vec<&str>)> = vec![
+            ("fda-status-", [user, invitation].concat()),
+            (
+                "fda-import-",
+                JobStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+            // The outbox's states (its CHECK constraint).
+            ("fda-delivery-", vec!["queued", "sending", "sent", "failed"]),
+            ("fda-flash-", vec!["ok", "error"]),
+        ];
+        let mut missing = Vec::new();
+        for (name, text) in EMBEDDED.iter().filter(|(n, _)| n.starts_with("admin/")) {
+            for (at, _) in text.match_indices("fda-") {
+                let rest = &text[at..];
+                let len = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                    .unwrap_or(rest.len());
+                let class = &rest[..len];
+                if rest[len..].starts_with("{{") {
+                    match dynamic.iter().find(|(prefix, _)| *prefix == class) {
+                        Some((_, values)) => missing.extend(
+                            values
+                                .iter()
+                                .map(|v| format!("{class}{v}"))
+                                .filter(|c| !styled(css, c))
+                                .map(|c| format!("{name}: {c}")),
+                        ),
+                        None => missing.push(format!(
+                            "{name}: {class}{{{{…}}}} has no list of values here"
+                        )),
+                    }
+                } else if !HOOKS.contains(&class) && !styled(css, class) {
+                    missing.push(format!("{name}: {class}"));
+                }
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        assert!(
+            missing.is_empty(),
+            "classes without a rule in admin.css: {missing:#?}"
+        );
+    }
+}
