@@ -6,7 +6,9 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::test::TestRequest;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use frontdesk_core::db::BackendKind;
 use frontdesk_core::import_jobs::{self, JobOptions, NewJob};
 use frontdesk_core::imports::{ImportConfig, ImportMode, ImportOptions};
 use frontdesk_core::schema::{audit_events, imports, invitations, outbox, users};
@@ -660,6 +662,76 @@ both!(
         });
     }
 );
+
+both!(background_imports_beyond_the_cap_wait_queued, |db| {
+    let cast = fx::cast(db);
+    let config = ImportConfig {
+        max_running: 1,
+        ..small_batches()
+    };
+    let fd = builder(db)
+        .import_config(config)
+        .build()
+        .expect("frontdesk");
+    block_on(async move {
+        let app = host_app!(fd);
+        let (mut b, csrf) = fx::signed_in(db, cast.get("staff_owner"));
+        // PostgreSQL imports are quick enough to finish one after another by
+        // chance; a lock on memberships holds each running one at its first
+        // batch until the queue has been seen, so uncapped ones would all
+        // show as running together. (SQLite's are slow enough as they are.)
+        let mut locker = db.conn();
+        let mut holding = locker.kind() == BackendKind::Postgres;
+        if holding {
+            locker
+                .batch_execute("BEGIN; LOCK TABLE memberships IN SHARE MODE")
+                .expect("lock");
+        }
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            let csv = rows_csv(1_200, Some("acme")).replace("bulk", &format!("cap{n}-"));
+            let res = upload(
+                &mut b,
+                &app,
+                &[("csrf_token", &csrf), ("mode", "apply")],
+                Some(("big.csv", csv.as_bytes())),
+            )
+            .await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+            ids.push(import_id(&res));
+        }
+        // Watched from the database: never two running at once, and all done.
+        let mut seen_queued = false;
+        for poll in 0..6_000 {
+            if holding && (seen_queued && poll >= 40 || poll >= 1_000) {
+                locker.batch_execute("COMMIT").expect("unlock");
+                holding = false;
+            }
+            let states: Vec<String> = imports::table
+                .filter(imports::id.eq_any(&ids))
+                .select(imports::status)
+                .load(&mut *db.conn())
+                .expect("states");
+            let running = states.iter().filter(|s| *s == "running").count();
+            assert!(running <= 1, "{states:?}");
+            seen_queued |= states.iter().any(|s| s == "queued");
+            if states.iter().all(|s| s == "done") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let done: i64 = imports::table
+            .filter(imports::id.eq_any(&ids))
+            .filter(imports::status.eq("done"))
+            .filter(imports::created.eq(1_200))
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("count");
+        assert_eq!(done, 3);
+        assert!(seen_queued, "the later uploads waited their turn");
+        assert!(exists(db, "cap2-1199@acme.test"));
+    });
+});
 
 both!(progress_is_visible_while_a_background_import_runs, |db| {
     let cast = fx::cast(db);

@@ -340,6 +340,71 @@ pub fn start(conn: &mut DbConnection, id: i64) -> CoreResult<()> {
     Ok(())
 }
 
+/// Keeps a queued import's heartbeat while it waits for a free slot, so that
+/// other instances do not take it for dead. Returns false once it is no
+/// longer queued (marked failed meanwhile).
+pub fn still_queued(conn: &mut DbConnection, id: i64) -> CoreResult<bool> {
+    let n = diesel::update(imports::table.find(id))
+        .filter(imports::status.eq(JobStatus::Queued.as_str()))
+        .set(imports::updated_at.eq(now()))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Caps how many background imports run at once in this process
+/// ([`ImportConfig::max_running`](crate::imports::ImportConfig)). Cheap to
+/// clone; clones share the count.
+#[derive(Clone, Default)]
+pub struct Slots(std::sync::Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>);
+
+/// A running import's slot; dropping it lets the next waiting import start.
+pub struct Slot(Slots);
+
+impl Slots {
+    /// Waits until fewer than `max` imports hold a slot (at least one always
+    /// may run), calling `waiting` every `every` meanwhile; `waiting`
+    /// returning false gives up (None).
+    pub fn acquire(
+        &self,
+        max: usize,
+        every: std::time::Duration,
+        waiting: &mut dyn FnMut() -> bool,
+    ) -> Option<Slot> {
+        let (count, freed) = &*self.0;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= max.max(1) {
+            let (guard, timeout) = freed
+                .wait_timeout(n, every)
+                .unwrap_or_else(|e| e.into_inner());
+            n = guard;
+            if timeout.timed_out() {
+                // Not while holding the lock: `waiting` may touch the database.
+                drop(n);
+                if !waiting() {
+                    return None;
+                }
+                n = count.lock().unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        *n += 1;
+        Some(Slot(self.clone()))
+    }
+
+    /// Imports holding a slot now.
+    pub fn running(&self) -> usize {
+        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (count, freed) = &*self.0 .0;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        freed.notify_one();
+    }
+}
+
 /// Writes where an import is; called after every batch (also its heartbeat).
 pub fn progress(conn: &mut DbConnection, id: i64, p: &Progress) -> CoreResult<()> {
     diesel::update(imports::table.find(id))
@@ -552,4 +617,75 @@ pub fn run_file(
         std::io::BufReader::new(file),
         observer,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    fn wait_until(what: &str, f: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_second_import_waits_for_the_slot_and_keeps_reporting() {
+        let slots = Slots::default();
+        let first = slots
+            .acquire(1, Duration::from_millis(5), &mut || true)
+            .expect("free slot");
+        let reports = Arc::new(AtomicUsize::new(0));
+        let started = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (slots, reports, started) = (slots.clone(), reports.clone(), started.clone());
+            std::thread::spawn(move || {
+                let slot = slots.acquire(1, Duration::from_millis(5), &mut || {
+                    reports.fetch_add(1, Ordering::SeqCst);
+                    true
+                });
+                started.store(true, Ordering::SeqCst);
+                slot.is_some()
+            })
+        };
+        wait_until("two heartbeats", || reports.load(Ordering::SeqCst) >= 2);
+        assert!(
+            !started.load(Ordering::SeqCst),
+            "it started while the slot was taken"
+        );
+        assert_eq!(slots.running(), 1);
+        drop(first);
+        assert!(waiter.join().expect("waiter"), "it got the freed slot");
+        // The waiter's slot was dropped with its thread.
+        assert_eq!(slots.running(), 0);
+    }
+
+    #[test]
+    fn a_waiting_import_gives_up_when_told_and_takes_no_slot() {
+        let slots = Slots::default();
+        let _first = slots
+            .acquire(1, Duration::from_millis(5), &mut || true)
+            .expect("free slot");
+        let mut asked = 0;
+        let second = slots.acquire(1, Duration::from_millis(1), &mut || {
+            asked += 1;
+            asked < 3
+        });
+        assert!(second.is_none());
+        assert_eq!(asked, 3);
+        assert_eq!(slots.running(), 1);
+        // Two may run when the cap says two; zero still lets one run.
+        assert!(slots
+            .acquire(2, Duration::from_millis(1), &mut || false)
+            .is_some());
+        let zero = Slots::default();
+        assert!(zero
+            .acquire(0, Duration::from_millis(1), &mut || false)
+            .is_some());
+    }
 }

@@ -518,6 +518,25 @@ fn spawn(state: &FrontdeskState, id: i64, actor: Actor, options: ImportOptions, 
     let run = move || {
         let pool = st.pool().clone();
         let config = st.settings().import.clone();
+        // Waits, queued, while `max_running` imports run; the heartbeat goes
+        // goes on meanwhile, every third of the timeout.
+        let every = (config.heartbeat_timeout / 3).max(std::time::Duration::from_millis(10));
+        let slot = st
+            .import_slots()
+            .acquire(config.max_running, every, &mut || {
+                match pool
+                    .get()
+                    .map(|mut c| import_jobs::still_queued(&mut c, id))
+                {
+                    Ok(Ok(queued)) => queued,
+                    // The database is away for now: keep waiting.
+                    _ => true,
+                }
+            });
+        let Some(_slot) = slot else {
+            log::warn!("frontdesk: background import {id} was marked failed while it waited");
+            return;
+        };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             import_jobs::run_file(
                 &pool,

@@ -104,6 +104,9 @@ struct Inner {
     /// sparing the hop to the blocking pool. PostgreSQL's is a network round
     /// trip and always goes to the blocking pool.
     inline_session_reads: bool,
+    /// Background imports running in this process (capped by
+    /// `import.max_running`).
+    import_slots: frontdesk_core::import_jobs::Slots,
 }
 
 /// Cheap to clone; every clone shares one pool, one semaphore, one template set.
@@ -190,6 +193,7 @@ impl FrontdeskState {
             mail_templates,
             mail_waker: std::sync::RwLock::new(None),
             inline_session_reads,
+            import_slots: Default::default(),
         })))
     }
 
@@ -200,6 +204,11 @@ impl FrontdeskState {
     /// Whether the session check may read on the request's own thread.
     pub(crate) fn inline_session_reads(&self) -> bool {
         self.0.inline_session_reads
+    }
+
+    /// The slots background imports wait for.
+    pub(crate) fn import_slots(&self) -> &frontdesk_core::import_jobs::Slots {
+        &self.0.import_slots
     }
 
     pub fn settings(&self) -> &Settings {
