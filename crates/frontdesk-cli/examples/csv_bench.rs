@@ -8,6 +8,12 @@
 //! BATCH is the configured batch size (default 2,000); the import raises it
 //! for a large file (`imports::batch_rows`: 20,000 rows per transaction for 1M).
 //!
+//! `FRONTDESK_BENCH_SETUP_SQL` runs on the empty database before the import
+//! (after the migrations), to measure what a piece of the schema costs, e.g.
+//! `FRONTDESK_BENCH_SETUP_SQL='DROP TRIGGER users_search_ai'` (SQLite) or
+//! `'DROP INDEX users_search_trgm'` (PostgreSQL). Such a run is an
+//! experiment, not a figure for the README.
+//!
 //! Times are wall-clock and CPU (this process, or the sqlite3 child); peak RSS
 //! is per phase (VmHWM, reset between phases), so run one backend per process
 //! for a clean figure on a busy machine.
@@ -287,6 +293,10 @@ fn run_backend(
 ) -> Res<((f64, f64), (f64, f64))> {
     let pool = db::connect(url, 2)?;
     let mut conn = pool.get()?;
+    // What an index or constraint costs: drop it here and compare runs.
+    if let Ok(sql) = std::env::var("FRONTDESK_BENCH_SETUP_SQL") {
+        conn.batch_execute(&sql)?;
+    }
     let system = Actor::system();
     for i in 0..ORGS {
         organizations::create(
