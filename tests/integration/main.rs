@@ -23,6 +23,7 @@ mod api_v1_users;
 mod auth_pages;
 mod authz;
 mod dashboard;
+mod db_outage;
 mod exports;
 mod imports;
 mod invitation_browser;

@@ -119,7 +119,11 @@ impl ConnectionManager {
 /// Opens one connection, applying the SQLite pragmas every connection needs.
 pub fn establish(url: &DatabaseUrl, busy_timeout: Duration) -> ConnectionResult<DbConnection> {
     match url {
-        DatabaseUrl::Postgres(u) => PgConnection::establish(u).map(DbConnection::Pg),
+        DatabaseUrl::Postgres(u) => {
+            let mut conn = PgConnection::establish(u)?;
+            conn.set_instrumentation(ConnectionHealth::default());
+            Ok(DbConnection::Pg(conn))
+        }
         DatabaseUrl::Sqlite(path) => {
             let mut conn = SqliteConnection::establish(path)?;
             conn.batch_execute(&format!(
@@ -129,6 +133,33 @@ pub fn establish(url: &DatabaseUrl, busy_timeout: Duration) -> ConnectionResult<
             ))
             .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
             Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// Watches a PostgreSQL connection's queries for the sign that the server
+/// ended it: a query that failed because the connection is closed, or could
+/// not be sent at all. libpq does not reconnect, so such a connection fails
+/// every later query; the pool drops it when it comes back.
+#[derive(Debug, Default)]
+struct ConnectionHealth {
+    lost: bool,
+}
+
+impl diesel::connection::Instrumentation for ConnectionHealth {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::result::{DatabaseErrorKind, Error};
+        if let diesel::connection::InstrumentationEvent::FinishQuery {
+            error: Some(Error::DatabaseError(kind, _)),
+            ..
+        } = event
+        {
+            if matches!(
+                kind,
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+            ) {
+                self.lost = true;
+            }
         }
     }
 }
@@ -146,8 +177,27 @@ impl ManageConnection for ConnectionManager {
             .map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection goes back into the pool only if it is usable: not when
+    /// the thread is unwinding (it may be mid-transaction), and not when
+    /// diesel's transaction bookkeeping is broken. On PostgreSQL the latter
+    /// includes a connection the server ended: libpq then reports its
+    /// transaction state as unknown, which diesel records as broken after the
+    /// query that found out; a query that could not even be sent is caught by
+    /// [`ConnectionHealth`]. Without this, after a restart or failover every
+    /// pooled connection stayed dead in the pool and failed each request that
+    /// drew it until it aged out.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        std::thread::panicking()
+            || match conn {
+                DbConnection::Pg(c) => {
+                    c.is_broken()
+                        || c.instrumentation()
+                            .downcast_ref::<ConnectionHealth>()
+                            .is_some_and(|h| h.lost)
+                }
+                DbConnection::Sqlite(c) => c.is_broken(),
+            }
     }
 }
 

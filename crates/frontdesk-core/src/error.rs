@@ -40,6 +40,21 @@ pub enum CoreError {
 
 impl CoreError {
     /// True when the error is the caller's input, not the system's failure.
+    /// The database could not be reached: the pool found no connection, or
+    /// the server ended the one in use (a restart, a failover). Worth
+    /// retrying: the pool replaces an ended connection.
+    pub fn is_outage(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            CoreError::Pool(_) => true,
+            CoreError::Database(Error::DatabaseError(kind, _)) => matches!(
+                kind,
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+            ),
+            _ => false,
+        }
+    }
+
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,

@@ -279,7 +279,7 @@ impl From<CoreError> for WebError {
                 w.errors = vec![FieldError::new("email", w.detail.clone())];
                 w
             }
-            CoreError::Pool(_) => WebError::unavailable(&e),
+            _ if e.is_outage() => WebError::unavailable(&e),
             _ if e.is_client_error() => WebError::bad_request(e.to_string()),
             _ => WebError::internal(&e),
         }

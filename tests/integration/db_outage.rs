@@ -1,0 +1,98 @@
+//! The database server ending connections (a restart, a failover, an
+//! operator's `pg_terminate_backend`): a pooled connection the server closed
+//! fails the one use that finds out, and is then replaced, instead of staying
+//! in the pool and failing every request that draws it.
+
+use diesel::connection::SimpleConnection;
+use frontdesk_core::db;
+
+use crate::support::TestDb;
+
+#[test]
+fn connections_the_server_ended_are_replaced() {
+    let Some(test_db) = TestDb::postgres() else {
+        return;
+    };
+    let pool = db::connect(&test_db.url, 3).expect("pool");
+    {
+        // Three connections open and back in the pool.
+        let mut held: Vec<_> = (0..3).map(|_| pool.get().expect("checkout")).collect();
+        for c in &mut held {
+            c.batch_execute("SELECT 1").expect("query");
+        }
+    }
+    assert!(test_db.terminate_connections() >= 3);
+    let mut failures = 0;
+    for _ in 0..10 {
+        let mut c = pool.get().expect("checkout");
+        if c.batch_execute("SELECT 1").is_err() {
+            failures += 1;
+        }
+    }
+    assert!(
+        failures <= 3,
+        "{failures} of 10 uses failed: closed connections went back into the pool"
+    );
+    for _ in 0..5 {
+        pool.get()
+            .expect("checkout")
+            .batch_execute("SELECT 1")
+            .expect("the pool works again");
+    }
+}
+
+/// The same through the API: the requests that meet an ended connection get a
+/// clear 503 (retry), never a 500 or the server's message, and the ones after
+/// them succeed.
+#[test]
+fn the_api_answers_503_then_recovers_when_the_server_ends_connections() {
+    use crate::api_v1_support::*;
+    use crate::web_app::{block_on, frontdesk};
+    use actix_web::http::StatusCode;
+
+    let Some(test_db) = TestDb::postgres() else {
+        return;
+    };
+    let db = &test_db;
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        // Every connection of the app's pool (4) in use once.
+        for _ in 0..8 {
+            expect(&app, &w, Who::StaffViewerKey, "GET", "/users", None, 200).await;
+        }
+        assert!(db.terminate_connections() >= 1);
+        let mut unavailable = 0;
+        let mut ok_in_a_row = 0;
+        for _ in 0..20 {
+            let a = call(&app, &w, Who::StaffViewerKey, "GET", "/users", None).await;
+            if a.status == StatusCode::OK {
+                ok_in_a_row += 1;
+                if ok_in_a_row == 5 {
+                    break;
+                }
+                continue;
+            }
+            ok_in_a_row = 0;
+            unavailable += 1;
+            assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.raw);
+            assert_eq!(
+                a.problem_type(),
+                "urn:frontdesk:problem:unavailable",
+                "{}",
+                a.raw
+            );
+            assert!(
+                !a.raw.contains("terminat"),
+                "the server's message leaked: {}",
+                a.raw
+            );
+        }
+        assert_eq!(ok_in_a_row, 5, "the API recovered");
+        assert!(
+            unavailable <= 4,
+            "{unavailable} requests failed for a pool of 4"
+        );
+    });
+}
