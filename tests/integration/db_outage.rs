@@ -96,3 +96,102 @@ fn the_api_answers_503_then_recovers_when_the_server_ends_connections() {
         );
     });
 }
+
+/// A background import whose connection the server ends mid-way: the batches
+/// committed before stay, the import is recorded as failed with how far it
+/// got (not left "running"), and applying the file again creates exactly the
+/// missing users.
+#[test]
+fn an_import_cut_off_by_the_server_says_how_far_it_got_and_can_be_applied_again() {
+    use diesel::prelude::*;
+    use frontdesk_core::import_jobs::{self, JobOptions, NewJob};
+    use frontdesk_core::imports::{ImportConfig, ImportError, ImportMode, ImportOptions};
+    use frontdesk_core::schema::{imports, users};
+    use frontdesk_core::Actor;
+
+    let Some(test_db) = TestDb::postgres() else {
+        return;
+    };
+    let db = &test_db;
+    let mut file = String::from("email,first_name,last_name\n");
+    for i in 0..30 {
+        file.push_str(&format!("cut{i}@example.com,Cut,{i}\n"));
+    }
+    let config = ImportConfig {
+        batch_size: 10,
+        ..ImportConfig::default()
+    };
+    let options = ImportOptions {
+        mode: ImportMode::Apply,
+        ..ImportOptions::default()
+    };
+    let new = NewJob {
+        actor: Actor::system(),
+        organization_id: None,
+        file_name: "cut.csv".into(),
+        mode: ImportMode::Apply,
+        options: JobOptions::default(),
+        upload_key: None,
+    };
+    let job = import_jobs::queue(&mut db.conn(), &new, 30).expect("queue");
+    let mut cut = false;
+    let e = import_jobs::run(
+        db.pool(),
+        job.id,
+        &Actor::system(),
+        &config,
+        &options,
+        std::io::Cursor::new(file.clone().into_bytes()),
+        &mut |p| {
+            if !cut && p.rows_done == 10 {
+                cut = true;
+                assert!(db.terminate_connections() >= 1);
+            }
+        },
+    )
+    .expect_err("the server ended the import's connection");
+    assert!(
+        matches!(
+            e,
+            ImportError::Stopped {
+                committed_rows: 10,
+                created: 10,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let (status, error): (String, Option<String>) = imports::table
+        .find(job.id)
+        .select((imports::status, imports::error))
+        .first(&mut *db.conn())
+        .expect("job");
+    assert_eq!(status, "failed");
+    let error = error.expect("the reason is stored");
+    assert!(
+        error.starts_with("the import stopped after row 11 (10 users created and saved"),
+        "{error}"
+    );
+    let count = |db: &TestDb| -> i64 {
+        users::table
+            .filter(users::email.like("cut%"))
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("count")
+    };
+    assert_eq!(count(db), 10, "the first batch stays, nothing after it");
+
+    let again = import_jobs::queue(&mut db.conn(), &new, 30).expect("queue");
+    let report = import_jobs::run(
+        db.pool(),
+        again.id,
+        &Actor::system(),
+        &config,
+        &options,
+        std::io::Cursor::new(file.into_bytes()),
+        &mut |_| {},
+    )
+    .expect("applied again");
+    assert_eq!((report.created, report.skipped), (20, 10));
+    assert_eq!(count(db), 30);
+}

@@ -584,7 +584,24 @@ pub fn run<R: Read + Seek>(
     };
     let result =
         crate::imports::import(&mut conn, actor, config, options, source, &mut on_progress);
-    finish(&mut conn, id, result.as_ref())?;
+    let mut finished = finish(&mut conn, id, result.as_ref());
+    drop(conn);
+    // The import's own connection may be what failed (the server ended it),
+    // and idle ones in the pool with it: the outcome goes through another
+    // connection (each ended one leaves the pool as it fails), and the caller
+    // gets the import's error rather than this one's.
+    let mut attempts = 0;
+    while let Err(e) = &finished {
+        attempts += 1;
+        if !e.is_outage() || attempts > pool.max_size() {
+            break;
+        }
+        finished = pool
+            .get()
+            .map_err(|e| CoreError::Pool(e.to_string()))
+            .and_then(|mut c| finish(&mut c, id, result.as_ref()));
+    }
+    finished?;
     result
 }
 
