@@ -195,3 +195,65 @@ fn an_import_cut_off_by_the_server_says_how_far_it_got_and_can_be_applied_again(
     assert_eq!((report.created, report.skipped), (20, 10));
     assert_eq!(count(db), 30);
 }
+
+/// The outbox worker: the database ends its connections while mail is being
+/// handed to SMTP. The outcomes are still recorded (on fresh connections), so
+/// when the leases run out nothing is claimed and sent a second time.
+#[test]
+fn mail_sent_while_the_server_ends_connections_is_recorded_and_not_sent_again() {
+    use crate::invitations::{fixture, invite};
+    use frontdesk_core::outbox;
+    use frontdesk_mail::test_smtp::TestSmtp;
+    use frontdesk_mail::{MailConfig, Mailer, SmtpConfig, SmtpSecurity, Transport};
+    use std::time::Duration;
+
+    let Some(test_db) = TestDb::postgres() else {
+        return;
+    };
+    let db = &test_db;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        {
+            let mut c = db.conn();
+            let f = fixture(&mut c, "acme", "");
+            for i in 0..5 {
+                invite(&mut c, &f, &format!("person{i}@example.com"));
+            }
+        }
+        let smtp = TestSmtp::start().await.expect("smtp server");
+        let terminate = db.terminator();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        smtp.on_mail(move || {
+            if !done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                terminate();
+            }
+        });
+        let mut cfg = MailConfig::new("Acme <no-reply@acme.example>").expect("config");
+        cfg.lease = Duration::from_secs(2);
+        let transport = Transport::smtp(
+            &SmtpConfig::new("127.0.0.1", SmtpSecurity::None)
+                .port(smtp.port())
+                .timeout(Duration::from_secs(5)),
+        )
+        .expect("transport");
+        let mailer = Mailer::new(db.pool().clone(), transport, cfg);
+        let report = mailer.deliver_due_once().await.expect("one round");
+        assert_eq!((report.claimed, report.sent), (5, 5), "{report:?}");
+        // Past the leases: a mail left marked "sending" would be claimed again.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let again = mailer.deliver_due_once().await.expect("second round");
+        assert_eq!(again.claimed, 0, "{again:?}");
+        assert_eq!(smtp.count(), 5, "each mail sent once");
+        let fresh = db::connect(&db.url, 1).expect("pool");
+        let counts: std::collections::HashMap<String, i64> =
+            outbox::counts(&mut fresh.get().expect("connection"))
+                .expect("counts")
+                .into_iter()
+                .collect();
+        assert_eq!(counts.get("sent"), Some(&5), "{counts:?}");
+    });
+}

@@ -72,25 +72,31 @@ impl TestDb {
     /// restart or failover would. Returns how many it ended.
     #[allow(dead_code)] // not every test binary that shares this file uses it
     pub fn terminate_connections(&self) -> usize {
-        use diesel::connection::SimpleConnection;
-        use diesel::{Connection, RunQueryDsl};
-        let (admin, name) = self.pg.as_ref().expect("a PostgreSQL test database");
-        #[derive(diesel::QueryableByName)]
-        struct Ended {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
+        self.terminator()()
+    }
+
+    /// [`TestDb::terminate_connections`] as a closure that may outlive `self`
+    /// and run on any thread.
+    #[allow(dead_code)]
+    pub fn terminator(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let (admin, name) = self.pg.clone().expect("a PostgreSQL test database");
+        move || {
+            use diesel::{Connection, RunQueryDsl};
+            #[derive(diesel::QueryableByName)]
+            struct Ended {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let mut c = diesel::PgConnection::establish(&admin)
+                .expect("connect to FRONTDESK_TEST_POSTGRES");
+            let ended = diesel::sql_query(format!(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ))
+            .get_result::<Ended>(&mut c)
+            .expect("terminate");
+            ended.n as usize
         }
-        let mut c =
-            diesel::PgConnection::establish(admin).expect("connect to FRONTDESK_TEST_POSTGRES");
-        c.batch_execute("SET application_name = 'frontdesk-tests'")
-            .expect("name");
-        let ended = diesel::sql_query(format!(
-            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-        ))
-        .get_result::<Ended>(&mut c)
-        .expect("terminate");
-        ended.n as usize
     }
 }
 

@@ -71,6 +71,8 @@ struct State {
     connections: usize,
     credentials: Option<(String, String)>,
     reject_containing: Option<String>,
+    /// Called after each mail is stored, before the client hears "250".
+    on_mail: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// The running server. Dropping it stops it.
@@ -132,6 +134,14 @@ impl TestSmtp {
     }
 
     /// Answers `550` to recipients containing `needle` (a permanent failure).
+    /// Runs `hook` after each mail is stored and before it is acknowledged
+    /// (to play something going wrong while the sender waits for the "250").
+    pub fn on_mail(&self, hook: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut s) = self.state.lock() {
+            s.on_mail = Some(Arc::new(hook));
+        }
+    }
+
     pub fn reject_recipients_containing(&self, needle: &str) {
         if let Ok(mut s) = self.state.lock() {
             s.reject_containing = Some(needle.to_owned());
@@ -284,8 +294,15 @@ async fn session(
                     rcpt_to: std::mem::take(&mut rcpts),
                     data,
                 };
-                if let Ok(mut s) = state.lock() {
-                    s.mails.push(mail);
+                let hook = match state.lock() {
+                    Ok(mut s) => {
+                        s.mails.push(mail);
+                        s.on_mail.clone()
+                    }
+                    Err(_) => None,
+                };
+                if let Some(hook) = hook {
+                    hook();
                 }
                 "250 2.0.0 queued\r\n".into()
             }
