@@ -217,3 +217,53 @@ both!(export_streams_scoped_formula_safe_csv, |db| {
         expect(&app, &w, Who::Anonymous, "GET", "/export", None, 401).await;
     });
 });
+
+both!(an_import_the_database_stops_says_how_much_was_saved, |db| {
+    use diesel::connection::SimpleConnection;
+    use frontdesk_core::db::BackendKind;
+    use frontdesk_core::imports::ImportConfig;
+    // The database refuses one user of the second batch.
+    let boom = match db.kind {
+        BackendKind::Sqlite => {
+            "CREATE TRIGGER boom BEFORE INSERT ON users WHEN NEW.email = 'stop15@acme.test' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the database'); END;"
+        }
+        BackendKind::Postgres => {
+            "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN \
+               IF NEW.email = 'stop15@acme.test' THEN RAISE EXCEPTION 'refused by the database'; END IF; \
+               RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER boom BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION boom();"
+        }
+    };
+    db.conn().batch_execute(boom).expect("trigger");
+    block_on(async {
+        let fd = crate::web_app::builder(db)
+            .import_config(ImportConfig {
+                batch_size: 10,
+                ..ImportConfig::default()
+            })
+            .build()
+            .expect("frontdesk");
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let before = user_count(db);
+        let mut csv = String::from("email,first_name,last_name,organization\n");
+        for i in 0..25 {
+            csv.push_str(&format!("stop{i}@acme.test,Stop,{i},acme\n"));
+        }
+        let (s, body) = upload(&app, &w, Who::AcmeAdminKey, "?mode=apply", &csv).await;
+        assert_eq!(s, 500, "{body}");
+        assert_eq!(
+            body["detail"],
+            "The import stopped after row 11: 10 users were created and saved in earlier \
+             batches, nothing after them. Applying the same file again creates the users \
+             that are missing.",
+            "{body}"
+        );
+        assert!(
+            !body.to_string().contains("refused by the database"),
+            "{body}"
+        );
+        assert_eq!(user_count(db), before + 10);
+    });
+});

@@ -47,6 +47,34 @@ pub fn import_error(e: ImportError) -> WebError {
             WebError::new(StatusCode::BAD_REQUEST, "Unusable file", e.to_string())
                 .with_type(problem_type::VALIDATION)
         }
+        // Part of the file is saved: say how much (the database's own message
+        // only goes to the log).
+        ImportError::Stopped {
+            committed_rows,
+            created,
+            error,
+        } => {
+            log::error!(
+                "frontdesk: import stopped after row {}: {error}",
+                committed_rows + 1
+            );
+            let outage = matches!(&*error, ImportError::Core(c) if c.is_outage());
+            let status = if outage {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            WebError::new(
+                status,
+                "Import stopped",
+                format!(
+                    "The import stopped after row {}: {created} users were created and saved \
+                     in earlier batches, nothing after them. Applying the same file again \
+                     creates the users that are missing.",
+                    committed_rows + 1
+                ),
+            )
+        }
         e => WebError::internal(e),
     }
 }
