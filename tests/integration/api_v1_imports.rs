@@ -219,23 +219,9 @@ both!(export_streams_scoped_formula_safe_csv, |db| {
 });
 
 both!(an_import_the_database_stops_says_how_much_was_saved, |db| {
-    use diesel::connection::SimpleConnection;
-    use frontdesk_core::db::BackendKind;
     use frontdesk_core::imports::ImportConfig;
     // The database refuses one user of the second batch.
-    let boom = match db.kind {
-        BackendKind::Sqlite => {
-            "CREATE TRIGGER boom BEFORE INSERT ON users WHEN NEW.email = 'stop15@acme.test' \
-             BEGIN SELECT RAISE(ABORT, 'refused by the database'); END;"
-        }
-        BackendKind::Postgres => {
-            "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN \
-               IF NEW.email = 'stop15@acme.test' THEN RAISE EXCEPTION 'refused by the database'; END IF; \
-               RETURN NEW; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER boom BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION boom();"
-        }
-    };
-    db.conn().batch_execute(boom).expect("trigger");
+    db.refuse_user("stop15@acme.test");
     block_on(async {
         let fd = crate::web_app::builder(db)
             .import_config(ImportConfig {

@@ -774,22 +774,8 @@ fn template_lists_required_optional_and_profile_columns() {
 both!(
     a_failing_batch_is_rolled_back_whole_and_the_error_says_how_far_it_got,
     |db| {
-        use diesel::connection::SimpleConnection;
-        use frontdesk_core::db::BackendKind;
         // The database refuses one user in the second batch.
-        let boom = match db.kind {
-        BackendKind::Sqlite => {
-            "CREATE TRIGGER boom BEFORE INSERT ON users WHEN NEW.email = 'user150@example.com' \
-             BEGIN SELECT RAISE(ABORT, 'refused by the database'); END;"
-        }
-        BackendKind::Postgres => {
-            "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN \
-               IF NEW.email = 'user150@example.com' THEN RAISE EXCEPTION 'refused by the database'; END IF; \
-               RETURN NEW; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER boom BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION boom();"
-        }
-    };
-        db.conn().batch_execute(boom).expect("trigger");
+        db.refuse_user("user150@example.com");
         let mut file = String::from("email,first_name,last_name\n");
         for i in 0..250 {
             file.push_str(&format!("user{i}@example.com,User,{i}\n"));

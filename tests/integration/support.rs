@@ -68,6 +68,26 @@ impl TestDb {
         self.pool().get().expect("connection")
     }
 
+    /// A trigger that makes the database refuse to insert the user with this
+    /// email ("refused by the database"), to fail one batch of an import.
+    #[allow(dead_code)] // not every test binary that shares this file uses it
+    pub fn refuse_user(&self, email: &str) {
+        use diesel::connection::SimpleConnection;
+        let sql = match self.kind {
+            BackendKind::Sqlite => format!(
+                "CREATE TRIGGER refuse_user BEFORE INSERT ON users WHEN NEW.email = '{email}' \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the database'); END;"
+            ),
+            BackendKind::Postgres => format!(
+                "CREATE FUNCTION refuse_user() RETURNS trigger AS $$ BEGIN \
+                   IF NEW.email = '{email}' THEN RAISE EXCEPTION 'refused by the database'; END IF; \
+                   RETURN NEW; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER refuse_user BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION refuse_user();"
+            ),
+        };
+        self.conn().batch_execute(&sql).expect("trigger");
+    }
+
     /// PostgreSQL: the server ends every connection to this database, as a
     /// restart or failover would. Returns how many it ended.
     #[allow(dead_code)] // not every test binary that shares this file uses it

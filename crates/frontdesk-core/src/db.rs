@@ -201,6 +201,37 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
+/// Runs `f` on a pooled connection, retrying while the database is away
+/// ([`CoreError::is_outage`]): first on the pool's other connections, which
+/// the server may have ended too (each leaves the pool as it fails), then a
+/// few times more over about three seconds, for a server that is restarting.
+/// For writes that must land after work outside the database was done (mail
+/// handed to SMTP, an import's outcome).
+pub fn retry_on_outage<T>(
+    pool: &Pool,
+    mut f: impl FnMut(&mut DbConnection) -> Result<T, CoreError>,
+) -> Result<T, CoreError> {
+    let stale = pool.max_size() as usize + 1;
+    let waits = [200, 400, 800, 1600].map(Duration::from_millis);
+    let mut attempt = 0;
+    loop {
+        let result = pool
+            .get()
+            .map_err(|e| CoreError::Pool(e.to_string()))
+            .and_then(|mut conn| f(&mut conn));
+        match result {
+            Err(e) if e.is_outage() && attempt < stale + waits.len() => {
+                if attempt >= stale {
+                    std::thread::sleep(waits[attempt - stale]);
+                }
+                attempt += 1;
+                log::warn!("frontdesk: database away, retrying: {e}");
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Builds the pool and brings the schema up to date.
 pub fn connect(url: &str, max_size: u32) -> Result<Pool, CoreError> {
     let url = DatabaseUrl::parse(url)?;

@@ -584,24 +584,16 @@ pub fn run<R: Read + Seek>(
     };
     let result =
         crate::imports::import(&mut conn, actor, config, options, source, &mut on_progress);
-    let mut finished = finish(&mut conn, id, result.as_ref());
-    drop(conn);
-    // The import's own connection may be what failed (the server ended it),
-    // and idle ones in the pool with it: the outcome goes through another
-    // connection (each ended one leaves the pool as it fails), and the caller
-    // gets the import's error rather than this one's.
-    let mut attempts = 0;
-    while let Err(e) = &finished {
-        attempts += 1;
-        if !e.is_outage() || attempts > pool.max_size() {
-            break;
+    // The import's own connection may be what failed (the server ended it):
+    // then the outcome goes through another one, and the caller gets the
+    // import's error rather than this one's.
+    if let Err(e) = finish(&mut conn, id, result.as_ref()) {
+        if !e.is_outage() {
+            return Err(e.into());
         }
-        finished = pool
-            .get()
-            .map_err(|e| CoreError::Pool(e.to_string()))
-            .and_then(|mut c| finish(&mut c, id, result.as_ref()));
+        drop(conn);
+        crate::db::retry_on_outage(pool, |c| finish(c, id, result.as_ref()))?;
     }
-    finished?;
     result
 }
 

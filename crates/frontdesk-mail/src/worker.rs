@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::Connection;
-use frontdesk_core::db::Pool;
+use frontdesk_core::db::{self, Pool};
 use frontdesk_core::outbox::{self, OutboxMail};
 use frontdesk_core::{CoreError, DbConnection};
 use lettre::message::header::ContentType;
@@ -138,52 +138,35 @@ impl Mailer {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, CoreError> + Send + 'static,
     {
-        let pool = self.inner.pool.clone();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move |pool| {
             let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
             f(&mut conn)
         })
         .await
-        .map_err(|e| MailError::Worker(e.to_string()))?
-        .map_err(MailError::Core)
     }
 
-    /// Like [`Mailer::db`], but an outage (a connection the server ended,
-    /// none to be had) is retried: first on the pool's other connections,
-    /// which the server may have ended too (each leaves the pool as it
-    /// fails), then a few times more over about three seconds, for a server
-    /// that is restarting. For the outcomes of mail already handed to SMTP:
-    /// unrecorded, they would be sent again once their lease ran out.
+    /// Like [`Mailer::db`], but retried while the database is away
+    /// ([`db::retry_on_outage`]). For the outcomes of mail already handed to
+    /// SMTP: unrecorded, they would be sent again once their lease ran out.
     async fn db_retrying<T, F>(&self, f: F) -> Result<T, MailError>
     where
         T: Send + 'static,
-        F: Fn(&mut DbConnection) -> Result<T, CoreError> + Send + 'static,
+        F: FnMut(&mut DbConnection) -> Result<T, CoreError> + Send + 'static,
+    {
+        self.blocking(move |pool| db::retry_on_outage(pool, f))
+            .await
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, MailError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Pool) -> Result<T, CoreError> + Send + 'static,
     {
         let pool = self.inner.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let stale = pool.max_size() as usize + 1;
-            let waits = [200, 400, 800, 1600].map(std::time::Duration::from_millis);
-            let mut attempt = 0;
-            loop {
-                let result = pool
-                    .get()
-                    .map_err(|e| CoreError::Pool(e.to_string()))
-                    .and_then(|mut conn| f(&mut conn));
-                match result {
-                    Err(e) if e.is_outage() && attempt < stale + waits.len() => {
-                        if attempt >= stale {
-                            std::thread::sleep(waits[attempt - stale]);
-                        }
-                        attempt += 1;
-                        log::warn!("frontdesk: recording deliveries, retrying after: {e}");
-                    }
-                    other => return other,
-                }
-            }
-        })
-        .await
-        .map_err(|e| MailError::Worker(e.to_string()))?
-        .map_err(MailError::Core)
+        tokio::task::spawn_blocking(move || f(&pool))
+            .await
+            .map_err(|e| MailError::Worker(e.to_string()))?
+            .map_err(MailError::Core)
     }
 
     /// One round: claim what is due, send it, record each outcome.
