@@ -39,20 +39,23 @@ cleanup() {
 trap cleanup EXIT
 
 base="http://127.0.0.1:$port/admin/api/v1"
+# The demo writes the key before it starts listening; the document is for
+# the API's callers only, so it is fetched with the key too.
+key=""
 for _ in $(seq 1 150); do
-    if curl -fsS -o /dev/null "$base/openapi.json" 2>/dev/null; then break; fi
+    key="$(cat "$work/api.key" 2>/dev/null || true)"
+    if [ -n "$key" ] && curl -fsS -o "$work/openapi.json" \
+        -H "Authorization: Bearer $key" "$base/openapi.json" 2>/dev/null; then break; fi
     if ! kill -0 "$demo" 2>/dev/null; then cat "$work/demo.log" >&2; exit 1; fi
     sleep 0.2
 done
-# The demo writes the key before it starts listening.
-key="$(cat "$work/api.key" 2>/dev/null || true)"
-if [ -z "$key" ]; then
-    echo "the demo wrote no API key" >&2
+if [ ! -s "$work/openapi.json" ]; then
+    echo "the demo served no OpenAPI document (or wrote no API key)" >&2
     cat "$work/demo.log" >&2
     exit 1
 fi
 
-args=(run "$base/openapi.json"
+args=(run "$work/openapi.json" --url "$base"
     --header "Authorization: Bearer $key"
     --max-examples "$examples"
     --max-time "$seconds"

@@ -66,6 +66,9 @@ both!(admin_pages_answer_every_role_as_authz_says, |db| {
                 ),
                 ("/admin/audit".into(), true, true),
                 ("/admin/api-keys".into(), true, api_keys_ok),
+                // The admin's own assets describe the admin: admins only.
+                ("/admin/static/admin.css".into(), true, true),
+                ("/admin/static/admin.js".into(), true, true),
             ];
             let (mut browser, _) = fx::signed_in(db, who);
             for (uri, visible, allowed) in pages {
@@ -79,7 +82,13 @@ both!(admin_pages_answer_every_role_as_authz_says, |db| {
                         page.location()
                     );
                 }
-                if want == StatusCode::OK {
+                if want == StatusCode::OK && uri.contains("/static/") {
+                    assert!(
+                        page.header("cache-control")
+                            .is_some_and(|c| c.starts_with("private")),
+                        "{uri}: never kept by a shared cache"
+                    );
+                } else if want == StatusCode::OK {
                     assert_eq!(page.header("cache-control"), Some("no-store"));
                     assert!(page
                         .header("content-security-policy")

@@ -107,7 +107,7 @@ pub(crate) fn http(
     Ok(v["value"].clone())
 }
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
+pub(crate) fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size =

@@ -463,3 +463,29 @@ both!(admin_prefix_is_configurable, |db| {
     assert!(builder(db).admin_prefix("staff").build().is_err());
     assert!(builder(db).admin_prefix("/auth").build().is_err());
 });
+
+// A path id that does not fit a number (20 digits, letters) is a page that
+// does not exist, answered exactly like a missing record, not with the
+// framework's plain-text parser message.
+both!(unparsable_ids_are_ordinary_not_found_pages, |db| {
+    let cast = fx::cast(db);
+    let fd = frontdesk(db);
+    block_on(async move {
+        let app = host_app!(fd);
+        let (mut staff, _) = fx::signed_in(db, cast.get("staff_owner"));
+        let missing = staff.get(&app, "/admin/users/424242").await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        for uri in [
+            "/admin/users/99999999999999999999",
+            "/admin/users/abc",
+            "/admin/organizations/99999999999999999999",
+        ] {
+            let page = staff.get(&app, uri).await;
+            assert_eq!(
+                (page.status, &page.body),
+                (missing.status, &missing.body),
+                "{uri}"
+            );
+        }
+    });
+});

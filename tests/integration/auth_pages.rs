@@ -70,6 +70,7 @@ async fn unknown_and_known_alike(db: &TestDb) {
         )
         .await;
     assert_eq!((a.status, &a.body), (z.status, &z.body));
+    fd.state().deferred_settled().await;
     assert_eq!(count(db, "outbox"), 1);
 }
 both!(unknown_and_known_emails_get_identical_answers, |db| {

@@ -257,3 +257,50 @@ fn mail_sent_while_the_server_ends_connections_is_recorded_and_not_sent_again() 
         assert_eq!(counts.get("sent"), Some(&5), "{counts:?}");
     });
 }
+
+/// The JSON endpoints answer a database outage in JSON too: the session
+/// check of `/auth/api/session` and of the admin API meeting an ended
+/// connection gives a 503 problem+json, not the HTML page meant for browsers.
+#[test]
+fn json_endpoints_answer_an_outage_with_problem_json() {
+    use crate::web_app::{block_on, frontdesk};
+    use actix_web::http::StatusCode;
+
+    let Some(test_db) = TestDb::postgres() else {
+        return;
+    };
+    let db = &test_db;
+    let cast = crate::admin_fixture::cast(db);
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let (mut b, _) = crate::admin_fixture::signed_in(db, cast.get("staff_owner"));
+        b.headers.push(("Accept".into(), "application/json".into()));
+        for path in ["/auth/api/session", "/admin/api/v1/users"] {
+            // Every connection of the app's pool (4) in use once.
+            for _ in 0..8 {
+                assert_eq!(b.get(&app, path).await.status, StatusCode::OK, "{path}");
+            }
+            assert!(db.terminate_connections() >= 1);
+            let mut unavailable = 0;
+            for _ in 0..8 {
+                let page = b.get(&app, path).await;
+                if page.status == StatusCode::OK {
+                    continue;
+                }
+                unavailable += 1;
+                assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+                assert_eq!(
+                    page.header("content-type"),
+                    Some("application/problem+json"),
+                    "{path}: {}",
+                    page.body
+                );
+                let problem: serde_json::Value =
+                    serde_json::from_str(&page.body).expect("problem+json");
+                assert_eq!(problem["type"], "urn:frontdesk:problem:unavailable");
+            }
+            assert!(unavailable >= 1, "{path}: the outage was met");
+        }
+    });
+}

@@ -414,6 +414,7 @@ async fn lockout_in_the_browser(db: &TestDb) {
         )
         .await;
     assert_eq!(res.status, StatusCode::OK);
+    fd.state().deferred_settled().await;
     assert_eq!(count(db, "outbox"), 1);
 
     // The client IP recorded is the peer address, not a spoofable header.

@@ -3,6 +3,7 @@ use frontdesk_core::schema::{audit_events, memberships, organizations as orgs_t}
 use frontdesk_core::users::{self, NewUser};
 use frontdesk_core::{organizations, Actor, CoreError, OrgRole};
 
+use crate::admin_fixture as fx;
 use crate::both;
 use crate::users::new_user;
 
@@ -201,3 +202,99 @@ both!(org_admin_acts_only_inside_own_org, |db| {
         "Globex"
     );
 });
+
+// An organization admin adds only users they can already see. Anyone else —
+// a member of another organization, a staff owner, a user of no organization
+// — is "not found", exactly like an id nobody has: adding them would open
+// their profile, sessions and sign-in history to this admin.
+both!(organization_admins_add_only_users_they_can_see, |db| {
+    let cast = fx::cast(db);
+    let sys = Actor::system();
+    let admin_user = cast.get("org_admin").expect("org admin").clone();
+    let initech = {
+        let c = &mut *db.conn();
+        let o = organizations::create(c, &sys, "initech", "Initech", "").expect("org");
+        organizations::add_member(c, &sys, o.id, admin_user.id, OrgRole::Admin).expect("admin");
+        o
+    };
+    let admin = fx::actor(db, &admin_user);
+    let staff_owner = cast.get("staff_owner").expect("staff owner").id;
+    let loner = cast.get("end_user").expect("end user").id;
+    let c = &mut *db.conn();
+    for outsider in [cast.bob.id, staff_owner, loner, 424_242] {
+        for org in [cast.org_a.id, initech.id] {
+            assert!(
+                matches!(
+                    organizations::add_member(c, &admin, org, outsider, OrgRole::Member),
+                    Err(CoreError::NotFound("user"))
+                ),
+                "user {outsider} into org {org}"
+            );
+        }
+    }
+    assert_eq!(
+        organizations::roles_of(c, cast.bob.id).expect("roles"),
+        vec![(cast.org_b.id, OrgRole::Member)]
+    );
+    assert!(organizations::roles_of(c, staff_owner)
+        .expect("roles")
+        .is_empty());
+    assert!(organizations::roles_of(c, loner).expect("roles").is_empty());
+    // A member of one of their organizations may join another of theirs.
+    organizations::add_member(c, &admin, initech.id, cast.alice.id, OrgRole::Member)
+        .expect("alice is visible to this admin");
+    assert_eq!(
+        organizations::roles_of(c, cast.alice.id)
+            .expect("roles")
+            .len(),
+        2
+    );
+    // Staff still add anyone.
+    organizations::add_member(c, &sys, initech.id, cast.bob.id, OrgRole::Member).expect("staff");
+});
+
+// The same over the wire, on a real server: the members form answers an
+// existing outsider exactly as it answers an address nobody has, and
+// nothing changes.
+both!(
+    members_form_answers_outsiders_like_unknown_addresses,
+    |db| {
+        let cast = fx::cast(db);
+        let (base, server) = crate::admin_browser::serve_with(db, |b| b);
+        let (browser, csrf) = fx::signed_in(db, cast.get("org_admin"));
+        let session = browser.jar.get("frontdesk_session").cloned();
+        let path = format!("/admin/organizations/{}/members", cast.org_a.id);
+        let add = |email: &str| {
+            let body = format!(
+                "csrf_token={csrf}&role=member&email={}",
+                email.replace('@', "%40")
+            );
+            let res = crate::raw_http::post_form(&base, &path, session.as_deref(), body.as_bytes());
+            assert_eq!(res.status, 303, "{email}: {}", res.body);
+            (
+                res.header("location").map(str::to_owned),
+                res.set_cookie("frontdesk_flash"),
+            )
+        };
+        let unknown = add("nobody@nowhere.test");
+        assert!(
+            unknown.1.as_deref().is_some_and(|f| f.contains("invite")),
+            "{unknown:?}"
+        );
+        for outsider in ["bob@globex.test", "owner@staff.test", "someone@else.test"] {
+            assert_eq!(add(outsider), unknown, "{outsider}");
+        }
+        let c = &mut *db.conn();
+        assert_eq!(
+            organizations::roles_of(c, cast.bob.id).expect("roles"),
+            vec![(cast.org_b.id, OrgRole::Member)]
+        );
+        let in_acme: i64 = memberships::table
+            .filter(memberships::organization_id.eq(cast.org_a.id))
+            .count()
+            .get_result(c)
+            .expect("count");
+        assert_eq!(in_acme, 4, "the org's owner, admin, member and alice only");
+        crate::web_app::block_on(server.stop(true));
+    }
+);

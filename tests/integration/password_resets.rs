@@ -11,6 +11,8 @@ use frontdesk_core::time::now;
 use frontdesk_core::{auth, password_resets as resets, passwords, Actor};
 use std::time::Duration as StdDuration;
 
+use frontdesk::Frontdesk;
+
 use crate::both;
 use crate::host_app;
 use crate::support::TestDb;
@@ -39,14 +41,19 @@ fn mailed_link(db: &TestDb) -> String {
     link.trim_start_matches("http://app.test").to_owned()
 }
 
-async fn request(b: &mut Browser, app: &impl TestApp, email: &str) -> Page {
+/// Asks for a reset link on the public form, then waits for the work that
+/// runs after the answer (looking the address up, queuing the mail).
+async fn request(b: &mut Browser, app: &impl TestApp, fd: &Frontdesk, email: &str) -> Page {
     let csrf = b.get(app, "/auth/password-reset").await.csrf();
-    b.post(
-        app,
-        "/auth/password-reset",
-        &[("email", email), ("csrf_token", &csrf)],
-    )
-    .await
+    let page = b
+        .post(
+            app,
+            "/auth/password-reset",
+            &[("email", email), ("csrf_token", &csrf)],
+        )
+        .await;
+    fd.state().deferred_settled().await;
+    page
 }
 
 // A shorthand for the service type `host_app!` builds.
@@ -75,7 +82,7 @@ async fn reset_flow(db: &TestDb) {
     signed_in.login(&app, "ann@example.com", PASSWORD).await;
 
     let mut b = Browser::new();
-    let res = request(&mut b, &app, "  ANN@example.com ").await;
+    let res = request(&mut b, &app, &fd, "  ANN@example.com ").await;
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.body.contains("Check your mail"));
     assert_eq!((count(db, "outbox"), count(db, "password_resets")), (1, 1));
@@ -197,7 +204,7 @@ async fn reset_flow(db: &TestDb) {
 
     // Unknown and suspended addresses get the same page and no mail.
     let before = count(db, "outbox");
-    let res = request(&mut b, &app, "zed@example.com").await;
+    let res = request(&mut b, &app, &fd, "zed@example.com").await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(count(db, "outbox"), before);
 }
@@ -403,7 +410,7 @@ both!(reset_mails_wake_the_worker, |db| {
 
         // The public form: the reset mail goes out at once.
         let mut b = Browser::new();
-        let res = request(&mut b, &app, "ann@example.com").await;
+        let res = request(&mut b, &app, &fd, "ann@example.com").await;
         assert_eq!(res.status, StatusCode::OK);
         assert_eq!(
             delivered(&memory, 2, StdDuration::from_secs(30)).await,
@@ -415,7 +422,7 @@ both!(reset_mails_wake_the_worker, |db| {
         assert!(reset.raw.contains("Reset your Notes password"));
 
         // An unknown address queues nothing (and the same page answers).
-        let res = request(&mut b, &app, "nobody@example.com").await;
+        let res = request(&mut b, &app, &fd, "nobody@example.com").await;
         assert_eq!(res.status, StatusCode::OK);
         assert_eq!(count(db, "outbox"), 2);
 
@@ -447,3 +454,87 @@ both!(reset_mails_wake_the_worker, |db| {
         assert_eq!(statuses, vec!["sent"; 3]);
     });
 });
+
+/// Whether the address has an account must not show in how long the answer
+/// takes: neither path may touch the database before answering. Every pooled
+/// connection is held while both requests are answered; any lookup, token or
+/// queued mail before the answer would wait for a connection and fail (503).
+async fn no_work_before_the_answer(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    let csrf = b.get(&app, "/auth/password-reset").await.csrf();
+    let held: Vec<_> = (0..fd.pool().max_size())
+        .map(|_| fd.pool().get().expect("connection"))
+        .collect();
+    let mut answers = Vec::new();
+    for email in ["ann@example.com", "nobody@example.com"] {
+        let page = b
+            .post(
+                &app,
+                "/auth/password-reset",
+                &[("email", email), ("csrf_token", &csrf)],
+            )
+            .await;
+        answers.push((page.status, page.body));
+    }
+    assert_eq!(answers[0].0, StatusCode::OK, "{}", answers[0].1);
+    assert_eq!(answers[0], answers[1], "the same page for both addresses");
+    // Once connections are free again, the work done after the answers
+    // queues exactly one mail, to the account's stored address.
+    drop(held);
+    fd.state().deferred_settled().await;
+    assert_eq!((count(db, "outbox"), count(db, "password_resets")), (1, 1));
+    let mut conn = db.conn();
+    let to: String = outbox::table
+        .select(outbox::recipient)
+        .first(&mut *conn)
+        .expect("mail");
+    assert_eq!(to, "ann@example.com");
+}
+both!(reset_requests_do_no_work_before_answering, |db| block_on(
+    no_work_before_the_answer(db)
+));
+
+// A completed reset proves control of the mailbox, so it lifts the account's
+// lockout: the new password works at once, not after the delay runs out.
+async fn reset_lifts_the_lockout(db: &TestDb) {
+    let policy = frontdesk_core::login_attempts::LockoutPolicy {
+        account_threshold: 3,
+        ..Default::default()
+    };
+    let fd = crate::web_app::builder(db)
+        .lockout(policy)
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    for _ in 0..3 {
+        b.login(&app, "ann@example.com", "wrong password").await;
+    }
+    let locked = b.login(&app, "ann@example.com", PASSWORD).await;
+    assert_eq!(locked.status, StatusCode::UNAUTHORIZED, "locked out");
+    request(&mut b, &app, &fd, "ann@example.com").await;
+    let link = mailed_link(db);
+    let csrf = b.get(&app, &link).await.csrf();
+    let new = "a fresh passphrase";
+    let res = b
+        .post(
+            &app,
+            &link,
+            &[
+                ("password", new),
+                ("password_confirm", new),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert!(res.status.is_redirection(), "{}", res.body);
+    let res = Browser::new().login(&app, "ann@example.com", new).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+}
+both!(a_completed_reset_lifts_the_lockout, |db| block_on(
+    reset_lifts_the_lockout(db)
+));

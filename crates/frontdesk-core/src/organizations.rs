@@ -263,7 +263,12 @@ pub fn add_member(
     )?;
     crate::db::write_transaction(conn, |conn| {
         let o = get(conn, org)?;
-        let user = crate::users::get(conn, user_id)?;
+        // Only users the actor can already see (staff: anyone; an organization
+        // admin: members of their organizations). Anyone else is "not found",
+        // exactly like a missing user: adding an outsider would open their
+        // profile, sessions and sign-in history to this admin. Outsiders are
+        // invited instead, and accept for themselves.
+        let user = crate::users::get_for(conn, actor, user_id, Action::View)?;
         if !o.allows_email(&user.email) {
             return Err(CoreError::DomainNotAllowed);
         }

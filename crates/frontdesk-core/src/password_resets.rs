@@ -148,7 +148,7 @@ pub fn check(conn: &mut DbConnection, token: &str) -> CoreResult<Option<User>> {
 }
 
 /// Uses a token and sets the new password (already hashed) in one transaction;
-/// every session of the user ends. A used, expired or unknown token changes nothing.
+/// every session of the user ends and an account lockout is lifted. A used, expired or unknown token changes nothing.
 pub fn complete(conn: &mut DbConnection, token: &str, new_hash: &str) -> CoreResult<User> {
     crate::db::write_transaction(conn, |conn| {
         let t = now();
@@ -168,6 +168,15 @@ pub fn complete(conn: &mut DbConnection, token: &str, new_hash: &str) -> CoreRes
             return Err(invalid_token());
         }
         auth::change_password(conn, user_id, new_hash, None)?;
+        // The link proves control of the mailbox: earlier failures no longer
+        // lock the account (its IP lockout, if any, stays).
+        crate::login_attempts::record(
+            conn,
+            Some(user_id),
+            &user.email,
+            &crate::sessions::ClientInfo::default(),
+            crate::login_attempts::Reason::LockoutCleared,
+        )?;
         // Proof of owning the mailbox.
         diesel::update(users::table.find(user_id))
             .set(users::email_verified.eq(true))

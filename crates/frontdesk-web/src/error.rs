@@ -285,3 +285,23 @@ impl From<CoreError> for WebError {
         }
     }
 }
+
+/// For scopes that only speak JSON: an error answered there is problem+json
+/// whatever raised it (an extractor, the session check meeting a database
+/// outage, a handler), never the HTML page meant for browsers.
+pub async fn json_errors(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<actix_web::body::BoxBody>,
+) -> Result<actix_web::dev::ServiceResponse, actix_web::Error> {
+    let res = next.call(req).await?;
+    let html = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<WebError>())
+        .filter(|e| !e.json)
+        .cloned();
+    Ok(match html {
+        Some(e) => res.into_response(e.json(true).error_response()),
+        None => res,
+    })
+}

@@ -169,7 +169,7 @@ pub async fn submit(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     path: web::Path<String>,
-    form: web::Form<InvitationForm>,
+    form: crate::forms::Form<InvitationForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     let token = path.into_inner();

@@ -8,7 +8,9 @@ pub mod api;
 pub mod assets;
 pub mod csrf;
 pub mod current_user;
+mod deferred;
 pub mod error;
+pub mod forms;
 pub mod headers;
 pub mod import_runs;
 pub mod invitations;
@@ -58,15 +60,13 @@ pub fn admin_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
 pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     web::scope(prefix)
         .wrap(security_headers())
-        // Malformed bodies get our error format, not the framework's plain text.
+        // Forms are read by `forms::Form` (UTF-8 enforced), at most 16 KiB.
+        .app_data(web::PayloadConfig::new(16 * 1024))
+        // A path segment that does not parse (an id too long for i64) is
+        // simply not found, in our format.
         .app_data(
-            web::FormConfig::default()
-                .limit(16 * 1024)
-                .error_handler(|e, req| {
-                    WebError::bad_request(format!("The form could not be read: {e}"))
-                        .for_request(req)
-                        .into()
-                }),
+            web::PathConfig::default()
+                .error_handler(|_, req| WebError::not_found().for_request(req).into()),
         )
         .app_data(
             web::JsonConfig::default()
@@ -106,8 +106,12 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             web::post().to(sessions::revoke_others),
         )
         .route("/sessions/{id}/revoke", web::post().to(sessions::revoke))
-        .route("/api/login", web::post().to(login::api_login))
-        .route("/api/logout", web::post().to(login::api_logout))
-        .route("/api/session", web::get().to(login::api_session))
+        .service(
+            web::scope("/api")
+                .wrap(actix_web::middleware::from_fn(error::json_errors))
+                .route("/login", web::post().to(login::api_login))
+                .route("/logout", web::post().to(login::api_logout))
+                .route("/session", web::get().to(login::api_session)),
+        )
         .route("/static/frontdesk.css", web::get().to(assets::stylesheet))
 }

@@ -180,7 +180,7 @@ async fn attempt(
 pub async fn login_submit(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
-    form: web::Form<LoginForm>,
+    form: crate::forms::Form<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     let form = form.into_inner();
@@ -207,7 +207,7 @@ pub async fn login_submit(
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
-    form: web::Form<csrf_form::CsrfForm>,
+    form: crate::forms::Form<csrf_form::CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     end_session(&req, &state).await?;

@@ -51,7 +51,7 @@ pub async fn submit(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     me: CurrentUser,
-    form: web::Form<ChangeForm>,
+    form: crate::forms::Form<ChangeForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     let form = form.into_inner();

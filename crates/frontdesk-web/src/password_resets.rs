@@ -70,32 +70,45 @@ pub async fn request_page(
 pub async fn request_submit(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
-    form: web::Form<RequestForm>,
+    form: crate::forms::Form<RequestForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     let email = form.into_inner().email;
-    let st = state.get_ref().clone();
-    let ttl = st.settings().password_reset_ttl;
-    let queued = state
-        .db(move |conn| {
-            password_resets::request(conn, &email, ttl, |user, token, expires_at| {
-                reset_mail(&st, user, token, expires_at)
-            })
-        })
-        .await?;
-    if queued {
-        // Committed: the mail goes out now, not at the worker's next poll.
-        // (Only then: unknown addresses must not make the worker run.)
-        state.wake_mailer();
-    }
-    // Whatever happened, the same page: no telling which addresses exist.
-    page(
+    // Whatever the address, the same page...
+    let res = page(
         &req,
         &state,
         StatusCode::OK,
         "auth/password_reset_sent.html",
         |_| {},
-    )
+    )?;
+    // ...and the same work before it: none. Looking the address up, and for
+    // an account the token and the mail, happen once the page has gone out,
+    // so the answer's timing cannot tell which addresses exist.
+    let st = state.get_ref().clone();
+    Ok(crate::deferred::after_sent(res, move || {
+        let job = st.clone();
+        st.spawn_deferred(move || request_reset(&job, &email));
+    }))
+}
+
+/// The work behind the public reset form, after the answer was sent: a
+/// database that is away is retried for a few seconds, then the failure is
+/// logged (without the address) and the requester may simply ask again.
+fn request_reset(state: &FrontdeskState, email: &str) {
+    let ttl = state.settings().password_reset_ttl;
+    let queued = frontdesk_core::db::retry_on_outage(state.pool(), |conn| {
+        password_resets::request(conn, email, ttl, |user, token, expires_at| {
+            reset_mail(state, user, token, expires_at)
+        })
+    });
+    match queued {
+        // Committed: the mail goes out now, not at the worker's next poll.
+        // (Only then: unknown addresses must not make the worker run.)
+        Ok(true) => state.wake_mailer(),
+        Ok(false) => {}
+        Err(e) => log::error!("frontdesk: password reset request failed: {e}"),
+    }
 }
 
 /// Renders the reset mail (templates `auth/password_reset_email.{txt,html}`);
@@ -172,7 +185,7 @@ pub async fn form_submit(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     path: web::Path<String>,
-    form: web::Form<ResetForm>,
+    form: crate::forms::Form<ResetForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     let token = path.into_inner();

@@ -65,7 +65,7 @@ pub async fn revoke(
     state: web::Data<FrontdeskState>,
     me: CurrentUser,
     path: web::Path<i64>,
-    form: web::Form<CsrfForm>,
+    form: crate::forms::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     let id = path.into_inner();
@@ -90,7 +90,7 @@ pub async fn revoke_others(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     me: CurrentUser,
-    form: web::Form<CsrfForm>,
+    form: crate::forms::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     let (user_id, keep) = (me.id(), me.session.id);

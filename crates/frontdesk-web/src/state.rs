@@ -107,6 +107,8 @@ struct Inner {
     /// Background imports running in this process (capped by
     /// `import.max_running`).
     import_slots: frontdesk_core::import_jobs::Slots,
+    /// Work started after a response went out (see `deferred`).
+    deferred: Arc<crate::deferred::Running>,
 }
 
 /// Cheap to clone; every clone shares one pool, one semaphore, one template set.
@@ -194,6 +196,7 @@ impl FrontdeskState {
             mail_waker: std::sync::RwLock::new(None),
             inline_session_reads,
             import_slots: Default::default(),
+            deferred: Default::default(),
         })))
     }
 
@@ -291,6 +294,24 @@ impl FrontdeskState {
         })
         .await
         .map_err(WebError::internal)?
+    }
+
+    /// Runs blocking `job` on the blocking pool of the current runtime, counted
+    /// until it ends ([`FrontdeskState::deferred_settled`]). Call it from a
+    /// task on the runtime (a handler, or [`crate::deferred::after_sent`]'s
+    /// callback, which runs where the response is written).
+    pub(crate) fn spawn_deferred(&self, job: impl FnOnce() + Send + 'static) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => crate::deferred::spawn(&rt, self.0.deferred.clone(), job),
+            // Outside any runtime (a response dropped on a plain thread).
+            Err(_) => job(),
+        }
+    }
+
+    /// Resolves once no work started after a response is still running:
+    /// for a graceful shutdown, and for tests that read what it wrote.
+    pub async fn deferred_settled(&self) {
+        crate::deferred::settled(&self.0.deferred).await
     }
 
     /// Waits for a free argon2 slot; hold the permit while hashing or verifying.

@@ -110,7 +110,7 @@ pub async fn create(
     admin: Admin,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let actor = admin.actor.clone();
     let name = form.text("name");
@@ -150,7 +150,7 @@ pub async fn revoke(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let actor = admin.actor.clone();
     let result = state

@@ -92,7 +92,7 @@ pub async fn download(
     admin: Admin,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     exports::export_scope(&admin.actor)
         .map_err(|_| WebError::forbidden("You may not export users."))?;

@@ -240,7 +240,7 @@ pub async fn apply(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let to = format!("{}/{id}", base(&state));
     let mode = match form.get("mode") {

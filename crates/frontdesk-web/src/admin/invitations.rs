@@ -182,7 +182,7 @@ pub async fn create(
     admin: Admin,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let to = list_url(&state, "");
     let Some(organization_id) = form.int("organization")? else {
@@ -257,7 +257,7 @@ pub async fn resend(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let actor = admin.actor.clone();
     let st = state.get_ref().clone();
@@ -292,7 +292,7 @@ pub async fn cancel(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let actor = admin.actor.clone();
     let result = state

@@ -122,6 +122,12 @@ impl Params {
         Params(url::form_urlencoded::parse(raw).into_owned().collect())
     }
 
+    /// A form body; a body that does not decode to UTF-8 is refused.
+    pub fn form(raw: &[u8]) -> Result<Params, WebError> {
+        crate::forms::check_utf8(raw)?;
+        Ok(Params::parse(raw))
+    }
+
     pub fn query(req: &HttpRequest) -> Params {
         Params::parse(req.query_string().as_bytes())
     }
@@ -339,17 +345,19 @@ pub fn show_opt(t: Option<NaiveDateTime>) -> String {
 /// The state as handlers receive it.
 pub type State = web::Data<FrontdeskState>;
 
-async fn stylesheet() -> HttpResponse {
+// The admin's assets are for admins only (they describe the admin surface);
+// cached privately, never by a shared cache.
+async fn stylesheet(_admin: Admin) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .insert_header(("Cache-Control", "private, max-age=3600"))
         .body(STYLESHEET)
 }
 
-async fn script() -> HttpResponse {
+async fn script(_admin: Admin) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .insert_header(("Cache-Control", "private, max-age=3600"))
         .body(SCRIPT)
 }
 
@@ -358,6 +366,12 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     use web::{get, post};
     web::scope(prefix)
         .wrap(security_headers())
+        // `/users/<an id too long for i64>` is a page that does not exist,
+        // answered like any other (not the framework's plain-text message).
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|_, req| WebError::not_found().for_request(req).into()),
+        )
         .route("", get().to(dashboard::page))
         .route("/", get().to(dashboard::page))
         .route("/static/admin.css", get().to(stylesheet))

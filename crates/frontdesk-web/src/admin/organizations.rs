@@ -64,7 +64,7 @@ pub async fn create(
     admin: Admin,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let actor = admin.actor.clone();
     let (slug, name, domains) = (form.text("slug"), form.text("name"), form.text("domains"));
@@ -158,7 +158,7 @@ pub async fn edit(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     if !can(&admin.actor, Action::View, &Target::Organization(id)) {
         return Err(WebError::not_found());
@@ -199,7 +199,7 @@ pub async fn add_member(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     if !can(&admin.actor, Action::View, &Target::Organization(id)) {
         return Err(WebError::not_found());
@@ -210,11 +210,17 @@ pub async fn add_member(
     let result = state
         .db(move |conn| {
             let role = role?;
-            let user = core_users::find_by_email(conn, &email)?.ok_or(CoreError::Invalid {
+            // A user the admin may not see answers exactly like a missing one,
+            // so the form does not tell which addresses have accounts.
+            let unknown = || CoreError::Invalid {
                 field: "email",
                 reason: "no user has this address; invite them instead".into(),
-            })?;
-            organizations::add_member(conn, &actor, id, user.id, role)?;
+            };
+            let user = core_users::find_by_email(conn, &email)?.ok_or_else(unknown)?;
+            match organizations::add_member(conn, &actor, id, user.id, role) {
+                Err(CoreError::NotFound("user")) => return Err(unknown()),
+                r => r?,
+            }
             Ok::<_, CoreError>(user.email)
         })
         .await;
@@ -231,7 +237,7 @@ pub async fn change_role(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let (id, user) = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     if !can(&admin.actor, Action::View, &Target::Organization(id)) {
         return Err(WebError::not_found());
@@ -254,7 +260,7 @@ pub async fn remove_member(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let (id, user) = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     if !can(&admin.actor, Action::View, &Target::Organization(id)) {
         return Err(WebError::not_found());

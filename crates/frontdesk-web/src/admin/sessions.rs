@@ -114,7 +114,7 @@ pub async fn revoke(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let prefix = &state.settings().admin_prefix;
     // Back to the user's page or the sessions list, rebuilt from numbers only.

@@ -275,7 +275,7 @@ async fn change<T: Send + 'static>(
         + 'static,
     ok: impl FnOnce(T) -> String,
 ) -> Result<HttpResponse, WebError> {
-    let form = Params::parse(body);
+    let form = Params::form(body)?;
     verify(req, state, &form)?;
     let actor = admin.actor.clone();
     let result = state.db(move |conn| change(conn, &actor, &form)).await;
@@ -428,7 +428,7 @@ pub async fn password_reset(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let st = state.get_ref().clone();
     let ttl = st.settings().password_reset_ttl;
@@ -652,7 +652,7 @@ pub async fn delete(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let actor = admin.actor.clone();
     let typed = form.text("confirm").to_lowercase();

@@ -308,7 +308,7 @@ pub async fn bulk(
     admin: Admin,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = Params::parse(&body);
+    let form = Params::form(&body)?;
     verify(&req, &state, &form)?;
     let to = back_to(&state, &form);
     let ids = form.ids("ids")?;

@@ -149,17 +149,16 @@ impl Modify for Errors {
         }
         for (path, item) in doc.paths.paths.iter_mut() {
             let has_id = path.contains('{');
-            let public = path == "/openapi.json";
             for (safe, op) in operations(item) {
                 for (status, name, _) in ERRORS {
                     let wanted = match *status {
                         "400" | "500" | "503" => true,
-                        "401" | "403" => !public,
-                        "404" => has_id || public,
+                        "401" | "403" => true,
+                        "404" => has_id,
                         "409" => !safe,
                         _ => false,
                     };
-                    if wanted && (!public || *status == "500") {
+                    if wanted {
                         op.responses
                             .responses
                             .entry((*status).to_owned())
@@ -213,16 +212,18 @@ pub fn document_for(prefix: &str, state: &FrontdeskState) -> Document {
     doc
 }
 
-/// `GET /openapi.json`: this API's description (no authentication needed).
+/// `GET /openapi.json`: this API's description, for its callers only (an API
+/// key or an admin's session): it maps the admin surface, which is nobody
+/// else's business.
 #[utoipa::path(
     get,
     path = "/openapi.json",
     operation_id = "openapi_document",
     tag = "meta",
-    security(()),
     responses((status = 200, description = "The OpenAPI document", body = serde_json::Value))
 )]
 pub async fn document(
+    _caller: super::auth::ApiActor,
     state: web::Data<FrontdeskState>,
     prefix: web::Data<ApiPrefix>,
 ) -> HttpResponse {

@@ -424,11 +424,6 @@ pub async fn add_member(
         .db(move |conn| {
             let actor = &api.actor;
             let org = visible(conn, actor, &slug)?;
-            // Organization callers add only users they can already see (members
-            // of their organizations); anyone else is reported as not found.
-            if actor.staff_role.is_none() {
-                users::get_for(conn, actor, user_id, Action::View)?;
-            }
             organizations::add_member(conn, actor, org.id, user_id, role.into())?;
             member_of(conn, org.id, user_id).map_err(WebError::from)
         })
