@@ -396,6 +396,46 @@ impl<'a> Browser<'a> {
         )
     }
 
+    /// Every visible text field, select and textarea has a border of at least
+    /// 3:1 contrast against both its own background and what surrounds it
+    /// (WCAG 1.4.11; axe does not check it). Answers how many were checked.
+    pub(crate) fn assert_field_borders(&self) -> usize {
+        let v = self.execute(
+            "function rgb(c) { var m = c.match(/[\\d.]+/g).map(Number);\
+               return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; }\
+             function lum(c) { return [c.r, c.g, c.b].map(function (v) { v /= 255;\
+               return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })\
+               .reduce(function (s, v, i) { return s + v * [0.2126, 0.7152, 0.0722][i]; }, 0); }\
+             function ratio(a, b) { var x = lum(a), y = lum(b);\
+               return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); }\
+             function bg(e) { for (; e; e = e.parentElement) {\
+               var c = rgb(getComputedStyle(e).backgroundColor); if (c.a > 0) return c; }\
+               return {r: 255, g: 255, b: 255, a: 1}; }\
+             var out = [];\
+             document.querySelectorAll('input, select, textarea').forEach(function (f) {\
+               if (['hidden', 'checkbox', 'radio', 'file', 'submit'].indexOf(f.type) >= 0) return;\
+               if (!f.checkVisibility()) return;\
+               var s = getComputedStyle(f);\
+               if (parseFloat(s.borderTopWidth) === 0) { out.push([f.name, 0, 0]); return; }\
+               var border = rgb(s.borderTopColor);\
+               out.push([f.name, ratio(border, bg(f)), ratio(border, bg(f.parentElement))]);\
+             });\
+             return out;",
+            json!([]),
+        );
+        let fields = v.as_array().cloned().unwrap_or_default();
+        let weak: Vec<&Value> = fields
+            .iter()
+            .filter(|f| f[1].as_f64().unwrap_or(0.0) < 3.0 || f[2].as_f64().unwrap_or(0.0) < 3.0)
+            .collect();
+        assert!(
+            weak.is_empty(),
+            "field borders under 3:1 on {} ([name, against the field, against its surroundings]): {weak:?}",
+            self.url()
+        );
+        fields.len()
+    }
+
     /// The page's first focusable element is a "Skip to content" link to the
     /// main element, off screen until it has the focus and on screen then.
     pub(crate) fn assert_skip_link_first(&self) {
@@ -646,6 +686,10 @@ fn admin_browser_flows_in_headless_chromium() {
     assert!(admin.url().ends_with("/admin/users"));
     admin.assert_accessible("the users list");
     admin.assert_skip_link_first();
+    assert!(
+        admin.assert_field_borders() >= 10,
+        "the filters' fields were checked"
+    );
     // The check itself catches a fault: an unlabelled field added to the page.
     admin.execute(
         "var i = document.createElement('input'); i.id = 'axe-probe';\
@@ -795,6 +839,7 @@ fn admin_browser_flows_in_headless_chromium() {
         admin.go(path);
         admin.wait_for(marker);
         admin.assert_accessible(path);
+        admin.assert_field_borders();
         if !name.is_empty() {
             admin.screenshot(shots, name);
         }
@@ -1013,6 +1058,7 @@ fn auth_pages_tie_errors_to_their_fields_in_headless_chromium() {
     b.wait_for("Sign in");
     b.assert_skip_link_first();
     b.assert_accessible("the sign-in page");
+    assert_eq!(b.assert_field_borders(), 2);
     assert_eq!(field_state(&b, "password")["invalid"], Value::Null);
     b.type_into("input[name=email]", "ada@acme.test");
     b.type_into("input[name=password]", "not the password");
@@ -1117,6 +1163,7 @@ fn auth_pages_tie_errors_to_their_fields_in_headless_chromium() {
     b.go("/auth/password");
     b.wait_for("Change your password");
     b.assert_accessible("the password change form");
+    assert_eq!(b.assert_field_borders(), 3);
     b.type_into("input[name=current_password]", "not the password");
     b.type_into("input[name=password]", "a long new password");
     b.type_into("input[name=password_confirm]", "a long new password");
