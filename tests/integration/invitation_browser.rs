@@ -159,8 +159,10 @@ both!(
         // marked invalid, tied to the message, the first one focused, and
         // the invitation still pending.
         invitee.type_into("input[name=first_name]", "Nora");
+        invitee.type_into("input[name=last_name]", "Hale");
         invitee.type_into("input[name=password]", PASSWORD);
         invitee.type_into("input[name=password_confirm]", "not the same password");
+        invitee.screenshot(shots, "invitation");
         invitee.click("form.fd-form button[type=submit]");
         invitee.wait_for("The two passwords do not match.");
         let state = invitee.execute(
@@ -192,11 +194,17 @@ both!(
             .first(&mut db.conn())
             .expect("invitation");
         assert_eq!(status, "pending");
-        invitee.type_into("input[name=first_name]", "Nora");
-        invitee.type_into("input[name=last_name]", "Hale");
+        // The names typed are kept; the passwords are typed again.
+        assert_eq!(
+            invitee.execute(
+                "return [document.querySelector('[name=first_name]').value,\
+                   document.querySelector('[name=last_name]').value];",
+                json!([])
+            ),
+            json!(["Nora", "Hale"])
+        );
         invitee.type_into("input[name=password]", PASSWORD);
         invitee.type_into("input[name=password_confirm]", PASSWORD);
-        invitee.screenshot(shots, "invitation");
         invitee.click("form.fd-form button[type=submit]");
 
         // Signed in, on the host's page.
