@@ -2,9 +2,13 @@
 //! (chromedriver) against frontdesk served on a random loopback port: sign in
 //! as staff, search and filter, suspend a user and watch their session die,
 //! restore, revoke a session, bulk-tag with select-all, delete with typed
-//! confirmation. Without chromedriver the test says SKIPPED and passes,
-//! unless `FRONTDESK_REQUIRE_BROWSER=1`. With `FRONTDESK_SCREENSHOTS=<dir>` it
-//! saves PNGs of the main pages there.
+//! confirmation. Every page visited is checked with axe-core's WCAG 2.1 A/AA
+//! rules (see [`axe_source`]), and the things axe cannot see are asserted
+//! directly: the skip link, form errors tied to their fields and focused, the
+//! flash message focused, field-border contrast, the chart's table and line
+//! styles, the nav and filters folded at phone width. Without chromedriver
+//! the test says SKIPPED and passes, unless `FRONTDESK_REQUIRE_BROWSER=1`.
+//! With `FRONTDESK_SCREENSHOTS=<dir>` it saves PNGs of the main pages there.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
