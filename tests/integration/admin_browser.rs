@@ -1023,6 +1023,11 @@ fn admin_browser_flows_in_headless_chromium() {
     admin.click(".fda-filterbox > summary");
     assert!(admin.visible("input[name=q]"));
     admin.assert_accessible("the users list on a phone, menu and filters open");
+    admin.go("/admin/");
+    admin.wait_for("Last 30 days");
+    admin.click(".fda-chart-data > summary");
+    assert!(admin.visible(".fda-chart-data tbody tr"));
+    admin.assert_accessible("the dashboard on a phone, its table open");
 
     drop(user);
     drop(admin);
@@ -1164,6 +1169,11 @@ fn auth_pages_tie_errors_to_their_fields_in_headless_chromium() {
     b.wait_for("Your sessions");
     b.assert_skip_link_first();
     b.assert_accessible("the own sessions page");
+    b.resize(390, 844);
+    b.go("/auth/sessions");
+    b.wait_for("Your sessions");
+    b.assert_accessible("the own sessions page on a phone");
+    b.resize(1280, 860);
     b.go("/auth/password");
     b.wait_for("Change your password");
     b.assert_accessible("the password change form");
