@@ -894,7 +894,8 @@ both!(invitation_form_errors_mark_their_fields, |db| {
         let csrf = page.csrf();
         let long_name = "x".repeat(101);
         // (what is wrong, the fields marked, the fields left alone)
-        let cases: [(Vec<(&str, &str)>, &[&str], &[&str]); 4] = [
+        type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str], &'a [&'a str]);
+        let cases: [Case; 4] = [
             (
                 accept_form(&csrf, ""),
                 &["first_name"],
