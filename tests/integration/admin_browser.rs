@@ -2,9 +2,13 @@
 //! (chromedriver) against frontdesk served on a random loopback port: sign in
 //! as staff, search and filter, suspend a user and watch their session die,
 //! restore, revoke a session, bulk-tag with select-all, delete with typed
-//! confirmation. Without chromedriver the test says SKIPPED and passes,
-//! unless `FRONTDESK_REQUIRE_BROWSER=1`. With `FRONTDESK_SCREENSHOTS=<dir>` it
-//! saves PNGs of the main pages there.
+//! confirmation. Every page visited is checked with axe-core's WCAG 2.1 A/AA
+//! rules (see [`axe_source`]), and the things axe cannot see are asserted
+//! directly: the skip link, form errors tied to their fields and focused, the
+//! flash message focused, field-border contrast, the chart's table and line
+//! styles, the nav and filters folded at phone width. Without chromedriver
+//! the test says SKIPPED and passes, unless `FRONTDESK_REQUIRE_BROWSER=1`.
+//! With `FRONTDESK_SCREENSHOTS=<dir>` it saves PNGs of the main pages there.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -297,6 +301,170 @@ impl<'a> Browser<'a> {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
+    /// Runs `script` as the body of a function in the page (WebDriver's
+    /// execute-script endpoint, which also waits for a returned promise).
+    pub(crate) fn execute(&self, script: &str, args: Value) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// axe-core's WCAG 2.0/2.1 A and AA violations on the page on screen, one
+    /// line each with the elements concerned, or `None` without axe. axe is
+    /// injected through the execute-script endpoint, which the page's CSP
+    /// does not govern.
+    pub(crate) fn axe_violations(&self) -> Option<Vec<String>> {
+        let axe = axe_source()?;
+        if !self
+            .execute("return typeof window.axe === 'object';", json!([]))
+            .as_bool()
+            .unwrap_or(false)
+        {
+            self.execute(axe, json!([]));
+        }
+        let found = self.execute(
+            "return window.axe.run(document, {\
+               runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},\
+               resultTypes: ['violations']\
+             }).then(function (r) {\
+               return r.violations.map(function (v) {\
+                 return v.id + ' (' + v.impact + '): ' + v.help + '\\n    ' +\
+                   v.nodes.map(function (n) {\
+                     return n.target.join(' ') + ' :: ' + n.failureSummary;\
+                   }).join('\\n    ');\
+               });\
+             });",
+            json!([]),
+        );
+        let list = found
+            .as_array()
+            .unwrap_or_else(|| panic!("axe-core did not answer with a list: {found}"));
+        Some(
+            list.iter()
+                .map(|v| v.as_str().unwrap_or_default().to_owned())
+                .collect(),
+        )
+    }
+
+    /// Fails with every WCAG 2.1 A/AA violation axe-core finds on the page.
+    pub(crate) fn assert_accessible(&self, what: &str) {
+        let Some(violations) = self.axe_violations() else {
+            return;
+        };
+        assert!(
+            violations.is_empty(),
+            "axe-core found {} WCAG 2.1 A/AA violation(s) on {what} ({}):\n{}",
+            violations.len(),
+            self.url(),
+            violations.join("\n")
+        );
+    }
+
+    /// Whether the first element matching `css` is rendered and takes room
+    /// (not inside a closed `<details>`, not `display: none`).
+    pub(crate) fn visible(&self, css: &str) -> bool {
+        self.execute(
+            "var e = document.querySelector(arguments[0]);\
+             if (!e) { throw new Error('no element ' + arguments[0]); }\
+             var r = e.getBoundingClientRect();\
+             return e.checkVisibility() && r.width > 0 && r.height > 0;",
+            json!([css]),
+        )
+        .as_bool()
+        .unwrap_or(false)
+    }
+
+    /// Presses Tab once, as a keyboard user would.
+    pub(crate) fn press_tab(&self) {
+        let tab = "\u{E004}";
+        self.cmd(
+            "POST",
+            "/actions",
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                    {"type": "keyDown", "value": tab}, {"type": "keyUp", "value": tab}
+                ]}]}),
+            ),
+        );
+    }
+
+    /// The focused element, as its tag, id, name, class and text.
+    pub(crate) fn focused(&self) -> Value {
+        self.execute(
+            "var e = document.activeElement; return {tag: e.tagName.toLowerCase(), \
+             id: e.id, name: e.getAttribute('name'), class: e.className, \
+             text: (e.textContent || '').trim()};",
+            json!([]),
+        )
+    }
+
+    /// Every visible text field, select and textarea has a border of at least
+    /// 3:1 contrast against both its own background and what surrounds it
+    /// (WCAG 1.4.11; axe does not check it). Answers how many were checked.
+    pub(crate) fn assert_field_borders(&self) -> usize {
+        let v = self.execute(
+            "function rgb(c) { var m = c.match(/[\\d.]+/g).map(Number);\
+               return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; }\
+             function lum(c) { return [c.r, c.g, c.b].map(function (v) { v /= 255;\
+               return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })\
+               .reduce(function (s, v, i) { return s + v * [0.2126, 0.7152, 0.0722][i]; }, 0); }\
+             function ratio(a, b) { var x = lum(a), y = lum(b);\
+               return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); }\
+             function bg(e) { for (; e; e = e.parentElement) {\
+               var c = rgb(getComputedStyle(e).backgroundColor); if (c.a > 0) return c; }\
+               return {r: 255, g: 255, b: 255, a: 1}; }\
+             var out = [];\
+             document.querySelectorAll('input, select, textarea').forEach(function (f) {\
+               if (['hidden', 'checkbox', 'radio', 'file', 'submit'].indexOf(f.type) >= 0) return;\
+               if (!f.checkVisibility()) return;\
+               var s = getComputedStyle(f);\
+               if (parseFloat(s.borderTopWidth) === 0) { out.push([f.name, 0, 0]); return; }\
+               var border = rgb(s.borderTopColor);\
+               out.push([f.name, ratio(border, bg(f)), ratio(border, bg(f.parentElement))]);\
+             });\
+             return out;",
+            json!([]),
+        );
+        let fields = v.as_array().cloned().unwrap_or_default();
+        let weak: Vec<&Value> = fields
+            .iter()
+            .filter(|f| f[1].as_f64().unwrap_or(0.0) < 3.0 || f[2].as_f64().unwrap_or(0.0) < 3.0)
+            .collect();
+        assert!(
+            weak.is_empty(),
+            "field borders under 3:1 on {} ([name, against the field, against its surroundings]): {weak:?}",
+            self.url()
+        );
+        fields.len()
+    }
+
+    /// The page's first focusable element is a "Skip to content" link to the
+    /// main element, off screen until it has the focus and on screen then.
+    pub(crate) fn assert_skip_link_first(&self) {
+        let v = self.execute(
+            "var all = document.querySelectorAll('a[href], button, input:not([type=hidden]), \
+               select, textarea, summary, [tabindex]:not([tabindex=\"-1\"])');\
+             var first = all[0];\
+             var before = first.getBoundingClientRect();\
+             first.focus();\
+             var after = first.getBoundingClientRect();\
+             var target = document.getElementById((first.getAttribute('href') || '#').slice(1));\
+             var r = {text: first.textContent.trim(), target: target ? target.tagName.toLowerCase() : null,\
+               hidden_before: before.bottom <= 0 || before.right <= 0,\
+               shown_on_focus: after.top >= 0 && after.left >= 0 && after.width > 20 && after.height > 10\
+                 && after.bottom <= window.innerHeight};\
+             first.blur();\
+             return r;",
+            json!([]),
+        );
+        assert_eq!(v["text"], "Skip to content", "{}: {v}", self.url());
+        assert_eq!(v["target"], "main", "the skip link targets <main>: {v}");
+        assert_eq!(v["hidden_before"], true, "off screen until focused: {v}");
+        assert_eq!(v["shown_on_focus"], true, "on screen when focused: {v}");
+    }
+
     pub(crate) fn resize(&self, width: u32, height: u32) {
         self.cmd(
             "POST",
@@ -389,6 +557,8 @@ pub(crate) fn start_driver() -> Option<(Driver, PathBuf)> {
         eprintln!("SKIPPED (browser): chromedriver and chromium not found (apt-get install chromium chromium-driver)");
         return None;
     };
+    // Fails now, before any browser starts, when axe-core is required and missing.
+    axe_source();
     let port = free_port();
     let child = Command::new(&driver_bin)
         .arg(format!("--port={port}"))
@@ -406,6 +576,40 @@ pub(crate) fn start_driver() -> Option<(Driver, PathBuf)> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Some((driver, chromium))
+}
+
+/// axe-core's `axe.min.js`: from `FRONTDESK_AXE_JS`, or where `.ci/run`
+/// installs it (`.ci/axe/node_modules/axe-core/axe.min.js`). Without it the
+/// accessibility checks say SKIPPED and pass, unless
+/// `FRONTDESK_REQUIRE_BROWSER=1`, which makes a missing axe a failure.
+pub(crate) fn axe_source() -> Option<&'static str> {
+    static AXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    AXE.get_or_init(|| {
+        let path = std::env::var_os("FRONTDESK_AXE_JS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(".ci/axe/node_modules/axe-core/axe.min.js")
+            });
+        match std::fs::read_to_string(&path) {
+            Ok(js) if js.contains("axe") => Some(js),
+            _ => {
+                let required = std::env::var("FRONTDESK_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+                assert!(
+                    !required,
+                    "FRONTDESK_REQUIRE_BROWSER=1 but axe-core is not at {} \
+                     (npm install axe-core into .ci/axe, or set FRONTDESK_AXE_JS)",
+                    path.display()
+                );
+                eprintln!(
+                    "SKIPPED (accessibility): no axe-core at {} (.ci/run installs it)",
+                    path.display()
+                );
+                None
+            }
+        }
+    })
+    .as_deref()
 }
 
 /// The folder named by `FRONTDESK_SCREENSHOTS`, created, when set.
@@ -477,11 +681,51 @@ fn admin_browser_flows_in_headless_chromium() {
     admin.go("/admin/users");
     admin.wait_for("Sign in");
     assert!(admin.url().contains("/auth/login?next="), "{}", admin.url());
+    admin.assert_accessible("the sign-in page");
+    admin.assert_skip_link_first();
     admin.type_into("input[name=email]", "staff@frontdesk.test");
     admin.type_into("input[name=password]", PASSWORD);
     admin.click("form button[type=submit]");
     admin.wait_for("tina@acme.test");
     assert!(admin.url().ends_with("/admin/users"));
+    admin.assert_accessible("the users list");
+    admin.assert_skip_link_first();
+    assert!(
+        admin.assert_field_borders() >= 10,
+        "the filters' fields were checked"
+    );
+    // The check itself catches a fault: an unlabelled field added to the page.
+    admin.execute(
+        "var i = document.createElement('input'); i.id = 'axe-probe';\
+         document.querySelector('main').appendChild(i);",
+        json!([]),
+    );
+    let probed = admin.axe_violations();
+    admin.execute("document.getElementById('axe-probe').remove();", json!([]));
+    if let Some(found) = probed {
+        assert!(
+            found
+                .iter()
+                .any(|v| v.starts_with("label ") && v.contains("#axe-probe")),
+            "axe reports the unlabelled field: {found:?}"
+        );
+    }
+    // On a wide screen the nav and the filters show whole, without their
+    // disclosure buttons.
+    assert!(admin.visible(".fda-nav a[href$='/admin/organizations']"));
+    assert!(!admin.visible(".fda-menu > summary"));
+    assert!(admin.visible("input[name=q]"));
+    assert!(!admin.visible(".fda-filterbox > summary"));
+    // The stylesheet alone does it too (the script also opens them).
+    admin.execute(
+        "document.querySelectorAll('details').forEach(function (d) { d.open = false; });",
+        json!([]),
+    );
+    assert!(admin.visible(".fda-nav a[href$='/admin/organizations']"));
+    assert!(admin.visible("input[name=q]"));
+    assert!(!admin.visible(".fda-menu > summary"));
+    admin.go("/admin/users");
+    admin.wait_for("tina@acme.test");
     admin.screenshot(shots, "users");
 
     // Search and filter; the filters end up in the URL.
@@ -496,10 +740,21 @@ fn admin_browser_flows_in_headless_chromium() {
     // Suspend the victim from their page; their next request is refused.
     admin.click(&format!("a[href$='/admin/users/{}']", victim.id));
     admin.wait_for("Recent login attempts");
+    admin.assert_accessible("a user's page");
     admin.screenshot(shots, "user_detail");
     admin.type_into("input[name=reason]", "chargeback");
     admin.click(".fda-button-warn");
     admin.wait_for("User suspended");
+    admin.assert_accessible("a user's page with a flash message");
+    let focus = admin.focused();
+    assert!(
+        focus["class"].as_str().unwrap_or("").contains("fda-flash")
+            && focus["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("User suspended"),
+        "the flash message has the focus after the submit: {focus}"
+    );
     user.go("/notes");
     user.wait_for("Sign in");
     assert!(
@@ -581,11 +836,81 @@ fn admin_browser_flows_in_headless_chromium() {
             "Members",
         ),
         ("/admin/audit", "audit", "user.delete"),
+        ("/admin/invitations", "", "Invite someone"),
+        ("/admin/exports", "", "Export"),
+        ("/admin/imports", "", "Dry run"),
     ] {
         admin.go(path);
         admin.wait_for(marker);
-        admin.screenshot(shots, name);
+        admin.assert_accessible(path);
+        admin.assert_field_borders();
+        if !name.is_empty() {
+            admin.screenshot(shots, name);
+        }
     }
+    // The dashboard: the skip link is the first stop of the Tab key; the
+    // chart's figures are in a table too, and its lines differ by more than
+    // colour, in the legend as on the chart.
+    admin.go("/admin/");
+    admin.wait_for("Last 30 days");
+    admin.press_tab();
+    let focus = admin.focused();
+    assert_eq!(focus["text"], "Skip to content", "{focus}");
+    let figures = admin.execute(
+        "var svg = {};\
+         document.querySelectorAll('.fd-chart g[data-series]').forEach(function (g) {\
+           svg[g.dataset.series] = Array.from(g.querySelectorAll('.fd-m')).map(function (m) {\
+             return [m.dataset.date, Number(m.dataset.value)];\
+           });\
+         });\
+         var heads = Array.from(document.querySelectorAll('.fda-chart-data thead th'))\
+           .slice(1).map(function (th) { return th.textContent.trim(); });\
+         var table = {};\
+         heads.forEach(function (h) { table[h] = []; });\
+         document.querySelectorAll('.fda-chart-data tbody tr').forEach(function (tr) {\
+           var day = tr.querySelector('th').textContent.trim();\
+           tr.querySelectorAll('td').forEach(function (td, i) {\
+             table[heads[i]].push([day, Number(td.textContent.trim())]);\
+           });\
+         });\
+         var dashes = {};\
+         document.querySelectorAll('.fd-chart g[data-series]').forEach(function (g) {\
+           dashes[g.dataset.series] = g.querySelector('polyline').getAttribute('stroke-dasharray') + ' '\
+             + g.querySelector('.fd-m').tagName;\
+         });\
+         var keys = {};\
+         document.querySelectorAll('.fda-legend li').forEach(function (li) {\
+           var label = li.textContent.trim().replace(/ \\(\\d+\\)$/, '');\
+           keys[label] = li.querySelector('line').getAttribute('stroke-dasharray') + ' '\
+             + li.querySelector('.fd-m').tagName;\
+         });\
+         return {svg: svg, table: table, dashes: dashes, keys: keys};",
+        json!([]),
+    );
+    assert_eq!(
+        figures["svg"], figures["table"],
+        "the table has the chart's figures"
+    );
+    let failed = figures["table"]["Failed sign-ins"]
+        .as_array()
+        .expect("a failed sign-ins column");
+    assert_eq!(failed.len(), 30, "{figures}");
+    let failed_total: i64 = failed.iter().filter_map(|d| d[1].as_i64()).sum();
+    assert_eq!(failed_total, 2, "the two failed sign-ins recorded above");
+    assert_eq!(
+        figures["dashes"], figures["keys"],
+        "the legend draws the lines as the chart does"
+    );
+    let styles: std::collections::HashSet<String> = figures["dashes"]
+        .as_object()
+        .map(|o| o.values().map(|v| v.to_string()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        styles.len(),
+        3,
+        "three different dash-and-marker styles: {figures}"
+    );
+
     // API keys: a secret is shown once, on the answer to the form. Two keys in
     // use, one for the whole site and one scoped to Acme, as a site would have.
     admin.go("/admin/api-keys");
@@ -621,6 +946,7 @@ fn admin_browser_flows_in_headless_chromium() {
     let page = admin.wait_for("Acme HR directory sync");
     assert!(!page.contains("Copy this key now") && !page.contains(&hr_key));
     assert!(page.contains("whole site") && page.contains("Acme Corp"));
+    admin.assert_accessible("the API keys page");
     let used: Vec<Option<chrono::NaiveDateTime>> = {
         use diesel::prelude::*;
         use frontdesk_core::schema::api_keys;
@@ -668,6 +994,7 @@ fn admin_browser_flows_in_headless_chromium() {
             .is_none(),
         "a dry run writes nothing"
     );
+    admin.assert_accessible("an import's dry-run report");
     admin.screenshot(shots, "import_report");
     admin.click("form[action$='/apply'] button[type=submit]");
     admin.wait_for("1 created");
@@ -684,10 +1011,194 @@ fn admin_browser_flows_in_headless_chromium() {
     admin.resize(390, 844);
     admin.go("/admin/users");
     admin.wait_for("tina@acme.test");
+    admin.assert_accessible("the users list on a phone");
+    // The nav and the filters fold into their <details>; a tap opens them.
+    assert!(admin.visible(".fda-menu > summary"));
+    assert!(!admin.visible(".fda-nav a[href$='/admin/organizations']"));
+    assert!(admin.visible(".fda-filterbox > summary"));
+    assert!(!admin.visible("input[name=q]"));
     admin.screenshot(shots, "users_phone");
+    admin.click(".fda-menu > summary");
+    assert!(admin.visible(".fda-nav a[href$='/admin/organizations']"));
+    admin.click(".fda-filterbox > summary");
+    assert!(admin.visible("input[name=q]"));
+    admin.assert_accessible("the users list on a phone, menu and filters open");
+    admin.go("/admin/");
+    admin.wait_for("Last 30 days");
+    admin.click(".fda-chart-data > summary");
+    assert!(admin.visible(".fda-chart-data tbody tr"));
+    admin.assert_accessible("the dashboard on a phone, its table open");
 
     drop(user);
     drop(admin);
+    drop(driver);
+    actix_web::rt::System::new().block_on(server.stop(true));
+}
+
+/// What a field says to assistive technology: whether it is marked invalid,
+/// the text its `aria-describedby` points to, and whether it has the focus.
+fn field_state(b: &Browser<'_>, name: &str) -> Value {
+    b.execute(
+        "var f = document.querySelector('[name=\"' + arguments[0] + '\"]');\
+         var ids = (f.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);\
+         return {invalid: f.getAttribute('aria-invalid'),\
+           described: ids.map(function (id) {\
+             var e = document.getElementById(id); return e ? e.textContent.trim() : null;\
+           }),\
+           focused: document.activeElement === f};",
+        json!([name]),
+    )
+}
+
+#[test]
+fn auth_pages_tie_errors_to_their_fields_in_headless_chromium() {
+    let Some((driver, chromium)) = start_driver() else {
+        return;
+    };
+    let db = TestDb::sqlite();
+    let user = user_with(&db, "ada@acme.test", None, None);
+    let (base, server) = serve(&db);
+    let b = Browser::open(&driver, &chromium, &base);
+
+    // The sign-in page, then a wrong password: both fields are marked (one
+    // answer for a wrong email and a wrong password), tied to the message,
+    // and the first of them has the focus.
+    b.go("/auth/login");
+    b.wait_for("Sign in");
+    b.assert_skip_link_first();
+    b.assert_accessible("the sign-in page");
+    assert_eq!(b.assert_field_borders(), 2);
+    assert_eq!(field_state(&b, "password")["invalid"], Value::Null);
+    b.type_into("input[name=email]", "ada@acme.test");
+    b.type_into("input[name=password]", "not the password");
+    b.click("form button[type=submit]");
+    let page = b.wait_for("fd-error");
+    let message = page
+        .split("id=\"fd-error\" role=\"alert\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!message.is_empty(), "an error message with an id: {page}");
+    let email = field_state(&b, "email");
+    let password = field_state(&b, "password");
+    for f in [&email, &password] {
+        assert_eq!(f["invalid"], "true", "{f}");
+        assert_eq!(f["described"], json!([message]), "{f}");
+    }
+    assert_eq!(
+        email["focused"], true,
+        "the first invalid field has the focus"
+    );
+    b.assert_accessible("the sign-in page with an error");
+
+    // The reset request page.
+    b.go("/auth/password-reset");
+    b.wait_for("Reset your password");
+    b.assert_skip_link_first();
+    b.assert_accessible("the password reset request page");
+
+    // The reset form: two passwords that differ mark both fields; a short
+    // one marks the first only.
+    let mut token = String::new();
+    frontdesk_core::password_resets::request_for_user(
+        &mut db.conn(),
+        &Actor::system(),
+        user.id,
+        chrono::Duration::hours(1),
+        |u, t, _| {
+            token = t.expose().to_owned();
+            Ok(frontdesk_core::outbox::NewMail {
+                kind: "password_reset".into(),
+                recipient: u.email.clone(),
+                subject: "reset".into(),
+                text_body: "reset".into(),
+                html_body: None,
+                invitation_id: None,
+            })
+        },
+    )
+    .expect("a reset link");
+    b.go(&format!("/auth/password-reset/{token}"));
+    b.wait_for("Choose a new password");
+    b.assert_accessible("the reset form");
+    b.type_into("input[name=password]", "a long new password");
+    b.type_into("input[name=password_confirm]", "another long password");
+    b.click("form button[type=submit]");
+    b.wait_for("do not match");
+    let (first, second) = (
+        field_state(&b, "password"),
+        field_state(&b, "password_confirm"),
+    );
+    assert_eq!(first["invalid"], "true", "{first}");
+    assert_eq!(second["invalid"], "true", "{second}");
+    assert_eq!(
+        first["described"],
+        json!(["The two passwords do not match."])
+    );
+    assert_eq!(first["focused"], true, "{first}");
+    b.assert_accessible("the reset form with an error");
+    b.type_into("input[name=password]", "short");
+    b.type_into("input[name=password_confirm]", "short");
+    b.execute(
+        "document.querySelectorAll('input[minlength]').forEach(function (i) {\
+           i.removeAttribute('minlength'); });",
+        json!([]),
+    );
+    b.click("form button[type=submit]");
+    b.wait_for("at least");
+    let (first, second) = (
+        field_state(&b, "password"),
+        field_state(&b, "password_confirm"),
+    );
+    assert_eq!(
+        (&first["invalid"], first["focused"].as_bool()),
+        (&json!("true"), Some(true))
+    );
+    assert_eq!(second["invalid"], Value::Null, "{second}");
+    // Nothing was changed: the old password still works.
+    assert!(
+        frontdesk_core::password_resets::check(&mut db.conn(), &token)
+            .expect("check")
+            .is_some(),
+        "the link is still unused"
+    );
+
+    // Signed in: the own sessions page and the password change form.
+    b.login("ada@acme.test", "/auth/sessions");
+    b.wait_for("Your sessions");
+    b.assert_skip_link_first();
+    b.assert_accessible("the own sessions page");
+    b.resize(390, 844);
+    b.go("/auth/sessions");
+    b.wait_for("Your sessions");
+    b.assert_accessible("the own sessions page on a phone");
+    b.resize(1280, 860);
+    b.go("/auth/password");
+    b.wait_for("Change your password");
+    b.assert_accessible("the password change form");
+    assert_eq!(b.assert_field_borders(), 3);
+    b.type_into("input[name=current_password]", "not the password");
+    b.type_into("input[name=password]", "a long new password");
+    b.type_into("input[name=password_confirm]", "a long new password");
+    b.click("form button[type=submit]");
+    b.wait_for("not right");
+    let current = field_state(&b, "current_password");
+    assert_eq!(current["invalid"], "true", "{current}");
+    assert_eq!(
+        current["described"],
+        json!(["The current password is not right."])
+    );
+    assert_eq!(current["focused"], true, "{current}");
+    assert_eq!(field_state(&b, "password")["invalid"], Value::Null);
+    b.assert_accessible("the password change form with an error");
+    let hash = fx::reload(&db, user.id).and_then(|u| u.password_hash);
+    assert!(
+        passwords::verify(PASSWORD, hash.as_deref()),
+        "the password is unchanged"
+    );
+
+    drop(b);
     drop(driver);
     actix_web::rt::System::new().block_on(server.stop(true));
 }

@@ -116,6 +116,7 @@ both!(
         );
         admin.click("form.fda-form button[type=submit]");
         admin.wait_for(&format!("Invitation to {INVITEE} created"));
+        admin.assert_accessible("the invitations page with a flash message");
 
         // The worker delivers the mail; its link is built from the base URL.
         let delivered = mail_to(&memory, INVITEE);
@@ -151,11 +152,59 @@ both!(
             "the personal message shows"
         );
         assert!(page.contains(INVITEE));
+        invitee.assert_skip_link_first();
+        invitee.assert_accessible("the invitation page");
+        assert_eq!(invitee.assert_field_borders(), 4);
+        // Two passwords that differ: the form comes back with both fields
+        // marked invalid, tied to the message, the first one focused, and
+        // the invitation still pending.
         invitee.type_into("input[name=first_name]", "Nora");
         invitee.type_into("input[name=last_name]", "Hale");
         invitee.type_into("input[name=password]", PASSWORD);
-        invitee.type_into("input[name=password_confirm]", PASSWORD);
+        invitee.type_into("input[name=password_confirm]", "not the same password");
         invitee.screenshot(shots, "invitation");
+        invitee.click("form.fd-form button[type=submit]");
+        invitee.wait_for("The two passwords do not match.");
+        let state = invitee.execute(
+            "return ['first_name', 'password', 'password_confirm'].map(function (n) {\
+               var f = document.querySelector('[name=' + n + ']');\
+               var d = document.getElementById(f.getAttribute('aria-describedby') || '');\
+               return [n, f.getAttribute('aria-invalid'), d ? d.textContent.trim() : null,\
+                 document.activeElement === f];\
+             });",
+            json!([]),
+        );
+        assert_eq!(
+            state,
+            json!([
+                ["first_name", null, null, false],
+                ["password", "true", "The two passwords do not match.", true],
+                [
+                    "password_confirm",
+                    "true",
+                    "The two passwords do not match.",
+                    false
+                ]
+            ])
+        );
+        invitee.assert_accessible("the invitation page with an error");
+        let status: String = invitations::table
+            .filter(invitations::email.eq(INVITEE))
+            .select(invitations::status)
+            .first(&mut db.conn())
+            .expect("invitation");
+        assert_eq!(status, "pending");
+        // The names typed are kept; the passwords are typed again.
+        assert_eq!(
+            invitee.execute(
+                "return [document.querySelector('[name=first_name]').value,\
+                   document.querySelector('[name=last_name]').value];",
+                json!([])
+            ),
+            json!(["Nora", "Hale"])
+        );
+        invitee.type_into("input[name=password]", PASSWORD);
+        invitee.type_into("input[name=password_confirm]", PASSWORD);
         invitee.click("form.fd-form button[type=submit]");
 
         // Signed in, on the host's page.
@@ -163,6 +212,7 @@ both!(
         invitee.wait_for(&format!("notes of {INVITEE}"));
         invitee.go("/auth/sessions");
         invitee.wait_for(INVITEE);
+        invitee.assert_accessible("the own sessions page");
 
         // The account and the membership exist; the invitation is used up.
         let mut conn = db.conn();
@@ -192,6 +242,7 @@ both!(
         let again = Browser::open(&driver, &chromium, &base);
         again.cmd("POST", "/url", Some(json!({ "url": link })));
         let page = again.wait_for("This invitation link cannot be used");
+        again.assert_accessible("the page of a used invitation link");
         assert!(!page.contains("Acme Corp"), "a used link tells nothing");
 
         drop(again);

@@ -861,3 +861,126 @@ both!(
         });
     }
 );
+
+/// The `<input>` tag of the field named `name` in a page.
+fn input_tag<'a>(body: &'a str, name: &str) -> &'a str {
+    let at = body
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no field {name} in:\n{body}"));
+    let start = body[..at].rfind("<input").expect("an input tag");
+    let end = at + body[at..].find('>').expect("the tag's end");
+    &body[start..=end]
+}
+
+both!(invitation_form_errors_mark_their_fields, |db| {
+    let cast = fx::cast(db);
+    let (_, token) = invite_direct(
+        db,
+        cast.org_a.id,
+        "fields@example.com",
+        chrono::Duration::days(1),
+    );
+    let fd = frontdesk(db);
+    block_on(async move {
+        let app = host_app!(fd);
+        let mut b = Browser::new();
+        let link = format!("/auth/invitations/{token}");
+        let page = b.get(&app, &link).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            !page.body.contains("aria-invalid"),
+            "nothing marked before a mistake"
+        );
+        let csrf = page.csrf();
+        let long_name = "x".repeat(101);
+        // (what is wrong, the fields marked, the fields left alone)
+        type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str], &'a [&'a str]);
+        let cases: [Case; 4] = [
+            (
+                accept_form(&csrf, ""),
+                &["first_name"],
+                &["last_name", "password", "password_confirm"],
+            ),
+            (
+                accept_form(&csrf, "Ann")
+                    .into_iter()
+                    .map(|(k, v)| (k, if k == "last_name" { &long_name } else { v }))
+                    .collect(),
+                &["last_name"],
+                &["first_name", "password", "password_confirm"],
+            ),
+            (
+                accept_form(&csrf, "Ann")
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            if k == "password_confirm" {
+                                "other one"
+                            } else {
+                                v
+                            },
+                        )
+                    })
+                    .collect(),
+                &["password", "password_confirm"],
+                &["first_name", "last_name"],
+            ),
+            (
+                accept_form(&csrf, "Ann")
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            if k.starts_with("password") {
+                                "short"
+                            } else {
+                                v
+                            },
+                        )
+                    })
+                    .collect(),
+                &["password"],
+                &["first_name", "last_name", "password_confirm"],
+            ),
+        ];
+        for (form, marked, clean) in cases {
+            let res = b.post(&app, &link, &form).await;
+            assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{marked:?}");
+            assert!(
+                res.body
+                    .contains("<p class=\"fd-error\" id=\"fd-error\" role=\"alert\">"),
+                "the message has the id the fields point to: {}",
+                res.body
+            );
+            for (i, name) in marked.iter().enumerate() {
+                let tag = input_tag(&res.body, name);
+                assert!(
+                    tag.contains("aria-invalid=\"true\"")
+                        && tag.contains("aria-describedby=\"fd-error\""),
+                    "{name}: {tag}"
+                );
+                assert_eq!(
+                    tag.contains("autofocus"),
+                    i == 0,
+                    "only the first is focused: {tag}"
+                );
+            }
+            for name in clean {
+                let tag = input_tag(&res.body, name);
+                assert!(
+                    !tag.contains("aria-invalid") && !tag.contains("autofocus"),
+                    "{name}: {tag}"
+                );
+            }
+        }
+        // None of it changed anything.
+        assert_eq!(invitation_status(db, "fields@example.com"), vec!["pending"]);
+        let accounts: i64 = users_t::table
+            .filter(users_t::email.eq("fields@example.com"))
+            .count()
+            .get_result(&mut db.conn())
+            .expect("count");
+        assert_eq!(accounts, 0);
+    });
+});

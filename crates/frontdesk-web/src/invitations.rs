@@ -56,6 +56,8 @@ struct Typed {
     first_name: String,
     last_name: String,
     error: Option<String>,
+    /// The form fields the error is about, the one to fix first first.
+    error_fields: &'static [&'static str],
 }
 
 fn respond(
@@ -128,7 +130,23 @@ fn show(
         ctx.insert("first_name", &typed.first_name);
         ctx.insert("last_name", &typed.last_name);
         ctx.insert("error", &typed.error);
+        ctx.insert("error_fields", typed.error_fields);
     })
+}
+
+/// The form field an acceptance error is about, when it is one of the form's.
+fn form_fields_of(e: &InvitationError) -> &'static [&'static str] {
+    match e {
+        InvitationError::Core(
+            CoreError::Invalid { field, .. } | CoreError::TooLong { field, .. },
+        ) => match *field {
+            "first_name" => &["first_name"],
+            "last_name" => &["last_name"],
+            "password" => &["password"],
+            _ => &[],
+        },
+        _ => &[],
+    }
 }
 
 async fn load(state: &FrontdeskState, token: &str) -> Result<Option<InvitationPreview>, WebError> {
@@ -224,12 +242,14 @@ async fn accept(
         first_name: form.first_name.trim().to_owned(),
         last_name: form.last_name.trim().to_owned(),
         error: None,
+        error_fields: &[],
     };
-    let retry = |status: StatusCode, error: &str| {
+    let retry = |status: StatusCode, error: &str, fields: &'static [&'static str]| {
         let again = Typed {
             first_name: typed.first_name.clone(),
             last_name: typed.last_name.clone(),
             error: Some(error.to_owned()),
+            error_fields: fields,
         };
         show(req, state, status, &token, &preview, me.as_ref(), &again)
     };
@@ -242,27 +262,38 @@ async fn accept(
                 return retry(
                     StatusCode::CONFLICT,
                     &InvitationError::WrongAccount.to_string(),
+                    &[],
                 )
             }
             None => {
                 return retry(
                     StatusCode::CONFLICT,
                     &InvitationError::SignInRequired.to_string(),
+                    &[],
                 )
             }
         }
     } else {
         if typed.first_name.is_empty() {
-            return retry(StatusCode::UNPROCESSABLE_ENTITY, "Enter your first name.");
+            return retry(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Enter your first name.",
+                &["first_name"],
+            );
         }
         if form.password != form.password_confirm {
             return retry(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "The two passwords do not match.",
+                &["password", "password_confirm"],
             );
         }
         if let Err(e) = passwords::check_policy(&form.password) {
-            return retry(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
+            return retry(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &e.to_string(),
+                &["password"],
+            );
         }
         let password = form.password;
         let password_hash = state.hashing(move || passwords::hash(&password)).await??;
@@ -317,10 +348,13 @@ async fn accept(
         // form again with the reason; the invitation is still pending.
         Err(e) => {
             let message = e.to_string();
+            let fields = form_fields_of(&e);
             let err = WebError::from(e);
             return match err.status {
-                StatusCode::BAD_REQUEST => retry(StatusCode::UNPROCESSABLE_ENTITY, &message),
-                StatusCode::CONFLICT => retry(StatusCode::CONFLICT, &message),
+                StatusCode::BAD_REQUEST => {
+                    retry(StatusCode::UNPROCESSABLE_ENTITY, &message, fields)
+                }
+                StatusCode::CONFLICT => retry(StatusCode::CONFLICT, &message, fields),
                 _ => Err(err),
             };
         }

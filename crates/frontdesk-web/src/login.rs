@@ -99,6 +99,14 @@ fn render_login(
             .filter(|n| !n.is_empty()),
     );
     ctx.insert("error", &error);
+    // One answer for a wrong email and a wrong password: both fields are
+    // marked, the email first.
+    let error_fields: &[&str] = if error.is_some() {
+        &["email", "password"]
+    } else {
+        &[]
+    };
+    ctx.insert("error_fields", error_fields);
     let notice = req
         .query_string()
         .contains("reset=done")

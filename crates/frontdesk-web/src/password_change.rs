@@ -27,12 +27,14 @@ fn render(
     state: &FrontdeskState,
     me: &CurrentUser,
     status: StatusCode,
-    error: Option<&str>,
+    error: Option<(&str, &[&str])>,
     done: bool,
 ) -> Result<HttpResponse, WebError> {
     let mut ctx = state.context();
     ctx.insert("csrf_token", me.csrf_token());
-    ctx.insert("error", &error);
+    // The message, and the fields it is about (the one to fix first first).
+    ctx.insert("error", &error.map(|(text, _)| text));
+    ctx.insert("error_fields", error.map_or(&[][..], |(_, fields)| fields));
     ctx.insert("done", &done);
     let body = state.render("auth/password_change.html", &ctx)?;
     Ok(HttpResponse::build(status)
@@ -55,20 +57,23 @@ pub async fn submit(
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     let form = form.into_inner();
-    let retry = |msg: &str| {
+    let retry = |msg: &str, fields: &[&str]| {
         render(
             &state,
             &me,
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some(msg),
+            Some((msg, fields)),
             false,
         )
     };
     if form.password != form.password_confirm {
-        return retry("The two new passwords do not match.");
+        return retry(
+            "The two new passwords do not match.",
+            &["password", "password_confirm"],
+        );
     }
     if let Err(e) = passwords::check_policy(&form.password) {
-        return retry(&e.to_string());
+        return retry(&e.to_string(), &["password"]);
     }
     let user = me.user.clone();
     let current = form.current_password;
@@ -78,7 +83,7 @@ pub async fn submit(
         .hashing(move || auth::verify_password(&user, &current).then(|| passwords::hash(&new)))
         .await?;
     let hash = match hash {
-        None => return retry("The current password is not right."),
+        None => return retry("The current password is not right.", &["current_password"]),
         Some(h) => h?,
     };
     let (user_id, keep) = (me.id(), me.session.id);

@@ -175,6 +175,7 @@ pub async fn form_page(
             |ctx| {
                 ctx.insert("token", &token);
                 ctx.insert("error", &None::<String>);
+                ctx.insert("error_fields", &[] as &[&str]);
             },
         ),
         None => invalid(&req, &state),
@@ -190,7 +191,7 @@ pub async fn form_submit(
     csrf::verify(&req, &state, &form.csrf_token)?;
     let token = path.into_inner();
     let form = form.into_inner();
-    let retry = |error: String| {
+    let retry = |error: String, fields: &'static [&'static str]| {
         let token = token.clone();
         page(
             &req,
@@ -200,14 +201,18 @@ pub async fn form_submit(
             move |ctx| {
                 ctx.insert("token", &token);
                 ctx.insert("error", &Some(error));
+                ctx.insert("error_fields", fields);
             },
         )
     };
     if form.password != form.password_confirm {
-        return retry("The two passwords do not match.".into());
+        return retry(
+            "The two passwords do not match.".into(),
+            &["password", "password_confirm"],
+        );
     }
     if let Err(e) = passwords::check_policy(&form.password) {
-        return retry(e.to_string());
+        return retry(e.to_string(), &["password"]);
     }
     // Check before hashing so a dead link costs no argon2 run.
     let check = token.clone();

@@ -16,6 +16,7 @@ macro_rules! embedded {
 /// Every template frontdesk ships, by name.
 pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "auth/base.html",
+    "auth/macros.html",
     "auth/login.html",
     "auth/sessions.html",
     "auth/password_change.html",

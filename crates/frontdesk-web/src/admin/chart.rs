@@ -11,14 +11,48 @@ const LEFT: f64 = 40.0;
 const BOTTOM: f64 = 24.0;
 const TOP: f64 = 10.0;
 
-/// The series, their CSS class and legend label.
-const SERIES: [(&str, &str); 3] = [
-    ("fd-s-signups", "Sign-ups"),
-    ("fd-s-signins", "Sign-ins"),
-    ("fd-s-failed", "Failed sign-ins"),
+/// How a series is drawn besides its colour, so that the lines can be told
+/// apart without seeing colour: a dash pattern and a marker on every day.
+#[derive(Clone, Copy)]
+pub enum Marker {
+    Circle,
+    Square,
+    Triangle,
+}
+
+/// One line of the chart.
+pub struct Series {
+    /// CSS class (the colour).
+    pub class: &'static str,
+    pub label: &'static str,
+    /// `stroke-dasharray`, or empty for a solid line.
+    pub dash: &'static str,
+    pub marker: Marker,
+}
+
+/// The series in the order of their columns in the table.
+pub const SERIES: [Series; 3] = [
+    Series {
+        class: "fd-s-signups",
+        label: "Sign-ups",
+        dash: "",
+        marker: Marker::Circle,
+    },
+    Series {
+        class: "fd-s-signins",
+        label: "Sign-ins",
+        dash: "8 4",
+        marker: Marker::Square,
+    },
+    Series {
+        class: "fd-s-failed",
+        label: "Failed sign-ins",
+        dash: "2 3",
+        marker: Marker::Triangle,
+    },
 ];
 
-fn value(d: &Day, series: usize) -> i64 {
+pub fn value(d: &Day, series: usize) -> i64 {
     match series {
         0 => d.signups,
         1 => d.signins,
@@ -26,7 +60,54 @@ fn value(d: &Day, series: usize) -> i64 {
     }
 }
 
-/// A line chart of the days, oldest first.
+fn dash_attr(dash: &str) -> String {
+    if dash.is_empty() {
+        String::new()
+    } else {
+        format!(" stroke-dasharray=\"{dash}\"")
+    }
+}
+
+/// The marker shape centred on (x, y).
+fn marker(out: &mut String, m: Marker, x: f64, y: f64, extra: &str) {
+    let _ = match m {
+        Marker::Circle => write!(
+            out,
+            "<circle class=\"fd-m\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\"{extra}/>"
+        ),
+        Marker::Square => write!(
+            out,
+            "<rect class=\"fd-m\" x=\"{:.1}\" y=\"{:.1}\" width=\"7\" height=\"7\"{extra}/>",
+            x - 3.5,
+            y - 3.5
+        ),
+        Marker::Triangle => write!(
+            out,
+            "<path class=\"fd-m\" d=\"M{x:.1} {:.1}L{:.1} {:.1}H{:.1}Z\"{extra}/>",
+            y - 4.5,
+            x + 4.5,
+            y + 3.5,
+            x - 4.5
+        ),
+    };
+}
+
+/// The legend's sample of a series: a short stretch of its line with its
+/// marker, the same as on the chart (decorative: the label says the rest).
+pub fn key(s: &Series) -> String {
+    let mut out = format!(
+        "<svg class=\"fd-key {}\" width=\"36\" height=\"12\" viewBox=\"0 0 36 12\" \
+         aria-hidden=\"true\" focusable=\"false\"><line x1=\"0\" y1=\"6\" x2=\"36\" y2=\"6\"{}/>",
+        s.class,
+        dash_attr(s.dash)
+    );
+    marker(&mut out, s.marker, 18.0, 6.0, "");
+    out.push_str("</svg>");
+    out
+}
+
+/// A line chart of the days, oldest first. Each marker carries its day and
+/// figure (`data-date`, `data-value`), the same figures as the table beside it.
 pub fn svg(days: &[Day]) -> String {
     let max = days
         .iter()
@@ -43,7 +124,7 @@ pub fn svg(days: &[Day]) -> String {
     let _ = write!(
         out,
         "<svg class=\"fd-chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" \
-         aria-label=\"Sign-ups, sign-ins and failed sign-ins per day\" \
+         aria-label=\"Sign-ups, sign-ins and failed sign-ins per day (the table below has the figures)\" \
          xmlns=\"http://www.w3.org/2000/svg\">"
     );
     // Grid lines at 0, half and the maximum.
@@ -70,17 +151,26 @@ pub fn svg(days: &[Day]) -> String {
             );
         }
     }
-    for (s, (class, label)) in SERIES.iter().enumerate() {
+    for (si, s) in SERIES.iter().enumerate() {
         let points: Vec<String> = days
             .iter()
             .enumerate()
-            .map(|(i, d)| format!("{:.1},{:.1}", x(i), y(value(d, s))))
+            .map(|(i, d)| format!("{:.1},{:.1}", x(i), y(value(d, si))))
             .collect();
         let _ = write!(
             out,
-            "<polyline class=\"{class}\" fill=\"none\" points=\"{}\"><title>{label}</title></polyline>",
+            "<g class=\"{}\" data-series=\"{}\"><polyline fill=\"none\"{} points=\"{}\"/>",
+            s.class,
+            s.label,
+            dash_attr(s.dash),
             points.join(" ")
         );
+        for (i, d) in days.iter().enumerate() {
+            let v = value(d, si);
+            let data = format!(" data-date=\"{}\" data-value=\"{v}\"", d.date);
+            marker(&mut out, s.marker, x(i), y(v), &data);
+        }
+        out.push_str("</g>");
     }
     out.push_str("</svg>");
     out
@@ -106,5 +196,23 @@ mod tests {
         assert_eq!(s.matches("<polyline").count(), 3);
         assert!(s.contains(">29</text>"), "the axis shows the maximum");
         assert!(!s.contains("<script"));
+        // Told apart by more than colour: two dash patterns beside one solid
+        // line, and a marker of its own shape on every day of every line.
+        assert_eq!(s.matches("stroke-dasharray=\"8 4\"").count(), 1);
+        assert_eq!(s.matches("stroke-dasharray=\"2 3\"").count(), 1);
+        assert_eq!(s.matches("<circle class=\"fd-m\"").count(), 30);
+        assert_eq!(s.matches("<rect class=\"fd-m\"").count(), 30);
+        assert_eq!(s.matches("<path class=\"fd-m\"").count(), 30);
+        assert!(s.contains("data-date=\"2026-01-30\" data-value=\"29\""));
+    }
+
+    #[test]
+    fn the_legend_draws_each_series_as_the_chart_does() {
+        for s in &SERIES {
+            let k = key(s);
+            assert!(k.contains(s.class) && k.contains("aria-hidden=\"true\""));
+            assert_eq!(k.contains("stroke-dasharray"), !s.dash.is_empty());
+            assert!(k.contains("class=\"fd-m\""), "{k}");
+        }
     }
 }

@@ -17,13 +17,25 @@ pub async fn page(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
             Ok::<_, frontdesk_core::CoreError>((counts, days))
         })
         .await?;
-    let totals = days.iter().fold((0, 0, 0), |t, d| {
-        (t.0 + d.signups, t.1 + d.signins, t.2 + d.failed_signins)
-    });
+    // The legend: each series' label, its total and a sample of its line.
+    let series: Vec<serde_json::Value> = chart::SERIES
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            serde_json::json!({
+                "class": s.class,
+                "label": s.label,
+                "total": days.iter().map(|d| chart::value(d, i)).sum::<i64>(),
+                "key": chart::key(s),
+            })
+        })
+        .collect();
     let mut ctx = Context::new();
     ctx.insert("counts", &counts);
     ctx.insert("chart", &chart::svg(&days));
-    ctx.insert("totals", &totals);
+    ctx.insert("series", &series);
+    // The chart's figures again, as a table.
+    ctx.insert("days", &days);
     render(
         &req,
         &state,
