@@ -357,9 +357,10 @@ both!(
         let cast = fx::cast(db);
         let a = cast.org_a.id;
         let now = frontdesk_core::time::now();
-        let early = fx::user(db, "early@acme.test", None, Some((a, OrgRole::Member)));
+        // Made in an order that neither id nor sign-up order matches the sort.
         let late = fx::user(db, "late@acme.test", None, Some((a, OrgRole::Member)));
         let idle = fx::user(db, "idle@acme.test", None, Some((a, OrgRole::Member)));
+        let early = fx::user(db, "early@acme.test", None, Some((a, OrgRole::Member)));
         set_last_active(db, early.id, Some(now - Duration::days(3)));
         set_last_active(db, late.id, Some(now - Duration::hours(1)));
         set_last_active(db, idle.id, None);
