@@ -576,6 +576,7 @@ fn admin_browser_flows_in_headless_chromium() {
     assert!(!shown(&reason_box), "the menu starts closed");
     admin.click("summary[aria-label='Actions for tina Test']");
     assert!(shown(&reason_box), "the summary opens the menu");
+    admin.screenshot(shots, "users_menu");
     admin.type_into(&format!("{suspend_form} input[name=reason]"), "chargeback");
     admin.click(&format!("{suspend_form} button[type=submit]"));
     admin.wait_for("User suspended");
