@@ -729,6 +729,10 @@ both!(admin_audit_log_names_actors_targets_and_details, |db| {
         let delete = row_of(&page.body, ">user.delete<");
         assert!(delete.contains(&format!("Deleted user #{}", gone.id)));
         assert!(page.body.contains("<td data-label=\"Actor\">System</td>"));
+        // An organization recorded with a role reads as its name and the role.
+        assert!(page
+            .body
+            .contains("<dt>Organization</dt><dd>Acme Corp (member)</dd>"));
         // The user page's trail uses the same names.
         let page = staff
             .get(&app, &format!("/admin/users/{}", cast.alice.id))

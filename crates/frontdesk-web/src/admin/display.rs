@@ -16,10 +16,13 @@ pub fn device(user_agent: Option<&str>) -> String {
     }
     let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
     if let Some(r) = woothee::parser::Parser::new().parse(raw) {
-        if known(r.name) {
+        let major = r.version.split('.').next().unwrap_or("");
+        // Browsers carry a numeric version; tools and libraries (curl's
+        // "HTTP Library") read better as their own string.
+        let numeric = !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit());
+        if known(r.name) && (numeric || !known(major)) && r.category != "misc" {
             let mut out = r.name.to_owned();
-            let major = r.version.split('.').next().unwrap_or("");
-            if known(major) {
+            if numeric {
                 out.push(' ');
                 out.push_str(major);
             }
@@ -144,6 +147,9 @@ pub fn detail_refs(details: &str) -> Vec<String> {
     if let Some(id) = map.get("user_id").and_then(Value::as_i64) {
         out.push(format!("user:{id}"));
     }
+    if let Some((id, _)) = map.get("organization").and_then(org_and_role) {
+        out.push(format!("organization:{id}"));
+    }
     out
 }
 
@@ -181,6 +187,17 @@ pub fn details(raw: &str, names: &Names) -> Vec<Detail> {
                     .get(&id)
                     .map(|u| u.name.clone())
                     .unwrap_or_else(|| format!("#{id}")),
+                ("organization", _) => match org_and_role(v) {
+                    Some((id, role)) => {
+                        let org = names
+                            .organizations
+                            .get(&id)
+                            .cloned()
+                            .unwrap_or_else(|| format!("#{id}"));
+                        format!("{org} ({role})")
+                    }
+                    None => value_text(v),
+                },
                 _ => value_text(v),
             };
             Detail {
@@ -189,6 +206,14 @@ pub fn details(raw: &str, names: &Names) -> Vec<Detail> {
             }
         })
         .collect()
+}
+
+/// An organization recorded with a role, as `[id, "role"]`.
+fn org_and_role(v: &Value) -> Option<(i64, &str)> {
+    match v.as_array()?.as_slice() {
+        [id, role] => Some((id.as_i64()?, role.as_str()?)),
+        _ => None,
+    }
 }
 
 fn value_text(v: &Value) -> String {
@@ -220,6 +245,10 @@ mod tests {
         assert_eq!(device(None), "unknown");
         assert_eq!(device(Some("  ")), "unknown");
         assert_eq!(device(Some("TestBrowser/1.0")), "TestBrowser/1.0");
+        assert_eq!(device(Some("curl/8.5.0")), "curl/8.5.0");
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
+                      (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+        assert_eq!(device(Some(iphone)), "Safari 17 on iOS");
         let long = "x".repeat(200);
         assert_eq!(device(Some(&long)).chars().count(), 61);
     }
@@ -251,6 +280,16 @@ mod tests {
         assert!(pairs.contains(&("To", "none")));
         assert!(pairs.contains(&("Domains", "a, b")));
         assert!(details("{}", &names).is_empty());
+        let mut names = Names::default();
+        names.organizations.insert(4, "Acme".into());
+        let d = details(r#"{"organization":[4,"admin"]}"#, &names);
+        assert_eq!(d[0].value, "Acme (admin)");
+        assert_eq!(
+            detail_refs(r#"{"organization":[4,"admin"]}"#),
+            ["organization:4"]
+        );
+        let d = details(r#"{"organization":"acme"}"#, &names);
+        assert_eq!(d[0].value, "acme");
         assert_eq!(details("not json", &names)[0].value, "not json");
     }
 
