@@ -587,6 +587,19 @@ both!(
                 .get(&app, &format!("/admin/sessions?user_id={}", cast.bob.id))
                 .await;
             assert!(!page.body.contains("Alice Liddell") && page.body.contains("bob Test"));
+            // The link's user shows in the email box, so filtering again keeps them.
+            assert!(page
+                .body
+                .contains("name=\"email\" value=\"bob@globex.test\""));
+            let page = staff
+                .get(
+                    &app,
+                    &format!("/admin/login-attempts?user_id={}", cast.bob.id),
+                )
+                .await;
+            assert!(page
+                .body
+                .contains("name=\"email\" value=\"bob@globex.test\""));
             // An email no one has lists nothing (not everyone); so does a mismatch.
             let page = staff.get(&app, "/admin/sessions?email=nobody@x.test").await;
             assert!(page.body.contains("No sessions."));
@@ -606,6 +619,14 @@ both!(
             let (mut org, _) = fx::signed_in(db, cast.get("org_admin"));
             let page = org.get(&app, "/admin/sessions?email=bob@globex.test").await;
             assert!(page.body.contains("No sessions.") && !page.body.contains("bob Test"));
+            // An id of a user they may not see reveals no address.
+            for path in ["sessions", "login-attempts"] {
+                let page = org
+                    .get(&app, &format!("/admin/{path}?user_id={}", cast.bob.id))
+                    .await;
+                assert_eq!(page.status, StatusCode::OK);
+                assert!(!page.body.contains("bob@globex.test"), "{path}");
+            }
 
             // Login attempts: reasons in words, never the codes, names and devices.
             let page = staff.get(&app, "/admin/login-attempts").await;

@@ -3,9 +3,29 @@
 //! words, an audit reference (`user:7`) as a name with a link, and an audit
 //! event's JSON details as a key/value list.
 
+use frontdesk_core::authz::{Action, Actor};
 use frontdesk_core::names::{parse_ref, Names};
+use frontdesk_core::{users, CoreError, CoreResult, DbConnection};
 use serde::Serialize;
 use serde_json::Value;
+
+/// The email a `user_id` link's filter shows in the email box, so that the
+/// form, sent again, asks for the same person; nothing for a user the actor
+/// may not see (an id must not reveal an address).
+pub fn email_for_filter(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user_id: Option<i64>,
+) -> CoreResult<Option<String>> {
+    let Some(id) = user_id else {
+        return Ok(None);
+    };
+    match users::get_for(conn, actor, id, Action::View) {
+        Ok(u) => Ok(Some(u.email)),
+        Err(CoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 /// The device a User-Agent names, e.g. "Chrome 131 on macOS"; the raw string
 /// (cut short) when the parser does not recognise it, "unknown" when empty.

@@ -65,8 +65,13 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     };
     let page = p.page()?;
     let scope = admin.scope();
-    let (rows, total, names) = state
+    let actor = admin.actor.clone();
+    let (rows, total, names, link_email) = state
         .db(move |conn| {
+            let link_email = match &filter.email {
+                None => display::email_for_filter(conn, &actor, filter.user_id)?,
+                Some(_) => None,
+            };
             let (rows, total) =
                 login_attempts::list_scoped(conn, &filter, scope.as_deref(), page, PER_PAGE)?;
             let refs: Vec<String> = rows
@@ -74,7 +79,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 .filter_map(|a| a.user_id.map(|u| format!("user:{u}")))
                 .collect();
             let names = Names::load(conn, refs.iter().map(String::as_str))?;
-            Ok::<_, CoreError>((rows, total, names))
+            Ok::<_, CoreError>((rows, total, names, link_email))
         })
         .await?;
     let rows: Vec<Row> = rows
@@ -120,13 +125,10 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
             })
             .collect::<Vec<_>>(),
     );
-    for k in ["email", "ip", "result", "reason", "from", "to"] {
+    for k in ["ip", "result", "reason", "from", "to"] {
         ctx.insert(format!("f_{k}"), &p.text(k));
     }
-    ctx.insert(
-        "f_user",
-        &p.get("user_id").or(p.get("user")).unwrap_or_default(),
-    );
+    ctx.insert("f_email", &link_email.unwrap_or_else(|| p.text("email")));
     render(
         &req,
         &state,

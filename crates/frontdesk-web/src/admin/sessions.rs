@@ -47,9 +47,13 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     };
     let config = state.settings().auth.sessions;
     let actor = admin.actor.clone();
-    let (rows, total, names, orgs) = state
+    let (rows, total, names, orgs, link_email) = state
         .db(move |conn| {
             let orgs = frontdesk_core::organizations::list(conn, &actor)?;
+            let link_email = match email {
+                None => display::email_for_filter(conn, &actor, user_id)?,
+                Some(_) => None,
+            };
             let by_email = match &email {
                 None => None,
                 Some(e) => Some(core_users::find_by_email(conn, e)?.map(|u| u.id)),
@@ -82,7 +86,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
             };
             let refs: Vec<String> = rows.iter().map(|s| format!("user:{}", s.user_id)).collect();
             let names = Names::load(conn, refs.iter().map(String::as_str))?;
-            Ok::<_, CoreError>((rows, total, names, orgs))
+            Ok::<_, CoreError>((rows, total, names, orgs, link_email))
         })
         .await?;
     let now = frontdesk_core::time::now();
@@ -124,11 +128,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     ctx.insert("pages", &pages);
     ctx.insert("prev_link", &(page > 1).then(|| link(page - 1)));
     ctx.insert("next_link", &(page < pages).then(|| link(page + 1)));
-    ctx.insert("f_email", &p.text("email"));
-    ctx.insert(
-        "f_user",
-        &p.get("user_id").or(p.get("user")).unwrap_or_default(),
-    );
+    ctx.insert("f_email", &link_email.unwrap_or_else(|| p.text("email")));
     ctx.insert("f_org", &p.text("org"));
     ctx.insert("f_all", &(p.get("all") == Some("yes")));
     ctx.insert(
