@@ -816,6 +816,37 @@ fn admin_browser_flows_in_headless_chromium() {
     }
     drop(conn);
 
+    // The row's actions menu: a disclosure of small forms. Open it, suspend
+    // with a reason, and land back on the same view of the list.
+    admin.go("/admin/users?q=acme.test&sort=email&dir=asc");
+    admin.wait_for("tina@acme.test");
+    let suspend_form = format!("form[action$='/users/{}/suspend']", t1.id);
+    let reason_box = admin.find(&format!("{suspend_form} input[name=reason]"));
+    let shown = |e: &str| {
+        admin
+            .cmd("GET", &format!("/element/{e}/displayed"), None)
+            .as_bool()
+            .unwrap_or(false)
+    };
+    assert!(!shown(&reason_box), "the menu starts closed");
+    admin.click("summary[aria-label='Actions for tina Test']");
+    assert!(shown(&reason_box), "the summary opens the menu");
+    admin.screenshot(shots, "users_menu");
+    admin.type_into(&format!("{suspend_form} input[name=reason]"), "chargeback");
+    admin.click(&format!("{suspend_form} button[type=submit]"));
+    admin.wait_for("User suspended");
+    assert!(admin.url().contains("q=acme.test"), "{}", admin.url());
+    let tina = fx::reload(&db, t1.id).expect("tina");
+    assert_eq!(tina.status, "suspended");
+    assert_eq!(tina.suspended_reason.as_deref(), Some("chargeback"));
+    admin.click("summary[aria-label='Actions for tina Test']");
+    admin.click(&format!(
+        "form[action$='/users/{}/restore'] button[type=submit]",
+        t1.id
+    ));
+    admin.wait_for("User restored.");
+    assert_eq!(fx::reload(&db, t1.id).expect("tina").status, "active");
+
     // Delete with the typed confirmation.
     admin.go(&format!("/admin/users/{}", doomed.id));
     admin.wait_for("Delete permanently");

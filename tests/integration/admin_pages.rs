@@ -382,19 +382,21 @@ both!(admin_audit_log_filters_and_scopes, |db| {
     block_on(async move {
         let app = host_app!(fd);
         let (mut staff, _) = fx::signed_in(db, cast.get("staff_viewer"));
+        // Targets are named and linked to the user's page.
+        let link = |id: i64| format!("href=\"&#x2F;admin/users/{id}\"");
         let page = staff.get(&app, "/admin/audit?action=user.suspend").await;
-        assert!(page.body.contains(&format!("user:{}", cast.alice.id)));
-        assert!(page.body.contains(&format!("user:{}", cast.bob.id)));
+        assert!(page.body.contains(&link(cast.alice.id)));
+        assert!(page.body.contains(&link(cast.bob.id)));
         assert!(!page.body.contains("organization.create"));
         let page = staff
             .get(&app, &format!("/admin/audit?target=user:{}", cast.bob.id))
             .await;
-        assert!(!page.body.contains(&format!(">user:{}<", cast.alice.id)));
+        assert!(!page.body.contains(&link(cast.alice.id)));
         let (mut org, _) = fx::signed_in(db, cast.get("org_admin"));
         let page = org.get(&app, "/admin/audit?action=user.suspend").await;
-        assert!(page.body.contains(&format!(">user:{}<", cast.alice.id)));
+        assert!(page.body.contains(&link(cast.alice.id)));
         assert!(
-            !page.body.contains(&format!(">user:{}<", cast.bob.id)),
+            !page.body.contains(&link(cast.bob.id)),
             "another org's events are hidden"
         );
     });

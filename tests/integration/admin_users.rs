@@ -485,7 +485,8 @@ both!(admin_user_page_actions_and_typed_delete, |db| {
         let page = admin.get(&app, &format!("/admin/users/{id}")).await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.body.contains("Locked out until"));
-        assert!(page.body.contains("bad_password"));
+        assert!(page.body.contains("Wrong password"));
+        assert!(!page.body.contains("bad_password"));
         assert!(page.body.contains("Acme"));
         assert!(
             page.body.contains("What deletion destroys") || page.body.contains("cannot be undone")

@@ -8,6 +8,7 @@ mod admin_access;
 mod admin_browser;
 mod admin_fixture;
 mod admin_imports;
+mod admin_lists;
 mod admin_pages;
 mod admin_users;
 mod api_keys;

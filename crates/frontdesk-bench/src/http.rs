@@ -88,6 +88,7 @@ fn sort_value(q: &UserQuery) -> (&'static str, &'static str) {
         SortKey::Name => "name",
         SortKey::Created => "created",
         SortKey::LastLogin => "last_login",
+        SortKey::LastActive => "last_active",
     };
     let dir = match q.dir {
         SortDir::Asc => "asc",

@@ -15,6 +15,7 @@ pub mod import_jobs;
 pub mod imports;
 pub mod invitations;
 pub mod login_attempts;
+pub mod names;
 pub mod organizations;
 pub mod outbox;
 pub mod password_resets;

@@ -15,10 +15,11 @@ document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll(".fda-select-all").forEach(function (box) {
     box.hidden = false;
     box.addEventListener("change", function () {
-      var form = box.closest("form");
+      // The row boxes belong to the bulk form by their form attribute.
+      var form = box.form || box.closest("form");
       if (!form) return;
-      form.querySelectorAll('input[name="ids"]').forEach(function (c) {
-        c.checked = box.checked;
+      Array.prototype.forEach.call(form.elements, function (c) {
+        if (c.name === "ids") c.checked = box.checked;
       });
     });
   });

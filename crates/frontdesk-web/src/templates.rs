@@ -145,6 +145,13 @@ mod tests {
             // The outbox's states (its CHECK constraint).
             ("fda-delivery-", vec!["queued", "sending", "sent", "failed"]),
             ("fda-flash-", vec!["ok", "error"]),
+            (
+                "fda-role-",
+                frontdesk_core::OrgRole::ALL
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect(),
+            ),
         ];
         let mut missing = Vec::new();
         for (name, text) in EMBEDDED.iter().filter(|(n, _)| n.starts_with("admin/")) {

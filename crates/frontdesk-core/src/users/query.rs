@@ -24,6 +24,7 @@ pub struct Keyset {
     last_name: String,
     created_at: NaiveDateTime,
     last_login_at: Option<NaiveDateTime>,
+    last_active_at: Option<NaiveDateTime>,
 }
 
 /// The columns of a user an export can write.
@@ -43,6 +44,8 @@ pub struct ExportRow {
     pub profile: String,
     pub created_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
+    /// Read for the keyset of a sort on last activity; not a column an export writes.
+    pub last_active_at: Option<NaiveDateTime>,
 }
 
 /// Both row types carry the sort keys under the same names.
@@ -57,6 +60,7 @@ macro_rules! keyset_from {
                     last_name: u.last_name.clone(),
                     created_at: u.created_at,
                     last_login_at: u.last_login_at,
+                    last_active_at: u.last_active_at,
                 }
             }
         }
@@ -102,6 +106,10 @@ pub const DEFAULT_LIMIT: i64 = 50;
 /// each is indexed as written in `migrations/*/…_initial/up.sql`.
 const LAST_LOGIN_NULLS_LAST_ASC: &str = "COALESCE(users.last_login_at, '9999-12-31 23:59:59')";
 const LAST_LOGIN_NULLS_LAST_DESC: &str = "COALESCE(users.last_login_at, '0001-01-01 00:00:00')";
+/// The same for last activity (users never seen active sort last), indexed in
+/// `migrations/*/…_users_last_active_sort/up.sql`.
+const LAST_ACTIVE_NULLS_LAST_ASC: &str = "COALESCE(users.last_active_at, '9999-12-31 23:59:59')";
+const LAST_ACTIVE_NULLS_LAST_DESC: &str = "COALESCE(users.last_active_at, '0001-01-01 00:00:00')";
 pub const MAX_LIMIT: i64 = 100;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +132,7 @@ pub enum SortKey {
     #[default]
     Created,
     LastLogin,
+    LastActive,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -483,6 +492,14 @@ impl UserQuery {
                 sql::<Timestamp>(LAST_LOGIN_NULLS_LAST_DESC).desc(),
                 users::id.desc(),
             )),
+            (SortKey::LastActive, true) => q.order((
+                sql::<Timestamp>(LAST_ACTIVE_NULLS_LAST_ASC).asc(),
+                users::id.asc(),
+            )),
+            (SortKey::LastActive, false) => q.order((
+                sql::<Timestamp>(LAST_ACTIVE_NULLS_LAST_DESC).desc(),
+                users::id.desc(),
+            )),
         }
     }
 
@@ -772,7 +789,7 @@ impl UserQuery {
     }
 
     /// [`Self::for_each_batch`] reading only the columns an export writes
-    /// (no password hash, search text or activity timestamps): the export
+    /// (no password hash or search text): the export
     /// streams through this.
     pub fn for_each_export_batch<E: From<CoreError>>(
         &self,
@@ -814,15 +831,22 @@ impl UserQuery {
                     .sql(")"),
             ),
             // The same COALESCE expressions the sort uses, on both sides.
-            SortKey::LastLogin => {
-                let (expr, fill) = if asc {
-                    (LAST_LOGIN_NULLS_LAST_ASC, "'9999-12-31 23:59:59'")
+            SortKey::LastLogin | SortKey::LastActive => {
+                let last = self.sort == SortKey::LastLogin;
+                let (expr, fill) = match (last, asc) {
+                    (true, true) => (LAST_LOGIN_NULLS_LAST_ASC, "'9999-12-31 23:59:59'"),
+                    (true, false) => (LAST_LOGIN_NULLS_LAST_DESC, "'0001-01-01 00:00:00'"),
+                    (false, true) => (LAST_ACTIVE_NULLS_LAST_ASC, "'9999-12-31 23:59:59'"),
+                    (false, false) => (LAST_ACTIVE_NULLS_LAST_DESC, "'0001-01-01 00:00:00'"),
+                };
+                let at = if last {
+                    u.last_login_at
                 } else {
-                    (LAST_LOGIN_NULLS_LAST_DESC, "'0001-01-01 00:00:00'")
+                    u.last_active_at
                 };
                 q.filter(
                     sql::<Bool>(&format!("({expr}, users.id{op}COALESCE("))
-                        .bind::<Nullable<Timestamp>, _>(u.last_login_at)
+                        .bind::<Nullable<Timestamp>, _>(at)
                         .sql(&format!(", {fill}), "))
                         .bind::<BigInt, _>(u.id)
                         .sql(")"),

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod chart;
 pub mod dashboard;
+pub mod display;
 pub mod exports;
 pub mod imports;
 pub mod invitations;

@@ -50,14 +50,6 @@ struct AttemptRow {
 }
 
 #[derive(Serialize)]
-struct EventRow {
-    created_at: String,
-    actor: String,
-    action: String,
-    details: String,
-}
-
-#[derive(Serialize)]
 struct TagRow {
     id: i64,
     name: String,
@@ -82,6 +74,16 @@ fn profile_text(v: &Value) -> String {
 
 fn user_url(state: &State, id: i64) -> String {
     format!("{}/users/{id}", state.settings().admin_prefix)
+}
+
+/// Where a change goes back to: the users list when it came from a row's
+/// actions menu (`from=list`, with the list's own query), else the user's page.
+fn back(state: &State, id: i64, form: &Params) -> String {
+    if form.get("from") == Some("list") {
+        super::users::back_to(state, form)
+    } else {
+        user_url(state, id)
+    }
 }
 
 pub async fn page(
@@ -121,6 +123,7 @@ pub async fn page(
                 20,
             )?
             .0;
+            let names = super::audit::load_names(conn, &events)?;
             Ok::<_, CoreError>((
                 user,
                 target,
@@ -131,10 +134,12 @@ pub async fn page(
                 attempts,
                 lockout,
                 events,
+                names,
             ))
         })
         .await?;
-    let (user, target, memberships, user_tags, all_tags, live, attempts, lockout, events) = loaded;
+    let (user, target, memberships, user_tags, all_tags, live, attempts, lockout, events, names) =
+        loaded;
     let a = &admin.actor;
     let allowed = Allowed {
         edit: can(a, Action::Edit, &target),
@@ -224,7 +229,7 @@ pub async fn page(
             .map(|t| AttemptRow {
                 created_at: show_time(t.created_at),
                 success: t.success,
-                reason: t.reason,
+                reason: super::display::reason(&t.reason),
                 ip: t.ip.unwrap_or_default(),
                 user_agent: t.user_agent.unwrap_or_default(),
             })
@@ -235,12 +240,7 @@ pub async fn page(
         "events",
         &events
             .into_iter()
-            .map(|e| EventRow {
-                created_at: show_time(e.created_at),
-                actor: e.actor,
-                action: e.action,
-                details: e.details,
-            })
+            .map(|e| super::audit::row(e, &names))
             .collect::<Vec<_>>(),
     );
     ctx.insert("allowed", &allowed);
@@ -277,9 +277,10 @@ async fn change<T: Send + 'static>(
 ) -> Result<HttpResponse, WebError> {
     let form = Params::form(body)?;
     verify(req, state, &form)?;
+    let to = back(state, id, &form);
     let actor = admin.actor.clone();
     let result = state.db(move |conn| change(conn, &actor, &form)).await;
-    finish(state, result, &user_url(state, id), ok)
+    finish(state, result, &to, ok)
 }
 
 pub async fn edit(
@@ -444,7 +445,7 @@ pub async fn password_reset(
         // Committed: the mail goes out now, not at the worker's next poll.
         state.wake_mailer();
     }
-    finish(&state, result, &user_url(&state, id), |_| {
+    finish(&state, result, &back(&state, id, &form), |_| {
         "A password reset link was sent to the user's address.".into()
     })
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_core::authz::{can, Action, Target};
 use frontdesk_core::users::query::{LastLogin, SortDir, SortKey, StaffFilter, UserQuery};
 use frontdesk_core::users::{self as core_users, UserStatus};
 use frontdesk_core::{organizations, sessions, tags, CoreError, OrgRole, StaffRole};
@@ -23,13 +24,40 @@ struct Row {
     name: String,
     email: String,
     staff_role: Option<String>,
-    organizations: Vec<String>,
+    organizations: Vec<OrgBadge>,
+    /// Admin or owner of the one organization the list is filtered to.
+    org_admin: bool,
     tags: Vec<String>,
     status: String,
     suspended: bool,
     last_login: String,
+    last_active: String,
     local_login: bool,
     created_at: String,
+    may: RowActions,
+}
+
+#[derive(Serialize)]
+struct OrgBadge {
+    name: String,
+    role: &'static str,
+}
+
+/// What the row's actions menu offers: each is what the one authorization
+/// function allows this admin to do to this user (the handlers check again).
+#[derive(Serialize)]
+struct RowActions {
+    suspend: bool,
+    password_reset: bool,
+    delete: bool,
+}
+
+/// A sortable column's link and state, for `aria-sort` and the arrow.
+#[derive(Serialize)]
+struct SortLink {
+    href: String,
+    /// `ascending`, `descending` or empty when the list is not sorted by it.
+    state: &'static str,
 }
 
 #[derive(Serialize)]
@@ -93,9 +121,10 @@ pub(super) fn parse_query(p: &Params) -> Result<UserQuery, WebError> {
         Some("email") => SortKey::Email,
         Some("name") => SortKey::Name,
         Some("last_login") => SortKey::LastLogin,
+        Some("last_active") => SortKey::LastActive,
         Some(_) => {
             return Err(WebError::bad_request(
-                "sort must be created, email, name or last_login",
+                "sort must be created, email, name, last_login or last_active",
             ))
         }
     };
@@ -130,35 +159,71 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         .await?;
     let org_names: HashMap<i64, &str> = orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
     let visible = admin.scope();
+    let one_org = p.int("org")?;
+    let a = &admin.actor;
     let rows: Vec<Row> = page
         .items
         .iter()
-        .map(|u| Row {
-            id: u.id,
-            name: u.name(),
-            email: u.email.clone(),
-            staff_role: u.staff_role.clone(),
-            organizations: roles
+        .map(|u| {
+            let all_roles: Vec<(i64, OrgRole)> = roles
                 .iter()
-                .filter(|(uid, org, _)| {
-                    *uid == u.id && visible.as_ref().is_none_or(|v| v.contains(org))
-                })
-                .map(|(_, org, role)| {
-                    format!("{} ({role})", org_names.get(org).copied().unwrap_or("?"))
-                })
-                .collect(),
-            tags: user_tags
-                .iter()
-                .filter(|(uid, _)| *uid == u.id)
-                .map(|(_, t)| t.name.clone())
-                .collect(),
-            status: u.status.clone(),
-            suspended: u.is_suspended(),
-            last_login: show_opt(u.last_login_at),
-            local_login: u.local_login_enabled,
-            created_at: super::show_time(u.created_at),
+                .filter(|(uid, _, _)| *uid == u.id)
+                .map(|(_, org, role)| (*org, *role))
+                .collect();
+            let target = Target::User {
+                id: u.id,
+                staff_role: u.staff_role(),
+                orgs: all_roles.clone(),
+            };
+            Row {
+                id: u.id,
+                name: u.name(),
+                email: u.email.clone(),
+                staff_role: u.staff_role.clone(),
+                organizations: all_roles
+                    .iter()
+                    .filter(|(org, _)| visible.as_ref().is_none_or(|v| v.contains(org)))
+                    .map(|(org, role)| OrgBadge {
+                        name: org_names.get(org).copied().unwrap_or("?").to_owned(),
+                        role: role.as_str(),
+                    })
+                    .collect(),
+                org_admin: one_org.is_some_and(|o| {
+                    all_roles
+                        .iter()
+                        .any(|(org, r)| *org == o && matches!(r, OrgRole::Admin | OrgRole::Owner))
+                }),
+                tags: user_tags
+                    .iter()
+                    .filter(|(uid, _)| *uid == u.id)
+                    .map(|(_, t)| t.name.clone())
+                    .collect(),
+                status: u.status.clone(),
+                suspended: u.is_suspended(),
+                last_login: show_opt(u.last_login_at),
+                last_active: show_opt(u.last_active_at),
+                local_login: u.local_login_enabled,
+                created_at: super::show_time(u.created_at),
+                may: RowActions {
+                    suspend: can(a, Action::Suspend, &target),
+                    // The reset handler refuses these two; the menu does not offer it.
+                    password_reset: can(a, Action::Edit, &target)
+                        && !u.is_suspended()
+                        && u.local_login_enabled,
+                    delete: can(a, Action::Delete, &target),
+                },
+            }
         })
         .collect();
+    let may_invite = orgs.iter().any(|o| {
+        can(
+            a,
+            Action::GrantOrgRole(OrgRole::Member),
+            &Target::Organization(o.id),
+        )
+    });
+    // Only an organization the admin can see gets its admin column.
+    let filtered_org = one_org.and_then(|o| org_names.get(&o).map(|n| (*n).to_owned()));
 
     let base = format!("{}/users", state.settings().admin_prefix);
     let keep = p.pairs_without(&["page"]);
@@ -173,13 +238,19 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     let keep_sort = p.pairs_without(&["page", "sort", "dir"]);
     let sort_link = |key: &str| {
         let current = p.get("sort").unwrap_or("created") == key;
-        let dir = if current && p.get("dir") != Some("asc") {
-            "asc"
-        } else {
-            "desc"
-        };
+        let ascending = p.get("dir") == Some("asc");
+        // A click on the current column turns its order round; on another
+        // column it starts descending (newest, or Z first), as before.
+        let dir = if current && !ascending { "asc" } else { "desc" };
         let sep = if keep_sort.is_empty() { "" } else { "&" };
-        format!("{base}?{keep_sort}{sep}sort={key}&dir={dir}")
+        SortLink {
+            href: format!("{base}?{keep_sort}{sep}sort={key}&dir={dir}"),
+            state: match (current, ascending) {
+                (false, _) => "",
+                (true, true) => "ascending",
+                (true, false) => "descending",
+            },
+        }
     };
     let mut ctx = Context::new();
     ctx.insert("rows", &rows);
@@ -194,11 +265,13 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         "next_link",
         &(page.page < pages).then(|| page_link(page.page + 1)),
     );
-    let sorts: HashMap<&str, String> = ["name", "email", "created", "last_login"]
+    let sorts: HashMap<&str, SortLink> = ["name", "email", "created", "last_login", "last_active"]
         .into_iter()
         .map(|k| (k, sort_link(k)))
         .collect();
     ctx.insert("sort_links", &sorts);
+    ctx.insert("may_invite", &may_invite);
+    ctx.insert("filtered_org", &filtered_org);
     ctx.insert("return_query", &p.pairs_without(&[]));
     ctx.insert(
         "organizations",
@@ -292,7 +365,7 @@ impl BulkAction {
 
 /// The list URL to go back to, rebuilt from the parsed filters (never a raw
 /// string from the form, so it cannot point elsewhere).
-fn back_to(state: &State, form: &Params) -> String {
+pub(super) fn back_to(state: &State, form: &Params) -> String {
     let q = Params::parse(form.get("return").unwrap_or("").as_bytes()).pairs_without(&[]);
     let base = format!("{}/users", state.settings().admin_prefix);
     if q.is_empty() {

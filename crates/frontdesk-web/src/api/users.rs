@@ -218,6 +218,7 @@ pub enum SortParam {
     Name,
     Created,
     LastLogin,
+    LastActive,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
@@ -363,9 +364,10 @@ pub(crate) fn parse_query(
                 "name" => Some(SortKey::Name),
                 "created" => Some(SortKey::Created),
                 "last_login" => Some(SortKey::LastLogin),
+                "last_active" => Some(SortKey::LastActive),
                 _ => None,
             },
-            &["email", "name", "created", "last_login"],
+            &["email", "name", "created", "last_login", "last_active"],
         )
         .unwrap_or_default();
     let dir = p

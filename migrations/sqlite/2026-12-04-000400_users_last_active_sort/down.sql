@@ -1,0 +1,2 @@
+DROP INDEX users_last_active_sort_desc;
+DROP INDEX users_last_active_sort_asc;
