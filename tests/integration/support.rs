@@ -32,6 +32,15 @@ impl TestDb {
 
     /// A fresh PostgreSQL database, or `None` (with a note) when none is configured.
     pub fn postgres() -> Option<TestDb> {
+        let mut db = TestDb::postgres_empty()?;
+        db.pool = Some(db::connect(&db.url, 4).expect("postgres pool"));
+        Some(db)
+    }
+
+    /// A fresh PostgreSQL database with nothing in it yet (no frontdesk
+    /// tables, no pool): for tests that put a host's own tables in first and
+    /// then hand the pool they build to [`TestDb::set_pool`].
+    pub fn postgres_empty() -> Option<TestDb> {
         let Some(admin_url) = postgres_admin_url() else {
             if std::env::var("FRONTDESK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
                 panic!("FRONTDESK_REQUIRE_POSTGRES=1 but FRONTDESK_TEST_POSTGRES is not set");
@@ -50,14 +59,24 @@ impl TestDb {
         );
         admin_exec(&admin_url, &format!("CREATE DATABASE {name}"));
         let url = replace_db_name(&admin_url, &name);
-        let pool = db::connect(&url, 4).expect("postgres pool");
         Some(TestDb {
-            pool: Some(pool),
+            pool: None,
             url,
             kind: BackendKind::Postgres,
             pg: Some((admin_url, name)),
             _dir: None,
         })
+    }
+
+    #[allow(dead_code)]
+    pub fn set_pool(&mut self, pool: Pool) {
+        self.pool = Some(pool);
+    }
+
+    /// Closes this handle's pool (other clones of it stay open).
+    #[allow(dead_code)]
+    pub fn close_pool(&mut self) {
+        self.pool = None;
     }
 
     pub fn pool(&self) -> &Pool {
