@@ -284,6 +284,19 @@ fn beside_a_host_schema_neither_side_touches_the_other() {
     db.set_pool(fd.pool().clone());
     let ada = frontdesk_flow(&db, &fd);
 
+    // Every connection of the pool, not only the one that migrated, finds
+    // frontdesk's users (4) and not the host's (2).
+    let held: Vec<_> = (0..fd.pool().max_size())
+        .map(|_| fd.pool().get().expect("connection"))
+        .collect();
+    for mut c in held {
+        let n: i64 = frontdesk_core::schema::users::table
+            .count()
+            .get_result(&mut *c)
+            .expect("count");
+        assert_eq!(n, 4);
+    }
+
     // The host's tables, rows and record of migrations are as they were, and
     // the host's own migration run still finds nothing to do.
     assert_eq!(host_snapshot(&db.url), before);
