@@ -177,7 +177,7 @@ fn fresh_name() -> String {
 
 /// The name of a database holding frontdesk's migrated schema, made once per
 /// set of PostgreSQL migrations and kept on the server for later runs
-/// (`fd_tpl_<hash of the migration files>`; drop them freely). It is built
+/// (`fd_tpl_<hash of the migration files and of db.rs>`; drop them freely). It is built
 /// under another name and renamed when complete, under an advisory lock, so
 /// test runs starting together (or one killed half-way) never copy a
 /// half-migrated template.
@@ -196,6 +196,13 @@ fn template(admin_url: &str) -> String {
             files.sort();
             let mut h = std::collections::hash_map::DefaultHasher::new();
             db::PgSchema::DEFAULT.hash(&mut h);
+            // The code that runs them, too (a change there may change the result).
+            std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("crates/frontdesk-core/src/db.rs"),
+            )
+            .expect("db.rs")
+            .hash(&mut h);
             for f in &files {
                 f.file_name().hash(&mut h);
                 std::fs::read(f.join("up.sql"))
