@@ -544,9 +544,7 @@ fn an_installation_whose_tables_do_not_match_its_record_is_left_alone() {
         .batch_execute("DROP TABLE public.api_keys")
         .expect("drop");
     let before = frontdesk_snapshot(&db.url, "public", &["users", "sessions", "invitations"]);
-    let err = db::open(&db.url, 1, &PgSchema::default())
-        .err()
-        .expect("refused");
+    let err = db::open(&db.url, 1, &PgSchema::default()).expect_err("refused");
     assert!(
         matches!(&err, CoreError::Migration(m) if m.contains("public.api_keys is missing")),
         "{err}"

@@ -55,6 +55,7 @@ impl TestDb {
     /// A fresh PostgreSQL database with nothing in it yet (no frontdesk
     /// tables, no pool): for tests that put a host's own tables in first and
     /// then hand the pool they build to [`TestDb::set_pool`].
+    #[allow(dead_code)]
     pub fn postgres_empty() -> Option<TestDb> {
         let admin_url = postgres_url_or_skip()?;
         let name = fresh_name();
