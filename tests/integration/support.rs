@@ -189,7 +189,13 @@ fn template(admin_url: &str) -> String {
             use diesel::connection::SimpleConnection;
             use diesel::{Connection, RunQueryDsl};
             use std::hash::{Hash, Hasher};
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+            // The workspace root: this file is shared by test binaries of
+            // several packages.
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .find(|d| d.join("crates/frontdesk-core/src/db.rs").is_file())
+                .expect("workspace root");
+            let dir = root.join("migrations/postgres");
             let mut files: Vec<_> = std::fs::read_dir(&dir)
                 .expect("migrations/postgres")
                 .map(|e| e.expect("entry").path())
@@ -198,12 +204,9 @@ fn template(admin_url: &str) -> String {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             db::PgSchema::DEFAULT.hash(&mut h);
             // The code that runs them, too (a change there may change the result).
-            std::fs::read(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("crates/frontdesk-core/src/db.rs"),
-            )
-            .expect("db.rs")
-            .hash(&mut h);
+            std::fs::read(root.join("crates/frontdesk-core/src/db.rs"))
+                .expect("db.rs")
+                .hash(&mut h);
             for f in &files {
                 f.file_name().hash(&mut h);
                 std::fs::read(f.join("up.sql"))
