@@ -53,6 +53,7 @@ use frontdesk_web::Settings;
 #[derive(Clone)]
 pub struct FrontdeskBuilder {
     database_url: Option<String>,
+    postgres_schema: Option<String>,
     pool_size: u32,
     base_url: Option<String>,
     auth_prefix: Option<String>,
@@ -84,6 +85,7 @@ impl Default for FrontdeskBuilder {
     fn default() -> Self {
         FrontdeskBuilder {
             database_url: None,
+            postgres_schema: None,
             pool_size: 8,
             base_url: None,
             auth_prefix: None,
@@ -117,6 +119,16 @@ impl FrontdeskBuilder {
     /// `postgres://…` for PostgreSQL; `sqlite://path` or a file path for SQLite.
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.database_url = Some(url.into());
+        self
+    }
+
+    /// The PostgreSQL schema that holds frontdesk's tables and its record of
+    /// migrations (default `frontdesk`; created when missing). Lower-case
+    /// letters, digits and `_`. Tables an earlier version left in `public`
+    /// are moved into it on the first build. Ignored on SQLite, where the
+    /// database file is frontdesk's own.
+    pub fn postgres_schema(mut self, schema: impl Into<String>) -> Self {
+        self.postgres_schema = Some(schema.into());
         self
     }
 
@@ -401,7 +413,11 @@ impl FrontdeskBuilder {
         };
 
         let backend = DatabaseUrl::parse(&url)?.kind();
-        let pool = db::connect(&url, self.pool_size)?;
+        let schema = match &self.postgres_schema {
+            Some(name) => db::PgSchema::new(name)?,
+            None => db::PgSchema::default(),
+        };
+        let pool = db::connect_in(&url, self.pool_size, &schema)?;
         // Imports left running by a process that stopped: on SQLite this
         // process is the database's only server, so every one of them is
         // dead; on PostgreSQL other instances may still be running theirs.

@@ -33,6 +33,7 @@ mod invitation_pages;
 mod invitations;
 mod login_attempts;
 mod mail;
+mod namespace;
 mod organizations;
 mod password_resets;
 mod raw_http;

@@ -30,25 +30,17 @@ impl TestDb {
         }
     }
 
-    /// A fresh PostgreSQL database, or `None` (with a note) when none is configured.
+    /// A fresh PostgreSQL database, or `None` (with a note) when none is
+    /// configured. It is a copy of a template database that holds the
+    /// migrated schema ([`template`]), so each test skips the migrations.
     pub fn postgres() -> Option<TestDb> {
-        let Some(admin_url) = postgres_admin_url() else {
-            if std::env::var("FRONTDESK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("FRONTDESK_REQUIRE_POSTGRES=1 but FRONTDESK_TEST_POSTGRES is not set");
-            }
-            eprintln!(
-                "SKIPPED (postgres): set FRONTDESK_TEST_POSTGRES=postgres://user@host/db to run"
-            );
-            return None;
-        };
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "fd_test_{}_{}_{:08x}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
+        let admin_url = postgres_url_or_skip()?;
+        let name = fresh_name();
+        let template = template(&admin_url);
+        admin_exec(
+            &admin_url,
+            &format!("CREATE DATABASE {name} TEMPLATE {template}"),
         );
-        admin_exec(&admin_url, &format!("CREATE DATABASE {name}"));
         let url = replace_db_name(&admin_url, &name);
         let pool = db::connect(&url, 4).expect("postgres pool");
         Some(TestDb {
@@ -58,6 +50,35 @@ impl TestDb {
             pg: Some((admin_url, name)),
             _dir: None,
         })
+    }
+
+    /// A fresh PostgreSQL database with nothing in it yet (no frontdesk
+    /// tables, no pool): for tests that put a host's own tables in first and
+    /// then hand the pool they build to [`TestDb::set_pool`].
+    #[allow(dead_code)]
+    pub fn postgres_empty() -> Option<TestDb> {
+        let admin_url = postgres_url_or_skip()?;
+        let name = fresh_name();
+        admin_exec(&admin_url, &format!("CREATE DATABASE {name}"));
+        let url = replace_db_name(&admin_url, &name);
+        Some(TestDb {
+            pool: None,
+            url,
+            kind: BackendKind::Postgres,
+            pg: Some((admin_url, name)),
+            _dir: None,
+        })
+    }
+
+    #[allow(dead_code)]
+    pub fn set_pool(&mut self, pool: Pool) {
+        self.pool = Some(pool);
+    }
+
+    /// Closes this handle's pool (other clones of it stay open).
+    #[allow(dead_code)]
+    pub fn close_pool(&mut self) {
+        self.pool = None;
     }
 
     pub fn pool(&self) -> &Pool {
@@ -130,6 +151,103 @@ impl Drop for TestDb {
             );
         }
     }
+}
+
+/// The server's URL, or `None` after saying the PostgreSQL half is skipped
+/// (a failure instead with `FRONTDESK_REQUIRE_POSTGRES=1`).
+fn postgres_url_or_skip() -> Option<String> {
+    let url = postgres_admin_url();
+    if url.is_none() {
+        if std::env::var("FRONTDESK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+            panic!("FRONTDESK_REQUIRE_POSTGRES=1 but FRONTDESK_TEST_POSTGRES is not set");
+        }
+        eprintln!("SKIPPED (postgres): set FRONTDESK_TEST_POSTGRES=postgres://user@host/db to run");
+    }
+    url
+}
+
+fn fresh_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "fd_test_{}_{}_{:08x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    )
+}
+
+/// The name of a database holding frontdesk's migrated schema, made once per
+/// set of PostgreSQL migrations and kept on the server for later runs
+/// (`fd_tpl_<hash of the migration files and of db.rs>`; drop them freely). It is built
+/// under another name and renamed when complete, under an advisory lock, so
+/// test runs starting together (or one killed half-way) never copy a
+/// half-migrated template.
+fn template(admin_url: &str) -> String {
+    static TEMPLATE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            use diesel::connection::SimpleConnection;
+            use diesel::{Connection, RunQueryDsl};
+            use std::hash::{Hash, Hasher};
+            // The workspace root: this file is shared by test binaries of
+            // several packages.
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .find(|d| d.join("crates/frontdesk-core/src/db.rs").is_file())
+                .expect("workspace root");
+            let dir = root.join("migrations/postgres");
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .expect("migrations/postgres")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            files.sort();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            db::PgSchema::DEFAULT.hash(&mut h);
+            // The code that runs them, too (a change there may change the result).
+            std::fs::read(root.join("crates/frontdesk-core/src/db.rs"))
+                .expect("db.rs")
+                .hash(&mut h);
+            for f in &files {
+                f.file_name().hash(&mut h);
+                std::fs::read(f.join("up.sql"))
+                    .expect("up.sql")
+                    .hash(&mut h);
+            }
+            let name = format!("fd_tpl_{:016x}", h.finish());
+
+            let mut admin = diesel::PgConnection::establish(admin_url)
+                .expect("connect to FRONTDESK_TEST_POSTGRES");
+            admin
+                .batch_execute("SELECT pg_advisory_lock(7265746174)")
+                .expect("lock");
+            #[derive(diesel::QueryableByName)]
+            struct Found {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let found: Found = diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"
+            ))
+            .get_result(&mut admin)
+            .expect("look for the template");
+            if found.n == 0 {
+                let building = format!("{name}_{}", std::process::id());
+                admin_exec(admin_url, &format!("DROP DATABASE IF EXISTS {building}"));
+                admin_exec(admin_url, &format!("CREATE DATABASE {building}"));
+                let pool = db::connect(&replace_db_name(admin_url, &building), 1)
+                    .expect("migrate the template");
+                drop(pool);
+                admin_exec(
+                    admin_url,
+                    &format!("ALTER DATABASE {building} RENAME TO {name}"),
+                );
+            }
+            admin
+                .batch_execute("SELECT pg_advisory_unlock(7265746174)")
+                .expect("unlock");
+            name
+        })
+        .clone()
 }
 
 pub fn postgres_admin_url() -> Option<String> {

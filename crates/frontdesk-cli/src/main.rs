@@ -31,13 +31,23 @@ struct Cli {
     /// `postgres://…`, `sqlite://path` or a SQLite file path.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
+    /// PostgreSQL schema that holds frontdesk's tables (ignored on SQLite).
+    #[arg(
+        long,
+        env = "FRONTDESK_POSTGRES_SCHEMA",
+        global = true,
+        default_value = db::PgSchema::DEFAULT
+    )]
+    postgres_schema: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create or update the database schema.
+    /// Create or update the database schema. On PostgreSQL, tables an
+    /// earlier version left in `public` are first moved into the schema
+    /// (--postgres-schema); the command says which.
     Migrate,
     /// Create a staff owner. The password is read from stdin with
     /// --password-stdin, otherwise generated and printed once.
@@ -201,9 +211,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn connect(url: Option<&str>) -> CliResult<db::Pool> {
+/// The schema named by --postgres-schema, set once by `run` before any
+/// command connects.
+static SCHEMA: std::sync::OnceLock<db::PgSchema> = std::sync::OnceLock::new();
+
+fn open(url: Option<&str>) -> CliResult<(db::Pool, db::Migrated)> {
     let url = url.ok_or("no database: pass --database-url or set DATABASE_URL")?;
-    db::connect(url, 2).map_err(|e| e.to_string())
+    let schema = SCHEMA.get_or_init(db::PgSchema::default);
+    db::open(url, 2, schema).map_err(|e| e.to_string())
+}
+
+fn connect(url: Option<&str>) -> CliResult<db::Pool> {
+    open(url).map(|(pool, _)| pool)
 }
 
 fn conn(pool: &db::Pool) -> CliResult<db::PooledConn> {
@@ -212,9 +231,22 @@ fn conn(pool: &db::Pool) -> CliResult<db::PooledConn> {
 
 fn run(cli: Cli) -> CliResult<ExitCode> {
     let url = cli.database_url.as_deref();
+    let schema = db::PgSchema::new(&cli.postgres_schema).map_err(|e| e.to_string())?;
+    let _ = SCHEMA.set(schema);
     match cli.command {
         Command::Migrate => {
-            connect(url)?;
+            let (_, done) = open(url)?;
+            if !done.moved_tables.is_empty() {
+                println!(
+                    "moved {} tables from public into schema {}: {}",
+                    done.moved_tables.len(),
+                    cli.postgres_schema,
+                    done.moved_tables.join(", ")
+                );
+            }
+            for version in &done.applied {
+                println!("applied migration {version}");
+            }
             println!("database schema is up to date");
             Ok(ExitCode::SUCCESS)
         }

@@ -9,6 +9,7 @@ fn frontdesk(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
         .args(args)
         .env("DATABASE_URL", db)
         .env_remove("FRONTDESK_PROFILE_FIELDS")
+        .env_remove("FRONTDESK_POSTGRES_SCHEMA")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -38,6 +39,80 @@ fn operator_commands_on_sqlite() {
 /// The same on a fresh PostgreSQL database when `FRONTDESK_TEST_POSTGRES` is set.
 #[test]
 fn operator_commands_on_postgres() {
+    with_postgres(|db| {
+        let dir = tempfile::tempdir().expect("dir");
+        operator_commands(db, dir.path());
+    });
+}
+
+/// `migrate` moves an installation made before frontdesk had a schema of its
+/// own (everything in `public`) into its schema and says so; the other
+/// commands then find the moved rows.
+#[test]
+fn migrate_moves_tables_out_of_public() {
+    with_postgres(|db| {
+        let o = frontdesk(db, &["migrate", "--postgres-schema", "Front-Desk"], None);
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("PostgreSQL schema \"Front-Desk\""),
+            "{}",
+            stderr(&o)
+        );
+
+        // `public` as the schema is the old layout.
+        let old = ["--postgres-schema", "public"];
+        let o = frontdesk(db, &[&["migrate"], &old[..]].concat(), None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = frontdesk(
+            db,
+            &[&["create-admin", "--email", "root@example.com"], &old[..]].concat(),
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+
+        let o = frontdesk(db, &["migrate"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains(
+                "moved 14 tables from public into schema frontdesk: organizations, users,"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("applied migration"), "{out}");
+        let o = frontdesk(db, &["export", "--fields", "email", "-o", "-"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "email\nroot@example.com\n");
+
+        let o = frontdesk(db, &["migrate"], None);
+        assert_eq!(stdout(&o), "database schema is up to date\n");
+        // In another schema: a fresh set of tables, the moved ones untouched.
+        let o = frontdesk(db, &["migrate", "--postgres-schema", "ops"], None);
+        assert!(
+            stdout(&o).contains("applied migration 20261125000001"),
+            "{}",
+            stdout(&o)
+        );
+        let o = frontdesk(
+            db,
+            &[
+                "export",
+                "--fields",
+                "email",
+                "-o",
+                "-",
+                "--postgres-schema",
+                "ops",
+            ],
+            None,
+        );
+        assert_eq!(stdout(&o), "email\n");
+    });
+}
+
+/// Runs `f` with the URL of a fresh PostgreSQL database when
+/// `FRONTDESK_TEST_POSTGRES` is set.
+fn with_postgres(f: impl FnOnce(&str) + std::panic::UnwindSafe) {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     let Some(admin) = std::env::var("FRONTDESK_TEST_POSTGRES")
@@ -67,8 +142,7 @@ fn operator_commands_on_postgres() {
         Some(q) => format!("{base}/{name}?{q}"),
         None => format!("{base}/{name}"),
     };
-    let dir = tempfile::tempdir().expect("dir");
-    let result = std::panic::catch_unwind(|| operator_commands(&db, dir.path()));
+    let result = std::panic::catch_unwind(|| f(&db));
     c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .expect("drop database");
     if let Err(p) = result {

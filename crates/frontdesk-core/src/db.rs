@@ -1,7 +1,11 @@
 //! Connections, the r2d2 pool and embedded migrations for both backends.
 //! Backend-specific SQL lives here, behind explicit matches on `DbConnection`.
+//! On PostgreSQL frontdesk's tables live in a schema of their own
+//! ([`PgSchema`]); an installation that still has them in `public` is moved
+//! there once, when the pool is first opened ([`migrate`]).
 
 use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel::sql_types::{Bool, Text};
@@ -98,29 +102,98 @@ impl DatabaseUrl {
     }
 }
 
+/// The PostgreSQL schema that holds frontdesk's tables and diesel's record of
+/// its migrations (`__diesel_schema_migrations`). Every connection's
+/// `search_path` is this schema alone, so frontdesk's unqualified table names
+/// never reach a host's tables of the same name in `public`. The name ends up
+/// in SQL, so it is checked: lower-case ASCII letters, digits and `_`,
+/// starting with a letter or `_`, at most 63 bytes, not `pg_…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgSchema(String);
+
+impl PgSchema {
+    pub const DEFAULT: &'static str = "frontdesk";
+
+    pub fn new(name: &str) -> Result<Self, CoreError> {
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !name.as_bytes()[0].is_ascii_digit()
+            && !name.starts_with("pg_");
+        if ok {
+            Ok(PgSchema(name.to_owned()))
+        } else {
+            Err(CoreError::Config(format!(
+                "PostgreSQL schema {name:?}: use lower-case letters, digits and _ \
+                 (at most 63, not starting with a digit or pg_)"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name as a quoted SQL identifier (safe: [`PgSchema::new`] checked it).
+    fn ident(&self) -> String {
+        format!("\"{}\"", self.0)
+    }
+}
+
+impl Default for PgSchema {
+    fn default() -> Self {
+        PgSchema(Self::DEFAULT.to_owned())
+    }
+}
+
+impl std::fmt::Display for PgSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// r2d2 manager that opens exactly the backend the URL names (diesel's own
 /// `establish` on a multi-connection would fall back to SQLite and create a
 /// file named like a PostgreSQL URL when the server is down).
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    schema: PgSchema,
     busy_timeout: Duration,
 }
 
 impl ConnectionManager {
-    pub fn new(url: DatabaseUrl) -> Self {
+    pub fn new(url: DatabaseUrl, schema: PgSchema) -> Self {
         ConnectionManager {
             url,
+            schema,
             busy_timeout: Duration::from_secs(5),
         }
     }
 }
 
-/// Opens one connection, applying the SQLite pragmas every connection needs.
+/// Opens one connection in the default schema; see [`establish_in`].
 pub fn establish(url: &DatabaseUrl, busy_timeout: Duration) -> ConnectionResult<DbConnection> {
+    establish_in(url, &PgSchema::default(), busy_timeout)
+}
+
+/// Opens one connection: on PostgreSQL with `search_path` set to frontdesk's
+/// schema, on SQLite with the pragmas every connection needs.
+pub fn establish_in(
+    url: &DatabaseUrl,
+    schema: &PgSchema,
+    busy_timeout: Duration,
+) -> ConnectionResult<DbConnection> {
     match url {
         DatabaseUrl::Postgres(u) => {
             let mut conn = PgConnection::establish(u)?;
+            // A session setting, made outside any transaction, so a rollback
+            // cannot undo it. A schema that does not exist yet is allowed on
+            // the path; `migrate` creates it before anything is written.
+            conn.batch_execute(&format!("SET search_path TO {}", schema.ident()))
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
             conn.set_instrumentation(ConnectionHealth::default());
             Ok(DbConnection::Pg(conn))
         }
@@ -169,7 +242,8 @@ impl ManageConnection for ConnectionManager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        establish(&self.url, self.busy_timeout).map_err(r2d2::Error::ConnectionError)
+        establish_in(&self.url, &self.schema, self.busy_timeout)
+            .map_err(r2d2::Error::ConnectionError)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
@@ -232,8 +306,27 @@ pub fn retry_on_outage<T>(
     }
 }
 
-/// Builds the pool and brings the schema up to date.
+/// Builds the pool and brings the schema up to date, with frontdesk's tables
+/// in the default PostgreSQL schema (`frontdesk`).
 pub fn connect(url: &str, max_size: u32) -> Result<Pool, CoreError> {
+    connect_in(url, max_size, &PgSchema::default())
+}
+
+/// Builds the pool with frontdesk's tables in `schema` (PostgreSQL; ignored
+/// on SQLite) and brings them up to date.
+pub fn connect_in(url: &str, max_size: u32, schema: &PgSchema) -> Result<Pool, CoreError> {
+    let (pool, report) = open(url, max_size, schema)?;
+    if !report.moved_tables.is_empty() {
+        log::warn!(
+            "frontdesk: moved its tables from public into schema {schema}: {}",
+            report.moved_tables.join(", ")
+        );
+    }
+    Ok(pool)
+}
+
+/// [`connect_in`], also saying what the migration did.
+pub fn open(url: &str, max_size: u32, schema: &PgSchema) -> Result<(Pool, Migrated), CoreError> {
     let url = DatabaseUrl::parse(url)?;
     let max_size = match url {
         DatabaseUrl::Sqlite(_) => max_size.clamp(1, 16),
@@ -245,33 +338,262 @@ pub fn connect(url: &str, max_size: u32) -> Result<Pool, CoreError> {
         // A check query on every checkout would cost each request a round trip;
         // a dead connection surfaces as an error on its next use instead.
         .test_on_check_out(false)
-        .build(ConnectionManager::new(url))
+        .build(ConnectionManager::new(url, schema.clone()))
         .map_err(|e| CoreError::Pool(e.to_string()))?;
     let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
-    run_migrations(&mut conn)?;
-    Ok(pool)
+    let report = migrate(&mut conn, schema)?;
+    drop(conn);
+    Ok((pool, report))
 }
 
-/// Applies the embedded migrations of the connection's backend. On PostgreSQL
-/// an advisory lock keeps two instances starting together from racing.
+/// What [`migrate`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Tables moved from `public` into frontdesk's schema (an installation
+    /// made before frontdesk had a schema of its own), in the order moved.
+    pub moved_tables: Vec<String>,
+    /// Migrations applied now (their versions).
+    pub applied: Vec<String>,
+}
+
+/// Applies the embedded migrations in the default schema; see [`migrate`].
 pub fn run_migrations(conn: &mut DbConnection) -> Result<(), CoreError> {
+    migrate(conn, &PgSchema::default()).map(|_| ())
+}
+
+/// Brings frontdesk's tables up to date. On PostgreSQL, under an advisory
+/// lock (instances starting together do not race), it creates `schema` if
+/// missing, moves an installation that still lives in `public` into it (see
+/// [`move_from_public`]), then runs the migrations with diesel's
+/// migrations table inside the schema. `conn` must have been opened for the
+/// same schema (its `search_path`).
+pub fn migrate(conn: &mut DbConnection, schema: &PgSchema) -> Result<Migrated, CoreError> {
     let migrate = |e: Box<dyn std::error::Error + Send + Sync>| CoreError::Migration(e.to_string());
+    let versions = |done: Vec<diesel::migration::MigrationVersion<'_>>| {
+        done.iter().map(|v| v.to_string()).collect::<Vec<_>>()
+    };
     match conn {
         DbConnection::Sqlite(c) => {
-            c.run_pending_migrations(SQLITE_MIGRATIONS)
+            let applied = c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(versions)
                 .map_err(migrate)?;
+            Ok(Migrated {
+                moved_tables: Vec::new(),
+                applied,
+            })
         }
         DbConnection::Pg(c) => {
             c.batch_execute("SELECT pg_advisory_lock(7265746173)")?;
-            let result = c
-                .run_pending_migrations(PG_MIGRATIONS)
-                .map(|_| ())
-                .map_err(migrate);
+            let result = (|| {
+                let moved_tables = prepare_pg_schema(c, schema)?;
+                let applied = with_extensions_on_path(c, schema, |c| {
+                    c.run_pending_migrations(PG_MIGRATIONS)
+                        .map(versions)
+                        .map_err(migrate)
+                })?;
+                Ok(Migrated {
+                    moved_tables,
+                    applied,
+                })
+            })();
             c.batch_execute("SELECT pg_advisory_unlock(7265746173)")?;
-            result?;
+            result
         }
     }
-    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+fn names(c: &mut PgConnection, sql: &str, bind: &str) -> QueryResult<Vec<String>> {
+    Ok(diesel::sql_query(sql)
+        .bind::<Text, _>(bind)
+        .load::<Name>(c)?
+        .into_iter()
+        .map(|n| n.name)
+        .collect())
+}
+
+fn table_exists(c: &mut PgConnection, schema: &str, table: &str) -> QueryResult<bool> {
+    Ok(!names(
+        c,
+        "SELECT c.relname::text AS name FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND n.nspname = $1",
+        schema,
+    )?
+    .iter()
+    .all(|t| t != table))
+}
+
+/// Creates the schema when missing (checked first, so a role without CREATE
+/// on the database can use a schema its DBA made) and moves a `public`
+/// installation into it. Returns the tables moved.
+fn prepare_pg_schema(c: &mut PgConnection, schema: &PgSchema) -> Result<Vec<String>, CoreError> {
+    let exists = !names(
+        c,
+        "SELECT nspname::text AS name FROM pg_namespace WHERE nspname = $1",
+        schema.as_str(),
+    )?
+    .is_empty();
+    if !exists {
+        c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", schema.ident()))?;
+    }
+    if schema.as_str() == "public" || table_exists(c, schema.as_str(), MIGRATIONS_TABLE)? {
+        return Ok(Vec::new());
+    }
+    move_from_public(c, schema)
+}
+
+const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
+
+/// The tables each PostgreSQL migration made before frontdesk had a schema of
+/// its own: an installation of that time has exactly the tables of the
+/// versions it recorded in `public`. Migrations added since create their
+/// tables in the schema and never appear here.
+const LEGACY_TABLES: &[(&str, &[&str])] = &[
+    (
+        "20261125000001",
+        &[
+            "organizations",
+            "users",
+            "memberships",
+            "tags",
+            "user_tags",
+            "invitations",
+            "sessions",
+            "password_resets",
+            "login_attempts",
+            "audit_events",
+            "outbox",
+            "api_keys",
+        ],
+    ),
+    ("20261125000050", &[]),
+    ("20261126000100", &["imports", "import_invitations"]),
+    ("20261126000200", &[]),
+];
+
+/// Moves an installation made before frontdesk had a schema of its own from
+/// `public` into `schema`, in one transaction: its tables (indexes,
+/// constraints and the sequences of their `BIGSERIAL` columns go with them;
+/// foreign keys follow, they point at tables, not names) and its rows of
+/// diesel's migrations table, which are copied into the schema's own
+/// migrations table and removed from `public`'s (dropped if that leaves it
+/// empty). A host's own tables in `public` are never touched: the evidence for
+/// a move is frontdesk's migration versions recorded in
+/// `public.__diesel_schema_migrations`, and only the tables those versions
+/// created are moved. Does nothing when `public` holds no such record.
+pub fn move_from_public(c: &mut PgConnection, schema: &PgSchema) -> Result<Vec<String>, CoreError> {
+    if !table_exists(c, "public", MIGRATIONS_TABLE)? {
+        return Ok(Vec::new());
+    }
+    let ours: Vec<String> = MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
+        .map_err(|e| CoreError::Migration(e.to_string()))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let recorded: Vec<String> = names(
+        c,
+        "SELECT version::text AS name FROM public.__diesel_schema_migrations \
+         WHERE version = ANY(string_to_array($1, ',')) ORDER BY version",
+        &ours.join(","),
+    )?;
+    if recorded.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tables = Vec::new();
+    for version in &recorded {
+        let Some((_, made)) = LEGACY_TABLES.iter().find(|(v, _)| v == version) else {
+            return Err(CoreError::Migration(format!(
+                "public.{MIGRATIONS_TABLE} records frontdesk migration {version}, which \
+                 never ran in public; move frontdesk's tables into schema {schema} by hand"
+            )));
+        };
+        tables.extend(made.iter().copied());
+    }
+    for table in &tables {
+        if !table_exists(c, "public", table)? {
+            return Err(CoreError::Migration(format!(
+                "public.{MIGRATIONS_TABLE} records frontdesk's migrations but public.{table} \
+                 is missing; nothing was moved"
+            )));
+        }
+        if table_exists(c, schema.as_str(), table)? {
+            return Err(CoreError::Migration(format!(
+                "both public.{table} and {schema}.{table} exist; nothing was moved"
+            )));
+        }
+    }
+    let s = schema.ident();
+    c.transaction(|c| {
+        for table in &tables {
+            c.batch_execute(&format!("ALTER TABLE public.\"{table}\" SET SCHEMA {s}"))?;
+        }
+        c.batch_execute(&format!(
+            "CREATE TABLE {s}.{MIGRATIONS_TABLE} \
+               (LIKE public.{MIGRATIONS_TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+        ))?;
+        let list = recorded
+            .iter()
+            .map(|v| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        c.batch_execute(&format!(
+            "INSERT INTO {s}.{MIGRATIONS_TABLE} SELECT * FROM public.{MIGRATIONS_TABLE} \
+               WHERE version IN ({list}); \
+             DELETE FROM public.{MIGRATIONS_TABLE} WHERE version IN ({list})"
+        ))?;
+        let left: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT count(*) FROM public.{MIGRATIONS_TABLE})"
+        )))
+        .get_result(c)?;
+        if left == 0 {
+            c.batch_execute(&format!("DROP TABLE public.{MIGRATIONS_TABLE}"))?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(tables.into_iter().map(str::to_owned).collect())
+}
+
+/// Runs `f` with the schema holding an already installed extension (pg_trgm,
+/// usually in `public`) on the `search_path` after frontdesk's own schema, so
+/// that a migration finds its operator classes; the path is set back after.
+/// Where no extension is installed yet, the migration's `CREATE EXTENSION`
+/// puts it in frontdesk's schema (the first on the path, and one frontdesk may
+/// create in). Queries need no such name: an index refers to its operator
+/// class by id.
+fn with_extensions_on_path<T>(
+    c: &mut PgConnection,
+    schema: &PgSchema,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, CoreError>,
+) -> Result<T, CoreError> {
+    let others = names(
+        c,
+        "SELECT DISTINCT n.nspname::text AS name FROM pg_extension e \
+         JOIN pg_namespace n ON n.oid = e.extnamespace \
+         WHERE e.extname = 'pg_trgm' AND n.nspname <> $1",
+        schema.as_str(),
+    )?;
+    if others.is_empty() {
+        return f(c);
+    }
+    let path = std::iter::once(schema.ident())
+        .chain(
+            others
+                .iter()
+                .map(|n| format!("\"{}\"", n.replace('"', "\"\""))),
+        )
+        .collect::<Vec<_>>()
+        .join(", ");
+    c.batch_execute(&format!("SET search_path TO {path}"))?;
+    let result = f(c);
+    c.batch_execute(&format!("SET search_path TO {}", schema.ident()))?;
+    result
 }
 
 /// The FTS5 phrase SQLite matches a search term with, or `None` when the term
