@@ -713,7 +713,7 @@ fn admin_browser_flows_in_headless_chromium() {
     // On a wide screen the nav and the filters show whole, without their
     // disclosure buttons.
     assert!(admin.visible(".fda-nav a[href$='/admin/organizations']"));
-    assert!(!admin.visible(".fda-menu > summary"));
+    assert!(!admin.visible(".fda-navmenu > summary"));
     assert!(admin.visible("input[name=q]"));
     assert!(!admin.visible(".fda-filterbox > summary"));
     // The stylesheet alone does it too (the script also opens them).
@@ -723,7 +723,7 @@ fn admin_browser_flows_in_headless_chromium() {
     );
     assert!(admin.visible(".fda-nav a[href$='/admin/organizations']"));
     assert!(admin.visible("input[name=q]"));
-    assert!(!admin.visible(".fda-menu > summary"));
+    assert!(!admin.visible(".fda-navmenu > summary"));
     admin.go("/admin/users");
     admin.wait_for("tina@acme.test");
     admin.screenshot(shots, "users");
@@ -1044,12 +1044,12 @@ fn admin_browser_flows_in_headless_chromium() {
     admin.wait_for("tina@acme.test");
     admin.assert_accessible("the users list on a phone");
     // The nav and the filters fold into their <details>; a tap opens them.
-    assert!(admin.visible(".fda-menu > summary"));
+    assert!(admin.visible(".fda-navmenu > summary"));
     assert!(!admin.visible(".fda-nav a[href$='/admin/organizations']"));
     assert!(admin.visible(".fda-filterbox > summary"));
     assert!(!admin.visible("input[name=q]"));
     admin.screenshot(shots, "users_phone");
-    admin.click(".fda-menu > summary");
+    admin.click(".fda-navmenu > summary");
     assert!(admin.visible(".fda-nav a[href$='/admin/organizations']"));
     admin.click(".fda-filterbox > summary");
     assert!(admin.visible("input[name=q]"));

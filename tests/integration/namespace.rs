@@ -36,12 +36,18 @@ const FRONTDESK_TABLES: &[&str] = &[
     "users",
 ];
 
-const FRONTDESK_VERSIONS: &[&str] = &[
-    "20261125000001",
-    "20261125000050",
-    "20261126000100",
-    "20261126000200",
-];
+/// frontdesk's migration versions, from the folder the migrations are
+/// embedded from (`2026-11-25-000001_initial` is version `20261125000001`).
+fn frontdesk_versions() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("migrations")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| Some(n.split_once('_')?.0.replace('-', "")))
+        .collect();
+    v.sort();
+    v
+}
 
 #[derive(QueryableByName)]
 struct Row {
@@ -223,7 +229,7 @@ fn frontdesk_lives_in_its_own_schema() {
     with_migrations.sort();
     assert_eq!(tables_in(&db.url, "frontdesk"), with_migrations);
     assert_eq!(tables_in(&db.url, "public"), Vec::<String>::new());
-    assert_eq!(versions_in(&db.url, "frontdesk"), FRONTDESK_VERSIONS);
+    assert_eq!(versions_in(&db.url, "frontdesk"), frontdesk_versions());
     // The sequences of its ids are its own too.
     assert_eq!(
         rows(
@@ -306,7 +312,7 @@ fn beside_a_host_schema_neither_side_touches_the_other() {
         .expect("pending")
         .is_empty());
     // frontdesk's are in its schema, with only its own migrations recorded.
-    assert_eq!(versions_in(&db.url, "frontdesk"), FRONTDESK_VERSIONS);
+    assert_eq!(versions_in(&db.url, "frontdesk"), frontdesk_versions());
     for t in FRONTDESK_TABLES {
         assert!(
             tables_in(&db.url, "frontdesk").contains(&(*t).to_owned()),
@@ -458,8 +464,8 @@ fn an_installation_in_public_is_moved_with_every_row() {
     public_before.extend(["__diesel_schema_migrations", "accounts", "notes"]);
     public_before.sort();
     assert_eq!(tables_in(&db.url, "public"), public_before);
-    let mut all_versions: Vec<&str> = FRONTDESK_VERSIONS.to_vec();
-    all_versions.insert(0, "20200101000000");
+    let mut all_versions = frontdesk_versions();
+    all_versions.insert(0, "20200101000000".to_owned());
     assert_eq!(versions_in(&db.url, "public"), all_versions);
     let before = frontdesk_snapshot(&db.url, "public", FRONTDESK_TABLES);
     for t in [
@@ -495,7 +501,7 @@ fn an_installation_in_public_is_moved_with_every_row() {
         ["__diesel_schema_migrations", "accounts", "notes"]
     );
     assert_eq!(versions_in(&db.url, "public"), ["20200101000000"]);
-    assert_eq!(versions_in(&db.url, "frontdesk"), FRONTDESK_VERSIONS);
+    assert_eq!(versions_in(&db.url, "frontdesk"), frontdesk_versions());
     assert!(pg(&db.url)
         .pending_migrations(host)
         .expect("pending")

@@ -451,10 +451,11 @@ fn prepare_pg_schema(c: &mut PgConnection, schema: &PgSchema) -> Result<Vec<Stri
 
 const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 
-/// The tables each PostgreSQL migration made before frontdesk had a schema of
-/// its own: an installation of that time has exactly the tables of the
-/// versions it recorded in `public`. Migrations added since create their
-/// tables in the schema and never appear here.
+/// The tables each PostgreSQL migration creates: an installation in `public`
+/// (from before frontdesk had a schema of its own, or one run with
+/// `postgres_schema("public")`) has exactly the tables of the versions it
+/// recorded there, and only those are moved. Every new migration gets a line
+/// (with `&[]` when it creates no table); a unit test checks that none is missing.
 const LEGACY_TABLES: &[(&str, &[&str])] = &[
     (
         "20261125000001",
@@ -476,6 +477,7 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
     ("20261125000050", &[]),
     ("20261126000100", &["imports", "import_invitations"]),
     ("20261126000200", &[]),
+    ("20261204000400", &[]),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from
@@ -670,4 +672,23 @@ where
         }
         f(conn)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::migration::MigrationSource;
+
+    /// A migration missing from `LEGACY_TABLES` would make the move out of
+    /// `public` refuse every installation that recorded it.
+    #[test]
+    fn every_postgres_migration_says_which_tables_it_creates() {
+        let versions: Vec<String> = MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
+            .expect("embedded migrations")
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+        let listed: Vec<String> = LEGACY_TABLES.iter().map(|(v, _)| v.to_string()).collect();
+        assert_eq!(versions, listed);
+    }
 }

@@ -6,7 +6,7 @@ document.addEventListener("DOMContentLoaded", function () {
   // that read a closed <details> as hidden, in step with what is on screen.
   var wide = window.matchMedia("(min-width: 601px)");
   var fit = function () {
-    document.querySelectorAll(".fda-menu, .fda-filterbox").forEach(function (d) {
+    document.querySelectorAll(".fda-navmenu, .fda-filterbox").forEach(function (d) {
       d.open = wide.matches;
     });
   };
