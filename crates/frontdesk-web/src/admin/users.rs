@@ -27,6 +27,8 @@ struct Row {
     tags: Vec<String>,
     status: String,
     suspended: bool,
+    /// When a timed suspension ends.
+    suspended_until: Option<String>,
     last_login: String,
     local_login: bool,
     created_at: String,
@@ -154,6 +156,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 .collect(),
             status: u.status.clone(),
             suspended: u.is_suspended(),
+            suspended_until: u.suspended_until.map(super::show_time),
             last_login: show_opt(u.last_login_at),
             local_login: u.local_login_enabled,
             created_at: super::show_time(u.created_at),
@@ -338,6 +341,14 @@ pub async fn bulk(
             "Give a reason for the suspension.",
         ));
     }
+    let until = if action == BulkAction::Suspend {
+        match core_users::suspension_end(form.get("days"), form.get("until")) {
+            Ok(u) => u,
+            Err(e) => return Ok(redirect(&state, &to, "error", &WebError::from(e).detail)),
+        }
+    } else {
+        None
+    };
     let tag = form.int("tag")?;
     if matches!(action, BulkAction::AddTag | BulkAction::RemoveTag) && tag.is_none() {
         return Ok(redirect(&state, &to, "error", "Choose a tag."));
@@ -351,7 +362,7 @@ pub async fn bulk(
                 for &id in &ids {
                     match action {
                         BulkAction::Suspend => {
-                            core_users::suspend(conn, &actor, id, &reason)?;
+                            core_users::suspend_until(conn, &actor, id, &reason, until)?;
                         }
                         BulkAction::Restore => {
                             core_users::restore(conn, &actor, id)?;
