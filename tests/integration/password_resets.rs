@@ -447,3 +447,65 @@ both!(reset_mails_wake_the_worker, |db| {
         assert_eq!(statuses, vec!["sent"; 3]);
     });
 });
+
+/// The audit actions recorded against one user, in order.
+fn actions_on(db: &TestDb, user_id: i64) -> Vec<(String, String)> {
+    use frontdesk_core::schema::audit_events;
+    audit_events::table
+        .filter(audit_events::target.eq(format!("user:{user_id}")))
+        .order(audit_events::id.asc())
+        .select((audit_events::action, audit_events::actor))
+        .load(&mut *db.conn())
+        .expect("audit")
+}
+
+both!(a_reset_through_the_link_is_audited_as_a_reset, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let ann = user_with_password(db, "ann@example.com");
+        let mut b = Browser::new();
+        request(&mut b, &app, "ann@example.com").await;
+        let link = mailed_link(db);
+        let csrf = b.get(&app, &link).await.csrf();
+        let new = "brand new secret";
+        let res = b
+            .post(
+                &app,
+                &link,
+                &[
+                    ("password", new),
+                    ("password_confirm", new),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let me = format!("user:{}", ann.id);
+        let actions = actions_on(db, ann.id);
+        assert!(
+            actions.contains(&("user.password.reset".to_owned(), me.clone())),
+            "{actions:?}"
+        );
+        assert!(
+            !actions.iter().any(|(a, _)| a == "user.password.change"),
+            "{actions:?}"
+        );
+
+        // A change made by the signed-in user stays a change.
+        let hash = passwords::hash("yet another secret").expect("hash");
+        auth::change_password(&mut db.conn(), ann.id, &hash, None).expect("change");
+        let actions = actions_on(db, ann.id);
+        assert_eq!(
+            actions.last(),
+            Some(&("user.password.change".to_owned(), me))
+        );
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|(a, _)| a == "user.password.reset")
+                .count(),
+            1
+        );
+    });
+});

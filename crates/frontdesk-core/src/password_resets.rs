@@ -167,7 +167,7 @@ pub fn complete(conn: &mut DbConnection, token: &str, new_hash: &str) -> CoreRes
         if user.is_suspended() {
             return Err(invalid_token());
         }
-        auth::change_password(conn, user_id, new_hash, None)?;
+        auth::reset_password(conn, user_id, new_hash)?;
         // Proof of owning the mailbox.
         diesel::update(users::table.find(user_id))
             .set(users::email_verified.eq(true))
