@@ -910,6 +910,13 @@ both!(
                 "{}",
                 page.body
             );
+            // No mail transport here: the report says the mail waits.
+            assert!(
+                page.body
+                    .contains("no mail transport is configured, so they wait in the outbox until mail is set up"),
+                "{}",
+                page.body
+            );
             assert_eq!(count(db, "invitations"), inv0 + 1);
             assert_eq!(count(db, "outbox"), outbox0 + 2);
             let (org, email, role, status): (i64, String, String, String) = invitations::table
