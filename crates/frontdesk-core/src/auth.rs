@@ -86,7 +86,7 @@ pub fn sign_in(
         None => Reason::UnknownEmail,
         Some(u) if !u.local_login_enabled => Reason::LocalLoginDisabled,
         Some(_) if !password_ok => Reason::BadPassword,
-        Some(u) if u.is_suspended() && !u.suspension_ended(now()) => Reason::Suspended,
+        Some(u) if u.suspension_in_force(now()) => Reason::Suspended,
         Some(_) => Reason::Success,
     };
     let user_id = user.as_ref().map(|u| u.id);

@@ -69,6 +69,12 @@ impl User {
         self.status == UserStatus::Suspended.as_str()
     }
 
+    /// Suspended, and not past the suspension's end date: what keeps a user
+    /// from signing in or resetting their password.
+    pub fn suspension_in_force(&self, at: NaiveDateTime) -> bool {
+        self.is_suspended() && !self.suspension_ended(at)
+    }
+
     /// A suspension whose end date has passed: the user is restored at their
     /// next sign-in or by the next sweep ([`restore_ended_suspensions`]).
     pub fn suspension_ended(&self, at: NaiveDateTime) -> bool {
