@@ -58,6 +58,8 @@ pub struct FrontdeskBuilder {
     base_url: Option<String>,
     auth_prefix: Option<String>,
     after_login: Option<String>,
+    admin_after_login: Option<bool>,
+    environment_label: Option<String>,
     site_name: Option<String>,
     idle_timeout: Option<chrono::Duration>,
     absolute_timeout: Option<chrono::Duration>,
@@ -90,6 +92,8 @@ impl Default for FrontdeskBuilder {
             base_url: None,
             auth_prefix: None,
             after_login: None,
+            admin_after_login: None,
+            environment_label: None,
             site_name: None,
             idle_timeout: None,
             absolute_timeout: None,
@@ -154,6 +158,22 @@ impl FrontdeskBuilder {
     /// Where users land after signing in when no `next` was asked for (default `/`).
     pub fn after_login(mut self, path: impl Into<String>) -> Self {
         self.after_login = Some(path.into());
+        self
+    }
+
+    /// Staff and organization admins who sign in without a `next` land on
+    /// the admin dashboard instead of [`after_login`](Self::after_login)
+    /// (default `true`; `false` sends everyone to `after_login`).
+    pub fn admin_after_login(mut self, yes: bool) -> Self {
+        self.admin_after_login = Some(yes);
+        self
+    }
+
+    /// Which deployment this is (`"production"`, `"staging"`): shown in the
+    /// admin header and next to the import and export buttons, so an admin
+    /// sees which app a file goes into. At most 40 characters.
+    pub fn environment_label(mut self, label: impl Into<String>) -> Self {
+        self.environment_label = Some(label.into());
         self
     }
 
@@ -330,6 +350,20 @@ impl FrontdeskBuilder {
         if let Some(n) = self.site_name {
             settings.site_name = n;
         }
+        if let Some(yes) = self.admin_after_login {
+            settings.admin_after_login = yes;
+        }
+        if let Some(label) = self.environment_label {
+            let label = label.trim().to_owned();
+            if label.is_empty() || label.chars().count() > 40 || label.chars().any(char::is_control)
+            {
+                return Err(CoreError::Config(
+                    "environment_label must be 1 to 40 characters, without control characters"
+                        .into(),
+                ));
+            }
+            settings.environment_label = Some(label);
+        }
         if let Some(d) = self.idle_timeout {
             settings.auth.sessions.idle_timeout = d;
         }
@@ -412,6 +446,7 @@ impl FrontdeskBuilder {
             }
         };
 
+        settings.mail_configured = mail.is_some();
         let backend = DatabaseUrl::parse(&url)?.kind();
         let schema = match &self.postgres_schema {
             Some(name) => db::PgSchema::new(name)?,
@@ -468,6 +503,12 @@ impl Frontdesk {
     /// The state the web scopes and extractors use.
     pub fn state(&self) -> &FrontdeskState {
         &self.state
+    }
+
+    /// The admin dashboard's path (`/admin/` by default), for a link from the
+    /// host's own pages; templates rendered by frontdesk get it as `admin_url`.
+    pub fn admin_url(&self) -> String {
+        self.state.admin_url()
     }
 
     /// The outbox's delivery worker, when mail is configured (`mail_url` or

@@ -910,6 +910,13 @@ both!(
                 "{}",
                 page.body
             );
+            // No mail transport here: the report says the mail waits.
+            assert!(
+                page.body
+                    .contains("no mail transport is configured, so they wait in the outbox until mail is set up"),
+                "{}",
+                page.body
+            );
             assert_eq!(count(db, "invitations"), inv0 + 1);
             assert_eq!(count(db, "outbox"), outbox0 + 2);
             let (org, email, role, status): (i64, String, String, String) = invitations::table
@@ -1177,3 +1184,156 @@ fn stored_report(db: &TestDb, id: i64) -> String {
         .expect("row")
         .unwrap_or_default()
 }
+
+const WITH_UNKNOWN: &str = "email,first_name,last_name,organization,shoe_size\n\
+                            one@acme.test,One,Person,acme,44\n";
+
+/// The `import` in the details of each `user.create` event, by user email.
+fn created_by_import(db: &TestDb) -> Vec<(String, serde_json::Value)> {
+    audit_events::table
+        .filter(audit_events::action.eq("user.create"))
+        .select(audit_events::details)
+        .load::<String>(&mut *db.conn())
+        .expect("events")
+        .into_iter()
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+        .filter(|d| d["via"] == "import")
+        .map(|d| {
+            (
+                d["email"].as_str().unwrap_or("").to_owned(),
+                d["import"].clone(),
+            )
+        })
+        .collect()
+}
+
+both!(
+    the_import_page_can_ignore_unknown_columns_and_names_the_app,
+    |db| {
+        let cast = fx::cast(db);
+        let fd = builder(db)
+            .environment_label("production")
+            .build()
+            .expect("frontdesk");
+        block_on(async move {
+            let app = host_app!(fd);
+            let (mut b, csrf) = fx::signed_in(db, cast.get("staff_owner"));
+            let page = b.get(&app, "/admin/imports").await;
+            assert!(
+                page.body.contains(r#"name="ignore_unknown_columns""#),
+                "{}",
+                page.body
+            );
+            // The form names the app and its environment next to the button, and
+            // the header shows the environment on every admin page.
+            assert!(page.body.contains(
+            r#"<p id="import-target">Into <strong>Notes</strong>, the <strong id="import-environment">production</strong> app.</p>"#
+        ), "{}", page.body);
+            assert!(page
+                .body
+                .contains(r#"<span class="fda-env" id="environment-label">production</span>"#));
+            let export = b.get(&app, "/admin/exports").await;
+            assert!(export.body.contains(
+            r#"<p id="export-target">From <strong>Notes</strong>, the <strong id="export-environment">production</strong> app.</p>"#
+        ), "{}", export.body);
+            let users = b.get(&app, "/admin/users").await;
+            assert!(users.body.contains(r#"id="environment-label">production<"#));
+
+            // Refused without the box, with the column named; nothing filed.
+            let before = (count_users(db), count(db, "imports"));
+            let res = upload(
+                &mut b,
+                &app,
+                &[("csrf_token", &csrf), ("mode", "apply")],
+                Some(("shoes.csv", WITH_UNKNOWN.as_bytes())),
+            )
+            .await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER);
+            let back = b.get(&app, res.location()).await;
+            assert!(
+                back.body.contains("unknown column(s): shoe_size"),
+                "{}",
+                back.body
+            );
+            assert_eq!((count_users(db), count(db, "imports")), before);
+
+            // With it: imported, the report warns and says "1 row".
+            let res = upload(
+                &mut b,
+                &app,
+                &[
+                    ("csrf_token", &csrf),
+                    ("mode", "apply"),
+                    ("ignore_unknown_columns", "1"),
+                ],
+                Some(("shoes.csv", WITH_UNKNOWN.as_bytes())),
+            )
+            .await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+            let id = import_id(&res);
+            let report = b.get(&app, res.location()).await;
+            assert!(
+                report
+                    .body
+                    .contains("1 row: created 1, skipped 0, rejected 0"),
+                "the flash: {}",
+                report.body
+            );
+            assert!(
+                report.body.contains(r#"<p id="import-summary">1 row:"#),
+                "{}",
+                report.body
+            );
+            assert!(!report.body.contains("1 rows"));
+            assert!(report.body.contains(
+            "Warning: row 1 (header): unknown column ignored, their cells were not imported: shoe_size"
+        ), "{}", report.body);
+            assert!(report.body.contains("ignoring unknown columns"));
+            assert!(exists(db, "one@acme.test"));
+            let one = core_users::find_by_email(&mut db.conn(), "one@acme.test")
+                .expect("find")
+                .expect("one");
+            assert!(one.profile_map().is_empty());
+            // The created user's own audit event names this import.
+            assert_eq!(
+                created_by_import(db),
+                vec![("one@acme.test".to_owned(), serde_json::json!(id))]
+            );
+            let options: String = imports::table
+                .find(id)
+                .select(imports::options)
+                .first(&mut *db.conn())
+                .expect("options");
+            assert!(
+                options.contains(r#""ignore_unknown_columns":true"#),
+                "{options}"
+            );
+        });
+    }
+);
+
+both!(
+    the_import_pages_without_an_environment_label_name_the_site,
+    |db| {
+        let cast = fx::cast(db);
+        let fd = frontdesk(db);
+        block_on(async move {
+            let app = host_app!(fd);
+            let (mut b, _) = fx::signed_in(db, cast.get("staff_owner"));
+            let page = b.get(&app, "/admin/imports").await;
+            assert!(page
+                .body
+                .contains(r#"<p id="import-target">Into <strong>Notes</strong>.</p>"#));
+            assert!(!page.body.contains("environment-label"));
+        });
+        for bad in ["", "   ", "a\nb", &"x".repeat(41)] {
+            let err = builder(db)
+                .environment_label(bad)
+                .build()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("environment_label"), "{bad:?}: {err}");
+        }
+    }
+);

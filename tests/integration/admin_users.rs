@@ -640,3 +640,160 @@ both!(
         });
     }
 );
+
+/// Seconds from now to a user's suspension end.
+fn ends_in(db: &crate::support::TestDb, id: i64) -> Option<i64> {
+    let u = fx::reload(db, id).expect("user");
+    u.suspended_until
+        .map(|t| (t - frontdesk_core::time::now()).num_seconds())
+}
+
+both!(suspensions_may_end_on_a_date, |db| {
+    let cast = fx::cast(db);
+    let fd = frontdesk(db);
+    block_on(async move {
+        let app = host_app!(fd);
+        let (mut admin, csrf) = fx::signed_in(db, cast.get("staff_admin"));
+        let alice = cast.alice.id;
+        let bob = cast.bob.id;
+        let page = admin.get(&app, &format!("/admin/users/{alice}")).await;
+        assert!(page.body.contains(r#"name="days""#), "{}", page.body);
+        assert!(page.body.contains(r#"name="until""#));
+
+        // Bad ends are refused with the reason; nothing changes.
+        let uri = format!("/admin/users/{alice}/suspend");
+        let before = fx::audit_count(db);
+        for (days, until, why) in [
+            ("0", "", "from 1 to 3650"),
+            ("3651", "", "from 1 to 3650"),
+            ("seven", "", "from 1 to 3650"),
+            ("", "2001-01-01", "must be in the future"),
+            ("", "31/12/2099", "is not a date"),
+            ("3", "2099-01-01", "not both"),
+        ] {
+            let res = admin
+                .post(
+                    &app,
+                    &uri,
+                    &[
+                        ("csrf_token", &csrf),
+                        ("reason", "spam"),
+                        ("days", days),
+                        ("until", until),
+                    ],
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER);
+            let shown = admin.get(&app, res.location()).await;
+            assert!(
+                shown.body.contains(why),
+                "{days:?} {until:?}: {}",
+                shown.body
+            );
+            assert!(!fx::reload(db, alice).expect("alice").is_suspended());
+        }
+        assert_eq!(fx::audit_count(db), before);
+
+        // For 7 days.
+        let res = admin
+            .post(
+                &app,
+                &uri,
+                &[("csrf_token", &csrf), ("reason", "spam"), ("days", "7")],
+            )
+            .await;
+        let shown = admin.get(&app, res.location()).await;
+        assert!(
+            shown.body.contains("User suspended until"),
+            "{}",
+            shown.body
+        );
+        assert!(shown.body.contains(r#"<dd id="suspended-until">"#));
+        let secs = ends_in(db, alice).expect("an end");
+        assert!((7 * 86400 - 60..=7 * 86400).contains(&secs), "{secs}");
+        let list = admin.get(&app, "/admin/users?status=suspended").await;
+        let until = fx::reload(db, alice)
+            .and_then(|u| u.suspended_until)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .expect("until");
+        assert!(
+            list.body.contains(&format!("until {until}")),
+            "{until}: {}",
+            list.body
+        );
+        admin
+            .post(
+                &app,
+                &format!("/admin/users/{alice}/restore"),
+                &[("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(ends_in(db, alice), None, "a restore clears the end");
+
+        // Until a date: restored at the start of that day (UTC).
+        let day = (frontdesk_core::time::now() + chrono::Duration::days(10)).date();
+        let res = admin
+            .post(
+                &app,
+                &uri,
+                &[
+                    ("csrf_token", &csrf),
+                    ("reason", "spam"),
+                    ("until", &day.to_string()),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        let u = fx::reload(db, alice).expect("alice");
+        assert_eq!(u.suspended_until, day.and_hms_opt(0, 0, 0));
+
+        // Without an end: open-ended, as before.
+        let res = admin
+            .post(
+                &app,
+                &format!("/admin/users/{bob}/suspend"),
+                &[("csrf_token", &csrf), ("reason", "spam")],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert!(fx::reload(db, bob).expect("bob").is_suspended());
+        assert_eq!(ends_in(db, bob), None);
+        let page = admin.get(&app, &format!("/admin/users/{bob}")).await;
+        assert!(page.body.contains("restored by hand"));
+    });
+});
+
+both!(bulk_suspension_may_end_after_days, |db| {
+    let cast = fx::cast(db);
+    let fd = frontdesk(db);
+    block_on(async move {
+        let app = host_app!(fd);
+        let (mut admin, csrf) = fx::signed_in(db, cast.get("staff_admin"));
+        let (alice, bob) = (cast.alice.id.to_string(), cast.bob.id.to_string());
+        let bulk = |days: &'static str| {
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("action", "suspend".to_owned()),
+                ("reason", "fraud ring".to_owned()),
+                ("days", days.to_owned()),
+                ("ids", alice.clone()),
+                ("ids", bob.clone()),
+            ]
+        };
+        let form = bulk("0");
+        let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let res = admin.post(&app, "/admin/users/bulk", &f).await;
+        let shown = admin.get(&app, res.location()).await;
+        assert!(shown.body.contains("from 1 to 3650"), "{}", shown.body);
+        assert!(!fx::reload(db, cast.alice.id).expect("alice").is_suspended());
+
+        let form = bulk("3");
+        let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        admin.post(&app, "/admin/users/bulk", &f).await;
+        for id in [cast.alice.id, cast.bob.id] {
+            assert!(fx::reload(db, id).expect("user").is_suspended());
+            let secs = ends_in(db, id).expect("an end");
+            assert!((3 * 86400 - 60..=3 * 86400).contains(&secs), "{secs}");
+        }
+    });
+});

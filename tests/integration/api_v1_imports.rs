@@ -253,3 +253,71 @@ both!(an_import_the_database_stops_says_how_much_was_saved, |db| {
         assert_eq!(user_count(db), before + 10);
     });
 });
+
+both!(import_may_ignore_unknown_columns, |db| {
+    use frontdesk_core::schema::audit_events;
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let csv = "email,first_name,last_name,organization,shoe_size,hat\n\
+                   shoes@acme.test,Shoe,Size,acme,44,L\n";
+        let before = user_count(db);
+        let (status, body) = upload(&app, &w, Who::AcmeAdminKey, "", csv).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("unknown column(s): shoe_size, hat"),
+            "{body}"
+        );
+        for bad in [
+            "?ignore_unknown_columns=maybe",
+            "?ignore_unknown_column=true",
+        ] {
+            let (status, body) = upload(&app, &w, Who::AcmeAdminKey, bad, csv).await;
+            assert_eq!(status, 400, "{bad}: {body}");
+        }
+        assert_eq!(user_count(db), before);
+
+        let (status, body) = upload(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "?ignore_unknown_columns=true",
+            csv,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["created"], 1);
+        assert_eq!(
+            body["warnings"],
+            json!(["row 1 (header): unknown columns ignored, their cells were not imported: shoe_size, hat"])
+        );
+        assert_eq!(user_count(db), before + 1);
+        // The user's own audit event names the import the answer reports.
+        let details: String = audit_events::table
+            .filter(audit_events::action.eq("user.create"))
+            .order(audit_events::id.desc())
+            .select(audit_events::details)
+            .first(&mut *db.conn())
+            .expect("event");
+        let details: serde_json::Value = serde_json::from_str(&details).expect("json");
+        assert_eq!(details["email"], "shoes@acme.test");
+        assert_eq!(details["import"], body["import_id"]);
+        // The stored report keeps the warning.
+        let id = body["import_id"].as_i64().expect("id");
+        let got = call(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            &format!("/imports/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(got.status.as_u16(), 200);
+        assert!(got.raw.contains("unknown columns ignored"), "{}", got.raw);
+    });
+});

@@ -226,3 +226,114 @@ both!(invitations_create_list_resend_cancel, |db| {
         );
     });
 });
+
+both!(invitations_carry_the_invitees_names, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            "/invitations",
+            Some(
+                json!({"organization": "acme", "email": "ada@example.com", "role": "member",
+                "first_name": " Ada ", "last_name": "Lovelace"}),
+            ),
+            201,
+        )
+        .await;
+        assert_eq!(a.body["first_name"], "Ada");
+        assert_eq!(a.body["last_name"], "Lovelace");
+        let id = a.body["id"].as_i64().expect("id");
+        let stored: (Option<String>, Option<String>) = inv_t::table
+            .find(id)
+            .select((inv_t::first_name, inv_t::last_name))
+            .first(&mut *db.conn())
+            .expect("row");
+        assert_eq!(stored, (Some("Ada".into()), Some("Lovelace".into())));
+        let got = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            &format!("/invitations/{id}"),
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(got.body["first_name"], "Ada");
+        let list = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/invitations",
+            None,
+            200,
+        )
+        .await;
+        let listed = list.body["invitations"]
+            .as_array()
+            .expect("invitations")
+            .iter()
+            .find(|i| i["id"] == id)
+            .cloned()
+            .expect("listed");
+        assert_eq!(listed["last_name"], "Lovelace");
+
+        // Without names: null.
+        let b = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            "/invitations",
+            Some(json!({"organization": "acme", "email": "anon@example.com", "role": "member"})),
+            201,
+        )
+        .await;
+        assert!(b.body["first_name"].is_null() && b.body["last_name"].is_null());
+
+        // Bad names are refused, field by field, and nothing is stored.
+        let before: i64 = inv_t::table
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("count");
+        for (body, field) in [
+            (
+                json!({"organization": "acme", "email": "x@example.com", "role": "member", "first_name": "x".repeat(101)}),
+                "first_name",
+            ),
+            (
+                json!({"organization": "acme", "email": "x@example.com", "role": "member", "last_name": "a\u{1b}b"}),
+                "last_name",
+            ),
+            (
+                json!({"organization": "acme", "email": "x@example.com", "role": "member", "first_name": 7}),
+                "",
+            ),
+        ] {
+            let r = expect(
+                &app,
+                &w,
+                Who::AcmeAdminKey,
+                "POST",
+                "/invitations",
+                Some(body),
+                400,
+            )
+            .await;
+            if !field.is_empty() {
+                assert_eq!(r.body["errors"][0]["field"], field, "{}", r.raw);
+            }
+        }
+        let after: i64 = inv_t::table
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("count");
+        assert_eq!(after, before);
+    });
+});

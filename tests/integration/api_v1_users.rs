@@ -662,3 +662,133 @@ both!(oversized_bodies_and_profiles_are_refused, |db| {
         assert_eq!(a.body["profile"], json!({}), "nothing changed");
     });
 });
+
+fn suspended_until_of(db: &crate::support::TestDb, id: i64) -> Option<chrono::NaiveDateTime> {
+    users_t::table
+        .find(id)
+        .select(users_t::suspended_until)
+        .first(&mut *db.conn())
+        .expect("query")
+}
+
+both!(suspend_with_an_end, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let id = w.acme_member.id;
+        let suspend = format!("/users/{id}/suspend");
+        let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+        let future = chrono::Utc::now() + chrono::Duration::days(30);
+        for (body, field) in [
+            (json!({"reason": "x", "days": 0}), "days"),
+            (json!({"reason": "x", "days": 3651}), "days"),
+            (
+                json!({"reason": "x", "days": 2, "suspended_until": future.to_rfc3339()}),
+                "suspended_until",
+            ),
+            (
+                json!({"reason": "x", "suspended_until": past}),
+                "suspended_until",
+            ),
+            (
+                json!({"reason": "x", "suspended_until": "next tuesday"}),
+                "",
+            ),
+        ] {
+            let a = expect(
+                &app,
+                &w,
+                Who::AcmeAdminKey,
+                "POST",
+                &suspend,
+                Some(body.clone()),
+                400,
+            )
+            .await;
+            if !field.is_empty() {
+                assert!(a.raw.contains(field), "{body}: {}", a.raw);
+            }
+            assert_eq!(status_of(db, id).as_deref(), Some("active"), "{body}");
+        }
+
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            &suspend,
+            Some(json!({"reason": "abuse", "suspended_until": future.to_rfc3339()})),
+            200,
+        )
+        .await;
+        assert_eq!(a.body["status"], "suspended");
+        let stored = suspended_until_of(db, id).expect("stored");
+        assert_eq!(stored.and_utc().timestamp(), future.timestamp());
+        let shown = a.body["suspended_until"].as_str().expect("suspended_until");
+        let shown = chrono::DateTime::parse_from_rfc3339(shown).expect("rfc 3339");
+        assert_eq!(shown.timestamp(), future.timestamp());
+        // The detail and the list show it too.
+        let d = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            &format!("/users/{id}"),
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(d.body["suspended_until"], a.body["suspended_until"]);
+        let l = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/users?status=suspended",
+            None,
+            200,
+        )
+        .await;
+        assert!(
+            l.raw
+                .contains(a.body["suspended_until"].as_str().unwrap_or("?")),
+            "{}",
+            l.raw
+        );
+
+        // Restored, the end goes; then `days` sets one from now.
+        let r = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            &format!("/users/{id}/restore"),
+            None,
+            200,
+        )
+        .await;
+        assert!(r.body["suspended_until"].is_null());
+        assert_eq!(suspended_until_of(db, id), None);
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            &suspend,
+            Some(json!({"reason": "abuse", "days": 7})),
+            200,
+        )
+        .await;
+        let secs =
+            (suspended_until_of(db, id).expect("end") - frontdesk_core::time::now()).num_seconds();
+        assert!((7 * 86400 - 60..=7 * 86400).contains(&secs), "{secs}");
+        let ev: String = audit_events::table
+            .filter(audit_events::action.eq("user.suspend"))
+            .order(audit_events::id.desc())
+            .select(audit_events::details)
+            .first(&mut *db.conn())
+            .expect("event");
+        assert!(ev.contains("\"until\""), "{ev}");
+    });
+});

@@ -524,3 +524,111 @@ async fn custom_prefix(db: &TestDb) {
 both!(pages_mount_under_a_custom_prefix, |db| block_on(
     custom_prefix(db)
 ));
+
+/// Users who may sign in with `PASSWORD`: staff, an organization admin, a
+/// member and someone in no organization.
+fn landing_cast(db: &TestDb) -> Vec<(&'static str, &'static str)> {
+    use frontdesk_core::users::{self, NewUser};
+    use frontdesk_core::{organizations, passwords, Actor, OrgRole, StaffRole};
+    let mut conn = db.conn();
+    let sys = Actor::system();
+    let org = organizations::create(&mut conn, &sys, "acme", "Acme", "").expect("org");
+    let hash = passwords::hash(PASSWORD).expect("hash");
+    let people = [
+        ("viewer@staff.test", Some(StaffRole::Viewer), None),
+        ("admin@acme.test", None, Some((org.id, OrgRole::Admin))),
+        ("member@acme.test", None, Some((org.id, OrgRole::Member))),
+        ("someone@else.test", None, None),
+    ];
+    for (email, staff_role, organization) in people {
+        users::create(
+            &mut conn,
+            &sys,
+            NewUser {
+                email: email.into(),
+                first_name: "Test".into(),
+                password_hash: Some(hash.clone()),
+                staff_role,
+                organization,
+                ..NewUser::default()
+            },
+        )
+        .expect("user");
+    }
+    vec![
+        ("viewer@staff.test", "admin"),
+        ("admin@acme.test", "admin"),
+        ("member@acme.test", "host"),
+        ("someone@else.test", "host"),
+    ]
+}
+
+both!(
+    staff_and_organization_admins_land_on_the_admin_dashboard,
+    |db| {
+        let cast = landing_cast(db);
+        block_on(async move {
+            let fd = builder(db)
+                .after_login("/notes")
+                .build()
+                .expect("frontdesk");
+            assert_eq!(fd.admin_url(), "/admin/");
+            let app = host_app!(fd);
+            for (email, lands) in &cast {
+                let mut b = Browser::new();
+                let res = b.login(&app, email, PASSWORD).await;
+                assert_eq!(res.status, StatusCode::SEE_OTHER, "{email}");
+                let want = if *lands == "admin" {
+                    "/admin/"
+                } else {
+                    "/notes"
+                };
+                assert_eq!(res.location(), want, "{email}");
+                // A `next` still wins, for everyone.
+                let mut b = Browser::new();
+                let csrf = b.get(&app, "/auth/login").await.csrf();
+                let res = b
+                    .post(
+                        &app,
+                        "/auth/login",
+                        &[
+                            ("email", email),
+                            ("password", PASSWORD),
+                            ("csrf_token", &csrf),
+                            ("next", "/notes/7"),
+                        ],
+                    )
+                    .await;
+                assert_eq!(res.location(), "/notes/7", "{email}");
+            }
+            // The dashboard really is where the admin lands.
+            let mut b = Browser::new();
+            b.login(&app, "admin@acme.test", PASSWORD).await;
+            let dash = b.get(&app, "/admin/").await;
+            assert_eq!(dash.status, StatusCode::OK);
+
+            // Turned off, everyone goes to `after_login`; a moved admin is followed.
+            let fd = builder(db)
+                .after_login("/notes")
+                .admin_after_login(false)
+                .build()
+                .expect("frontdesk");
+            let app = host_app!(fd);
+            let mut b = Browser::new();
+            let res = b.login(&app, "viewer@staff.test", PASSWORD).await;
+            assert_eq!(res.location(), "/notes");
+            let fd = builder(db)
+                .admin_prefix("/backoffice")
+                .build()
+                .expect("frontdesk");
+            assert_eq!(fd.admin_url(), "/backoffice/");
+            let app = host_app!(fd);
+            let mut b = Browser::new();
+            let res = b.login(&app, "viewer@staff.test", PASSWORD).await;
+            assert_eq!(res.location(), "/backoffice/");
+            let mut b = Browser::new();
+            let res = b.login(&app, "member@acme.test", PASSWORD).await;
+            assert_eq!(res.location(), "/");
+        });
+    }
+);

@@ -145,7 +145,7 @@ both!(
         assert_eq!(lines(&r), vec![(2, Outcome::Rejected, "invalid_field")]);
         assert_eq!(
             reason(&r, 2),
-            "first_name is invalid: contains control characters"
+            "first_name is invalid: contains a line break"
         );
         assert_eq!(user_emails(db), vec!["bob@example.com"]);
     }
@@ -895,3 +895,201 @@ both!(
         assert_eq!(lines(&again)[3], (5, Outcome::Skipped, "unchanged"));
     }
 );
+
+/// (target, organization, details) of every `user.create` event, in id order.
+fn user_create_events(db: &TestDb) -> Vec<(String, Option<i64>, serde_json::Value)> {
+    audit_events::table
+        .filter(audit_events::action.eq("user.create"))
+        .order(audit_events::id.asc())
+        .select((
+            audit_events::target,
+            audit_events::organization_id,
+            audit_events::details,
+        ))
+        .load::<(String, Option<i64>, String)>(&mut db.conn())
+        .expect("events")
+        .into_iter()
+        .map(|(t, o, d)| (t, o, serde_json::from_str(&d).expect("json")))
+        .collect()
+}
+
+const UNKNOWN_COLUMNS: &str = "email,favourite_color,first_name,last_name,,Nick Name\n\
+ann@example.com,blue,Ann,Lee,,Annie\n\
+bob@example.com,green,Bob,Ray,,\n\
+cleo@example.com,red,Cleo,Ng,oops,\n";
+
+both!(
+    unknown_columns_are_refused_or_ignored_with_a_warning,
+    |db| {
+        // By default the file is refused, naming the columns.
+        match run_as(
+            db,
+            &Actor::system(),
+            UNKNOWN_COLUMNS.as_bytes(),
+            &options(ImportMode::Apply),
+            &config(),
+        ) {
+            Err(ImportError::UnknownColumns { columns, .. }) => {
+                assert_eq!(columns, vec!["favourite_color", "nick_name"])
+            }
+            other => panic!("expected UnknownColumns, got {other:?}"),
+        }
+        assert_nothing_written(db);
+
+        let ignoring = ImportOptions {
+            ignore_unknown_columns: true,
+            ..options(ImportMode::DryRun)
+        };
+        let warning = "row 1 (header): unknown columns ignored, their cells were not imported: \
+                   favourite_color, nick_name";
+        let dry = ok(run_as(
+            db,
+            &Actor::system(),
+            UNKNOWN_COLUMNS.as_bytes(),
+            &ignoring,
+            &config(),
+        ));
+        assert_eq!(dry.warnings, vec![warning.to_owned()]);
+        assert_nothing_written(db);
+
+        let apply = ImportOptions {
+            mode: ImportMode::Apply,
+            ..ignoring
+        };
+        let r = ok(run_as(
+            db,
+            &Actor::system(),
+            UNKNOWN_COLUMNS.as_bytes(),
+            &apply,
+            &config(),
+        ));
+        assert_eq!((r.created, r.rejected), (2, 1));
+        assert_eq!(r.warnings, vec![warning.to_owned()]);
+        // The unnamed column keeps its place among the ignored ones.
+        assert_eq!(lines(&r), vec![(4, Outcome::Rejected, "unnamed_column")]);
+        assert_eq!(
+            reason(&r, 4),
+            "column 5 has a value but no name in the header"
+        );
+        assert_eq!(user_emails(db), vec!["ann@example.com", "bob@example.com"]);
+        let ann = user(db, "ann@example.com");
+        assert_eq!(
+            (ann.first_name.as_str(), ann.last_name.as_str()),
+            ("Ann", "Lee")
+        );
+        assert!(ann.profile_map().is_empty(), "{:?}", ann.profile_map());
+        let details: String = audit_events::table
+            .filter(audit_events::action.eq("users.import"))
+            .select(audit_events::details)
+            .first(&mut db.conn())
+            .expect("import event");
+        let details: serde_json::Value = serde_json::from_str(&details).expect("json");
+        assert_eq!(
+            details["ignored_columns"],
+            serde_json::json!(["favourite_color", "nick_name"])
+        );
+
+        // A known column is never ignored: a bad cell in it still rejects the row.
+        let known = format!(
+            "email,first_name,last_name,company,extra\ndan@example.com,Dan,{},Acme,x\n",
+            "x".repeat(101)
+        );
+        let r = ok(run_as(
+            db,
+            &Actor::system(),
+            known.as_bytes(),
+            &apply,
+            &config(),
+        ));
+        assert_eq!((r.created, r.rejected), (0, 1));
+        assert!(
+            reason(&r, 2).starts_with("last_name is too long"),
+            "{}",
+            reason(&r, 2)
+        );
+    }
+);
+
+both!(an_import_audits_each_user_it_creates, |db| {
+    let sys = Actor::system();
+    let org = organizations::create(&mut db.conn(), &sys, "acme", "Acme", "").expect("org");
+    let file = "email,first_name,last_name,organization\n\
+                ann@example.com,Ann,Lee,acme\n\
+                not-an-email,Bad,Row,\n\
+                bob@example.com,Bob,Ray,\n";
+    let dry = ImportOptions {
+        import_id: Some(42),
+        ..options(ImportMode::DryRun)
+    };
+    ok(run_as(db, &sys, file.as_bytes(), &dry, &config()));
+    assert!(
+        user_create_events(db).is_empty(),
+        "a dry run creates nobody"
+    );
+
+    let apply = ImportOptions {
+        mode: ImportMode::Apply,
+        ..dry
+    };
+    let r = ok(run_as(db, &sys, file.as_bytes(), &apply, &config()));
+    assert_eq!((r.created, r.rejected), (2, 1));
+    let ann = user(db, "ann@example.com");
+    let bob = user(db, "bob@example.com");
+    let mut events = user_create_events(db);
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want = vec![
+        (
+            format!("user:{}", ann.id),
+            Some(org.id),
+            "ann@example.com",
+            2,
+        ),
+        (format!("user:{}", bob.id), None, "bob@example.com", 4),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(events.len(), 2, "{events:?}");
+    for ((target, org_id, details), (want_target, want_org, email, row)) in events.iter().zip(&want)
+    {
+        assert_eq!(target, want_target);
+        assert_eq!(org_id, want_org);
+        assert_eq!(details["email"], *email);
+        assert_eq!(details["via"], "import");
+        assert_eq!(details["import"], 42);
+        assert_eq!(details["row"], *row);
+    }
+    // The import-level event stays, naming the import too.
+    let details: String = audit_events::table
+        .filter(audit_events::action.eq("users.import"))
+        .select(audit_events::details)
+        .first(&mut db.conn())
+        .expect("import event");
+    let details: serde_json::Value = serde_json::from_str(&details).expect("json");
+    assert_eq!(details["import"], 42);
+    assert_eq!(details["created"], 2);
+});
+
+both!(counts_of_one_row_are_singular, |db| {
+    let file = "email,first_name,last_name\nann@example.com,Ann,Lee\n";
+    let r = ok(run_as(
+        db,
+        &Actor::system(),
+        file.as_bytes(),
+        &options(ImportMode::DryRun),
+        &config(),
+    ));
+    assert_eq!(
+        r.summary(),
+        "1 row: would create 1, skipped 0, rejected 0 (dry run: nothing written)"
+    );
+    let two = "email,first_name,last_name\nann@example.com,Ann,Lee\nbob@example.com,Bob,Ray\n";
+    let r = ok(run_as(
+        db,
+        &Actor::system(),
+        two.as_bytes(),
+        &options(ImportMode::DryRun),
+        &config(),
+    ));
+    assert!(r.summary().starts_with("2 rows: "), "{}", r.summary());
+    assert_eq!(imports::rows(0), "0 rows");
+    assert_eq!(imports::plural(1, "user", "users"), "1 user");
+});

@@ -92,6 +92,8 @@ fn invite_direct(db: &TestDb, org: i64, email: &str, ttl: chrono::Duration) -> (
             email: email.into(),
             role: OrgRole::Member,
             message: None,
+            first_name: None,
+            last_name: None,
         },
     )
     .expect("invite");
@@ -982,5 +984,189 @@ both!(invitation_form_errors_mark_their_fields, |db| {
             .get_result(&mut db.conn())
             .expect("count");
         assert_eq!(accounts, 0);
+    });
+});
+
+fn invited_names(db: &TestDb, email: &str) -> Option<(Option<String>, Option<String>)> {
+    let mut conn = db.conn();
+    inv_t::table
+        .filter(inv_t::email.eq(email))
+        .select((inv_t::first_name, inv_t::last_name))
+        .first(&mut *conn)
+        .optional()
+        .expect("names")
+}
+
+both!(
+    invitation_names_are_kept_and_fill_in_the_accept_page,
+    |db| {
+        let cast = fx::cast(db);
+        let fd = frontdesk(db);
+        block_on(async move {
+            let app = host_app!(fd);
+            let (mut admin, csrf) = fx::signed_in(db, cast.get("org_admin"));
+            let page = admin.get(&app, "/admin/invitations").await;
+            assert!(page.body.contains(r#"name="first_name""#), "{}", page.body);
+            assert!(page.body.contains(r#"name="last_name""#));
+            let org = cast.org_a.id.to_string();
+            let invite = |email: &'static str, first: &'static str, last: &'static str| {
+                vec![
+                    ("csrf_token", csrf.clone()),
+                    ("email", email.to_owned()),
+                    ("organization", org.clone()),
+                    ("role", "member".to_owned()),
+                    ("first_name", first.to_owned()),
+                    ("last_name", last.to_owned()),
+                ]
+            };
+            let post = |form: Vec<(&'static str, String)>| {
+                let mut admin = admin.clone();
+                let app = &app;
+                async move {
+                    let pairs: Vec<(&str, &str)> =
+                        form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    let res = admin.post(app, "/admin/invitations", &pairs).await;
+                    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+                    admin.get(app, "/admin/invitations").await
+                }
+            };
+
+            let listed = post(invite("ada@example.com", "  Ada ", "Lovelace")).await;
+            assert!(listed
+                .body
+                .contains("Invitation to ada@example.com created"));
+            assert_eq!(
+                invited_names(db, "ada@example.com"),
+                Some((Some("Ada".into()), Some("Lovelace".into())))
+            );
+            // The invitee's page starts with the names filled in.
+            let token = latest_token(db);
+            let mut invitee = Browser::new();
+            let page = invitee
+                .get(&app, &format!("/auth/invitations/{token}"))
+                .await;
+            assert_eq!(page.status, StatusCode::OK);
+            assert!(
+                page.body.contains(r#"name="first_name" value="Ada""#),
+                "{}",
+                page.body
+            );
+            assert!(page.body.contains(r#"name="last_name" value="Lovelace""#));
+
+            // Empty names are no names; the page then starts empty.
+            post(invite("noname@example.com", " ", "")).await;
+            assert_eq!(invited_names(db, "noname@example.com"), Some((None, None)));
+            let token = latest_token(db);
+            let page = invitee
+                .get(&app, &format!("/auth/invitations/{token}"))
+                .await;
+            assert!(
+                page.body.contains(r#"name="first_name" value="""#),
+                "{}",
+                page.body
+            );
+
+            // A bad name is refused with a clear reason and nothing is created.
+            let before = counts(db);
+            let refused = post(invite("bell@example.com", "Bell\u{7}", "")).await;
+            assert!(
+                refused
+                    .body
+                    .contains("first_name is invalid: contains control characters"),
+                "{}",
+                refused.body
+            );
+            let long = "x".repeat(101);
+            let refused = post(vec![
+                ("csrf_token", csrf.clone()),
+                ("email", "long@example.com".into()),
+                ("organization", org.clone()),
+                ("role", "member".into()),
+                ("last_name", long),
+            ])
+            .await;
+            assert!(
+                refused.body.contains("last_name is too long"),
+                "{}",
+                refused.body
+            );
+            let refused = post(invite("line@example.com", "Two\nLines", "")).await;
+            assert!(
+                refused.body.contains("contains a line break"),
+                "{}",
+                refused.body
+            );
+            assert_eq!(counts(db), before);
+            assert_eq!(invited_names(db, "bell@example.com"), None);
+        });
+    }
+);
+
+both!(invitation_pages_say_when_mail_waits_for_a_transport, |db| {
+    let cast = fx::cast(db);
+    const WAITS: &str = "Invitations will wait in the outbox until mail is set up";
+    block_on(async move {
+        let org = cast.org_a.id.to_string();
+        let (mut admin, csrf) = fx::signed_in(db, cast.get("staff_owner"));
+        // No transport: the pages warn, and the confirmation does not promise mail.
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        for path in ["/admin/invitations", "/admin/imports"] {
+            let page = admin.get(&app, path).await;
+            assert!(page.body.contains(WAITS), "{path}: {}", page.body);
+        }
+        admin
+            .post(
+                &app,
+                "/admin/invitations",
+                &[
+                    ("csrf_token", &csrf),
+                    ("email", "first@example.com"),
+                    ("organization", &org),
+                    ("role", "member"),
+                ],
+            )
+            .await;
+        let page = admin.get(&app, "/admin/invitations").await;
+        assert!(
+            page.body
+                .contains("it waits in the outbox until mail is set up"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("on its way"));
+
+        // With a transport: no warning, and the mail is on its way.
+        let (transport, _memory) = frontdesk_mail::Transport::memory();
+        let fd = builder(db)
+            .mail_transport(transport)
+            .mail_from("Notes <no-reply@notes.example>")
+            .build()
+            .expect("frontdesk");
+        let app = host_app!(fd);
+        for path in ["/admin/invitations", "/admin/imports"] {
+            let page = admin.get(&app, path).await;
+            assert_eq!(page.status, StatusCode::OK);
+            assert!(!page.body.contains(WAITS), "{path}");
+        }
+        admin
+            .post(
+                &app,
+                "/admin/invitations",
+                &[
+                    ("csrf_token", &csrf),
+                    ("email", "second@example.com"),
+                    ("organization", &org),
+                    ("role", "member"),
+                ],
+            )
+            .await;
+        let page = admin.get(&app, "/admin/invitations").await;
+        assert!(
+            page.body
+                .contains("Invitation to second@example.com created; the mail is on its way."),
+            "{}",
+            page.body
+        );
     });
 });

@@ -79,6 +79,8 @@ pub fn invite(conn: &mut DbConnection, f: &Fixture, email: &str) -> invitations:
             email: email.into(),
             role: OrgRole::Member,
             message: Some("Welcome aboard!".into()),
+            first_name: None,
+            last_name: None,
         },
     )
     .expect("invite")
@@ -237,6 +239,8 @@ both!(who_may_invite_whom_and_bad_input_change_nothing, |db| {
         email: email.into(),
         role,
         message: message.map(str::to_owned),
+        first_name: None,
+        last_name: None,
     };
     let try_create = |c: &mut DbConnection, actor: &Actor, n: NewInvitation| {
         invitations::create(c, actor, &f.settings, &f.templates, &n)

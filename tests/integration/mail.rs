@@ -323,6 +323,8 @@ both!(
                     email: "invitee@example.com".into(),
                     role: OrgRole::Member,
                     message: Some("hi\r\nBcc: evil@attacker.example\r\n\r\nX-Injected: yes".into()),
+                    first_name: None,
+                    last_name: None,
                 },
             )
             .expect("invite");

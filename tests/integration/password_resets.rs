@@ -538,3 +538,115 @@ async fn reset_lifts_the_lockout(db: &TestDb) {
 both!(a_completed_reset_lifts_the_lockout, |db| block_on(
     reset_lifts_the_lockout(db)
 ));
+
+/// The audit actions recorded against one user, in order.
+fn actions_on(db: &TestDb, user_id: i64) -> Vec<(String, String)> {
+    use frontdesk_core::schema::audit_events;
+    audit_events::table
+        .filter(audit_events::target.eq(format!("user:{user_id}")))
+        .order(audit_events::id.asc())
+        .select((audit_events::action, audit_events::actor))
+        .load(&mut *db.conn())
+        .expect("audit")
+}
+
+both!(a_reset_through_the_link_is_audited_as_a_reset, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let ann = user_with_password(db, "ann@example.com");
+        let mut b = Browser::new();
+        request(&mut b, &app, &fd, "ann@example.com").await;
+        let link = mailed_link(db);
+        let csrf = b.get(&app, &link).await.csrf();
+        let new = "brand new secret";
+        let res = b
+            .post(
+                &app,
+                &link,
+                &[
+                    ("password", new),
+                    ("password_confirm", new),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let me = format!("user:{}", ann.id);
+        let actions = actions_on(db, ann.id);
+        assert!(
+            actions.contains(&("user.password.reset".to_owned(), me.clone())),
+            "{actions:?}"
+        );
+        assert!(
+            !actions.iter().any(|(a, _)| a == "user.password.change"),
+            "{actions:?}"
+        );
+
+        // A change made by the signed-in user stays a change.
+        let hash = passwords::hash("yet another secret").expect("hash");
+        auth::change_password(&mut db.conn(), ann.id, &hash, None).expect("change");
+        let actions = actions_on(db, ann.id);
+        assert_eq!(
+            actions.last(),
+            Some(&("user.password.change".to_owned(), me))
+        );
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|(a, _)| a == "user.password.reset")
+                .count(),
+            1
+        );
+    });
+});
+
+both!(a_suspension_past_its_end_does_not_block_a_reset, |db| {
+    use frontdesk_core::schema::users as users_t;
+    use frontdesk_core::users as core_users;
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let ann = user_with_password(db, "ann@example.com");
+        let sys = Actor::system();
+        core_users::suspend_until(
+            &mut db.conn(),
+            &sys,
+            ann.id,
+            "spam",
+            Some(now() + Duration::days(1)),
+        )
+        .expect("suspend");
+        // While it lasts, no link goes out.
+        let mut b = Browser::new();
+        request(&mut b, &app, &fd, "ann@example.com").await;
+        assert_eq!(count(db, "outbox"), 0);
+        // Past its end (not yet swept), the reset works and restores the user.
+        diesel::update(users_t::table.find(ann.id))
+            .set(users_t::suspended_until.eq(Some(now() - Duration::seconds(1))))
+            .execute(&mut *db.conn())
+            .expect("end passes");
+        request(&mut b, &app, &fd, "ann@example.com").await;
+        assert_eq!(count(db, "outbox"), 1);
+        let link = mailed_link(db);
+        let csrf = b.get(&app, &link).await.csrf();
+        let new = "brand new secret";
+        let res = b
+            .post(
+                &app,
+                &link,
+                &[
+                    ("password", new),
+                    ("password_confirm", new),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let u = core_users::get(&mut db.conn(), ann.id).expect("user");
+        assert!(!u.is_suspended());
+        assert!(auth::verify_password(&u, new));
+        let actions: Vec<String> = actions_on(db, ann.id).into_iter().map(|(a, _)| a).collect();
+        assert!(actions.contains(&"user.restore".to_owned()), "{actions:?}");
+    });
+});

@@ -719,3 +719,184 @@ both!(admins_list_and_revoke_sessions_within_their_scope, |db| {
         login_attempts::list(&mut conn, &AttemptFilter::default(), 1, 50).expect("list");
     assert_eq!(total, 3);
 });
+
+/// The `user.restore` events of one user: (actor, reason).
+fn restores(db: &TestDb, user_id: i64) -> Vec<(String, Option<String>)> {
+    use frontdesk_core::schema::audit_events;
+    audit_events::table
+        .filter(audit_events::action.eq("user.restore"))
+        .filter(audit_events::target.eq(format!("user:{user_id}")))
+        .select((audit_events::actor, audit_events::details))
+        .load::<(String, String)>(&mut *db.conn())
+        .expect("audit")
+        .into_iter()
+        .map(|(a, d)| {
+            let d: serde_json::Value = serde_json::from_str(&d).expect("json");
+            (a, d["reason"].as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+/// Moves a timed suspension's end into the past, as time passing would.
+fn end_passes(db: &TestDb, user_id: i64) {
+    diesel::update(users::table.find(user_id))
+        .set(users::suspended_until.eq(Some(now() - Duration::seconds(1))))
+        .execute(&mut *db.conn())
+        .expect("end passes");
+}
+
+both!(a_timed_suspension_ends_at_sign_in, |db| {
+    use frontdesk_core::users as core_users;
+    let user = user_with_password(db, "ann@example.com");
+    let sys = Actor::system();
+    // The end must lie ahead.
+    let mut conn = db.conn();
+    let past = now() - Duration::minutes(1);
+    let e = core_users::suspend_until(&mut conn, &sys, user.id, "spam", Some(past));
+    assert!(e.is_err());
+    assert!(!core_users::get(&mut conn, user.id)
+        .expect("user")
+        .is_suspended());
+    let until = now() + Duration::days(7);
+    let s =
+        core_users::suspend_until(&mut conn, &sys, user.id, "spam", Some(until)).expect("suspend");
+    assert!(s.is_suspended());
+    assert_eq!(
+        s.suspended_until.map(|t| t.and_utc().timestamp()),
+        Some(until.and_utc().timestamp())
+    );
+    drop(conn);
+    let fd = frontdesk(db);
+    block_on(async move {
+        let app = host_app!(fd);
+        // Before the end: refused like any suspended user.
+        let mut b = Browser::new();
+        let res = b.login(&app, "ann@example.com", PASSWORD).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        assert!(restores(db, user.id).is_empty());
+        // After it: signs in normally and is restored, by the system.
+        end_passes(db, user.id);
+        let res = b.login(&app, "ann@example.com", PASSWORD).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert_eq!(b.get(&app, "/notes").await.status, StatusCode::OK);
+        let now_user = core_users::get(&mut db.conn(), user.id).expect("user");
+        assert!(!now_user.is_suspended());
+        assert_eq!(
+            (
+                now_user.suspended_until,
+                now_user.suspended_reason,
+                now_user.suspended_at
+            ),
+            (None, None, None)
+        );
+        assert_eq!(
+            restores(db, user.id),
+            vec![("system".to_owned(), Some("suspension ended".to_owned()))]
+        );
+        // Once only: the next sign-in restores nothing more.
+        let mut again = Browser::new();
+        again.login(&app, "ann@example.com", PASSWORD).await;
+        assert_eq!(restores(db, user.id).len(), 1);
+    });
+    // An open-ended suspension never ends by itself, and a wrong password
+    // after the end restores nobody.
+    let mut conn = db.conn();
+    core_users::suspend(&mut conn, &sys, user.id, "again").expect("suspend");
+    assert_eq!(
+        core_users::restore_ended_suspensions(&mut conn).expect("sweep"),
+        0
+    );
+    assert!(core_users::get(&mut conn, user.id)
+        .expect("user")
+        .is_suspended());
+    core_users::restore(&mut conn, &sys, user.id).expect("restore");
+    core_users::suspend_until(
+        &mut conn,
+        &sys,
+        user.id,
+        "x",
+        Some(now() + Duration::hours(1)),
+    )
+    .expect("suspend");
+    drop(conn);
+    end_passes(db, user.id);
+    let fd = frontdesk(db);
+    block_on(async move {
+        let app = host_app!(fd);
+        let mut b = Browser::new();
+        let res = b.login(&app, "ann@example.com", "wrong password!").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        let u = frontdesk_core::users::get(&mut db.conn(), user.id).expect("user");
+        assert!(u.is_suspended());
+    });
+});
+
+both!(
+    the_mail_worker_restores_users_whose_suspension_ended,
+    |db| {
+        use frontdesk_core::users as core_users;
+        let sys = Actor::system();
+        let ann = user_with_password(db, "ann@example.com");
+        let bob = user_with_password(db, "bob@example.com");
+        let cleo = user_with_password(db, "cleo@example.com");
+        let mut conn = db.conn();
+        let later = now() + Duration::days(1);
+        for u in [&ann, &bob] {
+            core_users::suspend_until(&mut conn, &sys, u.id, "timed", Some(later))
+                .expect("suspend");
+        }
+        core_users::suspend(&mut conn, &sys, cleo.id, "open-ended").expect("suspend");
+        drop(conn);
+        end_passes(db, ann.id);
+        block_on(async move {
+            let (transport, _memory) = frontdesk_mail::Transport::memory();
+            let mut config =
+                frontdesk_mail::MailConfig::new("Notes <no-reply@notes.example>").expect("config");
+            config.poll_interval = std::time::Duration::from_millis(20);
+            config.sweep_interval = std::time::Duration::from_millis(50);
+            let fd = builder(db)
+                .mail_transport(transport)
+                .mail_config(config)
+                .build()
+                .expect("frontdesk");
+            let worker = fd.start_mailer().expect("worker");
+            let mut restored = false;
+            for _ in 0..200 {
+                if !core_users::get(&mut db.conn(), ann.id)
+                    .expect("ann")
+                    .is_suspended()
+                {
+                    restored = true;
+                    break;
+                }
+                actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(restored, "the worker restored ann");
+            assert_eq!(
+                restores(db, ann.id),
+                vec![("system".to_owned(), Some("suspension ended".to_owned()))]
+            );
+            // Later sweeps find bob's end once it passes, and never cleo.
+            end_passes(db, bob.id);
+            let mut restored = false;
+            for _ in 0..200 {
+                if !core_users::get(&mut db.conn(), bob.id)
+                    .expect("bob")
+                    .is_suspended()
+                {
+                    restored = true;
+                    break;
+                }
+                actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(restored, "a later sweep restored bob");
+            worker.shutdown().await;
+            assert!(core_users::get(&mut db.conn(), cleo.id)
+                .expect("cleo")
+                .is_suspended());
+            assert_eq!(restores(db, ann.id).len(), 1);
+            assert_eq!(restores(db, bob.id).len(), 1);
+            assert!(restores(db, cleo.id).is_empty());
+        });
+    }
+);

@@ -33,6 +33,14 @@ pub struct InviteArgs {
     /// A personal message shown in the mail and on the invitation page.
     #[arg(long)]
     message: Option<String>,
+    /// The invitee's first name, filled in on the invitation page (one
+    /// address only).
+    #[arg(long)]
+    first_name: Option<String>,
+    /// The invitee's last name, filled in on the invitation page (one
+    /// address only).
+    #[arg(long)]
+    last_name: Option<String>,
     /// Days until the link expires.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(i64).range(1..=365))]
     expires_days: i64,
@@ -109,6 +117,9 @@ fn status_line(issued: &IssuedInvitation, org: &Organization, resent: bool) -> S
 
 pub fn run(url: Option<&str>, args: InviteArgs) -> CliResult<ExitCode> {
     let role = parse_role(&args.role)?;
+    if args.emails.len() > 1 && (args.first_name.is_some() || args.last_name.is_some()) {
+        return Err("--first-name and --last-name name one invitee: give one address".into());
+    }
     let base_url = args
         .base_url
         .as_deref()
@@ -141,6 +152,8 @@ pub fn run(url: Option<&str>, args: InviteArgs) -> CliResult<ExitCode> {
             email: email.clone(),
             role,
             message: args.message.clone(),
+            first_name: args.first_name.clone(),
+            last_name: args.last_name.clone(),
         };
         let mut result =
             invitations::create(&mut c, &actor, &settings, &templates, &new).map(|i| (i, false));

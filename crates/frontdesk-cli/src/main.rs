@@ -116,6 +116,10 @@ struct ImportArgs {
     /// (default: skip existing users).
     #[arg(long)]
     update: bool,
+    /// Leave out columns the import does not know (named in a warning)
+    /// instead of refusing the file.
+    #[arg(long)]
+    ignore_unknown_columns: bool,
     /// Invite each created user: an invitation to their organization (the
     /// link sets their password), or a welcome mail pointing at the
     /// password-reset page when the row has no organization. Queued in the
@@ -349,6 +353,8 @@ fn import(url: Option<&str>, args: ImportArgs) -> CliResult<ExitCode> {
             .unwrap_or_default(),
         list_created: 0,
         update_existing: args.update,
+        ignore_unknown_columns: args.ignore_unknown_columns,
+        import_id: None,
     };
     let bar = if args.quiet || !io::stderr().is_terminal() {
         ProgressBar::hidden()
@@ -390,6 +396,9 @@ fn import(url: Option<&str>, args: ImportArgs) -> CliResult<ExitCode> {
     let mut out = stdout.lock();
     let print =
         |out: &mut io::StdoutLock, s: String| writeln!(out, "{s}").map_err(|e| e.to_string());
+    for w in &report.warnings {
+        print(&mut out, format!("warning: {w}"))?;
+    }
     for r in report
         .rows
         .iter()
@@ -413,7 +422,10 @@ fn import(url: Option<&str>, args: ImportArgs) -> CliResult<ExitCode> {
     if report.rows_not_listed > 0 {
         print(
             &mut out,
-            format!("… and {} more rows not listed", report.rows_not_listed),
+            format!(
+                "… and {} more not listed",
+                imports::rows(report.rows_not_listed)
+            ),
         )?;
     }
     if !report.tags_created.is_empty() {
@@ -555,7 +567,11 @@ fn export(url: Option<&str>, args: ExportArgs) -> CliResult<ExitCode> {
             let f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let s = exports::export(&mut c, &actor, &req, BufWriter::new(f), &mut |_| {})
                 .map_err(|e| e.to_string())?;
-            eprintln!("exported {} users to {}", s.rows, path.display());
+            eprintln!(
+                "exported {} to {}",
+                imports::plural(s.rows, "user", "users"),
+                path.display()
+            );
             s
         }
         None => {

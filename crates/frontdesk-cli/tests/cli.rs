@@ -264,6 +264,41 @@ fn operator_commands(db: &str, dir: &std::path::Path) {
         "email,first_name,tags\nann@example.com,'=Ann,beta\nbob@example.com,Bob,\n"
     );
 
+    assert!(stderr(&o).contains("exported 2 users to"), "{}", stderr(&o));
+
+    // A column the import does not know refuses the file, unless ignored.
+    let extra = dir.join("extra.csv");
+    std::fs::write(
+        &extra,
+        "email,first_name,last_name,shoe_size\ncy@example.com,Cy,Ng,44\n",
+    )
+    .expect("csv");
+    let extra = extra.to_str().expect("path");
+    let o = frontdesk(&db, &["import", extra, "--quiet"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown column(s): shoe_size"),
+        "{}",
+        stderr(&o)
+    );
+    let o = frontdesk(
+        &db,
+        &["import", extra, "--quiet", "--ignore-unknown-columns"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "warning: row 1 (header): unknown column ignored, their cells were not imported: shoe_size"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 row: created 1, skipped 0, rejected 0"),
+        "{out}"
+    );
+
     let o = frontdesk(&db, &["import", "/nonexistent/file.csv"], None);
     assert_eq!(o.status.code(), Some(1));
     let o = frontdesk(&db, &["export", "--fields", "email,secret"], None);

@@ -630,3 +630,41 @@ both!(
         assert_eq!(audit_count(db, "outbox.retry"), 2);
     }
 );
+
+both!(invite_may_name_the_invitee, |db| {
+    setup(db);
+    let base = [
+        "invite",
+        "--org",
+        "acme",
+        "--role",
+        "member",
+        "--base-url",
+        BASE,
+    ];
+    // Names belong to one invitee: refused with two addresses, nothing written.
+    let mut two = base.to_vec();
+    two.extend(["--first-name", "Ann", "ann@acme.test", "bea@acme.test"]);
+    let o = frontdesk(db, &two);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(err(&o).contains("give one address"), "{}", show(&o));
+    assert_eq!(invitation_count(db), 0);
+
+    let mut one = base.to_vec();
+    one.extend(["--first-name", "Ann", "--last-name", "Lee", "ann@acme.test"]);
+    let o = frontdesk(db, &one);
+    assert!(o.status.success(), "{}", show(&o));
+    let names: (Option<String>, Option<String>) = invitations::table
+        .filter(invitations::email.eq("ann@acme.test"))
+        .select((invitations::first_name, invitations::last_name))
+        .first(&mut db.conn())
+        .expect("invitation");
+    assert_eq!(names, (Some("Ann".into()), Some("Lee".into())));
+
+    let mut bad = base.to_vec();
+    bad.extend(["--last-name", "Two\nLines", "cy@acme.test"]);
+    let o = frontdesk(db, &bad);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(err(&o).contains("contains a line break"), "{}", show(&o));
+    assert_eq!(invitation_count(db), 1);
+});

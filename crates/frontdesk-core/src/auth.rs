@@ -86,7 +86,7 @@ pub fn sign_in(
         None => Reason::UnknownEmail,
         Some(u) if !u.local_login_enabled => Reason::LocalLoginDisabled,
         Some(_) if !password_ok => Reason::BadPassword,
-        Some(u) if u.is_suspended() => Reason::Suspended,
+        Some(u) if u.suspension_in_force(now()) => Reason::Suspended,
         Some(_) => Reason::Success,
     };
     let user_id = user.as_ref().map(|u| u.id);
@@ -104,6 +104,10 @@ pub fn sign_in(
     };
     let signed_in = crate::db::write_transaction::<_, CoreError, _>(conn, |conn| {
         let t = now();
+        if user.is_suspended() {
+            // Past its end date (checked above): restored as it signs in.
+            user_store::end_suspension_if_due(conn, user.id)?;
+        }
         let user: User = match &rehash {
             Some(h) => diesel::update(users::table.find(user.id))
                 .set((
@@ -148,6 +152,28 @@ pub fn change_password(
     new_hash: &str,
     keep_session: Option<i64>,
 ) -> CoreResult<usize> {
+    set_password(
+        conn,
+        user_id,
+        new_hash,
+        keep_session,
+        "user.password.change",
+    )
+}
+
+/// [`change_password`] for a reset through the emailed link: every session
+/// ends, and the audit row says `user.password.reset`.
+pub fn reset_password(conn: &mut DbConnection, user_id: i64, new_hash: &str) -> CoreResult<usize> {
+    set_password(conn, user_id, new_hash, None, "user.password.reset")
+}
+
+fn set_password(
+    conn: &mut DbConnection,
+    user_id: i64,
+    new_hash: &str,
+    keep_session: Option<i64>,
+    action: &str,
+) -> CoreResult<usize> {
     if passwords::needs_rehash(new_hash) {
         return Err(CoreError::Invalid {
             field: "password",
@@ -180,7 +206,7 @@ pub fn change_password(
         audit::record(
             conn,
             &actor,
-            "user.password.change",
+            action,
             &format!("user:{user_id}"),
             None,
             json!({"sessions_revoked": ended}),

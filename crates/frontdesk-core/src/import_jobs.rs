@@ -40,6 +40,10 @@ pub struct JobOptions {
     /// Invite the created users (see [`crate::imports::WelcomeMail`]).
     #[serde(default)]
     pub invite: bool,
+    /// Leave out columns the import does not know (named in the report's
+    /// warnings) instead of refusing the file.
+    #[serde(default)]
+    pub ignore_unknown_columns: bool,
 }
 
 /// One import, as stored.
@@ -146,6 +150,8 @@ pub struct StoredReport {
     pub welcome_mails_queued: u64,
     pub rows: Vec<StoredRow>,
     pub rows_not_listed: u64,
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl StoredReport {
@@ -258,6 +264,13 @@ pub fn queue(conn: &mut DbConnection, new: &NewJob, total_rows: u64) -> CoreResu
     insert(conn, new, JobStatus::Queued, true, total_rows)
 }
 
+/// Files an import that runs now, during the request (a small file), so that
+/// its id is known to the audit events of the users it creates; [`finish`]
+/// records the outcome.
+pub fn begin(conn: &mut DbConnection, new: &NewJob, total_rows: u64) -> CoreResult<ImportJob> {
+    insert(conn, new, JobStatus::Running, false, total_rows)
+}
+
 /// Files an import that already ran (a small file, done during the request).
 pub fn record_done(
     conn: &mut DbConnection,
@@ -269,7 +282,8 @@ pub fn record_done(
     get(conn, job.id)
 }
 
-fn get(conn: &mut DbConnection, id: i64) -> CoreResult<ImportJob> {
+/// Loads an import by id, whoever may see it (see [`get_for`]).
+pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<ImportJob> {
     imports::table
         .find(id)
         .select(ImportJob::as_select())
@@ -506,14 +520,15 @@ fn interrupted(job: &ImportJob) -> String {
     };
     if wrote {
         format!(
-            "interrupted after {} rows: the process stopped; the batches up to there \
-             were saved ({} users created), nothing after them",
-            job.rows_done, job.created
+            "interrupted after {}: the process stopped; the batches up to there \
+             were saved ({} created), nothing after them",
+            crate::imports::rows(job.rows_done.max(0) as u64),
+            crate::imports::plural(job.created.max(0) as u64, "user", "users")
         )
     } else {
         format!(
-            "interrupted after {} rows: the process stopped; nothing was written",
-            job.rows_done
+            "interrupted after {}: the process stopped; nothing was written",
+            crate::imports::rows(job.rows_done.max(0) as u64)
         )
     }
 }

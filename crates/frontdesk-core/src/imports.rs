@@ -24,7 +24,7 @@ use crate::error::CoreError;
 use crate::exports::{neutralize, unneutralize, LIST_SEPARATOR};
 use crate::organizations::{self, Organization};
 use crate::outbox::{self, NewMail};
-use crate::schema::{memberships, tags, user_tags, users};
+use crate::schema::{audit_events, memberships, tags, user_tags, users};
 use crate::time::now;
 use crate::users::{search_text, unique_violation, User};
 use crate::validate::{self, MAX_NAME, MAX_TEXT};
@@ -142,6 +142,12 @@ pub struct ImportOptions {
     /// profile fields given in non-empty cells (memberships, tags and staff
     /// roles are left alone) instead of skipping them.
     pub update_existing: bool,
+    /// Columns the import does not know are left out (each named in the
+    /// report's warnings) instead of refusing the file.
+    pub ignore_unknown_columns: bool,
+    /// The import's record (`imports.id`), named in the audit event of each
+    /// user it creates.
+    pub import_id: Option<i64>,
 }
 
 /// A column the import understands.
@@ -156,6 +162,9 @@ enum Column {
     Tags,
     StaffRole,
     Profile(String),
+    /// A column the import does not know, left out on request: its cells
+    /// are not read. The number is its position, from 1.
+    Ignored(usize),
     /// A column without a name (trailing commas from a spreadsheet): it must
     /// stay empty. The number is its position, from 1.
     Unnamed(usize),
@@ -226,7 +235,7 @@ pub enum ImportError {
     Io(#[from] std::io::Error),
     /// The import stopped part-way: the batches up to `committed_rows` are
     /// saved (each batch is one transaction), nothing after them.
-    #[error("the import stopped after row {} ({created} users created and saved in earlier batches): {error}", .committed_rows + 1)]
+    #[error("the import stopped after row {} ({} created and saved in earlier batches): {error}", .committed_rows + 1, users_count(.created))]
     Stopped {
         committed_rows: u64,
         created: u64,
@@ -308,6 +317,9 @@ pub struct ImportReport {
     pub rows: Vec<RowResult>,
     /// Skipped/rejected rows beyond `max_listed_rows`, counted but not listed.
     pub rows_not_listed: u64,
+    /// What the import left out of the file without refusing it (columns it
+    /// does not know, with `ignore_unknown_columns`).
+    pub warnings: Vec<String>,
 }
 
 impl ImportReport {
@@ -325,6 +337,7 @@ impl ImportReport {
             welcome_mails_queued: 0,
             rows: Vec::new(),
             rows_not_listed: 0,
+            warnings: Vec::new(),
         }
     }
 
@@ -335,7 +348,7 @@ impl ImportReport {
         } else {
             "would create"
         };
-        let mut s = format!("{} rows: {verb} {}", self.total_rows, self.created);
+        let mut s = format!("{}: {verb} {}", rows(self.total_rows), self.created);
         if self.updated > 0 {
             let verb = if self.applied {
                 "updated"
@@ -377,6 +390,20 @@ impl ImportReport {
         }
         w.flush()
     }
+}
+
+fn users_count(n: &u64) -> String {
+    plural(*n, "user", "users")
+}
+
+/// `1 row`, `2 rows`: a count of data rows for messages.
+pub fn rows(n: u64) -> String {
+    plural(n, "row", "rows")
+}
+
+/// `n` and the noun in the number `n` takes.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Where an import is, passed to the progress callback after each batch.
@@ -448,7 +475,7 @@ pub fn import<R: Read + Seek>(
         });
     }
     source.seek(SeekFrom::Start(0))?;
-    let (header, total_rows) = scan(&mut source, config, actor)?;
+    let (header, total_rows) = scan(&mut source, config, actor, options.ignore_unknown_columns)?;
 
     // A large import walks indexes much bigger than SQLite's default 2 MB page
     // cache; a bigger cache for this connection, while it imports, saves
@@ -471,7 +498,8 @@ pub fn import<R: Read + Seek>(
     if sqlite {
         conn.batch_execute("PRAGMA cache_size = -2000")?;
     }
-    let report = result?;
+    let mut report = result?;
+    report.warnings = header.warnings();
     if report.applied {
         audit::record(
             conn,
@@ -483,7 +511,8 @@ pub fn import<R: Read + Seek>(
                 "source": options.source_name, "mode": options.mode, "organization": default_org.as_ref().map(|o| &o.slug),
                 "total_rows": report.total_rows, "created": report.created, "updated": report.updated, "skipped": report.skipped,
                 "rejected": report.rejected, "tags_created": report.tags_created,
-                "welcome_mails_queued": report.welcome_mails_queued,
+                "welcome_mails_queued": report.welcome_mails_queued, "import": options.import_id,
+                "ignored_columns": header.ignored,
             }),
         )?;
     }
@@ -539,6 +568,7 @@ fn run_modes<R: Read + Seek>(
 pub fn check_file<R: Read + Seek>(
     config: &ImportConfig,
     actor: &Actor,
+    ignore_unknown_columns: bool,
     mut source: R,
 ) -> Result<u64, ImportError> {
     let size = source.seek(SeekFrom::End(0))?;
@@ -549,7 +579,7 @@ pub fn check_file<R: Read + Seek>(
         });
     }
     source.seek(SeekFrom::Start(0))?;
-    let (_, rows) = scan(&mut source, config, actor)?;
+    let (_, rows) = scan(&mut source, config, actor, ignore_unknown_columns)?;
     Ok(rows)
 }
 
@@ -596,6 +626,7 @@ fn scan<R: Read>(
     source: &mut R,
     config: &ImportConfig,
     actor: &Actor,
+    ignore_unknown_columns: bool,
 ) -> Result<(Header, u64), ImportError> {
     // A first look at the raw bytes catches binary files (images, workbooks)
     // before the CSV parser splits them into odd records.
@@ -630,7 +661,7 @@ fn scan<R: Read>(
         return Err(ImportError::Empty);
     }
     check_bytes(row, &rec)?;
-    let header = Header::parse(&rec, config, actor)?;
+    let header = Header::parse(&rec, config, actor, ignore_unknown_columns)?;
     let mut rows = 0u64;
     loop {
         match rdr.read_byte_record(&mut rec) {
@@ -689,6 +720,8 @@ fn check_bytes(row: u64, rec: &csv::ByteRecord) -> Result<(), ImportError> {
 #[derive(Debug)]
 struct Header {
     columns: Vec<Column>,
+    /// The names of the columns left out (`ignore_unknown_columns`).
+    ignored: Vec<String>,
 }
 
 fn normalize_column(name: &str) -> String {
@@ -705,6 +738,7 @@ impl Header {
         rec: &csv::ByteRecord,
         config: &ImportConfig,
         actor: &Actor,
+        ignore_unknown_columns: bool,
     ) -> Result<Header, ImportError> {
         let names: Vec<String> = rec
             .iter()
@@ -728,7 +762,7 @@ impl Header {
                 "role" => Column::Role,
                 "tags" => Column::Tags,
                 "staff_role" if staff_ok => Column::StaffRole,
-                "" => Column::Unnamed(columns.len() + unknown.len() + 1),
+                "" => Column::Unnamed(columns.len() + 1),
                 other => match config
                     .profile_fields
                     .iter()
@@ -737,7 +771,7 @@ impl Header {
                     Some(p) => Column::Profile(p.clone()),
                     None => {
                         unknown.push(name.clone());
-                        continue;
+                        Column::Ignored(columns.len() + 1)
                     }
                 },
             };
@@ -760,7 +794,7 @@ impl Header {
             }
             return Err(ImportError::MissingColumns(missing));
         }
-        if !unknown.is_empty() {
+        if !unknown.is_empty() && !ignore_unknown_columns {
             let mut known: Vec<String> = template_columns(config, actor);
             known.retain(|k| !unknown.contains(k));
             return Err(ImportError::UnknownColumns {
@@ -768,7 +802,26 @@ impl Header {
                 known: known.join(", "),
             });
         }
-        Ok(Header { columns })
+        Ok(Header {
+            columns,
+            ignored: unknown,
+        })
+    }
+
+    /// The report's warnings about the header.
+    fn warnings(&self) -> Vec<String> {
+        if self.ignored.is_empty() {
+            return Vec::new();
+        }
+        let what = if self.ignored.len() == 1 {
+            "unknown column"
+        } else {
+            "unknown columns"
+        };
+        vec![format!(
+            "row 1 (header): {what} ignored, their cells were not imported: {}",
+            self.ignored.join(", ")
+        )]
     }
 }
 
@@ -808,6 +861,19 @@ struct MembershipRow {
     user_id: i64,
     organization_id: i64,
     role: &'static str,
+    created_at: chrono::NaiveDateTime,
+}
+
+/// The `user.create` event of one user an import created.
+#[derive(Insertable)]
+#[diesel(table_name = audit_events)]
+struct AuditRow<'a> {
+    actor: &'a str,
+    action: &'static str,
+    target: String,
+    organization_id: Option<i64>,
+    details: String,
+    ip: Option<&'a str>,
     created_at: chrono::NaiveDateTime,
 }
 
@@ -1341,6 +1407,9 @@ impl<'a> Pass<'a> {
             t
         };
         let actor = self.actor;
+        let actor_label = actor.label();
+        let import_id = self.options.import_id;
+        let source_name = self.options.source_name.as_str();
         let mail = self.options.welcome_mail.clone();
         let (created, skipped, mails, tag_ids) = {
             let body = |conn: &mut DbConnection| -> Result<_, ImportError> {
@@ -1470,6 +1539,33 @@ impl<'a> Pass<'a> {
                 }
                 for chunk in tag_rows.chunks(5_000) {
                     on_backend!(conn, |c| diesel::insert_into(user_tags::table)
+                        .values(chunk)
+                        .execute(c))?;
+                }
+                // One `user.create` event per created user, as if each had been
+                // created by hand, naming the import that made it.
+                let events: Vec<AuditRow> = created
+                    .iter()
+                    .filter_map(|i| {
+                        let p = &batch[*i];
+                        let user_id = *id_of.get(p.email.as_str())?;
+                        Some(AuditRow {
+                            actor: &actor_label,
+                            action: "user.create",
+                            target: format!("user:{user_id}"),
+                            organization_id: p.memberships.first().map(|(o, _)| *o),
+                            details: json!({
+                                "email": p.email, "staff_role": p.staff_role, "via": "import",
+                                "import": import_id, "source": source_name, "row": p.row,
+                            })
+                            .to_string(),
+                            ip: actor.ip.as_deref(),
+                            created_at: t,
+                        })
+                    })
+                    .collect();
+                for chunk in events.chunks(2_000) {
+                    on_backend!(conn, |c| diesel::insert_into(audit_events::table)
                         .values(chunk)
                         .execute(c))?;
                 }

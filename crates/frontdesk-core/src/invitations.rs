@@ -54,6 +54,10 @@ pub struct Invitation {
     pub accepted_user_id: Option<i64>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The invitee's names as the admin typed them (optional): the accept
+    /// page starts with them filled in.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
 }
 
 impl std::fmt::Debug for Invitation {
@@ -205,6 +209,9 @@ pub struct NewInvitation {
     pub email: String,
     pub role: OrgRole,
     pub message: Option<String>,
+    /// The invitee's names, when the admin knows them (empty: none).
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
 }
 
 /// A created or resent invitation. `token` is the secret of the link just
@@ -214,6 +221,15 @@ pub struct IssuedInvitation {
     pub invitation: Invitation,
     pub token: SecretToken,
     pub outbox_id: i64,
+}
+
+/// An optional name: trimmed, at most [`MAX_NAME`] characters, no control
+/// characters; empty is none.
+fn clean_name(field: &'static str, name: Option<&str>) -> Result<Option<String>, CoreError> {
+    match name {
+        None => Ok(None),
+        Some(n) => Ok(Some(validate::text(field, n, MAX_NAME)?).filter(|n| !n.is_empty())),
+    }
 }
 
 /// The personal message: trimmed, at most [`MAX_MESSAGE`] characters, line
@@ -421,6 +437,8 @@ pub fn create(
     )?;
     let email = validate::normalize_email(&new.email)?;
     let message = clean_message(new.message.as_deref())?;
+    let first_name = clean_name("first_name", new.first_name.as_deref())?;
+    let last_name = clean_name("last_name", new.last_name.as_deref())?;
     crate::db::write_transaction(conn, |conn| {
         let t = now();
         // A pending invitation past its expiry no longer blocks a new one. This
@@ -456,6 +474,8 @@ pub fn create(
                 invitations::email.eq(&email),
                 invitations::role.eq(new.role.as_str()),
                 invitations::message.eq(&message),
+                invitations::first_name.eq(&first_name),
+                invitations::last_name.eq(&last_name),
                 invitations::token_hash.eq(token.hash()),
                 invitations::status.eq(InvitationStatus::Pending.as_str()),
                 invitations::expires_at.eq(t + settings.ttl),
@@ -614,6 +634,9 @@ pub struct InvitationPreview {
     pub role: OrgRole,
     pub inviter_name: Option<String>,
     pub message: Option<String>,
+    /// The names the admin gave, to fill the form in with.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
     pub expires_at: NaiveDateTime,
     /// An account with the invited address exists: the invitee signs in to accept.
     pub account_exists: bool,
@@ -642,6 +665,8 @@ pub fn preview(conn: &mut DbConnection, token: &str) -> InvitationResult<Invitat
         role: inv.role(),
         inviter_name,
         message: inv.message.clone(),
+        first_name: inv.first_name.clone(),
+        last_name: inv.last_name.clone(),
         expires_at: inv.expires_at,
         account_exists,
     })

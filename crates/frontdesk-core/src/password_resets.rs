@@ -41,7 +41,7 @@ pub fn request(
         let Some(user) = user_store::find_by_email(conn, &email)? else {
             return Ok(false);
         };
-        if user.is_suspended() || !user.local_login_enabled {
+        if user.suspension_in_force(now()) || !user.local_login_enabled {
             return Ok(false);
         }
         issue(conn, &user, ttl, mail)
@@ -59,7 +59,7 @@ pub fn request_for_user(
 ) -> CoreResult<()> {
     crate::db::write_transaction(conn, |conn| {
         let user = user_store::get_for(conn, actor, user_id, Action::Edit)?;
-        if user.is_suspended() {
+        if user.suspension_in_force(now()) {
             return Err(CoreError::Invalid {
                 field: "user",
                 reason: "the user is suspended".into(),
@@ -141,7 +141,7 @@ pub fn check(conn: &mut DbConnection, token: &str) -> CoreResult<Option<User>> {
     match found {
         Some(id) => {
             let user = user_store::get(conn, id)?;
-            Ok((!user.is_suspended()).then_some(user))
+            Ok((!user.suspension_in_force(now())).then_some(user))
         }
         None => Ok(None),
     }
@@ -164,10 +164,12 @@ pub fn complete(conn: &mut DbConnection, token: &str, new_hash: &str) -> CoreRes
             .optional()?;
         let user_id = used.ok_or_else(invalid_token)?;
         let user = user_store::get(conn, user_id)?;
-        if user.is_suspended() {
+        if user.suspension_in_force(t) {
             return Err(invalid_token());
         }
-        auth::change_password(conn, user_id, new_hash, None)?;
+        // A suspension past its end date ends here, as at sign-in.
+        user_store::end_suspension_if_due(conn, user_id)?;
+        auth::reset_password(conn, user_id, new_hash)?;
         // The link proves control of the mailbox: earlier failures no longer
         // lock the account (its IP lockout, if any, stays).
         crate::login_attempts::record(

@@ -33,6 +33,7 @@ diesel::table! {
         updated_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
         last_active_at -> Nullable<Timestamp>,
+        suspended_until -> Nullable<Timestamp>,
     }
 }
 
@@ -77,6 +78,8 @@ diesel::table! {
         accepted_user_id -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
     }
 }
 

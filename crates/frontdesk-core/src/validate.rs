@@ -59,6 +59,12 @@ pub fn text(field: &'static str, value: &str, max: usize) -> CoreResult<String> 
     if v.chars().count() > max {
         return Err(CoreError::TooLong { field, max });
     }
+    if v.contains(['\n', '\r']) {
+        return Err(CoreError::Invalid {
+            field,
+            reason: "contains a line break".into(),
+        });
+    }
     if v.chars().any(|c| c.is_control()) {
         return Err(CoreError::Invalid {
             field,

@@ -49,6 +49,8 @@ async fn main() -> BenchResult<()> {
                 email: format!("invitee{i}@example.com"),
                 role: OrgRole::Member,
                 message: Some("Welcome to the team!".into()),
+                first_name: None,
+                last_name: None,
             };
             invitations::create(&mut conn, &sys, &settings, &templates, &new)?;
         }

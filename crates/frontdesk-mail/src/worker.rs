@@ -41,6 +41,9 @@ pub struct MailConfig {
     pub lease: Duration,
     /// Pause between rounds when nothing was due.
     pub poll_interval: Duration,
+    /// How often the worker also restores users whose timed suspension has
+    /// ended (`users::restore_ended_suspensions`); default every minute.
+    pub sweep_interval: Duration,
 }
 
 impl MailConfig {
@@ -56,6 +59,7 @@ impl MailConfig {
             max_backoff: Duration::from_secs(3600),
             lease: Duration::from_secs(600),
             poll_interval: Duration::from_secs(2),
+            sweep_interval: Duration::from_secs(60),
         })
     }
 
@@ -292,6 +296,13 @@ impl Mailer {
         Ok(report)
     }
 
+    /// Restores the users whose timed suspension has ended (each audited as
+    /// a `user.restore` by the system); returns how many.
+    pub async fn restore_ended_suspensions(&self) -> Result<usize, MailError> {
+        self.db(frontdesk_core::users::restore_ended_suspensions)
+            .await
+    }
+
     /// Runs rounds until nothing is due; returns the summed report. For tests,
     /// the CLI and the benchmark.
     pub async fn deliver_all_due(&self) -> Result<DeliveryReport, MailError> {
@@ -324,7 +335,17 @@ impl Mailer {
         let woken = wake.clone();
         let task = runtime.spawn(async move {
             let cfg = mailer.config().clone();
+            let mut next_sweep = tokio::time::Instant::now();
             loop {
+                // The periodic work besides mail rides on the same task.
+                if tokio::time::Instant::now() >= next_sweep {
+                    next_sweep = tokio::time::Instant::now() + cfg.sweep_interval;
+                    match mailer.restore_ended_suspensions().await {
+                        Ok(0) => {}
+                        Ok(n) => log::info!("outbox worker: {n} suspension(s) ended"),
+                        Err(e) => log::error!("outbox worker: ending suspensions: {e}"),
+                    }
+                }
                 let busy = match mailer.deliver_due_once().await {
                     Ok(r) => r.claimed as i64 >= cfg.batch_size,
                     Err(e) => {

@@ -68,10 +68,12 @@ pub fn import_error(e: ImportError) -> WebError {
                 status,
                 "Import stopped",
                 format!(
-                    "The import stopped after row {}: {created} users were created and saved \
-                     in earlier batches, nothing after them. Applying the same file again \
-                     creates the users that are missing.",
-                    committed_rows + 1
+                    "The import stopped after row {}: {} {} created and saved in earlier \
+                     batches, nothing after them. Applying the same file again creates the \
+                     users that are missing.",
+                    committed_rows + 1,
+                    imports::plural(created, "user", "users"),
+                    if created == 1 { "was" } else { "were" },
                 ),
             )
         }
@@ -472,6 +474,8 @@ pub fn import_options(
         // A dry run previews the rows that would be created too.
         list_created: if mode == ImportMode::DryRun { 1_000 } else { 0 },
         update_existing: choices.update_existing,
+        ignore_unknown_columns: choices.ignore_unknown_columns,
+        import_id: None,
     }
 }
 
@@ -500,8 +504,13 @@ pub async fn start(
                 import_jobs::check_start(conn, &actor, choices.default_organization.as_deref())
                     .map_err(import_error)?;
             let file = File::open(&upload.path).map_err(WebError::internal)?;
-            let total = imports::check_file(config, &actor, std::io::BufReader::new(file))
-                .map_err(import_error)?;
+            let total = imports::check_file(
+                config,
+                &actor,
+                choices.ignore_unknown_columns,
+                std::io::BufReader::new(file),
+            )
+            .map_err(import_error)?;
             let dry = mode == ImportMode::DryRun;
             let new = NewJob {
                 organization_id: import_jobs::scope_of(&actor, org.as_ref()),
@@ -511,24 +520,41 @@ pub async fn start(
                 options: choices.clone(),
                 upload_key: dry.then(|| upload.key.clone()),
             };
-            let options = import_options(&st, mode, &choices, &upload.file_name);
+            let mut options = import_options(&st, mode, &choices, &upload.file_name);
             if total > config.background_threshold_rows {
                 let job = import_jobs::queue(conn, &new, total)?;
+                options.import_id = Some(job.id);
                 upload.keep(dry);
                 spawn(&st, job.id, actor, options, upload);
                 return Ok(Started::Queued(Box::new(job)));
             }
             let file = File::open(&upload.path).map_err(WebError::internal)?;
-            let report = imports::import(
+            // Filed first, so that the users it creates name it in their audit events.
+            let job = import_jobs::begin(conn, &new, total)?;
+            options.import_id = Some(job.id);
+            let result = imports::import(
                 conn,
                 &actor,
                 config,
                 &options,
                 std::io::BufReader::new(file),
                 &mut |_| {},
-            )
-            .map_err(import_error)?;
-            let job = import_jobs::record_done(conn, &new, &report)?;
+            );
+            // The import's connection may be what failed: the outcome then
+            // goes through another one, and the caller hears the import's error.
+            if let Err(e) = import_jobs::finish(conn, job.id, result.as_ref()) {
+                if !e.is_outage() {
+                    return Err(e.into());
+                }
+                if let Err(e) = frontdesk_core::db::retry_on_outage(st.pool(), |c| {
+                    import_jobs::finish(c, job.id, result.as_ref())
+                }) {
+                    log::warn!("frontdesk: import {}: outcome not saved: {e}", job.id);
+                }
+            }
+            let report = result.map_err(import_error)?;
+            let job =
+                frontdesk_core::db::retry_on_outage(st.pool(), |c| import_jobs::get(c, job.id))?;
             upload.keep(dry);
             Ok(Started::Finished(Box::new(job), Box::new(report)))
         })

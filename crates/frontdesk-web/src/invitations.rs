@@ -171,6 +171,13 @@ pub async fn page(
         return invalid(&req, &state);
     };
     let me = resolve(&req).await?;
+    // The names the admin gave, if any, to start from.
+    let typed = Typed {
+        first_name: preview.first_name.clone().unwrap_or_default(),
+        last_name: preview.last_name.clone().unwrap_or_default(),
+        error: None,
+        error_fields: &[],
+    };
     show(
         &req,
         &state,
@@ -178,7 +185,7 @@ pub async fn page(
         &token,
         &preview,
         me.as_ref(),
-        &Typed::default(),
+        &typed,
     )
 }
 

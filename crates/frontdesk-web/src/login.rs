@@ -185,6 +185,21 @@ async fn attempt(
     }
 }
 
+/// Where a sign-in without a `next` goes: the admin dashboard for staff and
+/// organization admins (unless the host turned that off), else `after_login`.
+async fn landing(state: &FrontdeskState, user_id: i64) -> Result<String, WebError> {
+    let settings = state.settings();
+    if settings.admin_after_login {
+        let actor = state
+            .db(move |conn| frontdesk_core::users::actor_for(conn, user_id, None))
+            .await?;
+        if actor.is_admin_user() {
+            return Ok(state.admin_url());
+        }
+    }
+    Ok(settings.after_login.clone())
+}
+
 pub async fn login_submit(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
@@ -195,7 +210,10 @@ pub async fn login_submit(
     let email = form.email.trim().to_owned();
     match attempt(&req, &state, email.clone(), form.password).await? {
         Ok(signed) => {
-            let to = safe_next(form.next.as_deref(), &state.settings().after_login);
+            let to = match safe_next(form.next.as_deref(), "") {
+                n if !n.is_empty() => n,
+                _ => landing(&state, signed.user.id).await?,
+            };
             Ok(HttpResponse::SeeOther()
                 .cookie(session_cookie(&state, signed.token.expose()))
                 .insert_header((header::LOCATION, to))

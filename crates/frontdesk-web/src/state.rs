@@ -28,6 +28,9 @@ pub struct Settings {
     pub auth_prefix: String,
     /// Where a signed-in user goes when no `next` was asked for.
     pub after_login: String,
+    /// Staff and organization admins who sign in without a `next` land on
+    /// the admin dashboard instead of `after_login` (default true).
+    pub admin_after_login: bool,
     pub auth: AuthSettings,
     pub password_reset_ttl: chrono::Duration,
     /// How long an invitation link works (default 7 days).
@@ -58,6 +61,12 @@ pub struct Settings {
     /// Where uploads wait while they are imported (and dry runs until they
     /// are applied, at most a day); default: a folder in the system's temp dir.
     pub import_dir: PathBuf,
+    /// A mail transport is configured (`mail_url` or `mail_transport`):
+    /// otherwise the pages say that mail waits in the outbox.
+    pub mail_configured: bool,
+    /// Which deployment this is (`production`, `staging`), shown in the admin
+    /// header and next to the import and export buttons.
+    pub environment_label: Option<String>,
 }
 
 impl Settings {
@@ -66,6 +75,7 @@ impl Settings {
             base_url,
             auth_prefix: "/auth".into(),
             after_login: "/".into(),
+            admin_after_login: true,
             auth: AuthSettings::default(),
             password_reset_ttl: chrono::Duration::hours(1),
             invitation_ttl: chrono::Duration::days(7),
@@ -81,6 +91,8 @@ impl Settings {
             admin_authorizer: None,
             import: frontdesk_core::imports::ImportConfig::default(),
             import_dir: std::env::temp_dir().join("frontdesk-imports"),
+            mail_configured: false,
+            environment_label: None,
         }
     }
 }
@@ -254,6 +266,17 @@ impl FrontdeskState {
         &self.0.settings.auth_prefix
     }
 
+    /// The admin dashboard's path (`/admin/`), for links from the host's pages.
+    pub fn admin_url(&self) -> String {
+        format!("{}/", self.0.settings.admin_prefix)
+    }
+
+    /// Whether mail can go out (a transport is configured); without one,
+    /// queued mail waits in the outbox.
+    pub fn mail_configured(&self) -> bool {
+        self.0.settings.mail_configured
+    }
+
     pub fn secure_cookies(&self) -> bool {
         self.0.secure
     }
@@ -342,6 +365,9 @@ impl FrontdeskState {
         let mut ctx = Context::new();
         ctx.insert("site_name", &self.0.settings.site_name);
         ctx.insert("prefix", &self.0.settings.auth_prefix);
+        ctx.insert("admin_url", &self.admin_url());
+        ctx.insert("environment_label", &self.0.settings.environment_label);
+        ctx.insert("mail_configured", &self.0.settings.mail_configured);
         ctx
     }
 

@@ -45,6 +45,8 @@ pub struct User {
     pub updated_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
     pub last_active_at: Option<NaiveDateTime>,
+    /// When a suspension ends by itself (none: until an admin restores).
+    pub suspended_until: Option<NaiveDateTime>,
 }
 
 impl std::fmt::Debug for User {
@@ -65,6 +67,18 @@ impl User {
 
     pub fn is_suspended(&self) -> bool {
         self.status == UserStatus::Suspended.as_str()
+    }
+
+    /// Suspended, and not past the suspension's end date: what keeps a user
+    /// from signing in or resetting their password.
+    pub fn suspension_in_force(&self, at: NaiveDateTime) -> bool {
+        self.is_suspended() && !self.suspension_ended(at)
+    }
+
+    /// A suspension whose end date has passed: the user is restored at their
+    /// next sign-in or by the next sweep ([`restore_ended_suspensions`]).
+    pub fn suspension_ended(&self, at: NaiveDateTime) -> bool {
+        self.is_suspended() && self.suspended_until.is_some_and(|u| u <= at)
     }
 
     /// Host-defined profile fields.
@@ -341,9 +355,29 @@ pub fn update(
     })
 }
 
-/// Suspends a user and ends all their sessions in the same transaction.
+/// Suspends a user until an admin restores them, and ends all their sessions
+/// in the same transaction.
 pub fn suspend(conn: &mut DbConnection, actor: &Actor, id: i64, reason: &str) -> CoreResult<User> {
+    suspend_until(conn, actor, id, reason, None)
+}
+
+/// Suspends a user, until `until` when given (then they are restored by
+/// themselves once it has passed), and ends all their sessions in the same
+/// transaction. The end must lie in the future.
+pub fn suspend_until(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    reason: &str,
+    until: Option<NaiveDateTime>,
+) -> CoreResult<User> {
     let reason = validate::text("reason", reason, MAX_TEXT)?;
+    if until.is_some_and(|u| u <= now()) {
+        return Err(CoreError::Invalid {
+            field: "suspended_until",
+            reason: "the end of the suspension must be in the future".into(),
+        });
+    }
     crate::db::write_transaction(conn, |conn| {
         get_for(conn, actor, id, Action::Suspend)?;
         if actor.user_id() == Some(id) {
@@ -358,18 +392,23 @@ pub fn suspend(conn: &mut DbConnection, actor: &Actor, id: i64, reason: &str) ->
                 users::status.eq(UserStatus::Suspended.as_str()),
                 users::suspended_reason.eq(Some(&reason)),
                 users::suspended_at.eq(Some(t)),
+                users::suspended_until.eq(until),
                 users::updated_at.eq(t),
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
         let ended = sessions::revoke_all_for_user(conn, id, "suspended", None)?;
+        let mut details = json!({"reason": reason, "sessions_revoked": ended});
+        if let Some(u) = until {
+            details["until"] = json!(u.format("%Y-%m-%d %H:%M:%S").to_string());
+        }
         audit::record(
             conn,
             actor,
             "user.suspend",
             &format!("user:{id}"),
             None,
-            json!({"reason": reason, "sessions_revoked": ended}),
+            details,
         )?;
         Ok(user)
     })
@@ -383,6 +422,7 @@ pub fn restore(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<Us
                 users::status.eq(UserStatus::Active.as_str()),
                 users::suspended_reason.eq(None::<String>),
                 users::suspended_at.eq(None::<NaiveDateTime>),
+                users::suspended_until.eq(None::<NaiveDateTime>),
                 users::updated_at.eq(now()),
             ))
             .returning(users::all_columns)
@@ -397,6 +437,115 @@ pub fn restore(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<Us
         )?;
         Ok(user)
     })
+}
+
+/// The longest timed suspension, in days (about ten years).
+pub const MAX_SUSPENSION_DAYS: i64 = 3650;
+
+/// The end of a suspension as a form gives it: `days` from now (1 to
+/// [`MAX_SUSPENSION_DAYS`]), or `until` a date (`YYYY-MM-DD`: restored at
+/// 00:00 UTC that day) or a time (`YYYY-MM-DDTHH:MM[:SS]`, UTC). Both empty:
+/// none (suspended until an admin restores the user).
+pub fn suspension_end(
+    days: Option<&str>,
+    until: Option<&str>,
+) -> CoreResult<Option<NaiveDateTime>> {
+    let invalid = |reason: String| CoreError::Invalid {
+        field: "suspended_until",
+        reason,
+    };
+    let days = days.map(str::trim).filter(|d| !d.is_empty());
+    let until = until.map(str::trim).filter(|u| !u.is_empty());
+    match (days, until) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(invalid(
+            "give a number of days or an end date, not both".into(),
+        )),
+        (Some(d), None) => match d.parse::<i64>() {
+            Ok(n) if (1..=MAX_SUSPENSION_DAYS).contains(&n) => {
+                Ok(Some(now() + chrono::Duration::days(n)))
+            }
+            _ => Err(invalid(format!(
+                "the number of days must be a whole number from 1 to {MAX_SUSPENSION_DAYS}"
+            ))),
+        },
+        (None, Some(u)) => {
+            let at = chrono::NaiveDate::parse_from_str(u, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .or_else(|| NaiveDateTime::parse_from_str(u, "%Y-%m-%dT%H:%M").ok())
+                .or_else(|| NaiveDateTime::parse_from_str(u, "%Y-%m-%dT%H:%M:%S").ok())
+                .ok_or_else(|| invalid(format!("{u:?} is not a date like 2026-12-31")))?;
+            if at <= now() {
+                return Err(invalid(
+                    "the end of the suspension must be in the future".into(),
+                ));
+            }
+            if at > now() + chrono::Duration::days(MAX_SUSPENSION_DAYS) {
+                return Err(invalid(format!(
+                    "the end of the suspension must be within {MAX_SUSPENSION_DAYS} days"
+                )));
+            }
+            Ok(Some(at))
+        }
+    }
+}
+
+/// Why the system restores a user whose suspension reached its end date.
+pub const SUSPENSION_ENDED: &str = "suspension ended";
+
+/// Restores one user if their suspension has reached its end date, audited as
+/// a `user.restore` by the system. The update is conditional, so a sign-in
+/// and the sweep racing for the same user restore (and audit) it once.
+/// Returns the restored user, or none when there was nothing to restore.
+pub fn end_suspension_if_due(conn: &mut DbConnection, id: i64) -> CoreResult<Option<User>> {
+    let t = now();
+    let restored: Option<User> = diesel::update(
+        users::table
+            .find(id)
+            .filter(users::status.eq(UserStatus::Suspended.as_str()))
+            .filter(users::suspended_until.le(t)),
+    )
+    .set((
+        users::status.eq(UserStatus::Active.as_str()),
+        users::suspended_reason.eq(None::<String>),
+        users::suspended_at.eq(None::<NaiveDateTime>),
+        users::suspended_until.eq(None::<NaiveDateTime>),
+        users::updated_at.eq(t),
+    ))
+    .returning(users::all_columns)
+    .get_result(conn)
+    .optional()?;
+    if restored.is_some() {
+        audit::record(
+            conn,
+            &Actor::system(),
+            "user.restore",
+            &format!("user:{id}"),
+            None,
+            json!({"reason": SUSPENSION_ENDED}),
+        )?;
+    }
+    Ok(restored)
+}
+
+/// Restores every user whose suspension has reached its end date, each in a
+/// transaction of its own with its audit row. Returns how many were restored.
+pub fn restore_ended_suspensions(conn: &mut DbConnection) -> CoreResult<usize> {
+    let due: Vec<i64> = users::table
+        .filter(users::status.eq(UserStatus::Suspended.as_str()))
+        .filter(users::suspended_until.le(now()))
+        .select(users::id)
+        .order(users::id)
+        .limit(10_000)
+        .load(conn)?;
+    let mut restored = 0;
+    for id in due {
+        if crate::db::write_transaction(conn, |c| end_suspension_if_due(c, id))?.is_some() {
+            restored += 1;
+        }
+    }
+    Ok(restored)
 }
 
 /// Deletes a user for good; memberships, tags, sessions and resets go with them

@@ -171,8 +171,8 @@ fn after_start(state: &State, started: Started) -> HttpResponse {
             &format!("{}/{}", base(state), job.id),
             "ok",
             &format!(
-                "{} rows: the import runs in the background. You may leave this page and come back.",
-                job.total_rows
+                "{}: the import runs in the background. You may leave this page and come back.",
+                frontdesk_core::imports::rows(job.total_rows.max(0) as u64)
             ),
         ),
     }
@@ -224,6 +224,7 @@ pub async fn upload(
         default_organization: fields.get("organization").map(str::to_owned),
         update_existing: fields.get("update_existing").is_some(),
         invite: fields.get("invite").is_some(),
+        ignore_unknown_columns: fields.get("ignore_unknown_columns").is_some(),
     };
     match import_runs::start(&state, admin.actor.clone(), upload, mode, choices).await {
         Ok(started) => Ok(after_start(&state, started)),
@@ -302,6 +303,7 @@ pub async fn page(
     ctx.insert("default_organization", &options.default_organization);
     ctx.insert("update_existing", &options.update_existing);
     ctx.insert("invite", &options.invite);
+    ctx.insert("ignore_unknown_columns", &options.ignore_unknown_columns);
     ctx.insert("may_apply", &(job.may_apply_again() && may_import(&admin)));
     if let Some(r) = &report {
         let problems: Vec<ReportRow> = r
@@ -339,6 +341,7 @@ pub async fn page(
         ctx.insert("preview", &created);
         ctx.insert("tags_created", &r.tags_created);
         ctx.insert("mails", &r.welcome_mails_queued);
+        ctx.insert("warnings", &r.warnings);
         ctx.insert("has_report", &true);
     } else {
         ctx.insert("has_report", &false);

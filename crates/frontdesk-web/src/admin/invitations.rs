@@ -201,6 +201,8 @@ pub async fn create(
         email: form.text("email"),
         role,
         message: form.get("message").map(str::to_owned),
+        first_name: form.get("first_name").map(str::to_owned),
+        last_name: form.get("last_name").map(str::to_owned),
     };
     let actor = admin.actor.clone();
     let st = state.get_ref().clone();
@@ -226,7 +228,14 @@ pub async fn create(
                 &state,
                 &to,
                 "ok",
-                &format!("Invitation to {email} created; the mail is on its way."),
+                &if state.mail_configured() {
+                    format!("Invitation to {email} created; the mail is on its way.")
+                } else {
+                    format!(
+                        "Invitation to {email} created. No mail transport is set up: \
+                         it waits in the outbox until mail is set up."
+                    )
+                },
             ))
         }
         // Show the pending one, with its Resend button.

@@ -186,6 +186,8 @@ pub async fn page(
     ctx.insert("last_login", &show_opt(user.last_login_at));
     ctx.insert("last_active", &show_opt(user.last_active_at));
     ctx.insert("suspended_at", &show_opt(user.suspended_at));
+    ctx.insert("suspended_until", &user.suspended_until.map(show_time));
+    ctx.insert("max_suspension_days", &core_users::MAX_SUSPENSION_DAYS);
     ctx.insert("profile", &profile);
     ctx.insert("memberships", &memberships);
     ctx.insert(
@@ -356,9 +358,16 @@ pub async fn suspend(
                     reason: "give a reason for the suspension".into(),
                 });
             }
-            core_users::suspend(conn, actor, id, &reason)
+            let until = core_users::suspension_end(f.get("days"), f.get("until"))?;
+            core_users::suspend_until(conn, actor, id, &reason, until)
         },
-        |_| "User suspended; their sessions have ended.".into(),
+        |u| match u.suspended_until {
+            Some(t) => format!(
+                "User suspended until {}; their sessions have ended.",
+                show_time(t)
+            ),
+            None => "User suspended; their sessions have ended.".into(),
+        },
     )
     .await
 }

@@ -30,6 +30,8 @@ struct Row {
     tags: Vec<String>,
     status: String,
     suspended: bool,
+    /// When a timed suspension ends.
+    suspended_until: Option<String>,
     last_login: String,
     last_active: String,
     local_login: bool,
@@ -200,6 +202,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                     .collect(),
                 status: u.status.clone(),
                 suspended: u.is_suspended(),
+                suspended_until: u.suspended_until.map(super::show_time),
                 last_login: show_opt(u.last_login_at),
                 last_active: show_opt(u.last_active_at),
                 local_login: u.local_login_enabled,
@@ -411,6 +414,14 @@ pub async fn bulk(
             "Give a reason for the suspension.",
         ));
     }
+    let until = if action == BulkAction::Suspend {
+        match core_users::suspension_end(form.get("days"), form.get("until")) {
+            Ok(u) => u,
+            Err(e) => return Ok(redirect(&state, &to, "error", &WebError::from(e).detail)),
+        }
+    } else {
+        None
+    };
     let tag = form.int("tag")?;
     if matches!(action, BulkAction::AddTag | BulkAction::RemoveTag) && tag.is_none() {
         return Ok(redirect(&state, &to, "error", "Choose a tag."));
@@ -424,7 +435,7 @@ pub async fn bulk(
                 for &id in &ids {
                     match action {
                         BulkAction::Suspend => {
-                            core_users::suspend(conn, &actor, id, &reason)?;
+                            core_users::suspend_until(conn, &actor, id, &reason, until)?;
                         }
                         BulkAction::Restore => {
                             core_users::restore(conn, &actor, id)?;

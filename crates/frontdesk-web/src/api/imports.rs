@@ -47,6 +47,9 @@ pub struct ImportParams {
     /// (accepting it sets their password), or a welcome mail pointing at the
     /// password-reset page for users without one; queued in the outbox.
     invite: Option<bool>,
+    /// Leave out columns the import does not know instead of refusing the
+    /// file; the report's `warnings` name them.
+    ignore_unknown_columns: Option<bool>,
 }
 
 /// `POST /import`: the body is the CSV file (UTF-8, a header row first).
@@ -72,7 +75,13 @@ pub async fn import(
 ) -> ApiResult {
     let mut p = Params::parse(
         req.query_string(),
-        &["mode", "default_organization", "update_existing", "invite"],
+        &[
+            "mode",
+            "default_organization",
+            "update_existing",
+            "invite",
+            "ignore_unknown_columns",
+        ],
     );
     let mode = p
         .choice(
@@ -90,6 +99,7 @@ pub async fn import(
         default_organization: p.text("default_organization", 100),
         update_existing: p.boolean("update_existing").unwrap_or(false),
         invite: p.boolean("invite").unwrap_or(false),
+        ignore_unknown_columns: p.boolean("ignore_unknown_columns").unwrap_or(false),
     };
     p.finish()?;
     let upload = import_runs::spool_body(&state, payload, "api upload").await?;

@@ -71,6 +71,9 @@ pub struct InvitationOut {
     #[schema(example = "member")]
     pub role: String,
     pub message: Option<String>,
+    /// The invitee's names as given when inviting (null when none was).
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
     /// As of now: a pending invitation past its expiry is `expired`.
     #[schema(example = "pending")]
     pub status: String,
@@ -99,6 +102,8 @@ fn out(
         email: inv.email.clone(),
         role: inv.role.clone(),
         message: inv.message.clone(),
+        first_name: inv.first_name.clone(),
+        last_name: inv.last_name.clone(),
         status: inv
             .status_at(frontdesk_core::time::now())
             .as_str()
@@ -242,6 +247,22 @@ pub struct NewInvitationBody {
     #[schema(max_length = 1000, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     #[serde(default)]
     pub message: Option<String>,
+    /// The invitee's first name, filled in on their invitation page.
+    #[schema(
+        example = "Ada",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// The invitee's last name, filled in on their invitation page.
+    #[schema(
+        example = "Lovelace",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    #[serde(default)]
+    pub last_name: Option<String>,
 }
 
 /// `POST /invitations`: queues the invitation mail in the same transaction.
@@ -262,6 +283,8 @@ pub async fn create(state: web::Data<FrontdeskState>, api: ApiActor, body: Body)
     check_text(&[
         ("organization", Some(&body.organization), 100),
         ("email", Some(&body.email), 254),
+        ("first_name", body.first_name.as_deref(), 100),
+        ("last_name", body.last_name.as_deref(), 100),
     ])?;
     if body
         .message
@@ -295,6 +318,8 @@ pub async fn create(state: web::Data<FrontdeskState>, api: ApiActor, body: Body)
                     email: body.email,
                     role,
                     message: body.message,
+                    first_name: body.first_name,
+                    last_name: body.last_name,
                 },
             )
             .map_err(|e| ApiError::from(e).0)?;

@@ -16,7 +16,7 @@ use super::auth::ApiActor;
 use super::params::{Pagination, Paging, Params};
 use super::problem::{check_text, optional_body, ApiResult};
 use super::utc;
-use crate::error::WebError;
+use crate::error::{FieldError, WebError};
 use crate::state::FrontdeskState;
 
 /// A user as the API shows them.
@@ -34,6 +34,9 @@ pub struct UserOut {
     pub status: String,
     pub suspended_reason: Option<String>,
     pub suspended_at: Option<DateTime<Utc>>,
+    /// When a timed suspension ends (the user is then restored by itself);
+    /// null for an open-ended one or an active user.
+    pub suspended_until: Option<DateTime<Utc>>,
     /// `viewer`, `admin`, `owner`, or null for end users.
     pub staff_role: Option<String>,
     pub local_login_enabled: bool,
@@ -61,6 +64,7 @@ impl From<&User> for UserOut {
             status: u.status.clone(),
             suspended_reason: u.suspended_reason.clone(),
             suspended_at: u.suspended_at.map(utc),
+            suspended_until: u.suspended_until.map(utc),
             staff_role: u.staff_role.clone(),
             local_login_enabled: u.local_login_enabled,
             mfa_enabled: false,
@@ -583,6 +587,15 @@ pub struct SuspendBody {
     #[schema(max_length = 2000, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     #[serde(default)]
     pub reason: String,
+    /// Restore the user by themselves after this many days (1 to 3650).
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default)]
+    pub days: Option<i64>,
+    /// Restore the user by themselves at this time (RFC 3339, in the
+    /// future); not together with `days`. Without either, the suspension
+    /// lasts until an admin restores the user.
+    #[serde(default)]
+    pub suspended_until: Option<DateTime<Utc>>,
 }
 
 /// `POST /users/{id}/suspend`: the user can no longer sign in and every
@@ -603,12 +616,32 @@ pub async fn suspend(
     body: web::Bytes,
 ) -> ApiResult {
     let id = id.into_inner();
-    let SuspendBody { reason } = optional_body(&body)?;
+    let SuspendBody {
+        reason,
+        days,
+        suspended_until,
+    } = optional_body(&body)?;
     check_text(&[("reason", Some(&reason), 2000)])?;
+    let until = match (days, suspended_until) {
+        (Some(_), Some(_)) => {
+            return Err(WebError::validation(vec![FieldError::new(
+                "suspended_until",
+                "give days or suspended_until, not both",
+            )])
+            .into())
+        }
+        (Some(d), None) => users::suspension_end(Some(&d.to_string()), None).map_err(|_| {
+            WebError::validation(vec![FieldError::new(
+                "days",
+                format!("must be from 1 to {}", users::MAX_SUSPENSION_DAYS),
+            )])
+        })?,
+        (None, u) => u.map(|u| u.naive_utc()),
+    };
     let config = state.settings().auth.sessions;
     let detail = state
         .db(move |conn| {
-            let user = users::suspend(conn, &api.actor, id, &reason)?;
+            let user = users::suspend_until(conn, &api.actor, id, &reason, until)?;
             detail_of(conn, &api.actor, &user, &config)
         })
         .await?;

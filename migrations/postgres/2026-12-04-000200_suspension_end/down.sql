@@ -1,0 +1,2 @@
+DROP INDEX users_suspended_until;
+ALTER TABLE users DROP COLUMN suspended_until;
