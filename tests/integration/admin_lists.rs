@@ -573,6 +573,18 @@ both!(
                 .body
                 .contains("<td data-label=\"Device\"><span title=\"\">unknown</span></td>"));
 
+            // The user page's sessions and sign-in attempts name devices alike.
+            let page = staff
+                .get(&app, &format!("/admin/users/{}", cast.alice.id))
+                .await;
+            assert!(
+                page.body
+                    .contains("<td title=\"Mozilla&#x2F;5.0 (Macintosh; Intel Mac OS X 10_15_7)")
+                    && page.body.matches(">Chrome 131 on macOS</td>").count() >= 2,
+                "{}",
+                page.body
+            );
+
             // Filter by email (any case); an old user-id link still works.
             let page = staff
                 .get(&app, "/admin/sessions?email=ALICE@acme.test")

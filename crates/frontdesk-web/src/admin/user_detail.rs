@@ -34,6 +34,8 @@ struct MembershipRow {
 #[derive(Serialize)]
 struct SessionRow {
     id: i64,
+    /// "Chrome 131 on macOS"; the raw User-Agent in a tooltip.
+    device: String,
     user_agent: String,
     ip: String,
     created_at: String,
@@ -46,6 +48,7 @@ struct AttemptRow {
     success: bool,
     reason: String,
     ip: String,
+    device: String,
     user_agent: String,
 }
 
@@ -217,6 +220,7 @@ pub async fn page(
             .into_iter()
             .map(|s| SessionRow {
                 id: s.id,
+                device: super::display::device(s.user_agent.as_deref()),
                 user_agent: s.user_agent.unwrap_or_default(),
                 ip: s.ip.unwrap_or_default(),
                 created_at: show_time(s.created_at),
@@ -233,6 +237,7 @@ pub async fn page(
                 success: t.success,
                 reason: super::display::reason(&t.reason),
                 ip: t.ip.unwrap_or_default(),
+                device: super::display::device(t.user_agent.as_deref()),
                 user_agent: t.user_agent.unwrap_or_default(),
             })
             .collect::<Vec<_>>(),
