@@ -227,7 +227,17 @@ pub async fn document(
     state: web::Data<FrontdeskState>,
     prefix: web::Data<ApiPrefix>,
 ) -> HttpResponse {
-    HttpResponse::Ok().json(document_for(&prefix.0, &state))
+    let mut doc = serde_json::to_value(document_for(&prefix.0, &state)).unwrap_or_default();
+    exclusive_fields(&mut doc);
+    HttpResponse::Ok().json(doc)
+}
+
+/// Rules between fields that the derived schemas cannot state: a suspension
+/// ends after `days` or at `suspended_until`, never both (the API answers 400).
+fn exclusive_fields(doc: &mut serde_json::Value) {
+    if let Some(body) = doc.pointer_mut("/components/schemas/SuspendBody") {
+        body["not"] = serde_json::json!({"required": ["days", "suspended_until"]});
+    }
 }
 
 /// How many profile fields the API takes in one update.
