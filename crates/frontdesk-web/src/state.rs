@@ -58,6 +58,8 @@ pub struct Settings {
     /// Where uploads wait while they are imported (and dry runs until they
     /// are applied, at most a day); default: a folder in the system's temp dir.
     pub import_dir: PathBuf,
+    /// What extensions add to the admin (see [`crate::extensions`]).
+    pub extensions: crate::extensions::Registry,
 }
 
 impl Settings {
@@ -81,6 +83,7 @@ impl Settings {
             admin_authorizer: None,
             import: frontdesk_core::imports::ImportConfig::default(),
             import_dir: std::env::temp_dir().join("frontdesk-imports"),
+            extensions: Default::default(),
         }
     }
 }
@@ -356,5 +359,9 @@ impl FrontdeskState {
 }
 
 fn load_templates(settings: &Settings) -> Result<Tera, CoreError> {
-    crate::templates::load(settings.template_dir.as_deref()).map_err(CoreError::Config)
+    crate::templates::load_with(
+        settings.template_dir.as_deref(),
+        &settings.extensions.templates(),
+    )
+    .map_err(CoreError::Config)
 }
