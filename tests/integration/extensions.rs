@@ -126,25 +126,41 @@ both!(
             assert_eq!(audit_actions(db, "notes.create"), audited);
 
             // Bad inputs change nothing and say why.
-            for form in [
-                vec![
-                    ("csrf_token", csrf.as_str()),
-                    ("user_id", "x"),
-                    ("body", "hi"),
-                ],
-                vec![
-                    ("csrf_token", csrf.as_str()),
-                    ("user_id", "999999"),
-                    ("body", "hi"),
-                ],
-                vec![
-                    ("csrf_token", csrf.as_str()),
-                    ("user_id", "1"),
-                    ("body", "  "),
-                ],
+            for (form, status, says) in [
+                (
+                    vec![
+                        ("csrf_token", csrf.as_str()),
+                        ("user_id", "x"),
+                        ("body", "hi"),
+                    ],
+                    StatusCode::SEE_OTHER,
+                    "user id is invalid",
+                ),
+                (
+                    vec![
+                        ("csrf_token", csrf.as_str()),
+                        ("user_id", "999999"),
+                        ("body", "hi"),
+                    ],
+                    StatusCode::NOT_FOUND,
+                    "",
+                ),
+                (
+                    vec![
+                        ("csrf_token", csrf.as_str()),
+                        ("user_id", &bob.to_string()),
+                        ("body", "  "),
+                    ],
+                    StatusCode::SEE_OTHER,
+                    "note is invalid",
+                ),
             ] {
                 let bad = b.post(&app, "/admin/ext/notes/", &form).await;
-                assert_ne!(bad.status, StatusCode::OK, "{form:?}");
+                assert_eq!(bad.status, status, "{form:?}");
+                if status == StatusCode::SEE_OTHER {
+                    let shown = b.get(&app, bad.location()).await;
+                    assert!(shown.body.contains(says), "{form:?}");
+                }
             }
             let no_token = b
                 .post(

@@ -444,7 +444,6 @@ async fn extension_page(
             &message,
         )),
         Err(e) => {
-            let e: WebError = e.into();
             if matches!(e.status, StatusCode::BAD_REQUEST | StatusCode::CONFLICT) {
                 let back = format!("{base}/ext/{ext}/{}", sub.trim_matches('/'));
                 Ok(redirect(&state, &back, "error", &e.detail))
