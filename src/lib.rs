@@ -41,6 +41,7 @@ pub use frontdesk_core::login_attempts::LockoutPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
 pub use frontdesk_mail as mail;
 pub use frontdesk_web as web;
+pub use frontdesk_web::extensions;
 pub use frontdesk_web::{
     role, security_headers, CurrentUser, FrontdeskState, OptionalUser, Staff, WebError,
 };
@@ -80,6 +81,7 @@ pub struct FrontdeskBuilder {
     mail_config: Option<mail::MailConfig>,
     import_config: Option<core::imports::ImportConfig>,
     profile_fields: Option<Vec<String>>,
+    extensions: Vec<Arc<dyn frontdesk_web::extensions::Extension>>,
     import_dir: Option<PathBuf>,
 }
 
@@ -115,6 +117,7 @@ impl Default for FrontdeskBuilder {
             import_config: None,
             profile_fields: None,
             import_dir: None,
+            extensions: Vec::new(),
         }
     }
 }
@@ -325,6 +328,13 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// Adds an extension to the admin: nav items, pages, users-list columns,
+    /// bulk actions, user-page sections (see [`web::extensions`]).
+    pub fn extension(mut self, ext: impl frontdesk_web::extensions::Extension) -> Self {
+        self.extensions.push(Arc::new(ext));
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -414,6 +424,9 @@ impl FrontdeskBuilder {
         }
         if let Some(d) = self.import_dir {
             settings.import_dir = d;
+        }
+        for ext in &self.extensions {
+            settings.extensions.add(ext.as_ref())?;
         }
         if settings.import.max_rows == 0 || settings.import.max_bytes == 0 {
             return Err(CoreError::Config(

@@ -13,6 +13,7 @@
 //! For scripts (see `automation.rs`): `DEMO_API_KEY_FILE` writes a staff-owner
 //! API key to that file at start-up, `DEMO_SAMPLE_DATA=1` adds sample users.
 
+mod admin_notes;
 mod automation;
 
 use std::collections::BTreeMap;
@@ -222,7 +223,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .site_name("Notes")
         .after_login("/notes")
         .secret_key(secret_key(&dir)?)
+        // Notes about users, in the admin (menu, page, column, bulk action, section).
+        .extension(admin_notes::NotesAdmin)
         .build()?;
+    admin_notes::create_table(&mut *frontdesk.pool().get()?)?;
 
     match first_start(&frontdesk)? {
         Some(password) => {

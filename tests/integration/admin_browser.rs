@@ -1266,3 +1266,87 @@ fn api_get(base: &str, path: &str, key: &str) -> u16 {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
 }
+
+/// The demo's notes extension in the browser: its menu item and page in the
+/// admin chrome, a note added through the page's form, the notes column on
+/// the users list, the "Archive notes" bulk action, the user page's section.
+#[test]
+fn demo_extensions_in_headless_chromium() {
+    use crate::extensions::admin_notes;
+    let Some((driver, chromium)) = start_driver() else {
+        return;
+    };
+    let db = TestDb::sqlite();
+    let mut conn = db.conn();
+    admin_notes::create_table(&mut conn).expect("notes table");
+    let sys = Actor::system();
+    let acme =
+        frontdesk_core::organizations::create(&mut conn, &sys, "acme", "Acme Corp", "acme.test")
+            .expect("org");
+    drop(conn);
+    user_with(&db, "staff@frontdesk.test", Some(StaffRole::Owner), None);
+    let nina = fx::user(
+        &db,
+        "nina@acme.test",
+        None,
+        Some((acme.id, OrgRole::Member)),
+    );
+    let omar = fx::user(
+        &db,
+        "omar@acme.test",
+        None,
+        Some((acme.id, OrgRole::Member)),
+    );
+    let mut conn = db.conn();
+    admin_notes::add(&mut conn, &sys, omar.id, "wants the pro plan").expect("note");
+    drop(conn);
+    let (base, server) = serve_with(&db, |b| b.extension(admin_notes::NotesAdmin));
+
+    let admin = Browser::open(&driver, &chromium, &base);
+    admin.login("staff@frontdesk.test", "/admin/users");
+    admin.wait_for("nina@acme.test");
+    admin.click(".fda-nav a[href$='/admin/ext/notes/']");
+    admin.wait_for("wants the pro plan");
+    admin.assert_accessible("the demo's notes page");
+    admin.type_into("input[name=user_id]", &nina.id.to_string());
+    admin.type_into("input[name=body]", "renewal due in May");
+    admin.click(".fda-main form button[type=submit]");
+    admin.wait_for("Note added.");
+    admin.wait_for("renewal due in May");
+
+    admin.go("/admin/users?q=acme.test");
+    let list = admin.wait_for("Archive notes");
+    assert!(
+        list.contains(r#"<td data-label="Notes">1</td>"#),
+        "notes column"
+    );
+    admin.assert_accessible("the users list with the notes column");
+    admin.click(&format!("input[name=ids][value='{}']", nina.id));
+    admin.click("select[name=action] option[value='notes.archive']");
+    admin.click(".fda-bulkbar button[type=submit]");
+    admin.wait_for("Archive notes: 1 user(s).");
+    let mut conn = db.conn();
+    let archived: Vec<(i64, bool)> = {
+        use diesel::prelude::*;
+        admin_notes::demo_notes::table
+            .order(admin_notes::demo_notes::id)
+            .select((
+                admin_notes::demo_notes::user_id,
+                admin_notes::demo_notes::archived,
+            ))
+            .load(&mut *conn)
+            .expect("notes")
+    };
+    drop(conn);
+    assert_eq!(archived, vec![(omar.id, false), (nina.id, true)]);
+
+    admin.go(&format!("/admin/users/{}", nina.id));
+    let page = admin.wait_for("renewal due in May");
+    assert!(page.contains("<h2>Notes</h2>"));
+    assert!(page.contains("archived"));
+    admin.assert_accessible("the user page with the notes section");
+
+    drop(admin);
+    drop(driver);
+    actix_web::rt::System::new().block_on(server.stop(true));
+}

@@ -26,6 +26,7 @@ mod authz;
 mod dashboard;
 mod db_outage;
 mod exports;
+mod extensions;
 mod forms;
 mod imports;
 mod invitation_browser;

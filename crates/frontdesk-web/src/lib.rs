@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod current_user;
 mod deferred;
 pub mod error;
+pub mod extensions;
 pub mod forms;
 pub mod headers;
 pub mod import_runs;

@@ -67,6 +67,8 @@ pub struct Settings {
     /// Which deployment this is (`production`, `staging`), shown in the admin
     /// header and next to the import and export buttons.
     pub environment_label: Option<String>,
+    /// What extensions add to the admin (see [`crate::extensions`]).
+    pub extensions: crate::extensions::Registry,
 }
 
 impl Settings {
@@ -93,6 +95,7 @@ impl Settings {
             import_dir: std::env::temp_dir().join("frontdesk-imports"),
             mail_configured: false,
             environment_label: None,
+            extensions: Default::default(),
         }
     }
 }
@@ -382,5 +385,9 @@ impl FrontdeskState {
 }
 
 fn load_templates(settings: &Settings) -> Result<Tera, CoreError> {
-    crate::templates::load(settings.template_dir.as_deref()).map_err(CoreError::Config)
+    crate::templates::load_with(
+        settings.template_dir.as_deref(),
+        &settings.extensions.templates(),
+    )
+    .map_err(CoreError::Config)
 }

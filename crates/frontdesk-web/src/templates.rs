@@ -49,8 +49,14 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
 
 /// The embedded templates, with the host's files of the same names in their place.
 pub fn load(override_dir: Option<&Path>) -> Result<Tera, String> {
+    load_with(override_dir, &[])
+}
+
+/// [`load`] plus the templates extensions ship (the host's files still win).
+pub fn load_with(override_dir: Option<&Path>, extra: &[(&str, &str)]) -> Result<Tera, String> {
     let mut sources: BTreeMap<String, String> = EMBEDDED
         .iter()
+        .chain(extra.iter())
         .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
         .collect();
     if let Some(dir) = override_dir {

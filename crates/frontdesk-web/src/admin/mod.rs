@@ -25,7 +25,7 @@ use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::{NaiveDate, NaiveDateTime};
-use frontdesk_core::{users as core_users, Actor};
+use frontdesk_core::{users as core_users, Actor, CoreError};
 use serde::Serialize;
 use tera::Context;
 
@@ -320,6 +320,7 @@ pub fn render_status(
             &frontdesk_core::Target::Site,
         ),
     );
+    ctx.insert("ext_nav", &state.settings().extensions.nav());
     let flash = read_flash(req);
     ctx.insert("flash", &flash);
     let body = state.render(name, ctx)?;
@@ -341,6 +342,116 @@ pub fn show_time(t: NaiveDateTime) -> String {
 
 pub fn show_opt(t: Option<NaiveDateTime>) -> String {
     t.map(show_time).unwrap_or_default()
+}
+
+/// The extension sections of user `id`'s page, rendered (the caller has
+/// checked that the admin may view the user).
+pub(crate) async fn extension_sections(
+    state: &FrontdeskState,
+    admin: &Admin,
+    id: i64,
+) -> Result<Vec<RenderedSection>, WebError> {
+    let sections = state.settings().extensions.sections();
+    if sections.is_empty() {
+        return Ok(vec![]);
+    }
+    let actor = admin.actor.clone();
+    let loaded = {
+        let sections = sections.clone();
+        state
+            .db(move |conn| {
+                sections
+                    .iter()
+                    .map(|s| (s.load)(conn, &actor, id))
+                    .collect::<Result<Vec<_>, CoreError>>()
+            })
+            .await?
+    };
+    sections
+        .iter()
+        .zip(loaded)
+        .map(|(s, value)| {
+            let mut ctx = Context::from_value(value).map_err(WebError::internal)?;
+            ctx.extend(state.context());
+            ctx.insert("admin_prefix", &state.settings().admin_prefix);
+            ctx.insert("csrf_token", &admin.csrf_token);
+            ctx.insert("user_id", &id);
+            Ok(RenderedSection {
+                title: s.title.clone(),
+                html: state.render(&s.template, &ctx)?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+pub(crate) struct RenderedSection {
+    title: String,
+    html: String,
+}
+
+/// An extension's page, `GET` or `POST` (CSRF-checked; run in one transaction).
+async fn extension_page(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let (ext, sub) = path.into_inner();
+    let Some(page) = state.settings().extensions.page(&ext, &sub).cloned() else {
+        return Err(WebError::not_found());
+    };
+    let post = req.method() == actix_web::http::Method::POST;
+    let params = if post {
+        let form = Params::form(&body)?;
+        verify(&req, &state, &form)?;
+        form
+    } else {
+        Params::query(&req)
+    };
+    if !frontdesk_core::authz::can(&admin.actor, page.permission, &frontdesk_core::Target::Site) {
+        return Err(WebError::forbidden("You may not open this page."));
+    }
+    let request = crate::extensions::PageRequest {
+        actor: admin.actor.clone(),
+        method: if post { "POST" } else { "GET" },
+        path: sub.trim_matches('/').to_owned(),
+        params: params.0,
+    };
+    let handler = page.handler.clone();
+    let result = state
+        .db(move |conn| {
+            if post {
+                frontdesk_core::db::write_transaction(conn, |conn| handler(conn, &request))
+            } else {
+                handler(conn, &request)
+            }
+        })
+        .await;
+    let base = &state.settings().admin_prefix;
+    match result {
+        Ok(crate::extensions::PageResponse::Render { template, context }) => {
+            let ctx = Context::from_value(context).map_err(WebError::internal)?;
+            let nav = format!("/ext/{ext}/{}", sub.trim_matches('/'));
+            let nav = nav.trim_end_matches('/').to_owned() + "/";
+            render(&req, &state, &admin, &template, &nav, ctx)
+        }
+        Ok(crate::extensions::PageResponse::Redirect { to, ok, message }) => Ok(redirect(
+            &state,
+            &format!("{base}{to}"),
+            if ok { "ok" } else { "error" },
+            &message,
+        )),
+        Err(e) => {
+            if matches!(e.status, StatusCode::BAD_REQUEST | StatusCode::CONFLICT) {
+                let back = format!("{base}/ext/{ext}/{}", sub.trim_matches('/'));
+                Ok(redirect(&state, &back, "error", &e.detail))
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 /// The state as handlers receive it.
@@ -442,4 +553,6 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/api-keys", get().to(api_keys::list))
         .route("/api-keys", post().to(api_keys::create))
         .route("/api-keys/{id}/revoke", post().to(api_keys::revoke))
+        .route("/ext/{ext}/{path:.*}", get().to(extension_page))
+        .route("/ext/{ext}/{path:.*}", post().to(extension_page))
 }

@@ -262,6 +262,8 @@ pub async fn page(
         "org_roles",
         &OrgRole::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
     );
+    let sections = super::extension_sections(&state, &admin, user.id).await?;
+    ctx.insert("ext_sections", &sections);
     render(&req, &state, &admin, "admin/user.html", "users", ctx)
 }
 

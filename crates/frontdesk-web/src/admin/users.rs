@@ -37,6 +37,8 @@ struct Row {
     local_login: bool,
     created_at: String,
     may: RowActions,
+    /// The extension columns' cells, in the order of their headers.
+    ext: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -148,7 +150,9 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     let p = Params::query(&req);
     let query = parse_query(&p)?;
     let actor = admin.actor.clone();
-    let (page, orgs, all_tags, roles, user_tags) = state
+    let columns = state.settings().extensions.columns();
+    let column_labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
+    let (page, orgs, all_tags, roles, user_tags, ext_cells) = state
         .db(move |conn| {
             let page = query.run(conn, &actor)?;
             let orgs = organizations::list(conn, &actor)?;
@@ -156,7 +160,12 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
             let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
             let roles = core_users::roles_of_many(conn, &ids)?;
             let user_tags = tags::tags_of_many(conn, &ids)?;
-            Ok::<_, CoreError>((page, orgs, all_tags, roles, user_tags))
+            // Each extension column loads the whole page at once.
+            let ext_cells = columns
+                .iter()
+                .map(|c| (c.load)(conn, &ids))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, CoreError>((page, orgs, all_tags, roles, user_tags, ext_cells))
         })
         .await?;
     let org_names: HashMap<i64, &str> = orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
@@ -207,6 +216,10 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 last_active: show_opt(u.last_active_at),
                 local_login: u.local_login_enabled,
                 created_at: super::show_time(u.created_at),
+                ext: ext_cells
+                    .iter()
+                    .map(|cells| cells.get(&u.id).cloned().unwrap_or_default())
+                    .collect(),
                 may: RowActions {
                     suspend: can(a, Action::Suspend, &target),
                     // The reset handler refuses these two; the menu does not offer it.
@@ -274,6 +287,17 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         .collect();
     ctx.insert("sort_links", &sorts);
     ctx.insert("may_invite", &may_invite);
+    ctx.insert("ext_columns", &column_labels);
+    ctx.insert(
+        "ext_bulk",
+        &state
+            .settings()
+            .extensions
+            .bulk_actions()
+            .into_iter()
+            .map(|(key, b)| (key, b.label))
+            .collect::<Vec<_>>(),
+    );
     ctx.insert("filtered_org", &filtered_org);
     ctx.insert("return_query", &p.pairs_without(&[]));
     ctx.insert(
@@ -398,6 +422,19 @@ pub async fn bulk(
             "error",
             &format!("Select at most {MAX_BULK} users at once."),
         ));
+    }
+    if let Some(ext) = form
+        .get("action")
+        .and_then(|a| state.settings().extensions.bulk_action(a))
+    {
+        let key = form.text("action");
+        let actor = admin.actor.clone();
+        let label = ext.label.clone();
+        let n = ids.len();
+        let result = state
+            .db(move |conn| crate::extensions::run_bulk(conn, &actor, &key, &ext, &ids))
+            .await;
+        return finish(&state, result, &to, |_| format!("{label}: {n} user(s)."));
     }
     let Some(action) = form.get("action").and_then(BulkAction::parse) else {
         return Ok(redirect(&state, &to, "error", "Choose an action."));

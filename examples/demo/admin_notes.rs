@@ -1,0 +1,226 @@
+//! The demo's notes about users, kept in the host's own table and added to
+//! frontdesk's admin through its extension API: a "Notes" menu item and page,
+//! a notes count on the users list, an "Archive notes" bulk action, and a
+//! "Notes" section on the user page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use frontdesk::core::db::{BackendKind, DbConnection};
+use frontdesk::core::schema::users;
+use frontdesk::extensions::{
+    AdminPage, BulkAction, Extension, NavItem, PageRequest, PageResponse, UserColumn, UserSection,
+};
+use frontdesk::{Action, Actor, CoreError};
+use serde::Serialize;
+
+diesel::table! {
+    demo_notes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        body -> Text,
+        archived -> Bool,
+    }
+}
+
+/// The host's own table (a real app keeps it in its migrations).
+pub fn create_table(conn: &mut DbConnection) -> QueryResult<()> {
+    let sql = match conn.kind() {
+        BackendKind::Sqlite => {
+            "CREATE TABLE IF NOT EXISTS demo_notes (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             user_id BIGINT NOT NULL, body TEXT NOT NULL, archived BOOLEAN NOT NULL DEFAULT FALSE)"
+        }
+        BackendKind::Postgres => {
+            "CREATE TABLE IF NOT EXISTS demo_notes (id BIGSERIAL PRIMARY KEY, \
+             user_id BIGINT NOT NULL, body TEXT NOT NULL, archived BOOLEAN NOT NULL DEFAULT FALSE)"
+        }
+    };
+    diesel::sql_query(sql).execute(conn)?;
+    Ok(())
+}
+
+/// Adds a note about `user_id`, which `actor` must be allowed to edit.
+pub fn add(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user_id: i64,
+    body: &str,
+) -> Result<(), CoreError> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err(CoreError::Invalid {
+            field: "note",
+            reason: "write something".into(),
+        });
+    }
+    if body.chars().count() > 1000 {
+        return Err(CoreError::TooLong {
+            field: "note",
+            max: 1000,
+        });
+    }
+    frontdesk::core::users::get_for(conn, actor, user_id, Action::Edit)?;
+    diesel::insert_into(demo_notes::table)
+        .values((
+            demo_notes::user_id.eq(user_id),
+            demo_notes::body.eq(body),
+            demo_notes::archived.eq(false),
+        ))
+        .execute(conn)?;
+    frontdesk::core::audit::record(
+        conn,
+        actor,
+        "notes.create",
+        &format!("user:{user_id}"),
+        None,
+        serde_json::json!({}),
+    )
+}
+
+#[derive(Serialize)]
+struct NoteRow {
+    user_id: i64,
+    email: String,
+    body: String,
+    archived: bool,
+}
+
+fn index(conn: &mut DbConnection, req: &PageRequest) -> Result<PageResponse, CoreError> {
+    if req.method == "POST" {
+        let user_id = req
+            .get("user_id")
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or(CoreError::Invalid {
+                field: "user id",
+                reason: "give the number of a user".into(),
+            })?;
+        add(conn, &req.actor, user_id, req.get("body").unwrap_or(""))?;
+        return Ok(PageResponse::Redirect {
+            to: "/ext/notes/".into(),
+            ok: true,
+            message: "Note added.".into(),
+        });
+    }
+    let notes: Vec<(i64, String, bool)> = demo_notes::table
+        .order(demo_notes::id.desc())
+        .limit(100)
+        .select((demo_notes::user_id, demo_notes::body, demo_notes::archived))
+        .load(conn)?;
+    let ids: Vec<i64> = notes.iter().map(|n| n.0).collect();
+    let emails: HashMap<i64, String> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::email))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
+    let notes: Vec<NoteRow> = notes
+        .into_iter()
+        .map(|(user_id, body, archived)| NoteRow {
+            user_id,
+            email: emails.get(&user_id).cloned().unwrap_or_default(),
+            body,
+            archived,
+        })
+        .collect();
+    Ok(PageResponse::Render {
+        template: "notes/index.html".into(),
+        context: serde_json::json!({ "notes": notes }),
+    })
+}
+
+/// Live (not archived) notes per user, for a whole page of the users list.
+pub fn counts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, String>> {
+    let rows: Vec<(i64, i64)> = demo_notes::table
+        .filter(demo_notes::user_id.eq_any(ids))
+        .filter(demo_notes::archived.eq(false))
+        .group_by(demo_notes::user_id)
+        .select((demo_notes::user_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(u, n)| (u, n.to_string())).collect())
+}
+
+fn archive(conn: &mut DbConnection, _actor: &Actor, ids: &[i64]) -> Result<(), CoreError> {
+    diesel::update(demo_notes::table.filter(demo_notes::user_id.eq_any(ids)))
+        .set(demo_notes::archived.eq(true))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn section(
+    conn: &mut DbConnection,
+    _actor: &Actor,
+    user_id: i64,
+) -> Result<serde_json::Value, CoreError> {
+    let notes: Vec<(String, bool)> = demo_notes::table
+        .filter(demo_notes::user_id.eq(user_id))
+        .order(demo_notes::id.desc())
+        .select((demo_notes::body, demo_notes::archived))
+        .load(conn)?;
+    let notes: Vec<_> = notes
+        .into_iter()
+        .map(|(body, archived)| serde_json::json!({"body": body, "archived": archived}))
+        .collect();
+    Ok(serde_json::json!({ "notes": notes }))
+}
+
+/// The extension the demo registers with `FrontdeskBuilder::extension`.
+pub struct NotesAdmin;
+
+impl Extension for NotesAdmin {
+    fn id(&self) -> &'static str {
+        "notes"
+    }
+
+    fn nav(&self) -> Vec<NavItem> {
+        vec![NavItem {
+            label: "Notes".into(),
+            path: "/ext/notes/".into(),
+        }]
+    }
+
+    fn pages(&self) -> Vec<AdminPage> {
+        vec![AdminPage {
+            path: String::new(),
+            permission: Action::View,
+            handler: Arc::new(index),
+        }]
+    }
+
+    fn user_columns(&self) -> Vec<UserColumn> {
+        vec![UserColumn {
+            label: "Notes".into(),
+            load: Arc::new(counts),
+        }]
+    }
+
+    fn bulk_actions(&self) -> Vec<BulkAction> {
+        vec![BulkAction {
+            name: "archive".into(),
+            label: "Archive notes".into(),
+            permission: Action::Edit,
+            run: Arc::new(archive),
+        }]
+    }
+
+    fn user_sections(&self) -> Vec<UserSection> {
+        vec![UserSection {
+            title: "Notes".into(),
+            template: "notes/section.html".into(),
+            load: Arc::new(section),
+        }]
+    }
+
+    fn templates(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            (
+                "notes/index.html",
+                include_str!("templates/notes/index.html"),
+            ),
+            (
+                "notes/section.html",
+                include_str!("templates/notes/section.html"),
+            ),
+        ]
+    }
+}
