@@ -37,6 +37,7 @@ mod namespace;
 mod organizations;
 mod password_resets;
 mod raw_http;
+mod session_cache;
 mod sessions;
 mod tags;
 mod users;

@@ -325,6 +325,7 @@ pub fn update(
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         audit::record(
             conn,
             actor,
@@ -362,6 +363,7 @@ pub fn suspend(conn: &mut DbConnection, actor: &Actor, id: i64, reason: &str) ->
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         let ended = sessions::revoke_all_for_user(conn, id, "suspended", None)?;
         audit::record(
             conn,
@@ -387,6 +389,7 @@ pub fn restore(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<Us
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         audit::record(
             conn,
             actor,
@@ -419,6 +422,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()>
             }
         }
         diesel::delete(users::table.find(id)).execute(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         audit::record(
             conn,
             actor,
@@ -446,6 +450,7 @@ pub fn set_local_login(
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         let action = if enabled {
             "user.local_login.allow"
         } else {
@@ -474,6 +479,7 @@ pub fn set_staff_role(
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         audit::record(
             conn,
             actor,
