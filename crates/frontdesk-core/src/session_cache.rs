@@ -406,4 +406,119 @@ mod tests {
         }
         assert_eq!(take_pending(), vec![Invalidation::All]);
     }
+
+    fn row(session_id: i64, user_id: i64) -> (Session, User) {
+        let t = crate::time::now();
+        let session = Session {
+            id: session_id,
+            user_id,
+            token_hash: format!("h{session_id}"),
+            ip: None,
+            user_agent: None,
+            created_at: t,
+            last_active_at: t,
+            expires_at: t,
+            revoked_at: None,
+            revoked_reason: None,
+        };
+        let user = User {
+            id: user_id,
+            email: format!("u{user_id}@example.com"),
+            email_verified: true,
+            first_name: String::new(),
+            last_name: String::new(),
+            display_name: None,
+            password_hash: None,
+            local_login_enabled: true,
+            staff_role: None,
+            status: "active".into(),
+            suspended_reason: None,
+            suspended_at: None,
+            profile: "{}".into(),
+            search_text: String::new(),
+            created_at: t,
+            updated_at: t,
+            last_login_at: None,
+            last_active_at: None,
+        };
+        (session, user)
+    }
+
+    fn fill(cache: &SessionCache, session_id: i64, user_id: i64) {
+        let ticket = cache.ticket().expect("listening");
+        let (s, u) = row(session_id, user_id);
+        cache.insert(ticket, &format!("h{session_id}"), s, u);
+    }
+
+    fn listening_cache(ttl: Duration) -> SessionCache {
+        let cache = SessionCache::new(NonZeroUsize::new(2).expect("2"), ttl);
+        cache.set_listening(true);
+        cache
+    }
+
+    #[test]
+    fn bypassed_until_listening_and_emptied_on_loss() {
+        let cache = SessionCache::new(NonZeroUsize::new(8).expect("8"), Duration::from_secs(30));
+        assert!(
+            cache.ticket().is_none(),
+            "no fill before the listener is up"
+        );
+        assert!(cache.get("h1").is_none());
+        assert_eq!(cache.stats().bypassed, 1);
+        cache.set_listening(true);
+        fill(&cache, 1, 10);
+        assert_eq!(cache.get("h1").map(|(s, _)| s.id), Some(1));
+        cache.set_listening(false);
+        assert!(cache.get("h1").is_none());
+        cache.set_listening(true);
+        assert!(
+            cache.get("h1").is_none(),
+            "nothing from before the gap survives"
+        );
+    }
+
+    #[test]
+    fn a_fill_that_raced_an_invalidation_is_dropped() {
+        let cache = listening_cache(Duration::from_secs(30));
+        let ticket = cache.ticket().expect("listening");
+        // The session is revoked while its lookup was on the way.
+        cache.invalidate(&Invalidation::Session(1));
+        let (s, u) = row(1, 10);
+        cache.insert(ticket, "h1", s, u);
+        assert!(cache.get("h1").is_none());
+    }
+
+    #[test]
+    fn invalidation_by_session_token_user_and_all() {
+        let cache = listening_cache(Duration::from_secs(30));
+        fill(&cache, 1, 10);
+        fill(&cache, 2, 20);
+        cache.invalidate(&Invalidation::Session(1));
+        assert!(cache.get("h1").is_none());
+        assert!(cache.get("h2").is_some(), "others stay");
+        cache.invalidate(&Invalidation::User(99));
+        assert!(cache.get("h2").is_some());
+        cache.invalidate(&Invalidation::User(20));
+        assert!(cache.get("h2").is_none());
+        fill(&cache, 3, 30);
+        cache.invalidate(&Invalidation::Token("h3".into()));
+        assert!(cache.get("h3").is_none());
+        fill(&cache, 4, 40);
+        cache.invalidate(&Invalidation::All);
+        assert!(cache.get("h4").is_none());
+    }
+
+    #[test]
+    fn entries_expire_and_the_bound_holds() {
+        let cache = listening_cache(Duration::from_millis(30));
+        fill(&cache, 1, 10);
+        assert!(cache.get("h1").is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get("h1").is_none(), "past the TTL");
+        fill(&cache, 2, 10);
+        fill(&cache, 3, 10);
+        fill(&cache, 4, 10);
+        assert!(cache.get("h2").is_none(), "least recently used went first");
+        assert!(cache.get("h3").is_some() && cache.get("h4").is_some());
+    }
 }
