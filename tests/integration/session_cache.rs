@@ -435,3 +435,37 @@ fn sqlite_has_no_session_cache() {
     let fd = builder(&db).build().expect("frontdesk");
     assert!(fd.state().session_cache().is_none());
 }
+
+/// The timeouts are judged on every request from the cached timestamps.
+async fn idle_from_cache(db: &TestDb) {
+    let fd = builder(db)
+        .session_idle_timeout(chrono::Duration::seconds(1))
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    assert!(eventually(Duration::from_secs(5), || cache(&fd).is_listening()).await);
+    user_with_password(db, "ann@example.com");
+    let mut ann = Browser::new();
+    ann.login(&app, "ann@example.com", PASSWORD).await;
+    assert_eq!(ann.get(&app, "/notes").await.status, StatusCode::OK);
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    let hits = cache(&fd).stats().hits;
+    assert_eq!(
+        ann.get(&app, "/notes").await.status,
+        StatusCode::SEE_OTHER,
+        "idle longer than the timeout"
+    );
+    assert_eq!(
+        cache(&fd).stats().hits,
+        hits + 1,
+        "judged from the cached row"
+    );
+}
+
+#[test]
+fn cache_judges_idle_timeout_from_cached_row() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    block_on(idle_from_cache(&db));
+}
