@@ -2,7 +2,8 @@
 //! session is checked against the database on every request (on PostgreSQL
 //! the web layer may answer from [`crate::session_cache`], which every change
 //! that ends a session invalidates through [`sessions_changed`]), so a
-//! revocation made by any instance takes effect on the next request everywhere.
+//! revocation takes effect on the next request (with the cache: on the
+//! instance that made it, and within milliseconds on the others).
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
