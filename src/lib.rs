@@ -56,6 +56,7 @@ pub struct FrontdeskBuilder {
     database_url: Option<String>,
     postgres_schema: Option<String>,
     pool_size: u32,
+    session_cache: (usize, std::time::Duration),
     base_url: Option<String>,
     auth_prefix: Option<String>,
     after_login: Option<String>,
@@ -91,6 +92,7 @@ impl Default for FrontdeskBuilder {
             database_url: None,
             postgres_schema: None,
             pool_size: 8,
+            session_cache: (10_000, std::time::Duration::from_secs(30)),
             base_url: None,
             auth_prefix: None,
             after_login: None,
@@ -142,6 +144,16 @@ impl FrontdeskBuilder {
     /// Largest number of open database connections (SQLite is capped at 16).
     pub fn pool_size(mut self, size: u32) -> Self {
         self.pool_size = size;
+        self
+    }
+
+    /// PostgreSQL: how many validated sessions this process keeps in memory
+    /// and for how long (default 10 000 for 30 s); a zero capacity or TTL
+    /// turns the cache off. Revocations reach every instance's cache through
+    /// `LISTEN/NOTIFY` on one extra connection per process; while that
+    /// connection is down, every check goes to the database. Unused on SQLite.
+    pub fn session_cache(mut self, capacity: usize, ttl: std::time::Duration) -> Self {
+        self.session_cache = (capacity, ttl);
         self
     }
 
@@ -477,6 +489,19 @@ impl FrontdeskBuilder {
         core::import_jobs::mark_interrupted(&mut conn, stale)?;
         drop(conn);
         let state = FrontdeskState::new(pool.clone(), settings, self.hooks)?;
+        if let (BackendKind::Postgres, Some(capacity)) = (
+            backend,
+            std::num::NonZeroUsize::new(self.session_cache.0)
+                .filter(|_| !self.session_cache.1.is_zero()),
+        ) {
+            let cache = Arc::new(core::session_cache::SessionCache::new(
+                capacity,
+                self.session_cache.1,
+            ));
+            core::session_cache::start_listener(&cache, url.clone())
+                .map_err(|e| CoreError::Config(format!("session cache listener: {e}")))?;
+            state.set_session_cache(cache);
+        }
         let mailer = mail.map(|(t, c)| mail::Mailer::new(pool.clone(), t, c));
         Ok(Frontdesk {
             pool,

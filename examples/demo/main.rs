@@ -6,7 +6,8 @@
 //! `cargo run --example demo` (bind with `DEMO_ADDR=127.0.0.1:8080`, data
 //! folder with `DEMO_DATA=./demo-data`, public URL with `DEMO_BASE_URL`,
 //! another database with `DEMO_DATABASE_URL=postgres://…`, the cap on
-//! concurrent argon2 runs with `DEMO_MAX_HASHES`).
+//! concurrent argon2 runs with `DEMO_MAX_HASHES`, the PostgreSQL session
+//! cache off with `DEMO_SESSION_CACHE=0`).
 //! Mail (invitations, password resets) goes through the outbox to `.eml`
 //! files in `demo-data/mail/`; the first start also creates an organization
 //! to invite people into from `/admin/invitations`.
@@ -212,6 +213,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|n| n.parse().ok())
     {
         builder = builder.max_concurrent_hashes(n);
+    }
+    // DEMO_SESSION_CACHE=0 turns the PostgreSQL session cache off (to compare).
+    if std::env::var("DEMO_SESSION_CACHE").is_ok_and(|v| v == "0") {
+        builder = builder.session_cache(0, std::time::Duration::ZERO);
     }
     // Mail (invitations, password resets) leaves the outbox as .eml files.
     let mail_dir = dir.join("mail");

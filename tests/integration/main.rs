@@ -38,6 +38,7 @@ mod namespace;
 mod organizations;
 mod password_resets;
 mod raw_http;
+mod session_cache;
 mod sessions;
 mod tags;
 mod users;

@@ -1697,6 +1697,10 @@ fn update_existing(
                     users::updated_at.eq(t),
                 ))
                 .execute(conn)?;
+            crate::sessions::sessions_changed(
+                conn,
+                crate::session_cache::Invalidation::User(u.id),
+            )?;
         }
         out.push((i, Outcome::Updated, "updated", String::new()));
     }

@@ -1,6 +1,9 @@
 //! Sessions: rows in `sessions` keyed by the SHA-256 of the cookie token. A
-//! session is checked against the database on every request, so a revocation
-//! made by any instance takes effect on the next request everywhere.
+//! session is checked against the database on every request (on PostgreSQL
+//! the web layer may answer from [`crate::session_cache`], which every change
+//! that ends a session invalidates through [`sessions_changed`]), so a
+//! revocation takes effect on the next request (with the cache: on the
+//! instance that made it, and within milliseconds on the others).
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -13,6 +16,7 @@ use crate::authz::{Action, Actor};
 use crate::db::{Backend, DbConnection};
 use crate::error::{CoreError, CoreResult};
 use crate::schema::{memberships, sessions, users};
+use crate::session_cache::Invalidation;
 use crate::time::now;
 use crate::tokens::{hash_token, SecretToken};
 use crate::users::User;
@@ -169,14 +173,36 @@ pub fn check(conn: &mut DbConnection, token: &str, config: &SessionConfig) -> Co
     let Some((session, user)) = found.into_iter().next() else {
         return Ok(Check::Invalid);
     };
+    Ok(judge(session, user, config))
+}
+
+/// Whether a session read earlier (from the database or a cache) may
+/// authenticate a request now: the timeouts and suspension, judged at this
+/// moment from its timestamps.
+pub fn judge(session: Session, user: User, config: &SessionConfig) -> Check {
     let t = now();
     if !session.is_live(config, t) || user.is_suspended() {
-        return Ok(Check::Invalid);
+        return Check::Invalid;
     }
     if t - session.last_active_at >= config.touch_interval {
-        return Ok(Check::Stale(session, user));
+        return Check::Stale(session, user);
     }
-    Ok(Check::Valid(session, user))
+    Check::Valid(session, user)
+}
+
+/// Tells every instance's session cache that sessions ended or their user
+/// changed. Call it inside the transaction of the change: on PostgreSQL it
+/// issues `pg_notify`, delivered only on commit; on every backend it also
+/// records the change for this thread ([`crate::session_cache::take_pending`]).
+pub fn sessions_changed(conn: &mut DbConnection, what: Invalidation) -> CoreResult<()> {
+    if let DbConnection::Pg(c) = conn {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(crate::session_cache::CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(what.payload())
+            .execute(c)?;
+    }
+    crate::session_cache::record_pending(what);
+    Ok(())
 }
 
 /// The session and user a presented token stands for, or `None` when the token
@@ -192,21 +218,34 @@ pub fn authenticate(
         Check::Valid(session, user) => return Ok(Some((session, user))),
         Check::Stale(session, user) => (session, user),
     };
+    let Some(t) = touch(conn, session.id, user.id)? else {
+        return Ok(None);
+    };
+    session.last_active_at = t;
+    user.last_active_at = Some(t);
+    Ok(Some((session, user)))
+}
+
+/// Marks a session and its user active now (the write [`authenticate`] makes
+/// once per `touch_interval`); `None` when the session was revoked meanwhile.
+pub fn touch(
+    conn: &mut DbConnection,
+    session_id: i64,
+    user_id: i64,
+) -> CoreResult<Option<NaiveDateTime>> {
     let t = now();
     // Conditional on the row still being live, so a concurrent revocation wins.
-    let touched = diesel::update(sessions::table.find(session.id))
+    let touched = diesel::update(sessions::table.find(session_id))
         .filter(sessions::revoked_at.is_null())
         .set(sessions::last_active_at.eq(t))
         .execute(conn)?;
     if touched == 0 {
         return Ok(None);
     }
-    diesel::update(users::table.find(user.id))
+    diesel::update(users::table.find(user_id))
         .set(users::last_active_at.eq(Some(t)))
         .execute(conn)?;
-    session.last_active_at = t;
-    user.last_active_at = Some(t);
-    Ok(Some((session, user)))
+    Ok(Some(t))
 }
 
 pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<Session> {
@@ -245,20 +284,27 @@ pub fn revoke(conn: &mut DbConnection, session_id: i64, why: &str) -> CoreResult
             sessions::revoked_reason.eq(Some(why)),
         ))
         .execute(conn)?;
+    if n > 0 {
+        sessions_changed(conn, Invalidation::Session(session_id))?;
+    }
     Ok(n == 1)
 }
 
 /// Ends the session a presented token stands for (logout, or a new sign-in in
 /// the same browser). Returns false when no live session matched.
 pub fn revoke_by_token(conn: &mut DbConnection, token: &str, why: &str) -> CoreResult<bool> {
+    let hash = hash_token(token);
     let n = diesel::update(sessions::table)
-        .filter(sessions::token_hash.eq(hash_token(token)))
+        .filter(sessions::token_hash.eq(&hash))
         .filter(sessions::revoked_at.is_null())
         .set((
             sessions::revoked_at.eq(Some(now())),
             sessions::revoked_reason.eq(Some(why)),
         ))
         .execute(conn)?;
+    if n > 0 {
+        sessions_changed(conn, Invalidation::Token(hash))?;
+    }
     Ok(n == 1)
 }
 
@@ -272,6 +318,9 @@ pub fn revoke_own(conn: &mut DbConnection, user_id: i64, session_id: i64) -> Cor
             sessions::revoked_reason.eq(Some(reason::REVOKED_BY_USER)),
         ))
         .execute(conn)?;
+    if n > 0 {
+        sessions_changed(conn, Invalidation::Session(session_id))?;
+    }
     Ok(n == 1)
 }
 
@@ -289,11 +338,16 @@ pub fn revoke_all_for_user(
     if let Some(id) = except {
         q = q.filter(sessions::id.ne(id));
     }
-    Ok(q.set((
-        sessions::revoked_at.eq(Some(now())),
-        sessions::revoked_reason.eq(Some(reason)),
-    ))
-    .execute(conn)?)
+    let n = q
+        .set((
+            sessions::revoked_at.eq(Some(now())),
+            sessions::revoked_reason.eq(Some(reason)),
+        ))
+        .execute(conn)?;
+    // Also when none ended: the caller may have changed the user (suspended,
+    // new password) and a cached copy of a kept session must be read again.
+    sessions_changed(conn, Invalidation::User(user_id))?;
+    Ok(n)
 }
 
 /// Filters for the admin sessions list.

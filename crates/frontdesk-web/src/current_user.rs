@@ -1,7 +1,9 @@
 //! Extractors for the host's handlers and ours: `CurrentUser` (signed in, or a
 //! redirect to the login page / a 401 problem+json), `OptionalUser`, and
 //! `Staff<R>` (a staff role of at least `R`). The session is checked in the
-//! database on every request; the result is kept for the rest of the request.
+//! database on every request, or on PostgreSQL in the in-process session
+//! cache while its listener is connected (`frontdesk_core::session_cache`);
+//! the result is kept for the rest of the request.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -9,7 +11,9 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use frontdesk_core::session_cache::SessionCache;
 use frontdesk_core::sessions::{self, Check, ClientInfo, Session};
+use frontdesk_core::tokens::hash_token;
 use frontdesk_core::users::User;
 use frontdesk_core::StaffRole;
 
@@ -79,16 +83,23 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError>
             let token = cookie.value().to_owned();
             let config = state.settings().auth.sessions;
             let csrf_token = csrf::session_token(&token);
-            let found = match inline_check(&state, &token, &config)? {
-                Some(Check::Invalid) => None,
-                Some(Check::Valid(session, user)) => Some((session, user)),
-                // Due for its activity write (or no idle connection): the
-                // full check, with its write, off this thread.
-                Some(Check::Stale(..)) | None => {
-                    state
-                        .db(move |conn| sessions::authenticate(conn, &token, &config))
-                        .await?
-                }
+            let found = match state.session_cache() {
+                Some(cache) => cached_check(&state, cache, &token, config).await?,
+                None => None,
+            };
+            let found = match found {
+                Some(found) => found,
+                None => match inline_check(&state, &token, &config)? {
+                    Some(Check::Invalid) => None,
+                    Some(Check::Valid(session, user)) => Some((session, user)),
+                    // Due for its activity write (or no idle connection): the
+                    // full check, with its write, off this thread.
+                    Some(Check::Stale(..)) | None => {
+                        state
+                            .db(move |conn| sessions::authenticate(conn, &token, &config))
+                            .await?
+                    }
+                },
             };
             found.map(|(session, user)| CurrentUser {
                 user,
@@ -100,6 +111,56 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError>
     };
     req.extensions_mut().insert(Resolved(found.clone()));
     Ok(found)
+}
+
+/// The session check through the cache: `None` when the cache is bypassed
+/// (listener not connected), so the caller takes today's path. A hit costs no
+/// database query; a miss reads once and fills the cache. Either way expiry
+/// and suspension are judged now, and an activity write that is due runs on
+/// the blocking pool after the answer, not before it.
+async fn cached_check(
+    state: &FrontdeskState,
+    cache: &std::sync::Arc<SessionCache>,
+    token: &str,
+    config: sessions::SessionConfig,
+) -> Result<Option<Option<(Session, User)>>, WebError> {
+    if token.len() != 43 {
+        return Ok(Some(None));
+    }
+    let hash = hash_token(token);
+    let check = match cache.get(&hash) {
+        Some((session, user)) => sessions::judge(session, user, &config),
+        None => {
+            let Some(ticket) = cache.ticket() else {
+                return Ok(None);
+            };
+            let token = token.to_owned();
+            let check = state
+                .db(move |conn| sessions::check(conn, &token, &config))
+                .await?;
+            if let Check::Valid(s, u) | Check::Stale(s, u) = &check {
+                cache.insert(ticket, &hash, s.clone(), u.clone());
+            }
+            check
+        }
+    };
+    Ok(Some(match check {
+        Check::Invalid => None,
+        Check::Valid(s, u) => Some((s, u)),
+        Check::Stale(s, u) => {
+            // Marked on the cached copy first, so one write is asked for.
+            cache.touched(&hash, frontdesk_core::time::now());
+            let (session_id, user_id) = (s.id, u.id);
+            let pool = state.pool().clone();
+            state.spawn_deferred(move || {
+                let Ok(mut conn) = pool.get() else { return };
+                if let Err(e) = sessions::touch(&mut conn, session_id, user_id) {
+                    log::warn!("frontdesk: session activity not recorded: {e}");
+                }
+            });
+            Some((s, u))
+        }
+    }))
 }
 
 /// The read-only session check on this thread, where the state allows it and

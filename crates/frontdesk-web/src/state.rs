@@ -124,6 +124,9 @@ struct Inner {
     import_slots: frontdesk_core::import_jobs::Slots,
     /// Work started after a response went out (see `deferred`).
     deferred: Arc<crate::deferred::Running>,
+    /// PostgreSQL: validated sessions kept in memory (see
+    /// `frontdesk_core::session_cache`); set once by the builder.
+    session_cache: std::sync::OnceLock<Arc<frontdesk_core::session_cache::SessionCache>>,
 }
 
 /// Cheap to clone; every clone shares one pool, one semaphore, one template set.
@@ -212,6 +215,7 @@ impl FrontdeskState {
             inline_session_reads,
             import_slots: Default::default(),
             deferred: Default::default(),
+            session_cache: Default::default(),
         })))
     }
 
@@ -222,6 +226,17 @@ impl FrontdeskState {
     /// Whether the session check may read on the request's own thread.
     pub(crate) fn inline_session_reads(&self) -> bool {
         self.0.inline_session_reads
+    }
+
+    /// Uses `cache` for the session check from now on (once; later calls are
+    /// ignored). Its listener must already be started.
+    pub fn set_session_cache(&self, cache: Arc<frontdesk_core::session_cache::SessionCache>) {
+        let _ = self.0.session_cache.set(cache);
+    }
+
+    /// The session cache, when this instance has one.
+    pub fn session_cache(&self) -> Option<&Arc<frontdesk_core::session_cache::SessionCache>> {
+        self.0.session_cache.get()
     }
 
     /// The slots background imports wait for.
@@ -314,9 +329,21 @@ impl FrontdeskState {
         E: Into<WebError> + Send + 'static,
     {
         let pool = self.0.pool.clone();
+        let cache = self.session_cache().cloned();
         web::block(move || {
             let mut conn = pool.get().map_err(WebError::unavailable)?;
-            f(&mut conn).map_err(Into::into)
+            // Sessions this work ended drop out of this instance's cache
+            // before the response goes out (other instances hear of it
+            // through NOTIFY).
+            frontdesk_core::session_cache::take_pending();
+            let out = f(&mut conn).map_err(Into::into);
+            let changed = frontdesk_core::session_cache::take_pending();
+            if let Some(cache) = cache {
+                for c in &changed {
+                    cache.invalidate(c);
+                }
+            }
+            out
         })
         .await
         .map_err(WebError::internal)?

@@ -339,6 +339,7 @@ pub fn update(
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         audit::record(
             conn,
             actor,
@@ -397,6 +398,7 @@ pub fn suspend_until(
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         let ended = sessions::revoke_all_for_user(conn, id, "suspended", None)?;
         let mut details = json!({"reason": reason, "sessions_revoked": ended});
         if let Some(u) = until {
@@ -427,6 +429,7 @@ pub fn restore(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<Us
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         audit::record(
             conn,
             actor,
@@ -568,6 +571,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()>
             }
         }
         diesel::delete(users::table.find(id)).execute(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         audit::record(
             conn,
             actor,
@@ -595,6 +599,7 @@ pub fn set_local_login(
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         let action = if enabled {
             "user.local_login.allow"
         } else {
@@ -623,6 +628,7 @@ pub fn set_staff_role(
             ))
             .returning(users::all_columns)
             .get_result(conn)?;
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
         audit::record(
             conn,
             actor,
