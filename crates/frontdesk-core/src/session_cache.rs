@@ -434,6 +434,7 @@ mod tests {
             status: "active".into(),
             suspended_reason: None,
             suspended_at: None,
+            suspended_until: None,
             profile: "{}".into(),
             search_text: String::new(),
             created_at: t,
