@@ -39,6 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 base="http://127.0.0.1:$port/admin/api/v1"
+config="$PWD/scripts/schemathesis.toml"
 # The demo writes the key before it starts listening; the document is for
 # the API's callers only, so it is fetched with the key too.
 key=""
@@ -75,4 +76,4 @@ args=(run "$work/openapi.json" --url "$base"
     --exclude-checks use_after_free)
 if [ -n "${FUZZ_SEED:-}" ]; then args+=(--seed "$FUZZ_SEED"); fi
 # From the scratch folder, so that schemathesis' own files stay out of the tree.
-(cd "$work" && "$st" "${args[@]}")
+(cd "$work" && "$st" --config-file "$config" "${args[@]}")

@@ -236,7 +236,14 @@ pub async fn document(
 /// ends after `days` or at `suspended_until`, never both (the API answers 400).
 fn exclusive_fields(doc: &mut serde_json::Value) {
     if let Some(body) = doc.pointer_mut("/components/schemas/SuspendBody") {
-        body["not"] = serde_json::json!({"required": ["days", "suspended_until"]});
+        // Both given and not null.
+        body["not"] = serde_json::json!({
+            "required": ["days", "suspended_until"],
+            "properties": {
+                "days": {"type": "integer"},
+                "suspended_until": {"type": "string"}
+            }
+        });
     }
 }
 
