@@ -229,8 +229,10 @@ fn connect(url: Option<&str>) -> CliResult<db::Pool> {
     open(url).map(|(pool, _)| pool)
 }
 
-fn conn(pool: &db::Pool) -> CliResult<db::PooledConn> {
-    pool.get().map_err(|e| format!("database unavailable: {e}"))
+/// A pooled connection that delivers the events of the command's changes to
+/// the listeners when dropped.
+fn conn(pool: &db::Pool) -> CliResult<frontdesk_core::events::Checkout> {
+    frontdesk_core::events::checkout(pool).map_err(|e| e.to_string())
 }
 
 fn run(cli: Cli) -> CliResult<ExitCode> {

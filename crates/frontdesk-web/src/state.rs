@@ -304,6 +304,8 @@ impl FrontdeskState {
     }
 
     /// Runs diesel work on the blocking pool, with a connection taken there.
+    /// The events its changes committed are delivered to the listeners once
+    /// the connection is back in the pool (see `frontdesk_core::events`).
     pub async fn db<T, E, F>(&self, f: F) -> Result<T, WebError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -312,7 +314,8 @@ impl FrontdeskState {
     {
         let pool = self.0.pool.clone();
         web::block(move || {
-            let mut conn = pool.get().map_err(WebError::unavailable)?;
+            let mut conn =
+                frontdesk_core::events::checkout(&pool).map_err(WebError::unavailable)?;
             f(&mut conn).map_err(Into::into)
         })
         .await

@@ -666,7 +666,6 @@ pub async fn delete(
     verify(&req, &state, &form)?;
     let actor = admin.actor.clone();
     let typed = form.text("confirm").to_lowercase();
-    let hooks = state.hooks().clone();
     let result = state
         .db(move |conn| {
             let user = core_users::get_for(conn, &actor, id, Action::Delete)?;
@@ -677,7 +676,6 @@ pub async fn delete(
                 });
             }
             core_users::delete(conn, &actor, id)?;
-            hooks.user_deleted(id);
             Ok(user.email)
         })
         .await;

@@ -427,7 +427,6 @@ pub async fn bulk(
         return Ok(redirect(&state, &to, "error", "Choose a tag."));
     }
     let actor = admin.actor.clone();
-    let hooks = state.hooks().clone();
     let n = ids.len();
     let result = state
         .db(move |conn| {
@@ -460,11 +459,6 @@ pub async fn bulk(
                 }
                 Ok(())
             })?;
-            if action == BulkAction::Delete {
-                for id in &ids {
-                    hooks.user_deleted(*id);
-                }
-            }
             Ok::<_, CoreError>(())
         })
         .await;

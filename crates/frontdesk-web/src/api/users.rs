@@ -688,13 +688,8 @@ pub async fn delete(
     id: web::Path<i64>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let hooks = state.hooks().clone();
     state
-        .db(move |conn| {
-            users::delete(conn, &api.actor, id)?;
-            hooks.user_deleted(id);
-            Ok::<_, CoreError>(())
-        })
+        .db(move |conn| users::delete(conn, &api.actor, id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
