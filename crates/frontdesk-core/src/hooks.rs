@@ -29,8 +29,8 @@ pub struct NoHooks;
 
 impl Hooks for NoHooks {}
 
-/// Delivers [`Event`]s to a [`Hooks`]: `UserCreated` (and an invitation's new
-/// account) → `user_created`, `UserDeleted` → `user_deleted`,
+/// Delivers [`Event`]s to a [`Hooks`]: `UserCreated` (any path, an
+/// invitation's new account too) → `user_created`, `UserDeleted` → `user_deleted`,
 /// `InvitationAccepted` → `invitation_accepted`, `InvitationDeclined` →
 /// `invitation_declined`, `UserSignedIn` → `user_signed_in`, `LoginFailed` →
 /// `login_failed`. The hooks take rows, which it reads after the commit
@@ -108,9 +108,8 @@ impl EventListener for HooksListener {
                 let Some((invitation, user)) = rows else {
                     return;
                 };
-                if *created_account {
-                    self.hooks.user_created(&user);
-                }
+                // A new account's `user_created` comes from its own
+                // `UserCreated` event, emitted by the acceptance too.
                 let role =
                     crate::OrgRole::parse(&invitation.role).unwrap_or(crate::OrgRole::Member);
                 self.hooks.invitation_accepted(&Accepted {
