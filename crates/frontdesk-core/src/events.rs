@@ -551,3 +551,114 @@ impl Drop for Checkout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: i64) -> Event {
+        Event::UserDeleted {
+            user_id: id,
+            actor: "system".into(),
+        }
+    }
+
+    fn ids(events: &[Event]) -> Vec<i64> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::UserDeleted { user_id, .. } => Some(*user_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rollback_drops_what_its_level_emitted_and_commit_keeps_the_rest_in_order() {
+        let mut b = Buffer::default();
+        b.push(ev(1)); // outside a transaction: committed at once
+        b.begin(1);
+        b.push(ev(2));
+        b.begin(2);
+        b.push(ev(3));
+        b.rollback(2); // the savepoint's event goes
+        b.begin(2);
+        b.push(ev(4));
+        b.commit(2); // released: belongs to the outer transaction now
+        assert_eq!(ids(&b.take().0), vec![1], "nothing of an open transaction");
+        b.commit(1);
+        b.push(ev(5));
+        assert_eq!(ids(&b.take().0), vec![2, 4, 5]);
+        assert!(b.take().0.is_empty(), "drained once");
+    }
+
+    #[test]
+    fn a_failed_commit_and_a_rolled_back_transaction_deliver_nothing() {
+        let mut b = Buffer::default();
+        b.begin(1);
+        b.push(ev(1));
+        b.commit(1);
+        b.rollback(1); // diesel rolls back when COMMIT fails
+        b.begin(1);
+        b.push(ev(2));
+        b.rollback(1);
+        assert!(b.take().0.is_empty());
+        b.begin(1);
+        b.push(ev(3));
+        b.commit(1);
+        b.begin(1); // the next transaction: the last COMMIT went through
+        b.push(ev(4));
+        assert_eq!(ids(&b.take().0), vec![3]);
+        assert_eq!(b.clear(), 1, "the open transaction's event");
+    }
+
+    #[test]
+    fn audit_rows_map_to_typed_events() {
+        let e = Event::from_audit(
+            "user:3",
+            "membership.role",
+            "user:9",
+            Some(4),
+            &serde_json::json!({}),
+        );
+        assert_eq!(
+            e,
+            Event::MembershipRoleChanged {
+                user_id: 9,
+                organization_id: 4,
+                actor: "user:3".into()
+            }
+        );
+        let e = Event::from_audit(
+            "system",
+            "invitation.accept",
+            "invitation:5",
+            Some(2),
+            &serde_json::json!({"user_id": 8, "created_account": true}),
+        );
+        assert!(matches!(
+            e,
+            Event::InvitationAccepted {
+                invitation_id: 5,
+                user_id: 8,
+                created_account: true,
+                activated_account: false,
+                ..
+            }
+        ));
+        // A target that names no id, or an action frontdesk does not know
+        // (a host extension's): the audit row's fields as they are.
+        for (action, target) in [("user.suspend", "user:x"), ("billing.refund", "user:9")] {
+            let e = Event::from_audit("user:1", action, target, None, &serde_json::json!({}));
+            assert_eq!(
+                e,
+                Event::Audited {
+                    action: action.into(),
+                    target: target.into(),
+                    organization_id: None,
+                    actor: "user:1".into()
+                }
+            );
+        }
+    }
+}
