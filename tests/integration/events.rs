@@ -534,3 +534,53 @@ both!(hooks_fire_for_imports_and_api_deletes, |db| {
         assert_eq!(got.len(), 3, "each hook once: {got:?}");
     })
 });
+
+/// Vetoes the second `OrganizationUpdated` it is asked about.
+#[derive(Clone, Default)]
+struct VetoSecond(Arc<std::sync::atomic::AtomicUsize>);
+
+impl EventListener for VetoSecond {
+    fn before_commit(&self, event: &Event) -> Result<(), Veto> {
+        if matches!(event, Event::OrganizationUpdated { .. })
+            && self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+        {
+            return Err(Veto("Domains are managed by billing.".into()));
+        }
+        Ok(())
+    }
+}
+
+both!(an_organization_update_is_one_transaction, |db| {
+    block_on(async {
+        let fd = builder(db)
+            .listener(VetoSecond::default())
+            .build()
+            .expect("frontdesk");
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        // The rename passes, the domains are vetoed: neither is saved.
+        let r = call(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "PATCH",
+            "/organizations/acme",
+            Some(json!({"name": "Acme Two", "allowed_email_domains": ["acme.test"]})),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 409, "{}", r.raw);
+        assert_eq!(r.body["detail"], "Domains are managed by billing.");
+        let name: String = frontdesk_core::schema::organizations::table
+            .find(w.acme.id)
+            .select(frontdesk_core::schema::organizations::name)
+            .first(&mut *db.conn())
+            .expect("org");
+        assert_eq!(name, "Acme");
+        let renamed = audit_events::table
+            .filter(audit_events::action.eq("organization.rename"))
+            .count()
+            .get_result::<i64>(&mut *db.conn())
+            .expect("count");
+        assert_eq!(renamed, 0);
+    })
+});
