@@ -230,6 +230,9 @@ impl FrontdeskState {
         &self.0.settings
     }
 
+    /// The host's hooks. frontdesk does not call them from here: they are
+    /// delivered through the events (`frontdesk_core::hooks::HooksListener`),
+    /// after the commit, for every path.
     pub fn hooks(&self) -> &Arc<dyn Hooks> {
         &self.0.hooks
     }
