@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use frontdesk_core as core;
+pub use frontdesk_core::events::{Event, EventListener, Veto};
 pub use frontdesk_core::hooks::Hooks;
 pub use frontdesk_core::login_attempts::LockoutPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
@@ -73,6 +74,7 @@ pub struct FrontdeskBuilder {
     hash_queue_timeout: Option<std::time::Duration>,
     trust_forwarded_for: bool,
     hooks: Option<Arc<dyn Hooks>>,
+    listeners: Vec<Arc<dyn EventListener>>,
     admin_prefix: Option<String>,
     admin_authorizer: Option<frontdesk_web::admin::AdminAuthorizer>,
     invitation_ttl: Option<chrono::Duration>,
@@ -109,6 +111,7 @@ impl Default for FrontdeskBuilder {
             hash_queue_timeout: None,
             trust_forwarded_for: false,
             hooks: None,
+            listeners: Vec::new(),
             admin_prefix: None,
             admin_authorizer: None,
             invitation_ttl: None,
@@ -255,9 +258,22 @@ impl FrontdeskBuilder {
         self
     }
 
-    /// The host's callbacks (signed in, login failed, user created, deleted).
+    /// The host's callbacks (signed in, login failed, user created, deleted,
+    /// invitation accepted or declined). They are one event listener (see
+    /// [`FrontdeskBuilder::listener`]), so they run for every path that
+    /// makes the change, after it committed.
     pub fn hooks(mut self, hooks: impl Hooks) -> Self {
         self.hooks = Some(Arc::new(hooks));
+        self
+    }
+
+    /// Adds a listener for frontdesk's [`Event`]s: `before_commit` runs inside
+    /// each change's transaction and may veto it with a message (nothing is
+    /// saved; pages show the message, the API answers 409 with it);
+    /// `after_commit` runs once the change committed and the connection is
+    /// back in the pool. Listeners run in the order added, the hooks last.
+    pub fn listener(mut self, listener: impl EventListener) -> Self {
+        self.listeners.push(Arc::new(listener));
         self
     }
 
@@ -477,7 +493,18 @@ impl FrontdeskBuilder {
             Some(name) => db::PgSchema::new(name)?,
             None => db::PgSchema::default(),
         };
-        let pool = db::connect_in(&url, self.pool_size, &schema)?;
+        let mut listeners = core::events::Listeners::new(self.listeners.clone());
+        let hooks_listener = self
+            .hooks
+            .clone()
+            .map(|h| Arc::new(core::hooks::HooksListener::new(h)));
+        if let Some(h) = &hooks_listener {
+            listeners.push(h.clone());
+        }
+        let pool = db::connect_with(&url, self.pool_size, &schema, listeners)?;
+        if let Some(h) = &hooks_listener {
+            h.attach(pool.clone());
+        }
         // Imports left running by a process that stopped: on SQLite this
         // process is the database's only server, so every one of them is
         // dead; on PostgreSQL other instances may still be running theirs.

@@ -25,6 +25,7 @@ mod auth_pages;
 mod authz;
 mod dashboard;
 mod db_outage;
+mod events;
 mod exports;
 mod extensions;
 mod forms;

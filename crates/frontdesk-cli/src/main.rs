@@ -39,6 +39,11 @@ struct Cli {
         default_value = db::PgSchema::DEFAULT
     )]
     postgres_schema: String,
+    /// Print each change's event (users created, imports finished, …) as one
+    /// JSON line on standard error once it is committed, for scripts that
+    /// keep other systems in step.
+    #[arg(long, global = true)]
+    events: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -219,24 +224,46 @@ fn main() -> ExitCode {
 /// command connects.
 static SCHEMA: std::sync::OnceLock<db::PgSchema> = std::sync::OnceLock::new();
 
+/// Set by `run` from --events.
+static PRINT_EVENTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Writes each committed event as a JSON line on standard error.
+struct JsonLines;
+
+impl frontdesk_core::events::EventListener for JsonLines {
+    fn after_commit(&self, event: &frontdesk_core::events::Event) {
+        match serde_json::to_string(event) {
+            Ok(line) => eprintln!("{line}"),
+            Err(e) => eprintln!("error: an event could not be written: {e}"),
+        }
+    }
+}
+
 fn open(url: Option<&str>) -> CliResult<(db::Pool, db::Migrated)> {
     let url = url.ok_or("no database: pass --database-url or set DATABASE_URL")?;
     let schema = SCHEMA.get_or_init(db::PgSchema::default);
-    db::open(url, 2, schema).map_err(|e| e.to_string())
+    let mut listeners = frontdesk_core::events::Listeners::default();
+    if PRINT_EVENTS.get().copied().unwrap_or(false) {
+        listeners.push(std::sync::Arc::new(JsonLines));
+    }
+    db::open_with(url, 2, schema, listeners).map_err(|e| e.to_string())
 }
 
 fn connect(url: Option<&str>) -> CliResult<db::Pool> {
     open(url).map(|(pool, _)| pool)
 }
 
-fn conn(pool: &db::Pool) -> CliResult<db::PooledConn> {
-    pool.get().map_err(|e| format!("database unavailable: {e}"))
+/// A pooled connection that delivers the events of the command's changes to
+/// the listeners when dropped.
+fn conn(pool: &db::Pool) -> CliResult<frontdesk_core::events::Checkout> {
+    frontdesk_core::events::checkout(pool).map_err(|e| e.to_string())
 }
 
 fn run(cli: Cli) -> CliResult<ExitCode> {
     let url = cli.database_url.as_deref();
     let schema = db::PgSchema::new(&cli.postgres_schema).map_err(|e| e.to_string())?;
     let _ = SCHEMA.set(schema);
+    let _ = PRINT_EVENTS.set(cli.events);
     match cli.command {
         Command::Migrate => {
             let (_, done) = open(url)?;

@@ -308,3 +308,74 @@ fn operator_commands(db: &str, dir: &std::path::Path) {
         stderr(&o)
     );
 }
+
+/// The lines of `--events` output (JSON objects) among what went to stderr.
+fn events_of(o: &Output) -> Vec<serde_json::Value> {
+    stderr(o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("event").is_some())
+        .collect()
+}
+
+fn kinds(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+#[test]
+fn events_are_printed_once_per_change_after_commit() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}", dir.path().join("fd.db").display());
+    let o = frontdesk(&db, &["migrate"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Without the flag: nothing printed.
+    let o = frontdesk(&db, &["create-admin", "--email", "quiet@example.com"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(events_of(&o).is_empty(), "{}", stderr(&o));
+
+    let o = frontdesk(
+        &db,
+        &["--events", "create-admin", "--email", "root@example.com"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events = events_of(&o);
+    assert_eq!(kinds(&events), vec!["user_created"], "{}", stderr(&o));
+    assert_eq!(events[0]["actor"], "system");
+    assert!(events[0]["user_id"].as_i64().is_some());
+
+    // A refused change (the address is taken): no event.
+    let o = frontdesk(
+        &db,
+        &["--events", "create-admin", "--email", "root@example.com"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(events_of(&o).is_empty(), "{}", stderr(&o));
+
+    // An import: one user_created per created user, then the summary; the
+    // rejected row and the dry run give none.
+    let csv = dir.path().join("users.csv");
+    std::fs::write(
+        &csv,
+        "email,first_name,last_name\nann@example.com,Ann,Lee\nnot-an-email,X,Y\nbob@example.com,Bob,Stone\n",
+    )
+    .expect("csv");
+    let file = csv.to_str().expect("path");
+    let o = frontdesk(&db, &["--events", "import", file, "--dry-run"], None);
+    assert!(events_of(&o).is_empty(), "{}", stderr(&o));
+    let o = frontdesk(&db, &["--events", "import", file], None);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let events = events_of(&o);
+    assert_eq!(
+        kinds(&events),
+        vec!["user_created", "user_created", "import_finished"],
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(events[2]["created"], 2);
+}

@@ -24,7 +24,9 @@ pub struct AuditEvent {
 }
 
 /// Writes one event. Call it inside the transaction that makes the change, so
-/// that a change without its event cannot be committed.
+/// that a change without its event cannot be committed. It also emits the
+/// change's typed [`crate::events::Event`] (see that module), which a
+/// listener may veto: the error then rolls the transaction back.
 pub fn record(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -44,7 +46,9 @@ pub fn record(
             audit_events::created_at.eq(now()),
         ))
         .execute(conn)?;
-    Ok(())
+    let event =
+        crate::events::Event::from_audit(&actor.label(), action, target, organization_id, &details);
+    crate::events::emit(conn, event)
 }
 
 #[derive(Debug, Clone, Default)]

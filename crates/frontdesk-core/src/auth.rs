@@ -92,6 +92,15 @@ pub fn sign_in(
     let user_id = user.as_ref().map(|u| u.id);
     if reason != Reason::Success {
         login_attempts::record(conn, user_id, &typed, client, reason)?;
+        let failed = crate::events::Event::LoginFailed {
+            email: typed.clone(),
+            user_id,
+            reason,
+        };
+        // Outside a transaction: delivered as it is; nothing to veto.
+        if let Err(e) = crate::events::emit(conn, failed) {
+            log::warn!("frontdesk: a listener refused a failed sign-in's event: {e}");
+        }
         return Err(SignInError::Refused { reason, user_id });
     }
     let Some(user) = user else {
@@ -130,6 +139,10 @@ pub fn sign_in(
         }
         let (session, token) = sessions::create(conn, user.id, client, &settings.sessions)?;
         login_attempts::record(conn, Some(user.id), &typed, client, Reason::Success)?;
+        crate::events::emit(
+            conn,
+            crate::events::Event::UserSignedIn { user_id: user.id },
+        )?;
         Ok(SignedIn {
             user,
             session,

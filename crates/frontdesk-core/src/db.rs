@@ -162,6 +162,7 @@ pub struct ConnectionManager {
     url: DatabaseUrl,
     schema: PgSchema,
     busy_timeout: Duration,
+    listeners: std::sync::Arc<crate::events::Listeners>,
 }
 
 impl ConnectionManager {
@@ -170,7 +171,15 @@ impl ConnectionManager {
             url,
             schema,
             busy_timeout: Duration::from_secs(5),
+            listeners: Default::default(),
         }
+    }
+
+    /// The event listeners every connection of this manager hands its
+    /// events to (see [`crate::events`]).
+    pub fn with_listeners(mut self, listeners: crate::events::Listeners) -> Self {
+        self.listeners = std::sync::Arc::new(listeners);
+        self
     }
 }
 
@@ -214,14 +223,28 @@ pub fn establish_in(
 /// ended it: a query that failed because the connection is closed, or could
 /// not be sent at all. libpq does not reconnect, so such a connection fails
 /// every later query; the pool drops it when it comes back.
+///
+/// On pooled connections (both backends) it also carries the connection's
+/// pending and committed events ([`crate::events`]), following diesel's
+/// begin, commit and rollback.
 #[derive(Debug, Default)]
 struct ConnectionHealth {
     lost: bool,
+    events: Option<crate::events::Buffer>,
 }
 
 impl diesel::connection::Instrumentation for ConnectionHealth {
     fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::connection::InstrumentationEvent as E;
         use diesel::result::{DatabaseErrorKind, Error};
+        if let Some(buffer) = self.events.as_mut() {
+            match &event {
+                E::BeginTransaction { depth, .. } => buffer.begin(depth.get()),
+                E::CommitTransaction { depth, .. } => buffer.commit(depth.get()),
+                E::RollbackTransaction { depth, .. } => buffer.rollback(depth.get()),
+                _ => {}
+            }
+        }
         if let diesel::connection::InstrumentationEvent::FinishQuery {
             error: Some(Error::DatabaseError(kind, _)),
             ..
@@ -242,8 +265,17 @@ impl ManageConnection for ConnectionManager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        establish_in(&self.url, &self.schema, self.busy_timeout)
-            .map_err(r2d2::Error::ConnectionError)
+        let mut conn = establish_in(&self.url, &self.schema, self.busy_timeout)
+            .map_err(r2d2::Error::ConnectionError)?;
+        let watch = ConnectionHealth {
+            lost: false,
+            events: Some(crate::events::Buffer::new(self.listeners.clone())),
+        };
+        match &mut conn {
+            DbConnection::Pg(c) => c.set_instrumentation(watch),
+            DbConnection::Sqlite(c) => c.set_instrumentation(watch),
+        }
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
@@ -262,6 +294,16 @@ impl ManageConnection for ConnectionManager {
     /// drew it until it aged out.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         use diesel::r2d2::R2D2Connection;
+        // Events are delivered by `events::Checkout`; a connection returned
+        // any other way must not hand its events to the next borrower.
+        if let Some(buffer) = event_buffer(conn) {
+            let lost = buffer.clear();
+            if lost > 0 {
+                log::warn!(
+                    "frontdesk: {lost} undelivered event(s) dropped with a pooled connection"
+                );
+            }
+        }
         std::thread::panicking()
             || match conn {
                 DbConnection::Pg(c) => {
@@ -273,6 +315,18 @@ impl ManageConnection for ConnectionManager {
                 DbConnection::Sqlite(c) => c.is_broken(),
             }
     }
+}
+
+/// The event buffer of a pooled connection (none on a connection opened
+/// outside the pool).
+pub(crate) fn event_buffer(conn: &mut DbConnection) -> Option<&mut crate::events::Buffer> {
+    let instrumentation = match conn {
+        DbConnection::Pg(c) => c.instrumentation(),
+        DbConnection::Sqlite(c) => c.instrumentation(),
+    };
+    instrumentation
+        .downcast_mut::<ConnectionHealth>()
+        .and_then(|h| h.events.as_mut())
 }
 
 /// Runs `f` on a pooled connection, retrying while the database is away
@@ -289,10 +343,7 @@ pub fn retry_on_outage<T>(
     let waits = [200, 400, 800, 1600].map(Duration::from_millis);
     let mut attempt = 0;
     loop {
-        let result = pool
-            .get()
-            .map_err(|e| CoreError::Pool(e.to_string()))
-            .and_then(|mut conn| f(&mut conn));
+        let result = crate::events::checkout(pool).and_then(|mut conn| f(&mut conn));
         match result {
             Err(e) if e.is_outage() && attempt < stale + waits.len() => {
                 if attempt >= stale {
@@ -315,7 +366,17 @@ pub fn connect(url: &str, max_size: u32) -> Result<Pool, CoreError> {
 /// Builds the pool with frontdesk's tables in `schema` (PostgreSQL; ignored
 /// on SQLite) and brings them up to date.
 pub fn connect_in(url: &str, max_size: u32, schema: &PgSchema) -> Result<Pool, CoreError> {
-    let (pool, report) = open(url, max_size, schema)?;
+    connect_with(url, max_size, schema, crate::events::Listeners::default())
+}
+
+/// [`connect_in`] with the event listeners its connections deliver to.
+pub fn connect_with(
+    url: &str,
+    max_size: u32,
+    schema: &PgSchema,
+    listeners: crate::events::Listeners,
+) -> Result<Pool, CoreError> {
+    let (pool, report) = open_with(url, max_size, schema, listeners)?;
     if !report.moved_tables.is_empty() {
         log::warn!(
             "frontdesk: moved its tables from public into schema {schema}: {}",
@@ -327,6 +388,16 @@ pub fn connect_in(url: &str, max_size: u32, schema: &PgSchema) -> Result<Pool, C
 
 /// [`connect_in`], also saying what the migration did.
 pub fn open(url: &str, max_size: u32, schema: &PgSchema) -> Result<(Pool, Migrated), CoreError> {
+    open_with(url, max_size, schema, crate::events::Listeners::default())
+}
+
+/// [`open`] with the event listeners its connections deliver to.
+pub fn open_with(
+    url: &str,
+    max_size: u32,
+    schema: &PgSchema,
+    listeners: crate::events::Listeners,
+) -> Result<(Pool, Migrated), CoreError> {
     let url = DatabaseUrl::parse(url)?;
     let max_size = match url {
         DatabaseUrl::Sqlite(_) => max_size.clamp(1, 16),
@@ -338,7 +409,7 @@ pub fn open(url: &str, max_size: u32, schema: &PgSchema) -> Result<(Pool, Migrat
         // A check query on every checkout would cost each request a round trip;
         // a dead connection surfaces as an error on its next use instead.
         .test_on_check_out(false)
-        .build(ConnectionManager::new(url, schema.clone()))
+        .build(ConnectionManager::new(url, schema.clone()).with_listeners(listeners))
         .map_err(|e| CoreError::Pool(e.to_string()))?;
     let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
     let report = migrate(&mut conn, schema)?;

@@ -36,6 +36,9 @@ pub enum CoreError {
     Pool(String),
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+    /// An event listener refused the change (its message); nothing was saved.
+    #[error("{0}")]
+    Vetoed(String),
 }
 
 impl CoreError {

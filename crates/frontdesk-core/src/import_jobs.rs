@@ -583,8 +583,8 @@ pub fn run<R: Read + Seek>(
     source: R,
     observer: &mut dyn FnMut(&Progress),
 ) -> Result<ImportReport, ImportError> {
-    let pool_error = |e: diesel::r2d2::PoolError| ImportError::Core(CoreError::Pool(e.to_string()));
-    let mut conn = pool.get().map_err(pool_error)?;
+    // Delivers the import's events (one per user, then the summary's) when dropped.
+    let mut conn = crate::events::checkout(pool)?;
     start(&mut conn, id)?;
     let mut on_progress = |p: &Progress| {
         match pool.get() {

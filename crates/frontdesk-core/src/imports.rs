@@ -1569,6 +1569,19 @@ impl<'a> Pass<'a> {
                         .values(chunk)
                         .execute(c))?;
                 }
+                // And the typed event of each (see `events`), like `audit::record`'s.
+                for row in &events {
+                    crate::events::emit(
+                        conn,
+                        crate::events::Event::from_audit(
+                            row.actor,
+                            row.action,
+                            &row.target,
+                            row.organization_id,
+                            &Value::Null,
+                        ),
+                    )?;
+                }
                 let mut mails = 0u64;
                 if let Some(m) = &mail {
                     for i in &created {

@@ -9,6 +9,7 @@ pub mod authz;
 pub mod dashboard;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod exports;
 pub mod hooks;
 pub mod import_jobs;

@@ -158,6 +158,30 @@ pub fn rename(
     })
 }
 
+/// Saves an organization's settings in one transaction: the name (when
+/// given and different), then the allowed email domains (when given). With
+/// neither it only checks that `actor` may edit it. For the organization
+/// page's form and the API's `PATCH`.
+pub fn update(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    name: Option<&str>,
+    domains: Option<&str>,
+) -> CoreResult<Organization> {
+    crate::db::write_transaction(conn, |conn| {
+        authorize(actor, Action::Edit, &Target::Organization(id))?;
+        let mut org = get(conn, id)?;
+        if let Some(name) = name.filter(|n| *n != org.name) {
+            org = rename(conn, actor, id, name)?;
+        }
+        if let Some(domains) = domains {
+            org = set_allowed_domains(conn, actor, id, domains)?;
+        }
+        Ok(org)
+    })
+}
+
 pub fn set_allowed_domains(
     conn: &mut DbConnection,
     actor: &Actor,

@@ -143,7 +143,7 @@ impl Mailer {
         F: FnOnce(&mut DbConnection) -> Result<T, CoreError> + Send + 'static,
     {
         self.blocking(move |pool| {
-            let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
+            let mut conn = frontdesk_core::events::checkout(pool)?;
             f(&mut conn)
         })
         .await

@@ -18,6 +18,8 @@ pub mod problem_type {
     pub const NOT_FOUND: &str = "urn:frontdesk:problem:not-found";
     pub const CONFLICT: &str = "urn:frontdesk:problem:conflict";
     pub const LAST_OWNER: &str = "urn:frontdesk:problem:last-owner";
+    /// The host's event listener refused the change (`detail` is its message).
+    pub const VETOED: &str = "urn:frontdesk:problem:vetoed";
     pub const PAYLOAD_TOO_LARGE: &str = "urn:frontdesk:problem:payload-too-large";
     pub const INTERNAL: &str = "urn:frontdesk:problem:internal";
     pub const UNAVAILABLE: &str = "urn:frontdesk:problem:unavailable";
@@ -272,6 +274,11 @@ impl From<CoreError> for WebError {
                 )]);
                 w.detail = e.to_string();
                 w
+            }
+            // The host's listener refused: its message, nothing saved.
+            CoreError::Vetoed(message) => {
+                WebError::new(StatusCode::CONFLICT, "Conflict", message.clone())
+                    .with_type(problem_type::VETOED)
             }
             // Valid input that the organization's domain policy refuses.
             CoreError::DomainNotAllowed => {

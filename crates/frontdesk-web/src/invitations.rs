@@ -4,7 +4,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use frontdesk_core::invitations::{self, Acceptance, Accepted, InvitationError, InvitationPreview};
+use frontdesk_core::invitations::{self, Acceptance, InvitationError, InvitationPreview};
 use frontdesk_core::{passwords, sessions, CoreError};
 use serde::Deserialize;
 
@@ -221,10 +221,8 @@ async fn decline(
     let Some(inv) = declined else {
         return invalid(req, state);
     };
-    let hooks = state.hooks().clone();
-    web::block(move || hooks.invitation_declined(&inv))
-        .await
-        .map_err(WebError::internal)?;
+    // The host's hooks hear of it through the decline's event.
+    let _ = inv;
     respond(
         req,
         state,
@@ -336,7 +334,15 @@ async fn accept(
                     })
                     .and_then(|_| sessions::create(conn, accepted.user.id, &client, &config));
                 match opened {
-                    Ok((_, token)) => Some(token),
+                    Ok((_, token)) => {
+                        let signed_in = frontdesk_core::events::Event::UserSignedIn {
+                            user_id: accepted.user.id,
+                        };
+                        if let Err(e) = frontdesk_core::events::emit(conn, signed_in) {
+                            log::warn!("frontdesk: sign-in event refused after an acceptance: {e}");
+                        }
+                        Some(token)
+                    }
                     Err(e) => {
                         log::error!("frontdesk: no session after an accepted invitation: {e}");
                         None
@@ -367,7 +373,6 @@ async fn accept(
         }
     };
     let signed_in = !(accepted.created_account || accepted.activated_account) || session.is_some();
-    run_hooks(state, accepted, signed_in).await?;
     let mut res = HttpResponse::SeeOther();
     no_referrer(&mut res);
     if let Some(token) = session {
@@ -379,25 +384,4 @@ async fn accept(
         format!("{}/login", state.prefix())
     };
     Ok(res.insert_header((header::LOCATION, to)).finish())
-}
-
-/// The host hears of the new account, the acceptance and the sign-in, after
-/// the commit and off the executor.
-async fn run_hooks(
-    state: &FrontdeskState,
-    accepted: Accepted,
-    signed_in: bool,
-) -> Result<(), WebError> {
-    let hooks = state.hooks().clone();
-    web::block(move || {
-        if accepted.created_account {
-            hooks.user_created(&accepted.user);
-            if signed_in {
-                hooks.user_signed_in(&accepted.user);
-            }
-        }
-        hooks.invitation_accepted(&accepted);
-    })
-    .await
-    .map_err(WebError::internal)
 }

@@ -148,7 +148,6 @@ async fn attempt(
         .cookie(state.session_cookie_name())
         .map(|c| c.value().to_owned());
     let permit = state.hash_permit().await?;
-    let typed = email.clone();
     let outcome = state
         .db(move |conn| {
             match auth::sign_in(
@@ -166,22 +165,11 @@ async fn attempt(
         })
         .await;
     drop(permit);
-    // The host's hooks run after the argon2 slot and the connection are free.
-    let hooks = state.hooks().clone();
+    // The host's hooks heard of it through the sign-in's events, delivered
+    // once the connection was back in the pool.
     match outcome? {
-        Ok(signed) => {
-            let user = signed.user.clone();
-            web::block(move || hooks.user_signed_in(&user))
-                .await
-                .map_err(WebError::internal)?;
-            Ok(Ok(signed))
-        }
-        Err((reason, user_id)) => {
-            web::block(move || hooks.login_failed(&typed, user_id, reason))
-                .await
-                .map_err(WebError::internal)?;
-            Ok(Err(()))
-        }
+        Ok(signed) => Ok(Ok(signed)),
+        Err(_) => Ok(Err(())),
     }
 }
 

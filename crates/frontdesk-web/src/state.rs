@@ -248,6 +248,9 @@ impl FrontdeskState {
         &self.0.settings
     }
 
+    /// The host's hooks. frontdesk does not call them from here: they are
+    /// delivered through the events (`frontdesk_core::hooks::HooksListener`),
+    /// after the commit, for every path.
     pub fn hooks(&self) -> &Arc<dyn Hooks> {
         &self.0.hooks
     }
@@ -322,6 +325,8 @@ impl FrontdeskState {
     }
 
     /// Runs diesel work on the blocking pool, with a connection taken there.
+    /// The events its changes committed are delivered to the listeners once
+    /// the connection is back in the pool (see `frontdesk_core::events`).
     pub async fn db<T, E, F>(&self, f: F) -> Result<T, WebError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -331,7 +336,10 @@ impl FrontdeskState {
         let pool = self.0.pool.clone();
         let cache = self.session_cache().cloned();
         web::block(move || {
-            let mut conn = pool.get().map_err(WebError::unavailable)?;
+            // Events the work commits reach the listeners once the
+            // connection is back in the pool (when `conn` drops).
+            let mut conn =
+                frontdesk_core::events::checkout(&pool).map_err(WebError::unavailable)?;
             // Sessions this work ended drop out of this instance's cache
             // before the response goes out (other instances hear of it
             // through NOTIFY).

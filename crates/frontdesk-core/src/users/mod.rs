@@ -1,6 +1,7 @@
 //! Users: create, read, edit, suspend, restore, delete, local login and staff
 //! roles. Every change is authorized by `authz` and recorded by `audit`.
 
+pub mod bulk;
 pub mod query;
 
 use chrono::NaiveDateTime;
@@ -290,6 +291,24 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, new: NewUser) -> CoreResul
             json!({"email": email, "staff_role": new.staff_role, "organization": new.organization}),
         )?;
         Ok(user)
+    })
+}
+
+/// A profile edit and, when `local_login` is given, the password sign-in
+/// switch, in one transaction (the API's `PATCH /users/{id}`).
+pub fn update_with_login(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    change: UserUpdate,
+    local_login: Option<bool>,
+) -> CoreResult<User> {
+    crate::db::write_transaction(conn, |conn| {
+        let user = update(conn, actor, id, change)?;
+        match local_login {
+            Some(enabled) => set_local_login(conn, actor, id, enabled),
+            None => Ok(user),
+        }
     })
 }
 

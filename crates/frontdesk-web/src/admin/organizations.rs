@@ -167,14 +167,7 @@ pub async fn edit(
     let (name, domains) = (form.text("name"), form.text("domains"));
     let result = state
         .db(move |conn| {
-            frontdesk_core::db::write_transaction::<_, CoreError, _>(conn, |conn| {
-                let org = organizations::get(conn, id)?;
-                if org.name != name {
-                    organizations::rename(conn, &actor, id, &name)?;
-                }
-                organizations::set_allowed_domains(conn, &actor, id, &domains)?;
-                Ok(())
-            })
+            organizations::update(conn, &actor, id, Some(&name), Some(&domains)).map(|_| ())
         })
         .await;
     finish(&state, result, &org_url(&state, id), |_| {

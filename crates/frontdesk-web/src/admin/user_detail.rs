@@ -673,7 +673,6 @@ pub async fn delete(
     verify(&req, &state, &form)?;
     let actor = admin.actor.clone();
     let typed = form.text("confirm").to_lowercase();
-    let hooks = state.hooks().clone();
     let result = state
         .db(move |conn| {
             let user = core_users::get_for(conn, &actor, id, Action::Delete)?;
@@ -684,7 +683,6 @@ pub async fn delete(
                 });
             }
             core_users::delete(conn, &actor, id)?;
-            hooks.user_deleted(id);
             Ok(user.email)
         })
         .await;

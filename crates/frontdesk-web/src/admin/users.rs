@@ -6,9 +6,10 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_core::authz::{can, Action, Target};
+use frontdesk_core::users::bulk::BulkChange;
 use frontdesk_core::users::query::{LastLogin, SortDir, SortKey, StaffFilter, UserQuery};
 use frontdesk_core::users::{self as core_users, UserStatus};
-use frontdesk_core::{organizations, sessions, tags, CoreError, OrgRole, StaffRole};
+use frontdesk_core::{organizations, tags, CoreError, OrgRole, StaffRole};
 use serde::Serialize;
 use tera::Context;
 
@@ -463,47 +464,20 @@ pub async fn bulk(
     if matches!(action, BulkAction::AddTag | BulkAction::RemoveTag) && tag.is_none() {
         return Ok(redirect(&state, &to, "error", "Choose a tag."));
     }
+    let change = match action {
+        BulkAction::Suspend => BulkChange::Suspend { reason, until },
+        BulkAction::Restore => BulkChange::Restore,
+        BulkAction::AllowLocal => BulkChange::SetLocalLogin(true),
+        BulkAction::DisableLocal => BulkChange::SetLocalLogin(false),
+        BulkAction::AddTag => BulkChange::AddTag(tag.unwrap_or_default()),
+        BulkAction::RemoveTag => BulkChange::RemoveTag(tag.unwrap_or_default()),
+        BulkAction::RevokeSessions => BulkChange::RevokeSessions,
+        BulkAction::Delete => BulkChange::Delete,
+    };
     let actor = admin.actor.clone();
-    let hooks = state.hooks().clone();
     let n = ids.len();
     let result = state
-        .db(move |conn| {
-            frontdesk_core::db::write_transaction::<_, CoreError, _>(conn, |conn| {
-                for &id in &ids {
-                    match action {
-                        BulkAction::Suspend => {
-                            core_users::suspend_until(conn, &actor, id, &reason, until)?;
-                        }
-                        BulkAction::Restore => {
-                            core_users::restore(conn, &actor, id)?;
-                        }
-                        BulkAction::AllowLocal => {
-                            core_users::set_local_login(conn, &actor, id, true)?;
-                        }
-                        BulkAction::DisableLocal => {
-                            core_users::set_local_login(conn, &actor, id, false)?;
-                        }
-                        BulkAction::AddTag => {
-                            tags::assign(conn, &actor, id, tag.unwrap_or_default())?;
-                        }
-                        BulkAction::RemoveTag => {
-                            tags::unassign(conn, &actor, id, tag.unwrap_or_default())?;
-                        }
-                        BulkAction::RevokeSessions => {
-                            sessions::revoke_all_by_admin(conn, &actor, id)?;
-                        }
-                        BulkAction::Delete => core_users::delete(conn, &actor, id)?,
-                    }
-                }
-                Ok(())
-            })?;
-            if action == BulkAction::Delete {
-                for id in &ids {
-                    hooks.user_deleted(*id);
-                }
-            }
-            Ok::<_, CoreError>(())
-        })
+        .db(move |conn| core_users::bulk::apply(conn, &actor, &ids, &change))
         .await;
     // One refused user (not visible, not allowed) refuses the whole action.
     finish(&state, result, &to, |_| action.done(n))

@@ -209,7 +209,7 @@ pub(crate) fn stream(state: &FrontdeskState, actor: Actor, request: ExportReques
             tx: tx.clone(),
             buf: Vec::new(),
         };
-        let result = match pool.get() {
+        let result = match frontdesk_core::events::checkout(&pool) {
             Ok(mut conn) => exports::export(&mut conn, &actor, &request, &mut out, &mut |_| {})
                 .map(|_| ())
                 .and_then(|()| out.flush().map_err(ExportError::Io)),

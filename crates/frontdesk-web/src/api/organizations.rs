@@ -264,29 +264,15 @@ pub async fn update(
     check_text(&[("name", patch.name.as_deref(), 100)])?;
     let org = state
         .db(move |conn| {
-            frontdesk_core::db::write_transaction(conn, |conn| {
-                let actor = &api.actor;
-                let mut org = visible(conn, actor, &slug)?;
-                if let Some(name) = &patch.name {
-                    org = organizations::rename(conn, actor, org.id, name)?;
-                }
-                if let Some(domains) = &patch.allowed_email_domains {
-                    org = organizations::set_allowed_domains(
-                        conn,
-                        actor,
-                        org.id,
-                        &domains.join(","),
-                    )?;
-                }
-                if patch.name.is_none() && patch.allowed_email_domains.is_none() {
-                    frontdesk_core::authz::authorize(
-                        actor,
-                        Action::Edit,
-                        &Target::Organization(org.id),
-                    )?;
-                }
-                Ok::<_, CoreError>(org)
-            })
+            let org = visible(conn, &api.actor, &slug)?;
+            let domains = patch.allowed_email_domains.as_ref().map(|d| d.join(","));
+            organizations::update(
+                conn,
+                &api.actor,
+                org.id,
+                patch.name.as_deref(),
+                domains.as_deref(),
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(OrganizationOut::from(&org)))

@@ -555,26 +555,21 @@ pub async fn update(
     let config = state.settings().auth.sessions;
     let detail = state
         .db(move |conn| {
-            frontdesk_core::db::write_transaction(conn, |conn| {
-                let actor = &api.actor;
-                users::update(
-                    conn,
-                    actor,
-                    id,
-                    UserUpdate {
-                        first_name: patch.first_name,
-                        last_name: patch.last_name,
-                        display_name: patch.display_name,
-                        email_verified: patch.email_verified,
-                        profile: patch.profile,
-                    },
-                )?;
-                let user = match patch.local_login_enabled {
-                    Some(enabled) => users::set_local_login(conn, actor, id, enabled)?,
-                    None => users::get(conn, id)?,
-                };
-                detail_of(conn, actor, &user, &config)
-            })
+            let actor = &api.actor;
+            let user = users::update_with_login(
+                conn,
+                actor,
+                id,
+                UserUpdate {
+                    first_name: patch.first_name,
+                    last_name: patch.last_name,
+                    display_name: patch.display_name,
+                    email_verified: patch.email_verified,
+                    profile: patch.profile,
+                },
+                patch.local_login_enabled,
+            )?;
+            detail_of(conn, actor, &user, &config)
         })
         .await?;
     Ok(HttpResponse::Ok().json(detail))
@@ -688,13 +683,8 @@ pub async fn delete(
     id: web::Path<i64>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let hooks = state.hooks().clone();
     state
-        .db(move |conn| {
-            users::delete(conn, &api.actor, id)?;
-            hooks.user_deleted(id);
-            Ok::<_, CoreError>(())
-        })
+        .db(move |conn| users::delete(conn, &api.actor, id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,664 @@
+//! Typed events for every change, emitted inside the change's transaction and
+//! delivered to the host's listeners after it commits.
+//!
+//! How it works:
+//! - Every change writes its audit row through [`crate::audit::record`]; that
+//!   function also emits the change's [`Event`] (one per audit row, so bulk
+//!   operations give one event per user). A few changes without an audit row
+//!   per user (the users an import creates) call [`emit`] themselves.
+//! - [`emit`] first asks every [`EventListener::before_commit`]; a [`Veto`]
+//!   becomes [`CoreError::Vetoed`], which the service returns, so the
+//!   transaction rolls back with the listener's message.
+//! - The pending events travel on the connection: each pooled connection has
+//!   an instrumentation ([`crate::db`]) that sees diesel's begin, commit and
+//!   rollback with their depth. Events of a rolled back transaction (or
+//!   savepoint) are dropped; those of the outermost commit become committed.
+//!   An event emitted outside any transaction is committed at once. No
+//!   service signature carries them.
+//! - [`Checkout`] (from [`checkout`]) is a pooled connection that, when
+//!   dropped, drains its committed events, returns the connection to the pool
+//!   and only then calls [`EventListener::after_commit`] for each, in order:
+//!   a listener never runs while frontdesk holds a pooled connection, and may
+//!   read the database itself. A connection that goes back to the pool any
+//!   other way loses its undelivered events with a warning in the log.
+//!
+//! The listeners live with the pool (its connection manager hands each
+//! connection an `Arc<Listeners>`); `db::connect` makes a pool without any.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::db::{DbConnection, Pool, PooledConn};
+use crate::error::CoreError;
+
+/// One change, with the ids and the small data a consumer needs (never a
+/// secret, token or hash) and `actor`: who made it (`user:7`, `api_key:3`,
+/// `system`), as in the audit log.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    UserCreated {
+        user_id: i64,
+        actor: String,
+    },
+    UserUpdated {
+        user_id: i64,
+        actor: String,
+    },
+    UserSuspended {
+        user_id: i64,
+        actor: String,
+    },
+    UserRestored {
+        user_id: i64,
+        actor: String,
+    },
+    UserDeleted {
+        user_id: i64,
+        actor: String,
+    },
+    StaffRoleChanged {
+        user_id: i64,
+        actor: String,
+    },
+    /// One session (`count` 1) or all of a user's.
+    SessionsRevoked {
+        user_id: i64,
+        actor: String,
+    },
+    PasswordResetSent {
+        user_id: i64,
+        actor: String,
+    },
+    LockoutCleared {
+        user_id: i64,
+        actor: String,
+    },
+    MembershipAdded {
+        user_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    MembershipRoleChanged {
+        user_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    MembershipRemoved {
+        user_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    TagAssigned {
+        user_id: i64,
+        tag_id: i64,
+        actor: String,
+    },
+    TagUnassigned {
+        user_id: i64,
+        tag_id: i64,
+        actor: String,
+    },
+    TagCreated {
+        tag_id: i64,
+        actor: String,
+    },
+    InvitationSent {
+        invitation_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    InvitationResent {
+        invitation_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    InvitationCancelled {
+        invitation_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    InvitationAccepted {
+        invitation_id: i64,
+        organization_id: i64,
+        user_id: i64,
+        created_account: bool,
+        /// An imported account without a password got its first one.
+        activated_account: bool,
+        actor: String,
+    },
+    InvitationDeclined {
+        invitation_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    /// A CSV import was applied (its users each have a `UserCreated`).
+    ImportFinished {
+        organization_id: Option<i64>,
+        created: i64,
+        updated: i64,
+        skipped: i64,
+        actor: String,
+    },
+    ApiKeyCreated {
+        api_key_id: i64,
+        actor: String,
+    },
+    ApiKeyRevoked {
+        api_key_id: i64,
+        actor: String,
+    },
+    OrganizationCreated {
+        organization_id: i64,
+        actor: String,
+    },
+    OrganizationUpdated {
+        organization_id: i64,
+        actor: String,
+    },
+    OrganizationDeleted {
+        organization_id: i64,
+        actor: String,
+    },
+    /// A sign-in with a password, or an invitee signed in by accepting.
+    UserSignedIn {
+        user_id: i64,
+    },
+    /// A refused sign-in: `email` as typed, `user_id` when it names an account.
+    LoginFailed {
+        email: String,
+        user_id: Option<i64>,
+        reason: crate::login_attempts::Reason,
+    },
+    /// Any other audited change (an export, an outbox retry, a host
+    /// extension's own action): the audit row's fields.
+    Audited {
+        action: String,
+        target: String,
+        organization_id: Option<i64>,
+        actor: String,
+    },
+}
+
+impl Event {
+    /// The event an audit row stands for. `target` is `kind:id`.
+    pub fn from_audit(
+        actor_label: &str,
+        action: &str,
+        target: &str,
+        organization_id: Option<i64>,
+        details: &Value,
+    ) -> Event {
+        let actor = actor_label.to_owned();
+        let id_of = |kind: &str| {
+            target
+                .strip_prefix(kind)
+                .and_then(|t| t.strip_prefix(':'))
+                .and_then(|t| t.parse::<i64>().ok())
+        };
+        let num = |key: &str| details.get(key).and_then(Value::as_i64);
+        let flag = |key: &str| details.get(key).and_then(Value::as_bool).unwrap_or(false);
+        let user = id_of("user");
+        let inv = id_of("invitation");
+        let org = id_of("organization");
+        let event = match (action, user, inv, org, organization_id) {
+            ("user.create", Some(user_id), ..) => Some(Event::UserCreated { user_id, actor }),
+            ("user.update", Some(user_id), ..) => Some(Event::UserUpdated { user_id, actor }),
+            ("user.suspend", Some(user_id), ..) => Some(Event::UserSuspended { user_id, actor }),
+            ("user.restore", Some(user_id), ..) => Some(Event::UserRestored { user_id, actor }),
+            ("user.delete", Some(user_id), ..) => Some(Event::UserDeleted { user_id, actor }),
+            ("user.staff_role", Some(user_id), ..) => {
+                Some(Event::StaffRoleChanged { user_id, actor })
+            }
+            ("session.revoke" | "user.sessions.revoke", Some(user_id), ..) => {
+                Some(Event::SessionsRevoked { user_id, actor })
+            }
+            ("user.password_reset.send", Some(user_id), ..) => {
+                Some(Event::PasswordResetSent { user_id, actor })
+            }
+            ("user.lockout.clear", Some(user_id), ..) => {
+                Some(Event::LockoutCleared { user_id, actor })
+            }
+            ("membership.add", Some(user_id), _, _, Some(organization_id)) => {
+                Some(Event::MembershipAdded {
+                    user_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("membership.role", Some(user_id), _, _, Some(organization_id)) => {
+                Some(Event::MembershipRoleChanged {
+                    user_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("membership.remove", Some(user_id), _, _, Some(organization_id)) => {
+                Some(Event::MembershipRemoved {
+                    user_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("tag.assign", Some(user_id), ..) => num("tag").map(|tag_id| Event::TagAssigned {
+                user_id,
+                tag_id,
+                actor,
+            }),
+            ("tag.unassign", Some(user_id), ..) => num("tag").map(|tag_id| Event::TagUnassigned {
+                user_id,
+                tag_id,
+                actor,
+            }),
+            ("tag.create", ..) => id_of("tag").map(|tag_id| Event::TagCreated { tag_id, actor }),
+            ("invitation.create", _, Some(invitation_id), _, Some(organization_id)) => {
+                Some(Event::InvitationSent {
+                    invitation_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("invitation.resend", _, Some(invitation_id), _, Some(organization_id)) => {
+                Some(Event::InvitationResent {
+                    invitation_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("invitation.cancel", _, Some(invitation_id), _, Some(organization_id)) => {
+                Some(Event::InvitationCancelled {
+                    invitation_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("invitation.decline", _, Some(invitation_id), _, Some(organization_id)) => {
+                Some(Event::InvitationDeclined {
+                    invitation_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("invitation.accept", _, Some(invitation_id), _, Some(organization_id)) => {
+                num("user_id").map(|user_id| Event::InvitationAccepted {
+                    invitation_id,
+                    organization_id,
+                    user_id,
+                    created_account: flag("created_account"),
+                    activated_account: flag("activated_account"),
+                    actor,
+                })
+            }
+            ("users.import", ..) => Some(Event::ImportFinished {
+                organization_id,
+                created: num("created").unwrap_or(0),
+                updated: num("updated").unwrap_or(0),
+                skipped: num("skipped").unwrap_or(0),
+                actor,
+            }),
+            ("api_key.create", ..) => {
+                id_of("api_key").map(|api_key_id| Event::ApiKeyCreated { api_key_id, actor })
+            }
+            ("api_key.revoke", ..) => {
+                id_of("api_key").map(|api_key_id| Event::ApiKeyRevoked { api_key_id, actor })
+            }
+            ("organization.create", _, _, Some(organization_id), _) => {
+                Some(Event::OrganizationCreated {
+                    organization_id,
+                    actor,
+                })
+            }
+            ("organization.rename" | "organization.domains", _, _, Some(organization_id), _) => {
+                Some(Event::OrganizationUpdated {
+                    organization_id,
+                    actor,
+                })
+            }
+            ("organization.delete", _, _, Some(organization_id), _) => {
+                Some(Event::OrganizationDeleted {
+                    organization_id,
+                    actor,
+                })
+            }
+            _ => None,
+        };
+        event.unwrap_or_else(|| Event::Audited {
+            action: action.to_owned(),
+            target: target.to_owned(),
+            organization_id,
+            actor: actor_label.to_owned(),
+        })
+    }
+}
+
+/// A listener's refusal of a change; the message is shown to whoever asked
+/// for it (a flash on the pages, the problem's `detail` on the API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Veto(pub String);
+
+/// What the host implements to follow frontdesk's changes.
+pub trait EventListener: Send + Sync + 'static {
+    /// Inside the change's transaction, before it commits: a [`Veto`] rolls
+    /// the whole change back. Must not block for long (the transaction holds
+    /// its locks) and must not use the pool (its connection is busy).
+    fn before_commit(&self, _event: &Event) -> Result<(), Veto> {
+        Ok(())
+    }
+
+    /// After the change committed, with no pooled connection held.
+    fn after_commit(&self, _event: &Event) {}
+}
+
+/// The listeners of one pool.
+#[derive(Default, Clone)]
+pub struct Listeners(Vec<Arc<dyn EventListener>>);
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Listeners({})", self.0.len())
+    }
+}
+
+impl Listeners {
+    pub fn new(listeners: Vec<Arc<dyn EventListener>>) -> Self {
+        Listeners(listeners)
+    }
+
+    pub fn push(&mut self, listener: Arc<dyn EventListener>) {
+        self.0.push(listener);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn veto(&self, event: &Event) -> Result<(), Veto> {
+        self.0.iter().try_for_each(|l| l.before_commit(event))
+    }
+
+    /// Calls every listener's `after_commit` for each event, in order. A
+    /// listener that panics is logged and does not stop the others.
+    pub fn deliver(&self, events: &[Event]) {
+        for event in events {
+            for l in &self.0 {
+                let run = std::panic::AssertUnwindSafe(|| l.after_commit(event));
+                if std::panic::catch_unwind(run).is_err() {
+                    log::error!("frontdesk: an event listener panicked on {event:?}");
+                }
+            }
+        }
+    }
+}
+
+/// The events a connection carries, kept by its instrumentation.
+#[derive(Debug, Default)]
+pub struct Buffer {
+    listeners: Arc<Listeners>,
+    depth: u32,
+    /// Emitted inside the open transaction, with the depth they belong to.
+    pending: Vec<(u32, Event)>,
+    /// The outermost COMMIT was sent; they count once it went through (the
+    /// connection is outside a transaction or began a new one).
+    committing: Vec<Event>,
+    committed: Vec<Event>,
+}
+
+impl Buffer {
+    pub fn new(listeners: Arc<Listeners>) -> Self {
+        Buffer {
+            listeners,
+            ..Default::default()
+        }
+    }
+
+    fn settle(&mut self) {
+        self.committed.append(&mut self.committing);
+    }
+
+    pub(crate) fn begin(&mut self, depth: u32) {
+        if depth == 1 {
+            self.settle();
+        }
+        self.depth = depth;
+    }
+
+    pub(crate) fn commit(&mut self, depth: u32) {
+        if depth <= 1 {
+            self.committing.extend(
+                std::mem::take(&mut self.pending)
+                    .into_iter()
+                    .map(|(_, e)| e),
+            );
+        } else {
+            for (d, _) in self.pending.iter_mut().filter(|(d, _)| *d >= depth) {
+                *d = depth - 1;
+            }
+        }
+        self.depth = depth.saturating_sub(1);
+    }
+
+    pub(crate) fn rollback(&mut self, depth: u32) {
+        // A failed COMMIT is followed by a rollback at depth 1.
+        if depth <= 1 {
+            self.committing.clear();
+        }
+        self.pending.retain(|(d, _)| *d < depth);
+        self.depth = depth.saturating_sub(1);
+    }
+
+    fn push(&mut self, event: Event) {
+        if self.depth == 0 {
+            // After the last COMMIT went through: keep the order of emission.
+            self.settle();
+            self.committed.push(event);
+        } else {
+            self.pending.push((self.depth, event));
+        }
+    }
+
+    /// Committed events and the listeners to give them to; what a
+    /// transaction still holds open stays.
+    pub(crate) fn take(&mut self) -> (Vec<Event>, Arc<Listeners>) {
+        if self.depth == 0 {
+            self.settle();
+        }
+        (std::mem::take(&mut self.committed), self.listeners.clone())
+    }
+
+    /// Drops everything (a connection going back to the pool with events
+    /// nobody delivered); returns how many were lost.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.pending.len() + self.committing.len() + self.committed.len();
+        self.pending.clear();
+        self.committing.clear();
+        self.committed.clear();
+        n
+    }
+}
+
+/// Emits `event` for the change being made on `conn`: asks the veto
+/// listeners, then keeps it with the connection's transaction. Call it inside
+/// the transaction that makes the change (next to its audit row; `audit::record`
+/// already does). On a connection outside frontdesk's pool (no
+/// instrumentation) the event goes nowhere.
+pub fn emit(conn: &mut DbConnection, event: Event) -> Result<(), CoreError> {
+    let Some(buffer) = crate::db::event_buffer(conn) else {
+        log::debug!("frontdesk: event on a connection without listeners: {event:?}");
+        return Ok(());
+    };
+    buffer
+        .listeners
+        .veto(&event)
+        .map_err(|Veto(message)| CoreError::Vetoed(message))?;
+    buffer.push(event);
+    Ok(())
+}
+
+/// Drains the committed events of `conn` (to deliver them after it went back
+/// to the pool, with [`Listeners::deliver`]).
+pub fn take_committed(conn: &mut DbConnection) -> (Vec<Event>, Arc<Listeners>) {
+    match crate::db::event_buffer(conn) {
+        Some(b) => b.take(),
+        None => (Vec::new(), Arc::default()),
+    }
+}
+
+/// A pooled connection that delivers its committed events when dropped:
+/// first the connection goes back to the pool, then the listeners run.
+pub struct Checkout {
+    conn: Option<PooledConn>,
+}
+
+/// Takes a connection from the pool, as [`Checkout`].
+pub fn checkout(pool: &Pool) -> Result<Checkout, CoreError> {
+    pool.get()
+        .map(|c| Checkout { conn: Some(c) })
+        .map_err(|e| CoreError::Pool(e.to_string()))
+}
+
+/// Runs `f` on a pooled connection; the committed events are delivered after
+/// the connection went back to the pool, before this returns.
+pub fn run<T>(
+    pool: &Pool,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, CoreError>,
+) -> Result<T, CoreError> {
+    let mut conn = checkout(pool)?;
+    f(&mut conn)
+}
+
+impl std::ops::Deref for Checkout {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let (events, listeners) = take_committed(&mut conn);
+            drop(conn);
+            listeners.deliver(&events);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: i64) -> Event {
+        Event::UserDeleted {
+            user_id: id,
+            actor: "system".into(),
+        }
+    }
+
+    fn ids(events: &[Event]) -> Vec<i64> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::UserDeleted { user_id, .. } => Some(*user_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rollback_drops_what_its_level_emitted_and_commit_keeps_the_rest_in_order() {
+        let mut b = Buffer::default();
+        b.push(ev(1)); // outside a transaction: committed at once
+        b.begin(1);
+        b.push(ev(2));
+        b.begin(2);
+        b.push(ev(3));
+        b.rollback(2); // the savepoint's event goes
+        b.begin(2);
+        b.push(ev(4));
+        b.commit(2); // released: belongs to the outer transaction now
+        assert_eq!(ids(&b.take().0), vec![1], "nothing of an open transaction");
+        b.commit(1);
+        b.push(ev(5));
+        assert_eq!(ids(&b.take().0), vec![2, 4, 5]);
+        assert!(b.take().0.is_empty(), "drained once");
+    }
+
+    #[test]
+    fn a_failed_commit_and_a_rolled_back_transaction_deliver_nothing() {
+        let mut b = Buffer::default();
+        b.begin(1);
+        b.push(ev(1));
+        b.commit(1);
+        b.rollback(1); // diesel rolls back when COMMIT fails
+        b.begin(1);
+        b.push(ev(2));
+        b.rollback(1);
+        assert!(b.take().0.is_empty());
+        b.begin(1);
+        b.push(ev(3));
+        b.commit(1);
+        b.begin(1); // the next transaction: the last COMMIT went through
+        b.push(ev(4));
+        assert_eq!(ids(&b.take().0), vec![3]);
+        assert_eq!(b.clear(), 1, "the open transaction's event");
+    }
+
+    #[test]
+    fn audit_rows_map_to_typed_events() {
+        let e = Event::from_audit(
+            "user:3",
+            "membership.role",
+            "user:9",
+            Some(4),
+            &serde_json::json!({}),
+        );
+        assert_eq!(
+            e,
+            Event::MembershipRoleChanged {
+                user_id: 9,
+                organization_id: 4,
+                actor: "user:3".into()
+            }
+        );
+        let e = Event::from_audit(
+            "system",
+            "invitation.accept",
+            "invitation:5",
+            Some(2),
+            &serde_json::json!({"user_id": 8, "created_account": true}),
+        );
+        assert!(matches!(
+            e,
+            Event::InvitationAccepted {
+                invitation_id: 5,
+                user_id: 8,
+                created_account: true,
+                activated_account: false,
+                ..
+            }
+        ));
+        // A target that names no id, or an action frontdesk does not know
+        // (a host extension's): the audit row's fields as they are.
+        for (action, target) in [("user.suspend", "user:x"), ("billing.refund", "user:9")] {
+            let e = Event::from_audit("user:1", action, target, None, &serde_json::json!({}));
+            assert_eq!(
+                e,
+                Event::Audited {
+                    action: action.into(),
+                    target: target.into(),
+                    organization_id: None,
+                    actor: "user:1".into()
+                }
+            );
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! Events from core: every change made through a page, the API or an import
+//! reaches the listeners registered on the builder exactly once, after its
+//! commit and with no pooled connection held; a refused change emits
+//! nothing; a listener's veto rolls the change back with its message; the old
+//! `Hooks` fire from imports too.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use actix_web::http::StatusCode;
+use actix_web::test as actix_test;
+use diesel::prelude::*;
+use frontdesk::{Event, EventListener, Veto};
+use frontdesk_core::db::Pool;
+use frontdesk_core::schema::{audit_events, users as users_t};
+use serde_json::{json, Value};
+
+use crate::api_v1_support::*;
+use crate::both;
+use crate::support::TestDb;
+use crate::web_app::{block_on, builder};
+
+/// What a listener heard: each event as `kind target by actor`, plus what
+/// the database said about its user when `after_commit` ran.
+#[derive(Clone, Default)]
+struct Recorder {
+    seen: Arc<Mutex<Vec<String>>>,
+    pool: Arc<OnceLock<Pool>>,
+    /// Vetoes every event of this kind (`user_suspended`).
+    veto: Option<&'static str>,
+    /// What `before_commit` was asked, to tell a veto from nothing emitted.
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+fn summary(event: &Event) -> (String, Option<i64>, String) {
+    let v = serde_json::to_value(event).unwrap_or(Value::Null);
+    let kind = v["event"].as_str().unwrap_or("?").to_owned();
+    let id = v["user_id"].as_i64();
+    let actor = v["actor"].as_str().unwrap_or("").to_owned();
+    (kind, id, actor)
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+
+    /// The user's row as the listener sees it after the commit: its status,
+    /// or `gone`. First checks that every connection of frontdesk's pool is
+    /// back in it (the tests make one change at a time).
+    fn observe(&self, user_id: i64) -> String {
+        let Some(pool) = self.pool.get() else {
+            return "no pool".into();
+        };
+        let state = pool.state();
+        if state.idle_connections < state.connections {
+            return "a pooled connection is still out".into();
+        }
+        let mut conn = match frontdesk_core::events::checkout(pool) {
+            Ok(c) => c,
+            Err(e) => return format!("no connection: {e}"),
+        };
+        match users_t::table
+            .find(user_id)
+            .select(users_t::status)
+            .first::<String>(&mut *conn)
+            .optional()
+        {
+            Ok(Some(s)) => s,
+            Ok(None) => "gone".into(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+}
+
+impl EventListener for Recorder {
+    fn before_commit(&self, event: &Event) -> Result<(), Veto> {
+        let (kind, _, _) = summary(event);
+        if let Ok(mut v) = self.asked.lock() {
+            v.push(kind.clone());
+        }
+        match self.veto {
+            Some(k) if k == kind => Err(Veto("Billing holds this account open.".into())),
+            _ => Ok(()),
+        }
+    }
+
+    fn after_commit(&self, event: &Event) {
+        let (kind, user, actor) = summary(event);
+        let line = match user {
+            Some(id) => format!("{kind} user:{id} by {actor} [{}]", self.observe(id)),
+            None => format!("{kind} by {actor}"),
+        };
+        if let Ok(mut v) = self.seen.lock() {
+            v.push(line);
+        }
+    }
+}
+
+fn app_with(db: &TestDb, rec: &Recorder) -> frontdesk::Frontdesk {
+    let fd = builder(db)
+        .listener(rec.clone())
+        .build()
+        .expect("frontdesk");
+    let _ = rec.pool.set(fd.pool().clone());
+    fd
+}
+
+async fn upload<S, B>(app: &S, key: &str, query: &str, csv: &str) -> (u16, Value)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let req = actix_test::TestRequest::post()
+        .uri(&format!("{API}/import{query}"))
+        .insert_header(("content-type", "text/csv"))
+        .insert_header(("authorization", format!("Bearer {key}")))
+        .set_payload(csv.to_owned());
+    let res = actix_test::call_service(app, req.to_request()).await;
+    let status = res.status().as_u16();
+    let body = actix_test::read_body(res).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn status_of(db: &TestDb, id: i64) -> Option<String> {
+    users_t::table
+        .find(id)
+        .select(users_t::status)
+        .first(&mut *db.conn())
+        .optional()
+        .expect("status")
+}
+
+fn audit_count(db: &TestDb, action: &str, target: &str) -> i64 {
+    audit_events::table
+        .filter(audit_events::action.eq(action))
+        .filter(audit_events::target.eq(target))
+        .count()
+        .get_result(&mut *db.conn())
+        .expect("count")
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    Page,
+    Api,
+    Import,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Suspend,
+    SuspendWithoutReason,
+    SuspendForbidden,
+    BulkSuspend,
+    Delete,
+    DeleteForbidden,
+    Import,
+    ImportDryRun,
+}
+
+both!(every_change_reaches_the_listeners_once_after_commit, |db| {
+    block_on(async {
+        let rec = Recorder::default();
+        let fd = app_with(db, &rec);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let staff = w.staff_owner.id;
+        let (mut page, csrf) = sign_in(&app, "owner@staff.test").await;
+        let key = |who: Who| w.keys.get(&who).cloned().expect("key");
+        let admin_key = key(Who::AcmeAdminKey);
+        rec.take(); // signing in above is an event of its own
+
+        let cases: Vec<(Path, Change)> = vec![
+            (Path::Page, Change::Suspend),
+            (Path::Api, Change::Suspend),
+            (Path::Page, Change::SuspendWithoutReason),
+            (Path::Api, Change::SuspendForbidden),
+            (Path::Page, Change::BulkSuspend),
+            (Path::Page, Change::Delete),
+            (Path::Api, Change::Delete),
+            (Path::Api, Change::DeleteForbidden),
+            (Path::Import, Change::Import),
+            (Path::Import, Change::ImportDryRun),
+        ];
+        for (n, (path, change)) in cases.into_iter().enumerate() {
+            let acme = w.acme.id;
+            let fresh = |tag: &str| {
+                user(
+                    db,
+                    &format!("{tag}{n}@acme.test"),
+                    None,
+                    Some((acme, frontdesk::OrgRole::Member)),
+                    false,
+                )
+                .id
+            };
+            let a = fresh("a");
+            let b = fresh("b");
+            rec.take(); // the fixtures' own events went to no listener, but be sure
+            let page_actor = format!("user:{staff}");
+            let expected: Vec<String> = match (path, change) {
+                (Path::Page, Change::Suspend) => {
+                    let p = page
+                        .post(
+                            &app,
+                            &format!("/admin/users/{a}/suspend"),
+                            &[("csrf_token", &csrf), ("reason", "spam")],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    vec![format!(
+                        "user_suspended user:{a} by {page_actor} [suspended]"
+                    )]
+                }
+                (Path::Api, Change::Suspend) => {
+                    let r = call(
+                        &app,
+                        &w,
+                        Who::AcmeAdminKey,
+                        "POST",
+                        &format!("/users/{a}/suspend"),
+                        Some(json!({"reason": "spam"})),
+                    )
+                    .await;
+                    assert_eq!(r.status.as_u16(), 200, "{}", r.raw);
+                    let got = rec.seen.lock().map(|v| v.clone()).unwrap_or_default();
+                    let actor = got
+                        .first()
+                        .and_then(|l| l.split(" by ").nth(1))
+                        .and_then(|l| l.split(' ').next())
+                        .unwrap_or("")
+                        .to_owned();
+                    assert!(actor.starts_with("api_key:"), "{got:?}");
+                    vec![format!("user_suspended user:{a} by {actor} [suspended]")]
+                }
+                (Path::Page, Change::SuspendWithoutReason) => {
+                    let p = page
+                        .post(
+                            &app,
+                            &format!("/admin/users/{a}/suspend"),
+                            &[("csrf_token", &csrf)],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    vec![]
+                }
+                (Path::Api, Change::SuspendForbidden) => {
+                    let r = call(
+                        &app,
+                        &w,
+                        Who::AcmeMemberKey,
+                        "POST",
+                        &format!("/users/{a}/suspend"),
+                        Some(json!({"reason": "spam"})),
+                    )
+                    .await;
+                    assert_eq!(r.status.as_u16(), 403, "{}", r.raw);
+                    assert_eq!(status_of(db, a).as_deref(), Some("active"));
+                    vec![]
+                }
+                (Path::Page, Change::BulkSuspend) => {
+                    let (sa, sb) = (a.to_string(), b.to_string());
+                    let p = page
+                        .post(
+                            &app,
+                            "/admin/users/bulk",
+                            &[
+                                ("csrf_token", &csrf),
+                                ("action", "suspend"),
+                                ("reason", "spam"),
+                                ("ids", &sa),
+                                ("ids", &sb),
+                            ],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    vec![
+                        format!("user_suspended user:{a} by {page_actor} [suspended]"),
+                        format!("user_suspended user:{b} by {page_actor} [suspended]"),
+                    ]
+                }
+                (Path::Page, Change::Delete) => {
+                    let email = format!("a{n}@acme.test");
+                    let p = page
+                        .post(
+                            &app,
+                            &format!("/admin/users/{a}/delete"),
+                            &[("csrf_token", &csrf), ("confirm", &email)],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    vec![format!("user_deleted user:{a} by {page_actor} [gone]")]
+                }
+                (Path::Api, Change::Delete) => {
+                    let r = call(
+                        &app,
+                        &w,
+                        Who::StaffOwnerKey,
+                        "DELETE",
+                        &format!("/users/{a}"),
+                        None,
+                    )
+                    .await;
+                    assert_eq!(r.status.as_u16(), 204, "{}", r.raw);
+                    let got = rec.seen.lock().map(|v| v.clone()).unwrap_or_default();
+                    let actor = got
+                        .first()
+                        .and_then(|l| l.split(" by ").nth(1))
+                        .and_then(|l| l.split(' ').next())
+                        .unwrap_or("")
+                        .to_owned();
+                    assert!(actor.starts_with("api_key:"), "{got:?}");
+                    vec![format!("user_deleted user:{a} by {actor} [gone]")]
+                }
+                (Path::Api, Change::DeleteForbidden) => {
+                    let r = call(
+                        &app,
+                        &w,
+                        Who::AcmeMemberKey,
+                        "DELETE",
+                        &format!("/users/{a}"),
+                        None,
+                    )
+                    .await;
+                    assert_eq!(r.status.as_u16(), 403, "{}", r.raw);
+                    assert!(status_of(db, a).is_some());
+                    vec![]
+                }
+                (Path::Import, Change::Import) => {
+                    let csv = format!(
+                        "email,first_name,last_name,organization,role\n\
+                         imp{n}x@acme.test,I,X,acme,member\n\
+                         not-an-email,Bad,Row,acme,member\n\
+                         imp{n}y@acme.test,I,Y,acme,member\n"
+                    );
+                    let (s, report) = upload(&app, &admin_key, "?mode=apply", &csv).await;
+                    assert_eq!(s, 200, "{report}");
+                    let id = |e: &str| {
+                        users_t::table
+                            .filter(users_t::email.eq(e))
+                            .select(users_t::id)
+                            .first::<i64>(&mut *db.conn())
+                            .expect("imported")
+                    };
+                    let (x, y) = (
+                        id(&format!("imp{n}x@acme.test")),
+                        id(&format!("imp{n}y@acme.test")),
+                    );
+                    let got = rec.seen.lock().map(|v| v.clone()).unwrap_or_default();
+                    let actor = got
+                        .first()
+                        .and_then(|l| l.split(" by ").nth(1))
+                        .and_then(|l| l.split(' ').next())
+                        .unwrap_or("")
+                        .to_owned();
+                    assert!(actor.starts_with("api_key:"), "{got:?}");
+                    let mut want = vec![
+                        format!("user_created user:{x} by {actor} [active]"),
+                        format!("user_created user:{y} by {actor} [active]"),
+                    ];
+                    want.sort();
+                    want.push(format!("import_finished by {actor}"));
+                    want
+                }
+                (Path::Import, Change::ImportDryRun) => {
+                    let csv = format!(
+                        "email,first_name,last_name,organization,role\n\
+                         dry{n}@acme.test,D,R,acme,member\n"
+                    );
+                    let (s, report) = upload(&app, &admin_key, "?mode=dry_run", &csv).await;
+                    assert_eq!(s, 200, "{report}");
+                    vec![]
+                }
+                other => panic!("no such case {other:?}"),
+            };
+            let mut got = rec.take();
+            // The users an import creates come in its batch's order, the
+            // summary last.
+            if matches!(change, Change::Import) {
+                let last = got.pop();
+                got.sort();
+                got.extend(last);
+            }
+            assert_eq!(got, expected, "{path:?} {change:?}");
+        }
+    })
+});
+
+both!(a_veto_rolls_the_change_back_and_says_why, |db| {
+    block_on(async {
+        let rec = Recorder {
+            veto: Some("user_suspended"),
+            ..Recorder::default()
+        };
+        let fd = app_with(db, &rec);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let id = w.acme_member.id;
+        let (mut page, csrf) = sign_in(&app, "owner@staff.test").await;
+        rec.take();
+
+        // The page: back to the user with the listener's message; nothing saved.
+        let p = page
+            .post(
+                &app,
+                &format!("/admin/users/{id}/suspend"),
+                &[("csrf_token", &csrf), ("reason", "spam")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        let shown = page.get(&app, p.location()).await;
+        assert!(
+            shown.body.contains("Billing holds this account open."),
+            "{}",
+            shown.body
+        );
+        assert_eq!(status_of(db, id).as_deref(), Some("active"));
+        assert_eq!(audit_count(db, "user.suspend", &format!("user:{id}")), 0);
+
+        // The API: 409 with the message as the problem's detail.
+        let r = call(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            &format!("/users/{id}/suspend"),
+            Some(json!({"reason": "spam"})),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 409, "{}", r.raw);
+        assert_eq!(r.problem_type(), "urn:frontdesk:problem:vetoed");
+        assert_eq!(r.body["detail"], "Billing holds this account open.");
+        assert_eq!(status_of(db, id).as_deref(), Some("active"));
+        assert_eq!(audit_count(db, "user.suspend", &format!("user:{id}")), 0);
+
+        // A bulk suspension is one transaction: one veto keeps every user.
+        let other = w.globex_member.id;
+        let (sa, sb) = (other.to_string(), id.to_string());
+        let p = page
+            .post(
+                &app,
+                "/admin/users/bulk",
+                &[
+                    ("csrf_token", &csrf),
+                    ("action", "suspend"),
+                    ("reason", "spam"),
+                    ("ids", &sa),
+                    ("ids", &sb),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        assert_eq!(status_of(db, other).as_deref(), Some("active"));
+        assert_eq!(status_of(db, id).as_deref(), Some("active"));
+        // Asked, refused, and nothing delivered.
+        assert!(rec
+            .asked
+            .lock()
+            .map(|v| v.iter().any(|k| k == "user_suspended"))
+            .unwrap_or(false));
+        assert_eq!(rec.take(), Vec::<String>::new());
+
+        // Other changes still go through.
+        let r = call(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "DELETE",
+            &format!("/users/{other}"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 204, "{}", r.raw);
+        assert_eq!(status_of(db, other), None);
+    })
+});
+
+/// Hooks that write down what they were told.
+#[derive(Clone, Default)]
+struct Hooked(Arc<Mutex<Vec<String>>>);
+
+impl frontdesk::Hooks for Hooked {
+    fn user_created(&self, user: &frontdesk_core::users::User) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(format!("created {}", user.email));
+        }
+    }
+    fn user_deleted(&self, user_id: i64) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(format!("deleted {user_id}"));
+        }
+    }
+}
+
+both!(hooks_fire_for_imports_and_api_deletes, |db| {
+    block_on(async {
+        let hooks = Hooked::default();
+        let fd = builder(db).hooks(hooks.clone()).build().expect("frontdesk");
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let key = w.keys.get(&Who::AcmeAdminKey).cloned().expect("key");
+        let csv = "email,first_name,last_name,organization,role\n\
+                   hook1@acme.test,H,One,acme,member\n\
+                   hook2@acme.test,H,Two,acme,member\n";
+        let (s, report) = upload(&app, &key, "?mode=apply", csv).await;
+        assert_eq!(s, 200, "{report}");
+        let mut got = hooks.0.lock().map(|v| v.clone()).unwrap_or_default();
+        got.sort();
+        assert_eq!(
+            got,
+            vec!["created hook1@acme.test", "created hook2@acme.test"]
+        );
+
+        let id = w.acme_member.id;
+        let r = call(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "DELETE",
+            &format!("/users/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 204, "{}", r.raw);
+        let got = hooks.0.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(got.last().cloned(), Some(format!("deleted {id}")));
+        assert_eq!(got.len(), 3, "each hook once: {got:?}");
+    })
+});
+
+/// Vetoes the second `OrganizationUpdated` it is asked about.
+#[derive(Clone, Default)]
+struct VetoSecond(Arc<std::sync::atomic::AtomicUsize>);
+
+impl EventListener for VetoSecond {
+    fn before_commit(&self, event: &Event) -> Result<(), Veto> {
+        if matches!(event, Event::OrganizationUpdated { .. })
+            && self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+        {
+            return Err(Veto("Domains are managed by billing.".into()));
+        }
+        Ok(())
+    }
+}
+
+both!(an_organization_update_is_one_transaction, |db| {
+    block_on(async {
+        let fd = builder(db)
+            .listener(VetoSecond::default())
+            .build()
+            .expect("frontdesk");
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        // The rename passes, the domains are vetoed: neither is saved.
+        let r = call(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "PATCH",
+            "/organizations/acme",
+            Some(json!({"name": "Acme Two", "allowed_email_domains": ["acme.test"]})),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 409, "{}", r.raw);
+        assert_eq!(r.body["detail"], "Domains are managed by billing.");
+        let name: String = frontdesk_core::schema::organizations::table
+            .find(w.acme.id)
+            .select(frontdesk_core::schema::organizations::name)
+            .first(&mut *db.conn())
+            .expect("org");
+        assert_eq!(name, "Acme");
+        let renamed = audit_events::table
+            .filter(audit_events::action.eq("organization.rename"))
+            .count()
+            .get_result::<i64>(&mut *db.conn())
+            .expect("count");
+        assert_eq!(renamed, 0);
+    })
+});
