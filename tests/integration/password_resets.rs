@@ -497,6 +497,29 @@ both!(reset_requests_do_no_work_before_answering, |db| block_on(
     no_work_before_the_answer(db)
 ));
 
+/// ann asks for a link, opens the mailed one and sets `new`.
+async fn reset_by_mail(
+    b: &mut Browser,
+    app: &impl TestApp,
+    fd: &Frontdesk,
+    db: &TestDb,
+    new: &str,
+) -> Page {
+    request(b, app, fd, "ann@example.com").await;
+    let link = mailed_link(db);
+    let csrf = b.get(app, &link).await.csrf();
+    b.post(
+        app,
+        &link,
+        &[
+            ("password", new),
+            ("password_confirm", new),
+            ("csrf_token", &csrf),
+        ],
+    )
+    .await
+}
+
 // A completed reset proves control of the mailbox, so it lifts the account's
 // lockout: the new password works at once, not after the delay runs out.
 async fn reset_lifts_the_lockout(db: &TestDb) {
@@ -516,21 +539,8 @@ async fn reset_lifts_the_lockout(db: &TestDb) {
     }
     let locked = b.login(&app, "ann@example.com", PASSWORD).await;
     assert_eq!(locked.status, StatusCode::UNAUTHORIZED, "locked out");
-    request(&mut b, &app, &fd, "ann@example.com").await;
-    let link = mailed_link(db);
-    let csrf = b.get(&app, &link).await.csrf();
     let new = "a fresh passphrase";
-    let res = b
-        .post(
-            &app,
-            &link,
-            &[
-                ("password", new),
-                ("password_confirm", new),
-                ("csrf_token", &csrf),
-            ],
-        )
-        .await;
+    let res = reset_by_mail(&mut b, &app, &fd, db, new).await;
     assert!(res.status.is_redirection(), "{}", res.body);
     let res = Browser::new().login(&app, "ann@example.com", new).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
@@ -556,21 +566,7 @@ both!(a_reset_through_the_link_is_audited_as_a_reset, |db| {
         let app = host_app!(fd);
         let ann = user_with_password(db, "ann@example.com");
         let mut b = Browser::new();
-        request(&mut b, &app, &fd, "ann@example.com").await;
-        let link = mailed_link(db);
-        let csrf = b.get(&app, &link).await.csrf();
-        let new = "brand new secret";
-        let res = b
-            .post(
-                &app,
-                &link,
-                &[
-                    ("password", new),
-                    ("password_confirm", new),
-                    ("csrf_token", &csrf),
-                ],
-            )
-            .await;
+        let res = reset_by_mail(&mut b, &app, &fd, db, "brand new secret").await;
         assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
         let me = format!("user:{}", ann.id);
         let actions = actions_on(db, ann.id);
