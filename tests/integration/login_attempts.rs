@@ -34,6 +34,7 @@ fn refused(r: Result<auth::SignedIn, SignInError>) -> Reason {
     match r {
         Err(SignInError::Refused { reason, .. }) => reason,
         Err(SignInError::Other(e)) => panic!("unexpected error {e}"),
+        Err(e) => panic!("unexpected {e:?}"),
         Ok(_) => panic!("signed in"),
     }
 }

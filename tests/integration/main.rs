@@ -35,6 +35,7 @@ mod invitation_pages;
 mod invitations;
 mod login_attempts;
 mod mail;
+mod mfa;
 mod namespace;
 mod organizations;
 mod password_resets;

@@ -41,7 +41,25 @@ pub enum SignInError {
         reason: Reason,
         user_id: Option<i64>,
     },
+    /// The password was right and the user has a second factor: no session
+    /// yet; the challenge's token carries the sign-in to
+    /// [`complete_second_step`].
+    SecondFactor {
+        user_id: i64,
+        challenge: SecretToken,
+    },
+    /// The second step's challenge is used, expired or worn out: sign in again.
+    ChallengeExpired,
     Other(CoreError),
+}
+
+/// What the user gives at the second step.
+#[derive(Debug, Clone, Copy)]
+pub enum SecondFactor<'a> {
+    /// A code from an authenticator app.
+    Totp(&'a str),
+    /// One of the recovery codes.
+    RecoveryCode(&'a str),
 }
 
 impl From<CoreError> for SignInError {
@@ -111,45 +129,144 @@ pub fn sign_in(
         Some(h) if passwords::needs_rehash(h) => passwords::hash(password).ok(),
         _ => None,
     };
+    if let Some(h) = &rehash {
+        diesel::update(users::table.find(user.id))
+            .set(users::password_hash.eq(Some(h)))
+            .execute(conn)?;
+    }
+    if crate::mfa::enabled(conn, user.id)? {
+        // No session before the second factor: a challenge instead.
+        login_attempts::record(conn, Some(user.id), &typed, client, Reason::MfaRequired)?;
+        let challenge = crate::mfa::challenges::issue(conn, user.id)?;
+        return Err(SignInError::SecondFactor {
+            user_id: user.id,
+            challenge,
+        });
+    }
     let signed_in = crate::db::write_transaction::<_, CoreError, _>(conn, |conn| {
-        let t = now();
-        if user.is_suspended() {
-            // Past its end date (checked above): restored as it signs in.
-            user_store::end_suspension_if_due(conn, user.id)?;
-        }
-        let user: User = match &rehash {
-            Some(h) => diesel::update(users::table.find(user.id))
-                .set((
-                    users::password_hash.eq(Some(h)),
-                    users::last_login_at.eq(Some(t)),
-                    users::last_active_at.eq(Some(t)),
-                ))
-                .returning(users::all_columns)
-                .get_result(conn)?,
-            None => diesel::update(users::table.find(user.id))
-                .set((
-                    users::last_login_at.eq(Some(t)),
-                    users::last_active_at.eq(Some(t)),
-                ))
-                .returning(users::all_columns)
-                .get_result(conn)?,
-        };
-        if let Some(old) = replaces {
-            sessions::revoke_by_token(conn, old, sessions::reason::REPLACED)?;
-        }
-        let (session, token) = sessions::create(conn, user.id, client, &settings.sessions)?;
-        login_attempts::record(conn, Some(user.id), &typed, client, Reason::Success)?;
-        crate::events::emit(
-            conn,
-            crate::events::Event::UserSignedIn { user_id: user.id },
-        )?;
-        Ok(SignedIn {
-            user,
-            session,
-            token,
-        })
+        open_session(conn, &user, client, settings, replaces, Reason::Success)
     })?;
     Ok(signed_in)
+}
+
+/// The sign-in's last step: the user is in. Inside the caller's transaction.
+fn open_session(
+    conn: &mut DbConnection,
+    user: &User,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<&str>,
+    reason: Reason,
+) -> CoreResult<SignedIn> {
+    let t = now();
+    if user.is_suspended() {
+        // Past its end date (checked by the caller): restored as it signs in.
+        user_store::end_suspension_if_due(conn, user.id)?;
+    }
+    let user: User = diesel::update(users::table.find(user.id))
+        .set((
+            users::last_login_at.eq(Some(t)),
+            users::last_active_at.eq(Some(t)),
+        ))
+        .returning(users::all_columns)
+        .get_result(conn)?;
+    if let Some(old) = replaces {
+        sessions::revoke_by_token(conn, old, sessions::reason::REPLACED)?;
+    }
+    let (session, token) = sessions::create(conn, user.id, client, &settings.sessions)?;
+    let typed = login_attempts::normalize(&user.email);
+    login_attempts::record(conn, Some(user.id), &typed, client, reason)?;
+    crate::events::emit(
+        conn,
+        crate::events::Event::UserSignedIn { user_id: user.id },
+    )?;
+    Ok(SignedIn {
+        user,
+        session,
+        token,
+    })
+}
+
+fn refuse(
+    conn: &mut DbConnection,
+    user: &User,
+    client: &ClientInfo,
+    reason: Reason,
+) -> Result<SignedIn, SignInError> {
+    let typed = login_attempts::normalize(&user.email);
+    login_attempts::record(conn, Some(user.id), &typed, client, reason)?;
+    let failed = crate::events::Event::LoginFailed {
+        email: typed,
+        user_id: Some(user.id),
+        reason,
+    };
+    if let Err(e) = crate::events::emit(conn, failed) {
+        log::warn!("frontdesk: a listener refused a failed sign-in's event: {e}");
+    }
+    Err(SignInError::Refused {
+        reason,
+        user_id: Some(user.id),
+    })
+}
+
+/// The second step of a sign-in: `challenge` from [`SignInError::SecondFactor`]
+/// and a code. A wrong code counts against the challenge and, like a wrong
+/// password, towards the lockout (`mfa_failed`); a right one uses the
+/// challenge and opens the session, all in one transaction (a recovery code
+/// is spent only if the session opens). `keys` opens the authenticator apps'
+/// seeds (none: the host has no `secret_key`, and only recovery codes work).
+pub fn complete_second_step(
+    conn: &mut DbConnection,
+    keys: Option<&crate::mfa::sealed::SecretBox>,
+    challenge: &str,
+    factor: SecondFactor<'_>,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<&str>,
+) -> Result<SignedIn, SignInError> {
+    use crate::mfa::{challenges, recovery, totp};
+    let Some(found) = challenges::find(conn, challenge)? else {
+        return Err(SignInError::ChallengeExpired);
+    };
+    let user = user_store::get(conn, found.user_id)?;
+    let typed = login_attempts::normalize(&user.email);
+    if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
+        return refuse(conn, &user, client, Reason::LockedOut);
+    }
+    if user.suspension_in_force(now()) {
+        return refuse(conn, &user, client, Reason::Suspended);
+    }
+    let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
+        let (ok, reason) = match factor {
+            SecondFactor::Totp(code) => match keys {
+                Some(k) => (
+                    totp::verify(conn, k, user.id, code)?.is_some(),
+                    Reason::Success,
+                ),
+                None => (false, Reason::Success),
+            },
+            SecondFactor::RecoveryCode(code) => (
+                recovery::redeem(conn, user.id, code)?,
+                Reason::MfaRecoveryCodeUsed,
+            ),
+        };
+        if !ok {
+            return Ok(None);
+        }
+        if !challenges::consume(conn, found.id)? {
+            return Err(SignInError::ChallengeExpired);
+        }
+        Ok(Some(open_session(
+            conn, &user, client, settings, replaces, reason,
+        )?))
+    })?;
+    match done {
+        Some(signed_in) => Ok(signed_in),
+        None => {
+            challenges::fail(conn, found.id)?;
+            refuse(conn, &user, client, Reason::MfaFailed)
+        }
+    }
 }
 
 /// Checks a signed-in user's current password (blocking: one argon2 run).

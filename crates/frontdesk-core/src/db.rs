@@ -551,6 +551,10 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
     ("20261204000100", &[]),
     ("20261204000200", &[]),
     ("20261204000400", &[]),
+    (
+        "20261205000400",
+        &["mfa_factors", "mfa_recovery_codes", "mfa_challenges"],
+    ),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

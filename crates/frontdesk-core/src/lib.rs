@@ -16,6 +16,7 @@ pub mod import_jobs;
 pub mod imports;
 pub mod invitations;
 pub mod login_attempts;
+pub mod mfa;
 pub mod names;
 pub mod organizations;
 pub mod outbox;

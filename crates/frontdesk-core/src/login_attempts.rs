@@ -28,10 +28,20 @@ crate::authz::string_enum!(Reason {
     LocalLoginDisabled => "local_login_disabled",
     LockedOut => "locked_out",
     LockoutCleared => "lockout_cleared",
+    MfaRequired => "mfa_required",
+    MfaFailed => "mfa_failed",
+    MfaRecoveryCodeUsed => "mfa_recovery_code_used",
 });
 
+impl Reason {
+    /// The attempt signed the user in (with a recovery code too).
+    pub fn is_success(self) -> bool {
+        matches!(self, Reason::Success | Reason::MfaRecoveryCodeUsed)
+    }
+}
+
 /// Reasons that count towards a lockout.
-const COUNTED: [&str; 2] = ["bad_password", "unknown_email"];
+const COUNTED: [&str; 3] = ["bad_password", "unknown_email", "mfa_failed"];
 
 /// When sign-in gets locked, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -102,7 +112,7 @@ pub fn record(
             login_attempts::email.eq(normalize(email)),
             login_attempts::ip.eq(client.ip),
             login_attempts::user_agent.eq(client.user_agent),
-            login_attempts::success.eq(reason == Reason::Success),
+            login_attempts::success.eq(reason.is_success()),
             login_attempts::reason.eq(reason.as_str()),
             login_attempts::created_at.eq(now()),
         ))

@@ -204,6 +204,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mfa_factors (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        kind -> Text,
+        name -> Text,
+        secret -> Nullable<Text>,
+        last_step -> Nullable<BigInt>,
+        confirmed_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mfa_recovery_codes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mfa_challenges (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        token_hash -> Text,
+        failures -> Integer,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(user_tags -> users (user_id));
@@ -212,6 +248,7 @@ diesel::joinable!(invitations -> organizations (organization_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(api_keys -> organizations (organization_id));
+diesel::joinable!(mfa_factors -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -228,4 +265,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     imports,
     import_invitations,
+    mfa_factors,
+    mfa_recovery_codes,
+    mfa_challenges,
 );

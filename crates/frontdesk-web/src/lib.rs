@@ -16,6 +16,7 @@ pub mod headers;
 pub mod import_runs;
 pub mod invitations;
 pub mod login;
+pub mod mfa;
 pub mod password_change;
 pub mod password_resets;
 pub mod sessions;
@@ -101,6 +102,19 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/invitations/{token}", web::post().to(invitations::submit))
         .route("/password", web::get().to(password_change::page))
         .route("/password", web::post().to(password_change::submit))
+        .route("/mfa", web::get().to(mfa::step_page))
+        .route("/mfa", web::post().to(mfa::step_submit))
+        .route("/mfa/setup", web::get().to(mfa::setup_page))
+        .route("/mfa/totp", web::post().to(mfa::totp_begin))
+        .route("/mfa/totp/confirm", web::post().to(mfa::totp_confirm))
+        .route(
+            "/mfa/recovery-codes",
+            web::post().to(mfa::recovery_regenerate),
+        )
+        .route(
+            "/mfa/factors/{id}/remove",
+            web::post().to(mfa::remove_factor),
+        )
         .route("/sessions", web::get().to(sessions::list))
         .route(
             "/sessions/revoke-others",
@@ -111,6 +125,7 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             web::scope("/api")
                 .wrap(actix_web::middleware::from_fn(error::json_errors))
                 .route("/login", web::post().to(login::api_login))
+                .route("/login/mfa", web::post().to(mfa::api_step))
                 .route("/logout", web::post().to(login::api_logout))
                 .route("/session", web::get().to(login::api_session)),
         )

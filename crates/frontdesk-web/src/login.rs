@@ -135,13 +135,21 @@ pub async fn login_page(
     )
 }
 
+/// What the password step came to.
+pub(crate) enum Attempt {
+    In(Box<SignedIn>),
+    /// Right password, second factor next: the challenge's token.
+    SecondStep(frontdesk_core::tokens::SecretToken),
+    Refused,
+}
+
 /// Runs the sign-in under the argon2 cap and tells the hooks.
 async fn attempt(
     req: &HttpRequest,
     state: &FrontdeskState,
     email: String,
     password: String,
-) -> Result<Result<SignedIn, ()>, WebError> {
+) -> Result<Attempt, WebError> {
     let client = client_info(req, state);
     let settings = state.settings().auth;
     let replaces = req
@@ -158,8 +166,13 @@ async fn attempt(
                 &settings,
                 replaces.as_deref(),
             ) {
-                Ok(signed) => Ok(Ok(signed)),
-                Err(SignInError::Refused { reason, user_id }) => Ok(Err((reason, user_id))),
+                Ok(signed) => Ok(Attempt::In(Box::new(signed))),
+                Err(SignInError::SecondFactor { challenge, .. }) => {
+                    Ok(Attempt::SecondStep(challenge))
+                }
+                Err(SignInError::Refused { .. }) | Err(SignInError::ChallengeExpired) => {
+                    Ok(Attempt::Refused)
+                }
                 Err(SignInError::Other(e)) => Err(WebError::from(e)),
             }
         })
@@ -167,15 +180,12 @@ async fn attempt(
     drop(permit);
     // The host's hooks heard of it through the sign-in's events, delivered
     // once the connection was back in the pool.
-    match outcome? {
-        Ok(signed) => Ok(Ok(signed)),
-        Err(_) => Ok(Err(())),
-    }
+    outcome
 }
 
 /// Where a sign-in without a `next` goes: the admin dashboard for staff and
 /// organization admins (unless the host turned that off), else `after_login`.
-async fn landing(state: &FrontdeskState, user_id: i64) -> Result<String, WebError> {
+pub(crate) async fn landing(state: &FrontdeskState, user_id: i64) -> Result<String, WebError> {
     let settings = state.settings();
     if settings.admin_after_login {
         let actor = state
@@ -197,7 +207,19 @@ pub async fn login_submit(
     let form = form.into_inner();
     let email = form.email.trim().to_owned();
     match attempt(&req, &state, email.clone(), form.password).await? {
-        Ok(signed) => {
+        Attempt::SecondStep(challenge) => {
+            let mut to = format!("{}/mfa", state.prefix());
+            let next = safe_next(form.next.as_deref(), "");
+            if !next.is_empty() {
+                to.push_str("?next=");
+                to.extend(url::form_urlencoded::byte_serialize(next.as_bytes()));
+            }
+            Ok(HttpResponse::SeeOther()
+                .cookie(crate::mfa::challenge_cookie(&state, &challenge))
+                .insert_header((header::LOCATION, to))
+                .finish())
+        }
+        Attempt::In(signed) => {
             let to = match safe_next(form.next.as_deref(), "") {
                 n if !n.is_empty() => n,
                 _ => landing(&state, signed.user.id).await?,
@@ -207,7 +229,7 @@ pub async fn login_submit(
                 .insert_header((header::LOCATION, to))
                 .finish())
         }
-        Err(()) => render_login(
+        Attempt::Refused => render_login(
             &req,
             &state,
             StatusCode::UNAUTHORIZED,
@@ -276,17 +298,23 @@ pub async fn api_login(
         .await
         .map_err(|e| e.json(true))?
     {
-        Ok(signed) => Ok(HttpResponse::Ok()
-            .cookie(session_cookie(&state, signed.token.expose()))
-            .json(json!({
-                "user": user_json(&signed.user),
-                "csrf_token": csrf::session_token(signed.token.expose()),
-                "expires_at": signed.session.expires_at,
-            }))),
-        Err(()) => {
+        Attempt::In(signed) => Ok(api_signed_in(&state, &signed)),
+        Attempt::SecondStep(challenge) => Ok(crate::mfa::api_second_step(&challenge)),
+        Attempt::Refused => {
             Err(WebError::new(StatusCode::UNAUTHORIZED, "Unauthorized", GENERIC_FAILURE).json(true))
         }
     }
+}
+
+/// The JSON answer of a completed sign-in, with its session cookie.
+pub(crate) fn api_signed_in(state: &FrontdeskState, signed: &SignedIn) -> HttpResponse {
+    HttpResponse::Ok()
+        .cookie(session_cookie(state, signed.token.expose()))
+        .json(json!({
+            "user": user_json(&signed.user),
+            "csrf_token": csrf::session_token(signed.token.expose()),
+            "expires_at": signed.session.expires_at,
+        }))
 }
 
 /// `POST {prefix}/api/logout` with the `X-CSRF-Token` header.

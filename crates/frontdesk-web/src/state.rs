@@ -107,6 +107,9 @@ struct Inner {
     hashing: Arc<Semaphore>,
     hooks: Arc<dyn Hooks>,
     csrf_key: Vec<u8>,
+    /// Seals authenticator apps' seeds; only with a configured `secret_key`
+    /// (a random key would lose every seed at restart).
+    mfa_keys: Option<frontdesk_core::mfa::sealed::SecretBox>,
     secure: bool,
     session_cookie: String,
     csrf_cookie: String,
@@ -171,6 +174,13 @@ impl FrontdeskState {
                 k
             }
         };
+        let mfa_keys = match &settings.secret_key {
+            Some(k) => Some(frontdesk_core::mfa::sealed::SecretBox::derive(
+                k,
+                frontdesk_core::mfa::PURPOSE_TOTP,
+            )?),
+            None => None,
+        };
         let templates = load_templates(&settings)?;
         let secure = scheme == "https";
         let (session_cookie, csrf_cookie) = if secure {
@@ -205,6 +215,7 @@ impl FrontdeskState {
             templates,
             hooks: hooks.unwrap_or_else(|| Arc::new(NoHooks)),
             csrf_key,
+            mfa_keys,
             secure,
             session_cookie,
             csrf_cookie,
@@ -312,6 +323,12 @@ impl FrontdeskState {
 
     pub(crate) fn csrf_key(&self) -> &[u8] {
         &self.0.csrf_key
+    }
+
+    /// The key authenticator apps' seeds are sealed with; none without a
+    /// configured `secret_key` (then apps cannot be added).
+    pub(crate) fn mfa_keys(&self) -> Option<&frontdesk_core::mfa::sealed::SecretBox> {
+        self.0.mfa_keys.as_ref()
     }
 
     /// `scheme://host[:port]` of the base URL, as browsers send it in `Origin`.

@@ -1,0 +1,94 @@
+//! The step between the password and the second factor. Passing the password
+//! gives a challenge: a 256-bit token (only its digest kept), valid for a few
+//! minutes and a few wrong codes, used once. No session exists until the
+//! challenge is used with a right factor.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::error::CoreResult;
+use crate::schema::mfa_challenges;
+use crate::time::now;
+use crate::tokens::{hash_token, SecretToken};
+
+/// How long a challenge lives.
+pub fn ttl() -> Duration {
+    Duration::minutes(5)
+}
+
+/// Wrong codes a challenge takes before it dies (each also counts towards
+/// the account's lockout).
+pub const MAX_FAILURES: i32 = 5;
+
+/// A live challenge.
+#[derive(Debug, Clone, Queryable)]
+pub struct Challenge {
+    pub id: i64,
+    pub user_id: i64,
+    pub failures: i32,
+    pub expires_at: NaiveDateTime,
+}
+
+/// Issues a challenge for a user who passed the first factor.
+pub fn issue(conn: &mut DbConnection, user_id: i64) -> CoreResult<SecretToken> {
+    let token = SecretToken::generate();
+    let at = now();
+    diesel::insert_into(mfa_challenges::table)
+        .values((
+            mfa_challenges::user_id.eq(user_id),
+            mfa_challenges::token_hash.eq(token.hash()),
+            mfa_challenges::expires_at.eq(at + ttl()),
+            mfa_challenges::created_at.eq(at),
+        ))
+        .execute(conn)?;
+    // Expired and used challenges are of no use to anyone.
+    diesel::delete(
+        mfa_challenges::table
+            .filter(mfa_challenges::expires_at.lt(at - Duration::hours(1)))
+            .or_filter(mfa_challenges::used_at.lt(at - Duration::hours(1))),
+    )
+    .execute(conn)?;
+    Ok(token)
+}
+
+/// The live challenge a token names (not used, not expired, not worn out).
+pub fn find(conn: &mut DbConnection, token: &str) -> CoreResult<Option<Challenge>> {
+    let at = now();
+    Ok(mfa_challenges::table
+        .filter(mfa_challenges::token_hash.eq(hash_token(token)))
+        .filter(mfa_challenges::used_at.is_null())
+        .filter(mfa_challenges::expires_at.gt(at))
+        .filter(mfa_challenges::failures.lt(MAX_FAILURES))
+        .select((
+            mfa_challenges::id,
+            mfa_challenges::user_id,
+            mfa_challenges::failures,
+            mfa_challenges::expires_at,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+/// Counts a wrong code against the challenge.
+pub fn fail(conn: &mut DbConnection, id: i64) -> CoreResult<()> {
+    diesel::update(mfa_challenges::table.filter(mfa_challenges::id.eq(id)))
+        .set(mfa_challenges::failures.eq(mfa_challenges::failures + 1))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Uses the challenge: true for exactly one caller, and only while it lives.
+pub fn consume(conn: &mut DbConnection, id: i64) -> CoreResult<bool> {
+    let at = now();
+    let n = diesel::update(
+        mfa_challenges::table
+            .filter(mfa_challenges::id.eq(id))
+            .filter(mfa_challenges::used_at.is_null())
+            .filter(mfa_challenges::expires_at.gt(at))
+            .filter(mfa_challenges::failures.lt(MAX_FAILURES)),
+    )
+    .set(mfa_challenges::used_at.eq(Some(at)))
+    .execute(conn)?;
+    Ok(n == 1)
+}

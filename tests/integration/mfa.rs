@@ -1,0 +1,482 @@
+//! Two-step sign-in: authenticator apps and recovery codes. Codes are made
+//! here by an independent RFC 4226/6238 implementation (hmac + sha1), from
+//! the key the enrolment page shows.
+
+use actix_web::http::StatusCode;
+use diesel::prelude::*;
+use frontdesk_core::schema::{audit_events, login_attempts, mfa_challenges, mfa_factors, sessions};
+use frontdesk_core::{mfa, Actor, CoreError, OrgRole};
+use hmac::{Hmac, Mac};
+
+use crate::both;
+use crate::host_app;
+use crate::support::TestDb;
+use crate::web_app::{block_on, count, frontdesk, user_with_password, Browser, Page, PASSWORD};
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u64;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = ALPHA.iter().position(|a| *a == c).expect("base32") as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+/// RFC 4226 HOTP with six digits for time step `step`.
+fn code_at(seed: &[u8], step: i64) -> String {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(seed).expect("key");
+    mac.update(&(step as u64).to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let off = (h[19] & 0xf) as usize;
+    let bin = ((h[off] as u32 & 0x7f) << 24)
+        | ((h[off + 1] as u32) << 16)
+        | ((h[off + 2] as u32) << 8)
+        | h[off + 3] as u32;
+    format!("{:06}", bin % 1_000_000)
+}
+
+fn now_step() -> i64 {
+    chrono::Utc::now().timestamp().div_euclid(30)
+}
+
+fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
+    let i = body.find(start).expect(start) + start.len();
+    let j = body[i..].find(end).expect(end) + i;
+    &body[i..j]
+}
+
+fn last_step(db: &TestDb) -> i64 {
+    let mut conn = db.conn();
+    mfa_factors::table
+        .filter(mfa_factors::confirmed_at.is_not_null())
+        .select(mfa_factors::last_step)
+        .first::<Option<i64>>(&mut *conn)
+        .expect("factor")
+        .expect("a step")
+}
+
+fn reasons(db: &TestDb) -> Vec<String> {
+    let mut conn = db.conn();
+    login_attempts::table
+        .order(login_attempts::id)
+        .select(login_attempts::reason)
+        .load(&mut *conn)
+        .expect("attempts")
+}
+
+/// Signs in with the password: the answer and whether a second step follows.
+async fn password_step<S: crate::password_resets::TestApp>(b: &mut Browser, app: &S) -> Page {
+    b.login(app, "ann@example.com", PASSWORD).await
+}
+
+async fn second_step<S: crate::password_resets::TestApp>(
+    b: &mut Browser,
+    app: &S,
+    field: &str,
+    value: &str,
+) -> Page {
+    let page = b.get(app, "/auth/mfa").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = page.csrf();
+    b.post(app, "/auth/mfa", &[(field, value), ("csrf_token", &csrf)])
+        .await
+}
+
+both!(authenticator_app_and_recovery_codes, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let ann = user_with_password(db, "ann@example.com");
+        let mut me = Browser::new();
+        assert_eq!(
+            password_step(&mut me, &app).await.status,
+            StatusCode::SEE_OTHER
+        );
+        let setup = me.get(&app, "/auth/mfa/setup").await;
+        assert!(
+            setup.body.contains("is <strong>off</strong>"),
+            "{}",
+            setup.body
+        );
+
+        // Enrolment: the key and a QR code, never cached; nothing counts yet.
+        let csrf = setup.csrf();
+        let enrol = me
+            .post(
+                &app,
+                "/auth/mfa/totp",
+                &[("name", "Phone"), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.body);
+        assert_eq!(enrol.header("cache-control"), Some("no-store"));
+        assert!(enrol.body.contains("<svg"), "QR code inline");
+        let key = between(&enrol.body, "<code class=\"fd-secret\">", "</code>").to_owned();
+        let seed = base32_decode(&key);
+        assert_eq!(seed.len(), 20, "160-bit seed");
+        let factor_id = between(&enrol.body, "name=\"factor_id\" value=\"", "\"").to_owned();
+        {
+            let mut conn = db.conn();
+            let sealed: Option<String> = mfa_factors::table
+                .select(mfa_factors::secret)
+                .first(&mut *conn)
+                .expect("factor");
+            let sealed = sealed.expect("sealed seed");
+            assert!(sealed.starts_with("v1."));
+            assert!(
+                !sealed.contains(&key),
+                "the seed is not stored in the clear"
+            );
+            assert!(!mfa::enabled(&mut conn, ann.id).expect("enabled"));
+        }
+        // Not confirmed: the password alone still signs in.
+        assert_eq!(
+            password_step(&mut Browser::new(), &app).await.status,
+            StatusCode::SEE_OTHER
+        );
+
+        // A wrong first code: told, nothing confirmed, the same key shown again.
+        let csrf = enrol.csrf();
+        let wrong = code_at(&seed, now_step() + 5);
+        let res = me
+            .post(
+                &app,
+                "/auth/mfa/totp/confirm",
+                &[
+                    ("factor_id", &factor_id),
+                    ("code", &wrong),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.body.contains("not right"));
+        assert!(res.body.contains(&key));
+        assert!(!mfa::enabled(&mut db.conn(), ann.id).expect("enabled"));
+
+        // The right code confirms it and shows ten recovery codes once.
+        let res = me
+            .post(
+                &app,
+                "/auth/mfa/totp/confirm",
+                &[
+                    ("factor_id", &factor_id),
+                    ("code", &code_at(&seed, now_step())),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+        let codes: Vec<String> = res
+            .body
+            .split("<li><code>")
+            .skip(1)
+            .map(|s| s.split('<').next().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(codes.len(), 10);
+        assert!(mfa::enabled(&mut db.conn(), ann.id).expect("enabled"));
+        let setup = me.get(&app, "/auth/mfa/setup").await;
+        assert!(
+            setup.body.contains("is <strong>on</strong>"),
+            "{} {}",
+            setup.status,
+            setup.body
+        );
+        assert!(setup.body.contains("<strong>10</strong> unused"));
+        assert!(
+            !setup.body.contains(&key),
+            "the key is shown only while enrolling"
+        );
+
+        // The password alone no longer opens a session.
+        let sessions_before = count(db, "sessions");
+        let mut b = Browser::new();
+        let res = password_step(&mut b, &app).await;
+        assert_eq!(
+            (res.status, res.location()),
+            (StatusCode::SEE_OTHER, "/auth/mfa")
+        );
+        assert!(res.cookie("frontdesk_mfa").is_some());
+        assert!(
+            b.session().is_none(),
+            "no session cookie before the second step"
+        );
+        assert_eq!(
+            count(db, "sessions"),
+            sessions_before,
+            "no session row either"
+        );
+        assert_eq!(reasons(db).last().map(String::as_str), Some("mfa_required"));
+        assert_eq!(b.get(&app, "/notes").await.status, StatusCode::SEE_OTHER);
+
+        // A wrong code, then the code already used at confirmation: refused.
+        let res = second_step(&mut b, &app, "code", "000000").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        assert!(res.body.contains("not right"));
+        let used = code_at(&seed, last_step(db));
+        let res = second_step(&mut b, &app, "code", &used).await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNAUTHORIZED,
+            "a code is accepted once"
+        );
+        assert_eq!(reasons(db).iter().filter(|r| *r == "mfa_failed").count(), 2);
+        assert!(b.session().is_none());
+
+        // The next code signs in, once.
+        let challenge = b
+            .jar
+            .get("frontdesk_mfa")
+            .cloned()
+            .expect("challenge cookie");
+        let next = code_at(&seed, last_step(db) + 1);
+        let res = second_step(&mut b, &app, "code", &next).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert!(b.session().is_some());
+        assert!(
+            !b.jar.contains_key("frontdesk_mfa"),
+            "the challenge cookie is cleared"
+        );
+        assert_eq!(b.get(&app, "/notes").await.status, StatusCode::OK);
+        assert_eq!(reasons(db).last().map(String::as_str), Some("success"));
+
+        // The used challenge is dead, whatever is offered with it.
+        let mut replay = Browser::new();
+        replay.jar.insert("frontdesk_mfa".into(), challenge);
+        let res = second_step(&mut replay, &app, "recovery_code", &codes[0]).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        assert!(res.body.contains("Sign in again"));
+        assert!(replay.session().is_none());
+        assert_eq!(
+            mfa::summary(&mut db.conn(), ann.id)
+                .expect("summary")
+                .recovery_codes_left,
+            10
+        );
+
+        // A recovery code signs in once.
+        let mut c = Browser::new();
+        password_step(&mut c, &app).await;
+        let res = second_step(&mut c, &app, "recovery_code", &codes[0].to_uppercase()).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert!(c.session().is_some());
+        assert_eq!(
+            reasons(db).last().map(String::as_str),
+            Some("mfa_recovery_code_used")
+        );
+        let mut d = Browser::new();
+        password_step(&mut d, &app).await;
+        let res = second_step(&mut d, &app, "recovery_code", &codes[0]).await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNAUTHORIZED,
+            "a recovery code works once"
+        );
+        assert!(d.session().is_none());
+        assert_eq!(
+            mfa::summary(&mut db.conn(), ann.id)
+                .expect("summary")
+                .recovery_codes_left,
+            9
+        );
+
+        // An expired challenge is refused even with a right code.
+        {
+            let mut conn = db.conn();
+            diesel::update(mfa_challenges::table.filter(mfa_challenges::used_at.is_null()))
+                .set(
+                    mfa_challenges::expires_at
+                        .eq(frontdesk_core::time::now() - chrono::Duration::seconds(1)),
+                )
+                .execute(&mut *conn)
+                .expect("expire");
+        }
+        let res = second_step(&mut d, &app, "recovery_code", &codes[1]).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        assert!(res.body.contains("Sign in again"));
+        assert_eq!(
+            mfa::summary(&mut db.conn(), ann.id)
+                .expect("summary")
+                .recovery_codes_left,
+            9
+        );
+
+        // No response, audit row or stored column holds the key.
+        let mut conn = db.conn();
+        let details: Vec<String> = audit_events::table
+            .select(audit_events::details)
+            .load(&mut *conn)
+            .expect("audit");
+        assert!(details.iter().all(|d| !d.contains(&key)));
+        let actions: Vec<String> = audit_events::table
+            .select(audit_events::action)
+            .load(&mut *conn)
+            .expect("audit");
+        assert!(actions.contains(&"user.mfa.add".to_owned()));
+        assert!(actions.contains(&"user.mfa.recovery_codes".to_owned()));
+    })
+});
+
+both!(wrong_second_steps_count_towards_the_lockout, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let ann = user_with_password(db, "ann@example.com");
+        let keys = mfa::sealed::SecretBox::derive(&[7u8; 32], mfa::PURPOSE_TOTP).expect("keys");
+        let enrol = mfa::totp::begin(&mut db.conn(), &keys, &ann, "Notes", "").expect("begin");
+        let seed = base32_decode(&enrol.secret_base32);
+        mfa::totp::confirm(
+            &mut db.conn(),
+            &keys,
+            &ann,
+            enrol.factor_id,
+            &code_at(&seed, now_step()),
+        )
+        .expect("confirm");
+        // A challenge takes five wrong codes, then dies.
+        let mut b = Browser::new();
+        password_step(&mut b, &app).await;
+        for _ in 0..5 {
+            let res = second_step(&mut b, &app, "code", "000000").await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        }
+        let right = code_at(&seed, last_step(db) + 1);
+        let res = second_step(&mut b, &app, "code", &right).await;
+        assert!(res.body.contains("Sign in again"), "worn out after five");
+        assert!(b.session().is_none());
+        // Five wrong codes are five failures for the account's lockout (the
+        // default locks after five): now even the password step is refused.
+        let policy = fd.state().settings().auth.lockout;
+        let locked = frontdesk_core::login_attempts::lockout(
+            &mut db.conn(),
+            "ann@example.com",
+            None,
+            &policy,
+        )
+        .expect("lockout");
+        assert!(locked.is_some(), "mfa_failed counts towards the lockout");
+        let res = password_step(&mut Browser::new(), &app).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    })
+});
+
+both!(json_sign_in_with_a_second_step, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let ann = user_with_password(db, "ann@example.com");
+        let keys = mfa::sealed::SecretBox::derive(&[7u8; 32], mfa::PURPOSE_TOTP).expect("keys");
+        let enrol = mfa::totp::begin(&mut db.conn(), &keys, &ann, "Notes", "").expect("begin");
+        let seed = base32_decode(&enrol.secret_base32);
+        mfa::totp::confirm(
+            &mut db.conn(),
+            &keys,
+            &ann,
+            enrol.factor_id,
+            &code_at(&seed, now_step()),
+        )
+        .expect("confirm");
+        let mut b = Browser::new();
+        let json = |v: serde_json::Value| {
+            actix_web::test::TestRequest::post()
+                .insert_header(("content-type", "application/json"))
+                .insert_header(("origin", "http://app.test"))
+                .set_payload(v.to_string())
+        };
+        let res = b
+            .send(
+                &app,
+                json(serde_json::json!({"email": "ann@example.com", "password": PASSWORD}))
+                    .uri("/auth/api/login"),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+        assert!(b.session().is_none());
+        let v: serde_json::Value = serde_json::from_str(&res.body).expect("json");
+        assert_eq!(v["mfa_required"], true);
+        let challenge = v["challenge"].as_str().expect("challenge").to_owned();
+        let res = b
+            .send(
+                &app,
+                json(serde_json::json!({"challenge": challenge, "code": "000000"}))
+                    .uri("/auth/api/login/mfa"),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        assert!(res.header("content-type").unwrap_or("").contains("json"));
+        let res = b
+            .send(
+                &app,
+                json(serde_json::json!({
+                    "challenge": challenge,
+                    "code": code_at(&seed, last_step(db) + 1),
+                }))
+                .uri("/auth/api/login/mfa"),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert!(b.session().is_some());
+        let v: serde_json::Value = serde_json::from_str(&res.body).expect("json");
+        assert_eq!(v["user"]["email"], "ann@example.com");
+    })
+});
+
+both!(admins_reset_mfa_within_their_reach, |db| {
+    let mut conn = db.conn();
+    let ann = user_with_password(db, "ann@example.com");
+    let keys = mfa::sealed::SecretBox::derive(&[7u8; 32], mfa::PURPOSE_TOTP).expect("keys");
+    let enrol = mfa::totp::begin(&mut conn, &keys, &ann, "Notes", "").expect("begin");
+    let seed = base32_decode(&enrol.secret_base32);
+    mfa::totp::confirm(
+        &mut conn,
+        &keys,
+        &ann,
+        enrol.factor_id,
+        &code_at(&seed, now_step()),
+    )
+    .expect("confirm");
+    mfa::recovery::regenerate(&mut conn, ann.id).expect("codes");
+    let client = frontdesk_core::sessions::ClientInfo::default();
+    frontdesk_core::sessions::create(&mut conn, ann.id, &client, &Default::default())
+        .expect("session");
+
+    // An organization admin of an organization Ann is not in: not found.
+    let org =
+        frontdesk_core::organizations::create(&mut conn, &Actor::system(), "globex", "Globex", "")
+            .expect("org");
+    let outsider = Actor::user(999_999, None, vec![(org.id, OrgRole::Admin)]);
+    assert!(matches!(
+        mfa::reset(&mut conn, &outsider, ann.id),
+        Err(CoreError::NotFound(_))
+    ));
+    assert!(mfa::enabled(&mut conn, ann.id).expect("enabled"));
+
+    // Staff may: factors, codes and sessions end; audited.
+    let removed = mfa::reset(&mut conn, &Actor::system(), ann.id).expect("reset");
+    assert_eq!(removed, 1);
+    let summary = mfa::summary(&mut conn, ann.id).expect("summary");
+    assert!(!summary.enabled);
+    assert_eq!(summary.recovery_codes_left, 0);
+    let live: i64 = sessions::table
+        .filter(sessions::user_id.eq(ann.id))
+        .filter(sessions::revoked_at.is_null())
+        .count()
+        .get_result(&mut *conn)
+        .expect("count");
+    assert_eq!(live, 0);
+    let action: String = audit_events::table
+        .order(audit_events::id.desc())
+        .select(audit_events::action)
+        .first(&mut *conn)
+        .expect("audit");
+    assert_eq!(action, "user.mfa.reset");
+});
