@@ -480,3 +480,134 @@ both!(admins_reset_mfa_within_their_reach, |db| {
         .expect("audit");
     assert_eq!(action, "user.mfa.reset");
 });
+
+/// Gives `user` a confirmed authenticator app; returns its base32 key.
+fn enrol(db: &TestDb, user: &frontdesk_core::users::User) -> String {
+    let keys = mfa::sealed::SecretBox::derive(&[7u8; 32], mfa::PURPOSE_TOTP).expect("keys");
+    let mut conn = db.conn();
+    let e = mfa::totp::begin(&mut conn, &keys, user, "Notes", "Phone").expect("begin");
+    let seed = base32_decode(&e.secret_base32);
+    mfa::totp::confirm(
+        &mut conn,
+        &keys,
+        user,
+        e.factor_id,
+        &code_at(&seed, now_step()),
+    )
+    .expect("confirm");
+    e.secret_base32
+}
+
+both!(the_user_page_shows_factors_and_resets_them, |db| {
+    use crate::admin_fixture::{cast, signed_in};
+    use frontdesk_core::schema::outbox;
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let c = cast(db);
+        let alice_key = enrol(db, &c.alice);
+        enrol(db, &c.bob);
+        let (mut admin, csrf) = signed_in(db, c.get("org_admin"));
+
+        let page = admin
+            .get(&app, &format!("/admin/users/{}", c.alice.id))
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("MFA on"), "{}", page.body);
+        assert!(page.body.contains("Phone"));
+        assert!(!page.body.contains(&alice_key));
+
+        // A wrong confirmation changes nothing.
+        let url = format!("/admin/users/{}/mfa/reset", c.alice.id);
+        admin
+            .post(
+                &app,
+                &url,
+                &[("confirm", "nobody@acme.test"), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert!(mfa::enabled(&mut db.conn(), c.alice.id).expect("enabled"));
+
+        // Outside the admin's organization: not found, nothing changed.
+        let res = admin
+            .post(
+                &app,
+                &format!("/admin/users/{}/mfa/reset", c.bob.id),
+                &[("confirm", "bob@globex.test"), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND);
+        assert!(mfa::enabled(&mut db.conn(), c.bob.id).expect("enabled"));
+
+        let (mut alice, _) = signed_in(db, Some(&c.alice));
+        assert_eq!(alice.get(&app, "/notes").await.status, StatusCode::OK);
+        let mails_before = count(db, "outbox");
+        let res = admin
+            .post(
+                &app,
+                &url,
+                &[("confirm", "alice@acme.test"), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert!(!mfa::enabled(&mut db.conn(), c.alice.id).expect("enabled"));
+        assert_eq!(
+            alice.get(&app, "/notes").await.status,
+            StatusCode::SEE_OTHER,
+            "signed out"
+        );
+        assert_eq!(count(db, "outbox"), mails_before + 1);
+        let (kind, to): (String, String) = outbox::table
+            .order(outbox::id.desc())
+            .select((outbox::kind, outbox::recipient))
+            .first(&mut *db.conn())
+            .expect("mail");
+        assert_eq!(
+            (kind.as_str(), to.as_str()),
+            ("mfa_reset", "alice@acme.test")
+        );
+        let page = admin
+            .get(&app, &format!("/admin/users/{}", c.alice.id))
+            .await;
+        assert!(page.body.contains("MFA off"));
+        assert!(page.body.contains("user.mfa.reset") || page.body.contains("MFA reset"));
+    })
+});
+
+both!(the_api_tells_mfa_and_lists_factors_without_secrets, |db| {
+    use crate::admin_fixture::{cast, signed_in};
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let c = cast(db);
+        let key = enrol(db, &c.alice);
+        let sealed: Option<String> = mfa_factors::table
+            .select(mfa_factors::secret)
+            .first(&mut *db.conn())
+            .expect("factor");
+        let sealed = sealed.expect("sealed");
+        let (mut staff, _) = signed_in(db, c.get("staff_owner"));
+        let get = |p: String| actix_web::test::TestRequest::get().uri(&p);
+        let res = staff
+            .send(&app, get(format!("/admin/api/v1/users/{}", c.alice.id)))
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let v: serde_json::Value = serde_json::from_str(&res.body).expect("json");
+        assert_eq!(v["mfa_enabled"], true);
+        assert_eq!(v["mfa_factors"][0]["kind"], "totp");
+        assert_eq!(v["mfa_factors"][0]["name"], "Phone");
+        assert_eq!(v["mfa_recovery_codes_left"], 0);
+        let list = staff
+            .send(&app, get("/admin/api/v1/users?limit=100".into()))
+            .await;
+        let l: serde_json::Value = serde_json::from_str(&list.body).expect("json");
+        let users = l["users"].as_array().expect("users");
+        for u in users {
+            let expected = u["id"] == c.alice.id;
+            assert_eq!(u["mfa_enabled"], expected, "{}", u["email"]);
+        }
+        for body in [&res.body, &list.body] {
+            assert!(!body.contains(&key) && !body.contains(&sealed));
+        }
+    })
+});

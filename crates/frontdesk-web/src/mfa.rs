@@ -140,7 +140,8 @@ async fn run_step(
     let replaces = req
         .cookie(state.session_cookie_name())
         .map(|c| c.value().to_owned());
-    state
+    let st = state.clone();
+    let step = state
         .db(move |conn| {
             let factor = if recovery_code.trim().is_empty() {
                 SecondFactor::Totp(&code)
@@ -156,7 +157,13 @@ async fn run_step(
                 &settings,
                 replaces.as_deref(),
             ) {
-                Ok(s) => Ok(Step::In(Box::new(s))),
+                Ok(s) => {
+                    if matches!(factor, SecondFactor::RecoveryCode(_)) {
+                        let mail = notice_mail(&st, &s.user, Notice::RecoveryCodeUsed)?;
+                        frontdesk_core::outbox::enqueue(conn, &mail)?;
+                    }
+                    Ok(Step::In(Box::new(s)))
+                }
                 Err(SignInError::Refused {
                     reason: frontdesk_core::login_attempts::Reason::MfaFailed,
                     ..
@@ -168,7 +175,11 @@ async fn run_step(
                 Err(SignInError::Other(e)) => Err(WebError::from(e)),
             }
         })
-        .await
+        .await?;
+    if matches!(step, Step::In(_)) {
+        state.wake_mailer();
+    }
+    Ok(step)
 }
 
 /// `POST {prefix}/mfa`: a code (or a recovery code) for the challenge.
@@ -427,6 +438,7 @@ pub async fn totp_confirm(
     let factor_id = form.factor_id;
     let code = form.code;
     let k2 = keys.clone();
+    let st = state.get_ref().clone();
     let result = state
         .db(move |conn| {
             match totp::confirm(conn, &k2, &user, factor_id, &code) {
@@ -434,6 +446,7 @@ pub async fn totp_confirm(
                 Err(e @ CoreError::Invalid { .. }) => return Ok(Err(e.to_string())),
                 Err(e) => return Err(e),
             }
+            frontdesk_core::outbox::enqueue(conn, &notice_mail(&st, &user, Notice::Added)?)?;
             if recovery::remaining(conn, user.id)? == 0 {
                 Ok(Ok(Some(recovery::regenerate(conn, user.id)?)))
             } else {
@@ -441,6 +454,7 @@ pub async fn totp_confirm(
             }
         })
         .await?;
+    state.wake_mailer();
     match result {
         Ok(Some(codes)) => render_codes(&state, &me, &codes, true),
         Ok(None) => {
@@ -531,11 +545,18 @@ pub async fn remove_factor(
     form: crate::forms::Form<crate::login::csrf_form::CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
-    let user_id = me.id();
+    let user = me.user.clone();
     let factor_id = path.into_inner();
+    let st = state.get_ref().clone();
     state
-        .db(move |conn| mfa::remove_own(conn, user_id, factor_id))
+        .db(move |conn| {
+            frontdesk_core::db::write_transaction(conn, |conn| {
+                mfa::remove_own(conn, user.id, factor_id)?;
+                frontdesk_core::outbox::enqueue(conn, &notice_mail(&st, &user, Notice::Removed)?)
+            })
+        })
         .await?;
+    state.wake_mailer();
     let s = summary(&state, me.id()).await?;
     render_setup(
         &state,
@@ -554,4 +575,69 @@ pub fn api_second_step(token: &SecretToken) -> HttpResponse {
         "challenge": token.expose(),
         "expires_in": mfa::challenges::ttl().num_seconds(),
     }))
+}
+
+/// What a security notice tells the user.
+#[derive(Debug, Clone, Copy)]
+pub enum Notice {
+    Added,
+    Removed,
+    RecoveryCodeUsed,
+    ResetByAdmin,
+}
+
+impl Notice {
+    fn kind(self) -> &'static str {
+        match self {
+            Notice::Added => "mfa_added",
+            Notice::Removed => "mfa_removed",
+            Notice::RecoveryCodeUsed => "mfa_recovery_code_used",
+            Notice::ResetByAdmin => "mfa_reset",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Notice::Added => "A second factor was added to your account: you will be asked for it after your password.",
+            Notice::Removed => "A second factor was removed from your account.",
+            Notice::RecoveryCodeUsed => "One of your recovery codes was used to sign in to your account. Each code works once.",
+            Notice::ResetByAdmin => "An administrator removed the second factors of your account and signed you out everywhere. Sign in with your password and add an authenticator app again.",
+        }
+    }
+}
+
+/// The security notice mail (template `auth/mfa_notice_email.txt`), queued
+/// through the outbox like every mail.
+pub fn notice_mail(
+    state: &FrontdeskState,
+    user: &frontdesk_core::users::User,
+    notice: Notice,
+) -> frontdesk_core::CoreResult<frontdesk_core::outbox::NewMail> {
+    let mut ctx = state.context();
+    ctx.insert("name", &user.name());
+    ctx.insert("what", notice.text());
+    ctx.insert(
+        "at",
+        &frontdesk_core::time::now()
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string(),
+    );
+    ctx.insert(
+        "link",
+        &state.absolute_url(&format!("{}/password-reset", state.prefix())),
+    );
+    let text = state
+        .render("auth/mfa_notice_email.txt", &ctx)
+        .map_err(|e| CoreError::Config(e.detail))?;
+    Ok(frontdesk_core::outbox::NewMail {
+        kind: notice.kind().into(),
+        recipient: user.email.clone(),
+        subject: format!(
+            "Two-step sign-in on your {} account",
+            state.settings().site_name
+        ),
+        text_body: text,
+        html_body: None,
+        invitation_id: None,
+    })
 }

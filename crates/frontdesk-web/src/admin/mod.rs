@@ -11,6 +11,7 @@ pub mod exports;
 pub mod imports;
 pub mod invitations;
 pub mod login_attempts;
+pub mod mfa;
 pub mod organizations;
 pub mod sessions;
 pub mod user_detail;
@@ -518,6 +519,7 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             post().to(user_detail::clear_lockout),
         )
         .route("/users/{id}/delete", post().to(user_detail::delete))
+        .route("/users/{id}/mfa/reset", post().to(mfa::reset))
         .route("/sessions", get().to(sessions::list))
         .route("/sessions/{id}/revoke", post().to(sessions::revoke))
         .route("/login-attempts", get().to(login_attempts::list))

@@ -536,17 +536,20 @@ pub async fn users_list(
     let page = state
         .db(move |conn| {
             let org = visible(conn, &api.actor, &slug)?;
-            UserQuery {
+            let page = UserQuery {
                 search,
                 organization: Some(org.id),
                 page: paging.page,
                 limit: paging.limit,
                 ..UserQuery::default()
             }
-            .run(conn, &api.actor)
+            .run(conn, &api.actor)?;
+            let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
+            let mfa = frontdesk_core::mfa::enabled_among(conn, &ids)?;
+            Ok::<_, CoreError>(UserList::from_page(&page, &mfa))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(UserList::from_page(&page)))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// A member of the organization the actor may do `action` to; anyone else

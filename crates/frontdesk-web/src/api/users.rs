@@ -40,7 +40,8 @@ pub struct UserOut {
     /// `viewer`, `admin`, `owner`, or null for end users.
     pub staff_role: Option<String>,
     pub local_login_enabled: bool,
-    /// Always false: multi-factor sign-in does not exist yet.
+    /// The user has a confirmed second factor (an authenticator app or a
+    /// passkey) and is asked for it after the password.
     pub mfa_enabled: bool,
     /// Host-defined profile fields.
     #[schema(value_type = Object)]
@@ -83,10 +84,29 @@ pub struct UserList {
     pub pagination: Pagination,
 }
 
+impl UserOut {
+    /// With `mfa_enabled` as stored (one query).
+    pub fn load(conn: &mut DbConnection, u: &User) -> Result<Self, CoreError> {
+        let mut out = UserOut::from(u);
+        out.mfa_enabled = frontdesk_core::mfa::enabled(conn, u.id)?;
+        Ok(out)
+    }
+}
+
 impl UserList {
-    pub fn from_page(page: &Page<User>) -> Self {
+    /// A page of users; `mfa` holds those of them with a second factor
+    /// ([`frontdesk_core::mfa::enabled_among`], one query per page).
+    pub fn from_page(page: &Page<User>, mfa: &std::collections::HashSet<i64>) -> Self {
         UserList {
-            users: page.items.iter().map(UserOut::from).collect(),
+            users: page
+                .items
+                .iter()
+                .map(|u| {
+                    let mut out = UserOut::from(u);
+                    out.mfa_enabled = mfa.contains(&u.id);
+                    out
+                })
+                .collect(),
             pagination: Pagination {
                 page: page.page,
                 limit: page.limit,
@@ -120,6 +140,17 @@ pub struct TagRef {
     pub name: String,
 }
 
+/// A second factor of the user: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FactorOut {
+    /// `totp` (an authenticator app) or `passkey`.
+    #[schema(example = "totp")]
+    pub kind: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
 /// A sign-in through an external identity provider (none exist yet).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkedIdentity {
@@ -138,6 +169,10 @@ pub struct UserDetail {
     pub sessions: SessionSummary,
     /// Empty until single sign-on exists.
     pub linked_identities: Vec<LinkedIdentity>,
+    /// Confirmed second factors (kind, name, when added and last used).
+    pub mfa_factors: Vec<FactorOut>,
+    /// Unused recovery codes left.
+    pub mfa_recovery_codes_left: i64,
 }
 
 /// The detail of a user the actor has already been allowed to see.
@@ -171,8 +206,22 @@ pub fn detail_of(
         })
         .collect();
     let (active_count, last) = sessions::summary_for_user(conn, user.id, config)?;
+    let mfa = frontdesk_core::mfa::summary(conn, user.id)?;
+    let mut out = UserOut::from(user);
+    out.mfa_enabled = mfa.enabled;
     Ok(UserDetail {
-        user: UserOut::from(user),
+        user: out,
+        mfa_factors: mfa
+            .factors
+            .into_iter()
+            .map(|f| FactorOut {
+                kind: f.kind,
+                name: f.name,
+                created_at: utc(f.created_at),
+                last_used_at: f.last_used_at.map(utc),
+            })
+            .collect(),
+        mfa_recovery_codes_left: mfa.recovery_codes_left,
         memberships,
         tags,
         sessions: SessionSummary {
@@ -440,14 +489,17 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
     let requested = parse_list(req.query_string())?;
     let actor = api.actor;
     let page = state
-        .db(move |conn| -> Result<Page<User>, WebError> {
+        .db(move |conn| -> Result<UserList, WebError> {
             let mut query = requested.query;
-            let nobody = Page {
-                items: Vec::new(),
-                page: query.page,
-                limit: query.limit,
-                total: 0,
-            };
+            let nobody = UserList::from_page(
+                &Page {
+                    items: Vec::new(),
+                    page: query.page,
+                    limit: query.limit,
+                    total: 0,
+                },
+                &Default::default(),
+            );
             if requested.empty || actor.visible_orgs().is_some_and(|o| o.is_empty()) {
                 return Ok(nobody);
             }
@@ -460,10 +512,13 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
                     Err(e) => return Err(e.into()),
                 }
             }
-            Ok(query.run(conn, &actor)?)
+            let page = query.run(conn, &actor)?;
+            let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
+            let mfa = frontdesk_core::mfa::enabled_among(conn, &ids)?;
+            Ok(UserList::from_page(&page, &mfa))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(UserList::from_page(&page)))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// `GET /users/{id}`.
