@@ -27,6 +27,7 @@ mod dashboard;
 mod db_outage;
 mod events;
 mod exports;
+mod extension_api;
 mod extensions;
 mod forms;
 mod imports;
