@@ -38,6 +38,7 @@ mod login_attempts;
 mod mail;
 mod namespace;
 mod organizations;
+mod parts;
 mod password_resets;
 mod raw_http;
 mod session_cache;

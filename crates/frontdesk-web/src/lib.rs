@@ -16,6 +16,7 @@ pub mod headers;
 pub mod import_runs;
 pub mod invitations;
 pub mod login;
+pub mod parts;
 pub mod password_change;
 pub mod password_resets;
 pub mod sessions;

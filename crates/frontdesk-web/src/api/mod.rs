@@ -109,5 +109,6 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
                 .add(("X-Content-Type-Options", "nosniff")),
         )
         .service(web::resource("/ext/{ext}/{path:.*}").to(extensions::dispatch))
+        .wrap(actix_web::middleware::from_fn(crate::parts::api_guard))
         .default_service(web::to(problem::no_such_route))
 }

@@ -230,6 +230,7 @@ pub async fn document(
     let mut doc = serde_json::to_value(document_for(&prefix.0, &state)).unwrap_or_default();
     exclusive_fields(&mut doc);
     super::extensions::describe(&mut doc, &state.settings().extensions);
+    crate::parts::strip_openapi(&mut doc, &state.settings().disabled_parts);
     HttpResponse::Ok().json(doc)
 }
 
