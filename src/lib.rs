@@ -43,6 +43,7 @@ pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
 pub use frontdesk_mail as mail;
 pub use frontdesk_web as web;
 pub use frontdesk_web::extensions;
+pub use frontdesk_web::parts::Part;
 pub use frontdesk_web::{
     role, security_headers, CurrentUser, FrontdeskState, OptionalUser, Staff, WebError,
 };
@@ -85,6 +86,7 @@ pub struct FrontdeskBuilder {
     import_config: Option<core::imports::ImportConfig>,
     profile_fields: Option<Vec<String>>,
     extensions: Vec<Arc<dyn frontdesk_web::extensions::Extension>>,
+    disabled_parts: Vec<frontdesk_web::parts::Part>,
     import_dir: Option<PathBuf>,
 }
 
@@ -123,6 +125,7 @@ impl Default for FrontdeskBuilder {
             profile_fields: None,
             import_dir: None,
             extensions: Vec::new(),
+            disabled_parts: Vec::new(),
         }
     }
 }
@@ -363,6 +366,16 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// Switches one of frontdesk's optional parts off: its admin pages and
+    /// API routes answer 404, its API paths leave the OpenAPI document and
+    /// its menu item and links leave the admin (see [`web::parts`]).
+    pub fn without(mut self, part: frontdesk_web::parts::Part) -> Self {
+        if !self.disabled_parts.contains(&part) {
+            self.disabled_parts.push(part);
+        }
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -456,6 +469,7 @@ impl FrontdeskBuilder {
         for ext in &self.extensions {
             settings.extensions.add(ext.as_ref())?;
         }
+        settings.disabled_parts = self.disabled_parts.clone();
         if settings.import.max_rows == 0 || settings.import.max_bytes == 0 {
             return Err(CoreError::Config(
                 "import_config: max_rows and max_bytes must be positive".into(),

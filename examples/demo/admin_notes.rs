@@ -1,7 +1,8 @@
 //! The demo's notes about users, kept in the host's own table and added to
 //! frontdesk's admin through its extension API: a "Notes" menu item and page,
-//! a notes count on the users list, an "Archive notes" bulk action, and a
-//! "Notes" section on the user page.
+//! a notes count on the users list, an "Archive notes" bulk action, a
+//! "Notes" section on the user page, and two routes of the admin API
+//! (`GET`/`POST /ext/notes/users/{id}/notes`) listed in its OpenAPI document.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,10 +11,12 @@ use diesel::prelude::*;
 use frontdesk::core::db::{BackendKind, DbConnection};
 use frontdesk::core::schema::users;
 use frontdesk::extensions::{
-    AdminPage, BulkAction, Extension, NavItem, PageRequest, PageResponse, UserColumn, UserSection,
+    AdminPage, ApiMethod, ApiRequest, ApiRoute, ApiTarget, BulkAction, Extension, NavItem,
+    PageRequest, PageResponse, UserColumn, UserSection,
 };
 use frontdesk::{Action, Actor, CoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 diesel::table! {
     demo_notes (id) {
@@ -164,6 +167,54 @@ fn section(
     Ok(serde_json::json!({ "notes": notes }))
 }
 
+/// A note as the API shows it.
+fn note_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "body", "archived"],
+        "properties": {
+            "id": {"type": "integer", "format": "int64"},
+            "body": {"type": "string"},
+            "archived": {"type": "boolean"}
+        }
+    })
+}
+
+fn notes_of(conn: &mut DbConnection, user_id: i64) -> QueryResult<Vec<Value>> {
+    let rows: Vec<(i64, String, bool)> = demo_notes::table
+        .filter(demo_notes::user_id.eq(user_id))
+        .order(demo_notes::id.desc())
+        .select((demo_notes::id, demo_notes::body, demo_notes::archived))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, body, archived)| json!({"id": id, "body": body, "archived": archived}))
+        .collect())
+}
+
+/// `GET /ext/notes/users/{id}/notes` (frontdesk has checked the caller may
+/// view the user).
+fn api_list(conn: &mut DbConnection, req: &ApiRequest) -> Result<Value, CoreError> {
+    let user_id = req.user_id.unwrap_or_default();
+    Ok(json!({ "notes": notes_of(conn, user_id)? }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewNote {
+    body: String,
+}
+
+/// `POST /ext/notes/users/{id}/notes`: adds a note (in one transaction with
+/// its audit row) and answers it.
+fn api_add(conn: &mut DbConnection, req: &ApiRequest) -> Result<Value, CoreError> {
+    let user_id = req.user_id.unwrap_or_default();
+    let note: NewNote = req.json()?;
+    add(conn, &req.actor, user_id, &note.body)?;
+    let newest = notes_of(conn, user_id)?.into_iter().next();
+    newest.ok_or(CoreError::NotFound("note"))
+}
+
 /// The extension the demo registers with `FrontdeskBuilder::extension`.
 pub struct NotesAdmin;
 
@@ -209,6 +260,52 @@ impl Extension for NotesAdmin {
             template: "notes/section.html".into(),
             load: Arc::new(section),
         }]
+    }
+
+    fn api_routes(&self) -> Vec<ApiRoute> {
+        let user = ApiTarget::User("id".into());
+        vec![
+            ApiRoute {
+                method: ApiMethod::Get,
+                path: "users/{id}/notes".into(),
+                summary: "The notes about a user, newest first".into(),
+                permission: Action::View,
+                target: user.clone(),
+                params: vec![],
+                request: None,
+                status: 200,
+                response: json!({
+                    "type": "object",
+                    "required": ["notes"],
+                    "properties": {"notes": {"type": "array", "items": note_schema()}}
+                }),
+                handler: Arc::new(api_list),
+            },
+            ApiRoute {
+                method: ApiMethod::Post,
+                path: "users/{id}/notes".into(),
+                summary: "Add a note about a user".into(),
+                permission: Action::Edit,
+                target: user,
+                params: vec![],
+                request: Some(json!({
+                    "type": "object",
+                    "required": ["body"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "body": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 1000,
+                            "pattern": "\\S"
+                        }
+                    }
+                })),
+                status: 201,
+                response: note_schema(),
+                handler: Arc::new(api_add),
+            },
+        ]
     }
 
     fn templates(&self) -> Vec<(&'static str, &'static str)> {

@@ -151,6 +151,9 @@ enum Path {
     Page,
     Api,
     Import,
+    /// The signed-in user's own pages (password, "My sessions") and the
+    /// emailed reset link.
+    Own,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -163,7 +166,52 @@ enum Change {
     DeleteForbidden,
     Import,
     ImportDryRun,
+    ImportUpdate,
+    NewPassword,
+    NewPasswordWrongCurrent,
+    PasswordReset,
+    RevokeOwnSession,
+    RevokeOwnOthers,
+    RevokeOwnOthersNone,
 }
+
+/// The user's sessions, oldest first.
+fn session_ids(db: &TestDb, user_id: i64) -> Vec<i64> {
+    use frontdesk_core::schema::sessions;
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .order(sessions::id.asc())
+        .select(sessions::id)
+        .load(&mut *db.conn())
+        .expect("sessions")
+}
+
+/// A reset link's raw token for `email`, as the mail would carry it.
+fn reset_token(db: &TestDb, email: &str) -> String {
+    let mut raw = String::new();
+    let sent = frontdesk_core::password_resets::request(
+        &mut db.conn(),
+        email,
+        chrono::Duration::hours(1),
+        |u, t, _| {
+            raw = t.expose().to_owned();
+            Ok(frontdesk_core::outbox::NewMail {
+                kind: "password_reset".into(),
+                recipient: u.email.clone(),
+                subject: "reset".into(),
+                text_body: "reset".into(),
+                html_body: None,
+                invitation_id: None,
+            })
+        },
+    )
+    .expect("request");
+    assert!(sent);
+    raw
+}
+
+const NEW_PASSWORD: &str = "a much longer passphrase 42";
 
 both!(every_change_reaches_the_listeners_once_after_commit, |db| {
     block_on(async {
@@ -188,6 +236,13 @@ both!(every_change_reaches_the_listeners_once_after_commit, |db| {
             (Path::Api, Change::DeleteForbidden),
             (Path::Import, Change::Import),
             (Path::Import, Change::ImportDryRun),
+            (Path::Import, Change::ImportUpdate),
+            (Path::Own, Change::NewPassword),
+            (Path::Own, Change::NewPasswordWrongCurrent),
+            (Path::Own, Change::PasswordReset),
+            (Path::Own, Change::RevokeOwnSession),
+            (Path::Own, Change::RevokeOwnOthers),
+            (Path::Own, Change::RevokeOwnOthersNone),
         ];
         for (n, (path, change)) in cases.into_iter().enumerate() {
             let acme = w.acme.id;
@@ -203,6 +258,23 @@ both!(every_change_reaches_the_listeners_once_after_commit, |db| {
             };
             let a = fresh("a");
             let b = fresh("b");
+            // An account that can sign in, for the user's own pages.
+            let own_email = format!("own{n}@acme.test");
+            let own = user(
+                db,
+                &own_email,
+                None,
+                Some((acme, frontdesk::OrgRole::Member)),
+                true,
+            )
+            .id;
+            let own_actor = format!("user:{own}");
+            let mut mine = None;
+            let mut other_browser = None;
+            if matches!(path, Path::Own) {
+                mine = Some(sign_in(&app, &own_email).await);
+                other_browser = Some(sign_in(&app, &own_email).await);
+            }
             rec.take(); // the fixtures' own events went to no listener, but be sure
             let page_actor = format!("user:{staff}");
             let expected: Vec<String> = match (path, change) {
@@ -378,6 +450,178 @@ both!(every_change_reaches_the_listeners_once_after_commit, |db| {
                     assert_eq!(s, 200, "{report}");
                     vec![]
                 }
+                (Path::Import, Change::ImportUpdate) => {
+                    // `a` gets a new first name, `b` the same values: one
+                    // update, one unchanged row.
+                    let csv = format!(
+                        "email,first_name,last_name,organization,role\n\
+                         a{n}@acme.test,Renamed,a{n},acme,member\n\
+                         b{n}@acme.test,Test,b{n},acme,member\n"
+                    );
+                    let (s, report) =
+                        upload(&app, &admin_key, "?mode=dry_run&update_existing=true", &csv).await;
+                    assert_eq!(s, 200, "{report}");
+                    assert_eq!(
+                        rec.take(),
+                        Vec::<String>::new(),
+                        "a dry run changes nothing"
+                    );
+                    let (s, report) =
+                        upload(&app, &admin_key, "?mode=apply&update_existing=true", &csv).await;
+                    assert_eq!(s, 200, "{report}");
+                    assert_eq!(report["updated"], 1, "{report}");
+                    let got = rec.seen.lock().map(|v| v.clone()).unwrap_or_default();
+                    let actor = got
+                        .first()
+                        .and_then(|l| l.split(" by ").nth(1))
+                        .and_then(|l| l.split(' ').next())
+                        .unwrap_or("")
+                        .to_owned();
+                    assert!(actor.starts_with("api_key:"), "{got:?}");
+                    assert_eq!(audit_count(db, "user.update", &format!("user:{a}")), 1);
+                    vec![
+                        format!("user_updated user:{a} by {actor} [active]"),
+                        format!("import_finished by {actor}"),
+                    ]
+                }
+                (Path::Own, Change::NewPassword) => {
+                    let (b1, c1) = mine.as_mut().expect("signed in");
+                    let p = b1
+                        .post(
+                            &app,
+                            "/auth/password",
+                            &[
+                                ("csrf_token", c1.as_str()),
+                                ("current_password", crate::web_app::PASSWORD),
+                                ("password", NEW_PASSWORD),
+                                ("password_confirm", NEW_PASSWORD),
+                            ],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+                    assert_eq!(session_ids(db, own).len(), 1, "the other session ended");
+                    vec![format!(
+                        "password_changed user:{own} by {own_actor} [active]"
+                    )]
+                }
+                (Path::Own, Change::NewPasswordWrongCurrent) => {
+                    let (b1, c1) = mine.as_mut().expect("signed in");
+                    let p = b1
+                        .post(
+                            &app,
+                            "/auth/password",
+                            &[
+                                ("csrf_token", c1.as_str()),
+                                ("current_password", "not the password at all"),
+                                ("password", NEW_PASSWORD),
+                                ("password_confirm", NEW_PASSWORD),
+                            ],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+                    vec![]
+                }
+                (Path::Own, Change::PasswordReset) => {
+                    let token = reset_token(db, &own_email);
+                    let mut anon = crate::web_app::Browser::new();
+                    let link = format!("/auth/password-reset/{token}");
+                    let csrf = anon.get(&app, &link).await.csrf();
+                    let p = anon
+                        .post(
+                            &app,
+                            &link,
+                            &[
+                                ("csrf_token", csrf.as_str()),
+                                ("password", NEW_PASSWORD),
+                                ("password_confirm", NEW_PASSWORD),
+                            ],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+                    assert!(session_ids(db, own).is_empty(), "every session ended");
+                    // The used link changes nothing a second time.
+                    let again = anon
+                        .post(
+                            &app,
+                            &link,
+                            &[
+                                ("csrf_token", csrf.as_str()),
+                                ("password", NEW_PASSWORD),
+                                ("password_confirm", NEW_PASSWORD),
+                            ],
+                        )
+                        .await;
+                    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+                    vec![format!("password_reset user:{own} by {own_actor} [active]")]
+                }
+                (Path::Own, Change::RevokeOwnSession) => {
+                    let (b1, c1) = mine.as_mut().expect("signed in");
+                    let ids = session_ids(db, own);
+                    let newest = *ids.last().expect("two sessions");
+                    let p = b1
+                        .post(
+                            &app,
+                            &format!("/auth/sessions/{newest}/revoke"),
+                            &[("csrf_token", c1.as_str())],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    // Already ended: refused, no second event.
+                    let p = b1
+                        .post(
+                            &app,
+                            &format!("/auth/sessions/{newest}/revoke"),
+                            &[("csrf_token", c1.as_str())],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::NOT_FOUND);
+                    // Someone else's session: refused.
+                    let staff_session = *session_ids(db, staff).last().expect("staff session");
+                    let p = b1
+                        .post(
+                            &app,
+                            &format!("/auth/sessions/{staff_session}/revoke"),
+                            &[("csrf_token", c1.as_str())],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::NOT_FOUND);
+                    vec![format!(
+                        "sessions_revoked user:{own} by {own_actor} [active]"
+                    )]
+                }
+                (Path::Own, Change::RevokeOwnOthers) => {
+                    let (b1, c1) = mine.as_mut().expect("signed in");
+                    let p = b1
+                        .post(
+                            &app,
+                            "/auth/sessions/revoke-others",
+                            &[("csrf_token", c1.as_str())],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    assert_eq!(session_ids(db, own).len(), 1);
+                    vec![format!(
+                        "sessions_revoked user:{own} by {own_actor} [active]"
+                    )]
+                }
+                (Path::Own, Change::RevokeOwnOthersNone) => {
+                    // Signed out elsewhere first: nothing left to end.
+                    let (ob, oc) = other_browser.as_mut().expect("signed in");
+                    let p = ob
+                        .post(&app, "/auth/logout", &[("csrf_token", oc.as_str())])
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+                    let (b1, c1) = mine.as_mut().expect("signed in");
+                    let p = b1
+                        .post(
+                            &app,
+                            "/auth/sessions/revoke-others",
+                            &[("csrf_token", c1.as_str())],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    vec![]
+                }
                 other => panic!("no such case {other:?}"),
             };
             let mut got = rec.take();
@@ -481,6 +725,145 @@ both!(a_veto_rolls_the_change_back_and_says_why, |db| {
         assert_eq!(status_of(db, other), None);
     })
 });
+
+/// Vetoes every event of these kinds.
+#[derive(Clone)]
+struct VetoKinds(&'static [&'static str]);
+
+impl EventListener for VetoKinds {
+    fn before_commit(&self, event: &Event) -> Result<(), Veto> {
+        let (kind, _, _) = summary(event);
+        if self.0.contains(&kind.as_str()) {
+            return Err(Veto(format!("Billing refuses {kind}.")));
+        }
+        Ok(())
+    }
+}
+
+both!(
+    a_veto_on_the_users_own_pages_rolls_back_and_says_why,
+    |db| {
+        block_on(async {
+            let fd = builder(db)
+                .listener(VetoKinds(&[
+                    "password_changed",
+                    "password_reset",
+                    "sessions_revoked",
+                    "user_updated",
+                ]))
+                .build()
+                .expect("frontdesk");
+            let app = crate::host_app!(fd);
+            let w = world_data(db);
+            let email = "own@acme.test";
+            let id = user(
+                db,
+                email,
+                None,
+                Some((w.acme.id, frontdesk::OrgRole::Member)),
+                true,
+            )
+            .id;
+            let hash_of = || {
+                users_t::table
+                    .find(id)
+                    .select(users_t::password_hash)
+                    .first::<Option<String>>(&mut *db.conn())
+                    .expect("hash")
+            };
+            let before = hash_of();
+            let (mut me, csrf) = sign_in(&app, email).await;
+            let (_elsewhere, _) = sign_in(&app, email).await;
+
+            // Changing the password: the form again with the listener's
+            // message; the old password and the other session stay.
+            let p = me
+                .post(
+                    &app,
+                    "/auth/password",
+                    &[
+                        ("csrf_token", csrf.as_str()),
+                        ("current_password", crate::web_app::PASSWORD),
+                        ("password", NEW_PASSWORD),
+                        ("password_confirm", NEW_PASSWORD),
+                    ],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+            assert!(
+                p.body.contains("Billing refuses password_changed."),
+                "{}",
+                p.body
+            );
+            assert_eq!(hash_of(), before);
+            assert_eq!(session_ids(db, id).len(), 2);
+            assert_eq!(
+                audit_count(db, "user.password.change", &format!("user:{id}")),
+                0
+            );
+
+            // Signing out everywhere else: refused with the message, both stay.
+            let p = me
+                .post(
+                    &app,
+                    "/auth/sessions/revoke-others",
+                    &[("csrf_token", csrf.as_str())],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+            assert!(
+                p.body.contains("Billing refuses sessions_revoked."),
+                "{}",
+                p.body
+            );
+            assert_eq!(session_ids(db, id).len(), 2);
+
+            // A reset link: the form again with the message; the link stays
+            // unused (it still opens) and the password is the old one.
+            let token = reset_token(db, email);
+            let mut anon = crate::web_app::Browser::new();
+            let link = format!("/auth/password-reset/{token}");
+            let csrf = anon.get(&app, &link).await.csrf();
+            let p = anon
+                .post(
+                    &app,
+                    &link,
+                    &[
+                        ("csrf_token", csrf.as_str()),
+                        ("password", NEW_PASSWORD),
+                        ("password_confirm", NEW_PASSWORD),
+                    ],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+            assert!(
+                p.body.contains("Billing refuses password_reset."),
+                "{}",
+                p.body
+            );
+            assert_eq!(hash_of(), before);
+            assert_eq!(session_ids(db, id).len(), 2);
+            assert_eq!(anon.get(&app, &link).await.status, StatusCode::OK);
+
+            // An update-mode import: refused, the name stays.
+            let key = w.keys.get(&Who::AcmeAdminKey).cloned().expect("key");
+            let csv = "email,first_name,last_name,organization,role\nown@acme.test,Renamed,Own,acme,member\n";
+            let (s, report) = upload(&app, &key, "?mode=apply&update_existing=true", csv).await;
+            assert_ne!(s, 200, "{report}");
+            assert!(
+                report.to_string().contains("Billing refuses user_updated."),
+                "{report}"
+            );
+            let first: String = users_t::table
+                .find(id)
+                .select(users_t::first_name)
+                .first(&mut *db.conn())
+                .expect("name");
+            assert_eq!(first, "Test");
+            assert_eq!(audit_count(db, "user.update", &format!("user:{id}")), 0);
+        })
+    }
+);
 
 /// Hooks that write down what they were told.
 #[derive(Clone, Default)]

@@ -378,4 +378,29 @@ fn events_are_printed_once_per_change_after_commit() {
         stderr(&o)
     );
     assert_eq!(events[2]["created"], 2);
+
+    // Update mode: one user_updated per changed user (the unchanged one and
+    // the new one are not updates), then the summary.
+    std::fs::write(
+        &csv,
+        "email,first_name,last_name\nann@example.com,Annie,Lee\nbob@example.com,Bob,Stone\ncy@example.com,Cy,Young\n",
+    )
+    .expect("csv");
+    let o = frontdesk(
+        &db,
+        &["--events", "import", file, "--update", "--dry-run"],
+        None,
+    );
+    assert!(events_of(&o).is_empty(), "{}", stderr(&o));
+    let o = frontdesk(&db, &["--events", "import", file, "--update"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events = events_of(&o);
+    let mut got = kinds(&events);
+    let last = got.pop();
+    got.sort();
+    assert_eq!(got, vec!["user_created", "user_updated"], "{}", stderr(&o));
+    assert_eq!(last.as_deref(), Some("import_finished"));
+    let updated = events.iter().find(|e| e["event"] == "user_updated");
+    assert_eq!(updated.map(|e| e["actor"].clone()), Some("system".into()));
+    assert_eq!(events[2]["updated"], 1);
 }

@@ -64,12 +64,24 @@ pub enum Event {
         user_id: i64,
         actor: String,
     },
-    /// One session (`count` 1) or all of a user's.
+    /// One session or all of a user's, by an admin or by the user
+    /// themselves (`actor` is then the user).
     SessionsRevoked {
         user_id: i64,
         actor: String,
     },
     PasswordResetSent {
+        user_id: i64,
+        actor: String,
+    },
+    /// The user changed their own password (their other sessions ended).
+    PasswordChanged {
+        user_id: i64,
+        actor: String,
+    },
+    /// A password was set through an emailed reset link (every session of
+    /// the user ended).
+    PasswordReset {
         user_id: i64,
         actor: String,
     },
@@ -135,7 +147,8 @@ pub enum Event {
         organization_id: i64,
         actor: String,
     },
-    /// A CSV import was applied (its users each have a `UserCreated`).
+    /// A CSV import was applied (each user it created has a `UserCreated`,
+    /// each it changed in update mode a `UserUpdated`).
     ImportFinished {
         organization_id: Option<i64>,
         created: i64,
@@ -218,6 +231,12 @@ impl Event {
             }
             ("user.password_reset.send", Some(user_id), ..) => {
                 Some(Event::PasswordResetSent { user_id, actor })
+            }
+            ("user.password.change", Some(user_id), ..) => {
+                Some(Event::PasswordChanged { user_id, actor })
+            }
+            ("user.password.reset", Some(user_id), ..) => {
+                Some(Event::PasswordReset { user_id, actor })
             }
             ("user.lockout.clear", Some(user_id), ..) => {
                 Some(Event::LockoutCleared { user_id, actor })

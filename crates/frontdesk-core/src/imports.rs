@@ -1714,6 +1714,18 @@ fn update_existing(
                 conn,
                 crate::session_cache::Invalidation::User(u.id),
             )?;
+            // As an edit by hand: its audit row and `UserUpdated` event.
+            audit::record(
+                conn,
+                actor,
+                "user.update",
+                &format!("user:{}", u.id),
+                None,
+                json!({
+                    "first_name": first, "last_name": last, "display_name": display,
+                    "profile": p.profile, "via": "import", "row": p.row,
+                }),
+            )?;
         }
         out.push((i, Outcome::Updated, "updated", String::new()));
     }

@@ -324,6 +324,46 @@ pub fn revoke_own(conn: &mut DbConnection, user_id: i64, session_id: i64) -> Cor
     Ok(n == 1)
 }
 
+/// A signed-in user ends one of their own sessions ("My sessions"): one
+/// transaction with its audit row (`session.revoke` by the user) and its
+/// event. False (and no row) when it was not theirs or already ended.
+pub fn end_own(conn: &mut DbConnection, user_id: i64, session_id: i64) -> CoreResult<bool> {
+    crate::db::write_transaction(conn, |conn| {
+        let ended = revoke_own(conn, user_id, session_id)?;
+        if ended {
+            audit::record(
+                conn,
+                &Actor::user(user_id, None, Vec::new()),
+                "session.revoke",
+                &format!("user:{user_id}"),
+                None,
+                json!({"session": session_id, "ended": true, "by": "self"}),
+            )?;
+        }
+        Ok(ended)
+    })
+}
+
+/// A signed-in user signs out everywhere else: every live session of theirs
+/// but `keep` ends, with one audit row (`user.sessions.revoke` by the user)
+/// and one event when any did. Returns how many ended.
+pub fn end_own_others(conn: &mut DbConnection, user_id: i64, keep: i64) -> CoreResult<usize> {
+    crate::db::write_transaction(conn, |conn| {
+        let ended = revoke_all_for_user(conn, user_id, reason::REVOKED_BY_USER, Some(keep))?;
+        if ended > 0 {
+            audit::record(
+                conn,
+                &Actor::user(user_id, None, Vec::new()),
+                "user.sessions.revoke",
+                &format!("user:{user_id}"),
+                None,
+                json!({"sessions_revoked": ended, "by": "self"}),
+            )?;
+        }
+        Ok(ended)
+    })
+}
+
 /// Ends every live session of a user (but `except`), returning how many ended.
 pub fn revoke_all_for_user(
     conn: &mut DbConnection,

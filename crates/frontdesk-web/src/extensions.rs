@@ -1,8 +1,9 @@
 //! The extension registry: what a host (or an optional part of frontdesk)
 //! adds to the admin through one [`Extension`] trait: nav items, pages in the
 //! admin chrome, users-list columns loaded a page at a time, bulk actions
-//! checked by the one authorization function and audited, and sections of the
-//! user page. Handlers and loaders take plain data and a database connection,
+//! checked by the one authorization function and audited, sections of the
+//! user page, and JSON routes of the admin API described in its OpenAPI
+//! document. Handlers and loaders take plain data and a database connection,
 //! never actix types, and answer with a template name and a JSON context.
 
 use std::collections::HashMap;
@@ -34,6 +35,11 @@ pub trait Extension: Send + Sync + 'static {
     }
     /// Sections of the user page.
     fn user_sections(&self) -> Vec<UserSection> {
+        vec![]
+    }
+    /// Routes of the admin API under `<api prefix>/ext/<id>/<path>`,
+    /// authenticated like the built-in API and listed in its OpenAPI document.
+    fn api_routes(&self) -> Vec<ApiRoute> {
         vec![]
     }
     /// Templates the pages and sections render, by name (a file of the same
@@ -142,6 +148,148 @@ pub struct UserSection {
     pub load: SectionLoader,
 }
 
+/// The HTTP method of an [`ApiRoute`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl ApiMethod {
+    /// Upper case, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiMethod::Get => "GET",
+            ApiMethod::Post => "POST",
+            ApiMethod::Put => "PUT",
+            ApiMethod::Patch => "PATCH",
+            ApiMethod::Delete => "DELETE",
+        }
+    }
+
+    pub fn parse(method: &str) -> Option<ApiMethod> {
+        Some(match method {
+            "GET" => ApiMethod::Get,
+            "POST" => ApiMethod::Post,
+            "PUT" => ApiMethod::Put,
+            "PATCH" => ApiMethod::Patch,
+            "DELETE" => ApiMethod::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// What an API route's `permission` is checked against before its handler
+/// runs, by frontdesk's one authorization function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiTarget {
+    /// The admin as a whole (like an extension page): refused with 403.
+    Site,
+    /// The user whose id is the path parameter of this name (`id` for
+    /// `users/{id}/notes`): a user the caller may not see, or an id that is
+    /// not a number, is 404; one they may see but not act on is 403, as on
+    /// the built-in `/users/{id}` routes.
+    User(String),
+}
+
+/// What an API handler is given: who acts, the path parameters, the query
+/// and (for a route with a `request` schema) the JSON body.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub actor: Actor,
+    pub method: ApiMethod,
+    /// Each `{name}` of the route's path with the segment it matched.
+    pub params: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    /// The body, when the route takes one (already known to be JSON).
+    pub body: Option<serde_json::Value>,
+    /// The user an [`ApiTarget::User`] route names, already checked.
+    pub user_id: Option<i64>,
+}
+
+impl ApiRequest {
+    /// The path parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as `T` (use `#[serde(deny_unknown_fields)]` to refuse
+    /// fields the schema does not list); a body that does not fit is a 400.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, CoreError> {
+        let body = self.body.clone().ok_or(CoreError::Invalid {
+            field: "body",
+            reason: "a JSON body is required".into(),
+        })?;
+        if !body.is_object() {
+            return Err(CoreError::Invalid {
+                field: "body",
+                reason: "must be a JSON object".into(),
+            });
+        }
+        serde_json::from_value(body).map_err(|e| CoreError::Invalid {
+            field: "body",
+            reason: e.to_string(),
+        })
+    }
+}
+
+pub type ApiHandler = Arc<
+    dyn Fn(&mut DbConnection, &ApiRequest) -> Result<serde_json::Value, CoreError> + Send + Sync,
+>;
+
+/// A JSON route of the admin API. The caller authenticates as on the
+/// built-in API (an API key, or an admin's session plus the CSRF header on
+/// unsafe methods); `permission` is checked against `target`; a GET runs on
+/// a plain connection, any other method inside one transaction; errors are
+/// problem+json (a [`CoreError`] maps as on the built-in routes).
+#[derive(Clone)]
+pub struct ApiRoute {
+    pub method: ApiMethod,
+    /// Below `/ext/<id>/`, with `{name}` for a path parameter (one segment).
+    pub path: String,
+    /// One line for the OpenAPI document.
+    pub summary: String,
+    pub permission: Action,
+    pub target: ApiTarget,
+    /// JSON Schema of each path parameter by name; one not listed is a
+    /// string (the [`ApiTarget::User`] parameter is an int64).
+    pub params: Vec<(String, serde_json::Value)>,
+    /// JSON Schema of the body; `None` for a route without one.
+    pub request: Option<serde_json::Value>,
+    /// The status of a success (200, or 201 for a creation) and the JSON
+    /// Schema of its body.
+    pub status: u16,
+    pub response: serde_json::Value,
+    pub handler: ApiHandler,
+}
+
+impl ApiRoute {
+    /// The parameters a request path matches with, or `None`.
+    pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let want: Vec<&str> = self.path.trim_matches('/').split('/').collect();
+        let got: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if want.len() != got.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (w, g) in want.iter().zip(&got) {
+            match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                Some(name) if !g.is_empty() => params.push((name.to_owned(), (*g).to_owned())),
+                Some(_) => return None,
+                None if w == g => {}
+                None => return None,
+            }
+        }
+        Some(params)
+    }
+}
+
 /// Every registered extension, with its parts collected once at start.
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -156,6 +304,7 @@ struct Entry {
     columns: Vec<UserColumn>,
     bulk: Vec<BulkAction>,
     sections: Vec<UserSection>,
+    api: Vec<ApiRoute>,
     templates: Vec<(&'static str, &'static str)>,
 }
 
@@ -178,6 +327,27 @@ impl Registry {
                 "extension {id:?} is registered twice"
             )));
         }
+        let api = ext.api_routes();
+        for (i, r) in api.iter().enumerate() {
+            if let ApiTarget::User(name) = &r.target {
+                if !r.path.split('/').any(|seg| seg == format!("{{{name}}}")) {
+                    return Err(CoreError::Config(format!(
+                        "extension {id:?}: route {} has no {{{name}}} parameter",
+                        r.path
+                    )));
+                }
+            }
+            let same = |o: &ApiRoute| {
+                o.method == r.method && o.path.trim_matches('/') == r.path.trim_matches('/')
+            };
+            if api[..i].iter().any(same) {
+                return Err(CoreError::Config(format!(
+                    "extension {id:?}: {} {} is declared twice",
+                    r.method.as_str(),
+                    r.path
+                )));
+            }
+        }
         self.entries.push(Entry {
             id,
             nav: ext.nav(),
@@ -185,6 +355,7 @@ impl Registry {
             columns: ext.user_columns(),
             bulk: ext.bulk_actions(),
             sections: ext.user_sections(),
+            api,
             templates: ext.templates(),
         });
         Ok(())
@@ -233,6 +404,25 @@ impl Registry {
         self.entries
             .iter()
             .flat_map(|e| e.sections.clone())
+            .collect()
+    }
+
+    /// Every API route with its extension's id.
+    pub fn api_routes(&self) -> Vec<(&'static str, ApiRoute)> {
+        self.entries
+            .iter()
+            .flat_map(|e| e.api.iter().map(move |r| (e.id, r.clone())))
+            .collect()
+    }
+
+    /// The routes of extension `id` whose path matches `path`, each with its
+    /// parameters (one per method at most).
+    pub fn api_matches(&self, id: &str, path: &str) -> Vec<(ApiRoute, Vec<(String, String)>)> {
+        self.entries
+            .iter()
+            .filter(|e| e.id == id)
+            .flat_map(|e| e.api.iter())
+            .filter_map(|r| r.matches(path).map(|p| (r.clone(), p)))
             .collect()
     }
 

@@ -17,6 +17,7 @@ pub mod import_runs;
 pub mod invitations;
 pub mod login;
 pub mod mfa;
+pub mod parts;
 pub mod password_change;
 pub mod password_resets;
 pub mod sessions;

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use frontdesk_core::{auth, passwords};
+use frontdesk_core::{auth, passwords, CoreError};
 use serde::Deserialize;
 
 use crate::csrf;
@@ -87,8 +87,18 @@ pub async fn submit(
         Some(h) => h?,
     };
     let (user_id, keep) = (me.id(), me.session.id);
-    state
-        .db(move |conn| auth::change_password(conn, user_id, &hash, Some(keep)))
+    let vetoed = state
+        .db(
+            move |conn| match auth::change_password(conn, user_id, &hash, Some(keep)) {
+                Ok(_) => Ok(None),
+                // A host listener refused: nothing changed; say why.
+                Err(CoreError::Vetoed(message)) => Ok(Some(message)),
+                Err(e) => Err(e),
+            },
+        )
         .await?;
+    if let Some(message) = vetoed {
+        return retry(&message, &[]);
+    }
     render(&state, &me, StatusCode::OK, None, true)
 }

@@ -229,14 +229,17 @@ pub async fn form_submit(
     let done = state
         .db(
             move |conn| match password_resets::complete(conn, &used, &hash) {
-                Ok(user) => Ok(Some(user)),
+                Ok(user) => Ok(Some(Ok(user))),
                 Err(CoreError::Invalid { field: "token", .. }) => Ok(None),
+                // A host listener refused: the link stays unused; say why.
+                Err(CoreError::Vetoed(message)) => Ok(Some(Err(message))),
                 Err(e) => Err(WebError::from(e)),
             },
         )
         .await?;
     match done {
-        Some(_) => {
+        Some(Err(message)) => retry(message, &[]),
+        Some(Ok(_)) => {
             let mut res = HttpResponse::SeeOther();
             no_referrer(&mut res);
             Ok(res

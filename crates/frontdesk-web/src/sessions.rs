@@ -71,7 +71,7 @@ pub async fn revoke(
     let id = path.into_inner();
     let user_id = me.id();
     let ended = state
-        .db(move |conn| sessions::revoke_own(conn, user_id, id))
+        .db(move |conn| sessions::end_own(conn, user_id, id))
         .await?;
     if !ended {
         return Err(WebError::not_found().for_request(&req));
@@ -95,14 +95,7 @@ pub async fn revoke_others(
     csrf::verify(&req, &state, &form.csrf_token)?;
     let (user_id, keep) = (me.id(), me.session.id);
     state
-        .db(move |conn| {
-            sessions::revoke_all_for_user(
-                conn,
-                user_id,
-                sessions::reason::REVOKED_BY_USER,
-                Some(keep),
-            )
-        })
+        .db(move |conn| sessions::end_own_others(conn, user_id, keep))
         .await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, format!("{}/sessions", state.prefix())))

@@ -69,6 +69,8 @@ pub struct Settings {
     pub environment_label: Option<String>,
     /// What extensions add to the admin (see [`crate::extensions`]).
     pub extensions: crate::extensions::Registry,
+    /// frontdesk's optional parts the host switched off (see [`crate::parts`]).
+    pub disabled_parts: Vec<crate::parts::Part>,
 }
 
 impl Settings {
@@ -96,6 +98,7 @@ impl Settings {
             mail_configured: false,
             environment_label: None,
             extensions: Default::default(),
+            disabled_parts: Vec::new(),
         }
     }
 }

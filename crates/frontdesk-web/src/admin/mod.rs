@@ -322,6 +322,10 @@ pub fn render_status(
         ),
     );
     ctx.insert("ext_nav", &state.settings().extensions.nav());
+    ctx.insert(
+        "parts",
+        &crate::parts::flags(&state.settings().disabled_parts),
+    );
     let flash = read_flash(req);
     ctx.insert("flash", &flash);
     let body = state.render(name, ctx)?;
@@ -478,6 +482,7 @@ async fn script(_admin: Admin) -> HttpResponse {
 pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     use web::{get, post};
     web::scope(prefix)
+        .wrap(actix_web::middleware::from_fn(crate::parts::admin_guard))
         .wrap(security_headers())
         // `/users/<an id too long for i64>` is a page that does not exist,
         // answered like any other (not the framework's plain-text message).

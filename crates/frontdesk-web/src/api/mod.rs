@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod exports;
+pub mod extensions;
 pub mod imports;
 pub mod invitations;
 pub mod login_attempts;
@@ -107,5 +108,7 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
                 .add(("Cache-Control", "no-store"))
                 .add(("X-Content-Type-Options", "nosniff")),
         )
+        .service(web::resource("/ext/{ext}/{path:.*}").to(extensions::dispatch))
+        .wrap(actix_web::middleware::from_fn(crate::parts::api_guard))
         .default_service(web::to(problem::no_such_route))
 }

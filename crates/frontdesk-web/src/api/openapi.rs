@@ -80,7 +80,7 @@ pub struct ApiDoc;
 /// The problem answers, as shared responses every operation refers to.
 struct Errors;
 
-const ERRORS: &[(&str, &str, &str)] = &[
+pub(crate) const ERRORS: &[(&str, &str, &str)] = &[
     (
         "400",
         "BadRequest",
@@ -229,6 +229,8 @@ pub async fn document(
 ) -> HttpResponse {
     let mut doc = serde_json::to_value(document_for(&prefix.0, &state)).unwrap_or_default();
     exclusive_fields(&mut doc);
+    super::extensions::describe(&mut doc, &state.settings().extensions);
+    crate::parts::strip_openapi(&mut doc, &state.settings().disabled_parts);
     HttpResponse::Ok().json(doc)
 }
 

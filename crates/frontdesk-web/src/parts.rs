@@ -1,0 +1,160 @@
+//! frontdesk's optional parts, which a host may switch off
+//! (`FrontdeskBuilder::without(Part::…)`): a part switched off answers 404 on
+//! its admin pages and API routes, is absent from the OpenAPI document, and
+//! its menu item and links are gone from the admin.
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use serde::Serialize;
+
+use crate::error::WebError;
+use crate::state::FrontdeskState;
+
+/// An optional part of frontdesk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// CSV imports: `/imports…` pages, `/import`, `/imports…` API.
+    Imports,
+    /// CSV exports: `/exports` page, `/export` API.
+    Exports,
+    /// API keys: `/api-keys…` pages and API.
+    ApiKeys,
+    /// Invitations: `/invitations…` pages and API.
+    Invitations,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [
+        Part::Imports,
+        Part::Exports,
+        Part::ApiKeys,
+        Part::Invitations,
+    ];
+
+    /// Its paths below the admin prefix.
+    pub fn admin_paths(self) -> &'static [&'static str] {
+        match self {
+            Part::Imports => &["/imports"],
+            Part::Exports => &["/exports"],
+            Part::ApiKeys => &["/api-keys"],
+            Part::Invitations => &["/invitations"],
+        }
+    }
+
+    /// Its paths below the API prefix.
+    pub fn api_paths(self) -> &'static [&'static str] {
+        match self {
+            Part::Imports => &["/import", "/imports"],
+            Part::Exports => &["/export"],
+            Part::ApiKeys => &["/api-keys"],
+            Part::Invitations => &["/invitations"],
+        }
+    }
+
+    /// The name templates know it by (`parts.imports`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Part::Imports => "imports",
+            Part::Exports => "exports",
+            Part::ApiKeys => "api_keys",
+            Part::Invitations => "invitations",
+        }
+    }
+}
+
+/// `path` is `prefix` or below it.
+fn under(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A path (relative to the admin or API prefix) of a part switched off.
+pub fn is_off(disabled: &[Part], relative: &str, api: bool) -> bool {
+    disabled.iter().any(|p| {
+        let paths = if api { p.api_paths() } else { p.admin_paths() };
+        paths.iter().any(|prefix| under(relative, prefix))
+    })
+}
+
+/// For templates: `{imports: true, exports: false, …}`.
+pub fn flags(disabled: &[Part]) -> std::collections::BTreeMap<&'static str, bool> {
+    Part::ALL
+        .iter()
+        .map(|p| (p.key(), !disabled.contains(p)))
+        .collect()
+}
+
+async fn guard(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+    api: bool,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let off = req
+        .app_data::<web::Data<FrontdeskState>>()
+        .is_some_and(|state| {
+            let settings = state.settings();
+            if settings.disabled_parts.is_empty() {
+                return false;
+            }
+            let prefix = if api {
+                format!("{}{}", settings.admin_prefix, crate::api::SUFFIX)
+            } else {
+                settings.admin_prefix.clone()
+            };
+            let path = req.path();
+            let relative = path.strip_prefix(prefix.as_str()).unwrap_or(path);
+            is_off(&settings.disabled_parts, relative, api)
+        });
+    if off {
+        let e = WebError::not_found().json(api);
+        let res = actix_web::ResponseError::error_response(&e);
+        return Ok(req.into_response(res));
+    }
+    next.call(req).await
+}
+
+/// Middleware of the admin pages' scope.
+pub async fn admin_guard(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    guard(req, next, false).await
+}
+
+/// Middleware of the API's scope.
+pub async fn api_guard(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    guard(req, next, true).await
+}
+
+/// Removes the API paths of parts switched off from an OpenAPI document.
+pub fn strip_openapi(doc: &mut serde_json::Value, disabled: &[Part]) {
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        paths.retain(|path, _| !is_off(disabled, path, true));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_of_a_part_and_only_those() {
+        let off = [Part::Imports];
+        assert!(is_off(&off, "/import", true));
+        assert!(is_off(&off, "/import/template", true));
+        assert!(is_off(&off, "/imports/3", true));
+        assert!(!is_off(&off, "/importsx", true));
+        assert!(!is_off(&off, "/users", true));
+        assert!(is_off(&off, "/imports/template.csv", false));
+        assert!(!is_off(&off, "/import", false));
+        assert!(!is_off(&[Part::Exports], "/exportsx", false));
+    }
+}
