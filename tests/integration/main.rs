@@ -41,6 +41,7 @@ mod password_resets;
 mod raw_http;
 mod session_cache;
 mod sessions;
+mod signup;
 mod tags;
 mod users;
 mod users_query;

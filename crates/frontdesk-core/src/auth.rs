@@ -134,6 +134,14 @@ pub fn sign_in(
                 .returning(users::all_columns)
                 .get_result(conn)?,
         };
+        // The first sign-in ends the pending state.
+        let user = match user.activated_at {
+            Some(_) => user,
+            None => diesel::update(users::table.find(user.id))
+                .set(users::activated_at.eq(Some(t)))
+                .returning(users::all_columns)
+                .get_result(conn)?,
+        };
         if let Some(old) = replaces {
             sessions::revoke_by_token(conn, old, sessions::reason::REPLACED)?;
         }
@@ -204,6 +212,8 @@ fn set_password(
         if n == 0 {
             return Err(CoreError::NotFound("user"));
         }
+        // Setting one's own password ends the pending state.
+        user_store::activate(conn, user_id)?;
         let why = if keep_session.is_some() {
             sessions::reason::PASSWORD_CHANGED
         } else {

@@ -551,6 +551,10 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
     ("20261204000100", &[]),
     ("20261204000200", &[]),
     ("20261204000400", &[]),
+    (
+        "20261205000100",
+        &["email_verifications", "signup_requests"],
+    ),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from
