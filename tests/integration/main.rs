@@ -42,6 +42,7 @@ mod raw_http;
 mod session_cache;
 mod sessions;
 mod signup;
+mod signup_pages;
 mod tags;
 mod users;
 mod users_query;
