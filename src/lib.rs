@@ -70,6 +70,7 @@ pub struct FrontdeskBuilder {
     password_reset_ttl: Option<chrono::Duration>,
     signup: frontdesk_web::state::SignupSettings,
     email_verification_ttl: Option<chrono::Duration>,
+    require_verified_email: bool,
     template_dir: Option<PathBuf>,
     secret_key: Option<Vec<u8>>,
     max_concurrent_hashes: Option<usize>,
@@ -109,6 +110,7 @@ impl Default for FrontdeskBuilder {
             password_reset_ttl: None,
             signup: Default::default(),
             email_verification_ttl: None,
+            require_verified_email: false,
             template_dir: None,
             secret_key: None,
             max_concurrent_hashes: None,
@@ -249,6 +251,13 @@ impl FrontdeskBuilder {
     /// Sign-up requests allowed per email and per IP within a window.
     pub fn signup_limits(mut self, limits: core::signup::SignupLimits) -> Self {
         self.signup.limits = limits;
+        self
+    }
+
+    /// Refuse sign-in until the address is verified (default false: allowed,
+    /// and `CurrentUser.user.email_verified` lets the host show a banner).
+    pub fn require_verified_email(mut self, yes: bool) -> Self {
+        self.require_verified_email = yes;
         self
     }
 
@@ -436,6 +445,7 @@ impl FrontdeskBuilder {
             settings.environment_label = Some(label);
         }
         settings.signup = self.signup.clone();
+        settings.auth.require_verified_email = self.require_verified_email;
         if let Some(d) = self.email_verification_ttl {
             if d <= chrono::Duration::zero() {
                 return Err(CoreError::Config(

@@ -307,3 +307,65 @@ both!(signup_rate_limits_per_email_and_per_ip, |db| {
     assert!(signup::admit(c, "c@example.com", Some("10.0.0.1"), &limits).expect("admit"));
     assert!(!signup::admit(c, "d@example.com", Some("10.0.0.1"), &limits).expect("admit"));
 });
+
+both!(unverified_sign_in_follows_require_verified_email, |db| {
+    let c = &mut *db.conn();
+    let u = users::create(
+        c,
+        &Actor::system(),
+        NewUser {
+            email: "u@example.com".into(),
+            password_hash: Some(passwords::hash("correct horse battery").expect("hash")),
+            ..NewUser::default()
+        },
+    )
+    .expect("create");
+    assert!(!u.email_verified);
+    let strict = AuthSettings {
+        require_verified_email: true,
+        ..AuthSettings::default()
+    };
+    let refused = auth::sign_in(
+        c,
+        "u@example.com",
+        "correct horse battery",
+        &ClientInfo::default(),
+        &strict,
+        None,
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(auth::SignInError::Refused {
+                reason: frontdesk_core::login_attempts::Reason::EmailUnverified,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        users::get(c, u.id).expect("get").account_status(),
+        UserStatus::Pending
+    );
+    // Allowed by default.
+    auth::sign_in(
+        c,
+        "u@example.com",
+        "correct horse battery",
+        &ClientInfo::default(),
+        &AuthSettings::default(),
+        None,
+    )
+    .expect("allowed by default");
+    // Verified: allowed under the strict setting too.
+    verification::mark_verified(c, &Actor::system(), u.id).expect("verify");
+    auth::sign_in(
+        c,
+        "u@example.com",
+        "correct horse battery",
+        &ClientInfo::default(),
+        &strict,
+        None,
+    )
+    .expect("verified signs in");
+});

@@ -23,6 +23,8 @@ use crate::users::{self as user_store, User};
 pub struct AuthSettings {
     pub sessions: SessionConfig,
     pub lockout: LockoutPolicy,
+    /// Refuse sign-in until the address is verified (default: allowed).
+    pub require_verified_email: bool,
 }
 
 /// A successful sign-in: the new session and the token for its cookie.
@@ -87,6 +89,7 @@ pub fn sign_in(
         Some(u) if !u.local_login_enabled => Reason::LocalLoginDisabled,
         Some(_) if !password_ok => Reason::BadPassword,
         Some(u) if u.suspension_in_force(now()) => Reason::Suspended,
+        Some(u) if settings.require_verified_email && !u.email_verified => Reason::EmailUnverified,
         Some(_) => Reason::Success,
     };
     let user_id = user.as_ref().map(|u| u.id);

@@ -19,6 +19,10 @@ use crate::state::FrontdeskState;
 pub const GENERIC_FAILURE: &str =
     "Incorrect email or password, or the account cannot sign in right now.";
 
+/// With `require_verified_email`, for a right password on an unverified address.
+pub const UNVERIFIED: &str =
+    "Confirm your email address first: open the link in the mail we sent you.";
+
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
@@ -141,7 +145,7 @@ async fn attempt(
     state: &FrontdeskState,
     email: String,
     password: String,
-) -> Result<Result<SignedIn, ()>, WebError> {
+) -> Result<Result<SignedIn, bool>, WebError> {
     let client = client_info(req, state);
     let settings = state.settings().auth;
     let replaces = req
@@ -169,7 +173,9 @@ async fn attempt(
     // once the connection was back in the pool.
     match outcome? {
         Ok(signed) => Ok(Ok(signed)),
-        Err(_) => Ok(Err(())),
+        // Told apart only once the password was right: the user knows it.
+        Err((frontdesk_core::login_attempts::Reason::EmailUnverified, _)) => Ok(Err(true)),
+        Err(_) => Ok(Err(false)),
     }
 }
 
@@ -207,13 +213,17 @@ pub async fn login_submit(
                 .insert_header((header::LOCATION, to))
                 .finish())
         }
-        Err(()) => render_login(
+        Err(unverified) => render_login(
             &req,
             &state,
             StatusCode::UNAUTHORIZED,
             &email,
             form.next.as_deref(),
-            Some(GENERIC_FAILURE),
+            Some(if unverified {
+                UNVERIFIED
+            } else {
+                GENERIC_FAILURE
+            }),
         ),
     }
 }
@@ -283,9 +293,16 @@ pub async fn api_login(
                 "csrf_token": csrf::session_token(signed.token.expose()),
                 "expires_at": signed.session.expires_at,
             }))),
-        Err(()) => {
-            Err(WebError::new(StatusCode::UNAUTHORIZED, "Unauthorized", GENERIC_FAILURE).json(true))
-        }
+        Err(unverified) => Err(WebError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            if unverified {
+                UNVERIFIED
+            } else {
+                GENERIC_FAILURE
+            },
+        )
+        .json(true)),
     }
 }
 
