@@ -69,6 +69,9 @@ pub struct FrontdeskBuilder {
     absolute_timeout: Option<chrono::Duration>,
     lockout: Option<LockoutPolicy>,
     password_reset_ttl: Option<chrono::Duration>,
+    signup: frontdesk_web::state::SignupSettings,
+    email_verification_ttl: Option<chrono::Duration>,
+    require_verified_email: bool,
     template_dir: Option<PathBuf>,
     secret_key: Option<Vec<u8>>,
     max_concurrent_hashes: Option<usize>,
@@ -107,6 +110,9 @@ impl Default for FrontdeskBuilder {
             absolute_timeout: None,
             lockout: None,
             password_reset_ttl: None,
+            signup: Default::default(),
+            email_verification_ttl: None,
+            require_verified_email: false,
             template_dir: None,
             secret_key: None,
             max_concurrent_hashes: None,
@@ -225,6 +231,42 @@ impl FrontdeskBuilder {
     /// How long a password reset link works (default 1 hour).
     pub fn password_reset_ttl(mut self, d: chrono::Duration) -> Self {
         self.password_reset_ttl = Some(d);
+        self
+    }
+
+    /// Who may create their own account at `<auth prefix>/signup` (default:
+    /// closed, no sign-up page).
+    pub fn signup_policy(mut self, policy: core::signup::SignupPolicy) -> Self {
+        self.signup.policy = policy;
+        self
+    }
+
+    /// Terms a new user must accept to sign up (a checkbox on the form); the
+    /// version and the time are stored on the user.
+    pub fn signup_terms(mut self, url: impl Into<String>, version: impl Into<String>) -> Self {
+        self.signup.terms = Some(core::signup::Terms {
+            url: url.into(),
+            version: version.into(),
+        });
+        self
+    }
+
+    /// Sign-up requests allowed per email and per IP within a window.
+    pub fn signup_limits(mut self, limits: core::signup::SignupLimits) -> Self {
+        self.signup.limits = limits;
+        self
+    }
+
+    /// Refuse sign-in until the address is verified (default false: allowed,
+    /// and `CurrentUser.user.email_verified` lets the host show a banner).
+    pub fn require_verified_email(mut self, yes: bool) -> Self {
+        self.require_verified_email = yes;
+        self
+    }
+
+    /// How long an email verification link works (default 24 hours).
+    pub fn email_verification_ttl(mut self, d: chrono::Duration) -> Self {
+        self.email_verification_ttl = Some(d);
         self
     }
 
@@ -414,6 +456,16 @@ impl FrontdeskBuilder {
                 ));
             }
             settings.environment_label = Some(label);
+        }
+        settings.signup = self.signup.clone();
+        settings.auth.require_verified_email = self.require_verified_email;
+        if let Some(d) = self.email_verification_ttl {
+            if d <= chrono::Duration::zero() {
+                return Err(CoreError::Config(
+                    "email_verification_ttl must be positive".into(),
+                ));
+            }
+            settings.email_verification_ttl = d;
         }
         if let Some(d) = self.idle_timeout {
             settings.auth.sessions.idle_timeout = d;

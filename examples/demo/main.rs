@@ -227,6 +227,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .base_url(&base_url)
         .site_name("Notes")
         .after_login("/notes")
+        // Anyone may sign up on the demo (verification mail in the mail folder).
+        .signup_policy(frontdesk::core::signup::SignupPolicy::Open)
         .secret_key(secret_key(&dir)?)
         // Notes about users, in the admin (menu, page, column, bulk action, section).
         .extension(admin_notes::NotesAdmin)

@@ -48,13 +48,17 @@ both!(counts_and_daily_series, |db| {
 
     let all = dashboard::counts(c, None).expect("counts");
     assert_eq!(
-        (all.users_active, all.users_suspended, all.failed_logins_24h),
+        (
+            all.users_pending,
+            all.users_suspended,
+            all.failed_logins_24h
+        ),
         (1, 1, 2)
     );
     let mine = dashboard::counts(c, Some(&[acme.id])).expect("counts");
     assert_eq!(
         (
-            mine.users_active,
+            mine.users_pending,
             mine.users_suspended,
             mine.failed_logins_24h
         ),

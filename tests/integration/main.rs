@@ -44,6 +44,8 @@ mod password_resets;
 mod raw_http;
 mod session_cache;
 mod sessions;
+mod signup;
+mod signup_pages;
 mod tags;
 mod users;
 mod users_query;

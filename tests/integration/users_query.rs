@@ -258,7 +258,8 @@ both!(filters_by_status_staff_org_role_and_tags, |db: &TestDb| {
         emails(
             c,
             &UserQuery {
-                status: Some(UserStatus::Active),
+                // Made by `users::create` and never signed in: pending.
+                status: Some(UserStatus::Pending),
                 ..q()
             }
         )
@@ -357,12 +358,12 @@ both!(filters_by_status_staff_org_role_and_tags, |db: &TestDb| {
         ),
         ["dee", "fay", "hal"]
     );
-    // Combined: active Acme users tagged vip, found by search.
+    // Combined: Acme users (never signed in: pending) tagged vip, found by search.
     assert_eq!(
         first_names(
             c,
             UserQuery {
-                status: Some(UserStatus::Active),
+                status: Some(UserStatus::Pending),
                 organization: Some(seed.acme),
                 tags_any: vec![seed.vip],
                 search: Some("acme".into()),

@@ -23,6 +23,8 @@ use crate::users::{self as user_store, User};
 pub struct AuthSettings {
     pub sessions: SessionConfig,
     pub lockout: LockoutPolicy,
+    /// Refuse sign-in until the address is verified (default: allowed).
+    pub require_verified_email: bool,
 }
 
 /// A successful sign-in: the new session and the token for its cookie.
@@ -105,6 +107,7 @@ pub fn sign_in(
         Some(u) if !u.local_login_enabled => Reason::LocalLoginDisabled,
         Some(_) if !password_ok => Reason::BadPassword,
         Some(u) if u.suspension_in_force(now()) => Reason::Suspended,
+        Some(u) if settings.require_verified_email && !u.email_verified => Reason::EmailUnverified,
         Some(_) => Reason::Success,
     };
     let user_id = user.as_ref().map(|u| u.id);
@@ -170,6 +173,14 @@ fn open_session(
         ))
         .returning(users::all_columns)
         .get_result(conn)?;
+    // The first sign-in ends the pending state.
+    let user = match user.activated_at {
+        Some(_) => user,
+        None => diesel::update(users::table.find(user.id))
+            .set(users::activated_at.eq(Some(t)))
+            .returning(users::all_columns)
+            .get_result(conn)?,
+    };
     if let Some(old) = replaces {
         sessions::revoke_by_token(conn, old, sessions::reason::REPLACED)?;
     }
@@ -321,6 +332,8 @@ fn set_password(
         if n == 0 {
             return Err(CoreError::NotFound("user"));
         }
+        // Setting one's own password ends the pending state.
+        user_store::activate(conn, user_id)?;
         let why = if keep_session.is_some() {
             sessions::reason::PASSWORD_CHANGED
         } else {

@@ -14,6 +14,8 @@ use crate::time::now;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
     pub users_active: i64,
+    /// Never signed in nor set their own password (see `users::UserStatus`).
+    pub users_pending: i64,
     pub users_suspended: i64,
     pub invitations_pending: i64,
     pub sessions_active: i64,
@@ -44,7 +46,18 @@ pub fn counts(conn: &mut DbConnection, scope: Option<&[i64]>) -> CoreResult<Coun
         }
         Ok(q.count().get_result(conn)?)
     };
-    let users_active = by_status(conn, "active")?;
+    // Pending (active without `activated_at`, see `UserStatus`) is counted apart.
+    let users_pending = {
+        let mut q = users::table
+            .filter(users::status.eq("active"))
+            .filter(users::activated_at.is_null())
+            .into_boxed();
+        if let Some(orgs) = scope {
+            q = q.filter(users::id.eq_any(members(orgs)));
+        }
+        q.count().get_result::<i64>(conn)?
+    };
+    let users_active = by_status(conn, "active")? - users_pending;
     let users_suspended = by_status(conn, "suspended")?;
 
     let mut inv = invitations::table
@@ -77,6 +90,7 @@ pub fn counts(conn: &mut DbConnection, scope: Option<&[i64]>) -> CoreResult<Coun
     let failed_logins_24h = failed.count().get_result(conn)?;
     Ok(Counts {
         users_active,
+        users_pending,
         users_suspended,
         invitations_pending,
         sessions_active,

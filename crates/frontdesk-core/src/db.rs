@@ -552,6 +552,10 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
     ("20261204000200", &[]),
     ("20261204000400", &[]),
     (
+        "20261205000100",
+        &["email_verifications", "signup_requests"],
+    ),
+    (
         "20261205000400",
         &["mfa_factors", "mfa_recovery_codes", "mfa_challenges"],
     ),

@@ -442,7 +442,7 @@ fn fill_cell(
             }
         }
         ExportField::StaffRole => cell.push_str(u.staff_role.as_deref().unwrap_or("")),
-        ExportField::Status => cell.push_str(&u.status),
+        ExportField::Status => cell.push_str(u.account_status().as_str()),
         ExportField::EmailVerified => {
             cell.push_str(if u.email_verified { "true" } else { "false" })
         }

@@ -782,6 +782,7 @@ pub fn accept(
                         // The invitee proved they read mail sent to this address.
                         email_verified: true,
                         organization: Some((inv.organization_id, role)),
+                        activated: true,
                         ..NewUser::default()
                     };
                     let user = match users::create(conn, &Actor::system(), new) {
@@ -873,6 +874,7 @@ fn activate(
             users_table::last_name.eq(last),
             users_table::password_hash.eq(Some(password_hash)),
             users_table::email_verified.eq(true),
+            users_table::activated_at.eq(Some(t)),
             users_table::search_text.eq(users::search_text(
                 &user.email,
                 first,

@@ -27,6 +27,7 @@ crate::authz::string_enum!(Reason {
     Suspended => "suspended",
     LocalLoginDisabled => "local_login_disabled",
     LockedOut => "locked_out",
+    EmailUnverified => "email_unverified",
     LockoutCleared => "lockout_cleared",
     MfaRequired => "mfa_required",
     MfaFailed => "mfa_failed",

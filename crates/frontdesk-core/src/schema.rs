@@ -34,6 +34,29 @@ diesel::table! {
         last_login_at -> Nullable<Timestamp>,
         last_active_at -> Nullable<Timestamp>,
         suspended_until -> Nullable<Timestamp>,
+        activated_at -> Nullable<Timestamp>,
+        terms_version -> Nullable<Text>,
+        terms_accepted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    email_verifications (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        token_hash -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    signup_requests (id) {
+        id -> BigInt,
+        email -> Text,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
     }
 }
 
@@ -247,6 +270,7 @@ diesel::joinable!(user_tags -> tags (tag_id));
 diesel::joinable!(invitations -> organizations (organization_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
+diesel::joinable!(email_verifications -> users (user_id));
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(mfa_factors -> users (user_id));
 
@@ -268,4 +292,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_factors,
     mfa_recovery_codes,
     mfa_challenges,
+    email_verifications,
+    signup_requests,
 );

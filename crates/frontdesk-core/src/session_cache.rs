@@ -441,6 +441,9 @@ mod tests {
             updated_at: t,
             last_login_at: None,
             last_active_at: None,
+            activated_at: Some(t),
+            terms_version: None,
+            terms_accepted_at: None,
         };
         (session, user)
     }

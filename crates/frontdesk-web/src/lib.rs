@@ -21,6 +21,7 @@ pub mod parts;
 pub mod password_change;
 pub mod password_resets;
 pub mod sessions;
+pub mod signup;
 pub mod state;
 pub mod templates;
 
@@ -99,6 +100,13 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             "/password-reset/{token}",
             web::post().to(password_resets::form_submit),
         )
+        .route("/signup", web::get().to(signup::signup_page))
+        .route("/signup", web::post().to(signup::signup_submit))
+        .route("/verify-email/{token}", web::get().to(signup::verify_page))
+        .route(
+            "/verify-email/{token}",
+            web::post().to(signup::verify_submit),
+        )
         .route("/invitations/{token}", web::get().to(invitations::page))
         .route("/invitations/{token}", web::post().to(invitations::submit))
         .route("/password", web::get().to(password_change::page))
@@ -127,6 +135,7 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
                 .wrap(actix_web::middleware::from_fn(error::json_errors))
                 .route("/login", web::post().to(login::api_login))
                 .route("/login/mfa", web::post().to(mfa::api_step))
+                .route("/signup", web::post().to(signup::api_signup))
                 .route("/logout", web::post().to(login::api_logout))
                 .route("/session", web::get().to(login::api_session)),
         )

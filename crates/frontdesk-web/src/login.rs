@@ -19,6 +19,10 @@ use crate::state::FrontdeskState;
 pub const GENERIC_FAILURE: &str =
     "Incorrect email or password, or the account cannot sign in right now.";
 
+/// With `require_verified_email`, for a right password on an unverified address.
+pub const UNVERIFIED: &str =
+    "Confirm your email address first: open the link in the mail we sent you.";
+
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
@@ -140,7 +144,9 @@ pub(crate) enum Attempt {
     In(Box<SignedIn>),
     /// Right password, second factor next: the challenge's token.
     SecondStep(frontdesk_core::tokens::SecretToken),
-    Refused,
+    /// `unverified`: the password was right but the address is not verified
+    /// and the host requires it (told apart only then: the user knows it).
+    Refused { unverified: bool },
 }
 
 /// Runs the sign-in under the argon2 cap and tells the hooks.
@@ -170,8 +176,12 @@ async fn attempt(
                 Err(SignInError::SecondFactor { challenge, .. }) => {
                     Ok(Attempt::SecondStep(challenge))
                 }
+                Err(SignInError::Refused {
+                    reason: frontdesk_core::login_attempts::Reason::EmailUnverified,
+                    ..
+                }) => Ok(Attempt::Refused { unverified: true }),
                 Err(SignInError::Refused { .. }) | Err(SignInError::ChallengeExpired) => {
-                    Ok(Attempt::Refused)
+                    Ok(Attempt::Refused { unverified: false })
                 }
                 Err(SignInError::Other(e)) => Err(WebError::from(e)),
             }
@@ -229,13 +239,17 @@ pub async fn login_submit(
                 .insert_header((header::LOCATION, to))
                 .finish())
         }
-        Attempt::Refused => render_login(
+        Attempt::Refused { unverified } => render_login(
             &req,
             &state,
             StatusCode::UNAUTHORIZED,
             &email,
             form.next.as_deref(),
-            Some(GENERIC_FAILURE),
+            Some(if unverified {
+                UNVERIFIED
+            } else {
+                GENERIC_FAILURE
+            }),
         ),
     }
 }
@@ -300,9 +314,16 @@ pub async fn api_login(
     {
         Attempt::In(signed) => Ok(api_signed_in(&state, &signed)),
         Attempt::SecondStep(challenge) => Ok(crate::mfa::api_second_step(&challenge)),
-        Attempt::Refused => {
-            Err(WebError::new(StatusCode::UNAUTHORIZED, "Unauthorized", GENERIC_FAILURE).json(true))
-        }
+        Attempt::Refused { unverified } => Err(WebError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            if unverified {
+                UNVERIFIED
+            } else {
+                GENERIC_FAILURE
+            },
+        )
+        .json(true)),
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Settings {
     pub admin_after_login: bool,
     pub auth: AuthSettings,
     pub password_reset_ttl: chrono::Duration,
+    /// How long an email verification link works (default 24 hours).
+    pub email_verification_ttl: chrono::Duration,
     /// How long an invitation link works (default 7 days).
     pub invitation_ttl: chrono::Duration,
     /// A folder of templates that replace the embedded ones by name.
@@ -71,6 +73,19 @@ pub struct Settings {
     pub extensions: crate::extensions::Registry,
     /// frontdesk's optional parts the host switched off (see [`crate::parts`]).
     pub disabled_parts: Vec<crate::parts::Part>,
+    /// Self sign-up: policy, terms, limits, email verification.
+    pub signup: SignupSettings,
+}
+
+/// Self sign-up and email verification.
+#[derive(Clone, Debug, Default)]
+pub struct SignupSettings {
+    /// Who may create their own account (default: closed).
+    pub policy: frontdesk_core::signup::SignupPolicy,
+    /// Terms a new user must accept (URL and version), stored on the user.
+    pub terms: Option<frontdesk_core::signup::Terms>,
+    /// Requests per email and per IP.
+    pub limits: frontdesk_core::signup::SignupLimits,
 }
 
 impl Settings {
@@ -82,6 +97,7 @@ impl Settings {
             admin_after_login: true,
             auth: AuthSettings::default(),
             password_reset_ttl: chrono::Duration::hours(1),
+            email_verification_ttl: chrono::Duration::hours(24),
             invitation_ttl: chrono::Duration::days(7),
             template_dir: None,
             secret_key: None,
@@ -99,6 +115,7 @@ impl Settings {
             environment_label: None,
             extensions: Default::default(),
             disabled_parts: Vec::new(),
+            signup: SignupSettings::default(),
         }
     }
 }

@@ -20,8 +20,12 @@ use crate::sessions;
 use crate::time::now;
 use crate::validate::{self, MAX_NAME, MAX_TEXT};
 
-// Users may be active or suspended; a suspended user cannot sign in.
-crate::authz::string_enum!(UserStatus { Active => "active", Suspended => "suspended" });
+// The account status as admins read it. Only `active` and `suspended` are
+// stored (`users.status`); `pending` is derived: an active user who has not
+// yet acted themselves (no `activated_at`: never signed in nor set their own
+// password). A partial index covers the pending slice. A suspended user
+// cannot sign in; a pending one can, and becomes active by doing so.
+crate::authz::string_enum!(UserStatus { Pending => "pending", Active => "active", Suspended => "suspended" });
 
 #[derive(Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = users)]
@@ -48,6 +52,12 @@ pub struct User {
     pub last_active_at: Option<NaiveDateTime>,
     /// When a suspension ends by itself (none: until an admin restores).
     pub suspended_until: Option<NaiveDateTime>,
+    /// When the user first acted themselves (signed in, or set their own
+    /// password); none while the account is pending.
+    pub activated_at: Option<NaiveDateTime>,
+    /// The version of the host's terms the user accepted at sign-up, and when.
+    pub terms_version: Option<String>,
+    pub terms_accepted_at: Option<NaiveDateTime>,
 }
 
 impl std::fmt::Debug for User {
@@ -64,6 +74,17 @@ impl std::fmt::Debug for User {
 impl User {
     pub fn staff_role(&self) -> Option<StaffRole> {
         self.staff_role.as_deref().and_then(StaffRole::parse)
+    }
+
+    /// Pending, active or suspended, as the admin pages and the API show it.
+    pub fn account_status(&self) -> UserStatus {
+        if self.is_suspended() {
+            UserStatus::Suspended
+        } else if self.activated_at.is_none() {
+            UserStatus::Pending
+        } else {
+            UserStatus::Active
+        }
     }
 
     pub fn is_suspended(&self) -> bool {
@@ -124,6 +145,13 @@ pub struct NewUser {
     /// Membership to create with the user.
     #[serde(default)]
     pub organization: Option<(i64, OrgRole)>,
+    /// The user chose their own password (sign-up, invitation acceptance):
+    /// the account starts active rather than pending.
+    #[serde(skip)]
+    pub activated: bool,
+    /// Consent given at sign-up: the terms' version (the time is now).
+    #[serde(skip)]
+    pub terms_version: Option<String>,
 }
 
 /// Fields an admin may change; `None` leaves a field as it is.
@@ -264,6 +292,9 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, new: NewUser) -> CoreResul
                 users::search_text.eq(search),
                 users::created_at.eq(t),
                 users::updated_at.eq(t),
+                users::activated_at.eq(new.activated.then_some(t)),
+                users::terms_version.eq(&new.terms_version),
+                users::terms_accepted_at.eq(new.terms_version.as_ref().map(|_| t)),
             ))
             .returning(users::all_columns)
             .get_result(conn);
@@ -676,6 +707,15 @@ fn ensure_other_staff_owner(conn: &mut DbConnection, except: i64) -> CoreResult<
     } else {
         Ok(())
     }
+}
+
+/// Marks a pending user active (they signed in or set their own password);
+/// nothing when they already are. Call inside the transaction of that act.
+pub fn activate(conn: &mut DbConnection, id: i64) -> CoreResult<()> {
+    diesel::update(users::table.find(id).filter(users::activated_at.is_null()))
+        .set(users::activated_at.eq(Some(now())))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Organizations and roles of many users at once (for list pages).

@@ -32,6 +32,7 @@ pub async fn page(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         .collect();
     let mut ctx = Context::new();
     ctx.insert("counts", &counts);
+    ctx.insert("signup_policy", &state.settings().signup.policy.describe());
     ctx.insert("chart", &chart::svg(&days));
     ctx.insert("series", &series);
     // The chart's figures again, as a table.

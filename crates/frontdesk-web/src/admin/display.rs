@@ -80,6 +80,7 @@ pub fn reason(code: &str) -> String {
         "suspended" => "Account suspended",
         "local_login_disabled" => "Password sign-in disabled",
         "locked_out" => "Locked out",
+        "email_unverified" => "Email not verified",
         "lockout_cleared" => "Lockout cleared by an admin",
         other => return sentence_case(other),
     }

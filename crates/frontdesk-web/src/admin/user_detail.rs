@@ -185,6 +185,8 @@ pub async fn page(
     let mut ctx = Context::new();
     ctx.insert("user", &user);
     ctx.insert("name", &user.name());
+    ctx.insert("account_status", user.account_status().as_str());
+    ctx.insert("terms_accepted_at", &show_opt(user.terms_accepted_at));
     ctx.insert("created_at", &show_time(user.created_at));
     ctx.insert("last_login", &show_opt(user.last_login_at));
     ctx.insert("last_active", &show_opt(user.last_active_at));

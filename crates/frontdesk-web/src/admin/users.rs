@@ -30,6 +30,7 @@ struct Row {
     org_admin: bool,
     tags: Vec<String>,
     status: String,
+    email_verified: bool,
     suspended: bool,
     /// When a timed suspension ends.
     suspended_until: Option<String>,
@@ -210,7 +211,8 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                     .filter(|(uid, _)| *uid == u.id)
                     .map(|(_, t)| t.name.clone())
                     .collect(),
-                status: u.status.clone(),
+                status: u.account_status().as_str().to_owned(),
+                email_verified: u.email_verified,
                 suspended: u.is_suspended(),
                 suspended_until: u.suspended_until.map(super::show_time),
                 last_login: show_opt(u.last_login_at),

@@ -30,6 +30,7 @@ pub struct UserOut {
     pub display_name: Option<String>,
     /// Display name, else first and last name, else the email.
     pub name: String,
+    /// `pending` (never signed in nor set their own password), `active` or `suspended`.
     #[schema(example = "active")]
     pub status: String,
     pub suspended_reason: Option<String>,
@@ -50,6 +51,9 @@ pub struct UserOut {
     pub updated_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub last_active_at: Option<DateTime<Utc>>,
+    /// The version of the host's terms accepted at sign-up, if any.
+    pub terms_version: Option<String>,
+    pub terms_accepted_at: Option<DateTime<Utc>>,
 }
 
 impl From<&User> for UserOut {
@@ -62,7 +66,7 @@ impl From<&User> for UserOut {
             last_name: u.last_name.clone(),
             display_name: u.display_name.clone(),
             name: u.name(),
-            status: u.status.clone(),
+            status: u.account_status().as_str().to_owned(),
             suspended_reason: u.suspended_reason.clone(),
             suspended_at: u.suspended_at.map(utc),
             suspended_until: u.suspended_until.map(utc),
@@ -74,6 +78,8 @@ impl From<&User> for UserOut {
             updated_at: utc(u.updated_at),
             last_login_at: u.last_login_at.map(utc),
             last_active_at: u.last_active_at.map(utc),
+            terms_version: u.terms_version.clone(),
+            terms_accepted_at: u.terms_accepted_at.map(utc),
         }
     }
 }
@@ -369,7 +375,11 @@ pub(crate) fn parse_query(
     let extras: Vec<Option<String>> = extra.iter().map(|e| p.text(e, 2000)).collect();
     let Paging { page, limit } = p.paging();
     let search = p.text("search", 200);
-    let status = p.choice("status", UserStatus::parse_exact, &["active", "suspended"]);
+    let status = p.choice(
+        "status",
+        UserStatus::parse_exact,
+        &["pending", "active", "suspended"],
+    );
     let staff = p
         .choice(
             "staff",
