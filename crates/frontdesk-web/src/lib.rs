@@ -21,6 +21,7 @@ pub mod password_resets;
 pub mod sessions;
 pub mod state;
 pub mod templates;
+pub mod user_filters;
 
 use actix_web::web::{self, ServiceConfig};
 

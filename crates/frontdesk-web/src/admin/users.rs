@@ -71,7 +71,10 @@ struct Choice {
     name: String,
 }
 
-pub(super) fn parse_query(p: &Params) -> Result<UserQuery, WebError> {
+pub(super) fn parse_query(
+    p: &Params,
+    settings: &crate::state::Settings,
+) -> Result<UserQuery, WebError> {
     let mut q = UserQuery {
         search: p.get("q").map(|s| s.chars().take(200).collect()),
         ..UserQuery::default()
@@ -144,12 +147,17 @@ pub(super) fn parse_query(p: &Params) -> Result<UserQuery, WebError> {
         Some(l) if (1..=100).contains(&l) => l,
         Some(_) => return Err(WebError::bad_request("limit must be between 1 and 100")),
     };
+    let declared =
+        p.0.iter()
+            .filter(|(k, v)| crate::user_filters::is_filter_param(k) && !v.trim().is_empty())
+            .map(|(k, v)| (k.as_str(), v.trim()));
+    crate::user_filters::apply(settings, declared, &mut q).map_err(WebError::validation)?;
     Ok(q)
 }
 
 pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpResponse, WebError> {
     let p = Params::query(&req);
-    let query = parse_query(&p)?;
+    let query = parse_query(&p, state.settings())?;
     let actor = admin.actor.clone();
     let columns = state.settings().extensions.columns();
     let column_labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
