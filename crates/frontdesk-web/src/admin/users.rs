@@ -40,6 +40,8 @@ struct Row {
     may: RowActions,
     /// The extension columns' cells, in the order of their headers.
     ext: Vec<String>,
+    /// The profile fields marked `list_column`, in the order of their headers.
+    profile: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -181,6 +183,13 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     let visible = admin.scope();
     let one_org = p.int("org")?;
     let a = &admin.actor;
+    let listed: Vec<&frontdesk_core::profile::ProfileField> = state
+        .settings()
+        .import
+        .profile_fields
+        .iter()
+        .filter(|f| f.list_column)
+        .collect();
     let rows: Vec<Row> = page
         .items
         .iter()
@@ -229,6 +238,18 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                     .iter()
                     .map(|cells| cells.get(&u.id).cloned().unwrap_or_default())
                     .collect(),
+                profile: {
+                    let values = u.profile_map();
+                    listed
+                        .iter()
+                        .map(|f| {
+                            values
+                                .get(&f.key)
+                                .map(frontdesk_core::profile::ProfileField::display)
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                },
                 may: RowActions {
                     suspend: can(a, Action::Suspend, &target),
                     // The reset handler refuses these two; the menu does not offer it.
@@ -297,6 +318,14 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     ctx.insert("sort_links", &sorts);
     ctx.insert("may_invite", &may_invite);
     ctx.insert("ext_columns", &column_labels);
+    ctx.insert(
+        "profile_columns",
+        &listed.iter().map(|f| f.label.clone()).collect::<Vec<_>>(),
+    );
+    ctx.insert(
+        "filter_selects",
+        &crate::user_filters::selects(state.settings(), |name| p.get(name).map(str::to_owned)),
+    );
     ctx.insert(
         "ext_bulk",
         &state

@@ -575,6 +575,14 @@ pub async fn update(
         )])
         .into());
     }
+    // The declared fields' one check, before anything is saved.
+    let mut patch = patch;
+    if let Some(p) = &patch.profile {
+        patch.profile = Some(frontdesk_core::profile::validate(
+            &state.settings().import.profile_fields,
+            p,
+        )?);
+    }
     let config = state.settings().auth.sessions;
     let detail = state
         .db(move |conn| {
