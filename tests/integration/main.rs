@@ -38,6 +38,7 @@ mod mail;
 mod namespace;
 mod organizations;
 mod password_resets;
+mod profile_fields;
 mod raw_http;
 mod session_cache;
 mod sessions;
