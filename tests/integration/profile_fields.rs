@@ -205,6 +205,20 @@ both!(
                 json!({"plan": "pro", "beta": true, "seats": 3})
             );
 
+            // The OpenAPI document describes the declared fields' types.
+            let doc = b.get(&app, "/admin/api/v1/openapi.json").await;
+            assert_eq!(doc.status, StatusCode::OK);
+            let doc: Value = serde_json::from_str(&doc.body).expect("json");
+            let profile = &doc["components"]["schemas"]["UserPatch"]["properties"]["profile"];
+            assert_eq!(
+                profile["properties"]["plan"]["enum"],
+                json!(["free", "pro"]),
+                "{profile}"
+            );
+            assert_eq!(profile["properties"]["beta"]["type"], "boolean");
+            assert_eq!(profile["properties"]["seats"]["maximum"], 500);
+            assert_eq!(profile["properties"]["renews"]["format"], "date");
+
             // Filters: admin page, API and export, in SQL on both backends.
             let list = b.get(&app, "/admin/users?profile.plan=pro").await;
             assert_eq!(list.status, StatusCode::OK);

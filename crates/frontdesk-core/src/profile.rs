@@ -178,8 +178,11 @@ impl ProfileField {
                 if s.chars().count() > max {
                     return Err(self.invalid(format!("must be at most {max} characters")));
                 }
-                if s.chars().any(char::is_control) {
-                    return Err(self.invalid("must not contain line breaks or control characters"));
+                // Line breaks and tabs are kept (multi-line notes, as before).
+                if s.chars()
+                    .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+                {
+                    return Err(self.invalid("must not contain control characters"));
                 }
                 Ok(Some(Value::String(s.to_owned())))
             }
