@@ -88,6 +88,7 @@ pub struct FrontdeskBuilder {
     mail_config: Option<mail::MailConfig>,
     import_config: Option<core::imports::ImportConfig>,
     profile_fields: Option<Vec<String>>,
+    typed_profile_fields: Vec<core::profile::ProfileField>,
     extensions: Vec<Arc<dyn frontdesk_web::extensions::Extension>>,
     disabled_parts: Vec<frontdesk_web::parts::Part>,
     import_dir: Option<PathBuf>,
@@ -129,6 +130,7 @@ impl Default for FrontdeskBuilder {
             mail_config: None,
             import_config: None,
             profile_fields: None,
+            typed_profile_fields: Vec::new(),
             import_dir: None,
             extensions: Vec::new(),
             disabled_parts: Vec::new(),
@@ -394,6 +396,16 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// A typed profile field (kind, label, required, limits, help, list
+    /// column), after those of `profile_fields`: checked on every path that
+    /// saves a profile, an import/export column, an edit-form field, a
+    /// users-list filter (choice and boolean fields) and, with
+    /// `list_column()`, a users-list column.
+    pub fn profile_field(mut self, field: core::profile::ProfileField) -> Self {
+        self.typed_profile_fields.push(field);
+        self
+    }
+
     /// Where uploaded CSV files wait while they are imported, and dry runs
     /// until they are applied (default: `frontdesk-imports` in the temp dir).
     pub fn import_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -513,8 +525,12 @@ impl FrontdeskBuilder {
             settings.import = c;
         }
         if let Some(f) = self.profile_fields {
-            settings.import.profile_fields = f;
+            settings.import.profile_fields = f.into_iter().map(Into::into).collect();
         }
+        settings
+            .import
+            .profile_fields
+            .extend(self.typed_profile_fields);
         if let Some(d) = self.import_dir {
             settings.import_dir = d;
         }
@@ -522,6 +538,9 @@ impl FrontdeskBuilder {
             settings.extensions.add(ext.as_ref())?;
         }
         settings.disabled_parts = self.disabled_parts.clone();
+        let ext_fields = settings.extensions.profile_fields();
+        settings.import.profile_fields.extend(ext_fields);
+        core::profile::check_declarations(&settings.import.profile_fields)?;
         if settings.import.max_rows == 0 || settings.import.max_bytes == 0 {
             return Err(CoreError::Config(
                 "import_config: max_rows and max_bytes must be positive".into(),

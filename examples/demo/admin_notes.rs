@@ -1,7 +1,8 @@
 //! The demo's notes about users, kept in the host's own table and added to
 //! frontdesk's admin through its extension API: a "Notes" menu item and page,
-//! a notes count on the users list, an "Archive notes" bulk action, a
-//! "Notes" section on the user page, and two routes of the admin API
+//! a notes count on the users list, a "Has notes" filter of the users list, an
+//! "Archive notes" bulk action, a "Notes" section on the user page, a typed
+//! `plan` profile field (free or pro), and two routes of the admin API
 //! (`GET`/`POST /ext/notes/users/{id}/notes`) listed in its OpenAPI document.
 
 use std::collections::HashMap;
@@ -9,10 +10,12 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 use frontdesk::core::db::{BackendKind, DbConnection};
+use frontdesk::core::profile::ProfileField;
 use frontdesk::core::schema::users;
+use frontdesk::core::users::condition::UserCondition;
 use frontdesk::extensions::{
     AdminPage, ApiMethod, ApiRequest, ApiRoute, ApiTarget, BulkAction, Extension, NavItem,
-    PageRequest, PageResponse, UserColumn, UserSection,
+    PageRequest, PageResponse, UserColumn, UserFilter, UserSection,
 };
 use frontdesk::{Action, Actor, CoreError};
 use serde::{Deserialize, Serialize};
@@ -143,6 +146,17 @@ pub fn counts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, 
     Ok(rows.into_iter().map(|(u, n)| (u, n.to_string())).collect())
 }
 
+/// "Has notes": users with (`yes`) or without (`no`) a live note, as SQL
+/// over `users.id` that both backends run, for the page and the count.
+pub fn has_notes(value: &str) -> UserCondition {
+    let live = "EXISTS (SELECT 1 FROM demo_notes n WHERE n.user_id = users.id AND NOT n.archived)";
+    if value == "yes" {
+        UserCondition::sql(live)
+    } else {
+        UserCondition::sql("NOT ").push(live)
+    }
+}
+
 fn archive(conn: &mut DbConnection, _actor: &Actor, ids: &[i64]) -> Result<(), CoreError> {
     diesel::update(demo_notes::table.filter(demo_notes::user_id.eq_any(ids)))
         .set(demo_notes::archived.eq(true))
@@ -243,6 +257,21 @@ impl Extension for NotesAdmin {
             label: "Notes".into(),
             load: Arc::new(counts),
         }]
+    }
+
+    fn user_filters(&self) -> Vec<UserFilter> {
+        vec![UserFilter {
+            name: "has_notes".into(),
+            label: "Has notes".into(),
+            choices: vec![("yes".into(), "yes".into()), ("no".into(), "no".into())],
+            condition: Arc::new(has_notes),
+        }]
+    }
+
+    fn profile_fields(&self) -> Vec<ProfileField> {
+        vec![ProfileField::choice("plan", "Plan", ["free", "pro"])
+            .help("The user's subscription plan.")
+            .list_column()]
     }
 
     fn bulk_actions(&self) -> Vec<BulkAction> {

@@ -1346,6 +1346,28 @@ fn demo_extensions_in_headless_chromium() {
     assert!(page.contains("archived"));
     admin.assert_accessible("the user page with the notes section");
 
+    // The typed plan field: a select on the user page, then a list column
+    // and a filter; the "Has notes" extension filter in the filter bar.
+    admin.click("details:has(form[action$='/edit']) > summary");
+    admin.click("select[name='profile.plan'] option[value=pro]");
+    admin.click("form[action$='/edit'] button[type=submit]");
+    admin.wait_for("Profile saved.");
+    admin.go("/admin/users?profile.plan=pro");
+    let list = admin.wait_for("nina@acme.test");
+    assert!(!list.contains("omar@acme.test"), "filtered by plan");
+    assert!(
+        list.contains(r#"<td data-label="Plan">pro</td>"#),
+        "plan column"
+    );
+    admin.assert_accessible("the users list filtered by plan");
+    admin.go("/admin/users?ext.notes.has_notes=yes");
+    let list = admin.wait_for("omar@acme.test");
+    assert!(
+        !list.contains("nina@acme.test"),
+        "nina's only note is archived"
+    );
+    assert!(list.contains(r#"<select name="ext.notes.has_notes">"#));
+
     drop(admin);
     drop(driver);
     actix_web::rt::System::new().block_on(server.stop(true));

@@ -41,6 +41,7 @@ mod namespace;
 mod organizations;
 mod parts;
 mod password_resets;
+mod profile_fields;
 mod raw_http;
 mod session_cache;
 mod sessions;

@@ -323,7 +323,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         }
         Command::Template { fields } => {
             let config = ImportConfig {
-                profile_fields: fields.profile_fields,
+                profile_fields: fields.profile_fields.into_iter().map(Into::into).collect(),
                 ..ImportConfig::default()
             };
             print!("{}", imports::template_csv(&config, &Actor::system()));
@@ -352,7 +352,12 @@ fn import(url: Option<&str>, args: ImportArgs) -> CliResult<ExitCode> {
     let mut c = conn(&pool)?;
     let actor = actor_for(&mut c, &args.actor)?;
     let config = ImportConfig {
-        profile_fields: args.fields.profile_fields.clone(),
+        profile_fields: args
+            .fields
+            .profile_fields
+            .iter()
+            .map(|f| f.as_str().into())
+            .collect(),
         max_rows: args.max_rows,
         max_bytes: args.max_bytes,
         batch_size: args.batch_size.max(1),
@@ -525,7 +530,13 @@ fn export(url: Option<&str>, args: ExportArgs) -> CliResult<ExitCode> {
     let pool = connect(url)?;
     let mut c = conn(&pool)?;
     let actor = actor_for(&mut c, &args.actor)?;
-    let profile = &args.fields_cfg.profile_fields;
+    let profile: Vec<frontdesk_core::profile::ProfileField> = args
+        .fields_cfg
+        .profile_fields
+        .iter()
+        .map(|f| f.as_str().into())
+        .collect();
+    let profile = &profile;
     let fields = match &args.fields {
         Some(list) => ExportField::parse_list(list, profile).map_err(|e| e.to_string())?,
         None => exports::default_fields(profile),

@@ -12,6 +12,9 @@ pub enum CoreError {
     DuplicateTag(String),
     #[error("{field} is invalid: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// A declared profile field's value is refused (see `profile`).
+    #[error("profile field {key} is invalid: {reason}")]
+    InvalidProfileField { key: String, reason: String },
     #[error("{field} is too long (at most {max} characters)")]
     TooLong { field: &'static str, max: usize },
     #[error("{0} not found")]

@@ -2,6 +2,7 @@
 //! streamed a batch at a time to any writer, with formula cells neutralised.
 //! Organization admins export only their organizations' users.
 
+use crate::profile::ProfileField;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -79,13 +80,16 @@ impl ExportField {
     }
 
     /// A field by name: a built-in column or one of the host's profile fields.
-    pub fn parse(name: &str, profile_fields: &[String]) -> Result<ExportField, CoreError> {
+    pub fn parse(name: &str, profile_fields: &[ProfileField]) -> Result<ExportField, CoreError> {
         let key = name.trim();
         if let Some((_, f)) = BUILTIN.iter().find(|(n, _)| n.eq_ignore_ascii_case(key)) {
             return Ok(f.clone());
         }
-        if let Some(p) = profile_fields.iter().find(|p| p.eq_ignore_ascii_case(key)) {
-            return Ok(ExportField::Profile(p.clone()));
+        if let Some(p) = profile_fields
+            .iter()
+            .find(|p| p.key.eq_ignore_ascii_case(key))
+        {
+            return Ok(ExportField::Profile(p.key.clone()));
         }
         Err(CoreError::Invalid {
             field: "fields",
@@ -103,7 +107,7 @@ impl ExportField {
     /// A comma-separated list of field names.
     pub fn parse_list(
         list: &str,
-        profile_fields: &[String],
+        profile_fields: &[ProfileField],
     ) -> Result<Vec<ExportField>, CoreError> {
         let fields = list
             .split(',')
@@ -121,17 +125,21 @@ impl ExportField {
 }
 
 /// Every field an export may contain.
-pub fn all_fields(profile_fields: &[String]) -> Vec<ExportField> {
+pub fn all_fields(profile_fields: &[ProfileField]) -> Vec<ExportField> {
     BUILTIN
         .iter()
         .map(|(_, f)| f.clone())
-        .chain(profile_fields.iter().cloned().map(ExportField::Profile))
+        .chain(
+            profile_fields
+                .iter()
+                .map(|p| ExportField::Profile(p.key.clone())),
+        )
         .collect()
 }
 
 /// The columns the import reads back (a file exported with these re-imports
 /// into an empty database as the same users).
-pub fn import_fields(profile_fields: &[String]) -> Vec<ExportField> {
+pub fn import_fields(profile_fields: &[ProfileField]) -> Vec<ExportField> {
     [
         ExportField::Email,
         ExportField::FirstName,
@@ -143,12 +151,16 @@ pub fn import_fields(profile_fields: &[String]) -> Vec<ExportField> {
         ExportField::StaffRole,
     ]
     .into_iter()
-    .chain(profile_fields.iter().cloned().map(ExportField::Profile))
+    .chain(
+        profile_fields
+            .iter()
+            .map(|p| ExportField::Profile(p.key.clone())),
+    )
     .collect()
 }
 
 /// The default choice: the import columns plus status and dates.
-pub fn default_fields(profile_fields: &[String]) -> Vec<ExportField> {
+pub fn default_fields(profile_fields: &[ProfileField]) -> Vec<ExportField> {
     let mut f = import_fields(profile_fields);
     f.extend([
         ExportField::Status,

@@ -24,6 +24,7 @@ use crate::error::CoreError;
 use crate::exports::{neutralize, unneutralize, LIST_SEPARATOR};
 use crate::organizations::{self, Organization};
 use crate::outbox::{self, NewMail};
+use crate::profile::ProfileField;
 use crate::schema::{audit_events, memberships, tags, user_tags, users};
 use crate::time::now;
 use crate::users::{search_text, unique_violation, User};
@@ -62,8 +63,9 @@ macro_rules! on_backend {
 /// What the import accepts; the host configures it once.
 #[derive(Debug, Clone)]
 pub struct ImportConfig {
-    /// Host-defined profile fields, each accepted as a column.
-    pub profile_fields: Vec<String>,
+    /// Host-defined profile fields, each accepted as a column and each cell
+    /// checked by its kind (`profile::ProfileField`).
+    pub profile_fields: Vec<ProfileField>,
     /// Whether a `staff_role` column is accepted at all.
     pub allow_staff_role: bool,
     /// Files larger than this are refused before any work.
@@ -181,7 +183,7 @@ pub fn template_columns(config: &ImportConfig, actor: &Actor) -> Vec<String> {
     if staff_column_allowed(config, actor) {
         cols.push("staff_role".into());
     }
-    cols.extend(config.profile_fields.iter().cloned());
+    cols.extend(config.profile_fields.iter().map(|p| p.key.clone()));
     cols
 }
 
@@ -766,9 +768,9 @@ impl Header {
                 other => match config
                     .profile_fields
                     .iter()
-                    .find(|p| normalize_column(p) == other)
+                    .find(|p| normalize_column(&p.key) == other)
                 {
-                    Some(p) => Column::Profile(p.clone()),
+                    Some(p) => Column::Profile(p.key.clone()),
                     None => {
                         unknown.push(name.clone());
                         Column::Ignored(columns.len() + 1)
@@ -1223,6 +1225,10 @@ impl<'a> Pass<'a> {
                 }
             }
         }
+        // The declared fields' one check: each cell by its kind, required
+        // fields present (also in update mode: a row may create the user).
+        let profile = crate::profile::validate(&self.config.profile_fields, &profile)
+            .map_err(|e| problem("invalid_profile_field", e))?;
         Ok(Pending {
             row,
             email,

@@ -23,6 +23,7 @@ pub mod organizations;
 pub mod outbox;
 pub mod password_resets;
 pub mod passwords;
+pub mod profile;
 pub mod schema;
 pub mod session_cache;
 pub mod sessions;

@@ -259,6 +259,14 @@ impl From<CoreError> for WebError {
                 w.detail = e.to_string();
                 w
             }
+            CoreError::InvalidProfileField { key, reason } => {
+                let mut w = WebError::validation(vec![FieldError::new(
+                    format!("profile.{key}"),
+                    reason.clone(),
+                )]);
+                w.detail = e.to_string();
+                w
+            }
             CoreError::TooLong { field, max } => {
                 let mut w = WebError::validation(vec![FieldError::new(
                     *field,

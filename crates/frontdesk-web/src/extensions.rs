@@ -1,15 +1,18 @@
 //! The extension registry: what a host (or an optional part of frontdesk)
 //! adds to the admin through one [`Extension`] trait: nav items, pages in the
-//! admin chrome, users-list columns loaded a page at a time, bulk actions
-//! checked by the one authorization function and audited, sections of the
-//! user page, and JSON routes of the admin API described in its OpenAPI
-//! document. Handlers and loaders take plain data and a database connection,
+//! admin chrome, users-list columns loaded a page at a time, users-list
+//! filters run in SQL, typed profile fields, bulk actions checked by the one
+//! authorization function and audited, sections of the user page, and JSON
+//! routes of the admin API described in its OpenAPI document. Handlers and
+//! loaders take plain data and a database connection,
 //! never actix types, and answer with a template name and a JSON context.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use frontdesk_core::db::DbConnection;
+use frontdesk_core::profile::ProfileField;
+use frontdesk_core::users::condition::UserCondition;
 use frontdesk_core::{Action, Actor, CoreError};
 use serde::Serialize;
 
@@ -27,6 +30,15 @@ pub trait Extension: Send + Sync + 'static {
     }
     /// Columns of the users list.
     fn user_columns(&self) -> Vec<UserColumn> {
+        vec![]
+    }
+    /// Filters of the users list (a select each), run in SQL.
+    fn user_filters(&self) -> Vec<UserFilter> {
+        vec![]
+    }
+    /// Typed profile fields, added to the host's own
+    /// (`FrontdeskBuilder::profile_field`).
+    fn profile_fields(&self) -> Vec<ProfileField> {
         vec![]
     }
     /// Actions offered on the selected rows of the users list.
@@ -119,6 +131,22 @@ pub type ColumnLoader = Arc<
 pub struct UserColumn {
     pub label: String,
     pub load: ColumnLoader,
+}
+
+pub type FilterCondition = Arc<dyn Fn(&str) -> UserCondition + Send + Sync>;
+
+/// A filter of the users list: a labelled select whose chosen value narrows
+/// the list (page, count, export and API alike) through `condition`, a SQL
+/// condition over `users` with bound values, run on both backends. The URL
+/// parameter is `ext.<extension id>.<name>`; `condition` is only ever called
+/// with one of the `choices`' values (anything else is a 400).
+#[derive(Clone)]
+pub struct UserFilter {
+    pub name: String,
+    pub label: String,
+    /// `(value, label)` of each option.
+    pub choices: Vec<(String, String)>,
+    pub condition: FilterCondition,
 }
 
 pub type BulkRunner =
@@ -302,6 +330,8 @@ struct Entry {
     nav: Vec<NavItem>,
     pages: Vec<AdminPage>,
     columns: Vec<UserColumn>,
+    filters: Vec<UserFilter>,
+    profile_fields: Vec<ProfileField>,
     bulk: Vec<BulkAction>,
     sections: Vec<UserSection>,
     api: Vec<ApiRoute>,
@@ -353,6 +383,8 @@ impl Registry {
             nav: ext.nav(),
             pages: ext.pages(),
             columns: ext.user_columns(),
+            filters: ext.user_filters(),
+            profile_fields: ext.profile_fields(),
             bulk: ext.bulk_actions(),
             sections: ext.user_sections(),
             api,
@@ -378,6 +410,26 @@ impl Registry {
         self.entries
             .iter()
             .flat_map(|e| e.columns.clone())
+            .collect()
+    }
+
+    /// Each filter with its URL parameter, `ext.<id>.<name>`.
+    pub fn filters(&self) -> Vec<(String, UserFilter)> {
+        self.entries
+            .iter()
+            .flat_map(|e| {
+                e.filters
+                    .iter()
+                    .map(|f| (format!("ext.{}.{}", e.id, f.name), f.clone()))
+            })
+            .collect()
+    }
+
+    /// The extensions' typed profile fields.
+    pub fn profile_fields(&self) -> Vec<ProfileField> {
+        self.entries
+            .iter()
+            .flat_map(|e| e.profile_fields.clone())
             .collect()
     }
 

@@ -24,6 +24,7 @@ pub mod sessions;
 pub mod signup;
 pub mod state;
 pub mod templates;
+pub mod user_filters;
 
 use actix_web::web::{self, ServiceConfig};
 

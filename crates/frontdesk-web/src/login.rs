@@ -146,7 +146,9 @@ pub(crate) enum Attempt {
     SecondStep(frontdesk_core::tokens::SecretToken),
     /// `unverified`: the password was right but the address is not verified
     /// and the host requires it (told apart only then: the user knows it).
-    Refused { unverified: bool },
+    Refused {
+        unverified: bool,
+    },
 }
 
 /// Runs the sign-in under the argon2 cap and tells the hooks.

@@ -2,6 +2,7 @@
 //! roles. Every change is authorized by `authz` and recorded by `audit`.
 
 pub mod bulk;
+pub mod condition;
 pub mod query;
 
 use chrono::NaiveDateTime;
@@ -188,19 +189,10 @@ pub fn search_text(
     s.to_lowercase()
 }
 
+/// The undeclared-key part of [`crate::profile::validate`]: callers that know
+/// the host's declared fields have already run the whole check.
 fn check_profile(profile: &Map<String, Value>) -> CoreResult<()> {
-    for (k, v) in profile {
-        validate::text("profile field name", k, MAX_NAME)?;
-        if let Value::String(s) = v {
-            if s.chars().count() > MAX_TEXT {
-                return Err(CoreError::TooLong {
-                    field: "profile field",
-                    max: MAX_TEXT,
-                });
-            }
-        }
-    }
-    Ok(())
+    crate::profile::validate(&[], profile).map(|_| ())
 }
 
 fn optional_name(field: &'static str, v: Option<&str>) -> CoreResult<Option<String>> {

@@ -10,10 +10,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::condition::UserCondition;
 use super::{User, UserStatus};
 use crate::authz::{Actor, OrgRole, StaffRole};
 use crate::db::{fts_phrase, search_predicate, Backend, BackendKind, DbConnection};
 use crate::error::{CoreError, CoreResult};
+use crate::profile::ProfileFilter;
 use crate::schema::{memberships, user_tags, users};
 
 /// The sort keys of a row, where the next keyset batch starts.
@@ -178,6 +180,11 @@ pub struct UserQuery {
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
     pub last_login: LastLogin,
+    /// Filters on declared profile fields (`profile.<key>=value`).
+    pub profile: Vec<ProfileFilter>,
+    /// Further conditions, such as a host's extension filters, run in SQL
+    /// for the page and the count.
+    pub conditions: Vec<UserCondition>,
     pub sort: SortKey,
     pub dir: SortDir,
     /// 1-based.
@@ -199,6 +206,8 @@ impl Default for UserQuery {
             created_from: None,
             created_to: None,
             last_login: LastLogin::Any,
+            profile: Vec::new(),
+            conditions: Vec::new(),
             sort: SortKey::Created,
             dir: SortDir::Desc,
             page: 1,
@@ -428,6 +437,12 @@ impl UserQuery {
         if let Some(to) = self.created_to {
             q = q.filter(users::created_at.lt(to));
         }
+        for f in &self.profile {
+            q = q.filter(f.condition(kind));
+        }
+        for c in &self.conditions {
+            q = q.filter(c.clone());
+        }
         match self.last_login {
             LastLogin::Any => {}
             LastLogin::Never => q = q.filter(users::last_login_at.is_null()),
@@ -557,6 +572,8 @@ impl UserQuery {
             || self.created_from.is_some()
             || self.created_to.is_some()
             || self.last_login != LastLogin::Any
+            || !self.profile.is_empty()
+            || !self.conditions.is_empty()
     }
 
     /// The exact count when the only filter is one set of user ids (an
@@ -691,7 +708,9 @@ impl UserQuery {
             && self.tags_none.is_empty()
             && self.created_from.is_none()
             && self.created_to.is_none()
-            && self.last_login == LastLogin::Any;
+            && self.last_login == LastLogin::Any
+            && self.profile.is_empty()
+            && self.conditions.is_empty();
         if conn.kind() != BackendKind::Sqlite
             || self.status != Some(UserStatus::Active)
             || !only_status

@@ -39,7 +39,12 @@ fn filters_of(raw: &str) -> String {
             FILTER_KEYS
                 .iter()
                 .filter(|k| **k != "limit")
-                .flat_map(|k| p.all(k).into_iter().map(move |v| (*k, v.to_owned()))),
+                .flat_map(|k| p.all(k).into_iter().map(move |v| (*k, v.to_owned())))
+                .chain(
+                    p.0.iter()
+                        .filter(|(k, _)| crate::user_filters::is_filter_param(k))
+                        .map(|(k, v)| (k.as_str(), v.clone())),
+                ),
         )
         .finish()
 }
@@ -56,7 +61,7 @@ pub async fn page(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         .map_err(|_| WebError::forbidden("You may not export users."))?;
     let filters = filters_of(req.query_string());
     // The filters must read as a users list would read them.
-    super::users::parse_query(&Params::parse(filters.as_bytes()))?;
+    super::users::parse_query(&Params::parse(filters.as_bytes()), state.settings())?;
     let profile = &state.settings().import.profile_fields;
     let defaults = exports::default_fields(profile);
     let fields: Vec<FieldChoice> = exports::all_fields(profile)
@@ -102,10 +107,11 @@ pub async fn download(
         state.settings().admin_prefix,
         if filters.is_empty() { "" } else { "?" }
     );
-    let mut query = match super::users::parse_query(&Params::parse(filters.as_bytes())) {
-        Ok(q) => q,
-        Err(e) => return Ok(redirect(&state, &back, "error", &e.detail)),
-    };
+    let mut query =
+        match super::users::parse_query(&Params::parse(filters.as_bytes()), state.settings()) {
+            Ok(q) => q,
+            Err(e) => return Ok(redirect(&state, &back, "error", &e.detail)),
+        };
     query.page = 1;
     let profile = &state.settings().import.profile_fields;
     let names = form.all("fields");

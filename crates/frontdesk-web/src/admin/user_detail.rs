@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_core::audit::{self, AuditFilter};
 use frontdesk_core::authz::{can, Action, Target};
 use frontdesk_core::login_attempts::{self, AttemptFilter};
+use frontdesk_core::profile::{ProfileField, ProfileKind};
 use frontdesk_core::users::{self as core_users, UserUpdate};
 use frontdesk_core::{
     organizations, password_resets, sessions, tags, CoreError, OrgRole, StaffRole,
@@ -65,6 +66,19 @@ struct Allowed {
     delete: bool,
     staff_role: bool,
     create_tags: bool,
+}
+
+/// A declared profile field on the user page, rendered by kind.
+#[derive(Serialize)]
+struct TypedField {
+    key: String,
+    label: String,
+    kind: &'static str,
+    choices: Vec<String>,
+    required: bool,
+    help: String,
+    value: String,
+    checked: bool,
 }
 
 fn profile_text(v: &Value) -> String {
@@ -151,9 +165,27 @@ pub async fn page(
         staff_role: can(a, Action::GrantStaffRole, &target),
         create_tags: can(a, Action::ManageSite, &Target::Site),
     };
-    let profile: Vec<Field> = user
-        .profile_map()
+    let values = user.profile_map();
+    let declared = &state.settings().import.profile_fields;
+    let typed: Vec<TypedField> = declared
         .iter()
+        .map(|d| TypedField {
+            key: d.key.clone(),
+            label: d.label.clone(),
+            kind: d.kind.name(),
+            choices: d.choices().to_vec(),
+            required: d.required,
+            help: d.help.clone().unwrap_or_default(),
+            value: values
+                .get(&d.key)
+                .map(ProfileField::display)
+                .unwrap_or_default(),
+            checked: values.get(&d.key) == Some(&Value::Bool(true)),
+        })
+        .collect();
+    let profile: Vec<Field> = values
+        .iter()
+        .filter(|(k, _)| !declared.iter().any(|d| &d.key == *k))
         .map(|(k, v)| Field {
             key: k.clone(),
             value: profile_text(v),
@@ -194,6 +226,7 @@ pub async fn page(
     ctx.insert("suspended_until", &user.suspended_until.map(show_time));
     ctx.insert("max_suspension_days", &core_users::MAX_SUSPENSION_DAYS);
     ctx.insert("profile", &profile);
+    ctx.insert("typed_profile", &typed);
     ctx.insert("memberships", &memberships);
     ctx.insert(
         "user_tags",
@@ -303,6 +336,7 @@ pub async fn edit(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
+    let declared = state.settings().import.profile_fields.clone();
     change(
         &req,
         &state,
@@ -311,9 +345,21 @@ pub async fn edit(
         &body,
         move |conn, actor, f| {
             let current = core_users::get_for(conn, actor, id, Action::Edit)?;
-            // Profile fields: the ones shown (an empty value removes one) and one new.
+            // Profile fields: the declared ones by kind (an unticked box is
+            // no), the others shown (an empty value removes one), one new.
             let mut profile = Map::new();
+            for d in &declared {
+                let name = format!("profile.{}", d.key);
+                let v = match d.kind {
+                    ProfileKind::Boolean => Value::Bool(f.get(&name) == Some("yes")),
+                    _ => Value::String(f.get(&name).unwrap_or("").to_owned()),
+                };
+                profile.insert(d.key.clone(), v);
+            }
             for (k, v) in current.profile_map() {
+                if declared.iter().any(|d| d.key == k) {
+                    continue;
+                }
                 match f.get(&format!("profile.{k}")) {
                     Some(new) => {
                         profile.insert(k, Value::String(new.to_owned()));
@@ -327,6 +373,7 @@ pub async fn edit(
             if let Some(key) = f.get("new_field") {
                 profile.insert(key.to_owned(), Value::String(f.text("new_value")));
             }
+            let profile = frontdesk_core::profile::validate(&declared, &profile)?;
             let display = f.text("display_name");
             core_users::update(
                 conn,

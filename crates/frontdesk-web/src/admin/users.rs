@@ -41,6 +41,8 @@ struct Row {
     may: RowActions,
     /// The extension columns' cells, in the order of their headers.
     ext: Vec<String>,
+    /// The profile fields marked `list_column`, in the order of their headers.
+    profile: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -72,7 +74,10 @@ struct Choice {
     name: String,
 }
 
-pub(super) fn parse_query(p: &Params) -> Result<UserQuery, WebError> {
+pub(super) fn parse_query(
+    p: &Params,
+    settings: &crate::state::Settings,
+) -> Result<UserQuery, WebError> {
     let mut q = UserQuery {
         search: p.get("q").map(|s| s.chars().take(200).collect()),
         ..UserQuery::default()
@@ -145,12 +150,17 @@ pub(super) fn parse_query(p: &Params) -> Result<UserQuery, WebError> {
         Some(l) if (1..=100).contains(&l) => l,
         Some(_) => return Err(WebError::bad_request("limit must be between 1 and 100")),
     };
+    let declared =
+        p.0.iter()
+            .filter(|(k, v)| crate::user_filters::is_filter_param(k) && !v.trim().is_empty())
+            .map(|(k, v)| (k.as_str(), v.trim()));
+    crate::user_filters::apply(settings, declared, &mut q).map_err(WebError::validation)?;
     Ok(q)
 }
 
 pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpResponse, WebError> {
     let p = Params::query(&req);
-    let query = parse_query(&p)?;
+    let query = parse_query(&p, state.settings())?;
     let actor = admin.actor.clone();
     let columns = state.settings().extensions.columns();
     let column_labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
@@ -174,6 +184,13 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     let visible = admin.scope();
     let one_org = p.int("org")?;
     let a = &admin.actor;
+    let listed: Vec<&frontdesk_core::profile::ProfileField> = state
+        .settings()
+        .import
+        .profile_fields
+        .iter()
+        .filter(|f| f.list_column)
+        .collect();
     let rows: Vec<Row> = page
         .items
         .iter()
@@ -223,6 +240,18 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                     .iter()
                     .map(|cells| cells.get(&u.id).cloned().unwrap_or_default())
                     .collect(),
+                profile: {
+                    let values = u.profile_map();
+                    listed
+                        .iter()
+                        .map(|f| {
+                            values
+                                .get(&f.key)
+                                .map(frontdesk_core::profile::ProfileField::display)
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                },
                 may: RowActions {
                     suspend: can(a, Action::Suspend, &target),
                     // The reset handler refuses these two; the menu does not offer it.
@@ -291,6 +320,14 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     ctx.insert("sort_links", &sorts);
     ctx.insert("may_invite", &may_invite);
     ctx.insert("ext_columns", &column_labels);
+    ctx.insert(
+        "profile_columns",
+        &listed.iter().map(|f| f.label.clone()).collect::<Vec<_>>(),
+    );
+    ctx.insert(
+        "filter_selects",
+        &crate::user_filters::selects(state.settings(), |name| p.get(name).map(str::to_owned)),
+    );
     ctx.insert(
         "ext_bulk",
         &state

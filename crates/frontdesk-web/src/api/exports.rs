@@ -136,7 +136,8 @@ pub async fn export(
     state: web::Data<FrontdeskState>,
     api: ApiActor,
 ) -> ApiResult {
-    let (requested, extras) = super::users::parse_query(req.query_string(), &["fields"])?;
+    let (requested, extras) =
+        super::users::parse_query(req.query_string(), &["fields"], state.settings())?;
     let profile = state.settings().import.profile_fields.clone();
     let fields = match extras.into_iter().next().flatten() {
         Some(list) => {
@@ -146,10 +147,10 @@ pub async fn export(
             if parts.len() > 50
                 || parts
                     .iter()
-                    .any(|p| !FIELD_NAMES.contains(p) && !profile.iter().any(|f| f == p))
+                    .any(|p| !FIELD_NAMES.contains(p) && !profile.iter().any(|f| f.key == *p))
             {
                 let mut known: Vec<&str> = FIELD_NAMES.to_vec();
-                known.extend(profile.iter().map(String::as_str));
+                known.extend(profile.iter().map(|f| f.key.as_str()));
                 return Err(WebError::validation(vec![crate::error::FieldError::new(
                     "fields",
                     format!("a comma-separated list of: {}", known.join(", ")),

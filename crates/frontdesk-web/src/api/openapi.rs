@@ -229,9 +229,61 @@ pub async fn document(
 ) -> HttpResponse {
     let mut doc = serde_json::to_value(document_for(&prefix.0, &state)).unwrap_or_default();
     exclusive_fields(&mut doc);
+    declared_profile(&mut doc, &state.settings().import.profile_fields);
     super::extensions::describe(&mut doc, &state.settings().extensions);
     crate::parts::strip_openapi(&mut doc, &state.settings().disabled_parts);
     HttpResponse::Ok().json(doc)
+}
+
+/// The host's declared profile fields, by type, in every schema with a
+/// `profile` object (undeclared keys stay allowed as before).
+fn declared_profile(doc: &mut serde_json::Value, fields: &[frontdesk_core::profile::ProfileField]) {
+    use frontdesk_core::profile::ProfileKind;
+    use serde_json::json;
+    if fields.is_empty() {
+        return;
+    }
+    let props: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|f| {
+            let mut s = match &f.kind {
+                ProfileKind::Text => {
+                    json!({"type": "string", "maxLength": f.max_length.unwrap_or(2000).min(2000)})
+                }
+                ProfileKind::Choice { choices } => json!({"type": "string", "enum": choices}),
+                ProfileKind::Boolean => json!({"type": "boolean"}),
+                ProfileKind::Integer => {
+                    let mut s = json!({"type": "integer"});
+                    if let Some(m) = f.min {
+                        s["minimum"] = json!(m);
+                    }
+                    if let Some(m) = f.max {
+                        s["maximum"] = json!(m);
+                    }
+                    s
+                }
+                ProfileKind::Date => json!({"type": "string", "format": "date"}),
+            };
+            s["title"] = json!(f.label);
+            if let Some(h) = &f.help {
+                s["description"] = json!(h);
+            }
+            (f.key.clone(), s)
+        })
+        .collect();
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    {
+        for schema in schemas.values_mut() {
+            if let Some(p) = schema.pointer_mut("/properties/profile") {
+                if p.is_object() && p.get("$ref").is_none() {
+                    // Not `required`: users saved before a field was declared may lack it.
+                    p["properties"] = serde_json::Value::Object(props.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Rules between fields that the derived schemas cannot state: a suspension

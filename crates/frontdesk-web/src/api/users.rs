@@ -361,16 +361,23 @@ pub(crate) struct Requested {
     pub(crate) empty: bool,
 }
 
-fn parse_list(query_string: &str) -> ApiResult<Requested> {
-    parse_query(query_string, &[]).map(|(r, _)| r)
+fn parse_list(query_string: &str, settings: &crate::state::Settings) -> ApiResult<Requested> {
+    parse_query(query_string, &[], settings).map(|(r, _)| r)
 }
 
 /// The users query, plus `extra` text parameters (such as an export's `fields`).
 pub(crate) fn parse_query(
     query_string: &str,
     extra: &[&str],
+    settings: &crate::state::Settings,
 ) -> ApiResult<(Requested, Vec<Option<String>>)> {
-    let known: Vec<&str> = LIST_PARAMS.iter().chain(extra).copied().collect();
+    let declared = crate::user_filters::param_names(settings);
+    let known: Vec<&str> = LIST_PARAMS
+        .iter()
+        .chain(extra)
+        .copied()
+        .chain(declared.iter().map(String::as_str))
+        .collect();
     let mut p = Params::parse(query_string, &known);
     let extras: Vec<Option<String>> = extra.iter().map(|e| p.text(e, 2000)).collect();
     let Paging { page, limit } = p.paging();
@@ -444,25 +451,41 @@ pub(crate) fn parse_query(
             &["asc", "desc"],
         )
         .unwrap_or_default();
+    let filters: Vec<(String, String)> = declared
+        .iter()
+        .filter_map(|name| p.text(name, 200).map(|v| (name.clone(), v)))
+        .collect();
+    let mut query = UserQuery {
+        search,
+        status,
+        staff,
+        organization: None,
+        org_role,
+        tags_all,
+        tags_any,
+        tags_none,
+        created_from,
+        created_to,
+        last_login,
+        profile: Vec::new(),
+        conditions: Vec::new(),
+        sort,
+        dir,
+        page,
+        limit,
+    };
+    if let Err(errors) = crate::user_filters::apply(
+        settings,
+        filters.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &mut query,
+    ) {
+        for e in errors {
+            p.error(&e.field, e.message);
+        }
+    }
     p.finish()?;
     let requested = Requested {
-        query: UserQuery {
-            search,
-            status,
-            staff,
-            organization: None,
-            org_role,
-            tags_all,
-            tags_any,
-            tags_none,
-            created_from,
-            created_to,
-            last_login,
-            sort,
-            dir,
-            page,
-            limit,
-        },
+        query,
         organization,
         empty,
     };
@@ -496,7 +519,7 @@ parse_exact!(UserStatus, StaffRole, OrgRole);
     responses((status = 200, description = "A page of users", body = UserList))
 )]
 pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiActor) -> ApiResult {
-    let requested = parse_list(req.query_string())?;
+    let requested = parse_list(req.query_string(), state.settings())?;
     let actor = api.actor;
     let page = state
         .db(move |conn| -> Result<UserList, WebError> {
@@ -616,6 +639,14 @@ pub async fn update(
             format!("at most {} fields", super::openapi::MAX_PROFILE_FIELDS),
         )])
         .into());
+    }
+    // The declared fields' one check, before anything is saved.
+    let mut patch = patch;
+    if let Some(p) = &patch.profile {
+        patch.profile = Some(frontdesk_core::profile::validate(
+            &state.settings().import.profile_fields,
+            p,
+        )?);
     }
     let config = state.settings().auth.sessions;
     let detail = state
