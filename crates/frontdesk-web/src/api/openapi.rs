@@ -264,6 +264,10 @@ fn declared_profile(doc: &mut serde_json::Value, fields: &[frontdesk_core::profi
                 }
                 ProfileKind::Date => json!({"type": "string", "format": "date"}),
             };
+            if !f.required {
+                // Null or an empty string clears an optional field.
+                s = json!({"anyOf": [s, {"type": "null"}, {"type": "string", "maxLength": 0}]});
+            }
             s["title"] = json!(f.label);
             if let Some(h) = &f.help {
                 s["description"] = json!(h);
