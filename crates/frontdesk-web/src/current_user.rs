@@ -280,13 +280,14 @@ impl<R: MinRole + 'static> FromRequest for Staff<R> {
 
 /// The IP and user agent to record for this request.
 pub fn client_info(req: &HttpRequest, state: &FrontdeskState) -> ClientInfo {
-    let ip = if state.settings().trust_forwarded_for {
-        req.connection_info()
-            .realip_remote_addr()
-            .map(|s| s.to_owned())
-    } else {
-        req.peer_addr().map(|a| a.ip().to_string())
-    };
+    let ip = crate::client_ip::client_ip(
+        &state.settings().trusted_proxies,
+        req.peer_addr().map(|a| a.ip()),
+        req.headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok()),
+    )
+    .map(|ip| ip.to_string());
     let user_agent = req
         .headers()
         .get(actix_web::http::header::USER_AGENT)

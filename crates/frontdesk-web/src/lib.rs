@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod client_ip;
 pub mod csrf;
 pub mod current_user;
 mod deferred;
