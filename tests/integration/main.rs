@@ -43,6 +43,7 @@ mod parts;
 mod password_resets;
 mod profile_fields;
 mod raw_http;
+mod request_ids;
 mod session_cache;
 mod sessions;
 mod signup;

@@ -125,7 +125,10 @@ impl WebError {
     }
 
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        log::error!("frontdesk: {detail}");
+        log::error!(
+            "frontdesk [{}]: {detail}",
+            crate::request_id::current().as_deref().unwrap_or("-")
+        );
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal error",
@@ -134,7 +137,10 @@ impl WebError {
     }
 
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
-        log::error!("frontdesk: {detail}");
+        log::error!(
+            "frontdesk [{}]: {detail}",
+            crate::request_id::current().as_deref().unwrap_or("-")
+        );
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
@@ -201,6 +207,9 @@ impl ResponseError for WebError {
             });
             if !self.errors.is_empty() {
                 body["errors"] = json!(self.errors);
+            }
+            if let Some(id) = crate::request_id::current() {
+                body["request_id"] = json!(id);
             }
             let mut res = HttpResponse::build(self.status);
             if self.status == StatusCode::UNAUTHORIZED {

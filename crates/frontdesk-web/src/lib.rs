@@ -21,6 +21,7 @@ pub mod mfa;
 pub mod parts;
 pub mod password_change;
 pub mod password_resets;
+pub mod request_id;
 pub mod sessions;
 pub mod signup;
 pub mod state;
@@ -67,6 +68,7 @@ pub fn admin_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
 pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     web::scope(prefix)
         .wrap(security_headers())
+        .wrap(actix_web::middleware::from_fn(request_id::assign))
         // Forms are read by `forms::Form` (UTF-8 enforced), at most 16 KiB.
         .app_data(web::PayloadConfig::new(16 * 1024))
         // A path segment that does not parse (an id too long for i64) is

@@ -489,6 +489,7 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     web::scope(prefix)
         .wrap(actix_web::middleware::from_fn(crate::parts::admin_guard))
         .wrap(security_headers())
+        .wrap(actix_web::middleware::from_fn(crate::request_id::assign))
         // `/users/<an id too long for i64>` is a page that does not exist,
         // answered like any other (not the framework's plain-text message).
         .app_data(

@@ -110,5 +110,6 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         )
         .service(web::resource("/ext/{ext}/{path:.*}").to(extensions::dispatch))
         .wrap(actix_web::middleware::from_fn(crate::parts::api_guard))
+        .wrap(actix_web::middleware::from_fn(crate::request_id::assign))
         .default_service(web::to(problem::no_such_route))
 }

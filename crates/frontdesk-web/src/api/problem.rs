@@ -60,6 +60,10 @@ pub struct Problem {
     /// Present on validation problems: each invalid field and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<ProblemField>>,
+    /// The request's id, also in the `X-Request-Id` header and frontdesk's
+    /// log line for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
