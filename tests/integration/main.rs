@@ -6,6 +6,7 @@ mod web_app;
 
 mod admin_access;
 mod admin_browser;
+mod admin_create_users;
 mod admin_fixture;
 mod admin_imports;
 mod admin_lists;

@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 use super::problem::{Problem, ProblemField};
 use super::{
     api_keys, audit, exports, imports, invitations, login_attempts, organizations, sessions, tags,
-    users, ApiPrefix,
+    users, users_create, ApiPrefix,
 };
 use crate::state::FrontdeskState;
 
@@ -37,6 +37,12 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         users::suspend,
         users::restore,
         users::revoke_sessions,
+        users_create::create,
+        users_create::verify_email,
+        users_create::resend_verification,
+        users_create::create_in_org,
+        users_create::org_verify_email,
+        users_create::org_resend_verification,
         sessions::of_user,
         tags::assign,
         tags::unassign,
