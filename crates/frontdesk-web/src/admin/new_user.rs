@@ -46,7 +46,8 @@ async fn offer(state: &State, admin: &Admin) -> Result<Offer, WebError> {
         .db(move |conn| organizations::list(conn, &actor))
         .await?;
     let a = &admin.actor;
-    let may = |org: i64, role: OrgRole| can(a, Action::GrantOrgRole(role), &Target::Organization(org));
+    let may =
+        |org: i64, role: OrgRole| can(a, Action::GrantOrgRole(role), &Target::Organization(org));
     let orgs: Vec<(i64, String)> = orgs
         .iter()
         .filter(|o| may(o.id, OrgRole::Member))
@@ -63,10 +64,6 @@ async fn offer(state: &State, admin: &Admin) -> Result<Offer, WebError> {
         without_org: can(a, Action::ManageSite, &Target::Site),
         staff_roles: can(a, Action::GrantStaffRole, &Target::Site),
     })
-}
-
-fn form_url(state: &FrontdeskState) -> String {
-    format!("{}/users/new", state.settings().admin_prefix)
 }
 
 /// The form, blank or refilled with `form` and its error (`fields` names
@@ -116,7 +113,14 @@ async fn show(
         },
     );
     ctx.insert("typed_profile", &typed);
-    for key in ["email", "first_name", "last_name", "organization", "role", "staff_role"] {
+    for key in [
+        "email",
+        "first_name",
+        "last_name",
+        "organization",
+        "role",
+        "staff_role",
+    ] {
         ctx.insert(key, &form.text(key));
     }
     ctx.insert("error", &error);
@@ -172,7 +176,14 @@ pub async fn submit(
     };
     let organization = match form.int("organization") {
         Ok(o) => o,
-        Err(e) => return retry(StatusCode::BAD_REQUEST, e.detail, vec!["organization".into()]).await,
+        Err(e) => {
+            return retry(
+                StatusCode::BAD_REQUEST,
+                e.detail,
+                vec!["organization".into()],
+            )
+            .await
+        }
     };
     let role = match (organization, form.get("role")) {
         (None, _) => None,
@@ -262,7 +273,12 @@ pub async fn submit(
         Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let mut fields = field_of(&e);
             if e.status == StatusCode::FORBIDDEN && fields.is_empty() {
-                fields = vec![if organization.is_some() { "role" } else { "organization" }.into()];
+                fields = vec![if organization.is_some() {
+                    "role"
+                } else {
+                    "organization"
+                }
+                .into()];
             }
             let status = e.status;
             let detail = match status {
@@ -318,10 +334,7 @@ pub fn welcome_mail(state: &FrontdeskState, w: &Welcome<'_>) -> CoreResult<NewMa
     );
     ctx.insert("name", &w.user.name());
     ctx.insert("email", &w.user.email);
-    ctx.insert(
-        "organization",
-        &w.organization.map(|(o, _)| o.name.clone()),
-    );
+    ctx.insert("organization", &w.organization.map(|(o, _)| o.name.clone()));
     ctx.insert("role", &w.organization.map(|(_, r)| r.as_str()));
     ctx.insert(
         "expires_at",

@@ -65,9 +65,7 @@ pub async fn resend_mail(
     verify(&req, &state, &form)?;
     let actor = admin.actor.clone();
     let st = state.get_ref().clone();
-    let result = state
-        .db(move |conn| resend(conn, &st, &actor, id))
-        .await;
+    let result = state.db(move |conn| resend(conn, &st, &actor, id)).await;
     if result.is_ok() {
         state.wake_mailer();
     }

@@ -35,10 +35,18 @@ pub enum NewStaffRole {
 pub struct NewUserBody {
     #[schema(example = "ada@example.com", max_length = 254, format = Email)]
     pub email: String,
-    #[schema(example = "Ada", max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        example = "Ada",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     #[serde(default)]
     pub first_name: String,
-    #[schema(example = "Lovelace", max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        example = "Lovelace",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     #[serde(default)]
     pub last_name: String,
     #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
@@ -50,7 +58,11 @@ pub struct NewUserBody {
     pub profile: Option<Map<String, Value>>,
     /// Slug of an organization the user joins (the organization-scoped form
     /// takes it from the path instead).
-    #[schema(example = "acme", max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        example = "acme",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     #[serde(default)]
     pub organization: Option<String>,
     /// The role in that organization (default `member`).
@@ -67,10 +79,18 @@ pub struct NewUserBody {
 pub struct NewMemberBody {
     #[schema(example = "ada@example.com", max_length = 254, format = Email)]
     pub email: String,
-    #[schema(example = "Ada", max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        example = "Ada",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     #[serde(default)]
     pub first_name: String,
-    #[schema(example = "Lovelace", max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        example = "Lovelace",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     #[serde(default)]
     pub last_name: String,
     #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
