@@ -47,6 +47,7 @@ mod raw_http;
 mod session_cache;
 mod sessions;
 mod signup;
+mod signup_browser;
 mod signup_pages;
 mod tags;
 mod users;
