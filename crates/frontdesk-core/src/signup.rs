@@ -165,6 +165,10 @@ pub fn admit(
     limits: &SignupLimits,
 ) -> CoreResult<bool> {
     crate::db::write_transaction(conn, |conn| {
+        // Concurrent requests for one address or from one IP count in turn.
+        let by_email_key = format!("frontdesk.signup.email:{email}");
+        let by_ip_key = format!("frontdesk.signup.ip:{}", ip.unwrap_or(""));
+        crate::db::lock_keys(conn, &[&by_email_key, &by_ip_key])?;
         let t = now();
         diesel::insert_into(signup_requests::table)
             .values((
