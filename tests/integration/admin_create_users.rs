@@ -749,7 +749,7 @@ both!(admins_mark_verified_and_resend_on_page_and_api, |db| {
             "POST",
             &format!("/users/{member}/resend-verification"),
             None,
-            400,
+            409,
         )
         .await;
         assert!(a.raw.contains("verified already"), "{}", a.raw);

@@ -297,8 +297,20 @@ fn declared_profile(doc: &mut serde_json::Value, fields: &[frontdesk_core::profi
 }
 
 /// Rules between fields that the derived schemas cannot state: a suspension
-/// ends after `days` or at `suspended_until`, never both (the API answers 400).
+/// ends after `days` or at `suspended_until`, never both; a new user's `role`
+/// needs an `organization` (the API answers 400).
 fn exclusive_fields(doc: &mut serde_json::Value) {
+    if let Some(body) = doc.pointer_mut("/components/schemas/NewUserBody") {
+        // A role (not null) without an organization (absent or null).
+        body["not"] = serde_json::json!({
+            "required": ["role"],
+            "properties": {"role": {"not": {"type": "null"}}},
+            "not": {
+                "required": ["organization"],
+                "properties": {"organization": {"not": {"type": "null"}}}
+            }
+        });
+    }
     if let Some(body) = doc.pointer_mut("/components/schemas/SuspendBody") {
         // Both given and not null.
         body["not"] = serde_json::json!({

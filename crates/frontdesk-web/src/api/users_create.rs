@@ -6,9 +6,10 @@
 //! Verification from the admin side: `POST /users/{id}/verify-email` and
 //! `POST /users/{id}/resend-verification` (and their organization-scoped forms).
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use frontdesk_core::users::create::{self as create_user, NewAccount};
-use frontdesk_core::{email_verification, Action, OrgRole, StaffRole};
+use frontdesk_core::{email_verification, Action, CoreError, OrgRole, StaffRole};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -279,7 +280,27 @@ async fn verification(
             let user = match what {
                 Verification::Mark => email_verification::mark_verified(conn, actor, id)?,
                 Verification::Resend => {
-                    crate::admin::verification::resend(conn, &st, actor, id)?;
+                    match crate::admin::verification::resend(conn, &st, actor, id) {
+                        Ok(()) => {}
+                        // Told apart for clients: verified already is a
+                        // conflict with the user's state, the cap a 429.
+                        Err(CoreError::Invalid {
+                            field: "user",
+                            reason,
+                        }) => {
+                            let verified = frontdesk_core::users::get(conn, id)?.email_verified;
+                            return Err(if verified {
+                                WebError::new(StatusCode::CONFLICT, "Conflict", reason)
+                            } else {
+                                WebError::new(
+                                    StatusCode::TOO_MANY_REQUESTS,
+                                    "Too Many Requests",
+                                    reason,
+                                )
+                            });
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                     frontdesk_core::users::get(conn, id)?
                 }
             };
@@ -311,15 +332,19 @@ pub async fn verify_email(
 }
 
 /// `POST /users/{id}/resend-verification`: a new verification link by mail
-/// (earlier ones stop working); 400 when the address is verified already or
-/// the hourly cap is reached.
+/// (earlier ones stop working); 409 when the address is verified already, 429
+/// past the hourly cap.
 #[utoipa::path(
     post,
     path = "/users/{id}/resend-verification",
     operation_id = "users_resend_verification",
     tag = "users",
     params(("id" = i64, Path, description = "User id")),
-    responses((status = 200, description = "The mail is queued", body = UserDetail))
+    responses(
+        (status = 200, description = "The mail is queued", body = UserDetail),
+        (status = 409, description = "The address is verified already", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Past the hourly cap of verification mails", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn resend_verification(
     state: web::Data<FrontdeskState>,
@@ -360,7 +385,11 @@ pub async fn org_verify_email(
         ("slug" = String, Path, description = "Organization slug"),
         ("id" = i64, Path, description = "User id"),
     ),
-    responses((status = 200, description = "The mail is queued", body = UserDetail))
+    responses(
+        (status = 200, description = "The mail is queued", body = UserDetail),
+        (status = 409, description = "The address is verified already", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Past the hourly cap of verification mails", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn org_resend_verification(
     state: web::Data<FrontdeskState>,
