@@ -133,7 +133,6 @@ async fn run(state: web::Data<FrontdeskState>, api: ApiActor, req: Request) -> A
         ("first_name", Some(&req.account.first_name), 100),
         ("last_name", Some(&req.account.last_name), 100),
         ("display_name", req.account.display_name.as_deref(), 100),
-        ("organization", req.slug.as_deref(), 100),
     ])?;
     if req.account.profile.len() > super::openapi::MAX_PROFILE_FIELDS {
         return Err(WebError::validation(vec![FieldError::new(
@@ -186,6 +185,9 @@ async fn run(state: web::Data<FrontdeskState>, api: ApiActor, req: Request) -> A
 )]
 pub async fn create(state: web::Data<FrontdeskState>, api: ApiActor, body: Body) -> ApiResult {
     let body: NewUserBody = super::problem::object(body)?;
+    // The path's slug is only looked up (an odd one is simply not found);
+    // the body's must be text.
+    check_text(&[("organization", body.organization.as_deref(), 100)])?;
     if body.role.is_some() && body.organization.is_none() {
         return Err(WebError::validation(vec![FieldError::new(
             "role",
