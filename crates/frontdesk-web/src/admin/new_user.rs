@@ -125,7 +125,6 @@ async fn show(
     }
     ctx.insert("error", &error);
     ctx.insert("error_fields", &fields);
-    let mut ctx = ctx;
     render_status(
         req,
         state,
