@@ -79,34 +79,7 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError>
     }
     let state = state_of(req)?;
     let found = match req.cookie(state.session_cookie_name()) {
-        Some(cookie) => {
-            let token = cookie.value().to_owned();
-            let config = state.settings().auth.sessions;
-            let csrf_token = csrf::session_token(&token);
-            let found = match state.session_cache() {
-                Some(cache) => cached_check(&state, cache, &token, config).await?,
-                None => None,
-            };
-            let found = match found {
-                Some(found) => found,
-                None => match inline_check(&state, &token, &config)? {
-                    Some(Check::Invalid) => None,
-                    Some(Check::Valid(session, user)) => Some((session, user)),
-                    // Due for its activity write (or no idle connection): the
-                    // full check, with its write, off this thread.
-                    Some(Check::Stale(..)) | None => {
-                        state
-                            .db(move |conn| sessions::authenticate(conn, &token, &config))
-                            .await?
-                    }
-                },
-            };
-            found.map(|(session, user)| CurrentUser {
-                user,
-                session,
-                csrf_token,
-            })
-        }
+        Some(cookie) => resolve_token(&state, cookie.value()).await?,
         None => None,
     };
     req.extensions_mut().insert(Resolved(found.clone()));
@@ -160,6 +133,40 @@ async fn cached_check(
             });
             Some((s, u))
         }
+    }))
+}
+
+/// The session a cookie's token names, checked (through the session cache
+/// where there is one): the same check for every web framework.
+pub async fn resolve_token(
+    state: &FrontdeskState,
+    token: &str,
+) -> Result<Option<CurrentUser>, WebError> {
+    let token = token.to_owned();
+    let config = state.settings().auth.sessions;
+    let csrf_token = csrf::session_token(&token);
+    let found = match state.session_cache() {
+        Some(cache) => cached_check(state, cache, &token, config).await?,
+        None => None,
+    };
+    let found = match found {
+        Some(found) => found,
+        None => match inline_check(state, &token, &config)? {
+            Some(Check::Invalid) => None,
+            Some(Check::Valid(session, user)) => Some((session, user)),
+            // Due for its activity write (or no idle connection): the
+            // full check, with its write, off this thread.
+            Some(Check::Stale(..)) | None => {
+                state
+                    .db(move |conn| sessions::authenticate(conn, &token, &config))
+                    .await?
+            }
+        },
+    };
+    Ok(found.map(|(session, user)| CurrentUser {
+        user,
+        session,
+        csrf_token,
     }))
 }
 
