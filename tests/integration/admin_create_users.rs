@@ -508,7 +508,7 @@ both!(new_user_page_creates_and_shows_errors_by_field, |db| {
             )
             .await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
-        assert!(page.body.contains("name=\"email\" value=\"nope\" required maxlength=\"254\" autocomplete=\"off\" aria-invalid=\"true\" aria-describedby=\"fda-form-error\""), "{}", page.body);
+        assert!(page.body.contains("name=\"email\" value=\"nope\" required maxlength=\"254\" autocomplete=\"off\" aria-invalid=\"true\" aria-describedby=\"form-error\""), "{}", page.body);
         assert!(page.body.contains("value=\"Kept\""));
         // A domain the organization does not allow: 422 on the email.
         let org = initech.id.to_string();
