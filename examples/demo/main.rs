@@ -218,6 +218,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var("DEMO_SESSION_CACHE").is_ok_and(|v| v == "0") {
         builder = builder.session_cache(0, std::time::Duration::ZERO);
     }
+    // DEMO_SIGNUP_LIMITS=off lifts the sign-up limits per address and per IP
+    // (the load bench signs up many addresses from one IP).
+    if std::env::var("DEMO_SIGNUP_LIMITS").is_ok_and(|v| v == "off") {
+        builder = builder.signup_limits(frontdesk::core::signup::SignupLimits {
+            per_email: i64::MAX,
+            per_ip: i64::MAX,
+            ..Default::default()
+        });
+    }
     // Mail (invitations, password resets) leaves the outbox as .eml files.
     let mail_dir = dir.join("mail");
     let frontdesk = builder

@@ -1212,7 +1212,8 @@ fn auth_pages_tie_errors_to_their_fields_in_headless_chromium() {
     b.type_into("input[name=current_password]", "not the password");
     b.type_into("input[name=password]", "a long new password");
     b.type_into("input[name=password_confirm]", "a long new password");
-    b.click("form button[type=submit]");
+    // The form itself (an unverified user's banner has a button too).
+    b.click("form.fd-form button[type=submit]");
     b.wait_for("not right");
     let current = field_state(&b, "current_password");
     assert_eq!(current["invalid"], "true", "{current}");

@@ -68,6 +68,8 @@ fn concrete(
         ("patch", "/organizations/{slug}/members/{user_id}") => Some(json!({"role": "member"})),
         ("post", "/tags") => Some(json!({"name": "zz"})),
         ("post", "/api-keys") => Some(json!({"name": "z", "role": "viewer"})),
+        ("post", "/users") => Some(json!({"email": "z@acme.test", "organization": "acme"})),
+        ("post", "/organizations/{slug}/users") => Some(json!({"email": "z@acme.test"})),
         ("post", "/invitations") => {
             Some(json!({"organization": "acme", "email": "z@z.test", "role": "member"}))
         }

@@ -6,6 +6,7 @@ mod web_app;
 
 mod admin_access;
 mod admin_browser;
+mod admin_create_users;
 mod admin_fixture;
 mod admin_imports;
 mod admin_lists;
@@ -47,6 +48,7 @@ mod request_ids;
 mod session_cache;
 mod sessions;
 mod signup;
+mod signup_browser;
 mod signup_pages;
 mod tags;
 mod users;

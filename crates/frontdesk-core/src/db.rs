@@ -755,6 +755,29 @@ where
     })
 }
 
+/// Serializes, until the end of the current transaction, the transactions
+/// that lock any of the same `keys` (a count-then-insert such as a rate
+/// limit, which PostgreSQL's read committed would otherwise let race). On
+/// PostgreSQL: transaction-level advisory locks, taken in a fixed order so
+/// two transactions never wait on each other; SQLite's write transaction
+/// holds the one write lock already. Call inside [`write_transaction`].
+pub fn lock_keys(conn: &mut DbConnection, keys: &[&str]) -> QueryResult<()> {
+    match conn {
+        DbConnection::Pg(c) => {
+            let mut keys: Vec<&str> = keys.to_vec();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind::<diesel::sql_types::Text, _>(key)
+                    .execute(c)?;
+            }
+            Ok(())
+        }
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,10 +156,13 @@ fn set_verified(conn: &mut DbConnection, user_id: i64) -> CoreResult<User> {
         .filter(email_verifications::used_at.is_null())
         .set(email_verifications::used_at.eq(Some(t)))
         .execute(conn)?;
-    Ok(diesel::update(users::table.find(user_id))
+    let user = diesel::update(users::table.find(user_id))
         .set((users::email_verified.eq(true), users::updated_at.eq(t)))
         .returning(users::all_columns)
-        .get_result(conn)?)
+        .get_result(conn)?;
+    // Signed-in pages (the banner, the host's `CurrentUser`) see it at once.
+    crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(user_id))?;
+    Ok(user)
 }
 
 /// The user a token is valid for, without using it up (for the GET).

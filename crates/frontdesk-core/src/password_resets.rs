@@ -90,8 +90,9 @@ pub fn request_for_user(
 }
 
 /// Makes a new link (killing older ones) and queues its mail; false when the
-/// hourly cap is reached. Call inside a transaction.
-fn issue(
+/// hourly cap is reached. Call inside a transaction. Admin-created accounts
+/// get their first "set your password" link this way too.
+pub fn issue(
     conn: &mut DbConnection,
     user: &User,
     ttl: Duration,

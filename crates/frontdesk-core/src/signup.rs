@@ -165,6 +165,11 @@ pub fn admit(
     limits: &SignupLimits,
 ) -> CoreResult<bool> {
     crate::db::write_transaction(conn, |conn| {
+        // Concurrent requests for one address count in turn, so its limit is
+        // exact. Not per IP: one IP's requests would queue on the lock, each
+        // holding a pooled connection (a flood from one address would starve
+        // the pool); its count may run over by the requests in flight at once.
+        crate::db::lock_keys(conn, &[&format!("frontdesk.signup.email:{email}")])?;
         let t = now();
         diesel::insert_into(signup_requests::table)
             .values((

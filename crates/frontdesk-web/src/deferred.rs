@@ -21,6 +21,17 @@ pub(crate) struct Running {
     settled: Notify,
 }
 
+/// Counts a job down when it ends, even if it panics.
+struct Done(Arc<Running>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
+}
+
 /// Runs `job` on the blocking pool of `runtime`, counted in `running`.
 pub(crate) fn spawn(
     runtime: &tokio::runtime::Handle,
@@ -30,17 +41,22 @@ pub(crate) fn spawn(
     running.count.fetch_add(1, Ordering::SeqCst);
     // Not awaited: nobody waits for the job but `settled`.
     drop(runtime.spawn_blocking(move || {
-        // Counted down even if the job panics.
-        struct Done(Arc<Running>);
-        impl Drop for Done {
-            fn drop(&mut self) {
-                if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    self.0.settled.notify_waiters();
-                }
-            }
-        }
         let _done = Done(running);
         job();
+    }));
+}
+
+/// Runs `work` as a task on `runtime`, counted in `running`: for work that
+/// waits (for an argon2 slot) without holding a blocking thread meanwhile.
+pub(crate) fn spawn_async(
+    runtime: &tokio::runtime::Handle,
+    running: Arc<Running>,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    running.count.fetch_add(1, Ordering::SeqCst);
+    drop(runtime.spawn(async move {
+        let _done = Done(running);
+        work.await;
     }));
 }
 

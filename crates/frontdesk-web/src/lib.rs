@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod csrf;
 pub mod current_user;
 mod deferred;
+pub mod email_verification;
 pub mod error;
 pub mod extensions;
 pub mod forms;
@@ -107,6 +108,14 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         )
         .route("/signup", web::get().to(signup::signup_page))
         .route("/signup", web::post().to(signup::signup_submit))
+        .route(
+            "/verify-email",
+            web::get().to(email_verification::request_page),
+        )
+        .route(
+            "/verify-email",
+            web::post().to(email_verification::request_submit),
+        )
         .route("/verify-email/{token}", web::get().to(signup::verify_page))
         .route(
             "/verify-email/{token}",

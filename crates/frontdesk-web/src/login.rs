@@ -103,6 +103,8 @@ fn render_login(
             .filter(|n| !n.is_empty()),
     );
     ctx.insert("error", &error);
+    // The refusal of an unverified address links to a new verification mail.
+    ctx.insert("unverified", &(error == Some(UNVERIFIED)));
     // One answer for a wrong email and a wrong password: both fields are
     // marked, the email first.
     let error_fields: &[&str] = if error.is_some() {

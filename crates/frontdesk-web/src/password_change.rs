@@ -36,6 +36,7 @@ fn render(
     ctx.insert("error", &error.map(|(text, _)| text));
     ctx.insert("error_fields", error.map_or(&[][..], |(_, fields)| fields));
     ctx.insert("done", &done);
+    crate::email_verification::banner(&mut ctx, me);
     let body = state.render("auth/password_change.html", &ctx)?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")

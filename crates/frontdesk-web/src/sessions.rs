@@ -54,6 +54,7 @@ pub async fn list(
     ctx.insert("csrf_token", me.csrf_token());
     ctx.insert("user_email", &me.user.email);
     ctx.insert("user_name", &me.user.name());
+    crate::email_verification::banner(&mut ctx, &me);
     let body = state.render("auth/sessions.html", &ctx)?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

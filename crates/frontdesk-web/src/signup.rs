@@ -220,42 +220,52 @@ fn defer(
     let st = state.clone();
     crate::deferred::after_sent(res, move || {
         let job = st.clone();
-        st.spawn_deferred(move || register(&job, &checked, ip.as_deref(), password));
+        st.spawn_deferred_async(register(job, checked, ip, password));
     })
 }
 
-/// The work behind the sign-up form, after the answer was sent.
-fn register(state: &FrontdeskState, form: &Checked, ip: Option<&str>, password: String) {
-    let settings = state.settings();
-    let outcome = (|| -> Result<signup::Outcome, WebError> {
-        let mut conn =
-            frontdesk_core::events::checkout(state.pool()).map_err(WebError::unavailable)?;
-        if !signup::admit(&mut conn, &form.email, ip, &settings.signup.limits)? {
-            return Ok(signup::Outcome::Limited);
+/// The work behind the sign-up form, after the answer was sent. A task, not
+/// a blocking job: while it waits for an argon2 slot it holds no thread of
+/// the blocking pool (a flood of sign-ups would otherwise starve every other
+/// database call), and past `hash_queue_timeout` it gives up (logged).
+async fn register(state: FrontdeskState, form: Checked, ip: Option<String>, password: String) {
+    let outcome = async {
+        let limits = state.settings().signup.limits;
+        let (st, f) = (state.clone(), form.clone());
+        let answered = state
+            .db(move |conn| -> Result<Option<signup::Outcome>, WebError> {
+                if !signup::admit(conn, &f.email, ip.as_deref(), &limits)? {
+                    return Ok(Some(signup::Outcome::Limited));
+                }
+                if signup::registered(conn, &f.email)?.is_some() {
+                    return Ok(Some(signup::already_registered(conn, &f.email, |u| {
+                        existing_mail(&st, u)
+                    })?));
+                }
+                Ok(None)
+            })
+            .await?;
+        if let Some(outcome) = answered {
+            return Ok(outcome);
         }
-        if signup::registered(&mut conn, &form.email)?.is_some() {
-            return Ok(signup::already_registered(&mut conn, &form.email, |u| {
-                existing_mail(state, u)
-            })?);
-        }
-        // Hashing waits for a slot like a sign-in (the connection goes back
-        // to the pool meanwhile).
-        drop(conn);
-        let rt = tokio::runtime::Handle::current();
-        let permit = rt.block_on(state.hash_permit())?;
-        let hash = passwords::hash(&password)?;
-        drop(permit);
-        let mut conn =
-            frontdesk_core::events::checkout(state.pool()).map_err(WebError::unavailable)?;
-        Ok(signup::create(
-            &mut conn,
-            form,
-            hash,
-            settings.email_verification_ttl,
-            Box::new(|u: &User, t: &SecretToken, at| verification_mail(state, u, t, at)),
-            |u| existing_mail(state, u),
-        )?)
-    })();
+        // Hashing waits for a slot like a sign-in.
+        let hash = state.hashing(move || passwords::hash(&password)).await??;
+        let st = state.clone();
+        let ttl = state.settings().email_verification_ttl;
+        state
+            .db(move |conn| -> Result<signup::Outcome, WebError> {
+                Ok(signup::create(
+                    conn,
+                    &form,
+                    hash,
+                    ttl,
+                    Box::new(|u: &User, t: &SecretToken, at| verification_mail(&st, u, t, at)),
+                    |u| existing_mail(&st, u),
+                )?)
+            })
+            .await
+    }
+    .await;
     match outcome {
         Ok(signup::Outcome::Limited) => {}
         Ok(_) => state.wake_mailer(),

@@ -407,6 +407,19 @@ impl FrontdeskState {
         }
     }
 
+    /// [`FrontdeskState::spawn_deferred`] for async work (its database and
+    /// argon2 steps go through [`FrontdeskState::db`] and
+    /// [`FrontdeskState::hashing`], so waiting holds no blocking thread).
+    pub(crate) fn spawn_deferred_async(
+        &self,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => crate::deferred::spawn_async(&rt, self.0.deferred.clone(), work),
+            Err(_) => log::error!("frontdesk: deferred work dropped outside a runtime"),
+        }
+    }
+
     /// Resolves once no work started after a response is still running:
     /// for a graceful shutdown, and for tests that read what it wrote.
     pub async fn deferred_settled(&self) {

@@ -3,6 +3,7 @@
 
 pub mod bulk;
 pub mod condition;
+pub mod create;
 pub mod query;
 
 use chrono::NaiveDateTime;

@@ -12,10 +12,12 @@ pub mod imports;
 pub mod invitations;
 pub mod login_attempts;
 pub mod mfa;
+pub mod new_user;
 pub mod organizations;
 pub mod sessions;
 pub mod user_detail;
 pub mod users;
+pub mod verification;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -502,7 +504,17 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/static/admin.js", get().to(script))
         .route("/users", get().to(users::list))
         .route("/users/bulk", post().to(users::bulk))
+        .route("/users/new", get().to(new_user::page))
+        .route("/users/new", post().to(new_user::submit))
         .route("/users/{id}", get().to(user_detail::page))
+        .route(
+            "/users/{id}/verify-email",
+            post().to(verification::mark_verified),
+        )
+        .route(
+            "/users/{id}/resend-verification",
+            post().to(verification::resend_mail),
+        )
         .route("/users/{id}/edit", post().to(user_detail::edit))
         .route("/users/{id}/suspend", post().to(user_detail::suspend))
         .route("/users/{id}/restore", post().to(user_detail::restore))

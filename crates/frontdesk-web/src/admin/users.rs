@@ -414,6 +414,30 @@ pub async fn bulk(
             .await;
         return finish(&state, result, &to, |_| format!("{label}: {n} user(s)."));
     }
+    // Email verification: each user checked (`Edit`) and audited by the core.
+    let verification = match form.get("action") {
+        Some("verify_email") => Some(false),
+        Some("resend_verification") => Some(true),
+        _ => None,
+    };
+    if let Some(send) = verification {
+        let actor = admin.actor.clone();
+        let st = state.get_ref().clone();
+        let n = ids.len();
+        let result = state
+            .db(move |conn| super::verification::bulk(conn, &st, &actor, &ids, send))
+            .await;
+        if send && result.is_ok() {
+            state.wake_mailer();
+        }
+        return finish(&state, result, &to, |_| {
+            if send {
+                format!("A new verification mail is on its way to {n} user(s).")
+            } else {
+                format!("{n} user(s) marked verified.")
+            }
+        });
+    }
     let Some(action) = form.get("action").and_then(BulkAction::parse) else {
         return Ok(redirect(&state, &to, "error", "Choose an action."));
     };

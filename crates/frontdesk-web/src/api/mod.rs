@@ -17,6 +17,7 @@ pub mod problem;
 pub mod sessions;
 pub mod tags;
 pub mod users;
+pub mod users_create;
 
 use actix_web::middleware::DefaultHeaders;
 use actix_web::web;
@@ -54,10 +55,12 @@ macro_rules! routes {
 
 routes! {
     "/openapi.json" => { get: openapi::document },
-    "/users" => { get: users::list },
+    "/users" => { get: users::list, post: users_create::create },
     "/users/{id}" => { get: users::get, patch: users::update, delete: users::delete },
     "/users/{id}/suspend" => { post: users::suspend },
     "/users/{id}/restore" => { post: users::restore },
+    "/users/{id}/verify-email" => { post: users_create::verify_email },
+    "/users/{id}/resend-verification" => { post: users_create::resend_verification },
     "/users/{id}/sessions" => { get: sessions::of_user, delete: users::revoke_sessions },
     "/users/{id}/tags/{tag_id}" => { put: tags::assign, delete: tags::unassign },
     "/sessions" => { get: sessions::list },
@@ -77,7 +80,14 @@ routes! {
         patch: organizations::change_member,
         delete: organizations::remove_member,
     },
-    "/organizations/{slug}/users" => { get: organizations::users_list },
+    "/organizations/{slug}/users" => {
+        get: organizations::users_list,
+        post: users_create::create_in_org,
+    },
+    "/organizations/{slug}/users/{id}/verify-email" => { post: users_create::org_verify_email },
+    "/organizations/{slug}/users/{id}/resend-verification" => {
+        post: users_create::org_resend_verification,
+    },
     "/organizations/{slug}/users/{id}" => { get: organizations::user_get },
     "/organizations/{slug}/users/{id}/sessions" => { delete: organizations::user_revoke_sessions },
     "/tags" => { get: tags::list, post: tags::create },

@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 use super::problem::{Problem, ProblemField};
 use super::{
     api_keys, audit, exports, imports, invitations, login_attempts, organizations, sessions, tags,
-    users, ApiPrefix,
+    users, users_create, ApiPrefix,
 };
 use crate::state::FrontdeskState;
 
@@ -37,6 +37,12 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         users::suspend,
         users::restore,
         users::revoke_sessions,
+        users_create::create,
+        users_create::verify_email,
+        users_create::resend_verification,
+        users_create::create_in_org,
+        users_create::org_verify_email,
+        users_create::org_resend_verification,
         sessions::of_user,
         tags::assign,
         tags::unassign,
@@ -343,8 +349,20 @@ fn declared_filters(doc: &mut serde_json::Value, settings: &crate::state::Settin
 }
 
 /// Rules between fields that the derived schemas cannot state: a suspension
-/// ends after `days` or at `suspended_until`, never both (the API answers 400).
+/// ends after `days` or at `suspended_until`, never both; a new user's `role`
+/// needs an `organization` (the API answers 400).
 fn exclusive_fields(doc: &mut serde_json::Value) {
+    if let Some(body) = doc.pointer_mut("/components/schemas/NewUserBody") {
+        // A role (not null) without an organization (absent or null).
+        body["not"] = serde_json::json!({
+            "required": ["role"],
+            "properties": {"role": {"not": {"type": "null"}}},
+            "not": {
+                "required": ["organization"],
+                "properties": {"organization": {"not": {"type": "null"}}}
+            }
+        });
+    }
     if let Some(body) = doc.pointer_mut("/components/schemas/SuspendBody") {
         // Both given and not null.
         body["not"] = serde_json::json!({
