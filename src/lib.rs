@@ -39,6 +39,7 @@ pub use frontdesk_core as core;
 pub use frontdesk_core::events::{Event, EventListener, Veto};
 pub use frontdesk_core::hooks::Hooks;
 pub use frontdesk_core::login_attempts::LockoutPolicy;
+pub use frontdesk_core::mfa::passkeys::PasskeyPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
 pub use frontdesk_mail as mail;
 pub use frontdesk_web as web;
@@ -72,6 +73,7 @@ pub struct FrontdeskBuilder {
     signup: frontdesk_web::state::SignupSettings,
     email_verification_ttl: Option<chrono::Duration>,
     require_verified_email: bool,
+    passkeys: PasskeyPolicy,
     template_dir: Option<PathBuf>,
     secret_key: Option<Vec<u8>>,
     max_concurrent_hashes: Option<usize>,
@@ -114,6 +116,7 @@ impl Default for FrontdeskBuilder {
             signup: Default::default(),
             email_verification_ttl: None,
             require_verified_email: false,
+            passkeys: PasskeyPolicy::default(),
             template_dir: None,
             secret_key: None,
             max_concurrent_hashes: None,
@@ -263,6 +266,14 @@ impl FrontdeskBuilder {
     /// and `CurrentUser.user.email_verified` lets the host show a banner).
     pub fn require_verified_email(mut self, yes: bool) -> Self {
         self.require_verified_email = yes;
+        self
+    }
+
+    /// What passkeys may do: `Off`, `SecondFactor` (the default: after the
+    /// password) or `SignIn` (also "Sign in with a passkey" on the login
+    /// page). The relying party is `base_url`'s host, which must be a domain.
+    pub fn passkeys(mut self, policy: PasskeyPolicy) -> Self {
+        self.passkeys = policy;
         self
     }
 
@@ -471,6 +482,7 @@ impl FrontdeskBuilder {
         }
         settings.signup = self.signup.clone();
         settings.auth.require_verified_email = self.require_verified_email;
+        settings.passkeys = self.passkeys;
         if let Some(d) = self.email_verification_ttl {
             if d <= chrono::Duration::zero() {
                 return Err(CoreError::Config(

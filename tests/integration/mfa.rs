@@ -13,7 +13,7 @@ use crate::host_app;
 use crate::support::TestDb;
 use crate::web_app::{block_on, count, frontdesk, user_with_password, Browser, Page, PASSWORD};
 
-fn base32_decode(s: &str) -> Vec<u8> {
+pub(crate) fn base32_decode(s: &str) -> Vec<u8> {
     const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut bits = 0u64;
     let mut n = 0;
@@ -31,7 +31,7 @@ fn base32_decode(s: &str) -> Vec<u8> {
 }
 
 /// RFC 4226 HOTP with six digits for time step `step`.
-fn code_at(seed: &[u8], step: i64) -> String {
+pub(crate) fn code_at(seed: &[u8], step: i64) -> String {
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(seed).expect("key");
     mac.update(&(step as u64).to_be_bytes());
     let h = mac.finalize().into_bytes();
@@ -43,7 +43,7 @@ fn code_at(seed: &[u8], step: i64) -> String {
     format!("{:06}", bin % 1_000_000)
 }
 
-fn now_step() -> i64 {
+pub(crate) fn now_step() -> i64 {
     chrono::Utc::now().timestamp().div_euclid(30)
 }
 
@@ -482,7 +482,7 @@ both!(admins_reset_mfa_within_their_reach, |db| {
 });
 
 /// Gives `user` a confirmed authenticator app; returns its base32 key.
-fn enrol(db: &TestDb, user: &frontdesk_core::users::User) -> String {
+pub(crate) fn enrol(db: &TestDb, user: &frontdesk_core::users::User) -> String {
     let keys = mfa::sealed::SecretBox::derive(&[7u8; 32], mfa::PURPOSE_TOTP).expect("keys");
     let mut conn = db.conn();
     let e = mfa::totp::begin(&mut conn, &keys, user, "Notes", "Phone").expect("begin");

@@ -34,6 +34,7 @@ const FRONTDESK_TABLES: &[&str] = &[
     "organizations",
     "outbox",
     "password_resets",
+    "passkey_ceremonies",
     "sessions",
     "signup_requests",
     "tags",

@@ -116,6 +116,7 @@ fn render_login(
         .contains("reset=done")
         .then_some("Your password was changed. Sign in with it.");
     ctx.insert("notice", &notice);
+    ctx.insert("passkey_sign_in", &state.passkey_sign_in());
     let body = state.render("auth/login.html", &ctx)?;
     let mut res = HttpResponse::build(status);
     if let Some(c) = new_cookie {

@@ -7,6 +7,7 @@
 //! derived from the host's `secret_key`.
 
 pub mod challenges;
+pub mod passkeys;
 pub mod recovery;
 pub mod sealed;
 pub mod totp;

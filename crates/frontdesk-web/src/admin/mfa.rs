@@ -17,7 +17,11 @@ pub async fn section(state: &State, user_id: i64) -> Result<Value, WebError> {
         "enabled": s.enabled,
         "recovery_codes_left": s.recovery_codes_left,
         "factors": s.factors.iter().map(|f| json!({
-            "kind": if f.kind == "totp" { "Authenticator app" } else { f.kind.as_str() },
+            "kind": match f.kind.as_str() {
+                "totp" => "Authenticator app",
+                "passkey" => "Passkey",
+                other => other,
+            },
             "name": f.name,
             "created_at": show_time(f.created_at),
             "last_used_at": show_opt(f.last_used_at),
