@@ -550,6 +550,12 @@ impl FrontdeskBuilder {
             settings.extensions.add(ext.as_ref())?;
         }
         settings.disabled_parts = self.disabled_parts.clone();
+        if settings
+            .disabled_parts
+            .contains(&frontdesk_web::parts::Part::Tags)
+        {
+            settings.import.tags = false;
+        }
         let ext_fields = settings.extensions.profile_fields();
         settings.import.profile_fields.extend(ext_fields);
         core::profile::check_declarations(&settings.import.profile_fields)?;
