@@ -40,6 +40,7 @@ mod mail;
 mod mfa;
 mod mfa_browser;
 mod mfa_passkeys;
+mod mfa_policy;
 mod namespace;
 mod organizations;
 mod parts;

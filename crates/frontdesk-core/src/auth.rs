@@ -25,6 +25,8 @@ pub struct AuthSettings {
     pub lockout: LockoutPolicy,
     /// Refuse sign-in until the address is verified (default: allowed).
     pub require_verified_email: bool,
+    /// Who must use two-step sign-in besides the organizations that ask it.
+    pub mfa_policy: crate::mfa::policy::MfaPolicy,
 }
 
 /// A successful sign-in: the new session and the token for its cookie.
@@ -47,6 +49,13 @@ pub enum SignInError {
     /// yet; the challenge's token carries the sign-in to
     /// [`complete_second_step`].
     SecondFactor {
+        user_id: i64,
+        challenge: SecretToken,
+    },
+    /// The password was right but a policy requires a second factor the user
+    /// does not have yet: no session; the challenge carries the sign-in to
+    /// [`complete_enrolment`].
+    EnrolmentRequired {
         user_id: i64,
         challenge: SecretToken,
     },
@@ -174,6 +183,22 @@ pub fn sign_in(
         )?;
         let challenge = crate::mfa::challenges::issue(conn, user.id)?;
         return Err(SignInError::SecondFactor {
+            user_id: user.id,
+            challenge,
+        });
+    }
+    if crate::mfa::policy::requires(conn, &user, &settings.mfa_policy)? {
+        // Required and missing: enrolment first, still no session.
+        login_attempts::record_method(
+            conn,
+            Some(user.id),
+            &typed,
+            client,
+            Reason::MfaRequired,
+            Some(Method::Password),
+        )?;
+        let challenge = crate::mfa::challenges::issue(conn, user.id)?;
+        return Err(SignInError::EnrolmentRequired {
             user_id: user.id,
             challenge,
         });
@@ -330,6 +355,69 @@ pub fn complete_second_step(
         None => {
             challenges::fail(conn, found.id)?;
             refuse(conn, &user, client, Reason::MfaFailed, method)
+        }
+    }
+}
+
+/// The end of a sign-in that a policy sent through enrolment: the challenge
+/// from [`SignInError::EnrolmentRequired`], the authenticator app begun for
+/// that user (`totp::begin`) and its first code. A right code confirms the
+/// app, uses the challenge, makes the recovery codes (returned, to show once)
+/// and opens the session, in one transaction; a wrong one counts like a
+/// wrong second step (`mfa_failed`, towards the lockout).
+#[allow(clippy::too_many_arguments)]
+pub fn complete_enrolment(
+    conn: &mut DbConnection,
+    keys: &crate::mfa::sealed::SecretBox,
+    challenge: &str,
+    factor_id: i64,
+    code: &str,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<&str>,
+) -> Result<(SignedIn, Vec<String>), SignInError> {
+    use crate::mfa::{challenges, recovery, totp};
+    let method = Method::Totp;
+    let Some(found) = challenges::find(conn, challenge)? else {
+        return Err(SignInError::ChallengeExpired);
+    };
+    let user = user_store::get(conn, found.user_id)?;
+    let typed = login_attempts::normalize(&user.email);
+    if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
+        refuse(conn, &user, client, Reason::LockedOut, method)?;
+    }
+    if user.suspension_in_force(now()) {
+        refuse(conn, &user, client, Reason::Suspended, method)?;
+    }
+    let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
+        match totp::confirm(conn, keys, &user, factor_id, code) {
+            Ok(()) => {}
+            Err(CoreError::Invalid { .. }) | Err(CoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        if !challenges::consume(conn, found.id)? {
+            return Err(SignInError::ChallengeExpired);
+        }
+        let codes = recovery::regenerate(conn, user.id)?;
+        let signed_in = open_session(
+            conn,
+            &user,
+            client,
+            settings,
+            replaces,
+            (Reason::Success, method),
+        )?;
+        Ok(Some((signed_in, codes)))
+    })?;
+    match done {
+        Some(done) => Ok(done),
+        None => {
+            challenges::fail(conn, found.id)?;
+            refuse(conn, &user, client, Reason::MfaFailed, method)?;
+            Err(SignInError::Refused {
+                reason: Reason::MfaFailed,
+                user_id: Some(user.id),
+            })
         }
     }
 }

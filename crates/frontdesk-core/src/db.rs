@@ -560,6 +560,7 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
         &["mfa_factors", "mfa_recovery_codes", "mfa_challenges"],
     ),
     ("20261206000200", &["passkey_ceremonies"]),
+    ("20261206000210", &[]),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

@@ -10,6 +10,7 @@ diesel::table! {
         allowed_email_domains -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        require_mfa -> Bool,
     }
 }
 

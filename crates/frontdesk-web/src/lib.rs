@@ -17,6 +17,7 @@ pub mod import_runs;
 pub mod invitations;
 pub mod login;
 pub mod mfa;
+pub mod mfa_enrolment;
 pub mod parts;
 pub mod passkeys;
 pub mod password_change;
@@ -117,6 +118,9 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/mfa", web::get().to(mfa::step_page))
         .route("/mfa", web::post().to(mfa::step_submit))
         .route("/mfa/setup", web::get().to(mfa::setup_page))
+        .route("/mfa/enrol", web::get().to(mfa_enrolment::required_page))
+        .route("/mfa/enrol", web::post().to(mfa_enrolment::begin))
+        .route("/mfa/enrol/confirm", web::post().to(mfa_enrolment::confirm))
         .route("/mfa/totp", web::post().to(mfa::totp_begin))
         .route("/mfa/totp/confirm", web::post().to(mfa::totp_confirm))
         .route(

@@ -54,6 +54,12 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
+impl NextQuery {
+    pub fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+}
+
 #[derive(Deserialize)]
 pub struct StepForm {
     #[serde(default)]
@@ -213,9 +219,9 @@ async fn run_step(
                     ..
                 }) => Ok(Step::Wrong),
                 Err(SignInError::Refused { .. }) => Ok(Step::Refused),
-                Err(SignInError::ChallengeExpired) | Err(SignInError::SecondFactor { .. }) => {
-                    Ok(Step::Expired)
-                }
+                Err(SignInError::ChallengeExpired)
+                | Err(SignInError::SecondFactor { .. })
+                | Err(SignInError::EnrolmentRequired { .. }) => Ok(Step::Expired),
                 Err(SignInError::Other(e)) => Err(WebError::from(e)),
             }
         })
@@ -469,6 +475,11 @@ fn render_enrol(
     ctx.insert("secret", &enrol.secret_base32);
     ctx.insert("qr_svg", &qr_svg(&enrol.otpauth_url)?);
     ctx.insert("error", &error);
+    ctx.insert(
+        "confirm_action",
+        &format!("{}/mfa/totp/confirm", state.prefix()),
+    );
+    ctx.insert("cancel_link", &format!("{}/mfa/setup", state.prefix()));
     let body = state.render("auth/mfa_enrol.html", &ctx)?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")

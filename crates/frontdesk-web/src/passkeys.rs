@@ -308,7 +308,9 @@ async fn signed_in_or_refused(
             "Unauthorized",
             GENERIC_FAILURE,
         )),
-        Err(SignInError::ChallengeExpired) | Err(SignInError::SecondFactor { .. }) => {
+        Err(SignInError::ChallengeExpired)
+        | Err(SignInError::SecondFactor { .. })
+        | Err(SignInError::EnrolmentRequired { .. }) => {
             Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED))
         }
         Err(SignInError::Other(e)) => Err(WebError::from(e).json(true)),

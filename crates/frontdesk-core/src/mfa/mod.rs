@@ -8,6 +8,7 @@
 
 pub mod challenges;
 pub mod passkeys;
+pub mod policy;
 pub mod recovery;
 pub mod sealed;
 pub mod totp;

@@ -69,3 +69,35 @@ pub async fn reset(
         format!("Two-step sign-in reset: {n} factor(s) removed, every session ended.")
     })
 }
+
+/// `POST <admin>/organizations/{id}/require-mfa` with `require_mfa` = 1 or 0:
+/// the organization's "require two-step sign-in for members" setting, for
+/// those who may edit the organization (its owners and admins, staff).
+pub async fn require_for_organization(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let id = path.into_inner();
+    let form = Params::form(&body)?;
+    verify(&req, &state, &form)?;
+    let on = match form.text("require_mfa").as_str() {
+        "1" | "true" | "on" => true,
+        "0" | "false" | "off" => false,
+        _ => return Err(WebError::bad_request("require_mfa must be 1 or 0")),
+    };
+    let actor = admin.actor.clone();
+    let to = format!("{}/organizations/{id}", state.settings().admin_prefix);
+    let result = state
+        .db(move |conn| mfa::policy::set_for_organization(conn, &actor, id, on).map(|_| on))
+        .await;
+    finish(&state, result, &to, |on| {
+        if on {
+            "Members must now use two-step sign-in.".into()
+        } else {
+            "Two-step sign-in is now optional for members.".into()
+        }
+    })
+}
