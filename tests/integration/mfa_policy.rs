@@ -284,3 +284,56 @@ both!(
         })
     }
 );
+
+both!(the_organizations_api_reads_and_sets_require_mfa, |db| {
+    block_on(async {
+        let fd = builder(db).build().expect("frontdesk");
+        let app = host_app!(fd);
+        let c = cast(db);
+        let patch = |csrf: &str, body: Value| {
+            actix_web::test::TestRequest::patch()
+                .uri("/admin/api/v1/organizations/acme")
+                .insert_header(("content-type", "application/json"))
+                .insert_header(("x-csrf-token", csrf.to_owned()))
+                .set_payload(body.to_string())
+        };
+        let (mut admin, csrf) = signed_in(db, c.get("org_admin"));
+        let res = admin
+            .send(&app, patch(&csrf, json!({"require_mfa": true})))
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let v: Value = serde_json::from_str(&res.body).expect("json");
+        assert_eq!(v["require_mfa"], true);
+        let res = admin
+            .send(
+                &app,
+                actix_web::test::TestRequest::get().uri("/admin/api/v1/organizations/acme"),
+            )
+            .await;
+        let v: Value = serde_json::from_str(&res.body).expect("json");
+        assert_eq!(v["require_mfa"], true, "{}", res.body);
+        let n: i64 = audit_events::table
+            .filter(audit_events::action.eq("organization.require_mfa"))
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("count");
+        assert_eq!(n, 1);
+        // Not a boolean: refused, nothing changed.
+        let res = admin
+            .send(&app, patch(&csrf, json!({"require_mfa": "no"})))
+            .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+        // Another organization's admin cannot reach it.
+        let (mut other, ocsrf) = signed_in(db, Some(&c.bob));
+        let res = other
+            .send(&app, patch(&ocsrf, json!({"require_mfa": false})))
+            .await;
+        assert!(res.status.is_client_error(), "{}", res.status);
+        let on: bool = organizations::table
+            .filter(organizations::slug.eq("acme"))
+            .select(organizations::require_mfa)
+            .first(&mut *db.conn())
+            .expect("org");
+        assert!(on);
+    })
+});
