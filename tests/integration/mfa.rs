@@ -611,3 +611,59 @@ both!(the_api_tells_mfa_and_lists_factors_without_secrets, |db| {
         }
     })
 });
+
+both!(the_users_list_api_and_export_filter_by_mfa, |db| {
+    use crate::admin_fixture::{cast, signed_in};
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let c = cast(db);
+        enrol(db, &c.alice);
+        let (mut staff, _) = signed_in(db, c.get("staff_owner"));
+        let get = |p: &str| actix_web::test::TestRequest::get().uri(p);
+        let emails = |body: &str| -> Vec<String> {
+            let v: serde_json::Value = serde_json::from_str(body).expect("json");
+            v["users"]
+                .as_array()
+                .expect("users")
+                .iter()
+                .map(|u| u["email"].as_str().unwrap_or("").to_owned())
+                .collect()
+        };
+        let on = staff.send(&app, get("/admin/api/v1/users?mfa=on")).await;
+        assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+        assert_eq!(emails(&on.body), ["alice@acme.test"]);
+        let off = staff
+            .send(&app, get("/admin/api/v1/users?mfa=off&limit=100"))
+            .await;
+        let off = emails(&off.body);
+        assert!(off.contains(&"bob@globex.test".to_owned()));
+        assert!(!off.contains(&"alice@acme.test".to_owned()));
+        let all = staff.send(&app, get("/admin/api/v1/users?limit=100")).await;
+        assert_eq!(emails(&all.body).len(), off.len() + 1);
+        let bad = staff.send(&app, get("/admin/api/v1/users?mfa=maybe")).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(bad.body.contains("\"mfa\""), "{}", bad.body);
+
+        let export = staff
+            .send(&app, get("/admin/api/v1/export?mfa=on&fields=email"))
+            .await;
+        assert_eq!(export.status, StatusCode::OK, "{}", export.body);
+        assert_eq!(export.body.trim(), "email\nalice@acme.test");
+
+        let page = staff.get(&app, "/admin/users?mfa=on").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("alice@acme.test"));
+        assert!(!page.body.contains("bob@globex.test"));
+        assert!(page.body.contains("<option value=\"on\" selected>"));
+
+        let doc = staff.send(&app, get("/admin/api/v1/openapi.json")).await;
+        let v: serde_json::Value = serde_json::from_str(&doc.body).expect("json");
+        for path in ["/users", "/export"] {
+            let params = v["paths"][path]["get"]["parameters"]
+                .as_array()
+                .expect("parameters");
+            assert!(params.iter().any(|p| p["name"] == "mfa"), "{path}");
+        }
+    })
+});

@@ -310,6 +310,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         "last_login",
         "last_from",
         "last_to",
+        "mfa",
         "sort",
         "dir",
         "limit",
