@@ -656,6 +656,11 @@ both!(the_users_list_api_and_export_filter_by_mfa, |db| {
         assert!(page.body.contains("alice@acme.test"));
         assert!(!page.body.contains("bob@globex.test"));
         assert!(page.body.contains("<option value=\"on\" selected>"));
+        assert!(page.body.contains("<th scope=\"col\">MFA</th>"));
+        assert!(page.body.contains("<td data-label=\"MFA\">on</td>"));
+        let page = staff.get(&app, "/admin/users?mfa=off").await;
+        assert!(page.body.contains("<td data-label=\"MFA\">off</td>"));
+        assert!(!page.body.contains("<td data-label=\"MFA\">on</td>"));
 
         let doc = staff.send(&app, get("/admin/api/v1/openapi.json")).await;
         let v: serde_json::Value = serde_json::from_str(&doc.body).expect("json");
