@@ -650,6 +650,28 @@ both!(the_users_list_api_and_export_filter_by_mfa, |db| {
             .await;
         assert_eq!(export.status, StatusCode::OK, "{}", export.body);
         assert_eq!(export.body.trim(), "email\nalice@acme.test");
+        let export = staff
+            .send(
+                &app,
+                get("/admin/api/v1/export?fields=email,mfa_enabled&limit=100"),
+            )
+            .await;
+        assert_eq!(export.status, StatusCode::OK, "{}", export.body);
+        assert!(
+            export.body.starts_with("email,mfa_enabled\n"),
+            "{}",
+            export.body
+        );
+        assert!(
+            export.body.contains("alice@acme.test,true\n"),
+            "{}",
+            export.body
+        );
+        assert!(
+            export.body.contains("bob@globex.test,false\n"),
+            "{}",
+            export.body
+        );
 
         let page = staff.get(&app, "/admin/users?mfa=on").await;
         assert_eq!(page.status, StatusCode::OK);
