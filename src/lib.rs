@@ -39,6 +39,7 @@ pub use frontdesk_core as core;
 pub use frontdesk_core::events::{Event, EventListener, Veto};
 pub use frontdesk_core::hooks::Hooks;
 pub use frontdesk_core::login_attempts::LockoutPolicy;
+pub use frontdesk_core::mfa::passkeys::PasskeyPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
 pub use frontdesk_mail as mail;
 pub use frontdesk_web as web;
@@ -73,6 +74,9 @@ pub struct FrontdeskBuilder {
     signup: frontdesk_web::state::SignupSettings,
     email_verification_ttl: Option<chrono::Duration>,
     require_verified_email: bool,
+    passkeys: PasskeyPolicy,
+    mfa_staff: bool,
+    mfa_organizations: Vec<String>,
     template_dir: Option<PathBuf>,
     secret_key: Option<Vec<u8>>,
     max_concurrent_hashes: Option<usize>,
@@ -115,6 +119,9 @@ impl Default for FrontdeskBuilder {
             signup: Default::default(),
             email_verification_ttl: None,
             require_verified_email: false,
+            passkeys: PasskeyPolicy::default(),
+            mfa_staff: false,
+            mfa_organizations: Vec::new(),
             template_dir: None,
             secret_key: None,
             max_concurrent_hashes: None,
@@ -264,6 +271,33 @@ impl FrontdeskBuilder {
     /// and `CurrentUser.user.email_verified` lets the host show a banner).
     pub fn require_verified_email(mut self, yes: bool) -> Self {
         self.require_verified_email = yes;
+        self
+    }
+
+    /// What passkeys may do: `Off`, `SecondFactor` (the default: after the
+    /// password) or `SignIn` (also "Sign in with a passkey" on the login
+    /// page). The relying party is `base_url`'s host, which must be a domain.
+    pub fn passkeys(mut self, policy: PasskeyPolicy) -> Self {
+        self.passkeys = policy;
+        self
+    }
+
+    /// Every staff member must use two-step sign-in (default false): one
+    /// without a factor adds an authenticator app right after the password,
+    /// before any session exists.
+    pub fn require_mfa_for_staff(mut self, yes: bool) -> Self {
+        self.mfa_staff = yes;
+        self
+    }
+
+    /// Members of these organizations (by slug) must use two-step sign-in,
+    /// whatever the organization's own "require MFA" setting says.
+    pub fn require_mfa_for_organizations<I, S>(mut self, slugs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.mfa_organizations = slugs.into_iter().map(Into::into).collect();
         self
     }
 
@@ -485,6 +519,12 @@ impl FrontdeskBuilder {
         }
         settings.signup = self.signup.clone();
         settings.auth.require_verified_email = self.require_verified_email;
+        settings.passkeys = self.passkeys;
+        settings.auth.mfa_policy = core::mfa::policy::MfaPolicy {
+            staff: self.mfa_staff,
+            // Settings are copied into every sign-in: the list is made once.
+            organizations: Box::leak(self.mfa_organizations.clone().into_boxed_slice()),
+        };
         if let Some(d) = self.email_verification_ttl {
             if d <= chrono::Duration::zero() {
                 return Err(CoreError::Config(

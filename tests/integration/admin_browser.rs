@@ -508,9 +508,19 @@ pub(crate) fn serve_with(
     db: &TestDb,
     customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
 ) -> (String, actix_web::dev::ServerHandle) {
+    serve_at(db, "127.0.0.1", customize)
+}
+
+/// [`serve_with`] with `host` in the base URL (`localhost` where a page needs
+/// a domain, as WebAuthn does); it listens on 127.0.0.1 either way.
+pub(crate) fn serve_at(
+    db: &TestDb,
+    host: &str,
+    customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
+) -> (String, actix_web::dev::ServerHandle) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{host}:{port}");
     let fd = customize(crate::web_app::builder(db).base_url(&base))
         .build()
         .expect("frontdesk");

@@ -13,7 +13,7 @@ use crate::host_app;
 use crate::support::TestDb;
 use crate::web_app::{block_on, count, frontdesk, user_with_password, Browser, Page, PASSWORD};
 
-fn base32_decode(s: &str) -> Vec<u8> {
+pub(crate) fn base32_decode(s: &str) -> Vec<u8> {
     const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut bits = 0u64;
     let mut n = 0;
@@ -31,7 +31,7 @@ fn base32_decode(s: &str) -> Vec<u8> {
 }
 
 /// RFC 4226 HOTP with six digits for time step `step`.
-fn code_at(seed: &[u8], step: i64) -> String {
+pub(crate) fn code_at(seed: &[u8], step: i64) -> String {
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(seed).expect("key");
     mac.update(&(step as u64).to_be_bytes());
     let h = mac.finalize().into_bytes();
@@ -43,7 +43,7 @@ fn code_at(seed: &[u8], step: i64) -> String {
     format!("{:06}", bin % 1_000_000)
 }
 
-fn now_step() -> i64 {
+pub(crate) fn now_step() -> i64 {
     chrono::Utc::now().timestamp().div_euclid(30)
 }
 
@@ -482,7 +482,7 @@ both!(admins_reset_mfa_within_their_reach, |db| {
 });
 
 /// Gives `user` a confirmed authenticator app; returns its base32 key.
-fn enrol(db: &TestDb, user: &frontdesk_core::users::User) -> String {
+pub(crate) fn enrol(db: &TestDb, user: &frontdesk_core::users::User) -> String {
     let keys = mfa::sealed::SecretBox::derive(&[7u8; 32], mfa::PURPOSE_TOTP).expect("keys");
     let mut conn = db.conn();
     let e = mfa::totp::begin(&mut conn, &keys, user, "Notes", "Phone").expect("begin");
@@ -608,6 +608,89 @@ both!(the_api_tells_mfa_and_lists_factors_without_secrets, |db| {
         }
         for body in [&res.body, &list.body] {
             assert!(!body.contains(&key) && !body.contains(&sealed));
+        }
+    })
+});
+
+both!(the_users_list_api_and_export_filter_by_mfa, |db| {
+    use crate::admin_fixture::{cast, signed_in};
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = host_app!(fd);
+        let c = cast(db);
+        enrol(db, &c.alice);
+        let (mut staff, _) = signed_in(db, c.get("staff_owner"));
+        let get = |p: &str| actix_web::test::TestRequest::get().uri(p);
+        let emails = |body: &str| -> Vec<String> {
+            let v: serde_json::Value = serde_json::from_str(body).expect("json");
+            v["users"]
+                .as_array()
+                .expect("users")
+                .iter()
+                .map(|u| u["email"].as_str().unwrap_or("").to_owned())
+                .collect()
+        };
+        let on = staff.send(&app, get("/admin/api/v1/users?mfa=on")).await;
+        assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+        assert_eq!(emails(&on.body), ["alice@acme.test"]);
+        let off = staff
+            .send(&app, get("/admin/api/v1/users?mfa=off&limit=100"))
+            .await;
+        let off = emails(&off.body);
+        assert!(off.contains(&"bob@globex.test".to_owned()));
+        assert!(!off.contains(&"alice@acme.test".to_owned()));
+        let all = staff.send(&app, get("/admin/api/v1/users?limit=100")).await;
+        assert_eq!(emails(&all.body).len(), off.len() + 1);
+        let bad = staff.send(&app, get("/admin/api/v1/users?mfa=maybe")).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(bad.body.contains("\"mfa\""), "{}", bad.body);
+
+        let export = staff
+            .send(&app, get("/admin/api/v1/export?mfa=on&fields=email"))
+            .await;
+        assert_eq!(export.status, StatusCode::OK, "{}", export.body);
+        assert_eq!(export.body.trim(), "email\nalice@acme.test");
+        let export = staff
+            .send(
+                &app,
+                get("/admin/api/v1/export?fields=email,mfa_enabled&limit=100"),
+            )
+            .await;
+        assert_eq!(export.status, StatusCode::OK, "{}", export.body);
+        assert!(
+            export.body.starts_with("email,mfa_enabled\n"),
+            "{}",
+            export.body
+        );
+        assert!(
+            export.body.contains("alice@acme.test,true\n"),
+            "{}",
+            export.body
+        );
+        assert!(
+            export.body.contains("bob@globex.test,false\n"),
+            "{}",
+            export.body
+        );
+
+        let page = staff.get(&app, "/admin/users?mfa=on").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("alice@acme.test"));
+        assert!(!page.body.contains("bob@globex.test"));
+        assert!(page.body.contains("<option value=\"on\" selected>"));
+        assert!(page.body.contains("<th scope=\"col\">MFA</th>"));
+        assert!(page.body.contains("<td data-label=\"MFA\">on</td>"));
+        let page = staff.get(&app, "/admin/users?mfa=off").await;
+        assert!(page.body.contains("<td data-label=\"MFA\">off</td>"));
+        assert!(!page.body.contains("<td data-label=\"MFA\">on</td>"));
+
+        let doc = staff.send(&app, get("/admin/api/v1/openapi.json")).await;
+        let v: serde_json::Value = serde_json::from_str(&doc.body).expect("json");
+        for path in ["/users", "/export"] {
+            let params = v["paths"][path]["get"]["parameters"]
+                .as_array()
+                .expect("parameters");
+            assert!(params.iter().any(|p| p["name"] == "mfa"), "{path}");
         }
     })
 });

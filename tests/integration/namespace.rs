@@ -33,6 +33,7 @@ const FRONTDESK_TABLES: &[&str] = &[
     "mfa_recovery_codes",
     "organizations",
     "outbox",
+    "passkey_ceremonies",
     "password_resets",
     "sessions",
     "signup_requests",

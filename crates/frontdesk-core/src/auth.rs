@@ -10,7 +10,7 @@ use crate::audit;
 use crate::authz::Actor;
 use crate::db::DbConnection;
 use crate::error::{CoreError, CoreResult};
-use crate::login_attempts::{self, LockoutPolicy, Reason};
+use crate::login_attempts::{self, LockoutPolicy, Method, Reason};
 use crate::passwords;
 use crate::schema::{password_resets, users};
 use crate::sessions::{self, ClientInfo, Session, SessionConfig};
@@ -25,6 +25,8 @@ pub struct AuthSettings {
     pub lockout: LockoutPolicy,
     /// Refuse sign-in until the address is verified (default: allowed).
     pub require_verified_email: bool,
+    /// Who must use two-step sign-in besides the organizations that ask it.
+    pub mfa_policy: crate::mfa::policy::MfaPolicy,
 }
 
 /// A successful sign-in: the new session and the token for its cookie.
@@ -50,6 +52,13 @@ pub enum SignInError {
         user_id: i64,
         challenge: SecretToken,
     },
+    /// The password was right but a policy requires a second factor the user
+    /// does not have yet: no session; the challenge carries the sign-in to
+    /// [`complete_enrolment`].
+    EnrolmentRequired {
+        user_id: i64,
+        challenge: SecretToken,
+    },
     /// The second step's challenge is used, expired or worn out: sign in again.
     ChallengeExpired,
     Other(CoreError),
@@ -62,6 +71,24 @@ pub enum SecondFactor<'a> {
     Totp(&'a str),
     /// One of the recovery codes.
     RecoveryCode(&'a str),
+    /// A passkey's answer to the ceremony `ceremony` (from
+    /// [`crate::mfa::passkeys::begin_second_step`]).
+    Passkey {
+        rp: &'a webauthn_rs::Webauthn,
+        ceremony: &'a str,
+        response: &'a webauthn_rs::prelude::PublicKeyCredential,
+    },
+}
+
+impl SecondFactor<'_> {
+    /// The method login attempts record for it.
+    pub fn method(&self) -> Method {
+        match self {
+            SecondFactor::Totp(_) => Method::Totp,
+            SecondFactor::RecoveryCode(_) => Method::RecoveryCode,
+            SecondFactor::Passkey { .. } => Method::Passkey,
+        }
+    }
 }
 
 impl From<CoreError> for SignInError {
@@ -112,7 +139,14 @@ pub fn sign_in(
     };
     let user_id = user.as_ref().map(|u| u.id);
     if reason != Reason::Success {
-        login_attempts::record(conn, user_id, &typed, client, reason)?;
+        login_attempts::record_method(
+            conn,
+            user_id,
+            &typed,
+            client,
+            reason,
+            Some(Method::Password),
+        )?;
         let failed = crate::events::Event::LoginFailed {
             email: typed.clone(),
             user_id,
@@ -139,15 +173,45 @@ pub fn sign_in(
     }
     if crate::mfa::enabled(conn, user.id)? {
         // No session before the second factor: a challenge instead.
-        login_attempts::record(conn, Some(user.id), &typed, client, Reason::MfaRequired)?;
+        login_attempts::record_method(
+            conn,
+            Some(user.id),
+            &typed,
+            client,
+            Reason::MfaRequired,
+            Some(Method::Password),
+        )?;
         let challenge = crate::mfa::challenges::issue(conn, user.id)?;
         return Err(SignInError::SecondFactor {
             user_id: user.id,
             challenge,
         });
     }
+    if crate::mfa::policy::requires(conn, &user, &settings.mfa_policy)? {
+        // Required and missing: enrolment first, still no session.
+        login_attempts::record_method(
+            conn,
+            Some(user.id),
+            &typed,
+            client,
+            Reason::MfaRequired,
+            Some(Method::Password),
+        )?;
+        let challenge = crate::mfa::challenges::issue(conn, user.id)?;
+        return Err(SignInError::EnrolmentRequired {
+            user_id: user.id,
+            challenge,
+        });
+    }
     let signed_in = crate::db::write_transaction::<_, CoreError, _>(conn, |conn| {
-        open_session(conn, &user, client, settings, replaces, Reason::Success)
+        open_session(
+            conn,
+            &user,
+            client,
+            settings,
+            replaces,
+            (Reason::Success, Method::Password),
+        )
     })?;
     Ok(signed_in)
 }
@@ -159,7 +223,7 @@ fn open_session(
     client: &ClientInfo,
     settings: &AuthSettings,
     replaces: Option<&str>,
-    reason: Reason,
+    (reason, method): (Reason, Method),
 ) -> CoreResult<SignedIn> {
     let t = now();
     if user.is_suspended() {
@@ -186,7 +250,7 @@ fn open_session(
     }
     let (session, token) = sessions::create(conn, user.id, client, &settings.sessions)?;
     let typed = login_attempts::normalize(&user.email);
-    login_attempts::record(conn, Some(user.id), &typed, client, reason)?;
+    login_attempts::record_method(conn, Some(user.id), &typed, client, reason, Some(method))?;
     crate::events::emit(
         conn,
         crate::events::Event::UserSignedIn { user_id: user.id },
@@ -203,9 +267,10 @@ fn refuse(
     user: &User,
     client: &ClientInfo,
     reason: Reason,
+    method: Method,
 ) -> Result<SignedIn, SignInError> {
     let typed = login_attempts::normalize(&user.email);
-    login_attempts::record(conn, Some(user.id), &typed, client, reason)?;
+    login_attempts::record_method(conn, Some(user.id), &typed, client, reason, Some(method))?;
     let failed = crate::events::Event::LoginFailed {
         email: typed,
         user_id: Some(user.id),
@@ -235,17 +300,18 @@ pub fn complete_second_step(
     settings: &AuthSettings,
     replaces: Option<&str>,
 ) -> Result<SignedIn, SignInError> {
-    use crate::mfa::{challenges, recovery, totp};
+    use crate::mfa::{challenges, passkeys, recovery, totp};
     let Some(found) = challenges::find(conn, challenge)? else {
         return Err(SignInError::ChallengeExpired);
     };
+    let method = factor.method();
     let user = user_store::get(conn, found.user_id)?;
     let typed = login_attempts::normalize(&user.email);
     if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
-        return refuse(conn, &user, client, Reason::LockedOut);
+        return refuse(conn, &user, client, Reason::LockedOut, method);
     }
     if user.suspension_in_force(now()) {
-        return refuse(conn, &user, client, Reason::Suspended);
+        return refuse(conn, &user, client, Reason::Suspended, method);
     }
     let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
         let (ok, reason) = match factor {
@@ -260,6 +326,14 @@ pub fn complete_second_step(
                 recovery::redeem(conn, user.id, code)?,
                 Reason::MfaRecoveryCodeUsed,
             ),
+            SecondFactor::Passkey {
+                rp,
+                ceremony,
+                response,
+            } => (
+                passkeys::verify_second_step(conn, rp, user.id, ceremony, response)?,
+                Reason::Success,
+            ),
         };
         if !ok {
             return Ok(None);
@@ -268,16 +342,155 @@ pub fn complete_second_step(
             return Err(SignInError::ChallengeExpired);
         }
         Ok(Some(open_session(
-            conn, &user, client, settings, replaces, reason,
+            conn,
+            &user,
+            client,
+            settings,
+            replaces,
+            (reason, method),
         )?))
     })?;
     match done {
         Some(signed_in) => Ok(signed_in),
         None => {
             challenges::fail(conn, found.id)?;
-            refuse(conn, &user, client, Reason::MfaFailed)
+            refuse(conn, &user, client, Reason::MfaFailed, method)
         }
     }
+}
+
+/// The end of a sign-in that a policy sent through enrolment: the challenge
+/// from [`SignInError::EnrolmentRequired`], the authenticator app begun for
+/// that user (`totp::begin`) and its first code. A right code confirms the
+/// app, uses the challenge, makes the recovery codes (returned, to show once)
+/// and opens the session, in one transaction; a wrong one counts like a
+/// wrong second step (`mfa_failed`, towards the lockout).
+#[allow(clippy::too_many_arguments)]
+pub fn complete_enrolment(
+    conn: &mut DbConnection,
+    keys: &crate::mfa::sealed::SecretBox,
+    challenge: &str,
+    factor_id: i64,
+    code: &str,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<&str>,
+) -> Result<(SignedIn, Vec<String>), SignInError> {
+    use crate::mfa::{challenges, recovery, totp};
+    let method = Method::Totp;
+    let Some(found) = challenges::find(conn, challenge)? else {
+        return Err(SignInError::ChallengeExpired);
+    };
+    let user = user_store::get(conn, found.user_id)?;
+    let typed = login_attempts::normalize(&user.email);
+    if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
+        refuse(conn, &user, client, Reason::LockedOut, method)?;
+    }
+    if user.suspension_in_force(now()) {
+        refuse(conn, &user, client, Reason::Suspended, method)?;
+    }
+    let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
+        match totp::confirm(conn, keys, &user, factor_id, code) {
+            Ok(()) => {}
+            Err(CoreError::Invalid { .. }) | Err(CoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        if !challenges::consume(conn, found.id)? {
+            return Err(SignInError::ChallengeExpired);
+        }
+        let codes = recovery::regenerate(conn, user.id)?;
+        let signed_in = open_session(
+            conn,
+            &user,
+            client,
+            settings,
+            replaces,
+            (Reason::Success, method),
+        )?;
+        Ok(Some((signed_in, codes)))
+    })?;
+    match done {
+        Some(done) => Ok(done),
+        None => {
+            challenges::fail(conn, found.id)?;
+            refuse(conn, &user, client, Reason::MfaFailed, method)?;
+            Err(SignInError::Refused {
+                reason: Reason::MfaFailed,
+                user_id: Some(user.id),
+            })
+        }
+    }
+}
+
+/// Signs in with a passkey alone (where the host's policy allows it): the
+/// answer to a ceremony from [`crate::mfa::passkeys::begin_sign_in`]. The
+/// same rules as a password apply (lockout, suspension, verified address);
+/// a failed passkey counts towards the lockout (`passkey_failed`). No second
+/// step follows: the passkey is itself two factors (the device, and the PIN
+/// or biometric its user verification requires).
+pub fn sign_in_with_passkey(
+    conn: &mut DbConnection,
+    rp: &webauthn_rs::Webauthn,
+    ceremony: &str,
+    response: &webauthn_rs::prelude::PublicKeyCredential,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<&str>,
+) -> Result<SignedIn, SignInError> {
+    use crate::mfa::passkeys::{self, SignInCheck};
+    let method = Method::Passkey;
+    let checked = crate::db::write_transaction::<_, CoreError, _>(conn, |conn| {
+        passkeys::check_sign_in(conn, rp, ceremony, response)
+    })?;
+    let user_id = match checked {
+        SignInCheck::Expired => return Err(SignInError::ChallengeExpired),
+        SignInCheck::Unknown => {
+            login_attempts::record_method(
+                conn,
+                None,
+                "",
+                client,
+                Reason::PasskeyFailed,
+                Some(method),
+            )?;
+            return Err(SignInError::Refused {
+                reason: Reason::PasskeyFailed,
+                user_id: None,
+            });
+        }
+        SignInCheck::Failed(id) | SignInCheck::Verified(id) => id,
+    };
+    let user = user_store::get(conn, user_id)?;
+    let typed = login_attempts::normalize(&user.email);
+    let reason = if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?
+        .is_some()
+    {
+        Reason::LockedOut
+    } else if matches!(checked, SignInCheck::Failed(_)) {
+        Reason::PasskeyFailed
+    } else if !user.local_login_enabled {
+        Reason::LocalLoginDisabled
+    } else if user.suspension_in_force(now()) {
+        Reason::Suspended
+    } else if settings.require_verified_email && !user.email_verified {
+        Reason::EmailUnverified
+    } else {
+        Reason::Success
+    };
+    if reason != Reason::Success {
+        return refuse(conn, &user, client, reason, method);
+    }
+    let signed_in = crate::db::write_transaction::<_, CoreError, _>(conn, |conn| {
+        open_session(
+            conn,
+            &user,
+            client,
+            settings,
+            replaces,
+            (Reason::Success, method),
+        )
+    })?;
+    Ok(signed_in)
 }
 
 /// Checks a signed-in user's current password (blocking: one argon2 run).

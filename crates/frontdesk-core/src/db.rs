@@ -559,6 +559,8 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
         "20261205000400",
         &["mfa_factors", "mfa_recovery_codes", "mfa_challenges"],
     ),
+    ("20261206000200", &["passkey_ceremonies"]),
+    ("20261206000210", &[]),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

@@ -44,6 +44,8 @@ pub enum ExportField {
     SuspendedReason,
     CreatedAt,
     LastLoginAt,
+    /// Whether the user has a confirmed second factor (never a secret).
+    MfaEnabled,
     /// A host-defined profile field.
     Profile(String),
 }
@@ -64,6 +66,7 @@ const BUILTIN: &[(&str, ExportField)] = &[
     ("suspended_reason", ExportField::SuspendedReason),
     ("created_at", ExportField::CreatedAt),
     ("last_login_at", ExportField::LastLoginAt),
+    ("mfa_enabled", ExportField::MfaEnabled),
 ];
 
 impl ExportField {
@@ -342,6 +345,7 @@ fn write_csv<W: Write>(
         .iter()
         .any(|f| matches!(f, ExportField::Organization | ExportField::Role));
     let want_tags = req.fields.contains(&ExportField::Tags);
+    let want_mfa = req.fields.contains(&ExportField::MfaEnabled);
     let want_profile = req
         .fields
         .iter()
@@ -367,6 +371,11 @@ fn write_csv<W: Write>(
             } else {
                 HashMap::new()
             };
+            let mfa_on = if want_mfa {
+                crate::mfa::enabled_among(conn, &ids)?
+            } else {
+                Default::default()
+            };
             for u in users {
                 // Profiles are small JSON objects, parsed once per row.
                 let profile = if want_profile {
@@ -376,6 +385,13 @@ fn write_csv<W: Write>(
                 };
                 for f in &req.fields {
                     cell.clear();
+                    if *f == ExportField::MfaEnabled {
+                        cell.push_str(if mfa_on.contains(&u.id) {
+                            "true"
+                        } else {
+                            "false"
+                        });
+                    }
                     fill_cell(
                         &mut cell,
                         f,
@@ -458,6 +474,8 @@ fn fill_cell(
         ExportField::EmailVerified => {
             cell.push_str(if u.email_verified { "true" } else { "false" })
         }
+        // Filled by the caller, from the batch's factors.
+        ExportField::MfaEnabled => {}
         ExportField::LocalLoginEnabled => cell.push_str(if u.local_login_enabled {
             "true"
         } else {

@@ -32,6 +32,15 @@ crate::authz::string_enum!(Reason {
     MfaRequired => "mfa_required",
     MfaFailed => "mfa_failed",
     MfaRecoveryCodeUsed => "mfa_recovery_code_used",
+    PasskeyFailed => "passkey_failed",
+});
+
+// The `method` column: how the attempt tried to prove who it was.
+crate::authz::string_enum!(Method {
+    Password => "password",
+    Totp => "totp",
+    RecoveryCode => "recovery_code",
+    Passkey => "passkey",
 });
 
 impl Reason {
@@ -42,7 +51,12 @@ impl Reason {
 }
 
 /// Reasons that count towards a lockout.
-const COUNTED: [&str; 3] = ["bad_password", "unknown_email", "mfa_failed"];
+const COUNTED: [&str; 4] = [
+    "bad_password",
+    "unknown_email",
+    "mfa_failed",
+    "passkey_failed",
+];
 
 /// When sign-in gets locked, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +110,9 @@ pub struct LoginAttempt {
     pub success: bool,
     pub reason: String,
     pub created_at: NaiveDateTime,
+    /// `password`, `totp`, `recovery_code` or `passkey` (none on rows that
+    /// are no sign-in, and on rows older than the column).
+    pub method: Option<String>,
 }
 
 /// Writes one attempt. `email` is stored as typed (trimmed, lower-cased, cut to 254).
@@ -105,6 +122,18 @@ pub fn record(
     email: &str,
     client: &ClientInfo,
     reason: Reason,
+) -> CoreResult<LoginAttempt> {
+    record_method(conn, user_id, email, client, reason, None)
+}
+
+/// [`record`] with the method the attempt used.
+pub fn record_method(
+    conn: &mut DbConnection,
+    user_id: Option<i64>,
+    email: &str,
+    client: &ClientInfo,
+    reason: Reason,
+    method: Option<Method>,
 ) -> CoreResult<LoginAttempt> {
     let client = client.sanitized();
     Ok(diesel::insert_into(login_attempts::table)
@@ -116,6 +145,7 @@ pub fn record(
             login_attempts::success.eq(reason.is_success()),
             login_attempts::reason.eq(reason.as_str()),
             login_attempts::created_at.eq(now()),
+            login_attempts::method.eq(method.map(Method::as_str)),
         ))
         .returning(login_attempts::all_columns)
         .get_result(conn)?)

@@ -23,6 +23,8 @@ pub struct Organization {
     pub allowed_email_domains: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Members must use two-step sign-in (see `mfa::policy`).
+    pub require_mfa: bool,
 }
 
 impl Organization {

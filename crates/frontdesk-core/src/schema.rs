@@ -10,6 +10,7 @@ diesel::table! {
         allowed_email_domains -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        require_mfa -> Bool,
     }
 }
 
@@ -142,6 +143,7 @@ diesel::table! {
         success -> Bool,
         reason -> Text,
         created_at -> Timestamp,
+        method -> Nullable<Text>,
     }
 }
 
@@ -238,6 +240,21 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamp>,
         last_used_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        credential_id -> Nullable<Text>,
+        user_handle -> Nullable<Text>,
+        credential -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    passkey_ceremonies (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        purpose -> Text,
+        user_id -> Nullable<BigInt>,
+        state -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
     }
 }
 
@@ -292,6 +309,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_factors,
     mfa_recovery_codes,
     mfa_challenges,
+    passkey_ceremonies,
     email_verifications,
     signup_requests,
 );

@@ -7,7 +7,7 @@ use actix_web::HttpResponseBuilder;
 
 /// No inline script anywhere; styles only from our own stylesheet.
 pub const CSP: &str =
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; \
                        form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The middleware; a host may wrap its own scopes with it too.

@@ -19,7 +19,9 @@ pub mod import_runs;
 pub mod invitations;
 pub mod login;
 pub mod mfa;
+pub mod mfa_enrolment;
 pub mod parts;
+pub mod passkeys;
 pub mod password_change;
 pub mod password_resets;
 pub mod request_id;
@@ -128,6 +130,9 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/mfa", web::get().to(mfa::step_page))
         .route("/mfa", web::post().to(mfa::step_submit))
         .route("/mfa/setup", web::get().to(mfa::setup_page))
+        .route("/mfa/enrol", web::get().to(mfa_enrolment::required_page))
+        .route("/mfa/enrol", web::post().to(mfa_enrolment::begin))
+        .route("/mfa/enrol/confirm", web::post().to(mfa_enrolment::confirm))
         .route("/mfa/totp", web::post().to(mfa::totp_begin))
         .route("/mfa/totp/confirm", web::post().to(mfa::totp_confirm))
         .route(
@@ -138,6 +143,7 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             "/mfa/factors/{id}/remove",
             web::post().to(mfa::remove_factor),
         )
+        .route("/mfa/factors/{id}/rename", web::post().to(passkeys::rename))
         .route("/sessions", web::get().to(sessions::list))
         .route(
             "/sessions/revoke-others",
@@ -149,9 +155,34 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
                 .wrap(actix_web::middleware::from_fn(error::json_errors))
                 .route("/login", web::post().to(login::api_login))
                 .route("/login/mfa", web::post().to(mfa::api_step))
+                .route(
+                    "/login/mfa/passkey/begin",
+                    web::post().to(passkeys::step_begin),
+                )
+                .route(
+                    "/login/mfa/passkey/finish",
+                    web::post().to(passkeys::step_finish),
+                )
+                .route(
+                    "/login/passkey/begin",
+                    web::post().to(passkeys::sign_in_begin),
+                )
+                .route(
+                    "/login/passkey/finish",
+                    web::post().to(passkeys::sign_in_finish),
+                )
+                .route(
+                    "/passkeys/register/begin",
+                    web::post().to(passkeys::register_begin),
+                )
+                .route(
+                    "/passkeys/register/finish",
+                    web::post().to(passkeys::register_finish),
+                )
                 .route("/signup", web::post().to(signup::api_signup))
                 .route("/logout", web::post().to(login::api_logout))
                 .route("/session", web::get().to(login::api_session)),
         )
         .route("/static/frontdesk.css", web::get().to(assets::stylesheet))
+        .route("/static/passkeys.js", web::get().to(passkeys::script))
 }

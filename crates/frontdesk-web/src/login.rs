@@ -118,6 +118,7 @@ fn render_login(
         .contains("reset=done")
         .then_some("Your password was changed. Sign in with it.");
     ctx.insert("notice", &notice);
+    ctx.insert("passkey_sign_in", &state.passkey_sign_in());
     let body = state.render("auth/login.html", &ctx)?;
     let mut res = HttpResponse::build(status);
     if let Some(c) = new_cookie {
@@ -146,6 +147,9 @@ pub(crate) enum Attempt {
     In(Box<SignedIn>),
     /// Right password, second factor next: the challenge's token.
     SecondStep(frontdesk_core::tokens::SecretToken),
+    /// Right password, but a policy requires a second factor the user has
+    /// not added: enrolment next, on the challenge's token.
+    Enrol(frontdesk_core::tokens::SecretToken),
     /// `unverified`: the password was right but the address is not verified
     /// and the host requires it (told apart only then: the user knows it).
     Refused {
@@ -179,6 +183,9 @@ async fn attempt(
                 Ok(signed) => Ok(Attempt::In(Box::new(signed))),
                 Err(SignInError::SecondFactor { challenge, .. }) => {
                     Ok(Attempt::SecondStep(challenge))
+                }
+                Err(SignInError::EnrolmentRequired { challenge, .. }) => {
+                    Ok(Attempt::Enrol(challenge))
                 }
                 Err(SignInError::Refused {
                     reason: frontdesk_core::login_attempts::Reason::EmailUnverified,
@@ -220,9 +227,12 @@ pub async fn login_submit(
     csrf::verify(&req, &state, &form.csrf_token)?;
     let form = form.into_inner();
     let email = form.email.trim().to_owned();
-    match attempt(&req, &state, email.clone(), form.password).await? {
-        Attempt::SecondStep(challenge) => {
-            let mut to = format!("{}/mfa", state.prefix());
+    let attempt = attempt(&req, &state, email.clone(), form.password).await?;
+    let enrol = matches!(attempt, Attempt::Enrol(_));
+    match attempt {
+        Attempt::SecondStep(challenge) | Attempt::Enrol(challenge) => {
+            let page = if enrol { "mfa/enrol" } else { "mfa" };
+            let mut to = format!("{}/{page}", state.prefix());
             let next = safe_next(form.next.as_deref(), "");
             if !next.is_empty() {
                 to.push_str("?next=");
@@ -318,6 +328,12 @@ pub async fn api_login(
     {
         Attempt::In(signed) => Ok(api_signed_in(&state, &signed)),
         Attempt::SecondStep(challenge) => Ok(crate::mfa::api_second_step(&challenge)),
+        Attempt::Enrol(_) => Err(WebError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            crate::mfa_enrolment::REQUIRED_API,
+        )
+        .json(true)),
         Attempt::Refused { unverified } => Err(WebError::new(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",

@@ -43,7 +43,7 @@ pub fn challenge_cookie(state: &FrontdeskState, token: &SecretToken) -> Cookie<'
         .finish()
 }
 
-fn challenge_removal(state: &FrontdeskState) -> Cookie<'static> {
+pub(crate) fn challenge_removal(state: &FrontdeskState) -> Cookie<'static> {
     let mut c = challenge_cookie(state, &SecretToken::from_exposed(String::new()));
     c.make_removal();
     c
@@ -52,6 +52,12 @@ fn challenge_removal(state: &FrontdeskState) -> Cookie<'static> {
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+}
+
+impl NextQuery {
+    pub fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
 }
 
 #[derive(Deserialize)]
@@ -65,7 +71,44 @@ pub struct StepForm {
     next: Option<String>,
 }
 
-fn render_step(
+/// Which ways the second step offers: a code from an app, a passkey.
+#[derive(Clone, Copy)]
+struct Ways {
+    app: bool,
+    passkey: bool,
+}
+
+/// The ways the pending sign-in's user has (an app's code when the
+/// challenge is gone: the page then says so on submit).
+async fn ways(req: &HttpRequest, state: &FrontdeskState) -> Result<Ways, WebError> {
+    let only_app = Ways {
+        app: true,
+        passkey: false,
+    };
+    let Some(token) = req.cookie(CHALLENGE_COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(only_app);
+    };
+    let passkeys_on = state.passkeys().is_some();
+    state
+        .db(move |conn| {
+            let Some(found) = mfa::challenges::find(conn, &token)? else {
+                return Ok::<_, CoreError>(only_app);
+            };
+            let kinds: Vec<String> = mfa::factors(conn, found.user_id)?
+                .into_iter()
+                .map(|f| f.kind)
+                .collect();
+            let has = |k: mfa::Kind| kinds.iter().any(|x| x == k.as_str());
+            let passkey = passkeys_on && has(mfa::Kind::Passkey);
+            Ok(Ways {
+                app: has(mfa::Kind::Totp) || !passkey,
+                passkey,
+            })
+        })
+        .await
+}
+
+async fn render_step(
     req: &HttpRequest,
     state: &FrontdeskState,
     status: StatusCode,
@@ -73,15 +116,21 @@ fn render_step(
     recovery: bool,
     error: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
+    let ways = ways(req, state).await?;
     let (token, new_cookie) = csrf::form_token(req, state);
     let mut ctx = state.context();
+    ctx.insert("app", &ways.app);
+    ctx.insert("passkey", &ways.passkey);
     ctx.insert("csrf_token", &token);
-    ctx.insert(
-        "next",
-        &next
-            .map(|n| safe_next(Some(n), ""))
-            .filter(|n| !n.is_empty()),
-    );
+    let next = next
+        .map(|n| safe_next(Some(n), ""))
+        .filter(|n| !n.is_empty());
+    // For the links between the ways (the templates have no URL encoder).
+    let next_query = next
+        .as_deref()
+        .map(|n| url::form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>());
+    ctx.insert("next", &next);
+    ctx.insert("next_query", &next_query);
     ctx.insert("recovery", &recovery);
     ctx.insert("error", &error);
     let body = state.render("auth/mfa_challenge.html", &ctx)?;
@@ -117,6 +166,7 @@ pub async fn step_page(
         recovery,
         None,
     )
+    .await
 }
 
 /// Outcome of a second step, for the page and the JSON form.
@@ -169,9 +219,9 @@ async fn run_step(
                     ..
                 }) => Ok(Step::Wrong),
                 Err(SignInError::Refused { .. }) => Ok(Step::Refused),
-                Err(SignInError::ChallengeExpired) | Err(SignInError::SecondFactor { .. }) => {
-                    Ok(Step::Expired)
-                }
+                Err(SignInError::ChallengeExpired)
+                | Err(SignInError::SecondFactor { .. })
+                | Err(SignInError::EnrolmentRequired { .. }) => Ok(Step::Expired),
                 Err(SignInError::Other(e)) => Err(WebError::from(e)),
             }
         })
@@ -206,22 +256,28 @@ pub async fn step_submit(
                 .insert_header((header::LOCATION, to))
                 .finish())
         }
-        Step::Wrong => render_step(
-            &req,
-            &state,
-            StatusCode::UNAUTHORIZED,
-            form.next.as_deref(),
-            recovery,
-            Some(WRONG_CODE),
-        ),
-        Step::Refused => render_step(
-            &req,
-            &state,
-            StatusCode::UNAUTHORIZED,
-            form.next.as_deref(),
-            recovery,
-            Some(GENERIC_FAILURE),
-        ),
+        Step::Wrong => {
+            render_step(
+                &req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                form.next.as_deref(),
+                recovery,
+                Some(WRONG_CODE),
+            )
+            .await
+        }
+        Step::Refused => {
+            render_step(
+                &req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                form.next.as_deref(),
+                recovery,
+                Some(GENERIC_FAILURE),
+            )
+            .await
+        }
         Step::Expired => {
             let mut res = render_step(
                 &req,
@@ -230,7 +286,8 @@ pub async fn step_submit(
                 form.next.as_deref(),
                 recovery,
                 Some(EXPIRED),
-            )?;
+            )
+            .await?;
             res.add_cookie(&challenge_removal(&state))
                 .map_err(|e| WebError::internal(e.to_string()))?;
             Ok(res)
@@ -298,6 +355,7 @@ fn render_setup(
     ctx.insert("summary", summary);
     ctx.insert("factors", &factors);
     ctx.insert("can_add_app", &state.mfa_keys().is_some());
+    ctx.insert("can_add_passkey", &state.passkeys().is_some());
     ctx.insert("notice", &notice);
     ctx.insert("error", &error);
     let body = state.render("auth/mfa_setup.html", &ctx)?;
@@ -310,13 +368,29 @@ async fn summary(state: &FrontdeskState, user_id: i64) -> Result<mfa::Summary, W
     state.db(move |conn| mfa::summary(conn, user_id)).await
 }
 
-/// `GET {prefix}/mfa/setup`.
+/// `GET {prefix}/mfa/setup` (`?added=passkey` after the script added one).
 pub async fn setup_page(
+    req: HttpRequest,
     state: web::Data<FrontdeskState>,
     me: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
-    let s = summary(&state, me.id()).await?;
-    render_setup(&state, &me, &s, StatusCode::OK, None, None)
+    let notice = req
+        .query_string()
+        .contains("added=passkey")
+        .then_some("The passkey was added.");
+    setup_response(&state, &me, StatusCode::OK, notice, None).await
+}
+
+/// The "Two-step sign-in" page with the user's current factors.
+pub(crate) async fn setup_response(
+    state: &FrontdeskState,
+    me: &CurrentUser,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Result<HttpResponse, WebError> {
+    let s = summary(state, me.id()).await?;
+    render_setup(state, me, &s, status, notice, error)
 }
 
 #[derive(Deserialize)]
@@ -401,6 +475,11 @@ fn render_enrol(
     ctx.insert("secret", &enrol.secret_base32);
     ctx.insert("qr_svg", &qr_svg(&enrol.otpauth_url)?);
     ctx.insert("error", &error);
+    ctx.insert(
+        "confirm_action",
+        &format!("{}/mfa/totp/confirm", state.prefix()),
+    );
+    ctx.insert("cancel_link", &format!("{}/mfa/setup", state.prefix()));
     let body = state.render("auth/mfa_enrol.html", &ctx)?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")

@@ -76,6 +76,9 @@ pub struct Settings {
     pub disabled_parts: Vec<crate::parts::Part>,
     /// Self sign-up: policy, terms, limits, email verification.
     pub signup: SignupSettings,
+    /// What passkeys may do (default: a second factor). The relying party is
+    /// the host of `base_url`, which must then be a domain name.
+    pub passkeys: frontdesk_core::mfa::passkeys::PasskeyPolicy,
 }
 
 /// Self sign-up and email verification.
@@ -117,6 +120,7 @@ impl Settings {
             extensions: Default::default(),
             disabled_parts: Vec::new(),
             signup: SignupSettings::default(),
+            passkeys: Default::default(),
         }
     }
 }
@@ -131,6 +135,9 @@ struct Inner {
     /// Seals authenticator apps' seeds; only with a configured `secret_key`
     /// (a random key would lose every seed at restart).
     mfa_keys: Option<frontdesk_core::mfa::sealed::SecretBox>,
+    /// The WebAuthn relying party, unless passkeys are off (or `base_url`'s
+    /// host is an IP address, which WebAuthn does not accept).
+    passkeys: Option<Arc<frontdesk_core::mfa::passkeys::webauthn_rs::Webauthn>>,
     secure: bool,
     session_cookie: String,
     csrf_cookie: String,
@@ -202,6 +209,18 @@ impl FrontdeskState {
             )?),
             None => None,
         };
+        let passkeys = if settings.passkeys.enabled() {
+            let rp = frontdesk_core::mfa::passkeys::relying_party(
+                &settings.base_url,
+                &settings.site_name,
+            )?;
+            if rp.is_none() {
+                log::warn!("frontdesk: passkeys need base_url to name a domain (localhost counts), not an IP address; they are off");
+            }
+            rp.map(Arc::new)
+        } else {
+            None
+        };
         let templates = load_templates(&settings)?;
         let secure = scheme == "https";
         let (session_cookie, csrf_cookie) = if secure {
@@ -237,6 +256,7 @@ impl FrontdeskState {
             hooks: hooks.unwrap_or_else(|| Arc::new(NoHooks)),
             csrf_key,
             mfa_keys,
+            passkeys,
             secure,
             session_cookie,
             csrf_cookie,
@@ -350,6 +370,18 @@ impl FrontdeskState {
     /// configured `secret_key` (then apps cannot be added).
     pub(crate) fn mfa_keys(&self) -> Option<&frontdesk_core::mfa::sealed::SecretBox> {
         self.0.mfa_keys.as_ref()
+    }
+
+    /// The WebAuthn relying party when passkeys are on.
+    pub(crate) fn passkeys(
+        &self,
+    ) -> Option<&Arc<frontdesk_core::mfa::passkeys::webauthn_rs::Webauthn>> {
+        self.0.passkeys.as_ref()
+    }
+
+    /// Whether the login page offers "Sign in with a passkey".
+    pub(crate) fn passkey_sign_in(&self) -> bool {
+        self.0.passkeys.is_some() && self.0.settings.passkeys.sign_in()
     }
 
     /// `scheme://host[:port]` of the base URL, as browsers send it in `Origin`.

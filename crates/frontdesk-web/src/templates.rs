@@ -21,6 +21,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "auth/sessions.html",
     "auth/password_change.html",
     "auth/mfa_challenge.html",
+    "auth/mfa_required.html",
     "auth/mfa_setup.html",
     "auth/mfa_enrol.html",
     "auth/mfa_codes.html",

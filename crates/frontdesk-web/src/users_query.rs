@@ -105,6 +105,7 @@ pub fn names(dialect: Dialect, settings: &Settings) -> Vec<String> {
         "created_to",
         "last_login",
         dialect.last_from(),
+        "mfa",
         dialect.last_to(),
         "sort",
         "dir",
@@ -224,9 +225,19 @@ pub fn read(
             &["asc", "desc"],
         )
         .unwrap_or_default();
+    let mfa = r.choice(
+        "mfa",
+        |v| match v {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        },
+        &["on", "off"],
+    );
     let page = r.int("page", 1, MAX_PAGE).unwrap_or(1);
     let limit = r.int("limit", 1, MAX_LIMIT).unwrap_or(DEFAULT_LIMIT);
     let mut query = UserQuery {
+        mfa,
         search,
         status,
         staff,

@@ -7,6 +7,8 @@
 //! derived from the host's `secret_key`.
 
 pub mod challenges;
+pub mod passkeys;
+pub mod policy;
 pub mod recovery;
 pub mod sealed;
 pub mod totp;

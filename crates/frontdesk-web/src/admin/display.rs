@@ -82,6 +82,22 @@ pub fn reason(code: &str) -> String {
         "locked_out" => "Locked out",
         "email_unverified" => "Email not verified",
         "lockout_cleared" => "Lockout cleared by an admin",
+        "mfa_required" => "Password right, second step asked",
+        "mfa_failed" => "Wrong second factor",
+        "mfa_recovery_code_used" => "Signed in with a recovery code",
+        "passkey_failed" => "Passkey refused",
+        other => return sentence_case(other),
+    }
+    .to_owned()
+}
+
+/// A login attempt's method as the pages show it.
+pub fn method(code: &str) -> String {
+    match code {
+        "password" => "Password",
+        "totp" => "Authenticator app",
+        "recovery_code" => "Recovery code",
+        "passkey" => "Passkey",
         other => return sentence_case(other),
     }
     .to_owned()

@@ -22,6 +22,8 @@ struct Row {
     user_name: Option<String>,
     success: bool,
     reason: String,
+    /// How the attempt proved who it was (empty on older rows).
+    method: String,
     ip: String,
     device: String,
     user_agent: String,
@@ -94,6 +96,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
             user_id: a.user_id,
             success: a.success,
             reason: display::reason(&a.reason),
+            method: a.method.as_deref().map(display::method).unwrap_or_default(),
             ip: a.ip.unwrap_or_default(),
             device: display::device(a.user_agent.as_deref()),
             user_agent: a.user_agent.unwrap_or_default(),

@@ -17,7 +17,11 @@ pub async fn section(state: &State, user_id: i64) -> Result<Value, WebError> {
         "enabled": s.enabled,
         "recovery_codes_left": s.recovery_codes_left,
         "factors": s.factors.iter().map(|f| json!({
-            "kind": if f.kind == "totp" { "Authenticator app" } else { f.kind.as_str() },
+            "kind": match f.kind.as_str() {
+                "totp" => "Authenticator app",
+                "passkey" => "Passkey",
+                other => other,
+            },
             "name": f.name,
             "created_at": show_time(f.created_at),
             "last_used_at": show_opt(f.last_used_at),
@@ -63,5 +67,37 @@ pub async fn reset(
     }
     finish(&state, result, &to, |n| {
         format!("Two-step sign-in reset: {n} factor(s) removed, every session ended.")
+    })
+}
+
+/// `POST <admin>/organizations/{id}/require-mfa` with `require_mfa` = 1 or 0:
+/// the organization's "require two-step sign-in for members" setting, for
+/// those who may edit the organization (its owners and admins, staff).
+pub async fn require_for_organization(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let id = path.into_inner();
+    let form = Params::form(&body)?;
+    verify(&req, &state, &form)?;
+    let on = match form.text("require_mfa").as_str() {
+        "1" | "true" | "on" => true,
+        "0" | "false" | "off" => false,
+        _ => return Err(WebError::bad_request("require_mfa must be 1 or 0")),
+    };
+    let actor = admin.actor.clone();
+    let to = format!("{}/organizations/{id}", state.settings().admin_prefix);
+    let result = state
+        .db(move |conn| mfa::policy::set_for_organization(conn, &actor, id, on).map(|_| on))
+        .await;
+    finish(&state, result, &to, |on| {
+        if on {
+            "Members must now use two-step sign-in.".into()
+        } else {
+            "Two-step sign-in is now optional for members.".into()
+        }
     })
 }

@@ -551,6 +551,10 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/organizations/{id}", get().to(organizations::page))
         .route("/organizations/{id}", post().to(organizations::edit))
         .route(
+            "/organizations/{id}/require-mfa",
+            post().to(mfa::require_for_organization),
+        )
+        .route(
             "/organizations/{id}/members",
             post().to(organizations::add_member),
         )

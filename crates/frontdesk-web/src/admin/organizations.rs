@@ -17,6 +17,7 @@ struct OrgRow {
     name: String,
     domains: String,
     created_at: String,
+    require_mfa: bool,
 }
 
 #[derive(Serialize)]
@@ -44,6 +45,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
             slug: o.slug,
             name: o.name,
             created_at: show_time(o.created_at),
+            require_mfa: o.require_mfa,
         })
         .collect();
     let mut ctx = Context::new();
@@ -109,6 +111,7 @@ pub async fn page(
             slug: org.slug.clone(),
             name: org.name.clone(),
             created_at: show_time(org.created_at),
+            require_mfa: org.require_mfa,
         },
     );
     ctx.insert(

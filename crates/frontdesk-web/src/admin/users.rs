@@ -37,6 +37,8 @@ struct Row {
     last_login: String,
     last_active: String,
     local_login: bool,
+    /// Has a confirmed second factor.
+    mfa: bool,
     created_at: String,
     may: RowActions,
     /// The extension columns' cells, in the order of their headers.
@@ -99,7 +101,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         .disabled_parts
         .contains(&crate::parts::Part::Tags);
     let column_labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
-    let (page, orgs, all_tags, roles, user_tags, ext_cells) = state
+    let (page, orgs, all_tags, roles, user_tags, ext_cells, mfa_on) = state
         .db(move |conn| {
             let page = query.run(conn, &actor)?;
             let orgs = organizations::list(conn, &actor)?;
@@ -115,7 +117,8 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 .iter()
                 .map(|c| (c.load)(conn, &ids))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, CoreError>((page, orgs, all_tags, roles, user_tags, ext_cells))
+            let mfa_on = frontdesk_core::mfa::enabled_among(conn, &ids)?;
+            Ok::<_, CoreError>((page, orgs, all_tags, roles, user_tags, ext_cells, mfa_on))
         })
         .await?;
     let org_names: HashMap<i64, &str> = orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
@@ -173,6 +176,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 last_login: show_opt(u.last_login_at),
                 last_active: show_opt(u.last_active_at),
                 local_login: u.local_login_enabled,
+                mfa: mfa_on.contains(&u.id),
                 created_at: super::show_time(u.created_at),
                 ext: ext_cells
                     .iter()
@@ -310,6 +314,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         "last_login",
         "last_from",
         "last_to",
+        "mfa",
         "sort",
         "dir",
         "limit",

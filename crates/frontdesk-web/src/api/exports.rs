@@ -97,6 +97,7 @@ const FIELD_NAMES: &[&str] = &[
     "suspended_reason",
     "created_at",
     "last_login_at",
+    "mfa_enabled",
 ];
 
 /// The columns an export may have.
@@ -118,6 +119,7 @@ pub enum FieldParam {
     SuspendedReason,
     CreatedAt,
     LastLoginAt,
+    MfaEnabled,
 }
 
 /// `GET /export`: a CSV attachment of the matching users. Takes the users

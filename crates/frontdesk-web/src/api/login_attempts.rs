@@ -22,9 +22,14 @@ pub struct LoginAttemptOut {
     pub user_agent: Option<String>,
     pub success: bool,
     /// success, unknown_email, bad_password, suspended, local_login_disabled,
-    /// locked_out or lockout_cleared.
+    /// locked_out, email_unverified, lockout_cleared, mfa_required,
+    /// mfa_failed, mfa_recovery_code_used or passkey_failed.
     #[schema(example = "bad_password")]
     pub reason: String,
+    /// How the attempt proved who it was: password, totp, recovery_code or
+    /// passkey (null on rows that are no sign-in, and on older rows).
+    #[schema(example = "password")]
+    pub method: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -38,6 +43,7 @@ impl From<&LoginAttempt> for LoginAttemptOut {
             user_agent: a.user_agent.clone(),
             success: a.success,
             reason: a.reason.clone(),
+            method: a.method.clone(),
             created_at: utc(a.created_at),
         }
     }

@@ -84,6 +84,8 @@ pub struct OrganizationOut {
     pub name: String,
     /// Email domains members must have; empty allows any.
     pub allowed_email_domains: Vec<String>,
+    /// Members must use two-step sign-in.
+    pub require_mfa: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -95,6 +97,7 @@ impl From<&Organization> for OrganizationOut {
             slug: o.slug.clone(),
             name: o.name.clone(),
             allowed_email_domains: o.domains().into_iter().map(str::to_owned).collect(),
+            require_mfa: o.require_mfa,
             created_at: utc(o.created_at),
             updated_at: utc(o.updated_at),
         }
@@ -240,9 +243,12 @@ pub struct OrganizationPatch {
     /// Replaces the list of lower-case domains; empty allows any domain.
     #[schema(schema_with = super::openapi::domains_or_null_schema)]
     pub allowed_email_domains: Option<Vec<String>>,
+    /// Require two-step sign-in of the members (audited as
+    /// `organization.require_mfa`).
+    pub require_mfa: Option<bool>,
 }
 
-/// `PATCH /organizations/{slug}`: both changes apply together or neither.
+/// `PATCH /organizations/{slug}`: the changes apply together or none does.
 #[utoipa::path(
     patch,
     path = "/organizations/{slug}",
@@ -266,13 +272,21 @@ pub async fn update(
         .db(move |conn| {
             let org = visible(conn, &api.actor, &slug)?;
             let domains = patch.allowed_email_domains.as_ref().map(|d| d.join(","));
-            organizations::update(
-                conn,
-                &api.actor,
-                org.id,
-                patch.name.as_deref(),
-                domains.as_deref(),
-            )
+            frontdesk_core::db::write_transaction(conn, |conn| {
+                let updated = organizations::update(
+                    conn,
+                    &api.actor,
+                    org.id,
+                    patch.name.as_deref(),
+                    domains.as_deref(),
+                )?;
+                match patch.require_mfa {
+                    Some(on) => frontdesk_core::mfa::policy::set_for_organization(
+                        conn, &api.actor, org.id, on,
+                    ),
+                    None => Ok(updated),
+                }
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(OrganizationOut::from(&org)))

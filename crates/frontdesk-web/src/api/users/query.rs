@@ -44,6 +44,13 @@ pub enum LastLoginParam {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+pub enum MfaParam {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum SortParam {
     Email,
     Name,
@@ -95,6 +102,9 @@ pub struct UserListParams {
     last_login: Option<LastLoginParam>,
     last_login_from: Option<DateTime<Utc>>,
     last_login_to: Option<DateTime<Utc>>,
+    /// `on`: users with a confirmed second factor; `off`: users without.
+    #[param(inline)]
+    mfa: Option<MfaParam>,
     #[param(inline)]
     sort: Option<SortParam>,
     #[param(inline)]

@@ -1,0 +1,386 @@
+//! Passkeys on the end user's pages. Each WebAuthn ceremony is two JSON
+//! calls — `begin` (the options for the browser) and `finish` (the
+//! authenticator's answer) — under `{prefix}/api`, which the pages drive with
+//! a small script (`{prefix}/static/passkeys.js`) and a host's own front end
+//! may call directly:
+//!
+//! - `passkeys/register/begin|finish`: a signed-in user adds a passkey
+//!   (`X-CSRF-Token` header);
+//! - `login/mfa/passkey/begin|finish`: the second step of a sign-in, for the
+//!   pending challenge (its cookie, or `challenge` in the body);
+//! - `login/passkey/begin|finish`: sign in with a passkey alone, where the
+//!   host's policy is `PasskeyPolicy::SignIn`.
+//!
+//! Renaming a factor is a plain form on the "Two-step sign-in" page.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_core::auth::{self, SecondFactor, SignInError, SignedIn};
+use frontdesk_core::login_attempts::Reason;
+use frontdesk_core::mfa::passkeys::{self, webauthn_rs::prelude as wa};
+use frontdesk_core::CoreError;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::csrf;
+use crate::current_user::{client_info, CurrentUser};
+use crate::error::WebError;
+use crate::login::{safe_next, session_cookie, GENERIC_FAILURE};
+use crate::mfa::{notice_mail, Notice, CHALLENGE_COOKIE};
+use crate::state::FrontdeskState;
+
+/// The script the pages load for the passkey buttons.
+pub const SCRIPT: &str = include_str!("../assets/passkeys.js");
+
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(SCRIPT)
+}
+
+const FAILED: &str = "The passkey was not accepted. Try again, or use another way to sign in.";
+const EXPIRED: &str = "Your sign-in took too long or was already used. Sign in again.";
+
+fn problem(status: StatusCode, title: &'static str, detail: &str) -> WebError {
+    WebError::new(status, title, detail).json(true)
+}
+
+fn unavailable() -> WebError {
+    problem(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        "Passkeys are not available on this site.",
+    )
+}
+
+fn rp(
+    state: &FrontdeskState,
+) -> Result<std::sync::Arc<frontdesk_core::mfa::passkeys::webauthn_rs::Webauthn>, WebError> {
+    state.passkeys().cloned().ok_or_else(unavailable)
+}
+
+fn begun(token: &frontdesk_core::tokens::SecretToken, options: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "ceremony": token.expose(),
+        "options": options,
+        "expires_in": passkeys::ttl().num_seconds(),
+    }))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, WebError> {
+    serde_json::to_value(v).map_err(|e| WebError::internal(e).json(true))
+}
+
+// ---- adding a passkey ----
+
+/// `POST {prefix}/api/passkeys/register/begin`.
+pub async fn register_begin(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    me: CurrentUser,
+) -> Result<HttpResponse, WebError> {
+    csrf::verify(&req, &state, "").map_err(|e| e.json(true))?;
+    let rp = rp(&state)?;
+    let user = me.user.clone();
+    let (token, options) = state
+        .db(move |conn| passkeys::begin_registration(conn, &rp, &user))
+        .await
+        .map_err(|e| e.json(true))?;
+    Ok(begun(&token, options))
+}
+
+#[derive(Deserialize)]
+pub struct RegisterFinish {
+    ceremony: String,
+    #[serde(default)]
+    name: String,
+    credential: wa::RegisterPublicKeyCredential,
+}
+
+/// `POST {prefix}/api/passkeys/register/finish` with `{"ceremony", "name",
+/// "credential"}`: the passkey counts from now on; the user is mailed.
+pub async fn register_finish(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    me: CurrentUser,
+    body: web::Json<RegisterFinish>,
+) -> Result<HttpResponse, WebError> {
+    csrf::verify(&req, &state, "").map_err(|e| e.json(true))?;
+    let rp = rp(&state)?;
+    let body = body.into_inner();
+    let user = me.user.clone();
+    let st = state.get_ref().clone();
+    let factor_id = state
+        .db(move |conn| {
+            let mail = notice_mail(&st, &user, Notice::Added)?;
+            passkeys::finish_registration(
+                conn,
+                &rp,
+                &user,
+                &body.ceremony,
+                &body.name,
+                &body.credential,
+                |conn| frontdesk_core::outbox::enqueue(conn, &mail).map(|_| ()),
+            )
+        })
+        .await
+        .map_err(|e| e.json(true))?;
+    state.wake_mailer();
+    Ok(HttpResponse::Ok().json(json!({
+        "factor_id": factor_id,
+        "redirect": format!("{}/mfa/setup?added=passkey", state.prefix()),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// `POST {prefix}/mfa/factors/{id}/rename`: a new name for one's own factor.
+pub async fn rename(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    me: CurrentUser,
+    path: web::Path<i64>,
+    form: crate::forms::Form<RenameForm>,
+) -> Result<HttpResponse, WebError> {
+    csrf::verify(&req, &state, &form.csrf_token)?;
+    let user_id = me.id();
+    let factor_id = path.into_inner();
+    let name = form.into_inner().name;
+    let result = state
+        .db(
+            move |conn| match passkeys::rename_own(conn, user_id, factor_id, &name) {
+                Ok(()) => Ok(Ok(())),
+                Err(e @ CoreError::Invalid { .. }) => Ok(Err(e.to_string())),
+                Err(e) => Err(e),
+            },
+        )
+        .await?;
+    let (status, notice, error) = match &result {
+        Ok(()) => (StatusCode::OK, Some("The factor was renamed."), None),
+        Err(message) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(message.as_str()),
+        ),
+    };
+    crate::mfa::setup_response(&state, &me, status, notice, error).await
+}
+
+// ---- the second step ----
+
+#[derive(Deserialize, Default)]
+pub struct StepBegin {
+    #[serde(default)]
+    challenge: Option<String>,
+}
+
+fn pending_challenge(req: &HttpRequest, from_body: Option<String>) -> Option<String> {
+    from_body
+        .filter(|c| !c.is_empty())
+        .or_else(|| req.cookie(CHALLENGE_COOKIE).map(|c| c.value().to_owned()))
+}
+
+/// `POST {prefix}/api/login/mfa/passkey/begin` (optionally `{"challenge"}`):
+/// the options for the pending sign-in's user's passkeys.
+pub async fn step_begin(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    body: Option<web::Json<StepBegin>>,
+) -> Result<HttpResponse, WebError> {
+    csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
+    let rp = rp(&state)?;
+    let from_body = body.map(|b| b.into_inner().challenge).unwrap_or_default();
+    let Some(challenge) = pending_challenge(&req, from_body) else {
+        return Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED));
+    };
+    let begun_step = state
+        .db(move |conn| {
+            let Some(found) = frontdesk_core::mfa::challenges::find(conn, &challenge)? else {
+                return Ok::<_, CoreError>(Err(EXPIRED));
+            };
+            match passkeys::begin_second_step(conn, &rp, found.user_id)? {
+                Some(b) => Ok(Ok(b)),
+                None => Ok(Err("This account has no passkey.")),
+            }
+        })
+        .await
+        .map_err(|e| e.json(true))?;
+    match begun_step {
+        Ok((token, options)) => Ok(begun(&token, to_value(&options)?)),
+        Err(message) => Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", message)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct StepFinish {
+    ceremony: String,
+    credential: wa::PublicKeyCredential,
+    #[serde(default)]
+    challenge: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST {prefix}/api/login/mfa/passkey/finish` with `{"ceremony",
+/// "credential"}`: signs in (session cookie) like `/api/login`, plus
+/// `redirect` for the page. A refused passkey counts like a wrong code.
+pub async fn step_finish(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    body: web::Json<StepFinish>,
+) -> Result<HttpResponse, WebError> {
+    csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
+    let rp = rp(&state)?;
+    let body = body.into_inner();
+    let Some(challenge) = pending_challenge(&req, body.challenge.clone()) else {
+        return Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED));
+    };
+    let client = client_info(&req, &state);
+    let settings = state.settings().auth;
+    let replaces = req
+        .cookie(state.session_cookie_name())
+        .map(|c| c.value().to_owned());
+    let outcome = state
+        .db(move |conn| {
+            let factor = SecondFactor::Passkey {
+                rp: &rp,
+                ceremony: &body.ceremony,
+                response: &body.credential,
+            };
+            Ok::<_, CoreError>(auth::complete_second_step(
+                conn,
+                None,
+                &challenge,
+                factor,
+                &client,
+                &settings,
+                replaces.as_deref(),
+            ))
+        })
+        .await
+        .map_err(|e| e.json(true))?;
+    signed_in_or_refused(&state, outcome, body.next.as_deref(), true).await
+}
+
+async fn signed_in_or_refused(
+    state: &FrontdeskState,
+    outcome: Result<SignedIn, SignInError>,
+    next: Option<&str>,
+    second_step: bool,
+) -> Result<HttpResponse, WebError> {
+    match outcome {
+        Ok(signed) => {
+            let to = match safe_next(next, "") {
+                n if !n.is_empty() => n,
+                _ => crate::login::landing(state, signed.user.id).await?,
+            };
+            let mut res = HttpResponse::Ok();
+            res.cookie(session_cookie(state, signed.token.expose()));
+            if second_step {
+                res.cookie(crate::mfa::challenge_removal(state));
+            }
+            // As `/api/login`, and `redirect` for the page's script.
+            Ok(res.json(json!({
+                "user": {
+                    "id": signed.user.id,
+                    "email": signed.user.email,
+                    "name": signed.user.name(),
+                    "staff_role": signed.user.staff_role,
+                },
+                "csrf_token": csrf::session_token(signed.token.expose()),
+                "expires_at": signed.session.expires_at,
+                "redirect": to,
+            })))
+        }
+        Err(SignInError::Refused {
+            reason: Reason::MfaFailed | Reason::PasskeyFailed,
+            ..
+        }) => Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", FAILED)),
+        Err(SignInError::Refused { .. }) => Err(problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            GENERIC_FAILURE,
+        )),
+        Err(SignInError::ChallengeExpired)
+        | Err(SignInError::SecondFactor { .. })
+        | Err(SignInError::EnrolmentRequired { .. }) => {
+            Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED))
+        }
+        Err(SignInError::Other(e)) => Err(WebError::from(e).json(true)),
+    }
+}
+
+// ---- signing in with a passkey alone ----
+
+fn sign_in_allowed(
+    state: &FrontdeskState,
+) -> Result<std::sync::Arc<frontdesk_core::mfa::passkeys::webauthn_rs::Webauthn>, WebError> {
+    if !state.passkey_sign_in() {
+        return Err(unavailable());
+    }
+    rp(state)
+}
+
+/// `POST {prefix}/api/login/passkey/begin`: options for a discoverable
+/// passkey (no email asked).
+pub async fn sign_in_begin(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+) -> Result<HttpResponse, WebError> {
+    csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
+    let rp = sign_in_allowed(&state)?;
+    let (token, options) = state
+        .db(move |conn| passkeys::begin_sign_in(conn, &rp))
+        .await
+        .map_err(|e| e.json(true))?;
+    Ok(begun(&token, to_value(&options)?))
+}
+
+#[derive(Deserialize)]
+pub struct SignInFinish {
+    ceremony: String,
+    credential: wa::PublicKeyCredential,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST {prefix}/api/login/passkey/finish` with `{"ceremony",
+/// "credential"}`: as `/api/login` once it succeeds.
+pub async fn sign_in_finish(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    body: web::Json<SignInFinish>,
+) -> Result<HttpResponse, WebError> {
+    csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
+    let rp = sign_in_allowed(&state)?;
+    let body = body.into_inner();
+    let client = client_info(&req, &state);
+    let settings = state.settings().auth;
+    let replaces = req
+        .cookie(state.session_cookie_name())
+        .map(|c| c.value().to_owned());
+    let ceremony = body.ceremony;
+    let credential = body.credential;
+    let outcome = state
+        .db(move |conn| {
+            Ok::<_, CoreError>(auth::sign_in_with_passkey(
+                conn,
+                &rp,
+                &ceremony,
+                &credential,
+                &client,
+                &settings,
+                replaces.as_deref(),
+            ))
+        })
+        .await
+        .map_err(|e| e.json(true))?;
+    signed_in_or_refused(&state, outcome, body.next.as_deref(), false).await
+}
