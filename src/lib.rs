@@ -92,6 +92,7 @@ pub struct FrontdeskBuilder {
     extensions: Vec<Arc<dyn frontdesk_web::extensions::Extension>>,
     disabled_parts: Vec<frontdesk_web::parts::Part>,
     import_dir: Option<PathBuf>,
+    activity: Option<core::activity::ActivityConfig>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -134,6 +135,7 @@ impl Default for FrontdeskBuilder {
             import_dir: None,
             extensions: Vec::new(),
             disabled_parts: Vec::new(),
+            activity: None,
         }
     }
 }
@@ -430,6 +432,16 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// Turns on activity recording (off by default): page views through
+    /// [`Frontdesk::activity_middleware`] and feature events through
+    /// [`Frontdesk::activity`], queued in memory and written in batches by
+    /// one background thread, with the dedup window, retention, IP and path
+    /// choices of `config`.
+    pub fn activity(mut self, config: core::activity::ActivityConfig) -> Self {
+        self.activity = Some(config);
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -614,6 +626,9 @@ impl FrontdeskBuilder {
                 .map_err(|e| CoreError::Config(format!("session cache listener: {e}")))?;
             state.set_session_cache(cache);
         }
+        if let Some(config) = self.activity {
+            state.set_recorder(core::activity::Recorder::start(pool.clone(), config)?);
+        }
         let mailer = mail.map(|(t, c)| mail::Mailer::new(pool.clone(), t, c));
         Ok(Frontdesk {
             pool,
@@ -682,6 +697,20 @@ impl Frontdesk {
         let handle = mailer.spawn()?;
         self.state.set_mail_waker(handle.waker());
         Ok(handle)
+    }
+
+    /// Records feature events (`activity().record(&me, "export.created",
+    /// json!({…}))`); does nothing unless the builder turned recording on.
+    /// Handlers can also take [`web::activity::Activity`] as an argument.
+    pub fn activity(&self) -> web::activity::Activity {
+        self.state.activity()
+    }
+
+    /// The middleware that records signed-in users' page views on the routes
+    /// it wraps (`.wrap(frontdesk.activity_middleware())`), by route pattern;
+    /// `.service("mobile-api")` says which service they belong to.
+    pub fn activity_middleware(&self) -> web::activity::RecordActivity {
+        web::activity::RecordActivity::new(self.state.clone())
     }
 
     /// Registers frontdesk's state and mounts the auth pages:

@@ -4,6 +4,7 @@
 mod support;
 mod web_app;
 
+mod activity;
 mod admin_access;
 mod admin_browser;
 mod admin_fixture;

@@ -559,6 +559,7 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
         "20261205000400",
         &["mfa_factors", "mfa_recovery_codes", "mfa_challenges"],
     ),
+    ("20261206000300", &["activity_events"]),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

@@ -263,6 +263,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    activity_events (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        at -> Timestamp,
+        kind -> Text,
+        service -> Nullable<Text>,
+        route -> Nullable<Text>,
+        method -> Nullable<Text>,
+        status -> Nullable<Integer>,
+        details -> Text,
+        ip -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(user_tags -> users (user_id));
@@ -273,6 +288,7 @@ diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(email_verifications -> users (user_id));
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(mfa_factors -> users (user_id));
+diesel::joinable!(activity_events -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -294,4 +310,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_challenges,
     email_verifications,
     signup_requests,
+    activity_events,
 );

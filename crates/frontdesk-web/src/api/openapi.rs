@@ -13,8 +13,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::{Problem, ProblemField};
 use super::{
-    api_keys, audit, exports, imports, invitations, login_attempts, organizations, sessions, tags,
-    users, ApiPrefix,
+    activity, api_keys, audit, exports, imports, invitations, login_attempts, organizations,
+    sessions, tags, users, ApiPrefix,
 };
 use crate::state::FrontdeskState;
 
@@ -38,6 +38,8 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         users::restore,
         users::revoke_sessions,
         sessions::of_user,
+        activity::of_user,
+        activity::of_org_user,
         tags::assign,
         tags::unassign,
         sessions::list,
