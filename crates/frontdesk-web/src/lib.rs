@@ -26,6 +26,7 @@ pub mod signup;
 pub mod state;
 pub mod templates;
 pub mod user_filters;
+pub mod users_query;
 
 use actix_web::web::{self, ServiceConfig};
 

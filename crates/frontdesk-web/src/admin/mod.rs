@@ -207,6 +207,11 @@ impl Params {
         }
     }
 
+    /// Every pair, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// The pairs, for rebuilding a URL (pagination links keep the filters).
     pub fn pairs_without(&self, skip: &[&str]) -> String {
         url::form_urlencoded::Serializer::new(String::new())

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_core::authz::{can, Action, Target};
 use frontdesk_core::users::bulk::BulkChange;
-use frontdesk_core::users::query::{LastLogin, SortDir, SortKey, StaffFilter, UserQuery};
-use frontdesk_core::users::{self as core_users, UserStatus};
-use frontdesk_core::{organizations, tags, CoreError, OrgRole, StaffRole};
+use frontdesk_core::users::query::UserQuery;
+use frontdesk_core::users::{self as core_users};
+use frontdesk_core::{organizations, tags, CoreError, OrgRole};
 use serde::Serialize;
 use tera::Context;
 
@@ -74,87 +74,18 @@ struct Choice {
     name: String,
 }
 
+/// The list's filters from its URL ([`crate::users_query`], page names).
 pub(super) fn parse_query(
     p: &Params,
     settings: &crate::state::Settings,
 ) -> Result<UserQuery, WebError> {
-    let mut q = UserQuery {
-        search: p.get("q").map(|s| s.chars().take(200).collect()),
-        ..UserQuery::default()
+    use crate::users_query::{read, Dialect, OrgRef};
+    let requested = read(p.pairs(), Dialect::Page, settings).map_err(WebError::validation)?;
+    let mut q = requested.query;
+    q.organization = match requested.organization {
+        Some(OrgRef::Id(id)) => Some(id),
+        _ => None,
     };
-    q.status = match p.get("status") {
-        None => None,
-        Some(s) => Some(
-            UserStatus::parse(s)
-                .ok_or_else(|| WebError::bad_request("status must be active or suspended"))?,
-        ),
-    };
-    q.staff = match p.get("staff") {
-        None | Some("all") => StaffFilter::All,
-        Some("staff") => StaffFilter::Staff,
-        Some("not_staff") => StaffFilter::NotStaff,
-        Some(r) => StaffFilter::Is(StaffRole::parse(r).ok_or_else(|| {
-            WebError::bad_request("staff must be staff, not_staff, viewer, admin or owner")
-        })?),
-    };
-    q.organization = p.int("org")?;
-    q.org_role = match p.get("org_role") {
-        None => None,
-        Some(r) => Some(
-            OrgRole::parse(r)
-                .ok_or_else(|| WebError::bad_request("org_role must be owner, admin or member"))?,
-        ),
-    };
-    q.tags_all = p.ids("tags_all")?;
-    q.tags_any = p.ids("tags_any")?;
-    q.tags_none = p.ids("tags_none")?;
-    q.created_from = p.date("created_from")?;
-    q.created_to = p.date_end("created_to")?;
-    q.last_login = match p.get("last_login") {
-        None | Some("any") => {
-            let (from, to) = (p.date("last_from")?, p.date_end("last_to")?);
-            if from.is_some() || to.is_some() {
-                LastLogin::Between(from, to)
-            } else {
-                LastLogin::Any
-            }
-        }
-        Some("never") => LastLogin::Never,
-        Some("range") => LastLogin::Between(p.date("last_from")?, p.date_end("last_to")?),
-        Some(_) => {
-            return Err(WebError::bad_request(
-                "last_login must be any, never or range",
-            ))
-        }
-    };
-    q.sort = match p.get("sort") {
-        None | Some("created") => SortKey::Created,
-        Some("email") => SortKey::Email,
-        Some("name") => SortKey::Name,
-        Some("last_login") => SortKey::LastLogin,
-        Some("last_active") => SortKey::LastActive,
-        Some(_) => {
-            return Err(WebError::bad_request(
-                "sort must be created, email, name, last_login or last_active",
-            ))
-        }
-    };
-    q.dir = match p.get("dir") {
-        None | Some("desc") => SortDir::Desc,
-        Some("asc") => SortDir::Asc,
-        Some(_) => return Err(WebError::bad_request("dir must be asc or desc")),
-    };
-    q.page = p.page()?;
-    q.limit = match p.int("limit")? {
-        None => 50,
-        Some(l) if (1..=100).contains(&l) => l,
-        Some(_) => return Err(WebError::bad_request("limit must be between 1 and 100")),
-    };
-    let declared =
-        p.0.iter()
-            .filter(|(k, v)| crate::user_filters::is_filter_param(k) && !v.trim().is_empty())
-            .map(|(k, v)| (k.as_str(), v.trim()));
-    crate::user_filters::apply(settings, declared, &mut q).map_err(WebError::validation)?;
     Ok(q)
 }
 

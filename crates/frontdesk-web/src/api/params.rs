@@ -39,6 +39,16 @@ impl Params {
         Params { pairs, errors }
     }
 
+    /// The accepted pairs (known names, each once).
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
+    /// Adds errors found by another reader of these pairs.
+    pub fn extend_errors(&mut self, errors: Vec<FieldError>) {
+        self.errors.extend(errors);
+    }
+
     fn raw(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()

@@ -1,0 +1,233 @@
+//! How the API shows a user: the list row, the detail with memberships,
+//! tags, factors and a summary of sessions.
+
+use chrono::{DateTime, Utc};
+use frontdesk_core::sessions::{self, SessionConfig};
+use frontdesk_core::users::query::Page;
+use frontdesk_core::users::User;
+use frontdesk_core::{organizations, tags, Actor, CoreError, DbConnection};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::api::params::Pagination;
+use crate::api::utc;
+
+/// A user as the API shows them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: i64,
+    pub email: String,
+    pub email_verified: bool,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: Option<String>,
+    /// Display name, else first and last name, else the email.
+    pub name: String,
+    /// `pending` (never signed in nor set their own password), `active` or `suspended`.
+    #[schema(example = "active")]
+    pub status: String,
+    pub suspended_reason: Option<String>,
+    pub suspended_at: Option<DateTime<Utc>>,
+    /// When a timed suspension ends (the user is then restored by itself);
+    /// null for an open-ended one or an active user.
+    pub suspended_until: Option<DateTime<Utc>>,
+    /// `viewer`, `admin`, `owner`, or null for end users.
+    pub staff_role: Option<String>,
+    pub local_login_enabled: bool,
+    /// The user has a confirmed second factor (an authenticator app or a
+    /// passkey) and is asked for it after the password.
+    pub mfa_enabled: bool,
+    /// Host-defined profile fields.
+    #[schema(value_type = Object)]
+    pub profile: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    /// The version of the host's terms accepted at sign-up, if any.
+    pub terms_version: Option<String>,
+    pub terms_accepted_at: Option<DateTime<Utc>>,
+}
+
+impl From<&User> for UserOut {
+    fn from(u: &User) -> Self {
+        UserOut {
+            id: u.id,
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            display_name: u.display_name.clone(),
+            name: u.name(),
+            status: u.account_status().as_str().to_owned(),
+            suspended_reason: u.suspended_reason.clone(),
+            suspended_at: u.suspended_at.map(utc),
+            suspended_until: u.suspended_until.map(utc),
+            staff_role: u.staff_role.clone(),
+            local_login_enabled: u.local_login_enabled,
+            mfa_enabled: false,
+            profile: u.profile_map(),
+            created_at: utc(u.created_at),
+            updated_at: utc(u.updated_at),
+            last_login_at: u.last_login_at.map(utc),
+            last_active_at: u.last_active_at.map(utc),
+            terms_version: u.terms_version.clone(),
+            terms_accepted_at: u.terms_accepted_at.map(utc),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserOut>,
+    pub pagination: Pagination,
+}
+
+impl UserOut {
+    /// With `mfa_enabled` as stored (one query).
+    pub fn load(conn: &mut DbConnection, u: &User) -> Result<Self, CoreError> {
+        let mut out = UserOut::from(u);
+        out.mfa_enabled = frontdesk_core::mfa::enabled(conn, u.id)?;
+        Ok(out)
+    }
+}
+
+impl UserList {
+    /// A page of users; `mfa` holds those of them with a second factor
+    /// ([`frontdesk_core::mfa::enabled_among`], one query per page).
+    pub fn from_page(page: &Page<User>, mfa: &std::collections::HashSet<i64>) -> Self {
+        UserList {
+            users: page
+                .items
+                .iter()
+                .map(|u| {
+                    let mut out = UserOut::from(u);
+                    out.mfa_enabled = mfa.contains(&u.id);
+                    out
+                })
+                .collect(),
+            pagination: Pagination {
+                page: page.page,
+                limit: page.limit,
+                total: page.total,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipOut {
+    pub organization_id: i64,
+    pub organization_slug: String,
+    pub organization_name: String,
+    #[schema(example = "member")]
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionSummary {
+    /// Sessions that can still be used.
+    pub active_count: i64,
+    /// When the newest of them began.
+    pub last_created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TagRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A second factor of the user: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FactorOut {
+    /// `totp` (an authenticator app) or `passkey`.
+    #[schema(example = "totp")]
+    pub kind: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A sign-in through an external identity provider (none exist yet).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkedIdentity {
+    pub provider: String,
+    pub subject: String,
+}
+
+/// A user with memberships, tags and a summary of their sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: UserOut,
+    /// Only organizations the caller may see are listed.
+    pub memberships: Vec<MembershipOut>,
+    pub tags: Vec<TagRef>,
+    pub sessions: SessionSummary,
+    /// Empty until single sign-on exists.
+    pub linked_identities: Vec<LinkedIdentity>,
+    /// Confirmed second factors (kind, name, when added and last used).
+    pub mfa_factors: Vec<FactorOut>,
+    /// Unused recovery codes left.
+    pub mfa_recovery_codes_left: i64,
+}
+
+/// The detail of a user the actor has already been allowed to see.
+pub fn detail_of(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user: &User,
+    config: &SessionConfig,
+) -> Result<UserDetail, CoreError> {
+    let visible = actor.visible_orgs();
+    let memberships = organizations::memberships_of(conn, user.id)?
+        .into_iter()
+        .filter(|(m, _)| {
+            visible
+                .as_ref()
+                .is_none_or(|v| v.contains(&m.organization_id))
+        })
+        .map(|(m, o)| MembershipOut {
+            organization_id: o.id,
+            organization_slug: o.slug,
+            organization_name: o.name,
+            role: m.role,
+            created_at: utc(m.created_at),
+        })
+        .collect();
+    let tags = tags::tags_of(conn, user.id)?
+        .into_iter()
+        .map(|t| TagRef {
+            id: t.id,
+            name: t.name,
+        })
+        .collect();
+    let (active_count, last) = sessions::summary_for_user(conn, user.id, config)?;
+    let mfa = frontdesk_core::mfa::summary(conn, user.id)?;
+    let mut out = UserOut::from(user);
+    out.mfa_enabled = mfa.enabled;
+    Ok(UserDetail {
+        user: out,
+        mfa_factors: mfa
+            .factors
+            .into_iter()
+            .map(|f| FactorOut {
+                kind: f.kind,
+                name: f.name,
+                created_at: utc(f.created_at),
+                last_used_at: f.last_used_at.map(utc),
+            })
+            .collect(),
+        mfa_recovery_codes_left: mfa.recovery_codes_left,
+        memberships,
+        tags,
+        sessions: SessionSummary {
+            active_count,
+            last_created_at: last.map(utc),
+        },
+        linked_identities: Vec::new(),
+    })
+}
