@@ -48,6 +48,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "admin/users.html",
     "admin/users_delete.html",
     "admin/user.html",
+    "admin/user_activity.html",
     "admin/sessions.html",
     "admin/login_attempts.html",
     "admin/organizations.html",
