@@ -157,9 +157,11 @@ async fn add_note(
         .add(me.id(), text.to_owned())
         .map_err(frontdesk::WebError::internal)?;
     // A feature event: what was done, never the note itself.
-    activity
-        .for_service("web")
-        .record(&me, "note.created", serde_json::json!({ "length": text.chars().count() }));
+    activity.for_service("web").record(
+        &me,
+        "note.created",
+        serde_json::json!({ "length": text.chars().count() }),
+    );
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/notes"))
         .finish())

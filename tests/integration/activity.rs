@@ -629,3 +629,125 @@ both!(last_access_tab_and_csv, |db| {
         assert_eq!(page.status, StatusCode::FORBIDDEN);
     });
 });
+
+both!(recent_activity_filters_on_list_api_and_export, |db| {
+    block_on(async {
+        let fd = builder(db).build().expect("frontdesk");
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let now = frontdesk_core::time::now();
+        let day = chrono::Duration::days(1);
+        let set = |id: i64, at: Option<chrono::NaiveDateTime>| {
+            diesel::update(users::table.filter(users::id.eq(id)))
+                .set(users::last_active_at.eq(at))
+                .execute(&mut *db.conn())
+                .expect("set");
+        };
+        // Everyone else: active long ago, so only these three are recent.
+        diesel::update(users::table)
+            .set(users::last_active_at.eq(Some(now - day * 400)))
+            .execute(&mut *db.conn())
+            .expect("all");
+        set(w.acme_member.id, Some(now - day * 2));
+        set(w.globex_member.id, Some(now - day * 10));
+        set(w.acme_owner.id, None);
+
+        let emails = |a: &crate::api_v1_support::Answer| {
+            let mut v = crate::api_v1_support::emails(a);
+            v.sort();
+            v
+        };
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/users?active_days=7",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(emails(&a), vec![w.acme_member.email.clone()]);
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/users?active_days=30&sort=last_active&dir=desc",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(
+            crate::api_v1_support::emails(&a),
+            vec![w.acme_member.email.clone(), w.globex_member.email.clone()]
+        );
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/users?inactive_days=5&limit=100",
+            None,
+            200,
+        )
+        .await;
+        let inactive = emails(&a);
+        assert!(inactive.contains(&w.globex_member.email), "{inactive:?}");
+        assert!(
+            inactive.contains(&w.acme_owner.email),
+            "never active counts as inactive"
+        );
+        assert!(!inactive.contains(&w.acme_member.email));
+        // Organization admins: their organization only.
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/users?active_days=30",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(emails(&a), vec![w.acme_member.email.clone()]);
+        for q in ["active_days=0", "inactive_days=x", "active_days=3651"] {
+            let name = q.split('=').next().unwrap_or("");
+            let a = expect(
+                &app,
+                &w,
+                Who::StaffOwnerKey,
+                "GET",
+                &format!("/users?{q}"),
+                None,
+                400,
+            )
+            .await;
+            assert!(a.raw.contains(name), "{q}: {}", a.raw);
+        }
+        // The export takes the same filter.
+        let a = crate::api_v1_support::call(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/export?fields=email&active_days=7",
+            None,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.raw);
+        assert_eq!(
+            a.raw.lines().collect::<Vec<_>>(),
+            vec!["email", w.acme_member.email.as_str()]
+        );
+        // The users page.
+        let (mut staff, _) = w.browsers[&Who::StaffOwnerSession].clone();
+        let page = staff.get(&app, "/admin/users?active_days=7").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains(&w.acme_member.email));
+        assert!(!page.body.contains(&w.globex_member.email));
+        assert!(page
+            .body
+            .contains("name=\"active_days\" min=\"1\" max=\"3650\" value=\"7\""));
+    });
+});

@@ -180,6 +180,10 @@ pub struct UserQuery {
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
     pub last_login: LastLogin,
+    /// Active (`last_active_at`) at or after this time.
+    pub active_since: Option<NaiveDateTime>,
+    /// Not active since this time (or never active).
+    pub inactive_since: Option<NaiveDateTime>,
     /// Filters on declared profile fields (`profile.<key>=value`).
     pub profile: Vec<ProfileFilter>,
     /// Further conditions, such as a host's extension filters, run in SQL
@@ -206,6 +210,8 @@ impl Default for UserQuery {
             created_from: None,
             created_to: None,
             last_login: LastLogin::Any,
+            active_since: None,
+            inactive_since: None,
             profile: Vec::new(),
             conditions: Vec::new(),
             sort: SortKey::Created,
@@ -443,6 +449,16 @@ impl UserQuery {
         for c in &self.conditions {
             q = q.filter(c.clone());
         }
+        if let Some(since) = self.active_since {
+            q = q.filter(users::last_active_at.ge(since));
+        }
+        if let Some(since) = self.inactive_since {
+            q = q.filter(
+                users::last_active_at
+                    .is_null()
+                    .or(users::last_active_at.lt(since)),
+            );
+        }
         match self.last_login {
             LastLogin::Any => {}
             LastLogin::Never => q = q.filter(users::last_login_at.is_null()),
@@ -572,6 +588,8 @@ impl UserQuery {
             || self.created_from.is_some()
             || self.created_to.is_some()
             || self.last_login != LastLogin::Any
+            || self.active_since.is_some()
+            || self.inactive_since.is_some()
             || !self.profile.is_empty()
             || !self.conditions.is_empty()
     }
@@ -709,6 +727,8 @@ impl UserQuery {
             && self.created_from.is_none()
             && self.created_to.is_none()
             && self.last_login == LastLogin::Any
+            && self.active_since.is_none()
+            && self.inactive_since.is_none()
             && self.profile.is_empty()
             && self.conditions.is_empty();
         if conn.kind() != BackendKind::Sqlite

@@ -303,6 +303,8 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         "last_login",
         "last_from",
         "last_to",
+        "active_days",
+        "inactive_days",
         "sort",
         "dir",
         "limit",

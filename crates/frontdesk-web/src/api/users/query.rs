@@ -95,6 +95,12 @@ pub struct UserListParams {
     last_login: Option<LastLoginParam>,
     last_login_from: Option<DateTime<Utc>>,
     last_login_to: Option<DateTime<Utc>>,
+    /// Only users active (`last_active_at`) in the last N days.
+    #[param(minimum = 1, maximum = 3650)]
+    active_days: Option<i64>,
+    /// Only users not active for N days (or never).
+    #[param(minimum = 1, maximum = 3650)]
+    inactive_days: Option<i64>,
     #[param(inline)]
     sort: Option<SortParam>,
     #[param(inline)]
