@@ -93,6 +93,7 @@ pub struct FrontdeskBuilder {
     disabled_parts: Vec<frontdesk_web::parts::Part>,
     import_dir: Option<PathBuf>,
     activity: Option<core::activity::ActivityConfig>,
+    services: Vec<(String, String)>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -136,6 +137,7 @@ impl Default for FrontdeskBuilder {
             extensions: Vec::new(),
             disabled_parts: Vec::new(),
             activity: None,
+            services: Vec::new(),
         }
     }
 }
@@ -442,6 +444,16 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// Declares one of the host's services (`"main-app"`, `"Main
+    /// Application"`): kept in the `services` table, synced at each start.
+    /// A sign-in counts for a service when its session is used on routes the
+    /// activity middleware records for it (`activity_middleware().service(slug)`).
+    /// Without any, one service `app` named after the site is declared.
+    pub fn service(mut self, slug: impl Into<String>, name: impl Into<String>) -> Self {
+        self.services.push((slug.into(), name.into()));
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -611,6 +623,15 @@ impl FrontdeskBuilder {
         };
         let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
         core::import_jobs::mark_interrupted(&mut conn, stale)?;
+        let declared = if self.services.is_empty() {
+            vec![(
+                core::services::DEFAULT_SLUG.to_owned(),
+                settings.site_name.clone(),
+            )]
+        } else {
+            self.services.clone()
+        };
+        let services = core::services::sync(&mut conn, &declared)?;
         drop(conn);
         let state = FrontdeskState::new(pool.clone(), settings, self.hooks)?;
         if let (BackendKind::Postgres, Some(capacity)) = (
@@ -627,7 +648,11 @@ impl FrontdeskBuilder {
             state.set_session_cache(cache);
         }
         if let Some(config) = self.activity {
-            state.set_recorder(core::activity::Recorder::start(pool.clone(), config)?);
+            state.set_recorder(core::activity::Recorder::start(
+                pool.clone(),
+                config,
+                &services,
+            )?);
         }
         let mailer = mail.map(|(t, c)| mail::Mailer::new(pool.clone(), t, c));
         Ok(Frontdesk {

@@ -44,6 +44,7 @@ mod parts;
 mod password_resets;
 mod profile_fields;
 mod raw_http;
+mod services;
 mod session_cache;
 mod sessions;
 mod signup;

@@ -35,9 +35,12 @@ const FRONTDESK_TABLES: &[&str] = &[
     "organizations",
     "outbox",
     "password_resets",
+    "services",
+    "session_services",
     "sessions",
     "signup_requests",
     "tags",
+    "user_services",
     "user_tags",
     "users",
 ];

@@ -560,6 +560,10 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
         &["mfa_factors", "mfa_recovery_codes", "mfa_challenges"],
     ),
     ("20261206000300", &["activity_events"]),
+    (
+        "20261206000310",
+        &["services", "user_services", "session_services"],
+    ),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

@@ -26,6 +26,7 @@ pub mod password_resets;
 pub mod passwords;
 pub mod profile;
 pub mod schema;
+pub mod services;
 pub mod session_cache;
 pub mod sessions;
 pub mod signup;

@@ -203,6 +203,9 @@ async fn page_view<B>(
         Ok(Some(u)) => u,
         _ => return,
     };
+    if let Some(s) = &service {
+        recorder.signed_in(user.id(), user.session.id, s, user.session.created_at);
+    }
     let details = if config.record_path {
         let path = req.uri().path_and_query().map_or("", |p| p.as_str());
         serde_json::json!({ "path": path.chars().take(activity::MAX_ROUTE).collect::<String>() })

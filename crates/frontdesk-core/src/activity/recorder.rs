@@ -7,6 +7,7 @@
 //! between writes. It ends once every handle to the recorder is gone, after
 //! writing what was queued.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -27,6 +28,13 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 enum Message {
     Event(NewActivity),
+    /// A session used on a service: its sign-in counts for that service.
+    SignIn {
+        user_id: i64,
+        session_id: i64,
+        service_id: i64,
+        signed_in_at: chrono::NaiveDateTime,
+    },
     /// Answered once everything queued before it is written.
     Flush(SyncSender<()>),
     /// Run the retention purge now; answered with the rows deleted.
@@ -67,6 +75,10 @@ struct Inner {
     /// (user, method, route) → the dedup window it was last recorded in.
     seen: Mutex<LruCache<(i64, String), i64>>,
     last_drop_log: Mutex<Option<Instant>>,
+    /// The host's services by slug.
+    services: HashMap<String, i64>,
+    /// (session, service) pairs already sent to the writer.
+    signed_in: Mutex<LruCache<(i64, i64), ()>>,
 }
 
 /// Cheap to clone; every clone feeds the same queue and writer.
@@ -83,7 +95,11 @@ impl std::fmt::Debug for Recorder {
 
 impl Recorder {
     /// Starts the writer thread on `pool`.
-    pub fn start(pool: Pool, config: ActivityConfig) -> CoreResult<Recorder> {
+    pub fn start(
+        pool: Pool,
+        config: ActivityConfig,
+        services: &[crate::services::Service],
+    ) -> CoreResult<Recorder> {
         config.check()?;
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let counters = Arc::new(Counters::default());
@@ -104,6 +120,8 @@ impl Recorder {
             counters,
             seen: Mutex::new(LruCache::new(capacity)),
             last_drop_log: Mutex::new(None),
+            services: services.iter().map(|s| (s.slug.clone(), s.id)).collect(),
+            signed_in: Mutex::new(LruCache::new(capacity)),
         })))
     }
 
@@ -132,6 +150,48 @@ impl Recorder {
                 self.0.counters.failed.fetch_add(1, Ordering::Relaxed);
                 false
             }
+        }
+    }
+
+    /// The id of a declared service.
+    pub fn service_id(&self, slug: &str) -> Option<i64> {
+        self.0.services.get(slug).copied()
+    }
+
+    /// Notes (without waiting) that a session signed in at `signed_in_at`
+    /// was used on `service`; sent to the writer once per session and
+    /// service. An undeclared service is ignored.
+    pub fn signed_in(
+        &self,
+        user_id: i64,
+        session_id: i64,
+        service: &str,
+        signed_in_at: chrono::NaiveDateTime,
+    ) {
+        let Some(service_id) = self.service_id(service) else {
+            return;
+        };
+        {
+            let Ok(mut seen) = self.0.signed_in.lock() else {
+                return;
+            };
+            if seen.put((session_id, service_id), ()).is_some() {
+                return;
+            }
+        }
+        let m = Message::SignIn {
+            user_id,
+            session_id,
+            service_id,
+            signed_in_at,
+        };
+        if let Err(TrySendError::Full(_)) = self.0.tx.try_send(m) {
+            // Sent again by the session's next request.
+            if let Ok(mut seen) = self.0.signed_in.lock() {
+                seen.pop(&(session_id, service_id));
+            }
+            let dropped = self.0.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            self.log_drop(dropped);
         }
     }
 
@@ -205,6 +265,9 @@ impl Recorder {
     }
 }
 
+/// (user, session, service, signed in at)
+type SignIn = (i64, i64, i64, chrono::NaiveDateTime);
+
 struct Writer {
     pool: Pool,
     rx: Receiver<Message>,
@@ -217,6 +280,7 @@ impl Writer {
         let mut next_purge = Instant::now();
         let mut purging = false;
         let mut batch: Vec<NewActivity> = Vec::with_capacity(self.config.batch_size);
+        let mut sign_ins: Vec<SignIn> = Vec::new();
         loop {
             // While a purge is under way, wait for nothing: one bounded
             // delete batch runs between writes until it is done.
@@ -229,18 +293,31 @@ impl Writer {
             let mut purge_replies = Vec::new();
             let mut closed = false;
             match self.rx.recv_timeout(wait) {
-                Ok(m) => self.take(m, &mut batch, &mut replies, &mut purge_replies),
+                Ok(m) => self.take(
+                    m,
+                    &mut batch,
+                    &mut sign_ins,
+                    &mut replies,
+                    &mut purge_replies,
+                ),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => closed = true,
             }
             while !closed && batch.len() < self.config.batch_size && replies.is_empty() {
                 match self.rx.try_recv() {
-                    Ok(m) => self.take(m, &mut batch, &mut replies, &mut purge_replies),
+                    Ok(m) => self.take(
+                        m,
+                        &mut batch,
+                        &mut sign_ins,
+                        &mut replies,
+                        &mut purge_replies,
+                    ),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => closed = true,
                 }
             }
             self.write(&mut batch);
+            self.write_sign_ins(&mut sign_ins);
             for r in replies {
                 let _ = r.send(());
             }
@@ -271,11 +348,18 @@ impl Writer {
         &self,
         m: Message,
         batch: &mut Vec<NewActivity>,
+        sign_ins: &mut Vec<SignIn>,
         replies: &mut Vec<SyncSender<()>>,
         purges: &mut Vec<SyncSender<u64>>,
     ) {
         match m {
             Message::Event(e) => batch.push(e),
+            Message::SignIn {
+                user_id,
+                session_id,
+                service_id,
+                signed_in_at,
+            } => sign_ins.push((user_id, session_id, service_id, signed_in_at)),
             Message::Flush(r) => replies.push(r),
             Message::Purge(r) => purges.push(r),
         }
@@ -315,6 +399,30 @@ impl Writer {
             }
         }
         batch.clear();
+    }
+
+    fn write_sign_ins(&self, sign_ins: &mut Vec<SignIn>) {
+        if sign_ins.is_empty() {
+            return;
+        }
+        match self.pool.get() {
+            Ok(mut conn) => {
+                for (user_id, session_id, service_id, at) in sign_ins.iter() {
+                    if let Err(e) = crate::services::record_sign_in(
+                        &mut conn,
+                        *user_id,
+                        *session_id,
+                        *service_id,
+                        *at,
+                    ) {
+                        // A session or user deleted since: nothing to record.
+                        log::debug!("frontdesk: service sign-in not recorded: {e}");
+                    }
+                }
+            }
+            Err(e) => log::warn!("frontdesk: service sign-ins not recorded: {e}"),
+        }
+        sign_ins.clear();
     }
 
     /// One bounded delete; `None` when retention is off or the database failed.

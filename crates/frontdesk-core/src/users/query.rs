@@ -184,6 +184,8 @@ pub struct UserQuery {
     pub active_since: Option<NaiveDateTime>,
     /// Not active since this time (or never active).
     pub inactive_since: Option<NaiveDateTime>,
+    /// Signed in on this service (its id) at least once.
+    pub service: Option<i64>,
     /// Filters on declared profile fields (`profile.<key>=value`).
     pub profile: Vec<ProfileFilter>,
     /// Further conditions, such as a host's extension filters, run in SQL
@@ -212,6 +214,7 @@ impl Default for UserQuery {
             last_login: LastLogin::Any,
             active_since: None,
             inactive_since: None,
+            service: None,
             profile: Vec::new(),
             conditions: Vec::new(),
             sort: SortKey::Created,
@@ -449,6 +452,15 @@ impl UserQuery {
         for c in &self.conditions {
             q = q.filter(c.clone());
         }
+        if let Some(service) = self.service {
+            q = q.filter(
+                users::id.eq_any(
+                    crate::schema::user_services::table
+                        .filter(crate::schema::user_services::service_id.eq(service))
+                        .select(crate::schema::user_services::user_id),
+                ),
+            );
+        }
         if let Some(since) = self.active_since {
             q = q.filter(users::last_active_at.ge(since));
         }
@@ -590,6 +602,7 @@ impl UserQuery {
             || self.last_login != LastLogin::Any
             || self.active_since.is_some()
             || self.inactive_since.is_some()
+            || self.service.is_some()
             || !self.profile.is_empty()
             || !self.conditions.is_empty()
     }
@@ -729,6 +742,7 @@ impl UserQuery {
             && self.last_login == LastLogin::Any
             && self.active_since.is_none()
             && self.inactive_since.is_none()
+            && self.service.is_none()
             && self.profile.is_empty()
             && self.conditions.is_empty();
         if conn.kind() != BackendKind::Sqlite
