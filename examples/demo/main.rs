@@ -248,7 +248,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .signup_policy(frontdesk::core::signup::SignupPolicy::Open)
         .secret_key(secret_key(&dir)?)
         // Notes about users, in the admin (menu, page, column, bulk action, section).
-        .extension(admin_notes::NotesAdmin);
+        .extension(admin_notes::NotesAdmin)
+        // The two services sign-ins and activity are counted for.
+        .service("web", "Notes web app")
+        .service("mobile-api", "Notes mobile API");
     // Activity recording (DEMO_ACTIVITY=0 turns it off, to compare).
     let builder = if std::env::var("DEMO_ACTIVITY").is_ok_and(|v| v == "0") {
         builder

@@ -275,6 +275,19 @@ both!(organization_api_services_and_service_id_filter, |db| {
         )
         .await;
         assert!(emails(&a).is_empty(), "{:?}", emails(&a));
+        // The users page: the same filter (a select of the services) and a column.
+        let (mut staff, _) = w.browsers[&Who::StaffOwnerSession].clone();
+        let page = staff
+            .get(&app, &format!("/admin/users?service={}", main.id))
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains(&w.acme_member.email));
+        assert!(!page.body.contains(&w.acme_admin.email));
+        assert!(page.body.contains(&format!(
+            "<option value=\"{}\" selected>Main Application",
+            main.id
+        )));
+        assert!(page.body.contains("<td data-label=\"Services\"><span class=\"fda-tag\">main-app</span> <span class=\"fda-tag\">mobile-app</span>"));
         // An unknown service is a 400 naming the parameter.
         for path in [
             "/organizations/acme/users?service_id=nope",

@@ -36,6 +36,8 @@ struct Row {
     suspended_until: Option<String>,
     last_login: String,
     last_active: String,
+    /// The services the user signed in on (slugs).
+    services: Vec<String>,
     local_login: bool,
     created_at: String,
     may: RowActions,
@@ -86,6 +88,8 @@ pub(super) fn parse_query(
         Some(OrgRef::Id(id)) => Some(id),
         _ => None,
     };
+    // A service by id, from the filter's select (an unknown one matches nobody).
+    q.service = p.int("service")?;
     Ok(q)
 }
 
@@ -95,7 +99,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     let actor = admin.actor.clone();
     let columns = state.settings().extensions.columns();
     let column_labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
-    let (page, orgs, all_tags, roles, user_tags, ext_cells) = state
+    let (page, orgs, all_tags, roles, user_tags, ext_cells, (services, user_services)) = state
         .db(move |conn| {
             let page = query.run(conn, &actor)?;
             let orgs = organizations::list(conn, &actor)?;
@@ -108,7 +112,11 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 .iter()
                 .map(|c| (c.load)(conn, &ids))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, CoreError>((page, orgs, all_tags, roles, user_tags, ext_cells))
+            let services = (
+                frontdesk_core::services::list(conn)?,
+                frontdesk_core::services::slugs_among(conn, &ids)?,
+            );
+            Ok::<_, CoreError>((page, orgs, all_tags, roles, user_tags, ext_cells, services))
         })
         .await?;
     let org_names: HashMap<i64, &str> = orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
@@ -165,6 +173,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 suspended_until: u.suspended_until.map(super::show_time),
                 last_login: show_opt(u.last_login_at),
                 last_active: show_opt(u.last_active_at),
+                services: user_services.get(&u.id).cloned().unwrap_or_default(),
                 local_login: u.local_login_enabled,
                 created_at: super::show_time(u.created_at),
                 ext: ext_cells
@@ -314,6 +323,17 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     .collect();
     ctx.insert("f", &f);
     ctx.insert("f_org", &p.int("org")?);
+    ctx.insert(
+        "services",
+        &services
+            .iter()
+            .map(|s| Choice {
+                id: s.id,
+                name: s.name.clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert("f_service", &p.int("service")?);
     ctx.insert("tags_all", &p.ids("tags_all")?);
     ctx.insert("tags_any", &p.ids("tags_any")?);
     ctx.insert("tags_none", &p.ids("tags_none")?);
