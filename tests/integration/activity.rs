@@ -132,13 +132,16 @@ both!(recorded_for_signed_in_users_by_route_pattern, |db| {
                 "{stored}"
             );
         }
-        // last_active_at follows the events.
+        // last_active_at follows the events (moved a minute at a time).
         let last: Option<chrono::NaiveDateTime> = users::table
             .filter(users::id.eq(e.user_id))
             .select(users::last_active_at)
             .first(&mut *db.conn())
             .expect("user");
-        assert!(last >= Some(rows[1].at), "{last:?}");
+        assert!(
+            last >= Some(rows[1].at - activity::LAST_ACTIVE_STEP),
+            "{last:?}"
+        );
     });
 });
 
@@ -377,6 +380,12 @@ both!(last_active_at_moves_forward_with_the_events, |db| {
     // An older event does not move it back.
     activity::insert_batch(&mut conn, &[event(ada.id, t - h * 5, "b", "web")]).expect("insert");
     assert_eq!(last(&mut conn), Some(t));
+    // Less than a minute later: left as it is; a minute or more: moved.
+    let s = chrono::Duration::seconds(1);
+    activity::insert_batch(&mut conn, &[event(ada.id, t + s * 59, "d", "web")]).expect("insert");
+    assert_eq!(last(&mut conn), Some(t));
+    activity::insert_batch(&mut conn, &[event(ada.id, t + s * 61, "e", "web")]).expect("insert");
+    assert_eq!(last(&mut conn), Some(t + s * 61));
     // Events of a user deleted meanwhile are left out; the rest are written.
     let n = activity::insert_batch(
         &mut conn,

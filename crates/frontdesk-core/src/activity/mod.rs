@@ -22,6 +22,8 @@ pub const MAX_KIND: usize = 64;
 pub const MAX_ROUTE: usize = 512;
 /// Largest `details` accepted, as JSON text; larger ones are dropped.
 pub const MAX_DETAILS: usize = 4096;
+/// `users.last_active_at` is moved forward by at least this much at a time.
+pub const LAST_ACTIVE_STEP: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// Largest page of a timeline.
 pub const MAX_PAGE: i64 = 200;
 
@@ -336,10 +338,11 @@ pub fn insert_batch(conn: &mut DbConnection, batch: &[NewActivity]) -> QueryResu
         // Users deleted since their event was queued: their rows would break
         // the foreign key and fail the whole batch.
         let ids: Vec<i64> = latest.iter().map(|(u, _)| *u).collect();
-        let present: Vec<i64> = users::table
+        let found: Vec<(i64, Option<NaiveDateTime>)> = users::table
             .filter(users::id.eq_any(&ids))
-            .select(users::id)
+            .select((users::id, users::last_active_at))
             .load(conn)?;
+        let present: Vec<i64> = found.iter().map(|(u, _)| *u).collect();
         let rows: Vec<&NewActivity> = batch
             .iter()
             .filter(|e| present.contains(&e.user_id))
@@ -358,7 +361,15 @@ pub fn insert_batch(conn: &mut DbConnection, batch: &[NewActivity]) -> QueryResu
                     .execute(c)?,
             };
         }
-        for (user_id, at) in latest.iter().filter(|(u, _)| present.contains(u)) {
+        // Written when it moves by a minute or more, like the session's own
+        // activity write: a user's row is not rewritten for every batch.
+        let due = latest.iter().filter(|(u, at)| {
+            found
+                .iter()
+                .find(|(id, _)| id == u)
+                .is_some_and(|(_, last)| last.is_none_or(|l| *at - l >= LAST_ACTIVE_STEP))
+        });
+        for (user_id, at) in due {
             diesel::update(
                 users::table.filter(users::id.eq(user_id)).filter(
                     users::last_active_at
