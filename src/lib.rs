@@ -42,6 +42,7 @@ pub use frontdesk_core::login_attempts::LockoutPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
 pub use frontdesk_mail as mail;
 pub use frontdesk_web as web;
+pub use frontdesk_web::client_ip::TrustedProxies;
 pub use frontdesk_web::extensions;
 pub use frontdesk_web::parts::Part;
 pub use frontdesk_web::{
@@ -76,7 +77,7 @@ pub struct FrontdeskBuilder {
     secret_key: Option<Vec<u8>>,
     max_concurrent_hashes: Option<usize>,
     hash_queue_timeout: Option<std::time::Duration>,
-    trust_forwarded_for: bool,
+    trusted_proxies: TrustedProxies,
     hooks: Option<Arc<dyn Hooks>>,
     listeners: Vec<Arc<dyn EventListener>>,
     admin_prefix: Option<String>,
@@ -120,7 +121,7 @@ impl Default for FrontdeskBuilder {
             secret_key: None,
             max_concurrent_hashes: None,
             hash_queue_timeout: None,
-            trust_forwarded_for: false,
+            trusted_proxies: TrustedProxies::None,
             hooks: None,
             listeners: Vec::new(),
             admin_prefix: None,
@@ -303,10 +304,23 @@ impl FrontdeskBuilder {
         self
     }
 
-    /// Take the client IP from `X-Forwarded-For`; only behind a proxy you trust.
-    pub fn trust_forwarded_for(mut self, yes: bool) -> Self {
-        self.trust_forwarded_for = yes;
+    /// The proxies trusted to report the client's address in
+    /// `X-Forwarded-For`, read from the right (see [`TrustedProxies`]):
+    /// `TrustedProxies::Hops(1)` behind one load balancer, or
+    /// `TrustedProxies::networks(["10.0.0.0/8"])?`. Default: none.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
         self
+    }
+
+    /// One trusted proxy (`true`) or none; prefer [`Self::trusted_proxies`].
+    #[deprecated(note = "use trusted_proxies(TrustedProxies::Hops(1)) or a network list")]
+    pub fn trust_forwarded_for(self, yes: bool) -> Self {
+        self.trusted_proxies(if yes {
+            TrustedProxies::Hops(1)
+        } else {
+            TrustedProxies::None
+        })
     }
 
     /// The host's callbacks (signed in, login failed, user created, deleted,
@@ -531,7 +545,7 @@ impl FrontdeskBuilder {
         if let Some(d) = self.hash_queue_timeout {
             settings.hash_queue_timeout = d;
         }
-        settings.trust_forwarded_for = self.trust_forwarded_for;
+        settings.trusted_proxies = self.trusted_proxies.clone();
         if let Some(p) = self.admin_prefix {
             let p = p.trim_end_matches('/').to_owned();
             if !p.starts_with('/') || p.len() < 2 || p == settings.auth_prefix {
@@ -562,6 +576,12 @@ impl FrontdeskBuilder {
             settings.extensions.add(ext.as_ref())?;
         }
         settings.disabled_parts = self.disabled_parts.clone();
+        if settings
+            .disabled_parts
+            .contains(&frontdesk_web::parts::Part::Tags)
+        {
+            settings.import.tags = false;
+        }
         let ext_fields = settings.extensions.profile_fields();
         settings.import.profile_fields.extend(ext_fields);
         core::profile::check_declarations(&settings.import.profile_fields)?;

@@ -173,6 +173,13 @@ enum Change {
     RevokeOwnSession,
     RevokeOwnOthers,
     RevokeOwnOthersNone,
+    Restore,
+    OrgRole,
+    StaffRole,
+    TagAssign,
+    TagUnassignNone,
+    InviteAndCancel,
+    ApiKeyCreateAndRevoke,
 }
 
 /// The user's sessions, oldest first.
@@ -211,6 +218,19 @@ fn reset_token(db: &TestDb, email: &str) -> String {
     raw
 }
 
+/// The `api_key:<id>` actor of the first event delivered so far.
+fn api_actor(rec: &Recorder) -> String {
+    let got = rec.seen.lock().map(|v| v.clone()).unwrap_or_default();
+    let actor = got
+        .first()
+        .and_then(|l| l.split(" by ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or("")
+        .to_owned();
+    assert!(actor.starts_with("api_key:"), "{got:?}");
+    actor
+}
+
 const NEW_PASSWORD: &str = "a much longer passphrase 42";
 
 both!(every_change_reaches_the_listeners_once_after_commit, |db| {
@@ -243,6 +263,15 @@ both!(every_change_reaches_the_listeners_once_after_commit, |db| {
             (Path::Own, Change::RevokeOwnSession),
             (Path::Own, Change::RevokeOwnOthers),
             (Path::Own, Change::RevokeOwnOthersNone),
+            (Path::Page, Change::Restore),
+            (Path::Api, Change::Restore),
+            (Path::Page, Change::OrgRole),
+            (Path::Page, Change::StaffRole),
+            (Path::Page, Change::TagAssign),
+            (Path::Api, Change::TagAssign),
+            (Path::Api, Change::TagUnassignNone),
+            (Path::Api, Change::InviteAndCancel),
+            (Path::Page, Change::ApiKeyCreateAndRevoke),
         ];
         for (n, (path, change)) in cases.into_iter().enumerate() {
             let acme = w.acme.id;
@@ -621,6 +650,198 @@ both!(every_change_reaches_the_listeners_once_after_commit, |db| {
                         .await;
                     assert_eq!(p.status, StatusCode::SEE_OTHER);
                     vec![]
+                }
+                (path, Change::Restore) => {
+                    frontdesk_core::users::suspend(
+                        &mut db.conn(),
+                        &frontdesk_core::Actor::system(),
+                        a,
+                        "spam",
+                    )
+                    .expect("suspend");
+                    let by = if matches!(path, Path::Page) {
+                        let p = page
+                            .post(
+                                &app,
+                                &format!("/admin/users/{a}/restore"),
+                                &[("csrf_token", &csrf)],
+                            )
+                            .await;
+                        assert_eq!(p.status, StatusCode::SEE_OTHER);
+                        page_actor.clone()
+                    } else {
+                        let r = call(
+                            &app,
+                            &w,
+                            Who::StaffOwnerKey,
+                            "POST",
+                            &format!("/users/{a}/restore"),
+                            None,
+                        )
+                        .await;
+                        assert_eq!(r.status.as_u16(), 200, "{}", r.raw);
+                        api_actor(&rec)
+                    };
+                    vec![format!("user_restored user:{a} by {by} [active]")]
+                }
+                (Path::Page, Change::OrgRole) => {
+                    let p = page
+                        .post(
+                            &app,
+                            &format!("/admin/users/{a}/org-role"),
+                            &[
+                                ("csrf_token", &csrf),
+                                ("organization", &acme.to_string()),
+                                ("role", "admin"),
+                            ],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    vec![format!(
+                        "membership_role_changed user:{a} by {page_actor} [active]"
+                    )]
+                }
+                (Path::Page, Change::StaffRole) => {
+                    let p = page
+                        .post(
+                            &app,
+                            &format!("/admin/users/{a}/staff-role"),
+                            &[("csrf_token", &csrf), ("role", "viewer")],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    vec![format!(
+                        "staff_role_changed user:{a} by {page_actor} [active]"
+                    )]
+                }
+                (path, Change::TagAssign) => {
+                    let tag = frontdesk_core::tags::create(
+                        &mut db.conn(),
+                        &frontdesk_core::Actor::system(),
+                        &format!("t{n}"),
+                    )
+                    .expect("tag")
+                    .id;
+                    let by = if matches!(path, Path::Page) {
+                        let p = page
+                            .post(
+                                &app,
+                                &format!("/admin/users/{a}/tags"),
+                                &[("csrf_token", &csrf), ("tag", &tag.to_string())],
+                            )
+                            .await;
+                        assert_eq!(p.status, StatusCode::SEE_OTHER);
+                        page_actor.clone()
+                    } else {
+                        let r = call(
+                            &app,
+                            &w,
+                            Who::StaffOwnerKey,
+                            "PUT",
+                            &format!("/users/{a}/tags/{tag}"),
+                            None,
+                        )
+                        .await;
+                        assert_eq!(r.status.as_u16(), 204, "{}", r.raw);
+                        api_actor(&rec)
+                    };
+                    vec![format!("tag_assigned user:{a} by {by} [active]")]
+                }
+                (Path::Api, Change::TagUnassignNone) => {
+                    // A tag the user does not have: nothing changes, no event.
+                    let tag = frontdesk_core::tags::create(
+                        &mut db.conn(),
+                        &frontdesk_core::Actor::system(),
+                        &format!("u{n}"),
+                    )
+                    .expect("tag")
+                    .id;
+                    let r = call(
+                        &app,
+                        &w,
+                        Who::StaffOwnerKey,
+                        "DELETE",
+                        &format!("/users/{a}/tags/{tag}"),
+                        None,
+                    )
+                    .await;
+                    assert!(r.status.as_u16() < 500, "{}", r.raw);
+                    vec![]
+                }
+                (Path::Api, Change::InviteAndCancel) => {
+                    let r = call(
+                        &app,
+                        &w,
+                        Who::AcmeAdminKey,
+                        "POST",
+                        "/invitations",
+                        Some(json!({"organization": "acme", "email": format!("inv{n}@example.com"), "role": "member"})),
+                    )
+                    .await;
+                    assert_eq!(r.status.as_u16(), 201, "{}", r.raw);
+                    let by = api_actor(&rec);
+                    let id = r.body["id"].as_i64().expect("invitation id");
+                    let r = call(
+                        &app,
+                        &w,
+                        Who::AcmeAdminKey,
+                        "POST",
+                        &format!("/invitations/{id}/cancel"),
+                        None,
+                    )
+                    .await;
+                    assert_eq!(r.status.as_u16(), 200, "{}", r.raw);
+                    // Cancelled already: refused, no second event.
+                    let again = call(
+                        &app,
+                        &w,
+                        Who::AcmeAdminKey,
+                        "POST",
+                        &format!("/invitations/{id}/cancel"),
+                        None,
+                    )
+                    .await;
+                    assert!(again.status.is_client_error(), "{}", again.raw);
+                    vec![
+                        format!("invitation_sent by {by}"),
+                        format!("invitation_cancelled by {by}"),
+                    ]
+                }
+                (Path::Page, Change::ApiKeyCreateAndRevoke) => {
+                    // API keys are managed by a signed-in admin only.
+                    let name = format!("k{n}");
+                    let p = page
+                        .post(
+                            &app,
+                            "/admin/api-keys",
+                            &[("csrf_token", &csrf), ("name", &name), ("role", "viewer")],
+                        )
+                        .await;
+                    assert!(
+                        p.status.is_success() || p.status.is_redirection(),
+                        "{}",
+                        p.body
+                    );
+                    let id: i64 = {
+                        use frontdesk_core::schema::api_keys;
+                        api_keys::table
+                            .filter(api_keys::name.eq(&name))
+                            .select(api_keys::id)
+                            .first(&mut *db.conn())
+                            .expect("key")
+                    };
+                    let p = page
+                        .post(
+                            &app,
+                            &format!("/admin/api-keys/{id}/revoke"),
+                            &[("csrf_token", &csrf)],
+                        )
+                        .await;
+                    assert_eq!(p.status, StatusCode::SEE_OTHER);
+                    vec![
+                        format!("api_key_created by {page_actor}"),
+                        format!("api_key_revoked by {page_actor}"),
+                    ]
                 }
                 other => panic!("no such case {other:?}"),
             };

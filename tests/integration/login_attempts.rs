@@ -599,3 +599,118 @@ async fn busy_answer(db: &TestDb) {
 both!(a_full_argon2_queue_answers_busy, |db| block_on(
     busy_answer(db)
 ));
+
+/// Posts a failed sign-in from `peer` with the given `X-Forwarded-For`.
+async fn forwarded_login<S, B>(app: &S, b: &mut Browser, email: &str, peer: &str, xff: &str)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let page = b.get(app, "/auth/login").await;
+    let csrf = page.csrf();
+    let req = TestRequest::post()
+        .uri("/auth/login")
+        .peer_addr(peer.parse().expect("addr"))
+        .insert_header(("x-forwarded-for", xff))
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .set_payload(format!(
+            "email={}&password=wrong-password&csrf_token={csrf}",
+            email.replace('@', "%40")
+        ));
+    b.send(app, req).await;
+}
+
+fn last_attempt(db: &TestDb) -> (Option<String>, String) {
+    let mut conn = db.conn();
+    login_attempts::table
+        .order(login_attempts::id.desc())
+        .select((login_attempts::ip, login_attempts::reason))
+        .first(&mut *conn)
+        .expect("row")
+}
+
+// Behind trusted proxies the client is read from the right of
+// X-Forwarded-For: whatever the client puts in the header itself cannot
+// change the address recorded, nor escape the per-IP lockout.
+both!(forwarded_for_is_read_from_the_right, |db| block_on(async {
+    let policy = LockoutPolicy {
+        ip_threshold: 3,
+        account_threshold: 1000,
+        ..LockoutPolicy::default()
+    };
+    let fd = builder(db)
+        .lockout(policy)
+        .trusted_proxies(frontdesk::TrustedProxies::Hops(1))
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    let mut b = Browser::new();
+    for i in 0..3 {
+        // A new forged prefix each time, as an attacker would rotate it.
+        let xff = format!("203.0.113.{i}, 198.51.100.7");
+        forwarded_login(
+            &app,
+            &mut b,
+            &format!("u{i}@example.com"),
+            "10.0.0.2:4000",
+            &xff,
+        )
+        .await;
+        assert_eq!(last_attempt(db).0.as_deref(), Some("198.51.100.7"));
+    }
+    forwarded_login(
+        &app,
+        &mut b,
+        "u9@example.com",
+        "10.0.0.2:4000",
+        "192.0.2.200, 198.51.100.7",
+    )
+    .await;
+    assert_eq!(
+        last_attempt(db),
+        (Some("198.51.100.7".into()), "locked_out".into()),
+        "the forged prefix did not escape the IP lockout"
+    );
+    // Another client behind the same proxy is not locked out.
+    forwarded_login(
+        &app,
+        &mut b,
+        "u1@example.com",
+        "10.0.0.2:4000",
+        "198.51.100.8",
+    )
+    .await;
+    assert_eq!(
+        last_attempt(db),
+        (Some("198.51.100.8".into()), "unknown_email".into())
+    );
+
+    // Trusted networks: a peer outside them is the client, whatever it says.
+    let fd = builder(db)
+        .trusted_proxies(frontdesk::TrustedProxies::networks(["10.0.0.0/8"]).expect("cidr"))
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    forwarded_login(
+        &app,
+        &mut b,
+        "v@example.com",
+        "192.0.2.50:4000",
+        "198.51.100.9",
+    )
+    .await;
+    assert_eq!(last_attempt(db).0.as_deref(), Some("192.0.2.50"));
+    forwarded_login(
+        &app,
+        &mut b,
+        "v@example.com",
+        "10.0.0.2:4000",
+        "6.6.6.6, 198.51.100.9, 10.9.9.9",
+    )
+    .await;
+    assert_eq!(last_attempt(db).0.as_deref(), Some("198.51.100.9"));
+}));

@@ -48,7 +48,8 @@ const FRONTDESK_TABLES: &[&str] = &[
 /// frontdesk's migration versions, from the folder the migrations are
 /// embedded from (`2026-11-25-000001_initial` is version `20261125000001`).
 fn frontdesk_versions() -> Vec<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/frontdesk-core/migrations/postgres");
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .expect("migrations")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

@@ -230,6 +230,29 @@ both!(
             assert_eq!(declared("seats")["maximum"], 500);
             assert_eq!(declared("renews")["format"], "date");
             assert!(profile["properties"]["beta"].get("anyOf").is_some());
+            // The filterable fields are query parameters of the list and export.
+            for path in ["/users", "/export"] {
+                let params = doc["paths"][path]["get"]["parameters"]
+                    .as_array()
+                    .expect("parameters");
+                let param = |n: &str| params.iter().find(|p| p["name"] == n).cloned();
+                assert_eq!(
+                    param("profile.plan").expect("profile.plan")["schema"]["enum"],
+                    json!(["free", "pro"]),
+                    "{path}"
+                );
+                assert_eq!(
+                    param("profile.beta").expect("profile.beta")["schema"]["type"],
+                    "boolean"
+                );
+                assert!(param("profile.seats").is_none(), "integers are not filters");
+                assert!(
+                    param("ext.notes.has_notes").expect("extension filter")["schema"]["enum"]
+                        .as_array()
+                        .is_some_and(|v| v.contains(&json!("yes"))),
+                    "{path}"
+                );
+            }
 
             // Filters: admin page, API and export, in SQL on both backends.
             let list = b.get(&app, "/admin/users?profile.plan=pro").await;

@@ -195,7 +195,7 @@ fn template(admin_url: &str) -> String {
                 .ancestors()
                 .find(|d| d.join("crates/frontdesk-core/src/db.rs").is_file())
                 .expect("workspace root");
-            let dir = root.join("migrations/postgres");
+            let dir = root.join("crates/frontdesk-core/migrations/postgres");
             let mut files: Vec<_> = std::fs::read_dir(&dir)
                 .expect("migrations/postgres")
                 .map(|e| e.expect("entry").path())

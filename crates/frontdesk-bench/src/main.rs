@@ -24,9 +24,9 @@ const USAGE: &str =
 [--target page|api|both (http only)]";
 
 const SQLITE_SCHEMA: &str =
-    include_str!("../../../migrations/sqlite/2026-11-25-000001_initial/up.sql");
+    include_str!("../../frontdesk-core/migrations/sqlite/2026-11-25-000001_initial/up.sql");
 const PG_SCHEMA: &str =
-    include_str!("../../../migrations/postgres/2026-11-25-000001_initial/up.sql");
+    include_str!("../../frontdesk-core/migrations/postgres/2026-11-25-000001_initial/up.sql");
 
 pub struct Options {
     sqlite: bool,

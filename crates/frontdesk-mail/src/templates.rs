@@ -13,15 +13,15 @@ use crate::MailError;
 const EMBEDDED: &[(&str, &str)] = &[
     (
         "invitation/subject.txt",
-        include_str!("../../../templates/email/invitation/subject.txt"),
+        include_str!("../templates/email/invitation/subject.txt"),
     ),
     (
         "invitation/body.txt",
-        include_str!("../../../templates/email/invitation/body.txt"),
+        include_str!("../templates/email/invitation/body.txt"),
     ),
     (
         "invitation/body.html",
-        include_str!("../../../templates/email/invitation/body.html"),
+        include_str!("../templates/email/invitation/body.html"),
     ),
 ];
 

@@ -79,34 +79,7 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError>
     }
     let state = state_of(req)?;
     let found = match req.cookie(state.session_cookie_name()) {
-        Some(cookie) => {
-            let token = cookie.value().to_owned();
-            let config = state.settings().auth.sessions;
-            let csrf_token = csrf::session_token(&token);
-            let found = match state.session_cache() {
-                Some(cache) => cached_check(&state, cache, &token, config).await?,
-                None => None,
-            };
-            let found = match found {
-                Some(found) => found,
-                None => match inline_check(&state, &token, &config)? {
-                    Some(Check::Invalid) => None,
-                    Some(Check::Valid(session, user)) => Some((session, user)),
-                    // Due for its activity write (or no idle connection): the
-                    // full check, with its write, off this thread.
-                    Some(Check::Stale(..)) | None => {
-                        state
-                            .db(move |conn| sessions::authenticate(conn, &token, &config))
-                            .await?
-                    }
-                },
-            };
-            found.map(|(session, user)| CurrentUser {
-                user,
-                session,
-                csrf_token,
-            })
-        }
+        Some(cookie) => resolve_token(&state, cookie.value()).await?,
         None => None,
     };
     req.extensions_mut().insert(Resolved(found.clone()));
@@ -160,6 +133,40 @@ async fn cached_check(
             });
             Some((s, u))
         }
+    }))
+}
+
+/// The session a cookie's token names, checked (through the session cache
+/// where there is one): the same check for every web framework.
+pub async fn resolve_token(
+    state: &FrontdeskState,
+    token: &str,
+) -> Result<Option<CurrentUser>, WebError> {
+    let token = token.to_owned();
+    let config = state.settings().auth.sessions;
+    let csrf_token = csrf::session_token(&token);
+    let found = match state.session_cache() {
+        Some(cache) => cached_check(state, cache, &token, config).await?,
+        None => None,
+    };
+    let found = match found {
+        Some(found) => found,
+        None => match inline_check(state, &token, &config)? {
+            Some(Check::Invalid) => None,
+            Some(Check::Valid(session, user)) => Some((session, user)),
+            // Due for its activity write (or no idle connection): the
+            // full check, with its write, off this thread.
+            Some(Check::Stale(..)) | None => {
+                state
+                    .db(move |conn| sessions::authenticate(conn, &token, &config))
+                    .await?
+            }
+        },
+    };
+    Ok(found.map(|(session, user)| CurrentUser {
+        user,
+        session,
+        csrf_token,
     }))
 }
 
@@ -273,13 +280,14 @@ impl<R: MinRole + 'static> FromRequest for Staff<R> {
 
 /// The IP and user agent to record for this request.
 pub fn client_info(req: &HttpRequest, state: &FrontdeskState) -> ClientInfo {
-    let ip = if state.settings().trust_forwarded_for {
-        req.connection_info()
-            .realip_remote_addr()
-            .map(|s| s.to_owned())
-    } else {
-        req.peer_addr().map(|a| a.ip().to_string())
-    };
+    let ip = crate::client_ip::client_ip(
+        &state.settings().trusted_proxies,
+        req.peer_addr().map(|a| a.ip()),
+        req.headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok()),
+    )
+    .map(|ip| ip.to_string());
     let user_agent = req
         .headers()
         .get(actix_web::http::header::USER_AGENT)

@@ -7,6 +7,7 @@ pub mod activity;
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod client_ip;
 pub mod csrf;
 pub mod current_user;
 mod deferred;

@@ -24,14 +24,20 @@ pub enum Part {
     ApiKeys,
     /// Invitations: `/invitations…` pages and API.
     Invitations,
+    /// Tags: the `/tags` API, the tag forms of the user page
+    /// (`/users/{id}/tags…`), the users list's tag filters, column and bulk
+    /// actions, the `tags_*` query parameters, and the import and export
+    /// `tags` column.
+    Tags,
 }
 
 impl Part {
-    pub const ALL: [Part; 4] = [
+    pub const ALL: [Part; 5] = [
         Part::Imports,
         Part::Exports,
         Part::ApiKeys,
         Part::Invitations,
+        Part::Tags,
     ];
 
     /// Its paths below the admin prefix.
@@ -41,6 +47,7 @@ impl Part {
             Part::Exports => &["/exports"],
             Part::ApiKeys => &["/api-keys"],
             Part::Invitations => &["/invitations"],
+            Part::Tags => &["/users/*/tags"],
         }
     }
 
@@ -51,6 +58,7 @@ impl Part {
             Part::Exports => &["/export"],
             Part::ApiKeys => &["/api-keys"],
             Part::Invitations => &["/invitations"],
+            Part::Tags => &["/tags", "/users/*/tags"],
         }
     }
 
@@ -61,16 +69,22 @@ impl Part {
             Part::Exports => "exports",
             Part::ApiKeys => "api_keys",
             Part::Invitations => "invitations",
+            Part::Tags => "tags",
         }
     }
 }
 
-/// `path` is `prefix` or below it.
+/// `path` is `prefix` or below it; a `*` segment of `prefix` stands for any
+/// one segment.
 fn under(path: &str, prefix: &str) -> bool {
-    path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
+    let mut segments = path.split('/');
+    for want in prefix.split('/') {
+        match segments.next() {
+            Some(got) if want == "*" || got == want => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// A path (relative to the admin or API prefix) of a part switched off.
@@ -134,10 +148,53 @@ pub async fn api_guard(
     guard(req, next, true).await
 }
 
+/// The export fields a site offers: `tags` only while tags are on.
+pub fn export_fields(
+    disabled: &[Part],
+    mut fields: Vec<frontdesk_core::exports::ExportField>,
+) -> Vec<frontdesk_core::exports::ExportField> {
+    if disabled.contains(&Part::Tags) {
+        fields.retain(|f| *f != frontdesk_core::exports::ExportField::Tags);
+    }
+    fields
+}
+
+/// Refuses an export asking for a field of a part switched off.
+pub fn check_export_fields(
+    disabled: &[Part],
+    fields: &[frontdesk_core::exports::ExportField],
+) -> Result<(), WebError> {
+    if disabled.contains(&Part::Tags)
+        && fields.contains(&frontdesk_core::exports::ExportField::Tags)
+    {
+        return Err(WebError::validation(vec![crate::error::FieldError::new(
+            "fields",
+            "tags are switched off on this site",
+        )]));
+    }
+    Ok(())
+}
+
 /// Removes the API paths of parts switched off from an OpenAPI document.
 pub fn strip_openapi(doc: &mut serde_json::Value, disabled: &[Part]) {
     if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
         paths.retain(|path, _| !is_off(disabled, path, true));
+        // The users query's tag filters go with the tags.
+        if disabled.contains(&Part::Tags) {
+            for op in paths.values_mut().filter_map(|p| p.as_object_mut()) {
+                for method in op.values_mut() {
+                    if let Some(params) =
+                        method.get_mut("parameters").and_then(|p| p.as_array_mut())
+                    {
+                        params.retain(|p| {
+                            !p.get("name")
+                                .and_then(|n| n.as_str())
+                                .is_some_and(|n| n.starts_with("tags_"))
+                        });
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -156,5 +213,14 @@ mod tests {
         assert!(is_off(&off, "/imports/template.csv", false));
         assert!(!is_off(&off, "/import", false));
         assert!(!is_off(&[Part::Exports], "/exportsx", false));
+        let tags = [Part::Tags];
+        assert!(is_off(&tags, "/users/12/tags", false));
+        assert!(is_off(&tags, "/users/12/tags/remove", false));
+        assert!(!is_off(&tags, "/users/12", false));
+        assert!(!is_off(&tags, "/users/12/tagsx", false));
+        assert!(is_off(&tags, "/tags", true));
+        assert!(is_off(&tags, "/tags/4", true));
+        assert!(is_off(&tags, "/users/{id}/tags/{tag_id}", true));
+        assert!(!is_off(&tags, "/users/{id}", true));
     }
 }

@@ -48,8 +48,9 @@ pub struct Settings {
     /// How long a sign-in may wait for an argon2 slot before it is told the
     /// service is busy (503), so a login flood cannot queue without bound.
     pub hash_queue_timeout: std::time::Duration,
-    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// The proxies trusted to report the client's address in
+    /// `X-Forwarded-For` (default none: the peer address is the client).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     pub site_name: String,
     /// Where the admin pages are mounted (default `/admin`).
     pub admin_prefix: String,
@@ -105,7 +106,7 @@ impl Settings {
             max_concurrent_hashes: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             hash_queue_timeout: std::time::Duration::from_secs(10),
-            trust_forwarded_for: false,
+            trusted_proxies: crate::client_ip::TrustedProxies::None,
             site_name: "frontdesk".into(),
             admin_prefix: crate::admin::DEFAULT_PREFIX.into(),
             admin_authorizer: None,

@@ -9,7 +9,7 @@ use tera::Tera;
 
 macro_rules! embedded {
     ($($name:literal),+ $(,)?) => {
-        &[$(($name, include_str!(concat!("../../../templates/", $name)))),+]
+        &[$(($name, include_str!(concat!("../templates/", $name)))),+]
     };
 }
 

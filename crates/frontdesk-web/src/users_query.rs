@@ -16,6 +16,7 @@ use frontdesk_core::{OrgRole, StaffRole};
 
 use crate::api::params::MAX_PAGE;
 use crate::error::FieldError;
+use crate::parts::Part;
 use crate::state::Settings;
 
 /// Largest `active_days` / `inactive_days` (ten years).
@@ -88,9 +89,12 @@ pub struct Requested {
     pub empty: bool,
 }
 
+const TAG_PARAMS: [&str; 3] = ["tags_all", "tags_any", "tags_none"];
+
 /// Every parameter name of the users query in `dialect`, the host's
-/// declared filters included.
+/// declared filters included (the tag filters only while tags are on).
 pub fn names(dialect: Dialect, settings: &Settings) -> Vec<String> {
+    let tags_off = settings.disabled_parts.contains(&Part::Tags);
     [
         dialect.search(),
         "status",
@@ -113,6 +117,7 @@ pub fn names(dialect: Dialect, settings: &Settings) -> Vec<String> {
         "limit",
     ]
     .iter()
+    .filter(|s| !(tags_off && TAG_PARAMS.contains(s)))
     .map(|s| (*s).to_owned())
     .chain(crate::user_filters::param_names(settings))
     .collect()
@@ -165,6 +170,13 @@ pub fn read(
     let tags_all = r.ids("tags_all");
     let tags_any = r.ids("tags_any");
     let tags_none = r.ids("tags_none");
+    if settings.disabled_parts.contains(&Part::Tags) {
+        for name in TAG_PARAMS {
+            if r.first(name).is_some() {
+                r.error(name, "tags are switched off on this site");
+            }
+        }
+    }
     let created_from = r.datetime("created_from", false);
     let created_to = r.datetime("created_to", true);
     let mode = r.choice(

@@ -49,7 +49,7 @@ impl Header {
                 "display_name" => Column::DisplayName,
                 "organization" => Column::Organization,
                 "role" => Column::Role,
-                "tags" => Column::Tags,
+                "tags" if config.tags => Column::Tags,
                 "staff_role" if staff_ok => Column::StaffRole,
                 "" => Column::Unnamed(columns.len() + 1),
                 other => match config

@@ -93,6 +93,9 @@ pub struct ImportConfig {
     /// Each running import holds a pooled connection and, on SQLite, takes
     /// the write lock for every batch.
     pub max_running: usize,
+    /// Whether the `tags` column is accepted (false when the host has
+    /// switched tags off: the column is then unknown, like any other).
+    pub tags: bool,
 }
 
 impl Default for ImportConfig {
@@ -107,6 +110,7 @@ impl Default for ImportConfig {
             background_threshold_rows: 10_000,
             heartbeat_timeout: std::time::Duration::from_secs(120),
             max_running: 2,
+            tags: true,
         }
     }
 }
@@ -184,7 +188,10 @@ const REQUIRED: [&str; 3] = ["email", "first_name", "last_name"];
 /// it), then the host's profile fields.
 pub fn template_columns(config: &ImportConfig, actor: &Actor) -> Vec<String> {
     let mut cols: Vec<String> = REQUIRED.iter().map(|s| s.to_string()).collect();
-    cols.extend(["display_name", "organization", "role", "tags"].map(String::from));
+    cols.extend(["display_name", "organization", "role"].map(String::from));
+    if config.tags {
+        cols.push("tags".into());
+    }
     if staff_column_allowed(config, actor) {
         cols.push("staff_role".into());
     }

@@ -118,11 +118,11 @@ macro_rules! keyset_batches {
 pub const DEFAULT_LIMIT: i64 = 50;
 
 /// Sort keys for last sign-in with never-signed-in users last (see `sorted`);
-/// each is indexed as written in `migrations/*/…_initial/up.sql`.
+/// each is indexed as written in `crates/frontdesk-core/migrations/*/…_initial/up.sql`.
 const LAST_LOGIN_NULLS_LAST_ASC: &str = "COALESCE(users.last_login_at, '9999-12-31 23:59:59')";
 const LAST_LOGIN_NULLS_LAST_DESC: &str = "COALESCE(users.last_login_at, '0001-01-01 00:00:00')";
 /// The same for last activity (users never seen active sort last), indexed in
-/// `migrations/*/…_users_last_active_sort/up.sql`.
+/// `crates/frontdesk-core/migrations/*/…_users_last_active_sort/up.sql`.
 const LAST_ACTIVE_NULLS_LAST_ASC: &str = "COALESCE(users.last_active_at, '9999-12-31 23:59:59')";
 const LAST_ACTIVE_NULLS_LAST_DESC: &str = "COALESCE(users.last_active_at, '0001-01-01 00:00:00')";
 pub const MAX_LIMIT: i64 = 100;

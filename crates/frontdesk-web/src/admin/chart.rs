@@ -141,7 +141,7 @@ pub fn svg(days: &[Day]) -> String {
     }
     for (i, d) in days.iter().enumerate() {
         // Every seventh day, counted back from today so that today is labelled.
-        if (days.len() - 1 - i) % 7 == 0 {
+        if (days.len() - 1 - i).is_multiple_of(7) {
             let _ = write!(
                 out,
                 "<text class=\"fd-axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",

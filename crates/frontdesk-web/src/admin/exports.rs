@@ -63,14 +63,16 @@ pub async fn page(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     // The filters must read as a users list would read them.
     super::users::parse_query(&Params::parse(filters.as_bytes()), state.settings())?;
     let profile = &state.settings().import.profile_fields;
-    let defaults = exports::default_fields(profile);
-    let fields: Vec<FieldChoice> = exports::all_fields(profile)
-        .iter()
-        .map(|f| FieldChoice {
-            name: f.name().to_owned(),
-            checked: defaults.contains(f),
-        })
-        .collect();
+    let disabled = &state.settings().disabled_parts;
+    let defaults = crate::parts::export_fields(disabled, exports::default_fields(profile));
+    let fields: Vec<FieldChoice> =
+        crate::parts::export_fields(disabled, exports::all_fields(profile))
+            .iter()
+            .map(|f| FieldChoice {
+                name: f.name().to_owned(),
+                checked: defaults.contains(f),
+            })
+            .collect();
     let shown: Vec<(String, String)> = url::form_urlencoded::parse(filters.as_bytes())
         .into_owned()
         .filter(|(k, _)| k != "sort" && k != "dir")
@@ -115,8 +117,9 @@ pub async fn download(
     query.page = 1;
     let profile = &state.settings().import.profile_fields;
     let names = form.all("fields");
+    let disabled = &state.settings().disabled_parts;
     let fields = if names.is_empty() {
-        exports::default_fields(profile)
+        crate::parts::export_fields(disabled, exports::default_fields(profile))
     } else {
         match names
             .iter()
@@ -127,6 +130,9 @@ pub async fn download(
             Err(e) => return Ok(redirect(&state, &back, "error", &e.to_string())),
         }
     };
+    if let Err(e) = crate::parts::check_export_fields(disabled, &fields) {
+        return Ok(redirect(&state, &back, "error", &e.detail));
+    }
     Ok(crate::api::exports::stream(
         &state,
         admin.actor.clone(),

@@ -98,15 +98,22 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     let query = parse_query(&p, state.settings())?;
     let actor = admin.actor.clone();
     let columns = state.settings().extensions.columns();
+    let tags_on = !state
+        .settings()
+        .disabled_parts
+        .contains(&crate::parts::Part::Tags);
     let column_labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
     let (page, orgs, all_tags, roles, user_tags, ext_cells, (services, user_services)) = state
         .db(move |conn| {
             let page = query.run(conn, &actor)?;
             let orgs = organizations::list(conn, &actor)?;
-            let all_tags = tags::list(conn)?;
             let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
             let roles = core_users::roles_of_many(conn, &ids)?;
-            let user_tags = tags::tags_of_many(conn, &ids)?;
+            let (all_tags, user_tags) = if tags_on {
+                (tags::list(conn)?, tags::tags_of_many(conn, &ids)?)
+            } else {
+                Default::default()
+            };
             // Each extension column loads the whole page at once.
             let ext_cells = columns
                 .iter()
@@ -432,6 +439,14 @@ pub async fn bulk(
     let Some(action) = form.get("action").and_then(BulkAction::parse) else {
         return Ok(redirect(&state, &to, "error", "Choose an action."));
     };
+    if matches!(action, BulkAction::AddTag | BulkAction::RemoveTag)
+        && state
+            .settings()
+            .disabled_parts
+            .contains(&crate::parts::Part::Tags)
+    {
+        return Err(WebError::not_found());
+    }
     if action == BulkAction::Delete && form.get("confirm") != Some("delete") {
         return confirm_delete(&req, &state, &admin, ids, &form).await;
     }

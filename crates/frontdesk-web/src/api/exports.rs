@@ -157,9 +157,14 @@ pub async fn export(
                 )])
                 .into());
             }
-            ExportField::parse_list(&list, &profile)?
+            let fields = ExportField::parse_list(&list, &profile)?;
+            crate::parts::check_export_fields(&state.settings().disabled_parts, &fields)?;
+            fields
         }
-        None => exports::default_fields(&profile),
+        None => crate::parts::export_fields(
+            &state.settings().disabled_parts,
+            exports::default_fields(&profile),
+        ),
     };
     exports::export_scope(&api.actor)?;
     let export_actor = api.actor.clone();

@@ -232,6 +232,7 @@ pub async fn document(
     let mut doc = serde_json::to_value(document_for(&prefix.0, &state)).unwrap_or_default();
     exclusive_fields(&mut doc);
     declared_profile(&mut doc, &state.settings().import.profile_fields);
+    declared_filters(&mut doc, state.settings());
     super::extensions::describe(&mut doc, &state.settings().extensions);
     crate::parts::strip_openapi(&mut doc, &state.settings().disabled_parts);
     HttpResponse::Ok().json(doc)
@@ -288,6 +289,57 @@ fn declared_profile(doc: &mut serde_json::Value, fields: &[frontdesk_core::profi
                     p["properties"] = serde_json::Value::Object(props.clone());
                 }
             }
+        }
+    }
+}
+
+/// The host's declared users-list filters (`profile.<key>` for choice and
+/// boolean profile fields, `ext.<id>.<name>` for extension filters) as query
+/// parameters of the users list and the export, with their values.
+fn declared_filters(doc: &mut serde_json::Value, settings: &crate::state::Settings) {
+    use frontdesk_core::profile::ProfileKind;
+    use serde_json::json;
+    let mut params: Vec<serde_json::Value> = settings
+        .import
+        .profile_fields
+        .iter()
+        .filter(|f| f.filterable())
+        .map(|f| {
+            let schema = match &f.kind {
+                ProfileKind::Choice { choices } => json!({"type": "string", "enum": choices}),
+                _ => json!({"type": "boolean"}),
+            };
+            json!({
+                "name": format!("profile.{}", f.key),
+                "in": "query",
+                "required": false,
+                "description": format!("Only users whose profile field \"{}\" has this value.", f.label),
+                "schema": schema,
+            })
+        })
+        .collect();
+    params.extend(settings.extensions.filters().into_iter().map(|(name, f)| {
+        let values: Vec<&str> = f.choices.iter().map(|(v, _)| v.as_str()).collect();
+        json!({
+            "name": name,
+            "in": "query",
+            "required": false,
+            "description": format!("{} (a filter of the host's extension).", f.label),
+            "schema": {"type": "string", "enum": values},
+        })
+    }));
+    if params.is_empty() {
+        return;
+    }
+    for path in ["/users", "/export"] {
+        if let Some(list) = doc
+            .pointer_mut(&format!(
+                "/paths/{}/get/parameters",
+                path.replace('/', "~1")
+            ))
+            .and_then(|p| p.as_array_mut())
+        {
+            list.extend(params.iter().cloned());
         }
     }
 }
