@@ -97,6 +97,8 @@ pub struct FrontdeskBuilder {
     extensions: Vec<Arc<dyn frontdesk_web::extensions::Extension>>,
     disabled_parts: Vec<frontdesk_web::parts::Part>,
     import_dir: Option<PathBuf>,
+    activity: Option<core::activity::ActivityConfig>,
+    services: Vec<(String, String)>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -142,6 +144,8 @@ impl Default for FrontdeskBuilder {
             import_dir: None,
             extensions: Vec::new(),
             disabled_parts: Vec::new(),
+            activity: None,
+            services: Vec::new(),
         }
     }
 }
@@ -478,6 +482,26 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// Turns on activity recording (off by default): page views through
+    /// [`Frontdesk::activity_middleware`] and feature events through
+    /// [`Frontdesk::activity`], queued in memory and written in batches by
+    /// one background thread, with the dedup window, retention, IP and path
+    /// choices of `config`.
+    pub fn activity(mut self, config: core::activity::ActivityConfig) -> Self {
+        self.activity = Some(config);
+        self
+    }
+
+    /// Declares one of the host's services (`"main-app"`, `"Main
+    /// Application"`): kept in the `services` table, synced at each start.
+    /// A sign-in counts for a service when its session is used on routes the
+    /// activity middleware records for it (`activity_middleware().service(slug)`).
+    /// Without any, one service `app` named after the site is declared.
+    pub fn service(mut self, slug: impl Into<String>, name: impl Into<String>) -> Self {
+        self.services.push((slug.into(), name.into()));
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -659,6 +683,15 @@ impl FrontdeskBuilder {
         };
         let mut conn = pool.get().map_err(|e| CoreError::Pool(e.to_string()))?;
         core::import_jobs::mark_interrupted(&mut conn, stale)?;
+        let declared = if self.services.is_empty() {
+            vec![(
+                core::services::DEFAULT_SLUG.to_owned(),
+                settings.site_name.clone(),
+            )]
+        } else {
+            self.services.clone()
+        };
+        let services = core::services::sync(&mut conn, &declared)?;
         drop(conn);
         let state = FrontdeskState::new(pool.clone(), settings, self.hooks)?;
         if let (BackendKind::Postgres, Some(capacity)) = (
@@ -673,6 +706,13 @@ impl FrontdeskBuilder {
             core::session_cache::start_listener(&cache, url.clone())
                 .map_err(|e| CoreError::Config(format!("session cache listener: {e}")))?;
             state.set_session_cache(cache);
+        }
+        if let Some(config) = self.activity {
+            state.set_recorder(core::activity::Recorder::start(
+                pool.clone(),
+                config,
+                &services,
+            )?);
         }
         let mailer = mail.map(|(t, c)| mail::Mailer::new(pool.clone(), t, c));
         Ok(Frontdesk {
@@ -742,6 +782,20 @@ impl Frontdesk {
         let handle = mailer.spawn()?;
         self.state.set_mail_waker(handle.waker());
         Ok(handle)
+    }
+
+    /// Records feature events (`activity().record(&me, "export.created",
+    /// json!({…}))`); does nothing unless the builder turned recording on.
+    /// Handlers can also take [`web::activity::Activity`] as an argument.
+    pub fn activity(&self) -> web::activity::Activity {
+        self.state.activity()
+    }
+
+    /// The middleware that records signed-in users' page views on the routes
+    /// it wraps (`.wrap(frontdesk.activity_middleware())`), by route pattern;
+    /// `.service("mobile-api")` says which service they belong to.
+    pub fn activity_middleware(&self) -> web::activity::RecordActivity {
+        web::activity::RecordActivity::new(self.state.clone())
     }
 
     /// Registers frontdesk's state and mounts the auth pages:

@@ -7,7 +7,11 @@
 //! folder with `DEMO_DATA=./demo-data`, public URL with `DEMO_BASE_URL`,
 //! another database with `DEMO_DATABASE_URL=postgres://…`, the cap on
 //! concurrent argon2 runs with `DEMO_MAX_HASHES`, the PostgreSQL session
-//! cache off with `DEMO_SESSION_CACHE=0`).
+//! cache off with `DEMO_SESSION_CACHE=0`, activity recording off with
+//! `DEMO_ACTIVITY=0`).
+//! Signed-in users' page views (service `web`), calls to the small JSON API
+//! at `/api/mobile/notes` (service `mobile-api`) and each note added are
+//! recorded: see a user's "Last access" tab in the admin.
 //! Mail (invitations, password resets) goes through the outbox to `.eml`
 //! files in `demo-data/mail/`; the first start also creates an organization
 //! to invite people into from `/admin/invitations`.
@@ -136,6 +140,7 @@ struct NewNote {
 async fn add_note(
     req: HttpRequest,
     me: CurrentUser,
+    activity: frontdesk::web::activity::Activity,
     notes: web::Data<Notes>,
     state: web::Data<frontdesk::FrontdeskState>,
     form: web::Form<NewNote>,
@@ -151,9 +156,21 @@ async fn add_note(
     notes
         .add(me.id(), text.to_owned())
         .map_err(frontdesk::WebError::internal)?;
+    // A feature event: what was done, never the note itself.
+    activity.for_service("web").record(
+        &me,
+        "note.created",
+        serde_json::json!({ "length": text.chars().count() }),
+    );
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/notes"))
         .finish())
+}
+
+/// The mobile app's view of the notes (JSON; the session cookie signs it in
+/// here, a real app would use its own tokens).
+async fn mobile_notes(me: CurrentUser, notes: web::Data<Notes>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "notes": notes.list(me.id()) }))
 }
 
 /// The same tiny handler with and without authentication, for the load bench.
@@ -229,7 +246,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Mail (invitations, password resets) leaves the outbox as .eml files.
     let mail_dir = dir.join("mail");
-    let frontdesk = builder
+    let builder = builder
         .mail_transport(Transport::file(&mail_dir)?)
         .mail_from("Notes <no-reply@notes.example>")
         .database_url(database_url.clone())
@@ -241,7 +258,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .secret_key(secret_key(&dir)?)
         // Notes about users, in the admin (menu, page, column, bulk action, section).
         .extension(admin_notes::NotesAdmin)
-        .build()?;
+        // The two services sign-ins and activity are counted for.
+        .service("web", "Notes web app")
+        .service("mobile-api", "Notes mobile API");
+    // Activity recording (DEMO_ACTIVITY=0 turns it off, to compare).
+    let builder = if std::env::var("DEMO_ACTIVITY").is_ok_and(|v| v == "0") {
+        builder
+    } else {
+        builder.activity(frontdesk::core::activity::ActivityConfig::default())
+    };
+    let frontdesk = builder.build()?;
     admin_notes::create_table(&mut *frontdesk.pool().get()?)?;
 
     match first_start(&frontdesk)? {
@@ -279,7 +305,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .configure(frontdesk.configure())
             .app_data(store.clone())
             .service(
+                web::scope("/api/mobile")
+                    .wrap(frontdesk.activity_middleware().service("mobile-api"))
+                    .route("/notes", web::get().to(mobile_notes)),
+            )
+            .service(
                 web::scope("")
+                    .wrap(frontdesk.activity_middleware().service("web"))
                     .wrap(frontdesk::security_headers())
                     .route("/", web::get().to(home))
                     .route("/notes", web::get().to(notes))

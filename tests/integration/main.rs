@@ -4,6 +4,7 @@
 mod support;
 mod web_app;
 
+mod activity;
 mod admin_access;
 mod admin_browser;
 mod admin_create_users;
@@ -49,6 +50,7 @@ mod password_resets;
 mod profile_fields;
 mod raw_http;
 mod request_ids;
+mod services;
 mod session_cache;
 mod sessions;
 mod signup;

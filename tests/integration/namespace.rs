@@ -20,6 +20,7 @@ use crate::web_app::{self, block_on, Browser, PASSWORD};
 
 /// Every table frontdesk's PostgreSQL migrations create.
 const FRONTDESK_TABLES: &[&str] = &[
+    "activity_events",
     "api_keys",
     "audit_events",
     "email_verifications",
@@ -35,9 +36,12 @@ const FRONTDESK_TABLES: &[&str] = &[
     "outbox",
     "passkey_ceremonies",
     "password_resets",
+    "services",
+    "session_services",
     "sessions",
     "signup_requests",
     "tags",
+    "user_services",
     "user_tags",
     "users",
 ];

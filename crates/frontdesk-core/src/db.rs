@@ -561,6 +561,11 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
     ),
     ("20261206000200", &["passkey_ceremonies"]),
     ("20261206000210", &[]),
+    ("20261206000300", &["activity_events"]),
+    (
+        "20261206000310",
+        &["services", "user_services", "session_services"],
+    ),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

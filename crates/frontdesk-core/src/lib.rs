@@ -2,6 +2,7 @@
 //! PostgreSQL through one connection type), the services that change users and
 //! organizations, and the one authorization function. No web framework here.
 
+pub mod activity;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod password_resets;
 pub mod passwords;
 pub mod profile;
 pub mod schema;
+pub mod services;
 pub mod session_cache;
 pub mod sessions;
 pub mod signup;

@@ -280,6 +280,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    activity_events (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        at -> Timestamp,
+        kind -> Text,
+        service -> Nullable<Text>,
+        route -> Nullable<Text>,
+        method -> Nullable<Text>,
+        status -> Nullable<Integer>,
+        details -> Text,
+        ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    services (id) {
+        id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_services (user_id, service_id) {
+        user_id -> BigInt,
+        service_id -> BigInt,
+        first_login_at -> Timestamp,
+        last_login_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    session_services (session_id, service_id) {
+        session_id -> BigInt,
+        service_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(user_tags -> users (user_id));
@@ -290,6 +331,10 @@ diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(email_verifications -> users (user_id));
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(mfa_factors -> users (user_id));
+diesel::joinable!(activity_events -> users (user_id));
+diesel::joinable!(user_services -> services (service_id));
+diesel::joinable!(user_services -> users (user_id));
+diesel::joinable!(session_services -> services (service_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -312,4 +357,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     passkey_ceremonies,
     email_verifications,
     signup_requests,
+    activity_events,
+    services,
+    user_services,
+    session_services,
 );

@@ -3,6 +3,7 @@
 //! security headers and the embedded templates. No SQL here: every database
 //! call goes through a core function inside `web::block`.
 
+pub mod activity;
 pub mod admin;
 pub mod api;
 pub mod assets;

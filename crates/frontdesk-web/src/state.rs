@@ -158,6 +158,8 @@ struct Inner {
     /// PostgreSQL: validated sessions kept in memory (see
     /// `frontdesk_core::session_cache`); set once by the builder.
     session_cache: std::sync::OnceLock<Arc<frontdesk_core::session_cache::SessionCache>>,
+    /// Activity recording, when the host turned it on; set once by the builder.
+    recorder: std::sync::OnceLock<frontdesk_core::activity::Recorder>,
 }
 
 /// Cheap to clone; every clone shares one pool, one semaphore, one template set.
@@ -268,6 +270,7 @@ impl FrontdeskState {
             import_slots: Default::default(),
             deferred: Default::default(),
             session_cache: Default::default(),
+            recorder: Default::default(),
         })))
     }
 
@@ -289,6 +292,22 @@ impl FrontdeskState {
     /// The session cache, when this instance has one.
     pub fn session_cache(&self) -> Option<&Arc<frontdesk_core::session_cache::SessionCache>> {
         self.0.session_cache.get()
+    }
+
+    /// Records activity through `recorder` from now on (once; later calls
+    /// are ignored).
+    pub fn set_recorder(&self, recorder: frontdesk_core::activity::Recorder) {
+        let _ = self.0.recorder.set(recorder);
+    }
+
+    /// The activity recorder, when recording is on.
+    pub fn recorder(&self) -> Option<&frontdesk_core::activity::Recorder> {
+        self.0.recorder.get()
+    }
+
+    /// The handle the host records feature events with.
+    pub fn activity(&self) -> crate::activity::Activity {
+        crate::activity::Activity::new(self.recorder().cloned())
     }
 
     /// The slots background imports wait for.

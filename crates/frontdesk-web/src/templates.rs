@@ -55,6 +55,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "admin/users_delete.html",
     "admin/user.html",
     "admin/user_new.html",
+    "admin/user_activity.html",
     "admin/sessions.html",
     "admin/login_attempts.html",
     "admin/organizations.html",

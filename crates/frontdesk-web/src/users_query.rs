@@ -19,6 +19,9 @@ use crate::error::FieldError;
 use crate::parts::Part;
 use crate::state::Settings;
 
+/// Largest `active_days` / `inactive_days` (ten years).
+pub const MAX_DAYS: i64 = 3650;
+
 /// Most search characters accepted.
 pub const MAX_SEARCH: usize = 200;
 
@@ -107,6 +110,8 @@ pub fn names(dialect: Dialect, settings: &Settings) -> Vec<String> {
         dialect.last_from(),
         "mfa",
         dialect.last_to(),
+        "active_days",
+        "inactive_days",
         "sort",
         "dir",
         "page",
@@ -200,6 +205,11 @@ pub fn read(
         (_, None, None) => LastLogin::Any,
         (_, from, to) => LastLogin::Between(from, to),
     };
+    // Recent activity, in whole days back from now (`last_active_at`).
+    let now = frontdesk_core::time::now();
+    let days_back = |d: i64| now - chrono::Duration::days(d);
+    let active_since = r.int("active_days", 1, MAX_DAYS).map(days_back);
+    let inactive_since = r.int("inactive_days", 1, MAX_DAYS).map(days_back);
     let sort = r
         .choice(
             "sort",
@@ -248,6 +258,8 @@ pub fn read(
         created_from,
         created_to,
         last_login,
+        active_since,
+        inactive_since,
         sort,
         dir,
         page,

@@ -180,6 +180,12 @@ pub struct UserQuery {
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
     pub last_login: LastLogin,
+    /// Active (`last_active_at`) at or after this time.
+    pub active_since: Option<NaiveDateTime>,
+    /// Not active since this time (or never active).
+    pub inactive_since: Option<NaiveDateTime>,
+    /// Signed in on this service (its id) at least once.
+    pub service: Option<i64>,
     /// Filters on declared profile fields (`profile.<key>=value`).
     pub profile: Vec<ProfileFilter>,
     /// Further conditions, such as a host's extension filters, run in SQL
@@ -209,6 +215,9 @@ impl Default for UserQuery {
             created_from: None,
             created_to: None,
             last_login: LastLogin::Any,
+            active_since: None,
+            inactive_since: None,
+            service: None,
             profile: Vec::new(),
             conditions: Vec::new(),
             mfa: None,
@@ -460,6 +469,25 @@ impl UserQuery {
         for c in &self.conditions {
             q = q.filter(c.clone());
         }
+        if let Some(service) = self.service {
+            q = q.filter(
+                users::id.eq_any(
+                    crate::schema::user_services::table
+                        .filter(crate::schema::user_services::service_id.eq(service))
+                        .select(crate::schema::user_services::user_id),
+                ),
+            );
+        }
+        if let Some(since) = self.active_since {
+            q = q.filter(users::last_active_at.ge(since));
+        }
+        if let Some(since) = self.inactive_since {
+            q = q.filter(
+                users::last_active_at
+                    .is_null()
+                    .or(users::last_active_at.lt(since)),
+            );
+        }
         match self.last_login {
             LastLogin::Any => {}
             LastLogin::Never => q = q.filter(users::last_login_at.is_null()),
@@ -589,6 +617,9 @@ impl UserQuery {
             || self.created_from.is_some()
             || self.created_to.is_some()
             || self.last_login != LastLogin::Any
+            || self.active_since.is_some()
+            || self.inactive_since.is_some()
+            || self.service.is_some()
             || !self.profile.is_empty()
             || !self.conditions.is_empty()
             // Not a column, but no count shortcut knows it either.
@@ -729,6 +760,9 @@ impl UserQuery {
             && self.created_from.is_none()
             && self.created_to.is_none()
             && self.last_login == LastLogin::Any
+            && self.active_since.is_none()
+            && self.inactive_since.is_none()
+            && self.service.is_none()
             && self.profile.is_empty()
             && self.conditions.is_empty();
         if conn.kind() != BackendKind::Sqlite

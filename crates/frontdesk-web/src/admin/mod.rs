@@ -2,6 +2,7 @@
 //! own hook), the pieces every page shares (form parsing, CSRF, flash
 //! messages, rendering) and the routes. One module per page below.
 
+pub mod activity;
 pub mod api_keys;
 pub mod audit;
 pub mod chart;
@@ -515,6 +516,8 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             "/users/{id}/resend-verification",
             post().to(verification::resend_mail),
         )
+        .route("/users/{id}/activity", get().to(activity::page))
+        .route("/users/{id}/activity.csv", get().to(activity::csv))
         .route("/users/{id}/edit", post().to(user_detail::edit))
         .route("/users/{id}/suspend", post().to(user_detail::suspend))
         .route("/users/{id}/restore", post().to(user_detail::restore))

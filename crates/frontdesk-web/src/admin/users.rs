@@ -36,6 +36,8 @@ struct Row {
     suspended_until: Option<String>,
     last_login: String,
     last_active: String,
+    /// The services the user signed in on (slugs).
+    services: Vec<String>,
     local_login: bool,
     /// Has a confirmed second factor.
     mfa: bool,
@@ -88,6 +90,8 @@ pub(super) fn parse_query(
         Some(OrgRef::Id(id)) => Some(id),
         _ => None,
     };
+    // A service by id, from the filter's select (an unknown one matches nobody).
+    q.service = p.int("service")?;
     Ok(q)
 }
 
@@ -101,26 +105,33 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         .disabled_parts
         .contains(&crate::parts::Part::Tags);
     let column_labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
-    let (page, orgs, all_tags, roles, user_tags, ext_cells, mfa_on) = state
-        .db(move |conn| {
-            let page = query.run(conn, &actor)?;
-            let orgs = organizations::list(conn, &actor)?;
-            let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
-            let roles = core_users::roles_of_many(conn, &ids)?;
-            let (all_tags, user_tags) = if tags_on {
-                (tags::list(conn)?, tags::tags_of_many(conn, &ids)?)
-            } else {
-                Default::default()
-            };
-            // Each extension column loads the whole page at once.
-            let ext_cells = columns
-                .iter()
-                .map(|c| (c.load)(conn, &ids))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mfa_on = frontdesk_core::mfa::enabled_among(conn, &ids)?;
-            Ok::<_, CoreError>((page, orgs, all_tags, roles, user_tags, ext_cells, mfa_on))
-        })
-        .await?;
+    let (page, orgs, all_tags, roles, user_tags, ext_cells, mfa_on, (services, user_services)) =
+        state
+            .db(move |conn| {
+                let page = query.run(conn, &actor)?;
+                let orgs = organizations::list(conn, &actor)?;
+                let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
+                let roles = core_users::roles_of_many(conn, &ids)?;
+                let (all_tags, user_tags) = if tags_on {
+                    (tags::list(conn)?, tags::tags_of_many(conn, &ids)?)
+                } else {
+                    Default::default()
+                };
+                // Each extension column loads the whole page at once.
+                let ext_cells = columns
+                    .iter()
+                    .map(|c| (c.load)(conn, &ids))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mfa_on = frontdesk_core::mfa::enabled_among(conn, &ids)?;
+                let services = (
+                    frontdesk_core::services::list(conn)?,
+                    frontdesk_core::services::slugs_among(conn, &ids)?,
+                );
+                Ok::<_, CoreError>((
+                    page, orgs, all_tags, roles, user_tags, ext_cells, mfa_on, services,
+                ))
+            })
+            .await?;
     let org_names: HashMap<i64, &str> = orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
     let visible = admin.scope();
     let one_org = p.int("org")?;
@@ -175,6 +186,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 suspended_until: u.suspended_until.map(super::show_time),
                 last_login: show_opt(u.last_login_at),
                 last_active: show_opt(u.last_active_at),
+                services: user_services.get(&u.id).cloned().unwrap_or_default(),
                 local_login: u.local_login_enabled,
                 mfa: mfa_on.contains(&u.id),
                 created_at: super::show_time(u.created_at),
@@ -315,6 +327,8 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         "last_from",
         "last_to",
         "mfa",
+        "active_days",
+        "inactive_days",
         "sort",
         "dir",
         "limit",
@@ -324,6 +338,17 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     .collect();
     ctx.insert("f", &f);
     ctx.insert("f_org", &p.int("org")?);
+    ctx.insert(
+        "services",
+        &services
+            .iter()
+            .map(|s| Choice {
+                id: s.id,
+                name: s.name.clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert("f_service", &p.int("service")?);
     ctx.insert("tags_all", &p.ids("tags_all")?);
     ctx.insert("tags_any", &p.ids("tags_any")?);
     ctx.insert("tags_none", &p.ids("tags_none")?);

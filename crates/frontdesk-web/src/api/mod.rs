@@ -2,6 +2,7 @@
 //! attempts, organizations, tags, audit events and API keys, authenticated by
 //! an API key or an admin's session, described by an OpenAPI document.
 
+pub mod activity;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -62,6 +63,7 @@ routes! {
     "/users/{id}/verify-email" => { post: users_create::verify_email },
     "/users/{id}/resend-verification" => { post: users_create::resend_verification },
     "/users/{id}/sessions" => { get: sessions::of_user, delete: users::revoke_sessions },
+    "/users/{id}/activity" => { get: activity::of_user },
     "/users/{id}/tags/{tag_id}" => { put: tags::assign, delete: tags::unassign },
     "/sessions" => { get: sessions::list },
     "/sessions/{id}" => { delete: sessions::revoke },
@@ -90,6 +92,7 @@ routes! {
     },
     "/organizations/{slug}/users/{id}" => { get: organizations::user_get },
     "/organizations/{slug}/users/{id}/sessions" => { delete: organizations::user_revoke_sessions },
+    "/organizations/{slug}/users/{id}/activity" => { get: activity::of_org_user },
     "/tags" => { get: tags::list, post: tags::create },
     "/audit-events" => { get: audit::list },
     "/import" => { post: imports::import },

@@ -13,8 +13,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::{Problem, ProblemField};
 use super::{
-    api_keys, audit, exports, imports, invitations, login_attempts, organizations, sessions, tags,
-    users, users_create, ApiPrefix,
+    activity, api_keys, audit, exports, imports, invitations, login_attempts, organizations,
+    sessions, tags, users, users_create, ApiPrefix,
 };
 use crate::state::FrontdeskState;
 
@@ -44,6 +44,8 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         users_create::org_verify_email,
         users_create::org_resend_verification,
         sessions::of_user,
+        activity::of_user,
+        activity::of_org_user,
         tags::assign,
         tags::unassign,
         sessions::list,

@@ -521,6 +521,8 @@ pub struct OrgUsersParams {
     /// Words matched against email, names and profile fields.
     #[param(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     search: Option<String>,
+    /// Only users who signed in on this service (its slug or id).
+    service_id: Option<String>,
     #[param(minimum = 1, maximum = 1000000, default = 1)]
     page: Option<i64>,
     #[param(minimum = 1, maximum = 100, default = 50)]
@@ -542,16 +544,22 @@ pub async fn users_list(
     api: ApiActor,
     slug: web::Path<String>,
 ) -> ApiResult {
-    let mut p = Params::parse(req.query_string(), &["search", "page", "limit"]);
+    let mut p = Params::parse(
+        req.query_string(),
+        &["search", "service_id", "page", "limit"],
+    );
     let paging = p.paging();
     let search = p.text("search", 200);
+    let service = p.text("service_id", 100);
     p.finish()?;
     let slug = slug.into_inner();
     let page = state
         .db(move |conn| {
             let org = visible(conn, &api.actor, &slug)?;
+            let service = super::users::service_filter(conn, service.as_deref())?;
             let page = UserQuery {
                 search,
+                service,
                 organization: Some(org.id),
                 page: paging.page,
                 limit: paging.limit,
@@ -560,7 +568,8 @@ pub async fn users_list(
             .run(conn, &api.actor)?;
             let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
             let mfa = frontdesk_core::mfa::enabled_among(conn, &ids)?;
-            Ok::<_, CoreError>(UserList::from_page(&page, &mfa))
+            let services = frontdesk_core::services::slugs_among(conn, &ids)?;
+            Ok::<_, WebError>(UserList::from_page(&page, &mfa).with_services(services))
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))

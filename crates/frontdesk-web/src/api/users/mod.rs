@@ -37,6 +37,7 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
     let page = state
         .db(move |conn| -> Result<UserList, WebError> {
             let mut query = requested.query;
+            query.service = query::service_filter(conn, requested.service.as_deref())?;
             let nobody = UserList::from_page(
                 &Page {
                     items: Vec::new(),
@@ -61,7 +62,8 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
             let page = query.run(conn, &actor)?;
             let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
             let mfa = frontdesk_core::mfa::enabled_among(conn, &ids)?;
-            Ok(UserList::from_page(&page, &mfa))
+            let services = frontdesk_core::services::slugs_among(conn, &ids)?;
+            Ok(UserList::from_page(&page, &mfa).with_services(services))
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))

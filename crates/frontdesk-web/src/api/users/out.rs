@@ -48,6 +48,10 @@ pub struct UserOut {
     /// The version of the host's terms accepted at sign-up, if any.
     pub terms_version: Option<String>,
     pub terms_accepted_at: Option<DateTime<Utc>>,
+    /// In lists: the slugs of the services the user signed in on (the
+    /// detail lists them with their sign-in times instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<String>>,
 }
 
 impl From<&User> for UserOut {
@@ -74,6 +78,7 @@ impl From<&User> for UserOut {
             last_active_at: u.last_active_at.map(utc),
             terms_version: u.terms_version.clone(),
             terms_accepted_at: u.terms_accepted_at.map(utc),
+            services: None,
         }
     }
 }
@@ -94,6 +99,17 @@ impl UserOut {
 }
 
 impl UserList {
+    /// Each user's service slugs ([`frontdesk_core::services::slugs_among`]).
+    pub fn with_services(
+        mut self,
+        mut by_user: std::collections::HashMap<i64, Vec<String>>,
+    ) -> Self {
+        for u in &mut self.users {
+            u.services = Some(by_user.remove(&u.id).unwrap_or_default());
+        }
+        self
+    }
+
     /// A page of users; `mfa` holds those of them with a second factor
     /// ([`frontdesk_core::mfa::enabled_among`], one query per page).
     pub fn from_page(page: &Page<User>, mfa: &std::collections::HashSet<i64>) -> Self {
@@ -173,6 +189,17 @@ pub struct UserDetail {
     pub mfa_factors: Vec<FactorOut>,
     /// Unused recovery codes left.
     pub mfa_recovery_codes_left: i64,
+    /// The services the user signed in on, with the first and latest sign-in.
+    pub services: Vec<ServiceOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceOut {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub first_login_at: DateTime<Utc>,
+    pub last_login_at: DateTime<Utc>,
 }
 
 /// The detail of a user the actor has already been allowed to see.
@@ -229,5 +256,15 @@ pub fn detail_of(
             last_created_at: last.map(utc),
         },
         linked_identities: Vec::new(),
+        services: frontdesk_core::services::of_user(conn, user.id)?
+            .into_iter()
+            .map(|s| ServiceOut {
+                id: s.service.id,
+                slug: s.service.slug,
+                name: s.service.name,
+                first_login_at: utc(s.first_login_at),
+                last_login_at: utc(s.last_login_at),
+            })
+            .collect(),
     })
 }

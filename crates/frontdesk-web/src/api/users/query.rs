@@ -105,6 +105,14 @@ pub struct UserListParams {
     /// `on`: users with a confirmed second factor; `off`: users without.
     #[param(inline)]
     mfa: Option<MfaParam>,
+    /// Only users who signed in on this service (its slug or id).
+    service_id: Option<String>,
+    /// Only users active (`last_active_at`) in the last N days.
+    #[param(minimum = 1, maximum = 3650)]
+    active_days: Option<i64>,
+    /// Only users not active for N days (or never).
+    #[param(minimum = 1, maximum = 3650)]
+    inactive_days: Option<i64>,
     #[param(inline)]
     sort: Option<SortParam>,
     #[param(inline)]
@@ -121,13 +129,34 @@ pub(crate) struct Requested {
     pub(crate) organization: Option<String>,
     /// The filters contradict each other: the answer is an empty page.
     pub(crate) empty: bool,
+    /// `service_id`: a service's slug or id, resolved by [`service_filter`].
+    pub(crate) service: Option<String>,
+}
+
+/// The service a `service_id` names (slug or id); an unknown one is a 400
+/// naming the parameter.
+pub(crate) fn service_filter(
+    conn: &mut frontdesk_core::DbConnection,
+    raw: Option<&str>,
+) -> Result<Option<i64>, WebError> {
+    let Some(raw) = raw else { return Ok(None) };
+    match frontdesk_core::services::find(conn, raw).map_err(frontdesk_core::CoreError::from)? {
+        Some(s) => Ok(Some(s.id)),
+        None => Err(WebError::validation(vec![crate::error::FieldError::new(
+            "service_id",
+            "is not a service of this app (give its slug or id)",
+        )])),
+    }
 }
 
 pub(crate) fn parse_list(
     query_string: &str,
     settings: &crate::state::Settings,
 ) -> ApiResult<Requested> {
-    parse_query(query_string, &[], settings).map(|(r, _)| r)
+    parse_query(query_string, &["service_id"], settings).map(|(mut r, extra)| {
+        r.service = extra.into_iter().next().flatten();
+        r
+    })
 }
 
 /// The users query ([`crate::users_query`], API names), plus `extra` text
@@ -164,6 +193,7 @@ pub(crate) fn parse_query(
             query: r.query,
             organization,
             empty: r.empty,
+            service: None,
         },
         extras,
     ))

@@ -1,0 +1,3 @@
+DROP TABLE session_services;
+DROP TABLE user_services;
+DROP TABLE services;
