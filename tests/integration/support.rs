@@ -308,3 +308,17 @@ macro_rules! both {
         }
     };
 }
+
+/// A problem+json body without its `request_id` (each request has its own),
+/// for checking that two answers are otherwise byte-identical.
+pub fn sans_request_id(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(mut v) => {
+            if let Some(o) = v.as_object_mut() {
+                assert!(o.remove("request_id").is_some(), "no request_id: {body}");
+            }
+            v.to_string()
+        }
+        Err(_) => body.to_owned(),
+    }
+}
