@@ -311,6 +311,7 @@ macro_rules! both {
 
 /// A problem+json body without its `request_id` (each request has its own),
 /// for checking that two answers are otherwise byte-identical.
+#[allow(dead_code)] // not every test binary that shares this file uses it
 pub fn sans_request_id(body: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(body) {
         Ok(mut v) => {
