@@ -304,3 +304,61 @@ fn passkeys_registered_and_used_in_headless_chromium() {
     drop(b);
     actix_web::rt::System::new().block_on(server.stop(true));
 }
+
+/// A policy requires two-step sign-in of staff: a staff user without a factor
+/// adds a passkey right after the password, sees the recovery codes once,
+/// and only then has a session.
+#[test]
+fn required_enrolment_with_a_passkey_in_headless_chromium() {
+    let Some((driver, chromium)) = start_driver() else {
+        return;
+    };
+    let db = TestDb::sqlite();
+    let ann = user_with_password(&db, "ann@example.com");
+    diesel::update(frontdesk_core::schema::users::table.find(ann.id))
+        .set(frontdesk_core::schema::users::staff_role.eq(Some("viewer")))
+        .execute(&mut *db.conn())
+        .expect("staff");
+    let (base, server) = serve_at(&db, "localhost", |b| {
+        b.passkeys(PasskeyPolicy::SecondFactor)
+            .require_mfa_for_staff(true)
+    });
+    let b = Browser::open(&driver, &chromium, &base);
+    add_authenticator(&b);
+
+    sign_in_password(&b, "ann@example.com");
+    b.wait_url("/auth/mfa/enrol");
+    b.wait_for("Add a passkey");
+    b.assert_accessible("required enrolment with a passkey");
+    assert_eq!(live_sessions(&db), 0);
+    assert!(!cookie_names(&b).iter().any(|c| c.contains("session")));
+    b.type_into("#fd-passkey-name", "Phone");
+    b.click("button[data-fd-passkey=enrol]");
+    // The section is in the page from the start, hidden; the codes come
+    // with the answer.
+    b.wait_for("<li><code>");
+    assert!(b.visible("#fd-enrol-codes"), "the codes are shown");
+    let codes = b.find_all("#fd-enrol-codes li code");
+    assert_eq!(codes.len(), 10, "ten recovery codes shown");
+    assert!(
+        !b.visible("form[data-fd-enrol-option]"),
+        "the app form is gone"
+    );
+    b.assert_accessible("recovery codes after a passkey");
+    assert_eq!(live_sessions(&db), 1);
+    assert_eq!(
+        last_attempt(&db),
+        ("success".to_owned(), Some("passkey".to_owned()))
+    );
+    b.click("#fd-enrol-codes a");
+    b.wait_for("notes of ann@example.com");
+
+    // From now on the passkey is her second step.
+    forget_cookies(&b);
+    sign_in_password(&b, "ann@example.com");
+    b.wait_url("/auth/mfa");
+    b.click("button[data-fd-passkey=step]");
+    b.wait_for("notes of ann@example.com");
+    drop(b);
+    actix_web::rt::System::new().block_on(server.stop(true));
+}

@@ -337,3 +337,85 @@ both!(the_organizations_api_reads_and_sets_require_mfa, |db| {
         assert!(on);
     })
 });
+
+// A user with a factor who passed the password holds a second-step challenge.
+// Enrolment's pages and calls must refuse it: adding another factor there
+// would open a session with the password alone.
+both!(a_second_step_challenge_cannot_enrol_another_factor, |db| {
+    use frontdesk_core::schema::mfa_factors;
+    block_on(async {
+        let fd = builder(db)
+            .passkeys(frontdesk::PasskeyPolicy::SecondFactor)
+            .build()
+            .expect("frontdesk");
+        let app = host_app!(fd);
+        let c = cast(db);
+        with_password(db, c.alice.id);
+        crate::mfa::enrol(db, &c.alice);
+        let factors = |db: &TestDb| -> i64 {
+            mfa_factors::table
+                .filter(mfa_factors::user_id.eq(c.alice.id))
+                .count()
+                .get_result(&mut *db.conn())
+                .expect("count")
+        };
+
+        let mut b = Browser::new();
+        let res = b.login(&app, "alice@acme.test", PASSWORD).await;
+        assert_eq!(res.header("location"), Some("/auth/mfa"), "second step");
+        let page = b.get(&app, "/auth/mfa/enrol").await;
+        let csrf = page.csrf();
+        let res = b
+            .post(
+                &app,
+                "/auth/mfa/enrol",
+                &[("name", "Mine now"), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
+        assert!(!res.body.contains("fd-secret"), "no key shown");
+        assert_eq!(factors(db), 1, "nothing added");
+
+        // An app begun elsewhere (say, on her own setup page) cannot be
+        // confirmed through the challenge either.
+        let keys = mfa::sealed::SecretBox::derive(&[7u8; 32], mfa::PURPOSE_TOTP).expect("keys");
+        let begun =
+            mfa::totp::begin(&mut db.conn(), &keys, &c.alice, "Notes", "Second").expect("begin");
+        let seed = base32_decode(&begun.secret_base32);
+        let res = b
+            .post(
+                &app,
+                "/auth/mfa/enrol/confirm",
+                &[
+                    ("factor_id", &begun.factor_id.to_string()),
+                    ("code", &code_at(&seed, now_step())),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_ne!(res.status, StatusCode::OK, "{}", res.body);
+        assert!(b.session().is_none());
+        assert_eq!(sessions_of(db, c.alice.id), 0);
+        let confirmed: i64 = mfa_factors::table
+            .filter(mfa_factors::user_id.eq(c.alice.id))
+            .filter(mfa_factors::confirmed_at.is_not_null())
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("count");
+        assert_eq!(confirmed, 1, "the second app stays unconfirmed");
+
+        // Nor can a passkey be registered with it.
+        let res = b
+            .send(
+                &app,
+                actix_web::test::TestRequest::post()
+                    .uri("/auth/api/login/mfa/enrol/passkey/begin")
+                    .insert_header(("content-type", "application/json"))
+                    .insert_header(("origin", "http://app.test"))
+                    .set_payload("{}"),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
+        assert_eq!(factors(db), 2, "only the app begun above");
+    })
+});

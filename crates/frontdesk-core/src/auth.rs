@@ -390,6 +390,11 @@ pub fn complete_enrolment(
         refuse(conn, &user, client, Reason::Suspended, method)?;
     }
     let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
+        // A user who has a factor is at the second step, not at enrolment:
+        // adding another factor there would skip the one they have.
+        if crate::mfa::enabled(conn, user.id)? {
+            return Err(SignInError::ChallengeExpired);
+        }
         match totp::confirm(conn, keys, &user, factor_id, code) {
             Ok(()) => {}
             Err(CoreError::Invalid { .. }) | Err(CoreError::NotFound(_)) => return Ok(None),
@@ -419,6 +424,99 @@ pub fn complete_enrolment(
                 user_id: Some(user.id),
             })
         }
+    }
+}
+
+/// The user a live challenge may take through enrolment: `None` when the
+/// challenge is used, expired or worn out, and when the user already has a
+/// confirmed factor (their challenge is for the second step; enrolling
+/// another factor with it would skip the one they have).
+pub fn enrolment_user(conn: &mut DbConnection, challenge: &str) -> CoreResult<Option<User>> {
+    let Some(found) = crate::mfa::challenges::find(conn, challenge)? else {
+        return Ok(None);
+    };
+    if crate::mfa::enabled(conn, found.user_id)? {
+        return Ok(None);
+    }
+    user_store::get(conn, found.user_id).map(Some)
+}
+
+/// Enrolment with a passkey: the challenge from
+/// [`SignInError::EnrolmentRequired`], a registration ceremony begun for that
+/// user ([`crate::mfa::passkeys::begin_registration`]) and the
+/// authenticator's answer. A good answer stores the passkey, uses the
+/// challenge, makes the recovery codes (returned, to show once) and opens
+/// the session, in one transaction with `then` (the notice mail); a refused
+/// one counts like a wrong second step (`mfa_failed`, method passkey).
+#[allow(clippy::too_many_arguments)]
+pub fn complete_passkey_enrolment(
+    conn: &mut DbConnection,
+    rp: &webauthn_rs::Webauthn,
+    challenge: &str,
+    ceremony: &str,
+    name: &str,
+    response: &webauthn_rs::prelude::RegisterPublicKeyCredential,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<&str>,
+    then: impl FnOnce(&mut DbConnection, &User) -> CoreResult<()>,
+) -> Result<(SignedIn, Vec<String>), SignInError> {
+    use crate::mfa::{challenges, passkeys, recovery};
+    let method = Method::Passkey;
+    let Some(found) = challenges::find(conn, challenge)? else {
+        return Err(SignInError::ChallengeExpired);
+    };
+    let user = user_store::get(conn, found.user_id)?;
+    if crate::mfa::enabled(conn, user.id)? {
+        return Err(SignInError::ChallengeExpired);
+    }
+    let typed = login_attempts::normalize(&user.email);
+    if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
+        refuse(conn, &user, client, Reason::LockedOut, method)?;
+    }
+    if user.suspension_in_force(now()) {
+        refuse(conn, &user, client, Reason::Suspended, method)?;
+    }
+    let mut opened: Option<Result<(SignedIn, Vec<String>), SignInError>> = None;
+    let stored = passkeys::finish_registration(conn, rp, &user, ceremony, name, response, |conn| {
+        // Only this passkey: nothing was added since the check above.
+        let confirmed: i64 = crate::schema::mfa_factors::table
+            .filter(crate::schema::mfa_factors::user_id.eq(user.id))
+            .filter(crate::schema::mfa_factors::confirmed_at.is_not_null())
+            .count()
+            .get_result(conn)?;
+        if confirmed != 1 || !challenges::consume(conn, found.id)? {
+            opened = Some(Err(SignInError::ChallengeExpired));
+            return Err(CoreError::NotFound("pending sign-in"));
+        }
+        let codes = recovery::regenerate(conn, user.id)?;
+        let signed_in = open_session(
+            conn,
+            &user,
+            client,
+            settings,
+            replaces,
+            (Reason::Success, method),
+        )?;
+        then(conn, &signed_in.user)?;
+        opened = Some(Ok((signed_in, codes)));
+        Ok(())
+    });
+    match (stored, opened) {
+        (Ok(_), Some(done)) => done,
+        (Err(_), Some(Err(e))) => Err(e),
+        (Err(CoreError::Invalid { .. }), _) => {
+            challenges::fail(conn, found.id)?;
+            refuse(conn, &user, client, Reason::MfaFailed, method)?;
+            Err(SignInError::Refused {
+                reason: Reason::MfaFailed,
+                user_id: Some(user.id),
+            })
+        }
+        (Err(e), _) => Err(SignInError::Other(e)),
+        (Ok(_), None) => Err(SignInError::Other(CoreError::Config(
+            "passkey enrolment finished without a session".into(),
+        ))),
     }
 }
 

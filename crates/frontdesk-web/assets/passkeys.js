@@ -1,8 +1,10 @@
 // Passkey buttons on frontdesk's pages. A button with data-fd-passkey
-// ("register", "step" or "sign-in") runs one WebAuthn ceremony: it asks the
-// server for options (data-begin), hands them to the browser's
+// ("register", "enrol", "step" or "sign-in") runs one WebAuthn ceremony: it
+// asks the server for options (data-begin), hands them to the browser's
 // navigator.credentials, sends the authenticator's answer back (data-finish)
-// and goes where the server says. Without WebAuthn the buttons stay hidden.
+// and goes where the server says, or, when the answer carries recovery codes
+// and the button names a place for them (data-codes), shows them there with
+// a link on. Without WebAuthn the buttons stay hidden.
 (function () {
   "use strict";
 
@@ -89,6 +91,27 @@
     if (out) { out.textContent = message; }
   }
 
+  function showCodes(button, box, done) {
+    var list = box.querySelector("ul");
+    done.recovery_codes.forEach(function (c) {
+      var item = document.createElement("li");
+      var code = document.createElement("code");
+      code.textContent = c;
+      item.appendChild(code);
+      list.appendChild(item);
+    });
+    var link = box.querySelector("a");
+    if (link && done.redirect) { link.href = done.redirect; }
+    var form = button.closest("[data-fd-passkey-box]");
+    if (form) { form.hidden = true; }
+    // The other ways to enrol are of no use now that the sign-in is done.
+    var others = document.querySelectorAll("[data-fd-enrol-option]");
+    for (var i = 0; i < others.length; i++) { others[i].hidden = true; }
+    box.hidden = false;
+    var heading = box.querySelector("h2");
+    if (heading) { heading.focus(); }
+  }
+
   function run(button) {
     var kind = button.getAttribute("data-fd-passkey");
     var csrf = button.getAttribute("data-csrf");
@@ -98,23 +121,29 @@
     say(button, "");
     post(button.getAttribute("data-begin"), {}, csrf).then(function (begun) {
       ceremony = begun.ceremony;
-      if (kind === "register") {
+      if (kind === "register" || kind === "enrol") {
         return navigator.credentials.create(creationOptions(begun.options));
       }
       return navigator.credentials.get(requestOptions(begun.options));
     }).then(function (credential) {
       if (!credential) { throw new Error("No passkey was chosen."); }
       var body = { ceremony: ceremony };
-      if (kind === "register") {
+      if (kind === "register" || kind === "enrol") {
         var name = document.getElementById(button.getAttribute("data-name"));
         body.name = name ? name.value : "";
         body.credential = attestation(credential);
+        if (next) { body.next = next; }
       } else {
         body.credential = assertion(credential);
         if (next) { body.next = next; }
       }
       return post(button.getAttribute("data-finish"), body, csrf);
     }).then(function (done) {
+      var codes = document.getElementById(button.getAttribute("data-codes") || "");
+      if (codes && done.recovery_codes) {
+        showCodes(button, codes, done);
+        return;
+      }
       window.location.assign(done.redirect || window.location.href);
     }).catch(function (e) {
       button.disabled = false;

@@ -165,6 +165,14 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
                     web::post().to(passkeys::step_finish),
                 )
                 .route(
+                    "/login/mfa/enrol/passkey/begin",
+                    web::post().to(passkeys::enrol_begin),
+                )
+                .route(
+                    "/login/mfa/enrol/passkey/finish",
+                    web::post().to(passkeys::enrol_finish),
+                )
+                .route(
                     "/login/passkey/begin",
                     web::post().to(passkeys::sign_in_begin),
                 )

@@ -3,7 +3,8 @@
 //! pending sign-in's challenge cookie — no session yet. `{prefix}/mfa/enrol`
 //! explains and starts an authenticator app; `{prefix}/mfa/enrol/confirm`
 //! takes its first code, and only then is the session opened (with the
-//! recovery codes shown once).
+//! recovery codes shown once). Where passkeys are on, the page also offers
+//! "Add a passkey" (`passkeys::enrol_begin|enrol_finish`).
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -50,6 +51,7 @@ fn page(
     ctx.insert("csrf_token", &token);
     ctx.insert("next", &next_of(next));
     ctx.insert("can_add_app", &state.mfa_keys().is_some());
+    ctx.insert("can_add_passkey", &state.passkeys().is_some());
     ctx.insert("error", &error);
     let body = state.render("auth/mfa_required.html", &ctx)?;
     let mut res = HttpResponse::build(status);
@@ -112,18 +114,14 @@ fn render_enrol(
         .body(body))
 }
 
-/// The pending sign-in's user, if the challenge still lives.
+/// The pending sign-in's user, if the challenge still lives and is one of
+/// enrolment (the user has no factor yet).
 async fn pending_user(
     state: &FrontdeskState,
     challenge: String,
 ) -> Result<Option<frontdesk_core::users::User>, WebError> {
     state
-        .db(
-            move |conn| match frontdesk_core::mfa::challenges::find(conn, &challenge)? {
-                Some(found) => frontdesk_core::users::get(conn, found.user_id).map(Some),
-                None => Ok::<_, CoreError>(None),
-            },
-        )
+        .db(move |conn| auth::enrolment_user(conn, &challenge))
         .await
 }
 

@@ -9,7 +9,10 @@
 //! - `login/mfa/passkey/begin|finish`: the second step of a sign-in, for the
 //!   pending challenge (its cookie, or `challenge` in the body);
 //! - `login/passkey/begin|finish`: sign in with a passkey alone, where the
-//!   host's policy is `PasskeyPolicy::SignIn`.
+//!   host's policy is `PasskeyPolicy::SignIn`;
+//! - `login/mfa/enrol/passkey/begin|finish`: enrolment a policy requires,
+//!   for the pending sign-in of a user without a factor: the passkey is
+//!   added, the recovery codes made and the session opened at once.
 //!
 //! Renaming a factor is a plain form on the "Two-step sign-in" page.
 
@@ -266,7 +269,7 @@ pub async fn step_finish(
         })
         .await
         .map_err(|e| e.json(true))?;
-    signed_in_or_refused(&state, outcome, body.next.as_deref(), true).await
+    signed_in_or_refused(&state, outcome, body.next.as_deref(), true, None).await
 }
 
 async fn signed_in_or_refused(
@@ -274,6 +277,7 @@ async fn signed_in_or_refused(
     outcome: Result<SignedIn, SignInError>,
     next: Option<&str>,
     second_step: bool,
+    recovery_codes: Option<Vec<String>>,
 ) -> Result<HttpResponse, WebError> {
     match outcome {
         Ok(signed) => {
@@ -287,7 +291,7 @@ async fn signed_in_or_refused(
                 res.cookie(crate::mfa::challenge_removal(state));
             }
             // As `/api/login`, and `redirect` for the page's script.
-            Ok(res.json(json!({
+            let mut answer = json!({
                 "user": {
                     "id": signed.user.id,
                     "email": signed.user.email,
@@ -297,7 +301,13 @@ async fn signed_in_or_refused(
                 "csrf_token": csrf::session_token(signed.token.expose()),
                 "expires_at": signed.session.expires_at,
                 "redirect": to,
-            })))
+            });
+            if let Some(codes) = recovery_codes {
+                // Shown once: never kept by a cache.
+                answer["recovery_codes"] = json!(codes);
+                res.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+            }
+            Ok(res.json(answer))
         }
         Err(SignInError::Refused {
             reason: Reason::MfaFailed | Reason::PasskeyFailed,
@@ -315,6 +325,99 @@ async fn signed_in_or_refused(
         }
         Err(SignInError::Other(e)) => Err(WebError::from(e).json(true)),
     }
+}
+
+// ---- enrolment a policy requires ----
+
+/// `POST {prefix}/api/login/mfa/enrol/passkey/begin` (optionally
+/// `{"challenge"}`): registration options for the pending sign-in's user,
+/// who must have no factor yet (else the challenge is for the second step).
+pub async fn enrol_begin(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    body: Option<web::Json<StepBegin>>,
+) -> Result<HttpResponse, WebError> {
+    csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
+    let rp = rp(&state)?;
+    let from_body = body.map(|b| b.into_inner().challenge).unwrap_or_default();
+    let Some(challenge) = pending_challenge(&req, from_body) else {
+        return Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED));
+    };
+    let begun_enrolment = state
+        .db(move |conn| match auth::enrolment_user(conn, &challenge)? {
+            Some(user) => passkeys::begin_registration(conn, &rp, &user).map(Some),
+            None => Ok(None),
+        })
+        .await
+        .map_err(|e| e.json(true))?;
+    match begun_enrolment {
+        Some((token, options)) => Ok(begun(&token, options)),
+        None => Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EnrolFinish {
+    ceremony: String,
+    #[serde(default)]
+    name: String,
+    credential: wa::RegisterPublicKeyCredential,
+    #[serde(default)]
+    challenge: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST {prefix}/api/login/mfa/enrol/passkey/finish` with `{"ceremony",
+/// "name", "credential"}`: as `/api/login` once it succeeds, plus the ten
+/// `recovery_codes` (shown once) and `redirect`. A refused answer counts
+/// like a wrong second step.
+pub async fn enrol_finish(
+    req: HttpRequest,
+    state: web::Data<FrontdeskState>,
+    body: web::Json<EnrolFinish>,
+) -> Result<HttpResponse, WebError> {
+    csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
+    let rp = rp(&state)?;
+    let body = body.into_inner();
+    let Some(challenge) = pending_challenge(&req, body.challenge.clone()) else {
+        return Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED));
+    };
+    let client = client_info(&req, &state);
+    let settings = state.settings().auth;
+    let replaces = req
+        .cookie(state.session_cookie_name())
+        .map(|c| c.value().to_owned());
+    let st = state.get_ref().clone();
+    let (ceremony, name, credential) = (body.ceremony, body.name, body.credential);
+    let outcome = state
+        .db(move |conn| {
+            Ok::<_, CoreError>(auth::complete_passkey_enrolment(
+                conn,
+                &rp,
+                &challenge,
+                &ceremony,
+                &name,
+                &credential,
+                &client,
+                &settings,
+                replaces.as_deref(),
+                |conn, user| {
+                    let mail = notice_mail(&st, user, Notice::Added)?;
+                    frontdesk_core::outbox::enqueue(conn, &mail).map(|_| ())
+                },
+            ))
+        })
+        .await
+        .map_err(|e| e.json(true))?;
+    let (outcome, codes) = match outcome {
+        Ok((signed, codes)) => {
+            state.wake_mailer();
+            (Ok(signed), Some(codes))
+        }
+        Err(e) => (Err(e), None),
+    };
+    signed_in_or_refused(&state, outcome, body.next.as_deref(), true, codes).await
 }
 
 // ---- signing in with a passkey alone ----
@@ -382,5 +485,5 @@ pub async fn sign_in_finish(
         })
         .await
         .map_err(|e| e.json(true))?;
-    signed_in_or_refused(&state, outcome, body.next.as_deref(), false).await
+    signed_in_or_refused(&state, outcome, body.next.as_deref(), false, None).await
 }
