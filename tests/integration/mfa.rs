@@ -694,3 +694,59 @@ both!(the_users_list_api_and_export_filter_by_mfa, |db| {
         }
     })
 });
+
+both!(
+    the_user_page_and_attempts_page_show_two_step_attempts_with_their_method,
+    |db| {
+        use crate::admin_fixture::{cast, signed_in};
+        use frontdesk_core::login_attempts::{self, Method, Reason};
+        use frontdesk_core::sessions::ClientInfo;
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = host_app!(fd);
+            let c = cast(db);
+            {
+                let mut conn = db.conn();
+                let client = ClientInfo {
+                    ip: Some("192.0.2.7".into()),
+                    user_agent: None,
+                };
+                let alice = Some(c.alice.id);
+                let mail = "alice@acme.test";
+                let write = |conn: &mut _, reason, method| {
+                    login_attempts::record_method(conn, alice, mail, &client, reason, method)
+                        .expect("attempt")
+                };
+                write(&mut conn, Reason::BadPassword, Some(Method::Password));
+                write(&mut conn, Reason::MfaRequired, Some(Method::Password));
+                write(&mut conn, Reason::MfaFailed, Some(Method::Totp));
+                write(&mut conn, Reason::Success, Some(Method::Passkey));
+                write(&mut conn, Reason::Success, Some(Method::Password));
+            }
+            let (mut admin, _) = signed_in(db, c.get("org_admin"));
+            let page = admin
+                .get(&app, &format!("/admin/users/{}", c.alice.id))
+                .await;
+            assert_eq!(page.status, StatusCode::OK);
+            let section = between(&page.body, "Two-step sign-in attempts", "</table>");
+            // The second step's attempts and the passkey, not the password-only ones.
+            assert_eq!(section.matches("<tr><td>").count(), 3, "{section}");
+            assert!(section.contains("Authenticator app"), "{section}");
+            assert!(section.contains("Passkey"), "{section}");
+            let recent = between(&page.body, "Recent login attempts", "</table>");
+            assert_eq!(recent.matches("<tr><td>").count(), 5, "{recent}");
+            assert!(recent.contains("<td>Password</td>"), "{recent}");
+
+            let url = format!("/admin/login-attempts?user={}&step=two_step", c.alice.id);
+            let list = admin.get(&app, &url).await;
+            assert_eq!(list.status, StatusCode::OK);
+            assert_eq!(list.body.matches("data-label=\"When\"").count(), 3);
+            let all = admin
+                .get(&app, &format!("/admin/login-attempts?user={}", c.alice.id))
+                .await;
+            assert_eq!(all.body.matches("data-label=\"When\"").count(), 5);
+            let bad = admin.get(&app, "/admin/login-attempts?step=second").await;
+            assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        })
+    }
+);

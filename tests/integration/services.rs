@@ -297,5 +297,133 @@ both!(organization_api_services_and_service_id_filter, |db| {
             let a = expect(&app, &w, Who::StaffOwnerKey, "GET", path, None, 400).await;
             assert!(a.raw.contains("service_id"), "{path}: {}", a.raw);
         }
+        // The export takes the same filter.
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/export?service_id=main-app&fields=email",
+            None,
+            200,
+        )
+        .await;
+        let lines: Vec<&str> = a.raw.lines().map(str::trim_end).collect();
+        assert_eq!(
+            lines,
+            vec!["email", w.acme_member.email.as_str()],
+            "{}",
+            a.raw
+        );
+        let a = expect(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/export?service_id=nope",
+            None,
+            400,
+        )
+        .await;
+        assert!(a.raw.contains("service_id"), "{}", a.raw);
+
+        // The admin user page lists the user's services with their sign-ins.
+        let page = staff
+            .get(&app, &format!("/admin/users/{}", w.acme_member.id))
+            .await;
+        let section = page
+            .body
+            .split("<h2>Services</h2>")
+            .nth(1)
+            .expect("a Services section")
+            .split("</table>")
+            .next()
+            .expect("its table");
+        assert!(section.contains("Main Application"), "{section}");
+        assert!(section.contains("Mobile App"), "{section}");
+        assert_eq!(section.matches("<tr><td>").count(), 2, "{section}");
     });
 });
+
+both!(
+    the_login_page_and_json_login_say_which_service_a_sign_in_is_for,
+    |db| {
+        use frontdesk_core::schema::login_attempts;
+        block_on(async {
+            let fd = builder(db)
+                .service("web", "Web")
+                .service("mobile-api", "Mobile API")
+                .build()
+                .expect("frontdesk");
+            let app = crate::host_app!(fd);
+            let ann = user_with_password(db, "ann@example.com");
+            let on = |db: &TestDb| -> Vec<String> {
+                user_services::table
+                    .inner_join(services::table)
+                    .filter(user_services::user_id.eq(ann.id))
+                    .select(services::slug)
+                    .order(services::slug.asc())
+                    .load(&mut *db.conn())
+                    .expect("services")
+            };
+            let json_login = |body: Value| {
+                actix_web::test::TestRequest::post()
+                    .uri("/auth/api/login")
+                    .insert_header(("content-type", "application/json"))
+                    .insert_header(("origin", "http://app.test"))
+                    .set_payload(body.to_string())
+            };
+
+            // An unknown service is refused by name before the password is tried.
+            let res = Browser::new()
+                .send(
+                    &app,
+                    json_login(json!({"email": "ann@example.com", "password": PASSWORD,
+                                  "service": "desktop"})),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+            assert!(res.body.contains("service"), "{}", res.body);
+            let tried: i64 = login_attempts::table
+                .count()
+                .get_result(&mut *db.conn())
+                .expect("count");
+            assert_eq!(tried, 0);
+
+            // The JSON sign-in for the mobile API counts there at once.
+            let res = Browser::new()
+                .send(
+                    &app,
+                    json_login(json!({"email": "ann@example.com", "password": PASSWORD,
+                                  "service": "mobile-api"})),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+            assert_eq!(on(db), vec!["mobile-api".to_owned()]);
+
+            // The login page carries the service of its link to the sign-in.
+            let mut b = Browser::new();
+            let page = b.get(&app, "/auth/login?service=web").await;
+            assert!(
+                page.body.contains("name=\"service\" value=\"web\""),
+                "{}",
+                page.body
+            );
+            let csrf = page.csrf();
+            let res = b
+                .post(
+                    &app,
+                    "/auth/login",
+                    &[
+                        ("email", "ann@example.com"),
+                        ("password", PASSWORD),
+                        ("service", "web"),
+                        ("csrf_token", &csrf),
+                    ],
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+            assert_eq!(on(db), vec!["mobile-api".to_owned(), "web".to_owned()]);
+        })
+    }
+);

@@ -307,7 +307,21 @@ pub struct AttemptFilter {
     pub to: Option<NaiveDateTime>,
     /// Limit to users of these organizations (an org admin's view); `None` for all.
     pub organizations: Option<Vec<i64>>,
+    /// Only the attempts of two-step sign-in: a second step asked for,
+    /// refused or passed, a recovery code, a passkey.
+    pub two_step: bool,
 }
+
+/// The reasons of the second step (and of passkeys on their own).
+const TWO_STEP_REASONS: [&str; 4] = [
+    "mfa_required",
+    "mfa_failed",
+    "mfa_recovery_code_used",
+    "passkey_failed",
+];
+
+/// The methods that are a second factor or a passkey.
+const TWO_STEP_METHODS: [&str; 3] = ["totp", "recovery_code", "passkey"];
 
 /// [`list`] limited to the users of `scope` organizations when given.
 pub fn list_scoped(
@@ -355,6 +369,15 @@ pub fn list(
         }
         if let Some(to) = filter.to {
             q = q.filter(login_attempts::created_at.lt(to));
+        }
+        if filter.two_step {
+            q = q.filter(
+                login_attempts::reason
+                    .eq_any(TWO_STEP_REASONS)
+                    .or(login_attempts::method
+                        .assume_not_null()
+                        .eq_any(TWO_STEP_METHODS)),
+            );
         }
         if let Some(orgs) = &filter.organizations {
             // Attempts on unknown emails belong to no organization.

@@ -6,13 +6,13 @@ use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_core::auth::{self, SignInError, SignedIn};
-use frontdesk_core::sessions;
+use frontdesk_core::{services, sessions, CoreError};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::csrf;
 use crate::current_user::{client_info, resolve};
-use crate::error::WebError;
+use crate::error::{FieldError, WebError};
 use crate::state::FrontdeskState;
 
 /// The one message for every refused sign-in.
@@ -23,11 +23,6 @@ pub const GENERIC_FAILURE: &str =
 pub const UNVERIFIED: &str =
     "Confirm your email address first: open the link in the mail we sent you.";
 
-#[derive(Debug, Deserialize)]
-pub struct NextQuery {
-    next: Option<String>,
-}
-
 #[derive(Deserialize)]
 pub struct LoginForm {
     #[serde(default)]
@@ -37,12 +32,25 @@ pub struct LoginForm {
     #[serde(default)]
     csrf_token: String,
     next: Option<String>,
+    /// The host's service this sign-in is for (a slug or id), when its
+    /// login link says so (`/login?service=mobile-app`).
+    service: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct JsonLogin {
     email: String,
     password: String,
+    /// The host's service this sign-in is for (a slug or id).
+    #[serde(default)]
+    service: Option<String>,
+}
+
+/// `GET {prefix}/login`'s query.
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    service: Option<String>,
 }
 
 /// A same-site path to go to after sign-in, or the default. Anything that a
@@ -89,13 +97,14 @@ fn render_login(
     state: &FrontdeskState,
     status: StatusCode,
     email: &str,
-    next: Option<&str>,
+    (next, service): (Option<&str>, Option<&str>),
     error: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
     let (token, new_cookie) = csrf::form_token(req, state);
     let mut ctx = state.context();
     ctx.insert("csrf_token", &token);
     ctx.insert("email", email);
+    ctx.insert("service", &service.filter(|s| !s.is_empty()));
     ctx.insert(
         "next",
         &next
@@ -130,14 +139,14 @@ fn render_login(
 pub async fn login_page(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
-    query: web::Query<NextQuery>,
+    query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, WebError> {
     render_login(
         &req,
         &state,
         StatusCode::OK,
         "",
-        query.next.as_deref(),
+        (query.next.as_deref(), query.service.as_deref()),
         None,
     )
 }
@@ -163,6 +172,7 @@ async fn attempt(
     state: &FrontdeskState,
     email: String,
     password: String,
+    service: Option<String>,
 ) -> Result<Attempt, WebError> {
     let client = client_info(req, state);
     let settings = state.settings().auth;
@@ -172,6 +182,20 @@ async fn attempt(
     let permit = state.hash_permit().await?;
     let outcome = state
         .db(move |conn| {
+            // A service the host does not have is its mistake, said before
+            // the password is tried.
+            let service = match service.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => match services::find(conn, s).map_err(CoreError::from)? {
+                    Some(found) => Some(found),
+                    None => {
+                        return Err(WebError::validation(vec![FieldError::new(
+                            "service",
+                            "is not a service of this app (give its slug or id)",
+                        )]))
+                    }
+                },
+            };
             match auth::sign_in(
                 conn,
                 &email,
@@ -180,7 +204,19 @@ async fn attempt(
                 &settings,
                 replaces.as_deref(),
             ) {
-                Ok(signed) => Ok(Attempt::In(Box::new(signed))),
+                Ok(signed) => {
+                    if let Some(service) = service {
+                        services::record_sign_in(
+                            conn,
+                            signed.user.id,
+                            signed.session.id,
+                            service.id,
+                            signed.session.created_at,
+                        )
+                        .map_err(CoreError::from)?;
+                    }
+                    Ok(Attempt::In(Box::new(signed)))
+                }
                 Err(SignInError::SecondFactor { challenge, .. }) => {
                     Ok(Attempt::SecondStep(challenge))
                 }
@@ -227,7 +263,14 @@ pub async fn login_submit(
     csrf::verify(&req, &state, &form.csrf_token)?;
     let form = form.into_inner();
     let email = form.email.trim().to_owned();
-    let attempt = attempt(&req, &state, email.clone(), form.password).await?;
+    let attempt = attempt(
+        &req,
+        &state,
+        email.clone(),
+        form.password,
+        form.service.clone(),
+    )
+    .await?;
     let enrol = matches!(attempt, Attempt::Enrol(_));
     match attempt {
         Attempt::SecondStep(challenge) | Attempt::Enrol(challenge) => {
@@ -258,7 +301,7 @@ pub async fn login_submit(
             &state,
             StatusCode::UNAUTHORIZED,
             &email,
-            form.next.as_deref(),
+            (form.next.as_deref(), form.service.as_deref()),
             Some(if unverified {
                 UNVERIFIED
             } else {
@@ -322,7 +365,7 @@ pub async fn api_login(
     // origin check covers what is left.
     csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
     let body = body.into_inner();
-    match attempt(&req, &state, body.email, body.password)
+    match attempt(&req, &state, body.email, body.password, body.service)
         .await
         .map_err(|e| e.json(true))?
     {

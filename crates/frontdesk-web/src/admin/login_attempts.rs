@@ -64,7 +64,13 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         from: p.date("from")?,
         to: p.date_end("to")?,
         organizations: None,
+        two_step: match p.get("step") {
+            None | Some("any") => false,
+            Some("two_step") => true,
+            Some(_) => return Err(WebError::bad_request("step must be any or two_step")),
+        },
     };
+    let f_step = if filter.two_step { "two_step" } else { "any" };
     let page = p.page()?;
     let scope = admin.scope();
     let actor = admin.actor.clone();
@@ -131,6 +137,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     for k in ["ip", "result", "reason", "from", "to"] {
         ctx.insert(format!("f_{k}"), &p.text(k));
     }
+    ctx.insert("f_step", f_step);
     ctx.insert("f_email", &link_email.unwrap_or_else(|| p.text("email")));
     render(
         &req,

@@ -69,9 +69,10 @@ pub struct ActivityPage {
 pub struct ActivityParams {
     /// Only events of this service (its slug).
     service: Option<String>,
-    /// Only events of this kind (`page_view`, `export.created`).
+    /// Only events of this kind (`page_view`, `export.created`): 1 to 64 of
+    /// a-z, 0-9, `.`, `_` and `-`.
     kind: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (opaque: any other value is a 400).
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 200, default = 50)]
     limit: Option<i64>,

@@ -124,7 +124,9 @@ pub enum FieldParam {
 
 /// `GET /export`: a CSV attachment of the matching users. Takes the users
 /// list's filters (`search`, `status`, `staff`, `organization`, `org_role`,
-/// `tags_*`, `created_*`, `last_login*`, `sort`, `dir`; paging is ignored).
+/// `tags_*`, `created_*`, `last_login*`, `mfa`, `service_id`,
+/// `active_days`, `inactive_days`, `sort`, `dir`; paging is ignored). An
+/// unknown `service_id` is a 400 naming it, before the first byte.
 #[utoipa::path(
     get,
     path = "/export",
@@ -138,10 +140,15 @@ pub async fn export(
     state: web::Data<FrontdeskState>,
     api: ApiActor,
 ) -> ApiResult {
-    let (requested, extras) =
-        super::users::parse_query(req.query_string(), &["fields"], state.settings())?;
+    let (requested, extras) = super::users::parse_query(
+        req.query_string(),
+        &["fields", "service_id"],
+        state.settings(),
+    )?;
+    let mut extras = extras.into_iter();
+    let (fields_asked, service) = (extras.next().flatten(), extras.next().flatten());
     let profile = state.settings().import.profile_fields.clone();
-    let fields = match extras.into_iter().next().flatten() {
+    let fields = match fields_asked {
         Some(list) => {
             // Exactly the documented names and the host's profile fields
             // (the service also folds case).
@@ -177,6 +184,7 @@ pub async fn export(
         .db(
             move |conn| -> Result<Option<frontdesk_core::users::query::UserQuery>, WebError> {
                 let mut query = requested.query;
+                query.service = super::users::service_filter(conn, service.as_deref())?;
                 if requested.empty {
                     return Ok(None);
                 }

@@ -56,9 +56,20 @@ struct AttemptRow {
     created_at: String,
     success: bool,
     reason: String,
+    /// How the attempt proved who it was (empty on older rows).
+    method: String,
     ip: String,
     device: String,
     user_agent: String,
+}
+
+/// A service the user signed in on, with the first and latest sign-in.
+#[derive(Serialize)]
+struct ServiceRow {
+    slug: String,
+    name: String,
+    first_login_at: String,
+    last_login_at: String,
 }
 
 #[derive(Serialize)]
@@ -136,6 +147,12 @@ pub async fn page(
                 ..AttemptFilter::default()
             };
             let (attempts, _) = login_attempts::list(conn, &filter, 1, 20)?;
+            let two_step = AttemptFilter {
+                two_step: true,
+                ..filter
+            };
+            let (mfa_attempts, _) = login_attempts::list(conn, &two_step, 1, 10)?;
+            let services = frontdesk_core::services::of_user(conn, id)?;
             let lockout = login_attempts::lockout(conn, &user.email, None, &policy)?;
             let events = audit::list(
                 conn,
@@ -156,15 +173,25 @@ pub async fn page(
                 user_tags,
                 all_tags,
                 live,
-                attempts,
+                (attempts, mfa_attempts, services),
                 lockout,
                 events,
                 names,
             ))
         })
         .await?;
-    let (user, target, memberships, user_tags, all_tags, live, attempts, lockout, events, names) =
-        loaded;
+    let (
+        user,
+        target,
+        memberships,
+        user_tags,
+        all_tags,
+        live,
+        (attempts, mfa_attempts, services),
+        lockout,
+        events,
+        names,
+    ) = loaded;
     let a = &admin.actor;
     let allowed = Allowed {
         edit: can(a, Action::Edit, &target),
@@ -271,17 +298,34 @@ pub async fn page(
             })
             .collect::<Vec<_>>(),
     );
-    ctx.insert(
-        "attempts",
-        &attempts
-            .into_iter()
+    let attempt_rows = |rows: Vec<login_attempts::LoginAttempt>| {
+        rows.into_iter()
             .map(|t| AttemptRow {
                 created_at: show_time(t.created_at),
                 success: t.success,
                 reason: super::display::reason(&t.reason),
+                method: t
+                    .method
+                    .as_deref()
+                    .map(super::display::method)
+                    .unwrap_or_default(),
                 ip: t.ip.unwrap_or_default(),
                 device: super::display::device(t.user_agent.as_deref()),
                 user_agent: t.user_agent.unwrap_or_default(),
+            })
+            .collect::<Vec<_>>()
+    };
+    ctx.insert("attempts", &attempt_rows(attempts));
+    ctx.insert("mfa_attempts", &attempt_rows(mfa_attempts));
+    ctx.insert(
+        "services",
+        &services
+            .into_iter()
+            .map(|s| ServiceRow {
+                slug: s.service.slug,
+                name: s.service.name,
+                first_login_at: show_time(s.first_login_at),
+                last_login_at: show_time(s.last_login_at),
             })
             .collect::<Vec<_>>(),
     );
