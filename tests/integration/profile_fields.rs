@@ -300,6 +300,9 @@ both!(
                 "/admin/api/v1/users?profile.nope=1",
                 "/admin/api/v1/users?profile.company=Acme",
                 "/admin/api/v1/users?profile.plan=gold",
+                // Empty is none of the choices on the API (a page reads it as "any").
+                "/admin/api/v1/users?profile.plan=",
+                "/admin/api/v1/export?ext.notes.has_notes=",
                 "/admin/api/v1/users?ext.notes.has_notes=maybe",
                 "/admin/api/v1/export?profile.x%27)%20OR%201=1--=1",
                 "/admin/users?profile.nope=1",

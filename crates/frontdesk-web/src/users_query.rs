@@ -268,7 +268,12 @@ pub fn read(
     };
     let declared = pairs
         .iter()
-        .filter(|(k, v)| crate::user_filters::is_filter_param(k) && !v.trim().is_empty())
+        // Like every other choice: an empty value is "not set" on a page
+        // and refused on the API (it is none of the choices).
+        .filter(|(k, v)| {
+            crate::user_filters::is_filter_param(k)
+                && (dialect == Dialect::Api || !v.trim().is_empty())
+        })
         .map(|(k, v)| (k.as_str(), v.trim()));
     if let Err(e) = crate::user_filters::apply(settings, declared, &mut query) {
         r.errors.extend(e);
