@@ -180,21 +180,23 @@ pub fn lockout_at(
     let email = normalize(email);
     let window_start = at - policy.window;
 
-    // A success or an admin's clearing starts the account count afresh.
-    let last_reset: Option<NaiveDateTime> = login_attempts::table
-        .filter(login_attempts::email.eq(&email))
-        .filter(login_attempts::created_at.gt(window_start))
+    // A success or an admin's clearing starts the account count afresh: the
+    // failures after the latest of them (within the window) are counted, in
+    // one statement per scope.
+    let resets = diesel::alias!(login_attempts as resets);
+    let account_reset = resets
+        .filter(resets.field(login_attempts::email).eq(email.clone()))
+        .filter(resets.field(login_attempts::created_at).gt(window_start))
         .filter(
-            login_attempts::success
-                .eq(true)
-                .or(login_attempts::reason.eq(Reason::LockoutCleared.as_str())),
+            resets.field(login_attempts::success).eq(true).or(resets
+                .field(login_attempts::reason)
+                .eq(Reason::LockoutCleared.as_str())),
         )
-        .select(max(login_attempts::created_at))
-        .first(conn)?;
-    let since = last_reset.map_or(window_start, |r| r.max(window_start));
+        .select(max(resets.field(login_attempts::created_at)))
+        .single_value();
     let (n, last): (i64, Option<NaiveDateTime>) = login_attempts::table
         .filter(login_attempts::email.eq(&email))
-        .filter(login_attempts::created_at.gt(since))
+        .filter(login_attempts::created_at.gt(coalesce(account_reset, window_start)))
         .filter(login_attempts::reason.eq_any(COUNTED))
         .select((count_star(), max(login_attempts::created_at)))
         .first(conn)?;
@@ -204,17 +206,20 @@ pub fn lockout_at(
     });
 
     if let Some(ip) = ip.filter(|ip| !ip.is_empty()) {
-        let ip_reset: Option<NaiveDateTime> = login_attempts::table
-            .filter(login_attempts::ip.eq(ip))
-            .filter(login_attempts::email.eq(""))
-            .filter(login_attempts::reason.eq(Reason::LockoutCleared.as_str()))
-            .filter(login_attempts::created_at.gt(window_start))
-            .select(max(login_attempts::created_at))
-            .first(conn)?;
-        let since = ip_reset.map_or(window_start, |r| r.max(window_start));
+        let ip_reset = resets
+            .filter(resets.field(login_attempts::ip).eq(ip.to_owned()))
+            .filter(resets.field(login_attempts::email).eq(""))
+            .filter(
+                resets
+                    .field(login_attempts::reason)
+                    .eq(Reason::LockoutCleared.as_str()),
+            )
+            .filter(resets.field(login_attempts::created_at).gt(window_start))
+            .select(max(resets.field(login_attempts::created_at)))
+            .single_value();
         let (n, last): (i64, Option<NaiveDateTime>) = login_attempts::table
             .filter(login_attempts::ip.eq(ip))
-            .filter(login_attempts::created_at.gt(since))
+            .filter(login_attempts::created_at.gt(coalesce(ip_reset, window_start)))
             .filter(login_attempts::reason.eq_any(COUNTED))
             .select((count_star(), max(login_attempts::created_at)))
             .first(conn)?;
@@ -225,6 +230,14 @@ pub fn lockout_at(
         }
     }
     Ok(found)
+}
+
+diesel::define_sql_function! {
+    /// The reset time when there is one, else the window's start.
+    fn coalesce(
+        reset: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+        otherwise: diesel::sql_types::Timestamp,
+    ) -> diesel::sql_types::Timestamp;
 }
 
 fn locked(
