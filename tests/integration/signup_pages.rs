@@ -181,3 +181,89 @@ async fn same_answer(db: &TestDb) {
 both!(signup_answers_alike_and_mails_once, |db| block_on(
     same_answer(db)
 ));
+
+// A flood of sign-ups cannot queue work without end: past eight waiting per
+// argon2 slot the form answers "busy" (503) for every address alike and does
+// nothing for it; the sign-ups already answered all complete.
+async fn flood_is_bounded(db: &TestDb) {
+    let fd = builder(db)
+        .signup_policy(SignupPolicy::Open)
+        .signup_limits(frontdesk_core::signup::SignupLimits {
+            per_ip: 1000,
+            ..Default::default()
+        })
+        .max_concurrent_hashes(1)
+        .build()
+        .expect("frontdesk");
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    let csrf = b.get(&app, "/auth/signup").await.csrf();
+    // The answered sign-ups' work waits for a connection: the queue fills.
+    let held: Vec<_> = (0..fd.pool().max_size())
+        .map(|_| fd.pool().get().expect("connection"))
+        .collect();
+    let form = |email: String| {
+        vec![
+            ("email".to_owned(), email),
+            ("first_name".to_owned(), "N".to_owned()),
+            ("last_name".to_owned(), "U".to_owned()),
+            ("password".to_owned(), PW.to_owned()),
+            ("csrf_token".to_owned(), csrf.clone()),
+        ]
+    };
+    let mut statuses = Vec::new();
+    for i in 0..frontdesk::web::state::PENDING_SIGNUPS_PER_HASH_SLOT {
+        let fields = form(format!("new{i}@example.com"));
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        statuses.push(b.post(&app, "/auth/signup", &refs).await.status);
+    }
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let mut busy = Vec::new();
+    for email in ["ann@example.com", "late@example.com"] {
+        let fields = form(email.to_owned());
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let page = b.post(&app, "/auth/signup", &refs).await;
+        busy.push((
+            page.status,
+            page.body.contains("Too many people are signing up"),
+        ));
+    }
+    assert_eq!(
+        busy,
+        vec![(StatusCode::SERVICE_UNAVAILABLE, true); 2],
+        "busy, alike for a taken and a free address"
+    );
+    drop(held);
+    fd.state().deferred_settled().await;
+    // Every answered sign-up made its account; the busy ones nothing.
+    assert_eq!(users_count(db), 1 + 8);
+    let late: i64 = outbox::table
+        .filter(outbox::recipient.eq_any(["late@example.com", "ann@example.com"]))
+        .count()
+        .get_result(&mut *db.conn())
+        .expect("count");
+    assert_eq!(late, 0);
+    // With the queue drained, sign-up works again.
+    let fields = form("later@example.com".to_owned());
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        b.post(&app, "/auth/signup", &refs).await.status,
+        StatusCode::OK
+    );
+}
+both!(a_signup_flood_is_bounded_and_answers_busy_alike, |db| {
+    block_on(flood_is_bounded(db))
+});

@@ -163,6 +163,25 @@ pub async fn signup_submit(
             })
         }
     };
+    let Some(slot) = state.signup_slot() else {
+        let mut res = page(
+            &req,
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth/signup.html",
+            |ctx| {
+                ctx.insert("email", &form.email);
+                ctx.insert("first_name", &form.first_name);
+                ctx.insert("last_name", &form.last_name);
+                ctx.insert("error", &Some(BUSY));
+            },
+        )?;
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from_static("30"),
+        );
+        return Ok(res);
+    };
     let res = page(
         &req,
         &state,
@@ -170,7 +189,7 @@ pub async fn signup_submit(
         "auth/signup_sent.html",
         |_| {},
     )?;
-    Ok(defer(&req, &state, res, checked, form.password))
+    Ok(defer(&req, &state, res, (checked, slot), form.password))
 }
 
 /// `POST {prefix}/api/signup` with `{"email", "first_name", "last_name",
@@ -201,28 +220,42 @@ pub async fn api_signup(
         )
         .json(true)
     })?;
+    let Some(slot) = state.signup_slot() else {
+        return Err(
+            WebError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", BUSY).json(true),
+        );
+    };
     let res = HttpResponse::Accepted().json(json!({
         "status": "check_your_mail",
         "detail": "If the address can receive mail, a message with the next step is on its way.",
     }));
-    Ok(defer(&req, &state, res, checked, body.password))
+    Ok(defer(&req, &state, res, (checked, slot), body.password))
 }
 
 /// The answer as it is, and the sign-up's work once it has gone out.
+/// The sign-up's place in the bounded queue ([`FrontdeskState::signup_slot`])
+/// goes with its work and is freed when the work ends.
 fn defer(
     req: &HttpRequest,
     state: &FrontdeskState,
     res: HttpResponse,
-    checked: Checked,
+    (checked, slot): (Checked, tokio::sync::OwnedSemaphorePermit),
     password: String,
 ) -> HttpResponse {
     let ip = client_info(req, state).ip;
     let st = state.clone();
     crate::deferred::after_sent(res, move || {
         let job = st.clone();
-        st.spawn_deferred_async(register(job, checked, ip, password));
+        st.spawn_deferred_async(async move {
+            register(job, checked, ip, password).await;
+            drop(slot);
+        });
     })
 }
+
+/// The answer to a sign-up while the queue of sign-up work is full: the same
+/// for every address, and nothing was done.
+const BUSY: &str = "Too many people are signing up right now. Please try again in a minute.";
 
 /// The work behind the sign-up form, after the answer was sent. A task, not
 /// a blocking job: while it waits for an argon2 slot it holds no thread of

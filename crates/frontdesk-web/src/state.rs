@@ -125,11 +125,19 @@ impl Settings {
     }
 }
 
+/// Sign-ups whose work may wait, per concurrent argon2 hash: each waits for
+/// a hash of its own, so more would only lengthen the queue (and the wait of
+/// every other request for the database) without creating accounts faster.
+pub const PENDING_SIGNUPS_PER_HASH_SLOT: usize = 8;
+
 struct Inner {
     pool: Pool,
     settings: Settings,
     templates: Tera,
     hashing: Arc<Semaphore>,
+    /// Sign-ups answered whose work (limits, argon2, the account, the mail)
+    /// has not finished: bounded, so a flood cannot queue without end.
+    signups_pending: Arc<Semaphore>,
     hooks: Arc<dyn Hooks>,
     csrf_key: Vec<u8>,
     /// Seals authenticator apps' seeds; only with a configured `secret_key`
@@ -253,6 +261,9 @@ impl FrontdeskState {
         Ok(FrontdeskState(Arc::new(Inner {
             pool,
             hashing: Arc::new(Semaphore::new(settings.max_concurrent_hashes)),
+            signups_pending: Arc::new(Semaphore::new(
+                settings.max_concurrent_hashes * PENDING_SIGNUPS_PER_HASH_SLOT,
+            )),
             settings,
             templates,
             hooks: hooks.unwrap_or_else(|| Arc::new(NoHooks)),
@@ -475,6 +486,13 @@ impl FrontdeskState {
     /// for a graceful shutdown, and for tests that read what it wrote.
     pub async fn deferred_settled(&self) {
         crate::deferred::settled(&self.0.deferred).await
+    }
+
+    /// A place for one more sign-up's work after its answer, or `None` when
+    /// [`PENDING_SIGNUPS_PER_HASH_SLOT`] per argon2 slot are already waiting
+    /// (the form then answers "busy" for every address alike, doing nothing).
+    pub(crate) fn signup_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.signups_pending.clone().try_acquire_owned().ok()
     }
 
     /// Waits for a free argon2 slot; hold the permit while hashing or verifying.
