@@ -646,3 +646,52 @@ both!(a_suspension_past_its_end_does_not_block_a_reset, |db| {
         assert!(actions.contains(&"user.restore".to_owned()), "{actions:?}");
     });
 });
+
+// A flood of reset requests cannot queue work without end: past
+// PENDING_PUBLIC_REQUESTS waiting, the form answers "busy" (503) for a known
+// and an unknown address alike and does nothing for them.
+async fn request_flood_is_bounded(db: &TestDb) {
+    let fd = frontdesk(db);
+    let app = host_app!(fd);
+    user_with_password(db, "ann@example.com");
+    let mut b = Browser::new();
+    let csrf = b.get(&app, "/auth/password-reset").await.csrf();
+    let held: Vec<_> = (0..fd.pool().max_size())
+        .map(|_| fd.pool().get().expect("connection"))
+        .collect();
+    for i in 0..frontdesk::web::state::PENDING_PUBLIC_REQUESTS {
+        let email = format!("nobody{i}@example.com");
+        let page = b
+            .post(
+                &app,
+                "/auth/password-reset",
+                &[("email", email.as_str()), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{i}");
+    }
+    let mut busy = Vec::new();
+    for email in ["ann@example.com", "someone@example.com"] {
+        let page = b
+            .post(
+                &app,
+                "/auth/password-reset",
+                &[("email", email), ("csrf_token", &csrf)],
+            )
+            .await;
+        busy.push((
+            page.status,
+            page.body.contains("Too many requests right now"),
+        ));
+    }
+    assert_eq!(busy, vec![(StatusCode::SERVICE_UNAVAILABLE, true); 2]);
+    drop(held);
+    fd.state().deferred_settled().await;
+    assert_eq!((count(db, "outbox"), count(db, "password_resets")), (0, 0));
+    // With the queue drained, the form works again.
+    request(&mut b, &app, &fd, "ann@example.com").await;
+    assert_eq!((count(db, "outbox"), count(db, "password_resets")), (1, 1));
+}
+both!(a_flood_of_reset_requests_is_bounded, |db| block_on(
+    request_flood_is_bounded(db)
+));

@@ -85,11 +85,17 @@ pub async fn request_submit(
     if email.is_empty() {
         return Ok(res);
     }
+    let Some(slot) = state.request_slot() else {
+        return Err(crate::password_resets::busy());
+    };
     let ip = client_info(&req, &state).ip;
     let st = state.get_ref().clone();
     Ok(crate::deferred::after_sent(res, move || {
         let job = st.clone();
-        st.spawn_deferred(move || send(&job, &email, ip.as_deref()));
+        st.spawn_deferred(move || {
+            send(&job, &email, ip.as_deref());
+            drop(slot);
+        });
     }))
 }
 

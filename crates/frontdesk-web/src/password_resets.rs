@@ -74,6 +74,9 @@ pub async fn request_submit(
 ) -> Result<HttpResponse, WebError> {
     csrf::verify(&req, &state, &form.csrf_token)?;
     let email = form.into_inner().email;
+    let Some(slot) = state.request_slot() else {
+        return Err(busy());
+    };
     // Whatever the address, the same page...
     let res = page(
         &req,
@@ -88,7 +91,10 @@ pub async fn request_submit(
     let st = state.get_ref().clone();
     Ok(crate::deferred::after_sent(res, move || {
         let job = st.clone();
-        st.spawn_deferred(move || request_reset(&job, &email));
+        st.spawn_deferred(move || {
+            request_reset(&job, &email);
+            drop(slot);
+        });
     }))
 }
 
@@ -251,4 +257,13 @@ pub async fn form_submit(
         }
         None => invalid(&req, &state),
     }
+}
+
+/// The answer while the queue of this form's work is full.
+pub(crate) fn busy() -> WebError {
+    WebError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service Unavailable",
+        crate::state::BUSY_REQUESTS,
+    )
 }

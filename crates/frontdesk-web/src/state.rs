@@ -130,6 +130,15 @@ impl Settings {
 /// every other request for the database) without creating accounts faster.
 pub const PENDING_SIGNUPS_PER_HASH_SLOT: usize = 8;
 
+/// Password-reset and verification-mail requests whose work (a lookup, and
+/// for an account a token and a mail) may wait after their answer; each
+/// waiting one holds a blocking thread until a connection is free.
+pub const PENDING_PUBLIC_REQUESTS: usize = 64;
+
+/// The answer of a public form whose queue of work is full: the same for
+/// every address, and nothing was done.
+pub(crate) const BUSY_REQUESTS: &str = "Too many requests right now. Please try again in a minute.";
+
 struct Inner {
     pool: Pool,
     settings: Settings,
@@ -138,6 +147,9 @@ struct Inner {
     /// Sign-ups answered whose work (limits, argon2, the account, the mail)
     /// has not finished: bounded, so a flood cannot queue without end.
     signups_pending: Arc<Semaphore>,
+    /// The same for the public forms that work after their answer (password
+    /// reset and verification-mail requests).
+    requests_pending: Arc<Semaphore>,
     hooks: Arc<dyn Hooks>,
     csrf_key: Vec<u8>,
     /// Seals authenticator apps' seeds; only with a configured `secret_key`
@@ -264,6 +276,7 @@ impl FrontdeskState {
             signups_pending: Arc::new(Semaphore::new(
                 settings.max_concurrent_hashes * PENDING_SIGNUPS_PER_HASH_SLOT,
             )),
+            requests_pending: Arc::new(Semaphore::new(PENDING_PUBLIC_REQUESTS)),
             settings,
             templates,
             hooks: hooks.unwrap_or_else(|| Arc::new(NoHooks)),
@@ -493,6 +506,14 @@ impl FrontdeskState {
     /// (the form then answers "busy" for every address alike, doing nothing).
     pub(crate) fn signup_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.0.signups_pending.clone().try_acquire_owned().ok()
+    }
+
+    /// A place for the work of one more password-reset or verification-mail
+    /// request after its answer, or `None` when [`PENDING_PUBLIC_REQUESTS`]
+    /// are already waiting (the form then answers "busy" for every address
+    /// alike, doing nothing).
+    pub(crate) fn request_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.requests_pending.clone().try_acquire_owned().ok()
     }
 
     /// Waits for a free argon2 slot; hold the permit while hashing or verifying.
