@@ -147,6 +147,14 @@ pub fn cases(
             with(&|q| q.last_login = LastLogin::Never),
         ),
         (
+            "active in the last 7 days".into(),
+            with(&|q| q.active_since = Some(end - Duration::days(7))),
+        ),
+        (
+            "inactive for 30 days (or never)".into(),
+            with(&|q| q.inactive_since = Some(end - Duration::days(30))),
+        ),
+        (
             "combined: active+org+beta+1y, by last sign-in".into(),
             with(&|q| {
                 q.status = Some(UserStatus::Active);
