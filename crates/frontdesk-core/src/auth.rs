@@ -200,6 +200,28 @@ pub fn sign_in(
     Ok(signed_in)
 }
 
+/// The live challenge of a pending sign-in and its user, unless the account
+/// is locked out or suspended now (refused and recorded with `method`).
+fn pending(
+    conn: &mut DbConnection,
+    challenge: &str,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    method: Method,
+) -> Result<(crate::mfa::challenges::Challenge, User), SignInError> {
+    let Some((found, user)) = crate::mfa::challenges::find_with_user(conn, challenge)? else {
+        return Err(SignInError::ChallengeExpired);
+    };
+    let typed = login_attempts::normalize(&user.email);
+    if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
+        refuse(conn, &user, client, Reason::LockedOut, method)?;
+    }
+    if user.suspension_in_force(now()) {
+        refuse(conn, &user, client, Reason::Suspended, method)?;
+    }
+    Ok((found, user))
+}
+
 /// The attempt (`mfa_required`) and the challenge of a right password that a
 /// second step (or enrolment) follows. Two autocommitted statements: wrapped
 /// in one transaction they measured slower on PostgreSQL (`mfa_bench`).
@@ -305,17 +327,8 @@ pub fn complete_second_step(
     replaces: Option<&str>,
 ) -> Result<SignedIn, SignInError> {
     use crate::mfa::{challenges, passkeys, recovery, totp};
-    let Some((found, user)) = challenges::find_with_user(conn, challenge)? else {
-        return Err(SignInError::ChallengeExpired);
-    };
     let method = factor.method();
-    let typed = login_attempts::normalize(&user.email);
-    if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
-        return refuse(conn, &user, client, Reason::LockedOut, method);
-    }
-    if user.suspension_in_force(now()) {
-        return refuse(conn, &user, client, Reason::Suspended, method);
-    }
+    let (found, user) = pending(conn, challenge, client, settings, method)?;
     let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
         let (ok, reason) = match factor {
             SecondFactor::Totp(code) => match keys {
@@ -381,17 +394,7 @@ pub fn complete_enrolment(
 ) -> Result<(SignedIn, Vec<String>), SignInError> {
     use crate::mfa::{challenges, recovery, totp};
     let method = Method::Totp;
-    let Some(found) = challenges::find(conn, challenge)? else {
-        return Err(SignInError::ChallengeExpired);
-    };
-    let user = user_store::get(conn, found.user_id)?;
-    let typed = login_attempts::normalize(&user.email);
-    if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
-        refuse(conn, &user, client, Reason::LockedOut, method)?;
-    }
-    if user.suspension_in_force(now()) {
-        refuse(conn, &user, client, Reason::Suspended, method)?;
-    }
+    let (found, user) = pending(conn, challenge, client, settings, method)?;
     let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
         // A user who has a factor is at the second step, not at enrolment:
         // adding another factor there would skip the one they have.
@@ -466,19 +469,9 @@ pub fn complete_passkey_enrolment(
 ) -> Result<(SignedIn, Vec<String>), SignInError> {
     use crate::mfa::{challenges, passkeys, recovery};
     let method = Method::Passkey;
-    let Some(found) = challenges::find(conn, challenge)? else {
-        return Err(SignInError::ChallengeExpired);
-    };
-    let user = user_store::get(conn, found.user_id)?;
+    let (found, user) = pending(conn, challenge, client, settings, method)?;
     if crate::mfa::enabled(conn, user.id)? {
         return Err(SignInError::ChallengeExpired);
-    }
-    let typed = login_attempts::normalize(&user.email);
-    if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
-        refuse(conn, &user, client, Reason::LockedOut, method)?;
-    }
-    if user.suspension_in_force(now()) {
-        refuse(conn, &user, client, Reason::Suspended, method)?;
     }
     let mut opened: Option<Result<(SignedIn, Vec<String>), SignInError>> = None;
     let stored = passkeys::finish_registration(conn, rp, &user, ceremony, name, response, |conn| {

@@ -311,9 +311,7 @@ async fn accept(
 
     let client = client_info(req, state);
     let config = state.settings().auth.sessions;
-    let replaces = req
-        .cookie(state.session_cookie_name())
-        .map(|c| c.value().to_owned());
+    let replaces = crate::login::presented_session(req, state);
     let used = token.clone();
     let outcome = state
         .db(move |conn| {

@@ -70,6 +70,12 @@ pub fn safe_next(next: Option<&str>, default: &str) -> String {
     }
 }
 
+/// The session token the request carries, if any: a new sign-in replaces it.
+pub(crate) fn presented_session(req: &HttpRequest, state: &FrontdeskState) -> Option<String> {
+    req.cookie(state.session_cookie_name())
+        .map(|c| c.value().to_owned())
+}
+
 pub fn session_cookie(state: &FrontdeskState, token: &str) -> Cookie<'static> {
     let max_age = state
         .settings()
@@ -176,9 +182,7 @@ async fn attempt(
 ) -> Result<Attempt, WebError> {
     let client = client_info(req, state);
     let settings = state.settings().auth;
-    let replaces = req
-        .cookie(state.session_cookie_name())
-        .map(|c| c.value().to_owned());
+    let replaces = presented_session(req, state);
     let permit = state.hash_permit().await?;
     let outcome = state
         .db(move |conn| {

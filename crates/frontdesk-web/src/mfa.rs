@@ -187,9 +187,7 @@ async fn run_step(
     let client = client_info(req, state);
     let settings = state.settings().auth;
     let keys = state.mfa_keys().cloned();
-    let replaces = req
-        .cookie(state.session_cookie_name())
-        .map(|c| c.value().to_owned());
+    let replaces = crate::login::presented_session(req, state);
     let st = state.clone();
     let step = state
         .db(move |conn| {

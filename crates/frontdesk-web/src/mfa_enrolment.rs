@@ -199,9 +199,7 @@ pub async fn confirm(
     };
     let client = client_info(&req, &state);
     let settings = state.settings().auth;
-    let replaces = req
-        .cookie(state.session_cookie_name())
-        .map(|c| c.value().to_owned());
+    let replaces = crate::login::presented_session(&req, &state);
     let (k2, ch2, code, factor_id) = (keys.clone(), challenge.clone(), form.code, form.factor_id);
     let st = state.get_ref().clone();
     let outcome = state

@@ -184,10 +184,13 @@ pub struct StepBegin {
     challenge: Option<String>,
 }
 
-fn pending_challenge(req: &HttpRequest, from_body: Option<String>) -> Option<String> {
+/// The pending sign-in's challenge (from the body, else its cookie), or the
+/// 401 that sends the user back to sign in.
+fn pending_challenge(req: &HttpRequest, from_body: Option<String>) -> Result<String, WebError> {
     from_body
         .filter(|c| !c.is_empty())
         .or_else(|| req.cookie(CHALLENGE_COOKIE).map(|c| c.value().to_owned()))
+        .ok_or_else(|| problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED))
 }
 
 /// `POST {prefix}/api/login/mfa/passkey/begin` (optionally `{"challenge"}`):
@@ -200,9 +203,7 @@ pub async fn step_begin(
     csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
     let rp = rp(&state)?;
     let from_body = body.map(|b| b.into_inner().challenge).unwrap_or_default();
-    let Some(challenge) = pending_challenge(&req, from_body) else {
-        return Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED));
-    };
+    let challenge = pending_challenge(&req, from_body)?;
     let begun_step = state
         .db(move |conn| {
             let Some(found) = frontdesk_core::mfa::challenges::find(conn, &challenge)? else {
@@ -242,14 +243,10 @@ pub async fn step_finish(
     csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
     let rp = rp(&state)?;
     let body = body.into_inner();
-    let Some(challenge) = pending_challenge(&req, body.challenge.clone()) else {
-        return Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED));
-    };
+    let challenge = pending_challenge(&req, body.challenge.clone())?;
     let client = client_info(&req, &state);
     let settings = state.settings().auth;
-    let replaces = req
-        .cookie(state.session_cookie_name())
-        .map(|c| c.value().to_owned());
+    let replaces = crate::login::presented_session(&req, &state);
     let outcome = state
         .db(move |conn| {
             let factor = SecondFactor::Passkey {
@@ -340,9 +337,7 @@ pub async fn enrol_begin(
     csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
     let rp = rp(&state)?;
     let from_body = body.map(|b| b.into_inner().challenge).unwrap_or_default();
-    let Some(challenge) = pending_challenge(&req, from_body) else {
-        return Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED));
-    };
+    let challenge = pending_challenge(&req, from_body)?;
     let begun_enrolment = state
         .db(move |conn| match auth::enrolment_user(conn, &challenge)? {
             Some(user) => passkeys::begin_registration(conn, &rp, &user).map(Some),
@@ -380,14 +375,10 @@ pub async fn enrol_finish(
     csrf::check_origin(&req, &state).map_err(|e| e.json(true))?;
     let rp = rp(&state)?;
     let body = body.into_inner();
-    let Some(challenge) = pending_challenge(&req, body.challenge.clone()) else {
-        return Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", EXPIRED));
-    };
+    let challenge = pending_challenge(&req, body.challenge.clone())?;
     let client = client_info(&req, &state);
     let settings = state.settings().auth;
-    let replaces = req
-        .cookie(state.session_cookie_name())
-        .map(|c| c.value().to_owned());
+    let replaces = crate::login::presented_session(&req, &state);
     let st = state.get_ref().clone();
     let (ceremony, name, credential) = (body.ceremony, body.name, body.credential);
     let outcome = state
@@ -466,9 +457,7 @@ pub async fn sign_in_finish(
     let body = body.into_inner();
     let client = client_info(&req, &state);
     let settings = state.settings().auth;
-    let replaces = req
-        .cookie(state.session_cookie_name())
-        .map(|c| c.value().to_owned());
+    let replaces = crate::login::presented_session(&req, &state);
     let ceremony = body.ceremony;
     let credential = body.credential;
     let outcome = state
