@@ -56,6 +56,8 @@ pub struct UserRow {
     pub updated_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
     pub last_active_at: Option<NaiveDateTime>,
+    /// First sign-in or own password: without it the user is pending.
+    pub activated_at: Option<NaiveDateTime>,
 }
 
 pub struct Data {
@@ -248,6 +250,15 @@ pub fn generate(n: usize) -> Data {
             )
         });
         let updated_at = created_at + Duration::seconds((since * rng.gen::<f64>()) as i64);
+        let password_hash = rng.gen_bool(0.85).then(|| fake_hash(&mut rng));
+        // Everyone who signed in is active; of the rest, those with a password
+        // set it themselves half the time; the others are pending.
+        let activated_at = (last_login_at.is_some()
+            || (password_hash.is_some() && rng.gen_bool(0.5)))
+        .then(|| {
+            let first = created_at + Duration::seconds(rng.gen_range(0..3 * 86_400));
+            last_login_at.map_or(first.min(end), |l| first.min(l))
+        });
         let staff_role = staff.contains(&i).then(|| match rng.gen_range(0..100) {
             0 => "owner",
             1..=8 => "admin",
@@ -265,7 +276,7 @@ pub fn generate(n: usize) -> Data {
             first_name: first,
             last_name: last,
             display_name,
-            password_hash: rng.gen_bool(0.85).then(|| fake_hash(&mut rng)),
+            password_hash,
             local_login_enabled: rng.gen_bool(0.97),
             staff_role,
             suspended,
@@ -275,6 +286,7 @@ pub fn generate(n: usize) -> Data {
             updated_at,
             last_login_at,
             last_active_at,
+            activated_at,
         });
     }
     Data {
@@ -374,12 +386,12 @@ pub fn load_sqlite(conn: &mut SqliteConnection, data: &Data) -> QueryResult<()> 
             conn,
             "INSERT INTO users (id, email, email_verified, first_name, last_name, display_name, password_hash, \
              local_login_enabled, staff_role, status, suspended_reason, suspended_at, profile, search_text, \
-             created_at, updated_at, last_login_at, last_active_at)",
+             created_at, updated_at, last_login_at, last_active_at, activated_at)",
             chunk,
             |u, s| {
                 let _ = write!(
                     s,
-                    "{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}",
+                    "{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}",
                     u.id,
                     q(&u.email),
                     u.email_verified as u8,
@@ -398,6 +410,7 @@ pub fn load_sqlite(conn: &mut SqliteConnection, data: &Data) -> QueryResult<()> 
                     q(&ts(&u.updated_at)),
                     ts_opt(u.last_login_at.as_ref()),
                     ts_opt(u.last_active_at.as_ref()),
+                    ts_opt(u.activated_at.as_ref()),
                 );
             },
         )?;
@@ -437,7 +450,7 @@ fn pg_ts_opt(t: Option<&NaiveDateTime>) -> String {
 /// COPY text format: tab-separated, `\N` for NULL; the seeded text holds no
 /// tabs, newlines or backslashes.
 macro_rules! copy_text {
-    ($conn:expr, $table:expr, $rows:expr, $row:expr) => {{
+    ($conn:expr, $table:expr, $columns:expr, $rows:expr, $row:expr) => {{
         for chunk in $rows.chunks(100_000) {
             let mut buf = String::with_capacity(chunk.len() * 400);
             for r in chunk {
@@ -445,7 +458,7 @@ macro_rules! copy_text {
                 buf.push('\n');
             }
             diesel::copy_from($table)
-                .from_raw_data($table, |w: &mut dyn std::io::Write| {
+                .from_raw_data($columns, |w: &mut dyn std::io::Write| {
                     w.write_all(buf.as_bytes())
                         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
                 })
@@ -469,6 +482,14 @@ pub fn load_postgres(conn: &mut PgConnection, data: &Data) -> QueryResult<()> {
     copy_text!(
         conn,
         organizations::table,
+        (
+            organizations::id,
+            organizations::slug,
+            organizations::name,
+            organizations::allowed_email_domains,
+            organizations::created_at,
+            organizations::updated_at,
+        ),
         &data.orgs,
         |o: &Org, s: &mut String| {
             let _ = write!(
@@ -485,6 +506,7 @@ pub fn load_postgres(conn: &mut PgConnection, data: &Data) -> QueryResult<()> {
     copy_text!(
         conn,
         tags::table,
+        (tags::id, tags::name, tags::created_at),
         TAGS,
         |t: &(&str, u32), s: &mut String| {
             let id = TAGS.iter().position(|x| x.0 == t.0).unwrap_or(0) + 1;
@@ -494,11 +516,32 @@ pub fn load_postgres(conn: &mut PgConnection, data: &Data) -> QueryResult<()> {
     copy_text!(
         conn,
         users::table,
+        (
+            users::id,
+            users::email,
+            users::email_verified,
+            users::first_name,
+            users::last_name,
+            users::display_name,
+            users::password_hash,
+            users::local_login_enabled,
+            users::staff_role,
+            users::status,
+            users::suspended_reason,
+            users::suspended_at,
+            users::profile,
+            users::search_text,
+            users::created_at,
+            users::updated_at,
+            users::last_login_at,
+            users::last_active_at,
+            users::activated_at,
+        ),
         &data.users,
         |u: &UserRow, s: &mut String| {
             let _ = write!(
                 s,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 u.id,
                 u.email,
                 if u.email_verified { "t" } else { "f" },
@@ -521,12 +564,19 @@ pub fn load_postgres(conn: &mut PgConnection, data: &Data) -> QueryResult<()> {
                 ts(&u.updated_at),
                 pg_ts_opt(u.last_login_at.as_ref()),
                 pg_ts_opt(u.last_active_at.as_ref()),
+                pg_ts_opt(u.activated_at.as_ref()),
             );
         }
     );
     copy_text!(
         conn,
         memberships::table,
+        (
+            memberships::user_id,
+            memberships::organization_id,
+            memberships::role,
+            memberships::created_at,
+        ),
         &data.memberships,
         |m: &(i64, i64, &str, NaiveDateTime), s: &mut String| {
             let _ = write!(s, "{}\t{}\t{}\t{}", m.0, m.1, m.2, ts(&m.3));
@@ -535,6 +585,7 @@ pub fn load_postgres(conn: &mut PgConnection, data: &Data) -> QueryResult<()> {
     copy_text!(
         conn,
         user_tags::table,
+        (user_tags::user_id, user_tags::tag_id, user_tags::created_at),
         &data.user_tags,
         |t: &(i64, i64, NaiveDateTime), s: &mut String| {
             let _ = write!(s, "{}\t{}\t{}", t.0, t.1, ts(&t.2));

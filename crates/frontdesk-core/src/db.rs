@@ -566,6 +566,7 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
         "20261206000310",
         &["services", "user_services", "session_services"],
     ),
+    ("20261207000050", &[]),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

@@ -478,15 +478,15 @@ impl UserQuery {
                 ),
             );
         }
+        // Written on the descending last-activity sort key (never active →
+        // year 1, before any `since`), so that both filters are one range of
+        // its index instead of a scan of every user: `>= since` is "active
+        // since", `< since` is "inactive since, or never active".
         if let Some(since) = self.active_since {
-            q = q.filter(users::last_active_at.ge(since));
+            q = q.filter(sql::<Timestamp>(LAST_ACTIVE_NULLS_LAST_DESC).ge(since));
         }
         if let Some(since) = self.inactive_since {
-            q = q.filter(
-                users::last_active_at
-                    .is_null()
-                    .or(users::last_active_at.lt(since)),
-            );
+            q = q.filter(sql::<Timestamp>(LAST_ACTIVE_NULLS_LAST_DESC).lt(since));
         }
         match self.last_login {
             LastLogin::Any => {}
@@ -741,8 +741,10 @@ impl UserQuery {
     /// users less the suspended and the pending ones (the partial index), in
     /// one statement (status is one of the two, `NOT NULL` and checked). Counting every user takes the narrowest
     /// index and the suspended few their slice of the status index, together
-    /// about 2.5 times cheaper than the active ~90 % of that index. `None`
-    /// otherwise.
+    /// about 2.5 times cheaper than the active ~90 % of that index. The
+    /// pending slice is named by its partial index: SQLite's planner prefers
+    /// the status index there (measured: 285 ms against 8 ms at 1M users).
+    /// `None` otherwise.
     fn count_active_by_complement(
         &self,
         conn: &mut DbConnection,
@@ -774,7 +776,8 @@ impl UserQuery {
         let n = diesel::sql_query(format!(
             "SELECT (SELECT count(*) FROM users) - \
              (SELECT count(*) FROM users WHERE status = '{}') - \
-             (SELECT count(*) FROM users WHERE status = '{}' AND activated_at IS NULL) AS n",
+             (SELECT count(*) FROM users INDEXED BY users_pending_created_at \
+              WHERE status = '{}' AND activated_at IS NULL) AS n",
             UserStatus::Suspended.as_str(),
             UserStatus::Active.as_str()
         ))
