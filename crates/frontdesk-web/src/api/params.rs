@@ -186,6 +186,7 @@ impl Paging {
             page: self.page,
             limit: self.limit,
             total,
+            total_is_exact: true,
         }
     }
 
@@ -205,6 +206,13 @@ pub struct Pagination {
     pub page: i64,
     #[schema(minimum = 1, maximum = 100)]
     pub limit: i64,
+    /// The number of matches; when `total_is_exact` is false, a lower bound
+    /// (100,000: more matched, and counting them all would cost more than
+    /// the page).
     #[schema(minimum = 0)]
     pub total: i64,
+    /// False only for a users list on PostgreSQL that matches more than
+    /// 100,000 users without a cheap exact count of that set; later pages
+    /// still load.
+    pub total_is_exact: bool,
 }

@@ -44,6 +44,7 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
                     page: query.page,
                     limit: query.limit,
                     total: 0,
+                    total_is_exact: true,
                 },
                 &Default::default(),
             );

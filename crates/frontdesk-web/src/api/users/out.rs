@@ -127,6 +127,7 @@ impl UserList {
                 page: page.page,
                 limit: page.limit,
                 total: page.total,
+                total_is_exact: page.total_is_exact,
             },
         }
     }
