@@ -50,6 +50,7 @@ mod password_resets;
 mod profile_fields;
 mod raw_http;
 mod request_ids;
+mod scim;
 mod services;
 mod session_cache;
 mod sessions;
