@@ -67,6 +67,7 @@ fn concrete(
         }
         ("patch", "/organizations/{slug}/members/{user_id}") => Some(json!({"role": "member"})),
         ("post", "/tags") => Some(json!({"name": "zz"})),
+        ("post", "/organizations/{slug}/scim-tokens") => Some(json!({"name": "z"})),
         ("post", "/api-keys") => Some(json!({"name": "z", "role": "viewer"})),
         ("post", "/users") => Some(json!({"email": "z@acme.test", "organization": "acme"})),
         ("post", "/organizations/{slug}/users") => Some(json!({"email": "z@acme.test"})),

@@ -642,3 +642,100 @@ both!(discovery_and_errors_in_scim_form, |db| {
         );
     });
 });
+
+both!(tokens_are_made_listed_and_revoked_through_the_api, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = crate::api_v1_support::world(db, &app).await;
+        use crate::api_v1_support::{expect, Who};
+        let path = "/organizations/acme/scim-tokens";
+        let made = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            path,
+            Some(json!({"name": "Okta"})),
+            201,
+        )
+        .await;
+        assert_eq!(made.body["scim_base_url"], "http://app.test/scim/v2");
+        let token = made.body["token"].as_str().expect("token").to_owned();
+        assert!(token.starts_with("fdscim_"));
+        let id = made.body["scim_token"]["id"].as_i64().expect("id");
+        // Only its digest is kept.
+        let stored: String = frontdesk_core::schema::scim_tokens::table
+            .find(id)
+            .select(frontdesk_core::schema::scim_tokens::token_hash)
+            .first(&mut *db.conn())
+            .expect("row");
+        assert_eq!(stored, frontdesk_core::tokens::hash_token(&token));
+        assert_eq!(scim(&app, &token, "GET", "/Users", None).await.status, 200);
+
+        expect(
+            &app,
+            &w,
+            Who::AcmeMemberKey,
+            "POST",
+            path,
+            Some(json!({})),
+            403,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::GlobexAdminKey,
+            "POST",
+            path,
+            Some(json!({})),
+            404,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::GlobexAdminKey,
+            "DELETE",
+            &format!("{path}/{id}"),
+            None,
+            404,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            path,
+            Some(json!({"role": "owner"})),
+            400,
+        )
+        .await;
+        let l = expect(&app, &w, Who::AcmeOwnerKey, "GET", path, None, 200).await;
+        assert_eq!(l.body["scim_tokens"][0]["name"], "Okta");
+        assert!(l.body["scim_tokens"][0].get("token").is_none());
+
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "DELETE",
+            &format!("{path}/{id}"),
+            None,
+            204,
+        )
+        .await;
+        assert_eq!(scim(&app, &token, "GET", "/Users", None).await.status, 401);
+        let l = expect(&app, &w, Who::AcmeAdminKey, "GET", path, None, 200).await;
+        assert!(l.body["scim_tokens"][0]["revoked_at"].is_string());
+        let audit: Vec<String> = audit_events::table
+            .filter(audit_events::target.eq(format!("scim_token:{id}")))
+            .order(audit_events::id.asc())
+            .select(audit_events::action)
+            .load(&mut *db.conn())
+            .expect("audit");
+        assert_eq!(audit, ["scim_token.create", "scim_token.revoke"]);
+    });
+});

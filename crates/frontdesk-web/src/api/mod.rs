@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod organizations;
 pub mod params;
 pub mod problem;
+pub mod scim_tokens;
 pub mod sessions;
 pub mod tags;
 pub mod users;
@@ -93,6 +94,11 @@ routes! {
     "/organizations/{slug}/users/{id}" => { get: organizations::user_get },
     "/organizations/{slug}/users/{id}/sessions" => { delete: organizations::user_revoke_sessions },
     "/organizations/{slug}/users/{id}/activity" => { get: activity::of_org_user },
+    "/organizations/{slug}/scim-tokens" => {
+        get: scim_tokens::list,
+        post: scim_tokens::create,
+    },
+    "/organizations/{slug}/scim-tokens/{id}" => { delete: scim_tokens::revoke },
     "/tags" => { get: tags::list, post: tags::create },
     "/audit-events" => { get: audit::list },
     "/import" => { post: imports::import },

@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 use super::problem::{Problem, ProblemField};
 use super::{
     activity, api_keys, audit, exports, imports, invitations, login_attempts, organizations,
-    sessions, tags, users, users_create, ApiPrefix,
+    scim_tokens, sessions, tags, users, users_create, ApiPrefix,
 };
 use crate::state::FrontdeskState;
 
@@ -63,6 +63,9 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         organizations::users_list,
         organizations::user_get,
         organizations::user_revoke_sessions,
+        scim_tokens::list,
+        scim_tokens::create,
+        scim_tokens::revoke,
         tags::list,
         tags::create,
         audit::list,
