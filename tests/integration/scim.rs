@@ -739,3 +739,100 @@ both!(tokens_are_made_listed_and_revoked_through_the_api, |db| {
         assert_eq!(audit, ["scim_token.create", "scim_token.revoke"]);
     });
 });
+
+both!(the_directory_sync_page_makes_and_revokes_tokens, |db| {
+    block_on(async {
+        let w = world_data(db);
+        let app = crate::host_app!(frontdesk(db));
+        let url = format!("/admin/organizations/{}/directory-sync", w.acme.id);
+
+        // An acme admin (with a password) signs in.
+        let mut b = crate::web_app::Browser::new();
+        let login = b
+            .login(&app, "admin@acme.test", crate::web_app::PASSWORD)
+            .await;
+        assert!(login.status.is_redirection(), "{}", login.status);
+        let page = b.get(&app, &url).await;
+        assert_eq!(page.status.as_u16(), 200, "{}", page.body);
+        assert!(
+            page.body
+                .replace("&#x2F;", "/")
+                .contains("http://app.test/scim/v2"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("The directory has not called yet."));
+
+        let csrf = page.csrf();
+        let made = b
+            .post(
+                &app,
+                &format!("{url}/tokens"),
+                &[("name", "Okta"), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(made.status.as_u16(), 200);
+        let start = made.body.find("fdscim_").expect("the token is shown once");
+        let token: String = made.body[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        assert!(token.len() > 40, "{token}");
+        assert_eq!(
+            scim(&app, &token, "GET", "/Users/999999", None)
+                .await
+                .status,
+            404
+        );
+
+        // The request and its failure are on the page; the token is not.
+        let page = b.get(&app, &url).await;
+        assert!(
+            page.body
+                .replace("&#x2F;", "/")
+                .contains("GET /scim/v2/Users/999999"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("user not found"));
+        assert!(!page.body.contains(&token));
+
+        let csrf = page.csrf();
+        let p = b
+            .post(
+                &app,
+                &format!("{url}/delete-mode"),
+                &[("scim_delete", "user"), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert!(p.status.is_redirection());
+        let mode: String = organizations::table
+            .find(w.acme.id)
+            .select(organizations::scim_delete)
+            .first(&mut *db.conn())
+            .expect("org");
+        assert_eq!(mode, "user");
+
+        let id: i64 = frontdesk_core::schema::scim_tokens::table
+            .select(frontdesk_core::schema::scim_tokens::id)
+            .first(&mut *db.conn())
+            .expect("token");
+        let r = b
+            .post(
+                &app,
+                &format!("{url}/tokens/{id}/revoke"),
+                &[("csrf_token", &csrf)],
+            )
+            .await;
+        assert!(r.status.is_redirection());
+        assert_eq!(scim(&app, &token, "GET", "/Users", None).await.status, 401);
+
+        // A member of acme (no admin access) and globex's admin see nothing.
+        let mut m = crate::web_app::Browser::new();
+        m.login(&app, "member@acme.test", crate::web_app::PASSWORD)
+            .await;
+        let page = m.get(&app, &url).await;
+        assert!(!page.body.replace("&#x2F;", "/").contains("scim/v2"));
+        assert_ne!(page.status.as_u16(), 200);
+    });
+});

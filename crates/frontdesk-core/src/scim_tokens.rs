@@ -167,6 +167,45 @@ pub fn revoke(conn: &mut DbConnection, actor: &Actor, org: i64, id: i64) -> Core
     })
 }
 
+/// Sets what a directory's `DELETE /Users/{id}` does in `org`:
+/// `membership` (the user leaves the organization) or `user` (the account
+/// is deleted).
+pub fn set_delete_mode(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    org: i64,
+    mode: &str,
+) -> CoreResult<()> {
+    authorize(
+        actor,
+        Action::GrantOrgRole(OrgRole::Admin),
+        &Target::Organization(org),
+    )?;
+    if !matches!(mode, "membership" | "user") {
+        return Err(CoreError::Invalid {
+            field: "scim_delete",
+            reason: "must be membership or user".into(),
+        });
+    }
+    crate::db::write_transaction(conn, |conn| {
+        crate::organizations::get(conn, org)?;
+        diesel::update(crate::schema::organizations::table.find(org))
+            .set((
+                crate::schema::organizations::scim_delete.eq(mode),
+                crate::schema::organizations::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            actor,
+            "organization.scim_delete",
+            &format!("organization:{org}"),
+            Some(org),
+            json!({"scim_delete": mode}),
+        )
+    })
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = scim_requests)]
 pub struct ScimRequest {
