@@ -33,6 +33,7 @@ mod exports;
 mod extension_api;
 mod extensions;
 mod forms;
+mod groups;
 mod imports;
 mod invitation_browser;
 mod invitation_pages;

@@ -1,0 +1,198 @@
+//! Groups of an organization through the API: CRUD, members (who must be in
+//! the organization), a group's role given to its members, the audit trail,
+//! and leaving the organization leaving its groups.
+
+use diesel::prelude::*;
+use frontdesk_core::schema::{audit_events, group_members, memberships};
+use frontdesk_core::{organizations, Actor};
+use serde_json::json;
+
+use crate::api_v1_support::*;
+use crate::both;
+use crate::web_app::{block_on, frontdesk};
+
+both!(groups_through_the_api, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let base = "/organizations/acme/groups";
+        let g = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            base,
+            Some(json!({"name": "Support", "description": "Front line", "role": "admin"})),
+            201,
+        )
+        .await;
+        let id = g.body["id"].as_i64().expect("id");
+        assert_eq!(g.body["role"], "admin");
+        assert_eq!(g.body["members"], json!([]));
+        // Only who may grant the role may put it on a group.
+        expect(
+            &app,
+            &w,
+            Who::AcmeMemberKey,
+            "POST",
+            base,
+            Some(json!({"name": "X"})),
+            403,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            base,
+            Some(json!({"name": "Owners", "role": "owner"})),
+            403,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            base,
+            Some(json!({"name": "support"})),
+            201,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            base,
+            Some(json!({"name": "Support"})),
+            409,
+        )
+        .await;
+
+        // Joining gives the member the group's role.
+        let member = w.acme_member.id;
+        let path = format!("{base}/{id}/members/{member}");
+        expect(&app, &w, Who::AcmeAdminKey, "PUT", &path, None, 204).await;
+        expect(&app, &w, Who::AcmeAdminKey, "PUT", &path, None, 204).await;
+        let role: String = memberships::table
+            .find((member, w.acme.id))
+            .select(memberships::role)
+            .first(&mut *db.conn())
+            .expect("role");
+        assert_eq!(role, "admin");
+        // A user of another organization cannot join; another organization sees nothing.
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PUT",
+            &format!("{base}/{id}/members/{}", w.globex_member.id),
+            None,
+            404,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::GlobexAdminKey,
+            "GET",
+            &format!("{base}/{id}"),
+            None,
+            404,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::GlobexAdminKey,
+            "GET",
+            &format!("/organizations/globex/groups/{id}"),
+            None,
+            404,
+        )
+        .await;
+
+        let d = expect(
+            &app,
+            &w,
+            Who::AcmeMemberKey,
+            "GET",
+            &format!("{base}/{id}"),
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(d.body["members"][0]["email"], "member@acme.test");
+        let l = expect(&app, &w, Who::AcmeOwnerKey, "GET", base, None, 200).await;
+        assert_eq!(l.body["groups"][0]["name"], "Support");
+        assert_eq!(l.body["groups"][0]["member_count"], 1);
+
+        let p = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PATCH",
+            &format!("{base}/{id}"),
+            Some(json!({"name": "Help desk", "role": null})),
+            200,
+        )
+        .await;
+        assert_eq!(p.body["name"], "Help desk");
+        assert!(p.body["role"].is_null());
+        expect(&app, &w, Who::AcmeAdminKey, "DELETE", &path, None, 204).await;
+        let count = |db: &crate::support::TestDb| -> i64 {
+            group_members::table
+                .count()
+                .get_result(&mut *db.conn())
+                .expect("count")
+        };
+        assert_eq!(count(db), 0);
+
+        // Leaving the organization leaves its groups.
+        expect(&app, &w, Who::AcmeAdminKey, "PUT", &path, None, 204).await;
+        organizations::remove_member(&mut db.conn(), &Actor::system(), w.acme.id, member)
+            .expect("leave");
+        assert_eq!(count(db), 0);
+
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "DELETE",
+            &format!("{base}/{id}"),
+            None,
+            204,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            &format!("{base}/{id}"),
+            None,
+            404,
+        )
+        .await;
+        let actions: Vec<String> = audit_events::table
+            .filter(audit_events::target.eq(format!("group:{id}")))
+            .order(audit_events::id.asc())
+            .select(audit_events::action)
+            .load(&mut *db.conn())
+            .expect("audit");
+        assert_eq!(
+            actions,
+            [
+                "group.create",
+                "group.member.add",
+                "group.update",
+                "group.member.remove",
+                "group.member.add",
+                "group.delete"
+            ]
+        );
+    });
+});
