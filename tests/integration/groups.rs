@@ -196,3 +196,61 @@ both!(groups_through_the_api, |db| {
         );
     });
 });
+
+both!(
+    the_organization_page_lists_creates_and_deletes_groups,
+    |db| {
+        block_on(async {
+            let w = world_data(db);
+            let app = crate::host_app!(frontdesk(db));
+            let url = format!("/admin/organizations/{}", w.acme.id);
+            let mut b = crate::web_app::Browser::new();
+            b.login(&app, "admin@acme.test", crate::web_app::PASSWORD)
+                .await;
+            let page = b.get(&app, &url).await;
+            assert!(page.body.contains("No groups."), "{}", page.body);
+            let csrf = page.csrf();
+            let made = b
+                .post(
+                    &app,
+                    &format!("{url}/groups"),
+                    &[
+                        ("name", "Sales"),
+                        ("description", "EMEA"),
+                        ("role", ""),
+                        ("csrf_token", &csrf),
+                    ],
+                )
+                .await;
+            assert!(made.status.is_redirection(), "{}", made.status);
+            let page = b.get(&app, &url).await;
+            assert!(
+                page.body.contains("Sales") && page.body.contains("EMEA"),
+                "{}",
+                page.body
+            );
+            let id: i64 = frontdesk_core::schema::groups::table
+                .select(frontdesk_core::schema::groups::id)
+                .first(&mut *db.conn())
+                .expect("group");
+            let gone = b
+                .post(
+                    &app,
+                    &format!("{url}/groups/{id}/delete"),
+                    &[("csrf_token", &csrf)],
+                )
+                .await;
+            assert!(gone.status.is_redirection());
+            let left: i64 = frontdesk_core::schema::groups::table
+                .count()
+                .get_result(&mut *db.conn())
+                .expect("count");
+            assert_eq!(left, 0);
+            // Globex's organization page is not acme's admin's to see.
+            let other = b
+                .get(&app, &format!("/admin/organizations/{}", w.globex.id))
+                .await;
+            assert_eq!(other.status.as_u16(), 404);
+        });
+    }
+);

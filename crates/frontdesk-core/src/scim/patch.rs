@@ -297,14 +297,14 @@ mod tests {
         assert_eq!(
             patch(r.clone(), json!([{"op": "remove"}]))
                 .map(|_| ())
-                .unwrap_err()
+                .expect_err("refused")
                 .scim_type,
             Some("noTarget")
         );
         assert_eq!(
             patch(r.clone(), json!([{"op": "move", "path": "a"}]))
                 .map(|_| ())
-                .unwrap_err()
+                .expect_err("refused")
                 .scim_type,
             Some("invalidSyntax")
         );
@@ -314,7 +314,7 @@ mod tests {
                 json!([{"op": "add", "path": "emails[", "value": 1}])
             )
             .map(|_| ())
-            .unwrap_err()
+            .expect_err("refused")
             .scim_type,
             Some("invalidPath")
         );
@@ -324,14 +324,14 @@ mod tests {
                 json!([{"op": "replace", "path": "emails[type eq \"x\"].value", "value": "v"}])
             )
             .map(|_| ())
-            .unwrap_err()
+            .expect_err("refused")
             .scim_type,
             Some("noTarget")
         );
         let mut r2 = r;
         assert_eq!(
             apply(&mut r2, &json!({"Operations": []}))
-                .unwrap_err()
+                .expect_err("refused")
                 .scim_type,
             Some("invalidSyntax")
         );

@@ -571,6 +571,14 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
             post().to(organizations::remove_member),
         )
         .route(
+            "/organizations/{id}/groups",
+            post().to(organizations::create_group),
+        )
+        .route(
+            "/organizations/{id}/groups/{group}/delete",
+            post().to(organizations::delete_group),
+        )
+        .route(
             "/organizations/{id}/directory-sync",
             get().to(directory_sync::page),
         )
