@@ -45,7 +45,7 @@ type Row = (
 enum Narrow {
     All,
     Id(i64),
-    UserName(String),
+    Ids(Vec<i64>),
     ExternalId(String),
 }
 
@@ -57,16 +57,7 @@ fn load(conn: &mut DbConnection, org: i64, narrow: Narrow) -> ScimResult<Vec<Row
     match narrow {
         Narrow::All => {}
         Narrow::Id(id) => q = q.filter(users::id.eq(id)),
-        Narrow::UserName(v) => {
-            let lowered = v.to_lowercase();
-            q = q.filter(
-                lower(memberships::scim_user_name)
-                    .eq(Some(lowered.clone()))
-                    .or(memberships::scim_user_name
-                        .is_null()
-                        .and(users::email.eq(lowered))),
-            )
-        }
+        Narrow::Ids(ids) => q = q.filter(users::id.eq_any(ids)),
         Narrow::ExternalId(v) => q = q.filter(memberships::external_id.eq(v)),
     }
     Ok(q.order(users::id.asc())
@@ -261,28 +252,37 @@ fn placeholder_email(org: i64, user_name: &str) -> String {
     format!("scim-{org}-{}@directory.invalid", &h[..16])
 }
 
+/// Members whose userName is `user_name` (any case): by the directory's
+/// userName, or by email for members the directory never named. Two
+/// lookups, each by an index.
+fn by_user_name(conn: &mut DbConnection, org: i64, user_name: &str) -> ScimResult<Vec<i64>> {
+    let lowered = user_name.to_lowercase();
+    let mut ids: Vec<i64> = memberships::table
+        .filter(memberships::organization_id.eq(org))
+        .filter(lower(memberships::scim_user_name).eq(Some(lowered.clone())))
+        .select(memberships::user_id)
+        .load(conn)?;
+    ids.extend(
+        memberships::table
+            .inner_join(users::table)
+            .filter(users::email.eq(lowered))
+            .filter(memberships::organization_id.eq(org))
+            .filter(memberships::scim_user_name.is_null())
+            .select(memberships::user_id)
+            .load::<i64>(conn)?,
+    );
+    Ok(ids)
+}
+
 fn user_name_taken(
     conn: &mut DbConnection,
     org: i64,
     user_name: &str,
     except: Option<i64>,
 ) -> ScimResult<bool> {
-    let lowered = user_name.to_lowercase();
-    let mut q = memberships::table
-        .inner_join(users::table)
-        .filter(memberships::organization_id.eq(org))
-        .filter(
-            lower(memberships::scim_user_name)
-                .eq(Some(lowered.clone()))
-                .or(memberships::scim_user_name
-                    .is_null()
-                    .and(users::email.eq(lowered))),
-        )
-        .into_boxed();
-    if let Some(id) = except {
-        q = q.filter(memberships::user_id.ne(id));
-    }
-    Ok(q.count().get_result::<i64>(conn)? > 0)
+    Ok(by_user_name(conn, org, user_name)?
+        .into_iter()
+        .any(|id| Some(id) != except))
 }
 
 fn find(conn: &mut DbConnection, org: i64, id: &str) -> ScimResult<Row> {
@@ -307,7 +307,8 @@ pub fn list(conn: &mut DbConnection, ctx: &Ctx, q: &ListQuery) -> ScimResult<Val
     // The lookups directories make before each create go by index.
     let rows = match q.filter.as_ref().and_then(Filter::as_equality) {
         Some((attr, v)) if attr.eq_ignore_ascii_case("userName") => {
-            load(conn, ctx.org, Narrow::UserName(v.to_owned()))?
+            let ids = by_user_name(conn, ctx.org, v)?;
+            load(conn, ctx.org, Narrow::Ids(ids))?
         }
         Some((attr, v)) if attr.eq_ignore_ascii_case("externalId") => {
             load(conn, ctx.org, Narrow::ExternalId(v.to_owned()))?

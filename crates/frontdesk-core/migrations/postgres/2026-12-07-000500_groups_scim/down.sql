@@ -1,4 +1,5 @@
 ALTER TABLE organizations DROP COLUMN scim_delete;
+DROP INDEX memberships_external_id;
 DROP INDEX memberships_scim_user_name;
 ALTER TABLE memberships DROP COLUMN scim_active;
 ALTER TABLE memberships DROP COLUMN scim_emails;

@@ -57,7 +57,9 @@ ALTER TABLE memberships ADD COLUMN scim_user_name TEXT;
 ALTER TABLE memberships ADD COLUMN external_id TEXT;
 ALTER TABLE memberships ADD COLUMN scim_emails TEXT;
 ALTER TABLE memberships ADD COLUMN scim_active BOOLEAN;
-CREATE UNIQUE INDEX memberships_scim_user_name ON memberships (organization_id, scim_user_name);
+-- userName is unique in an organization whatever its case, and looked up so.
+CREATE UNIQUE INDEX memberships_scim_user_name ON memberships (organization_id, lower(scim_user_name));
+CREATE INDEX memberships_external_id ON memberships (organization_id, external_id);
 
 -- What a directory's DELETE /Users/{id} does: 'membership' (leave the
 -- organization) or 'user' (delete the account).
