@@ -254,3 +254,31 @@ both!(
         });
     }
 );
+
+both!(the_user_page_shows_the_groups_of_each_organization, |db| {
+    block_on(async {
+        let w = world_data(db);
+        let app = crate::host_app!(frontdesk(db));
+        let sys = Actor::system();
+        let fields = |name: &str| frontdesk_core::groups::GroupFields {
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let g =
+            frontdesk_core::groups::create(&mut db.conn(), &sys, w.acme.id, fields("Night shift"))
+                .expect("group");
+        frontdesk_core::groups::create(&mut db.conn(), &sys, w.acme.id, fields("Day shift"))
+            .expect("group");
+        frontdesk_core::groups::add_member(&mut db.conn(), &sys, w.acme.id, g.id, w.acme_member.id)
+            .expect("join");
+        let mut b = crate::web_app::Browser::new();
+        b.login(&app, "admin@acme.test", crate::web_app::PASSWORD)
+            .await;
+        let page = b
+            .get(&app, &format!("/admin/users/{}", w.acme_member.id))
+            .await;
+        assert_eq!(page.status.as_u16(), 200);
+        assert!(page.body.contains("Night shift"), "{}", page.body);
+        assert!(!page.body.contains("Day shift"));
+    });
+});

@@ -171,6 +171,16 @@ pub fn of_users(
     Ok(out)
 }
 
+/// The groups a user belongs to, in every organization: (organization, name).
+pub fn of_user(conn: &mut DbConnection, user_id: i64) -> CoreResult<Vec<(i64, String)>> {
+    Ok(group_members::table
+        .inner_join(groups::table)
+        .filter(group_members::user_id.eq(user_id))
+        .order((groups::organization_id, groups::name))
+        .select((groups::organization_id, groups::name))
+        .load(conn)?)
+}
+
 fn authorize_role(actor: &Actor, org: i64, role: Option<OrgRole>) -> CoreResult<()> {
     authorize(actor, Action::Edit, &Target::Organization(org))?;
     if let Some(role) = role {
