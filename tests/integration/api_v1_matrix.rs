@@ -36,15 +36,28 @@ fn acme_import(db: &TestDb, w: &World) -> i64 {
         .id
 }
 
+/// A group of acme.
+fn acme_group(db: &TestDb, w: &World) -> i64 {
+    let fields = frontdesk_core::groups::GroupFields {
+        name: Some("Team".into()),
+        ..Default::default()
+    };
+    frontdesk_core::groups::create(&mut db.conn(), &Actor::system(), w.acme.id, fields)
+        .expect("group")
+        .id
+}
+
 /// The route with acme's ids filled in, and a body that would be accepted.
 fn concrete(
     w: &World,
     method: &str,
     path: &str,
-    ids: (i64, i64, i64, i64),
+    ids: (i64, i64, i64, i64, i64),
 ) -> (String, Option<Value>) {
-    let (tag, session, invitation, import) = ids;
-    let id = if path.starts_with("/sessions/") {
+    let (tag, session, invitation, import, group) = ids;
+    let id = if path.contains("/groups/") {
+        group
+    } else if path.starts_with("/sessions/") {
         session
     } else if path.starts_with("/invitations/") {
         invitation
@@ -67,6 +80,9 @@ fn concrete(
         }
         ("patch", "/organizations/{slug}/members/{user_id}") => Some(json!({"role": "member"})),
         ("post", "/tags") => Some(json!({"name": "zz"})),
+        ("post", "/organizations/{slug}/scim-tokens") => Some(json!({"name": "z"})),
+        ("post", "/organizations/{slug}/groups") => Some(json!({"name": "zz"})),
+        ("patch", "/organizations/{slug}/groups/{id}") => Some(json!({"name": "Z"})),
         ("post", "/api-keys") => Some(json!({"name": "z", "role": "viewer"})),
         ("post", "/users") => Some(json!({"email": "z@acme.test", "organization": "acme"})),
         ("post", "/organizations/{slug}/users") => Some(json!({"email": "z@acme.test"})),
@@ -90,6 +106,7 @@ both!(
                 .id;
             let session = session_for(db, w.acme_member.id);
             let import = acme_import(db, &w);
+            let group = acme_group(db, &w);
             let invitation = expect(
                 &app,
                 &w,
@@ -106,7 +123,8 @@ both!(
             let before = audit_count(db);
             let mut checked = 0;
             for (method, path) in ROUTES {
-                let (uri, body) = concrete(&w, method, path, (tag, session, invitation, import));
+                let (uri, body) =
+                    concrete(&w, method, path, (tag, session, invitation, import, group));
                 let m = method.to_ascii_uppercase();
                 let a = expect(&app, &w, Who::Anonymous, &m, &uri, body.clone(), 401).await;
                 assert_eq!(a.problem_type(), "urn:frontdesk:problem:unauthorized");
@@ -149,6 +167,7 @@ both!(
                 .id;
             let session = session_for(db, w.acme_member.id);
             let import = acme_import(db, &w);
+            let group = acme_group(db, &w);
             let invitation = expect(
                 &app,
                 &w,
@@ -163,7 +182,8 @@ both!(
                 .as_i64()
                 .expect("invitation");
             for (method, path) in ROUTES.iter().filter(|(m, _)| *m == "get") {
-                let (uri, _) = concrete(&w, method, path, (tag, session, invitation, import));
+                let (uri, _) =
+                    concrete(&w, method, path, (tag, session, invitation, import, group));
                 for who in KEYS.iter().filter(|k| **k != Who::GlobexAdminKey) {
                     // Keys never manage keys, viewers and members do not export;
                     // everything else is readable by every role.

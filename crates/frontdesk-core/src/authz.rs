@@ -39,6 +39,8 @@ string_enum!(OrgRole { Member => "member", Admin => "admin", Owner => "owner" })
 pub enum Principal {
     User(i64),
     ApiKey(i64),
+    /// A directory syncing one organization over SCIM, by its token.
+    ScimToken(i64),
     System,
 }
 
@@ -86,6 +88,7 @@ impl Actor {
         match self.principal {
             Principal::User(id) => format!("user:{id}"),
             Principal::ApiKey(id) => format!("api_key:{id}"),
+            Principal::ScimToken(id) => format!("scim_token:{id}"),
             Principal::System => "system".to_owned(),
         }
     }

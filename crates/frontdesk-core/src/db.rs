@@ -567,6 +567,10 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
         &["services", "user_services", "session_services"],
     ),
     ("20261207000050", &[]),
+    (
+        "20261207000500",
+        &["groups", "group_members", "scim_tokens", "scim_requests"],
+    ),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

@@ -10,6 +10,11 @@ pub enum CoreError {
     DuplicateSlug(String),
     #[error("the tag {0:?} already exists")]
     DuplicateTag(String),
+    #[error("a group named {0:?} already exists in this organization")]
+    DuplicateGroup(String),
+    /// A directory's (SCIM) value that must be unique is taken.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{field} is invalid: {reason}")]
     Invalid { field: &'static str, reason: String },
     /// A declared profile field's value is refused (see `profile`).

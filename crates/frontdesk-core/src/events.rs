@@ -164,6 +164,43 @@ pub enum Event {
         api_key_id: i64,
         actor: String,
     },
+    GroupCreated {
+        group_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    GroupUpdated {
+        group_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    GroupDeleted {
+        group_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    GroupMemberAdded {
+        group_id: i64,
+        organization_id: i64,
+        user_id: i64,
+        actor: String,
+    },
+    GroupMemberRemoved {
+        group_id: i64,
+        organization_id: i64,
+        user_id: i64,
+        actor: String,
+    },
+    ScimTokenCreated {
+        scim_token_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
+    ScimTokenRevoked {
+        scim_token_id: i64,
+        organization_id: i64,
+        actor: String,
+    },
     OrganizationCreated {
         organization_id: i64,
         actor: String,
@@ -318,6 +355,57 @@ impl Event {
                 skipped: num("skipped").unwrap_or(0),
                 actor,
             }),
+            ("group.create", _, _, _, Some(organization_id)) => {
+                id_of("group").map(|group_id| Event::GroupCreated {
+                    group_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("group.update", _, _, _, Some(organization_id)) => {
+                id_of("group").map(|group_id| Event::GroupUpdated {
+                    group_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("group.delete", _, _, _, Some(organization_id)) => {
+                id_of("group").map(|group_id| Event::GroupDeleted {
+                    group_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("group.member.add", _, _, _, Some(organization_id)) => id_of("group")
+                .zip(num("user_id"))
+                .map(|(group_id, user_id)| Event::GroupMemberAdded {
+                    group_id,
+                    organization_id,
+                    user_id,
+                    actor,
+                }),
+            ("group.member.remove", _, _, _, Some(organization_id)) => id_of("group")
+                .zip(num("user_id"))
+                .map(|(group_id, user_id)| Event::GroupMemberRemoved {
+                    group_id,
+                    organization_id,
+                    user_id,
+                    actor,
+                }),
+            ("scim_token.create", _, _, _, Some(organization_id)) => {
+                id_of("scim_token").map(|scim_token_id| Event::ScimTokenCreated {
+                    scim_token_id,
+                    organization_id,
+                    actor,
+                })
+            }
+            ("scim_token.revoke", _, _, _, Some(organization_id)) => {
+                id_of("scim_token").map(|scim_token_id| Event::ScimTokenRevoked {
+                    scim_token_id,
+                    organization_id,
+                    actor,
+                })
+            }
             ("api_key.create", ..) => {
                 id_of("api_key").map(|api_key_id| Event::ApiKeyCreated { api_key_id, actor })
             }

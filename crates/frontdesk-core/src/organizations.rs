@@ -25,6 +25,9 @@ pub struct Organization {
     pub updated_at: NaiveDateTime,
     /// Members must use two-step sign-in (see `mfa::policy`).
     pub require_mfa: bool,
+    /// What a directory's `DELETE /Users/{id}` does: `membership` (the user
+    /// leaves the organization) or `user` (the account is deleted).
+    pub scim_delete: String,
 }
 
 impl Organization {
@@ -392,6 +395,7 @@ pub fn remove_member(
             ensure_other_owner(conn, org, user_id)?;
         }
         diesel::delete(memberships::table.find((user_id, org))).execute(conn)?;
+        crate::groups::leave_org(conn, org, user_id)?;
         audit::record(
             conn,
             actor,

@@ -11,6 +11,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         require_mfa -> Bool,
+        scim_delete -> Text,
     }
 }
 
@@ -67,6 +68,10 @@ diesel::table! {
         organization_id -> BigInt,
         role -> Text,
         created_at -> Timestamp,
+        scim_user_name -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        scim_emails -> Nullable<Text>,
+        scim_active -> Nullable<Bool>,
     }
 }
 
@@ -321,6 +326,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    groups (id) {
+        id -> BigInt,
+        organization_id -> BigInt,
+        name -> Text,
+        description -> Text,
+        role -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> BigInt,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scim_tokens (id) {
+        id -> BigInt,
+        organization_id -> BigInt,
+        name -> Text,
+        prefix -> Text,
+        token_hash -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    scim_requests (id) {
+        id -> BigInt,
+        organization_id -> BigInt,
+        token_id -> Nullable<BigInt>,
+        method -> Text,
+        path -> Text,
+        status -> Integer,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(user_tags -> users (user_id));
@@ -335,6 +388,10 @@ diesel::joinable!(activity_events -> users (user_id));
 diesel::joinable!(user_services -> services (service_id));
 diesel::joinable!(user_services -> users (user_id));
 diesel::joinable!(session_services -> services (service_id));
+diesel::joinable!(groups -> organizations (organization_id));
+diesel::joinable!(group_members -> groups (group_id));
+diesel::joinable!(group_members -> users (user_id));
+diesel::joinable!(scim_tokens -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -361,4 +418,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     services,
     user_services,
     session_services,
+    groups,
+    group_members,
+    scim_tokens,
+    scim_requests,
 );

@@ -254,6 +254,8 @@ impl From<CoreError> for WebError {
             CoreError::DuplicateEmail(_)
             | CoreError::DuplicateSlug(_)
             | CoreError::DuplicateTag(_)
+            | CoreError::DuplicateGroup(_)
+            | CoreError::Conflict(_)
             | CoreError::AlreadyMember => {
                 WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
             }

@@ -26,6 +26,7 @@ pub mod passkeys;
 pub mod password_change;
 pub mod password_resets;
 pub mod request_id;
+pub mod scim;
 pub mod sessions;
 pub mod signup;
 pub mod state;
@@ -50,6 +51,7 @@ pub fn configure(state: FrontdeskState) -> impl FnOnce(&mut ServiceConfig) + Clo
         cfg.service(auth_scope(&prefix));
         // Before the admin pages, whose scope would otherwise take its paths.
         cfg.service(api_scope(&format!("{admin_prefix}{}", api::SUFFIX)));
+        cfg.service(scim::scope(scim::DEFAULT_PREFIX));
         cfg.service(admin_scope(&admin_prefix));
     }
 }

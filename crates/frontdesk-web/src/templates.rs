@@ -60,6 +60,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "admin/login_attempts.html",
     "admin/organizations.html",
     "admin/organization.html",
+    "admin/directory_sync.html",
     "admin/audit.html",
     "admin/api_keys.html",
     "admin/invitations.html",

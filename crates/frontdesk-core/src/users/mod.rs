@@ -399,6 +399,48 @@ pub fn update(
     })
 }
 
+/// Changes a user's email address (a directory's update): the address is
+/// taken as verified by the directory that owns it.
+pub fn change_email(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    email: &str,
+) -> CoreResult<User> {
+    let email = validate::normalize_email(email)?;
+    crate::db::write_transaction(conn, |conn| {
+        let user = get_for(conn, actor, id, Action::Edit)?;
+        let updated = diesel::update(users::table.find(id))
+            .set((
+                users::email.eq(&email),
+                users::search_text.eq(search_text(
+                    &email,
+                    &user.first_name,
+                    &user.last_name,
+                    user.display_name.as_deref(),
+                    &user.profile_map(),
+                )),
+                users::updated_at.eq(now()),
+            ))
+            .returning(users::all_columns)
+            .get_result(conn);
+        let updated: User = match updated {
+            Err(e) if unique_violation(&e) => return Err(CoreError::DuplicateEmail(email.clone())),
+            other => other?,
+        };
+        crate::sessions::sessions_changed(conn, crate::session_cache::Invalidation::User(id))?;
+        audit::record(
+            conn,
+            actor,
+            "user.update",
+            &format!("user:{id}"),
+            None,
+            json!({"email": {"from": user.email, "to": email}}),
+        )?;
+        Ok(updated)
+    })
+}
+
 /// Suspends a user until an admin restores them, and ends all their sessions
 /// in the same transaction.
 pub fn suspend(conn: &mut DbConnection, actor: &Actor, id: i64, reason: &str) -> CoreResult<User> {

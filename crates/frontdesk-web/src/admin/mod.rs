@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod chart;
 pub mod dashboard;
+pub mod directory_sync;
 pub mod display;
 pub mod exports;
 pub mod imports;
@@ -568,6 +569,30 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route(
             "/organizations/{id}/members/{user}/remove",
             post().to(organizations::remove_member),
+        )
+        .route(
+            "/organizations/{id}/groups",
+            post().to(organizations::create_group),
+        )
+        .route(
+            "/organizations/{id}/groups/{group}/delete",
+            post().to(organizations::delete_group),
+        )
+        .route(
+            "/organizations/{id}/directory-sync",
+            get().to(directory_sync::page),
+        )
+        .route(
+            "/organizations/{id}/directory-sync/tokens",
+            post().to(directory_sync::create_token),
+        )
+        .route(
+            "/organizations/{id}/directory-sync/tokens/{token}/revoke",
+            post().to(directory_sync::revoke_token),
+        )
+        .route(
+            "/organizations/{id}/directory-sync/delete-mode",
+            post().to(directory_sync::set_delete_mode),
         )
         .route("/invitations", get().to(invitations::list))
         .route("/invitations", post().to(invitations::create))

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_core::authz::{can, Action, Target};
+use frontdesk_core::groups::{self, GroupFields};
 use frontdesk_core::{organizations, users as core_users, CoreError, OrgRole};
 use serde::Serialize;
 use tera::Context;
@@ -18,6 +19,16 @@ struct OrgRow {
     domains: String,
     created_at: String,
     require_mfa: bool,
+}
+
+#[derive(Serialize)]
+struct GroupRow {
+    id: i64,
+    name: String,
+    description: String,
+    role: String,
+    external: bool,
+    members: i64,
 }
 
 #[derive(Serialize)]
@@ -95,14 +106,29 @@ pub async fn page(
     if !can(&admin.actor, Action::View, &Target::Organization(id)) {
         return Err(WebError::not_found());
     }
-    let (org, members) = state
+    let actor = admin.actor.clone();
+    let (org, members, group_list, counts) = state
         .db(move |conn| {
             let org = organizations::get(conn, id)?;
             let members = organizations::members(conn, id)?;
-            Ok::<_, CoreError>((org, members))
+            let group_list = groups::list(conn, &actor, id)?;
+            let counts = groups::member_counts(conn, id)?;
+            Ok::<_, CoreError>((org, members, group_list, counts))
         })
         .await?;
+    let ctx_groups = group_list
+        .into_iter()
+        .map(|g| GroupRow {
+            members: counts.get(&g.id).copied().unwrap_or(0),
+            id: g.id,
+            name: g.name,
+            description: g.description,
+            role: g.role.unwrap_or_default(),
+            external: g.external_id.is_some(),
+        })
+        .collect::<Vec<_>>();
     let mut ctx = Context::new();
+    ctx.insert("groups", &ctx_groups);
     ctx.insert(
         "org",
         &OrgRow {
@@ -267,5 +293,68 @@ pub async fn remove_member(
         .await;
     finish(&state, result, &org_url(&state, id), |_| {
         "Member removed.".into()
+    })
+}
+
+/// Creates a group (name, description, optional role) from the organization page.
+pub async fn create_group(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let id = path.into_inner();
+    let form = Params::form(&body)?;
+    verify(&req, &state, &form)?;
+    if !can(&admin.actor, Action::View, &Target::Organization(id)) {
+        return Err(WebError::not_found());
+    }
+    let actor = admin.actor.clone();
+    let role = match form.get("role").filter(|r| !r.is_empty()) {
+        None => Ok(None),
+        Some(_) => parse_role(&form).map(Some),
+    };
+    let fields = (form.text("name"), form.text("description"));
+    let result = state
+        .db(move |conn| {
+            let g = groups::create(
+                conn,
+                &actor,
+                id,
+                GroupFields {
+                    name: Some(fields.0),
+                    description: Some(fields.1),
+                    role: Some(role?),
+                    external_id: None,
+                },
+            )?;
+            Ok::<_, CoreError>(g.name)
+        })
+        .await;
+    finish(&state, result, &org_url(&state, id), |name| {
+        format!("Group {name} created.")
+    })
+}
+
+pub async fn delete_group(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<(i64, i64)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let (id, group) = path.into_inner();
+    let form = Params::form(&body)?;
+    verify(&req, &state, &form)?;
+    if !can(&admin.actor, Action::View, &Target::Organization(id)) {
+        return Err(WebError::not_found());
+    }
+    let actor = admin.actor.clone();
+    let result = state
+        .db(move |conn| groups::delete(conn, &actor, id, group))
+        .await;
+    finish(&state, result, &org_url(&state, id), |_| {
+        "Group deleted.".into()
     })
 }

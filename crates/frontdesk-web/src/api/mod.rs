@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod exports;
 pub mod extensions;
+pub mod groups;
 pub mod imports;
 pub mod invitations;
 pub mod login_attempts;
@@ -15,6 +16,7 @@ pub mod openapi;
 pub mod organizations;
 pub mod params;
 pub mod problem;
+pub mod scim_tokens;
 pub mod sessions;
 pub mod tags;
 pub mod users;
@@ -93,6 +95,21 @@ routes! {
     "/organizations/{slug}/users/{id}" => { get: organizations::user_get },
     "/organizations/{slug}/users/{id}/sessions" => { delete: organizations::user_revoke_sessions },
     "/organizations/{slug}/users/{id}/activity" => { get: activity::of_org_user },
+    "/organizations/{slug}/groups" => { get: groups::list, post: groups::create },
+    "/organizations/{slug}/groups/{id}" => {
+        get: groups::get,
+        patch: groups::update,
+        delete: groups::delete,
+    },
+    "/organizations/{slug}/groups/{id}/members/{user_id}" => {
+        put: groups::add_member,
+        delete: groups::remove_member,
+    },
+    "/organizations/{slug}/scim-tokens" => {
+        get: scim_tokens::list,
+        post: scim_tokens::create,
+    },
+    "/organizations/{slug}/scim-tokens/{id}" => { delete: scim_tokens::revoke },
     "/tags" => { get: tags::list, post: tags::create },
     "/audit-events" => { get: audit::list },
     "/import" => { post: imports::import },

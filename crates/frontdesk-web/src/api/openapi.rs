@@ -13,8 +13,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::{Problem, ProblemField};
 use super::{
-    activity, api_keys, audit, exports, imports, invitations, login_attempts, organizations,
-    sessions, tags, users, users_create, ApiPrefix,
+    activity, api_keys, audit, exports, groups, imports, invitations, login_attempts,
+    organizations, scim_tokens, sessions, tags, users, users_create, ApiPrefix,
 };
 use crate::state::FrontdeskState;
 
@@ -63,6 +63,16 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         organizations::users_list,
         organizations::user_get,
         organizations::user_revoke_sessions,
+        groups::list,
+        groups::create,
+        groups::get,
+        groups::update,
+        groups::delete,
+        groups::add_member,
+        groups::remove_member,
+        scim_tokens::list,
+        scim_tokens::create,
+        scim_tokens::revoke,
         tags::list,
         tags::create,
         audit::list,

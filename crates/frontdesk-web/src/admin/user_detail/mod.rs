@@ -38,6 +38,8 @@ struct MembershipRow {
     organization: String,
     role: String,
     may_change: bool,
+    /// The user's groups in this organization.
+    groups: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -153,6 +155,7 @@ pub async fn page(
             };
             let (mfa_attempts, _) = login_attempts::list(conn, &two_step, 1, 10)?;
             let services = frontdesk_core::services::of_user(conn, id)?;
+            let user_groups = frontdesk_core::groups::of_user(conn, id)?;
             let lockout = login_attempts::lockout(conn, &user.email, None, &policy)?;
             let events = audit::list(
                 conn,
@@ -173,7 +176,7 @@ pub async fn page(
                 user_tags,
                 all_tags,
                 live,
-                (attempts, mfa_attempts, services),
+                (attempts, mfa_attempts, services, user_groups),
                 lockout,
                 events,
                 names,
@@ -187,7 +190,7 @@ pub async fn page(
         user_tags,
         all_tags,
         live,
-        (attempts, mfa_attempts, services),
+        (attempts, mfa_attempts, services, user_groups),
         lockout,
         events,
         names,
@@ -243,6 +246,11 @@ pub async fn page(
             MembershipRow {
                 may_change: can(a, Action::GrantOrgRole(OrgRole::Member), &t)
                     || can(a, Action::GrantOrgRole(OrgRole::Owner), &t),
+                groups: user_groups
+                    .iter()
+                    .filter(|(org, _)| *org == o.id)
+                    .map(|(_, name)| name.clone())
+                    .collect(),
                 organization_id: o.id,
                 organization: o.name,
                 role: m.role,

@@ -1,0 +1,11 @@
+ALTER TABLE organizations DROP COLUMN scim_delete;
+DROP INDEX memberships_external_id;
+DROP INDEX memberships_scim_user_name;
+ALTER TABLE memberships DROP COLUMN scim_active;
+ALTER TABLE memberships DROP COLUMN scim_emails;
+ALTER TABLE memberships DROP COLUMN external_id;
+ALTER TABLE memberships DROP COLUMN scim_user_name;
+DROP TABLE scim_requests;
+DROP TABLE scim_tokens;
+DROP TABLE group_members;
+DROP TABLE groups;
