@@ -270,6 +270,75 @@ both!(document_covers_every_route_with_its_errors, |db| {
 /// Caller, method, URI, documented path, body, expected status.
 type Check = (Who, &'static str, String, &'static str, Option<Value>, u16);
 
+/// Collects the string fields under `schema` that declare neither a pattern,
+/// an enum nor a format: the API refuses control characters in every free-text
+/// field, so a field without a pattern promises callers more than it accepts.
+fn loose_strings(doc: &Value, schema: &Value, at: &str, out: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    for key in ["oneOf", "anyOf", "allOf"] {
+        for s in schema[key].as_array().into_iter().flatten() {
+            loose_strings(doc, s, at, out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        loose_strings(doc, items, &format!("{at}[]"), out);
+    }
+    for (name, p) in schema["properties"].as_object().into_iter().flatten() {
+        loose_strings(doc, p, &format!("{at}.{name}"), out);
+    }
+    let is_string = match &schema["type"] {
+        Value::String(t) => t == "string",
+        Value::Array(ts) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    let constrained = ["pattern", "enum", "format", "const"]
+        .iter()
+        .any(|k| schema.get(*k).is_some());
+    if is_string && !constrained {
+        out.push(at.to_owned());
+    }
+}
+
+both!(request_strings_declare_the_characters_they_refuse, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let doc = expect(
+            &app,
+            &w,
+            Who::StaffViewerKey,
+            "GET",
+            "/openapi.json",
+            None,
+            200,
+        )
+        .await
+        .body;
+        let mut loose = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let at = format!("{} {path}", method.to_ascii_uppercase());
+                let body = &op["requestBody"]["content"]["application/json"]["schema"];
+                if !body.is_null() {
+                    loose_strings(&doc, body, &format!("{at} body"), &mut loose);
+                }
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let p = resolve(&doc, p);
+                    if p["in"] == "query" {
+                        let name = p["name"].as_str().unwrap_or("?");
+                        loose_strings(&doc, &p["schema"], &format!("{at} ?{name}"), &mut loose);
+                    }
+                }
+            }
+        }
+        assert!(
+            loose.is_empty(),
+            "string fields without a pattern, enum or format: {loose:#?}"
+        );
+    });
+});
+
 both!(answers_match_their_schemas, |db| {
     block_on(async {
         let fd = frontdesk(db);

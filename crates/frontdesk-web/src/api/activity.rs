@@ -68,11 +68,14 @@ pub struct ActivityPage {
 #[into_params(parameter_in = Query)]
 pub struct ActivityParams {
     /// Only events of this service (its slug).
+    #[param(max_length = 64, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     service: Option<String>,
     /// Only events of this kind (`page_view`, `export.created`): 1 to 64 of
     /// a-z, 0-9, `.`, `_` and `-`.
+    #[param(max_length = 64, pattern = r"^[a-z0-9._-]{1,64}$")]
     kind: Option<String>,
     /// The `next_cursor` of the previous page (opaque: any other value is a 400).
+    #[param(max_length = 64, pattern = r"^-?[0-9]+\.[0-9]+$")]
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 200, default = 50)]
     limit: Option<i64>,

@@ -82,10 +82,11 @@ pub struct NewApiKey {
     pub name: String,
     /// Without `organization`: viewer, admin or owner (staff owners only).
     /// With it: member, admin or owner in that organization.
-    #[schema(example = "admin")]
+    #[schema(example = "admin", pattern = r"^(viewer|member|admin|owner)$")]
     pub role: String,
     /// Slug of the organization the key is limited to.
     #[serde(default)]
+    #[schema(max_length = 64, pattern = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")]
     pub organization: Option<String>,
 }
 

@@ -71,7 +71,7 @@ pub struct NewGroup {
     )]
     pub name: String,
     #[serde(default)]
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
     #[serde(default)]
     pub role: Option<Role>,
@@ -87,7 +87,7 @@ pub struct GroupChange {
     )]
     pub name: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
     /// A role, or `null` to clear it.
     #[serde(default, deserialize_with = "present")]

@@ -522,6 +522,7 @@ pub struct OrgUsersParams {
     #[param(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     search: Option<String>,
     /// Only users who signed in on this service (its slug or id).
+    #[param(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     service_id: Option<String>,
     #[param(minimum = 1, maximum = 1000000, default = 1)]
     page: Option<i64>,

@@ -106,6 +106,7 @@ pub struct UserListParams {
     #[param(inline)]
     mfa: Option<MfaParam>,
     /// Only users who signed in on this service (its slug or id).
+    #[param(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     service_id: Option<String>,
     /// Only users active (`last_active_at`) in the last N days.
     #[param(minimum = 1, maximum = 3650)]
