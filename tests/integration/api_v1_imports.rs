@@ -178,6 +178,33 @@ both!(export_streams_scoped_formula_safe_csv, |db| {
             emails,
             ["admin@acme.test", "member@acme.test", "owner@acme.test"]
         );
+        // `fields` as repeated keys (how generated clients send arrays)
+        // reads like the comma-separated list.
+        let repeated = call(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/export?fields=email&fields=first_name&sort=email",
+            None,
+        )
+        .await;
+        let listed = call(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/export?fields=email,first_name&sort=email",
+            None,
+        )
+        .await;
+        assert_eq!(repeated.status.as_u16(), 200, "{}", repeated.raw);
+        assert!(
+            repeated.raw.starts_with("email,first_name"),
+            "{}",
+            repeated.raw
+        );
+        assert_eq!(repeated.raw, listed.raw);
         let a = call(
             &app,
             &w,

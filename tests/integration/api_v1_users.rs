@@ -171,6 +171,18 @@ both!(list_takes_the_whole_users_query, |db| {
                 q(&format!("tags_any={},999&organization=globex", beta.id)),
                 vec!["member@globex.test"],
             ),
+            // Arrays also as repeated keys, as generated clients send them.
+            (
+                q(&format!(
+                    "tags_any={}&tags_any=999&organization=globex",
+                    beta.id
+                )),
+                vec!["member@globex.test"],
+            ),
+            (
+                q(&format!("tags_all={0}&tags_all={0}", beta.id)),
+                vec!["member@acme.test", "member@globex.test"],
+            ),
             (
                 q(&format!("tags_none={}&organization=acme", beta.id)),
                 vec!["admin@acme.test", "owner@acme.test"],
@@ -205,6 +217,8 @@ both!(list_takes_the_whole_users_query, |db| {
             ("org_role=king", "org_role"),
             ("tags_all=a,b", "tags_all"),
             ("tags_any=1,,2", "tags_any"),
+            ("tags_any=1&tags_any=", "tags_any"),
+            ("status=active&status=suspended", "status"),
             ("created_from=yesterday", "created_from"),
             ("last_login=sometimes", "last_login"),
             ("sort=age", "sort"),

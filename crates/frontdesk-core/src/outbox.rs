@@ -10,6 +10,9 @@ use crate::error::CoreResult;
 use crate::schema::outbox;
 use crate::time::now;
 
+/// The states a mail goes through: queued, being sent, sent, or given up.
+pub const STATUSES: [&str; 4] = ["queued", "sending", "sent", "failed"];
+
 /// How `last_error` starts on mail dropped because its link died before it was
 /// sent (the invitation was resent, cancelled or declined).
 pub const SUPERSEDED: &str = "superseded";

@@ -58,6 +58,7 @@ pub struct ApiKeyList {
     get,
     path = "/api-keys",
     operation_id = "api_keys_list",
+    security(("session" = [], "csrf" = [])),
     tag = "api keys",
     responses((status = 200, description = "Keys (never their secrets)", body = ApiKeyList))
 )]
@@ -103,6 +104,7 @@ pub struct CreatedApiKey {
     post,
     path = "/api-keys",
     operation_id = "api_keys_create",
+    security(("session" = [], "csrf" = [])),
     tag = "api keys",
     request_body = NewApiKey,
     responses((status = 201, description = "Created; the secret is shown once", body = CreatedApiKey))
@@ -157,6 +159,7 @@ pub async fn create(
     delete,
     path = "/api-keys/{id}",
     operation_id = "api_keys_revoke",
+    security(("session" = [], "csrf" = [])),
     tag = "api keys",
     params(("id" = i64, Path, description = "API key id")),
     responses((status = 204, description = "Revoked"))

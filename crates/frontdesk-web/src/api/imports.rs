@@ -61,9 +61,15 @@ pub struct ImportParams {
     operation_id = "import_users",
     tag = "import and export",
     params(ImportParams),
-    request_body(content = String, content_type = "text/csv", description = "The CSV file"),
+    request_body(
+        description = "The CSV file, as `text/csv` or as bytes",
+        content(
+            (String = "text/csv"),
+            (Vec<u8> = "application/octet-stream"),
+        ),
+    ),
     responses(
-        (status = 200, description = "The import report: counts and each rejected or skipped row by number, and `import_id`", body = serde_json::Value),
+        (status = 200, description = "The import report: counts and each rejected or skipped row by number, and `import_id`", body = ImportReportOut),
         (status = 202, description = "A large file: queued to run in the background", body = ImportOut),
     )
 )]
@@ -151,7 +157,7 @@ pub struct ImportOut {
     /// Why it failed (e.g. "interrupted after 3000 rows: …").
     pub error: Option<String>,
     /// The report, as `POST /import` returns it, once done.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<ImportReportOut>)]
     pub report: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -185,6 +191,59 @@ impl From<&ImportJob> for ImportOut {
             finished_at: j.finished_at.map(utc),
         }
     }
+}
+
+/// What became of one row (the core's `Outcome`).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOutcome {
+    Created,
+    Updated,
+    Skipped,
+    Rejected,
+}
+
+/// One line of the import report.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct RowResultOut {
+    /// The row's number in the file (the header is row 1).
+    row: u64,
+    email: String,
+    outcome: RowOutcome,
+    /// Stable machine-readable reason (`invalid_email`, `duplicate_in_file`, …).
+    code: String,
+    reason: String,
+}
+
+/// The import report (the core's `ImportReport`, documented here). In a dry
+/// run, or a strict import that failed, `created` counts the rows that would
+/// be created and `applied` is false.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ImportReportOut {
+    /// The import's id (`GET /imports/{id}`), in `POST /import`'s answer.
+    import_id: Option<i64>,
+    #[schema(inline)]
+    mode: ModeParam,
+    applied: bool,
+    /// Data rows in the file (the header not counted).
+    total_rows: u64,
+    /// Data rows processed so far (equal to `total_rows` when finished).
+    rows_done: u64,
+    created: u64,
+    updated: u64,
+    skipped: u64,
+    rejected: u64,
+    /// Tags that were (or would be) created for the import.
+    tags_created: Vec<String>,
+    welcome_mails_queued: u64,
+    /// Skipped and rejected rows in row order (then created rows, if asked).
+    rows: Vec<RowResultOut>,
+    /// Skipped or rejected rows beyond the listed ones, counted but not listed.
+    rows_not_listed: u64,
+    /// Columns the import left out without refusing the file.
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

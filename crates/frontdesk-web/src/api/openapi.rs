@@ -92,6 +92,20 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
     ),
     components(schemas(Problem, ProblemField)),
     modifiers(&Errors),
+    tags(
+        (name = "users", description = "Every user the caller may see: list with filters, detail, change, suspend, restore, delete, create"),
+        (name = "organization users", description = "The same, scoped to one organization (the path names it)"),
+        (name = "organizations", description = "Organizations and their members"),
+        (name = "groups", description = "An organization's groups and their members"),
+        (name = "tags", description = "Labels on users"),
+        (name = "sessions", description = "Signed-in sessions: list, revoke"),
+        (name = "login attempts", description = "Every sign-in attempt, right or wrong"),
+        (name = "invitations", description = "Invitations to join an organization: send, resend, cancel"),
+        (name = "import and export", description = "Users in and out as CSV"),
+        (name = "audit", description = "Who changed what"),
+        (name = "api keys", description = "API keys, managed by a signed-in admin (a session, never a key)"),
+        (name = "meta", description = "This document"),
+    ),
 )]
 pub struct ApiDoc;
 
@@ -194,6 +208,12 @@ impl Modify for Errors {
 pub fn document_for(prefix: &str, state: &FrontdeskState) -> Document {
     let mut doc = ApiDoc::openapi();
     doc.servers = Some(vec![Server::new(prefix)]);
+    // The API is the host's: its callers ask the host's administrators.
+    doc.info.contact = Some(
+        utoipa::openapi::info::ContactBuilder::new()
+            .name(Some("The administrators of this application"))
+            .build(),
+    );
     if let Some(d) = doc.info.description.as_mut() {
         d.push_str("\n\nProblem types: ");
         d.push_str(&super::problem::TYPES.join(", "));
@@ -247,6 +267,9 @@ pub async fn document(
 ) -> HttpResponse {
     let mut doc = serde_json::to_value(document_for(&prefix.0, &state)).unwrap_or_default();
     exclusive_fields(&mut doc);
+    closed_values(&mut doc);
+    open_objects(&mut doc);
+    optional_bodies(&mut doc);
     declared_profile(&mut doc, &state.settings().import.profile_fields);
     declared_filters(&mut doc, state.settings());
     super::extensions::describe(&mut doc, &state.settings().extensions);
@@ -384,6 +407,157 @@ fn exclusive_fields(doc: &mut serde_json::Value) {
                 "suspended_until": {"type": "string"}
             }
         });
+    }
+}
+
+/// Answer fields whose values come from a closed set, as named enum schemas
+/// (generated clients get types for them), taken from the core's own lists so
+/// that a new value shows up here by itself.
+fn closed_values(doc: &mut serde_json::Value) {
+    use frontdesk_core::import_jobs::JobStatus;
+    use frontdesk_core::invitations::InvitationStatus;
+    use frontdesk_core::login_attempts::{Method, Reason};
+    use frontdesk_core::users::UserStatus;
+    use frontdesk_core::{mfa, OrgRole, StaffRole};
+    use serde_json::json;
+
+    fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+        all.iter().map(|v| name(*v)).collect()
+    }
+    let mut key_roles = names(StaffRole::ALL, StaffRole::as_str);
+    key_roles.extend(names(OrgRole::ALL, OrgRole::as_str));
+    key_roles.sort_unstable();
+    key_roles.dedup();
+    let sets: Vec<(&str, &str, Vec<&str>)> =
+        vec![
+        ("UserStatus", "A user's state.", names(UserStatus::ALL, UserStatus::as_str)),
+        ("StaffRole", "A staff role.", names(StaffRole::ALL, StaffRole::as_str)),
+        ("Role", "An organization role.", names(OrgRole::ALL, OrgRole::as_str)),
+        (
+            "KeyRole",
+            "A staff role (site-wide keys) or an organization role (scoped keys).",
+            key_roles,
+        ),
+        (
+            "InvitationStatus",
+            "An invitation's state as of now.",
+            names(InvitationStatus::ALL, InvitationStatus::as_str),
+        ),
+        ("ImportStatus", "An import's state.", names(JobStatus::ALL, JobStatus::as_str)),
+        (
+            "LoginReason",
+            "How a sign-in attempt ended (or the marker an admin's clearing of a lockout leaves).",
+            names(Reason::ALL, Reason::as_str),
+        ),
+        (
+            "SignInMethod",
+            "How an attempt proved who it was.",
+            names(Method::ALL, Method::as_str),
+        ),
+        ("FactorKind", "A second factor's kind.", names(mfa::Kind::ALL, mfa::Kind::as_str)),
+        (
+            "DeliveryStatus",
+            "A queued mail's state.",
+            frontdesk_core::outbox::STATUSES.to_vec(),
+        ),
+    ];
+    let uses: &[(&str, &str, &str)] = &[
+        ("UserOut", "status", "UserStatus"),
+        ("UserOut", "staff_role", "StaffRole"),
+        ("MembershipOut", "role", "Role"),
+        ("MemberOut", "role", "Role"),
+        ("GroupOut", "role", "Role"),
+        ("InvitationOut", "role", "Role"),
+        ("InvitationOut", "status", "InvitationStatus"),
+        ("ApiKeyOut", "role", "KeyRole"),
+        ("ImportOut", "status", "ImportStatus"),
+        ("LoginAttemptOut", "reason", "LoginReason"),
+        ("LoginAttemptOut", "method", "SignInMethod"),
+        ("FactorOut", "kind", "FactorKind"),
+        ("DeliveryOut", "status", "DeliveryStatus"),
+    ];
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    else {
+        return;
+    };
+    for (name, description, values) in sets {
+        schemas.insert(
+            name.to_owned(),
+            json!({"type": "string", "description": description, "enum": values}),
+        );
+    }
+    for (schema, field, set) in uses {
+        let Some(prop) = schemas
+            .get_mut(*schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+        else {
+            continue;
+        };
+        let nullable = prop["type"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "null"));
+        let reference = json!({"$ref": format!("#/components/schemas/{set}")});
+        let mut typed = if nullable {
+            json!({"anyOf": [reference, {"type": "null"}]})
+        } else {
+            reference
+        };
+        for keep in ["description", "example"] {
+            if let Some(v) = prop.get(keep) {
+                typed[keep] = v.clone();
+            }
+        }
+        *prop = typed;
+    }
+}
+
+/// Free-form objects (`details`, `profile`) say that any key is allowed:
+/// generators read a bare `type: object` as an empty one.
+fn open_objects(doc: &mut serde_json::Value) {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                let is_object = match o.get("type") {
+                    Some(serde_json::Value::String(t)) => t == "object",
+                    Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+                    _ => false,
+                };
+                if is_object
+                    && !o.contains_key("properties")
+                    && !o.contains_key("additionalProperties")
+                {
+                    o.insert("additionalProperties".into(), serde_json::Value::Bool(true));
+                }
+                o.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Some(c) = doc.get_mut("components") {
+        walk(c);
+    }
+    if let Some(p) = doc.get_mut("paths") {
+        walk(p);
+    }
+}
+
+/// Request bodies as client generators read them: an optional body said so
+/// plainly (a `oneOf` of null and the body makes them give up on the
+/// operation), and the import's file as binary.
+fn optional_bodies(doc: &mut serde_json::Value) {
+    // The CSV as bytes: generators take `format: binary` for a file upload.
+    let upload = "/paths/~1import/post/requestBody/content/application~1octet-stream";
+    if let Some(bytes) = doc.pointer_mut(upload) {
+        bytes["schema"] = serde_json::json!({"type": "string", "format": "binary"});
+    }
+    let pointer = "/paths/~1users~1{id}~1suspend/post/requestBody";
+    if let Some(body) = doc.pointer_mut(pointer) {
+        body["required"] = serde_json::json!(false);
+        body["content"]["application/json"]["schema"] =
+            serde_json::json!({"$ref": "#/components/schemas/SuspendBody"});
     }
 }
 

@@ -21,6 +21,13 @@ pub struct Params {
 impl Params {
     /// Splits the query string and refuses names not in `known` and repeats.
     pub fn parse(query: &str, known: &[&str]) -> Params {
+        Params::parse_with_lists(query, known, &[])
+    }
+
+    /// As [`Params::parse`], but the names in `lists` (comma-separated lists)
+    /// may also come as repeated keys, as most HTTP clients and client
+    /// generators send arrays: `tags_any=1&tags_any=2` reads as `tags_any=1,2`.
+    pub fn parse_with_lists(query: &str, known: &[&str], lists: &[&str]) -> Params {
         let mut pairs: Vec<(String, String)> = Vec::new();
         let mut errors = Vec::new();
         for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -30,8 +37,13 @@ impl Params {
                     k.chars().take(64).collect::<String>(),
                     "is not a parameter of this endpoint",
                 ));
-            } else if pairs.iter().any(|(n, _)| *n == k) {
-                errors.push(FieldError::new(k.clone(), "is given more than once"));
+            } else if let Some((_, value)) = pairs.iter_mut().find(|(n, _)| *n == k) {
+                if lists.contains(&k.as_str()) {
+                    value.push(',');
+                    value.push_str(&v);
+                } else {
+                    errors.push(FieldError::new(k.clone(), "is given more than once"));
+                }
             } else {
                 pairs.push((k, v.into_owned()));
             }

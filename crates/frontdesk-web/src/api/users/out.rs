@@ -48,10 +48,6 @@ pub struct UserOut {
     /// The version of the host's terms accepted at sign-up, if any.
     pub terms_version: Option<String>,
     pub terms_accepted_at: Option<DateTime<Utc>>,
-    /// In lists: the slugs of the services the user signed in on (the
-    /// detail lists them with their sign-in times instead).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub services: Option<Vec<String>>,
 }
 
 impl From<&User> for UserOut {
@@ -78,14 +74,23 @@ impl From<&User> for UserOut {
             last_active_at: u.last_active_at.map(utc),
             terms_version: u.terms_version.clone(),
             terms_accepted_at: u.terms_accepted_at.map(utc),
-            services: None,
         }
     }
 }
 
+/// A user in a list: the user and where they signed in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserListItem {
+    #[serde(flatten)]
+    pub user: UserOut,
+    /// The slugs of the services the user signed in on (the detail lists
+    /// them with their sign-in times instead).
+    pub services: Vec<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserList {
-    pub users: Vec<UserOut>,
+    pub users: Vec<UserListItem>,
     pub pagination: Pagination,
 }
 
@@ -105,7 +110,7 @@ impl UserList {
         mut by_user: std::collections::HashMap<i64, Vec<String>>,
     ) -> Self {
         for u in &mut self.users {
-            u.services = Some(by_user.remove(&u.id).unwrap_or_default());
+            u.services = by_user.remove(&u.user.id).unwrap_or_default();
         }
         self
     }
@@ -118,9 +123,12 @@ impl UserList {
                 .items
                 .iter()
                 .map(|u| {
-                    let mut out = UserOut::from(u);
-                    out.mfa_enabled = mfa.contains(&u.id);
-                    out
+                    let mut user = UserOut::from(u);
+                    user.mfa_enabled = mfa.contains(&u.id);
+                    UserListItem {
+                        user,
+                        services: Vec::new(),
+                    }
                 })
                 .collect(),
             pagination: Pagination {

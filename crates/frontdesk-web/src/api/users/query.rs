@@ -172,7 +172,9 @@ pub(crate) fn parse_query(
     let mut known = names(Dialect::Api, settings);
     known.extend(extra.iter().map(|e| (*e).to_owned()));
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
-    let mut p = Params::parse(query_string, &known);
+    // Arrays may come comma-separated or as repeated keys.
+    let lists = ["tags_all", "tags_any", "tags_none", "fields"];
+    let mut p = Params::parse_with_lists(query_string, &known, &lists);
     let extras: Vec<Option<String>> = extra.iter().map(|e| p.text(e, 2000)).collect();
     let requested = match read(p.pairs(), Dialect::Api, settings) {
         Ok(r) => Some(r),
