@@ -8,10 +8,12 @@ use frontdesk_core::groups::{self, GroupFields};
 use frontdesk_core::licences::{self, Licence, Source};
 use frontdesk_core::schema::{audit_events, group_licences, user_licences};
 use frontdesk_core::{organizations, Actor, CoreError, OrgRole};
+use serde_json::json;
 
 use crate::api_v1_support::*;
 use crate::both;
 use crate::support::TestDb;
+use crate::web_app::{block_on, builder};
 
 fn declared() -> Vec<Licence> {
     vec![
@@ -308,3 +310,344 @@ both!(leaving_the_organization_removes_direct_licences, |db| {
     organizations::add_member(&mut db.conn(), &sys, org, u, OrgRole::Member).expect("back");
     assert!(keys_and_sources(db, org, u).is_empty());
 });
+
+fn licensed(db: &TestDb) -> frontdesk::Frontdesk {
+    let mut b = builder(db);
+    for l in declared() {
+        b = b.licence(l);
+    }
+    b.build().expect("frontdesk")
+}
+
+both!(licences_through_the_api, |db| {
+    block_on(async {
+        let fd = licensed(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let m = w.acme_member.id;
+        let a = w.acme_admin.id;
+        let o = w.acme_owner.id;
+        let user_path = |u: i64, key: &str| format!("/organizations/acme/users/{u}/licences/{key}");
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PUT",
+            &user_path(m, "pro"),
+            None,
+            204,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminSession,
+            "PUT",
+            &user_path(a, "pro"),
+            None,
+            204,
+        )
+        .await;
+        // The third seat is refused with the limit named.
+        let full = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PUT",
+            &user_path(o, "pro"),
+            None,
+            409,
+        )
+        .await;
+        assert_eq!(full.problem_type(), "urn:frontdesk:problem:seat-limit");
+        let detail = full.body["detail"].as_str().unwrap_or("");
+        assert!(
+            detail.contains("Pro plan") && detail.contains("2 of 2 seats"),
+            "{detail}"
+        );
+        // Who may not: a member's key, another organization's admin; unknown keys.
+        expect(
+            &app,
+            &w,
+            Who::AcmeMemberKey,
+            "PUT",
+            &user_path(m, "team"),
+            None,
+            403,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::GlobexAdminKey,
+            "PUT",
+            &user_path(m, "team"),
+            None,
+            404,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PUT",
+            &user_path(m, "gold"),
+            None,
+            404,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PUT",
+            &user_path(m, "NOT%20A%20KEY"),
+            None,
+            404,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PUT",
+            &user_path(w.globex_member.id, "team"),
+            None,
+            404,
+        )
+        .await;
+
+        // A group carrying a licence.
+        let g = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "POST",
+            "/organizations/acme/groups",
+            Some(json!({"name": "Support"})),
+            201,
+        )
+        .await
+        .body["id"]
+            .as_i64()
+            .expect("group");
+        let group_path = format!("/organizations/acme/groups/{g}/licences/team");
+        expect(&app, &w, Who::AcmeAdminKey, "PUT", &group_path, None, 204).await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeMemberKey,
+            "DELETE",
+            &group_path,
+            None,
+            403,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PUT",
+            &format!("/organizations/acme/groups/{g}/members/{m}"),
+            None,
+            204,
+        )
+        .await;
+        let d = expect(
+            &app,
+            &w,
+            Who::AcmeMemberKey,
+            "GET",
+            &format!("/organizations/acme/groups/{g}"),
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(d.body["licences"], json!([{"key": "team", "name": "Team"}]));
+        // Joining a group that carries a full licence is refused.
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PUT",
+            &format!("/organizations/acme/groups/{g}/licences/pro"),
+            None,
+            204,
+        )
+        .await;
+        let full = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "PUT",
+            &format!("/organizations/acme/groups/{g}/members/{o}"),
+            None,
+            409,
+        )
+        .await;
+        assert_eq!(full.problem_type(), "urn:frontdesk:problem:seat-limit");
+
+        // The organization's licences: seats used and limits, groups carrying each.
+        let l = expect(
+            &app,
+            &w,
+            Who::AcmeMemberKey,
+            "GET",
+            "/organizations/acme/licences",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(
+            l.body,
+            json!({"licences": [
+                {"key": "pro", "name": "Pro plan", "seats": 2, "used": 2,
+                 "groups": [{"id": g, "name": "Support"}]},
+                {"key": "team", "name": "Team", "seats": null, "used": 1,
+                 "groups": [{"id": g, "name": "Support"}]},
+            ]})
+        );
+        expect(
+            &app,
+            &w,
+            Who::GlobexAdminKey,
+            "GET",
+            "/organizations/acme/licences",
+            None,
+            404,
+        )
+        .await;
+
+        // The user's detail: every licence with its sources.
+        let u = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            &format!("/organizations/acme/users/{m}"),
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(
+            u.body["licences"],
+            json!([
+                {"organization_id": w.acme.id, "key": "pro", "name": "Pro plan", "sources": [
+                    {"source": "direct", "group_id": null, "group_name": null},
+                    {"source": "group", "group_id": g, "group_name": "Support"},
+                ]},
+                {"organization_id": w.acme.id, "key": "team", "name": "Team", "sources": [
+                    {"source": "group", "group_id": g, "group_name": "Support"},
+                ]},
+            ])
+        );
+        let u = expect(
+            &app,
+            &w,
+            Who::StaffViewerKey,
+            "GET",
+            &format!("/users/{m}"),
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(u.body["licences"].as_array().map(Vec::len), Some(2));
+        // The organization's users list names each user's licence keys.
+        let list = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/organizations/acme/users?search=member",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(list.body["users"][0]["licences"], json!(["pro", "team"]));
+
+        // Removing the direct one leaves the group's.
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "DELETE",
+            &user_path(m, "pro"),
+            None,
+            204,
+        )
+        .await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "DELETE",
+            &group_path,
+            None,
+            204,
+        )
+        .await;
+        let u = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            &format!("/organizations/acme/users/{m}"),
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(
+            u.body["licences"][0]["sources"],
+            json!([{"source": "group", "group_id": g, "group_name": "Support"}])
+        );
+        assert_eq!(u.body["licences"].as_array().map(Vec::len), Some(1));
+    });
+});
+
+async fn pro_feature(
+    me: frontdesk::CurrentUser,
+    org: actix_web::web::Path<i64>,
+) -> actix_web::HttpResponse {
+    let org = org.into_inner();
+    match me.has_licence(org, "pro").await {
+        Ok(true) => actix_web::HttpResponse::Ok().body("pro"),
+        Ok(false) => actix_web::HttpResponse::PaymentRequired().body("no pro"),
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    }
+}
+
+both!(
+    current_user_tells_the_host_which_licences_its_user_holds,
+    |db| {
+        block_on(async {
+            let fd = licensed(db);
+            let app = actix_web::test::init_service(
+                actix_web::App::new()
+                    .configure(fd.configure())
+                    .route("/pro/{org}", actix_web::web::get().to(pro_feature)),
+            )
+            .await;
+            let w = world_data(db);
+            let mut b = crate::web_app::Browser::new();
+            b.login(&app, "member@acme.test", crate::web_app::PASSWORD)
+                .await;
+            let url = format!("/pro/{}", w.acme.id);
+            assert_eq!(b.get(&app, &url).await.status.as_u16(), 402);
+            let sys = Actor::system();
+            let g = group(db, w.acme.id, "Pros");
+            licences::assign_group(&mut db.conn(), &sys, w.acme.id, g, "pro").expect("group");
+            groups::add_member(&mut db.conn(), &sys, w.acme.id, g, w.acme_member.id).expect("join");
+            let page = b.get(&app, &url).await;
+            assert_eq!(page.status.as_u16(), 200);
+            assert_eq!(page.body, "pro");
+            // Only in that organization.
+            assert_eq!(
+                b.get(&app, &format!("/pro/{}", w.globex.id))
+                    .await
+                    .status
+                    .as_u16(),
+                402
+            );
+        });
+    }
+);

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::{Problem, ProblemField};
 use super::{
-    activity, api_keys, audit, exports, groups, imports, invitations, login_attempts,
+    activity, api_keys, audit, exports, groups, imports, invitations, licences, login_attempts,
     organizations, scim_tokens, sessions, tags, users, users_create, ApiPrefix,
 };
 use crate::state::FrontdeskState;
@@ -70,6 +70,11 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         groups::delete,
         groups::add_member,
         groups::remove_member,
+        licences::list,
+        licences::assign_user,
+        licences::remove_user,
+        licences::assign_group,
+        licences::remove_group,
         scim_tokens::list,
         scim_tokens::create,
         scim_tokens::revoke,
@@ -122,7 +127,7 @@ pub(crate) const ERRORS: &[(&str, &str, &str)] = &[
     (
         "409",
         "Conflict",
-        "Conflicts with existing data (duplicate, last owner)",
+        "Conflicts with existing data (duplicate, last owner, no licence seat left)",
     ),
     ("500", "Internal", "Server error"),
     (

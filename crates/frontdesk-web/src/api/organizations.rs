@@ -570,7 +570,12 @@ pub async fn users_list(
             let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
             let mfa = frontdesk_core::mfa::enabled_among(conn, &ids)?;
             let services = frontdesk_core::services::slugs_among(conn, &ids)?;
-            Ok::<_, WebError>(UserList::from_page(&page, &mfa).with_services(services))
+            let licences = frontdesk_core::licences::effective_of_users(conn, Some(org.id), &ids)?;
+            Ok::<_, WebError>(
+                UserList::from_page(&page, &mfa)
+                    .with_services(services)
+                    .with_licences(licences),
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))

@@ -52,6 +52,10 @@ pub struct UserOut {
     /// detail lists them with their sign-in times instead).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<String>>,
+    /// In an organization's users list: the keys of the licences the user
+    /// holds there, directly or through a group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub licences: Option<Vec<String>>,
 }
 
 impl From<&User> for UserOut {
@@ -79,6 +83,7 @@ impl From<&User> for UserOut {
             terms_version: u.terms_version.clone(),
             terms_accepted_at: u.terms_accepted_at.map(utc),
             services: None,
+            licences: None,
         }
     }
 }
@@ -106,6 +111,27 @@ impl UserList {
     ) -> Self {
         for u in &mut self.users {
             u.services = Some(by_user.remove(&u.id).unwrap_or_default());
+        }
+        self
+    }
+
+    /// Each user's effective licence keys in one organization.
+    pub fn with_licences(
+        mut self,
+        mut by_user: std::collections::BTreeMap<
+            i64,
+            std::collections::BTreeMap<i64, Vec<frontdesk_core::licences::Effective>>,
+        >,
+    ) -> Self {
+        for u in &mut self.users {
+            u.licences = Some(
+                by_user
+                    .remove(&u.id)
+                    .into_iter()
+                    .flat_map(|m| m.into_values().flatten())
+                    .map(|e| e.key)
+                    .collect(),
+            );
         }
         self
     }
@@ -192,6 +218,9 @@ pub struct UserDetail {
     pub mfa_recovery_codes_left: i64,
     /// The services the user signed in on, with the first and latest sign-in.
     pub services: Vec<ServiceOut>,
+    /// The licences the user holds in each organization the caller may see,
+    /// with their sources (`direct`, or a group).
+    pub licences: Vec<crate::api::licences::HeldLicence>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -235,6 +264,14 @@ pub fn detail_of(
         .collect();
     let (active_count, last) = sessions::summary_for_user(conn, user.id, config)?;
     let mfa = frontdesk_core::mfa::summary(conn, user.id)?;
+    let licences = frontdesk_core::licences::effective_everywhere(conn, user.id)?
+        .into_iter()
+        .filter(|(org, _)| visible.as_ref().is_none_or(|v| v.contains(org)))
+        .flat_map(|(org, held)| {
+            held.into_iter()
+                .map(move |e| crate::api::licences::held(org, e))
+        })
+        .collect();
     let mut out = UserOut::from(user);
     out.mfa_enabled = mfa.enabled;
     Ok(UserDetail {
@@ -257,6 +294,7 @@ pub fn detail_of(
             last_created_at: last.map(utc),
         },
         linked_identities: Vec::new(),
+        licences,
         services: frontdesk_core::services::of_user(conn, user.id)?
             .into_iter()
             .map(|s| ServiceOut {
