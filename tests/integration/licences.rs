@@ -651,3 +651,133 @@ both!(
         });
     }
 );
+
+both!(the_pages_show_and_change_licences, |db| {
+    block_on(async {
+        let w = world_data(db);
+        let app = crate::host_app!(licensed(db));
+        let sys = Actor::system();
+        let g = group(db, w.acme.id, "Night shift");
+        groups::add_member(&mut db.conn(), &sys, w.acme.id, g, w.acme_member.id).expect("join");
+        let mut b = crate::web_app::Browser::new();
+        b.login(&app, "admin@acme.test", crate::web_app::PASSWORD)
+            .await;
+        let org_url = format!("/admin/organizations/{}", w.acme.id);
+        let page = b.get(&app, &org_url).await;
+        assert!(page.body.contains("<h2>Licences</h2>"), "{}", page.body);
+        assert!(page.body.contains("0 of 2"), "{}", page.body);
+        let csrf = page.csrf();
+        // Assign a licence to a group from the organization page.
+        let gs = g.to_string();
+        let done = b
+            .post(
+                &app,
+                &format!("{org_url}/licences"),
+                &[
+                    ("group", gs.as_str()),
+                    ("licence", "pro"),
+                    ("action", "assign"),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert!(done.status.is_redirection(), "{}", done.status);
+        let page = b.get(&app, &org_url).await;
+        assert!(page.body.contains("1 of 2"), "{}", page.body);
+        // The user page: the licence via the group; assign another directly.
+        let user_url = format!("/admin/users/{}", w.acme_member.id);
+        let page = b.get(&app, &user_url).await;
+        assert!(page.body.contains("via group Night shift"), "{}", page.body);
+        let acme = w.acme.id.to_string();
+        let licence_url = format!("{user_url}/licences");
+        let form = |key: &'static str, action: &'static str| {
+            [
+                ("organization", acme.clone()),
+                ("licence", key.to_owned()),
+                ("action", action.to_owned()),
+                ("csrf_token", csrf.clone()),
+            ]
+        };
+        let pairs = |f: &[(&'static str, String); 4]| -> Vec<(&'static str, String)> { f.to_vec() };
+        let f = pairs(&form("team", "assign"));
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert!(b.post(&app, &licence_url, &f).await.status.is_redirection());
+        let page = b.get(&app, &user_url).await;
+        assert!(
+            page.body.contains("Team</span> <small>(direct)"),
+            "{}",
+            page.body
+        );
+        assert_eq!(
+            keys_and_sources(db, w.acme.id, w.acme_member.id)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>(),
+            ["pro", "team"]
+        );
+        let f = pairs(&form("team", "remove"));
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert!(b.post(&app, &licence_url, &f).await.status.is_redirection());
+        assert_eq!(keys_and_sources(db, w.acme.id, w.acme_member.id).len(), 1);
+        // The seat limit on the page: the third holder is refused, nothing changes.
+        licences::assign_user(&mut db.conn(), &sys, w.acme.id, w.acme_admin.id, "pro")
+            .expect("2nd");
+        let owner_url = format!("/admin/users/{}/licences", w.acme_owner.id);
+        let refused = b
+            .post(
+                &app,
+                &owner_url,
+                &[
+                    ("organization", acme.as_str()),
+                    ("licence", "pro"),
+                    ("action", "assign"),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        let shown = b.get(&app, refused.location()).await;
+        assert!(shown.body.contains("no seat left"), "{}", shown.body);
+        assert_eq!(
+            licences::used(&mut db.conn(), w.acme.id, "pro").expect("used"),
+            2
+        );
+        // A member of another organization is not acme's admin's to change.
+        let globex = w.globex.id.to_string();
+        b.post(
+            &app,
+            &format!("/admin/users/{}/licences", w.globex_member.id),
+            &[
+                ("organization", globex.as_str()),
+                ("licence", "team"),
+                ("action", "assign"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+        let rows: i64 = user_licences::table
+            .filter(user_licences::organization_id.eq(w.globex.id))
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("count");
+        assert_eq!(rows, 0);
+    });
+});
+
+both!(without_declared_licences_the_pages_show_none, |db| {
+    block_on(async {
+        let w = world_data(db);
+        let app = crate::host_app!(crate::web_app::frontdesk(db));
+        let mut b = crate::web_app::Browser::new();
+        b.login(&app, "admin@acme.test", crate::web_app::PASSWORD)
+            .await;
+        let page = b
+            .get(&app, &format!("/admin/organizations/{}", w.acme.id))
+            .await;
+        assert_eq!(page.status.as_u16(), 200);
+        assert!(!page.body.contains("Licences"), "{}", page.body);
+        let page = b
+            .get(&app, &format!("/admin/users/{}", w.acme_member.id))
+            .await;
+        assert!(!page.body.contains("Licences"), "{}", page.body);
+    });
+});
