@@ -781,3 +781,58 @@ both!(without_declared_licences_the_pages_show_none, |db| {
         assert!(!page.body.contains("Licences"), "{}", page.body);
     });
 });
+
+fn export_licences(db: &TestDb, actor: &Actor) -> Vec<(String, String)> {
+    use frontdesk_core::exports::{self, ExportField, ExportRequest};
+    let fields = ExportField::parse_list("email,licences", &[]).expect("fields");
+    let mut out = Vec::new();
+    exports::export(
+        &mut db.conn(),
+        actor,
+        &ExportRequest::new(fields, frontdesk_core::users::query::UserQuery::default()),
+        &mut out,
+        &mut |_| {},
+    )
+    .expect("export");
+    let text = String::from_utf8(out).expect("utf-8");
+    let mut rows: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let (e, k) = l.split_once(',').expect("two cells");
+            (e.to_owned(), k.to_owned())
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+both!(the_export_writes_the_effective_licences, |db| {
+    declare(db);
+    let w = world_data(db);
+    let sys = Actor::system();
+    let m = w.acme_member.id;
+    let g = group(db, w.acme.id, "Support");
+    licences::assign_group(&mut db.conn(), &sys, w.acme.id, g, "team").expect("group");
+    groups::add_member(&mut db.conn(), &sys, w.acme.id, g, m).expect("join");
+    licences::assign_user(&mut db.conn(), &sys, w.acme.id, m, "team").expect("twice");
+    organizations::add_member(&mut db.conn(), &sys, w.globex.id, m, OrgRole::Member)
+        .expect("globex");
+    licences::assign_user(&mut db.conn(), &sys, w.globex.id, m, "pro").expect("globex pro");
+    let all = export_licences(db, &sys);
+    assert!(
+        all.contains(&("email".into(), "licences".into())),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(&("member@acme.test".into(), "pro|team".into())),
+        "{all:?}"
+    );
+    assert!(all.contains(&("admin@acme.test".into(), String::new())));
+    // An organization admin's export holds their organization's licences only.
+    let acme_admin = Actor::user(w.acme_admin.id, None, vec![(w.acme.id, OrgRole::Admin)]);
+    let mine = export_licences(db, &acme_admin);
+    assert!(
+        mine.contains(&("member@acme.test".into(), "team".into())),
+        "{mine:?}"
+    );
+});
