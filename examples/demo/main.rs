@@ -260,7 +260,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extension(admin_notes::NotesAdmin)
         // The two services sign-ins and activity are counted for.
         .service("web", "Notes web app")
-        .service("mobile-api", "Notes mobile API");
+        .service("mobile-api", "Notes mobile API")
+        // Licences organization admins give to members, directly or
+        // through groups (organization page, user page, API).
+        .licence(frontdesk::Licence::new("pro", "Notes Pro").seats(25))
+        .licence(frontdesk::Licence::new("sharing", "Shared notebooks"));
     // Activity recording (DEMO_ACTIVITY=0 turns it off, to compare).
     let builder = if std::env::var("DEMO_ACTIVITY").is_ok_and(|v| v == "0") {
         builder

@@ -836,3 +836,51 @@ both!(the_export_writes_the_effective_licences, |db| {
         "{mine:?}"
     );
 });
+
+both!(a_directory_cannot_pass_the_seat_limit, |db| {
+    block_on(async {
+        let w = world_data(db);
+        let app = crate::host_app!(licensed(db));
+        let sys = Actor::system();
+        let org = w.acme.id;
+        let g = group(db, org, "Engineering");
+        licences::assign_group(&mut db.conn(), &sys, org, g, "pro").expect("group");
+        licences::assign_user(&mut db.conn(), &sys, org, w.acme_owner.id, "pro").expect("1");
+        licences::assign_user(&mut db.conn(), &sys, org, w.acme_admin.id, "pro").expect("2");
+        let (_, token) = crate::scim::token_for(db, org);
+        let m = w.acme_member.id;
+        let p = crate::scim::scim(
+            &app,
+            &token,
+            "PATCH",
+            &format!("/Groups/{g}"),
+            Some(json!({
+                "schemas": [crate::scim::PATCH],
+                "Operations": [{"op": "Add", "path": "members", "value": [{"value": m.to_string()}]}],
+            })),
+        )
+        .await;
+        assert_eq!(p.status, 409, "{}", p.body);
+        let detail = p.body["detail"].as_str().unwrap_or("");
+        assert!(
+            detail.contains("Pro plan") && detail.contains("2 of 2"),
+            "{detail}"
+        );
+        assert!(groups::members(&mut db.conn(), g)
+            .expect("members")
+            .is_empty());
+        // A holder of the licence may join: no new seat.
+        let p = crate::scim::scim(
+            &app,
+            &token,
+            "PATCH",
+            &format!("/Groups/{g}"),
+            Some(json!({
+                "schemas": [crate::scim::PATCH],
+                "Operations": [{"op": "Add", "path": "members", "value": [{"value": w.acme_admin.id.to_string()}]}],
+            })),
+        )
+        .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+    });
+});
