@@ -884,3 +884,41 @@ both!(a_directory_cannot_pass_the_seat_limit, |db| {
         assert_eq!(p.status, 200, "{}", p.body);
     });
 });
+
+both!(
+    the_users_list_of_one_organization_has_a_licences_column,
+    |db| {
+        block_on(async {
+            let w = world_data(db);
+            let app = crate::host_app!(licensed(db));
+            let sys = Actor::system();
+            let g = group(db, w.acme.id, "Support");
+            licences::assign_group(&mut db.conn(), &sys, w.acme.id, g, "pro").expect("group");
+            groups::add_member(&mut db.conn(), &sys, w.acme.id, g, w.acme_member.id).expect("join");
+            licences::assign_user(&mut db.conn(), &sys, w.acme.id, w.acme_member.id, "pro")
+                .expect("direct");
+            let mut b = crate::web_app::Browser::new();
+            b.login(&app, "admin@acme.test", crate::web_app::PASSWORD)
+                .await;
+            let page = b
+                .get(&app, &format!("/admin/users?org={}", w.acme.id))
+                .await;
+            assert_eq!(page.status.as_u16(), 200);
+            assert!(
+                page.body.contains(r#"<th scope="col">Licences</th>"#),
+                "{}",
+                page.body
+            );
+            assert!(
+                page.body.contains(
+                    r#"<span class="fda-tag">Pro plan</span> <small>(direct, via Support)</small>"#
+                ),
+                "{}",
+                page.body
+            );
+            // Without an organization filter there is no such column.
+            let page = b.get(&app, "/admin/users").await;
+            assert!(!page.body.contains(r#"<th scope="col">Licences</th>"#));
+        });
+    }
+);
