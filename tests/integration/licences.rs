@@ -922,3 +922,145 @@ both!(
         });
     }
 );
+
+both!(the_users_list_and_the_export_filter_by_licence, |db| {
+    block_on(async {
+        let fd = licensed(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let sys = Actor::system();
+        let g = group(db, w.acme.id, "Support");
+        licences::assign_group(&mut db.conn(), &sys, w.acme.id, g, "team").expect("group");
+        groups::add_member(&mut db.conn(), &sys, w.acme.id, g, w.acme_member.id).expect("join");
+        licences::assign_user(&mut db.conn(), &sys, w.acme.id, w.acme_admin.id, "team")
+            .expect("direct");
+        // The globex member holds it in globex only.
+        licences::assign_user(
+            &mut db.conn(),
+            &sys,
+            w.globex.id,
+            w.globex_member.id,
+            "team",
+        )
+        .expect("globex");
+        let sorted = |a: &Answer| {
+            let mut e = emails(a);
+            e.sort();
+            e
+        };
+        let all = expect(
+            &app,
+            &w,
+            Who::StaffViewerKey,
+            "GET",
+            "/users?licence=team",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(
+            sorted(&all),
+            ["admin@acme.test", "member@acme.test", "member@globex.test"]
+        );
+        let acme = expect(
+            &app,
+            &w,
+            Who::StaffViewerKey,
+            "GET",
+            "/users?licence=team&organization=acme",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(sorted(&acme), ["admin@acme.test", "member@acme.test"]);
+        assert_eq!(acme.body["pagination"]["total"], 2);
+        let none = expect(
+            &app,
+            &w,
+            Who::StaffViewerKey,
+            "GET",
+            "/users?licence=pro",
+            None,
+            200,
+        )
+        .await;
+        assert!(emails(&none).is_empty());
+        let bad = expect(
+            &app,
+            &w,
+            Who::StaffViewerKey,
+            "GET",
+            "/users?licence=gold",
+            None,
+            400,
+        )
+        .await;
+        assert_eq!(bad.body["errors"][0]["field"], "licence");
+        // An organization admin's list counts only their organization's licences.
+        let globex_owner_view = expect(
+            &app,
+            &w,
+            Who::GlobexAdminKey,
+            "GET",
+            "/users?licence=team",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(sorted(&globex_owner_view), ["member@globex.test"]);
+        // The document names the filter with its values.
+        let doc = expect(
+            &app,
+            &w,
+            Who::StaffViewerKey,
+            "GET",
+            "/openapi.json",
+            None,
+            200,
+        )
+        .await;
+        let params = doc.body["paths"]["/users"]["get"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let licence = params
+            .iter()
+            .find(|p| p["name"] == "licence")
+            .expect("licence documented");
+        assert_eq!(licence["schema"]["enum"], json!(["pro", "team"]));
+        // The page: a Licence select; the filter applies.
+        let mut b = crate::web_app::Browser::new();
+        b.login(&app, "admin@acme.test", crate::web_app::PASSWORD)
+            .await;
+        let page = b.get(&app, "/admin/users?licence=team").await;
+        assert_eq!(page.status.as_u16(), 200);
+        assert!(
+            page.body.contains(r#"<select name="licence">"#),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("member@acme.test"));
+        assert!(!page.body.contains("owner@acme.test"), "{}", page.body);
+        // The export takes it too.
+        let csv = call(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/export?fields=email,licences&licence=team&organization=acme",
+            None,
+        )
+        .await;
+        assert_eq!(csv.status.as_u16(), 200, "{}", csv.raw);
+        let mut lines: Vec<&str> = csv.raw.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "admin@acme.test,team",
+                "email,licences",
+                "member@acme.test,team"
+            ]
+        );
+    });
+});

@@ -577,3 +577,37 @@ pub fn effective_everywhere(
         .remove(&user_id)
         .unwrap_or_default())
 }
+
+/// The users-list condition "holds licence `key`", directly or through a
+/// group, in one of `orgs` (any organization when `None`).
+pub fn holder_condition(key: &str, orgs: Option<&[i64]>) -> crate::users::condition::UserCondition {
+    use crate::users::condition::UserCondition;
+    let in_orgs = |c: UserCondition, column: &str| match orgs {
+        None => c,
+        Some([]) => c.push(&format!(" AND {column} IS NULL")),
+        Some(list) => {
+            let mut c = c.push(&format!(" AND {column} IN ("));
+            for (i, o) in list.iter().enumerate() {
+                if i > 0 {
+                    c = c.push(", ");
+                }
+                c = c.bind_int(*o);
+            }
+            c.push(")")
+        }
+    };
+    let c = UserCondition::sql(
+        "(users.id IN (SELECT user_licences.user_id FROM user_licences \
+         WHERE user_licences.licence = ",
+    )
+    .bind_text(key);
+    let c = in_orgs(c, "user_licences.organization_id")
+        .push(
+            ") OR users.id IN (SELECT group_members.user_id FROM group_members \
+             JOIN group_licences ON group_licences.group_id = group_members.group_id \
+             JOIN groups ON groups.id = group_members.group_id \
+             WHERE group_licences.licence = ",
+        )
+        .bind_text(key);
+    in_orgs(c, "groups.organization_id").push("))")
+}

@@ -349,6 +349,17 @@ fn declared_filters(doc: &mut serde_json::Value, settings: &crate::state::Settin
             "schema": {"type": "string", "enum": values},
         })
     }));
+    if !settings.licences.is_empty() {
+        let keys: Vec<&str> = settings.licences.iter().map(|l| l.key.as_str()).collect();
+        params.push(json!({
+            "name": crate::user_filters::LICENCE,
+            "in": "query",
+            "required": false,
+            "description": "Only users holding this licence (directly or through a group) in the \
+                filtered organization, else in any organization the caller may see.",
+            "schema": {"type": "string", "enum": keys},
+        }));
+    }
     if params.is_empty() {
         return;
     }
