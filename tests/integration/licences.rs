@@ -1064,3 +1064,98 @@ both!(the_users_list_and_the_export_filter_by_licence, |db| {
         );
     });
 });
+
+#[derive(Clone, Default)]
+struct Heard(std::sync::Arc<std::sync::Mutex<Vec<frontdesk::Event>>>);
+
+impl frontdesk::EventListener for Heard {
+    fn after_commit(&self, event: &frontdesk::Event) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(event.clone());
+        }
+    }
+}
+
+both!(licence_changes_are_typed_events_after_commit, |db| {
+    block_on(async {
+        let heard = Heard::default();
+        let mut b = builder(db).listener(heard.clone());
+        for l in declared() {
+            b = b.licence(l);
+        }
+        let fd = b.build().expect("frontdesk");
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let g = group(db, w.acme.id, "Support");
+        let m = w.acme_member.id;
+        let user_path = format!("/organizations/acme/users/{m}/licences/pro");
+        let group_path = format!("/organizations/acme/groups/{g}/licences/team");
+        expect(&app, &w, Who::AcmeAdminKey, "PUT", &user_path, None, 204).await;
+        expect(&app, &w, Who::AcmeAdminKey, "PUT", &group_path, None, 204).await;
+        expect(&app, &w, Who::AcmeAdminKey, "DELETE", &user_path, None, 204).await;
+        expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "DELETE",
+            &group_path,
+            None,
+            204,
+        )
+        .await;
+        let events: Vec<frontdesk::Event> = heard
+            .0
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    frontdesk::Event::LicenceAssigned { .. }
+                        | frontdesk::Event::LicenceUnassigned { .. }
+                        | frontdesk::Event::GroupLicenceAdded { .. }
+                        | frontdesk::Event::GroupLicenceRemoved { .. }
+                )
+            })
+            .collect();
+        let org = w.acme.id;
+        assert_eq!(
+            events,
+            vec![
+                frontdesk::Event::LicenceAssigned {
+                    user_id: m,
+                    organization_id: org,
+                    licence: "pro".into(),
+                    actor: events_actor(&events[0]),
+                },
+                frontdesk::Event::GroupLicenceAdded {
+                    group_id: g,
+                    organization_id: org,
+                    licence: "team".into(),
+                    actor: events_actor(&events[0]),
+                },
+                frontdesk::Event::LicenceUnassigned {
+                    user_id: m,
+                    organization_id: org,
+                    licence: "pro".into(),
+                    actor: events_actor(&events[0]),
+                },
+                frontdesk::Event::GroupLicenceRemoved {
+                    group_id: g,
+                    organization_id: org,
+                    licence: "team".into(),
+                    actor: events_actor(&events[0]),
+                },
+            ]
+        );
+        assert!(events_actor(&events[0]).starts_with("api_key:"));
+    });
+});
+
+fn events_actor(e: &frontdesk::Event) -> String {
+    match e {
+        frontdesk::Event::LicenceAssigned { actor, .. } => actor.clone(),
+        _ => String::new(),
+    }
+}

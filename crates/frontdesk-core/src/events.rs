@@ -812,6 +812,38 @@ mod tests {
                 ..
             }
         ));
+        let e = Event::from_audit(
+            "api_key:2",
+            "licence.assign",
+            "user:9",
+            Some(4),
+            &serde_json::json!({"licence": "pro"}),
+        );
+        assert_eq!(
+            e,
+            Event::LicenceAssigned {
+                user_id: 9,
+                organization_id: 4,
+                licence: "pro".into(),
+                actor: "api_key:2".into()
+            }
+        );
+        let e = Event::from_audit(
+            "user:1",
+            "group.licence.remove",
+            "group:5",
+            Some(4),
+            &serde_json::json!({"licence": "team", "group": "Support"}),
+        );
+        assert_eq!(
+            e,
+            Event::GroupLicenceRemoved {
+                group_id: 5,
+                organization_id: 4,
+                licence: "team".into(),
+                actor: "user:1".into()
+            }
+        );
         // A target that names no id, or an action frontdesk does not know
         // (a host extension's): the audit row's fields as they are.
         for (action, target) in [("user.suspend", "user:x"), ("billing.refund", "user:9")] {
