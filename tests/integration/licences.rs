@@ -996,6 +996,29 @@ both!(the_users_list_and_the_export_filter_by_licence, |db| {
         )
         .await;
         assert_eq!(bad.body["errors"][0]["field"], "licence");
+        // The organization-scoped list takes it too.
+        let scoped = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/organizations/acme/users?licence=team",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(sorted(&scoped), ["admin@acme.test", "member@acme.test"]);
+        let bad = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/organizations/acme/users?licence=gold",
+            None,
+            400,
+        )
+        .await;
+        assert_eq!(bad.body["errors"][0]["field"], "licence");
         // An organization admin's list counts only their organization's licences.
         let globex_owner_view = expect(
             &app,
