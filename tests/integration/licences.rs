@@ -1182,3 +1182,38 @@ fn events_actor(e: &frontdesk::Event) -> String {
         _ => String::new(),
     }
 }
+
+both!(the_builder_checks_and_syncs_licence_types, |db| {
+    for bad in [
+        vec![Licence::new("Pro", "Pro plan")],
+        vec![Licence::new("", "Nothing")],
+        vec![Licence::new("pro", " ")],
+        vec![Licence::new("pro", "A"), Licence::new("pro", "B")],
+    ] {
+        let mut b = builder(db);
+        for l in bad {
+            b = b.licence(l);
+        }
+        assert!(
+            matches!(b.build(), Err(CoreError::Config(_))),
+            "a bad declaration is refused at build"
+        );
+    }
+    let fd = licensed(db);
+    let w = world_data(db);
+    let sys = Actor::system();
+    licences::assign_user(&mut db.conn(), &sys, w.acme.id, w.acme_member.id, "pro").expect("pro");
+    drop(fd);
+    // Declared no more: gone from every view, its rows kept.
+    let fd = builder(db)
+        .licence(Licence::new("team", "Team (renamed)").seats(3))
+        .build()
+        .expect("frontdesk");
+    assert!(keys_and_sources(db, w.acme.id, w.acme_member.id).is_empty());
+    let types = licences::types(&mut db.conn()).expect("types");
+    assert_eq!(types, vec![Licence::new("team", "Team (renamed)").seats(3)]);
+    drop(fd);
+    // Declared again: back.
+    let _fd = licensed(db);
+    assert_eq!(keys_and_sources(db, w.acme.id, w.acme_member.id).len(), 1);
+});
