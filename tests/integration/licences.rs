@@ -1217,3 +1217,44 @@ both!(the_builder_checks_and_syncs_licence_types, |db| {
     let _fd = licensed(db);
     assert_eq!(keys_and_sources(db, w.acme.id, w.acme_member.id).len(), 1);
 });
+
+both!(odd_input_on_the_licence_routes_is_a_client_error, |db| {
+    block_on(async {
+        let fd = licensed(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        let long = "a".repeat(65);
+        let keys = [
+            "..",
+            "-",
+            "PRO",
+            "%00",
+            "pro%2Fteam",
+            long.as_str(),
+            "%C3%A9",
+        ];
+        let ids = ["0", "-1", "99999999999999999999", "x"];
+        for method in ["PUT", "DELETE"] {
+            for kind in ["users", "groups"] {
+                for id in ids {
+                    for key in keys {
+                        let path = format!("/organizations/acme/{kind}/{id}/licences/{key}");
+                        let a = call(&app, &w, Who::StaffOwnerKey, method, &path, None).await;
+                        let s = a.status.as_u16();
+                        assert!((400..500).contains(&s), "{method} {path}: {s}");
+                    }
+                }
+            }
+        }
+        let a = call(
+            &app,
+            &w,
+            Who::StaffOwnerKey,
+            "GET",
+            "/organizations/nope/licences",
+            None,
+        )
+        .await;
+        assert_eq!(a.status.as_u16(), 404);
+    });
+});
