@@ -38,6 +38,7 @@ use std::sync::Arc;
 pub use frontdesk_core as core;
 pub use frontdesk_core::events::{Event, EventListener, Veto};
 pub use frontdesk_core::hooks::Hooks;
+pub use frontdesk_core::licences::Licence;
 pub use frontdesk_core::login_attempts::LockoutPolicy;
 pub use frontdesk_core::mfa::passkeys::PasskeyPolicy;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
@@ -99,6 +100,7 @@ pub struct FrontdeskBuilder {
     import_dir: Option<PathBuf>,
     activity: Option<core::activity::ActivityConfig>,
     services: Vec<(String, String)>,
+    licences: Vec<core::licences::Licence>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -146,6 +148,7 @@ impl Default for FrontdeskBuilder {
             disabled_parts: Vec::new(),
             activity: None,
             services: Vec::new(),
+            licences: Vec::new(),
         }
     }
 }
@@ -502,6 +505,17 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// Declares one of the host's licence types, e.g.
+    /// `Licence::new("pro", "Pro plan").seats(25)`: organization admins give
+    /// it to members directly or through groups, at most `seats` users per
+    /// organization. Kept in the `licence_types` table, synced at each start.
+    /// Without any, the licence sections stay out of the pages and the API
+    /// lists none.
+    pub fn licence(mut self, licence: core::licences::Licence) -> Self {
+        self.licences.push(licence);
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -625,6 +639,8 @@ impl FrontdeskBuilder {
         let ext_fields = settings.extensions.profile_fields();
         settings.import.profile_fields.extend(ext_fields);
         core::profile::check_declarations(&settings.import.profile_fields)?;
+        core::licences::check_declarations(&self.licences)?;
+        settings.licences = self.licences.clone();
         if settings.import.max_rows == 0 || settings.import.max_bytes == 0 {
             return Err(CoreError::Config(
                 "import_config: max_rows and max_bytes must be positive".into(),
@@ -692,6 +708,7 @@ impl FrontdeskBuilder {
             self.services.clone()
         };
         let services = core::services::sync(&mut conn, &declared)?;
+        core::licences::sync(&mut conn, &self.licences)?;
         drop(conn);
         let state = FrontdeskState::new(pool.clone(), settings, self.hooks)?;
         if let (BackendKind::Postgres, Some(capacity)) = (

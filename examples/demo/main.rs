@@ -105,7 +105,30 @@ async fn home(user: OptionalUser) -> HttpResponse {
     }
 }
 
-async fn notes(me: CurrentUser, notes: web::Data<Notes>) -> HttpResponse {
+async fn notes(
+    me: CurrentUser,
+    notes: web::Data<Notes>,
+    state: web::Data<frontdesk::FrontdeskState>,
+) -> HttpResponse {
+    // A feature gated by a licence: "Notes Pro" held in any of the user's
+    // organizations (given directly, or through one of its groups).
+    let user_id = me.id();
+    let orgs = state
+        .db(move |conn| frontdesk::core::organizations::roles_of(conn, user_id))
+        .await
+        .unwrap_or_default();
+    let mut pro = false;
+    for (org, _) in orgs {
+        if me.has_licence(org, "pro").await.unwrap_or(false) {
+            pro = true;
+            break;
+        }
+    }
+    let plan = if pro {
+        "Notes Pro: on (a licence from your organization)."
+    } else {
+        "Notes Pro: off (an organization admin can assign the licence to you or your group)."
+    };
     let items: String = notes
         .list(me.id())
         .iter()
@@ -116,7 +139,7 @@ async fn notes(me: CurrentUser, notes: web::Data<Notes>) -> HttpResponse {
     page(
         "Your notes",
         &format!(
-            "<h1>Your notes</h1><p>Signed in as {email}.</p><ul>{items}</ul>\
+            "<h1>Your notes</h1><p>Signed in as {email}.</p><p class=\"fd-aside\">{plan}</p><ul>{items}</ul>\
              <form method=\"post\" action=\"/notes\" class=\"fd-form\">\
              <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
              <label>New note <input name=\"text\" required maxlength=\"500\"></label>\
@@ -260,7 +283,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extension(admin_notes::NotesAdmin)
         // The two services sign-ins and activity are counted for.
         .service("web", "Notes web app")
-        .service("mobile-api", "Notes mobile API");
+        .service("mobile-api", "Notes mobile API")
+        // Licences organization admins give to members, directly or
+        // through groups (organization page, user page, API).
+        .licence(frontdesk::Licence::new("pro", "Notes Pro").seats(25))
+        .licence(frontdesk::Licence::new("sharing", "Shared notebooks"));
     // Activity recording (DEMO_ACTIVITY=0 turns it off, to compare).
     let builder = if std::env::var("DEMO_ACTIVITY").is_ok_and(|v| v == "0") {
         builder

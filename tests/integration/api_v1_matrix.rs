@@ -70,6 +70,7 @@ fn concrete(
         .replace("{slug}", "acme")
         .replace("{user_id}", &w.acme_member.id.to_string())
         .replace("{tag_id}", &tag.to_string())
+        .replace("{key}", "pro")
         .replace("{id}", &id.to_string());
     let body = match (method, path) {
         ("patch", "/users/{id}") => Some(json!({"first_name": "Z"})),

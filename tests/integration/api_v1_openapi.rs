@@ -223,6 +223,7 @@ both!(document_covers_every_route_with_its_errors, |db| {
                 .replace("{slug}", "acme")
                 .replace("{user_id}", "1")
                 .replace("{tag_id}", "1")
+                .replace("{key}", "pro")
                 .replace("{id}", "1");
             let a = call(
                 &app,

@@ -38,6 +38,7 @@ mod imports;
 mod invitation_browser;
 mod invitation_pages;
 mod invitations;
+mod licences;
 mod login_attempts;
 mod mail;
 mod mfa;

@@ -19,15 +19,21 @@ use crate::both;
 use crate::support::TestDb;
 use crate::web_app::{block_on, frontdesk};
 
-const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(crate) const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: Value,
 }
 
-async fn scim<S, B>(app: &S, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer
+pub(crate) async fn scim<S, B>(
+    app: &S,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Answer
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
@@ -65,7 +71,7 @@ where
     }
 }
 
-fn token_for(db: &TestDb, org: i64) -> (i64, String) {
+pub(crate) fn token_for(db: &TestDb, org: i64) -> (i64, String) {
     let mut conn = db.conn();
     let (t, secret) =
         scim_tokens::create(&mut conn, &Actor::system(), org, "Entra ID").expect("token");

@@ -571,6 +571,10 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
         "20261207000500",
         &["groups", "group_members", "scim_tokens", "scim_requests"],
     ),
+    (
+        "20261207000700",
+        &["licence_types", "user_licences", "group_licences"],
+    ),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

@@ -12,6 +12,18 @@ pub enum CoreError {
     DuplicateTag(String),
     #[error("a group named {0:?} already exists in this organization")]
     DuplicateGroup(String),
+    /// A licence change would give more users of the organization the
+    /// licence than it has seats.
+    #[error(
+        "no seat left for licence {name:?} ({licence}): {used} of {limit} seats used, this change needs {needed} more"
+    )]
+    SeatLimit {
+        licence: String,
+        name: String,
+        used: i64,
+        limit: i64,
+        needed: i64,
+    },
     /// A directory's (SCIM) value that must be unique is taken.
     #[error("{0}")]
     Conflict(String),

@@ -191,6 +191,33 @@ pub enum Event {
         user_id: i64,
         actor: String,
     },
+    /// A licence given to a member directly.
+    LicenceAssigned {
+        user_id: i64,
+        organization_id: i64,
+        licence: String,
+        actor: String,
+    },
+    /// A member's direct licence taken away (one held through a group stays).
+    LicenceUnassigned {
+        user_id: i64,
+        organization_id: i64,
+        licence: String,
+        actor: String,
+    },
+    /// A licence put on a group: its members hold it.
+    GroupLicenceAdded {
+        group_id: i64,
+        organization_id: i64,
+        licence: String,
+        actor: String,
+    },
+    GroupLicenceRemoved {
+        group_id: i64,
+        organization_id: i64,
+        licence: String,
+        actor: String,
+    },
     ScimTokenCreated {
         scim_token_id: i64,
         organization_id: i64,
@@ -250,6 +277,7 @@ impl Event {
                 .and_then(|t| t.parse::<i64>().ok())
         };
         let num = |key: &str| details.get(key).and_then(Value::as_i64);
+        let text = |key: &str| details.get(key).and_then(Value::as_str).map(str::to_owned);
         let flag = |key: &str| details.get(key).and_then(Value::as_bool).unwrap_or(false);
         let user = id_of("user");
         let inv = id_of("invitation");
@@ -390,6 +418,37 @@ impl Event {
                     group_id,
                     organization_id,
                     user_id,
+                    actor,
+                }),
+            ("licence.assign", Some(user_id), _, _, Some(organization_id)) => {
+                text("licence").map(|licence| Event::LicenceAssigned {
+                    user_id,
+                    organization_id,
+                    licence,
+                    actor,
+                })
+            }
+            ("licence.unassign", Some(user_id), _, _, Some(organization_id)) => text("licence")
+                .map(|licence| Event::LicenceUnassigned {
+                    user_id,
+                    organization_id,
+                    licence,
+                    actor,
+                }),
+            ("group.licence.add", _, _, _, Some(organization_id)) => id_of("group")
+                .zip(text("licence"))
+                .map(|(group_id, licence)| Event::GroupLicenceAdded {
+                    group_id,
+                    organization_id,
+                    licence,
+                    actor,
+                }),
+            ("group.licence.remove", _, _, _, Some(organization_id)) => id_of("group")
+                .zip(text("licence"))
+                .map(|(group_id, licence)| Event::GroupLicenceRemoved {
+                    group_id,
+                    organization_id,
+                    licence,
                     actor,
                 }),
             ("scim_token.create", _, _, _, Some(organization_id)) => {
@@ -753,6 +812,38 @@ mod tests {
                 ..
             }
         ));
+        let e = Event::from_audit(
+            "api_key:2",
+            "licence.assign",
+            "user:9",
+            Some(4),
+            &serde_json::json!({"licence": "pro"}),
+        );
+        assert_eq!(
+            e,
+            Event::LicenceAssigned {
+                user_id: 9,
+                organization_id: 4,
+                licence: "pro".into(),
+                actor: "api_key:2".into()
+            }
+        );
+        let e = Event::from_audit(
+            "user:1",
+            "group.licence.remove",
+            "group:5",
+            Some(4),
+            &serde_json::json!({"licence": "team", "group": "Support"}),
+        );
+        assert_eq!(
+            e,
+            Event::GroupLicenceRemoved {
+                group_id: 5,
+                organization_id: 4,
+                licence: "team".into(),
+                actor: "user:1".into()
+            }
+        );
         // A target that names no id, or an action frontdesk does not know
         // (a host extension's): the audit row's fields as they are.
         for (action, target) in [("user.suspend", "user:x"), ("billing.refund", "user:9")] {

@@ -46,6 +46,9 @@ pub enum ExportField {
     LastLoginAt,
     /// Whether the user has a confirmed second factor (never a secret).
     MfaEnabled,
+    /// The keys of the licences the user holds, directly or through a group,
+    /// in the organizations of the export's scope; `|`-separated, sorted.
+    Licences,
     /// A host-defined profile field.
     Profile(String),
 }
@@ -67,6 +70,7 @@ const BUILTIN: &[(&str, ExportField)] = &[
     ("created_at", ExportField::CreatedAt),
     ("last_login_at", ExportField::LastLoginAt),
     ("mfa_enabled", ExportField::MfaEnabled),
+    ("licences", ExportField::Licences),
 ];
 
 impl ExportField {
@@ -346,6 +350,7 @@ fn write_csv<W: Write>(
         .any(|f| matches!(f, ExportField::Organization | ExportField::Role));
     let want_tags = req.fields.contains(&ExportField::Tags);
     let want_mfa = req.fields.contains(&ExportField::MfaEnabled);
+    let want_licences = req.fields.contains(&ExportField::Licences);
     let want_profile = req
         .fields
         .iter()
@@ -376,6 +381,11 @@ fn write_csv<W: Write>(
             } else {
                 Default::default()
             };
+            let licences_of = if want_licences {
+                batch_licences(conn, &ids, scope)?
+            } else {
+                HashMap::new()
+            };
             for u in users {
                 // Profiles are small JSON objects, parsed once per row.
                 let profile = if want_profile {
@@ -385,6 +395,16 @@ fn write_csv<W: Write>(
                 };
                 for f in &req.fields {
                     cell.clear();
+                    if *f == ExportField::Licences {
+                        if let Some(keys) = licences_of.get(&u.id) {
+                            for (i, k) in keys.iter().enumerate() {
+                                if i > 0 {
+                                    cell.push(LIST_SEPARATOR);
+                                }
+                                cell.push_str(k);
+                            }
+                        }
+                    }
                     if *f == ExportField::MfaEnabled {
                         cell.push_str(if mfa_on.contains(&u.id) {
                             "true"
@@ -474,8 +494,8 @@ fn fill_cell(
         ExportField::EmailVerified => {
             cell.push_str(if u.email_verified { "true" } else { "false" })
         }
-        // Filled by the caller, from the batch's factors.
-        ExportField::MfaEnabled => {}
+        // Filled by the caller, from the batch's factors and licences.
+        ExportField::MfaEnabled | ExportField::Licences => {}
         ExportField::LocalLoginEnabled => cell.push_str(if u.local_login_enabled {
             "true"
         } else {
@@ -490,6 +510,27 @@ fn fill_cell(
             Some(other) => cell.push_str(&other.to_string()),
         },
     }
+}
+
+/// The licence keys each user of the batch holds in the organizations of
+/// `scope` (all when `None`), sorted and without repeats.
+fn batch_licences(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    scope: Option<&[i64]>,
+) -> Result<HashMap<i64, Vec<String>>, ExportError> {
+    let held = crate::licences::effective_of_users(conn, None, ids)?;
+    Ok(held
+        .into_iter()
+        .map(|(user, by_org)| {
+            let keys: std::collections::BTreeSet<String> = by_org
+                .into_iter()
+                .filter(|(org, _)| scope.is_none_or(|s| s.contains(org)))
+                .flat_map(|(_, l)| l.into_iter().map(|e| e.key))
+                .collect();
+            (user, keys.into_iter().collect())
+        })
+        .collect())
 }
 
 /// When a batch's ids are nearly contiguous (sorted by creation, as exports

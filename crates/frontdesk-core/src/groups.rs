@@ -369,6 +369,7 @@ pub fn add_member(
         if already > 0 {
             return Ok(false);
         }
+        crate::licences::check_group_join(conn, org, id, user_id)?;
         diesel::insert_into(group_members::table)
             .values((
                 group_members::group_id.eq(id),

@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod import_jobs;
 pub mod imports;
 pub mod invitations;
+pub mod licences;
 pub mod login_attempts;
 pub mod mfa;
 pub mod names;

@@ -396,6 +396,7 @@ pub fn remove_member(
         }
         diesel::delete(memberships::table.find((user_id, org))).execute(conn)?;
         crate::groups::leave_org(conn, org, user_id)?;
+        crate::licences::leave_org(conn, org, user_id)?;
         audit::record(
             conn,
             actor,

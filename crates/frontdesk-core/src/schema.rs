@@ -388,10 +388,39 @@ diesel::joinable!(activity_events -> users (user_id));
 diesel::joinable!(user_services -> services (service_id));
 diesel::joinable!(user_services -> users (user_id));
 diesel::joinable!(session_services -> services (service_id));
+diesel::table! {
+    licence_types (key) {
+        key -> Text,
+        name -> Text,
+        seats -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_licences (organization_id, licence, user_id) {
+        organization_id -> BigInt,
+        user_id -> BigInt,
+        licence -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    group_licences (group_id, licence) {
+        group_id -> BigInt,
+        licence -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(groups -> organizations (organization_id));
 diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(group_members -> users (user_id));
 diesel::joinable!(scim_tokens -> organizations (organization_id));
+diesel::joinable!(user_licences -> users (user_id));
+diesel::joinable!(user_licences -> organizations (organization_id));
+diesel::joinable!(group_licences -> groups (group_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -422,4 +451,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     group_members,
     scim_tokens,
     scim_requests,
+    licence_types,
+    user_licences,
+    group_licences,
 );

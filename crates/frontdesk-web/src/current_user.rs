@@ -27,6 +27,23 @@ pub struct CurrentUser {
     pub user: User,
     pub session: Session,
     csrf_token: String,
+    licences: LicenceMemo,
+}
+
+/// The user's licences per organization, read on the first question about
+/// an organization and kept for the rest of the request (the clones a
+/// request's extractors hold share them).
+#[derive(Clone)]
+struct LicenceMemo {
+    state: FrontdeskState,
+    by_org: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<
+                i64,
+                std::sync::Arc<Vec<frontdesk_core::licences::Effective>>,
+            >,
+        >,
+    >,
 }
 
 impl std::fmt::Debug for CurrentUser {
@@ -50,6 +67,36 @@ impl CurrentUser {
 
     pub fn staff_role(&self) -> Option<StaffRole> {
         self.user.staff_role()
+    }
+
+    /// The licences the user holds in organization `org`, directly or
+    /// through a group, each with its sources. Nothing is read until a
+    /// handler asks; one query per organization, then kept for the request.
+    pub async fn licences(
+        &self,
+        org: i64,
+    ) -> Result<std::sync::Arc<Vec<frontdesk_core::licences::Effective>>, WebError> {
+        let memo = &self.licences;
+        if let Some(held) = memo.by_org.lock().ok().and_then(|m| m.get(&org).cloned()) {
+            return Ok(held);
+        }
+        let user_id = self.user.id;
+        let held = std::sync::Arc::new(
+            memo.state
+                .db(move |conn| frontdesk_core::licences::effective(conn, org, user_id))
+                .await?,
+        );
+        if let Ok(mut m) = memo.by_org.lock() {
+            m.insert(org, held.clone());
+        }
+        Ok(held)
+    }
+
+    /// True when the user holds licence `key` in organization `org`
+    /// (directly or through a group), to gate a feature of the host:
+    /// `if !me.has_licence(org_id, "pro").await? { … }`.
+    pub async fn has_licence(&self, org: i64, key: &str) -> Result<bool, WebError> {
+        Ok(self.licences(org).await?.iter().any(|l| l.key == key))
     }
 }
 
@@ -167,6 +214,10 @@ pub async fn resolve_token(
         user,
         session,
         csrf_token,
+        licences: LicenceMemo {
+            state: state.clone(),
+            by_org: Default::default(),
+        },
     }))
 }
 

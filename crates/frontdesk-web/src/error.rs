@@ -18,6 +18,8 @@ pub mod problem_type {
     pub const NOT_FOUND: &str = "urn:frontdesk:problem:not-found";
     pub const CONFLICT: &str = "urn:frontdesk:problem:conflict";
     pub const LAST_OWNER: &str = "urn:frontdesk:problem:last-owner";
+    /// A licence change would pass the licence's seat limit.
+    pub const SEAT_LIMIT: &str = "urn:frontdesk:problem:seat-limit";
     /// The host's event listener refused the change (`detail` is its message).
     pub const VETOED: &str = "urn:frontdesk:problem:vetoed";
     pub const PAYLOAD_TOO_LARGE: &str = "urn:frontdesk:problem:payload-too-large";
@@ -258,6 +260,10 @@ impl From<CoreError> for WebError {
             | CoreError::Conflict(_)
             | CoreError::AlreadyMember => {
                 WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
+            }
+            CoreError::SeatLimit { .. } => {
+                WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
+                    .with_type(problem_type::SEAT_LIMIT)
             }
             CoreError::LastOwner | CoreError::LastStaffOwner => {
                 WebError::new(StatusCode::CONFLICT, "Conflict", e.to_string())

@@ -79,6 +79,8 @@ pub struct Settings {
     /// What passkeys may do (default: a second factor). The relying party is
     /// the host of `base_url`, which must then be a domain name.
     pub passkeys: frontdesk_core::mfa::passkeys::PasskeyPolicy,
+    /// The host's licence types (none: the licence sections stay hidden).
+    pub licences: Vec<frontdesk_core::licences::Licence>,
 }
 
 /// Self sign-up and email verification.
@@ -121,6 +123,7 @@ impl Settings {
             disabled_parts: Vec::new(),
             signup: SignupSettings::default(),
             passkeys: Default::default(),
+            licences: Vec::new(),
         }
     }
 }

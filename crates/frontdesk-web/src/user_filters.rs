@@ -13,8 +13,11 @@ use crate::state::Settings;
 
 /// Whether a parameter name is of the shape these filters use.
 pub fn is_filter_param(name: &str) -> bool {
-    name.starts_with("profile.") || name.starts_with("ext.")
+    name.starts_with("profile.") || name.starts_with("ext.") || name == LICENCE
 }
+
+/// The licence filter's parameter (taken when the host declares licences).
+pub const LICENCE: &str = "licence";
 
 /// Every parameter name a filter may take.
 pub fn param_names(settings: &Settings) -> Vec<String> {
@@ -25,6 +28,7 @@ pub fn param_names(settings: &Settings) -> Vec<String> {
         .filter(|f| f.filterable())
         .map(|f| format!("profile.{}", f.key))
         .chain(settings.extensions.filters().into_iter().map(|(k, _)| k))
+        .chain((!settings.licences.is_empty()).then(|| LICENCE.to_owned()))
         .collect()
 }
 
@@ -39,7 +43,27 @@ pub fn apply<'a>(
     let ext = settings.extensions.filters();
     let mut errors = Vec::new();
     for (name, value) in pairs {
-        if let Some(key) = name.strip_prefix("profile.") {
+        if name == LICENCE {
+            match settings.licences.iter().find(|l| l.key == value) {
+                Some(l) => query.licence = Some(l.key.clone()),
+                None if settings.licences.is_empty() => errors.push(FieldError::new(
+                    name,
+                    "is not a filter of the users list (no licence types are declared)",
+                )),
+                None => errors.push(FieldError::new(
+                    name,
+                    format!(
+                        "must be one of: {}",
+                        settings
+                            .licences
+                            .iter()
+                            .map(|l| l.key.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+            }
+        } else if let Some(key) = name.strip_prefix("profile.") {
             match profile::parse_filter(fields, key, value) {
                 Ok(f) => query.profile.push(f),
                 Err(e) => errors.push(FieldError::new(
@@ -112,6 +136,18 @@ pub fn selects(settings: &Settings, chosen: impl Fn(&str) -> Option<String>) -> 
             }
         })
         .collect();
+    if !settings.licences.is_empty() {
+        out.push(FilterSelect {
+            chosen: chosen(LICENCE).unwrap_or_default(),
+            param: LICENCE.to_owned(),
+            label: "Licence".into(),
+            choices: settings
+                .licences
+                .iter()
+                .map(|l| (l.key.clone(), l.name.clone()))
+                .collect(),
+        });
+    }
     out.extend(
         settings
             .extensions

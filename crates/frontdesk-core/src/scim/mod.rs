@@ -106,7 +106,9 @@ impl From<CoreError> for ScimError {
             | CoreError::DuplicateGroup(_)
             | CoreError::Conflict(_)
             | CoreError::AlreadyMember => ScimError::uniqueness(e.to_string()),
-            CoreError::LastOwner => ScimError::new(409, None, e.to_string()),
+            CoreError::LastOwner | CoreError::SeatLimit { .. } => {
+                ScimError::new(409, None, e.to_string())
+            }
             CoreError::Invalid { .. }
             | CoreError::InvalidEmail(_)
             | CoreError::TooLong { .. }

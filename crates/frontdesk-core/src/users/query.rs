@@ -194,6 +194,9 @@ pub struct UserQuery {
     /// Users with (`Some(true)`) or without (`Some(false)`) a confirmed
     /// second factor.
     pub mfa: Option<bool>,
+    /// Users holding this licence (key), directly or through a group, in the
+    /// filtered organization, else in any organization of the scope.
+    pub licence: Option<String>,
     pub sort: SortKey,
     pub dir: SortDir,
     /// 1-based.
@@ -221,6 +224,7 @@ impl Default for UserQuery {
             profile: Vec::new(),
             conditions: Vec::new(),
             mfa: None,
+            licence: None,
             sort: SortKey::Created,
             dir: SortDir::Desc,
             page: 1,
@@ -508,6 +512,13 @@ impl UserQuery {
         for c in &self.conditions {
             q = q.filter(c.clone());
         }
+        if let Some(key) = &self.licence {
+            let orgs: Option<Vec<i64>> = match self.organization {
+                Some(o) => Some(vec![o]),
+                None => scope.map(<[i64]>::to_vec),
+            };
+            q = q.filter(crate::licences::holder_condition(key, orgs.as_deref()));
+        }
         if let Some(service) = self.service {
             q = q.filter(
                 users::id.eq_any(
@@ -661,6 +672,7 @@ impl UserQuery {
             || self.service.is_some()
             || !self.profile.is_empty()
             || !self.conditions.is_empty()
+            || self.licence.is_some()
             // Not a column, but no count shortcut knows it either.
             || self.mfa.is_some()
     }
@@ -805,7 +817,8 @@ impl UserQuery {
             && self.inactive_since.is_none()
             && self.service.is_none()
             && self.profile.is_empty()
-            && self.conditions.is_empty();
+            && self.conditions.is_empty()
+            && self.licence.is_none();
         if conn.kind() != BackendKind::Sqlite
             || self.status != Some(UserStatus::Active)
             || !only_status

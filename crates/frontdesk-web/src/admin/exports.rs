@@ -65,9 +65,11 @@ pub async fn page(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     let profile = &state.settings().import.profile_fields;
     let disabled = &state.settings().disabled_parts;
     let defaults = crate::parts::export_fields(disabled, exports::default_fields(profile));
+    let no_licences = state.settings().licences.is_empty();
     let fields: Vec<FieldChoice> =
         crate::parts::export_fields(disabled, exports::all_fields(profile))
             .iter()
+            .filter(|f| !(no_licences && **f == ExportField::Licences))
             .map(|f| FieldChoice {
                 name: f.name().to_owned(),
                 checked: defaults.contains(f),

@@ -547,6 +547,7 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         )
         .route("/users/{id}/delete", post().to(user_detail::delete))
         .route("/users/{id}/mfa/reset", post().to(mfa::reset))
+        .route("/users/{id}/licences", post().to(user_detail::licence))
         .route("/sessions", get().to(sessions::list))
         .route("/sessions/{id}/revoke", post().to(sessions::revoke))
         .route("/login-attempts", get().to(login_attempts::list))
@@ -577,6 +578,10 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route(
             "/organizations/{id}/groups/{group}/delete",
             post().to(organizations::delete_group),
+        )
+        .route(
+            "/organizations/{id}/licences",
+            post().to(organizations::group_licence),
         )
         .route(
             "/organizations/{id}/directory-sync",

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_core::authz::{can, Action, Target};
 use frontdesk_core::groups::{self, GroupFields};
-use frontdesk_core::{organizations, users as core_users, CoreError, OrgRole};
+use frontdesk_core::{licences, organizations, users as core_users, CoreError, OrgRole};
 use serde::Serialize;
 use tera::Context;
 
@@ -29,6 +29,23 @@ struct GroupRow {
     role: String,
     external: bool,
     members: i64,
+}
+
+#[derive(Serialize)]
+struct LicenceRow {
+    key: String,
+    name: String,
+    used: i64,
+    /// Empty for no limit.
+    seats: Option<i64>,
+    full: bool,
+    groups: Vec<GroupRef>,
+}
+
+#[derive(Serialize)]
+struct GroupRef {
+    id: i64,
+    name: String,
 }
 
 #[derive(Serialize)]
@@ -107,13 +124,33 @@ pub async fn page(
         return Err(WebError::not_found());
     }
     let actor = admin.actor.clone();
-    let (org, members, group_list, counts) = state
+    let with_licences = !state.settings().licences.is_empty();
+    let (org, members, group_list, counts, licence_rows) = state
         .db(move |conn| {
             let org = organizations::get(conn, id)?;
             let members = organizations::members(conn, id)?;
             let group_list = groups::list(conn, &actor, id)?;
             let counts = groups::member_counts(conn, id)?;
-            Ok::<_, CoreError>((org, members, group_list, counts))
+            let mut rows = Vec::new();
+            if with_licences {
+                let mut carrying = licences::groups_carrying(conn, id)?;
+                for s in licences::seats(conn, &actor, id)? {
+                    rows.push(LicenceRow {
+                        full: s.licence.seats.is_some_and(|n| s.used >= n),
+                        groups: carrying
+                            .remove(&s.licence.key)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(id, name)| GroupRef { id, name })
+                            .collect(),
+                        key: s.licence.key,
+                        name: s.licence.name,
+                        used: s.used,
+                        seats: s.licence.seats,
+                    });
+                }
+            }
+            Ok::<_, CoreError>((org, members, group_list, counts, rows))
         })
         .await?;
     let ctx_groups = group_list
@@ -129,6 +166,7 @@ pub async fn page(
         .collect::<Vec<_>>();
     let mut ctx = Context::new();
     ctx.insert("groups", &ctx_groups);
+    ctx.insert("licences", &licence_rows);
     ctx.insert(
         "org",
         &OrgRow {
@@ -357,4 +395,43 @@ pub async fn delete_group(
     finish(&state, result, &org_url(&state, id), |_| {
         "Group deleted.".into()
     })
+}
+
+/// Puts a licence on a group or takes it off (`group`, `licence`, `action`
+/// `assign` or `remove`).
+pub async fn group_licence(
+    req: HttpRequest,
+    state: State,
+    admin: Admin,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let id = path.into_inner();
+    let form = Params::form(&body)?;
+    verify(&req, &state, &form)?;
+    if !can(&admin.actor, Action::View, &Target::Organization(id)) {
+        return Err(WebError::not_found());
+    }
+    let actor = admin.actor.clone();
+    let group = form.get("group").and_then(|g| g.parse::<i64>().ok());
+    let key = form.text("licence");
+    let remove = form.get("action") == Some("remove");
+    let result = state
+        .db(move |conn| {
+            let group = group.ok_or(CoreError::Invalid {
+                field: "group",
+                reason: "choose a group".into(),
+            })?;
+            let name = licences::get_type(conn, &key)?.name;
+            let g = groups::get(conn, id, group)?;
+            if remove {
+                licences::unassign_group(conn, &actor, id, group, &key)?;
+                Ok::<_, CoreError>(format!("Licence {name} taken off group {}.", g.name))
+            } else {
+                licences::assign_group(conn, &actor, id, group, &key)?;
+                Ok(format!("Group {} now carries licence {name}.", g.name))
+            }
+        })
+        .await;
+    finish(&state, result, &org_url(&state, id), |m| m)
 }

@@ -38,6 +38,9 @@ struct Row {
     last_active: String,
     /// The services the user signed in on (slugs).
     services: Vec<String>,
+    /// With the list filtered to one organization: the licences the user
+    /// holds there, each with its sources ("direct", "via Support").
+    licences: Vec<LicenceCell>,
     local_login: bool,
     /// Has a confirmed second factor.
     mfa: bool,
@@ -47,6 +50,12 @@ struct Row {
     ext: Vec<String>,
     /// The profile fields marked `list_column`, in the order of their headers.
     profile: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct LicenceCell {
+    name: String,
+    sources: String,
 }
 
 #[derive(Serialize)]
@@ -105,33 +114,50 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         .disabled_parts
         .contains(&crate::parts::Part::Tags);
     let column_labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
-    let (page, orgs, all_tags, roles, user_tags, ext_cells, mfa_on, (services, user_services)) =
-        state
-            .db(move |conn| {
-                let page = query.run(conn, &actor)?;
-                let orgs = organizations::list(conn, &actor)?;
-                let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
-                let roles = core_users::roles_of_many(conn, &ids)?;
-                let (all_tags, user_tags) = if tags_on {
-                    (tags::list(conn)?, tags::tags_of_many(conn, &ids)?)
-                } else {
-                    Default::default()
-                };
-                // Each extension column loads the whole page at once.
-                let ext_cells = columns
-                    .iter()
-                    .map(|c| (c.load)(conn, &ids))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mfa_on = frontdesk_core::mfa::enabled_among(conn, &ids)?;
-                let services = (
-                    frontdesk_core::services::list(conn)?,
-                    frontdesk_core::services::slugs_among(conn, &ids)?,
-                );
-                Ok::<_, CoreError>((
-                    page, orgs, all_tags, roles, user_tags, ext_cells, mfa_on, services,
-                ))
-            })
-            .await?;
+    let licences_for = query
+        .organization
+        .filter(|_| !state.settings().licences.is_empty());
+    let (
+        page,
+        orgs,
+        all_tags,
+        roles,
+        user_tags,
+        ext_cells,
+        mfa_on,
+        (services, user_services, mut held),
+    ) = state
+        .db(move |conn| {
+            let page = query.run(conn, &actor)?;
+            let orgs = organizations::list(conn, &actor)?;
+            let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
+            let roles = core_users::roles_of_many(conn, &ids)?;
+            let (all_tags, user_tags) = if tags_on {
+                (tags::list(conn)?, tags::tags_of_many(conn, &ids)?)
+            } else {
+                Default::default()
+            };
+            // Each extension column loads the whole page at once.
+            let ext_cells = columns
+                .iter()
+                .map(|c| (c.load)(conn, &ids))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mfa_on = frontdesk_core::mfa::enabled_among(conn, &ids)?;
+            let services = (
+                frontdesk_core::services::list(conn)?,
+                frontdesk_core::services::slugs_among(conn, &ids)?,
+                match licences_for {
+                    Some(org) => {
+                        frontdesk_core::licences::effective_of_users(conn, Some(org), &ids)?
+                    }
+                    None => Default::default(),
+                },
+            );
+            Ok::<_, CoreError>((
+                page, orgs, all_tags, roles, user_tags, ext_cells, mfa_on, services,
+            ))
+        })
+        .await?;
     let org_names: HashMap<i64, &str> = orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
     let visible = admin.scope();
     let one_org = p.int("org")?;
@@ -187,6 +213,25 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 last_login: show_opt(u.last_login_at),
                 last_active: show_opt(u.last_active_at),
                 services: user_services.get(&u.id).cloned().unwrap_or_default(),
+                licences: held
+                    .remove(&u.id)
+                    .into_iter()
+                    .flat_map(|by_org| by_org.into_values().flatten())
+                    .map(|e| LicenceCell {
+                        sources: e
+                            .sources
+                            .iter()
+                            .map(|s| match s {
+                                frontdesk_core::licences::Source::Direct => "direct".to_owned(),
+                                frontdesk_core::licences::Source::Group { group_name, .. } => {
+                                    format!("via {group_name}")
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        name: e.name,
+                    })
+                    .collect(),
                 local_login: u.local_login_enabled,
                 mfa: mfa_on.contains(&u.id),
                 created_at: super::show_time(u.created_at),
@@ -256,6 +301,10 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
     };
     let mut ctx = Context::new();
     ctx.insert("rows", &rows);
+    ctx.insert(
+        "licence_column",
+        &(licences_for.is_some() && filtered_org.is_some()),
+    );
     if page.total_is_exact {
         ctx.insert("total", &page.total);
     } else {

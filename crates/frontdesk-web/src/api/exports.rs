@@ -98,6 +98,7 @@ const FIELD_NAMES: &[&str] = &[
     "created_at",
     "last_login_at",
     "mfa_enabled",
+    "licences",
 ];
 
 /// The columns an export may have.
@@ -120,6 +121,8 @@ pub enum FieldParam {
     CreatedAt,
     LastLoginAt,
     MfaEnabled,
+    /// The licence keys the user holds (directly or through a group), `|`-separated.
+    Licences,
 }
 
 /// `GET /export`: a CSV attachment of the matching users. Takes the users

@@ -59,6 +59,8 @@ pub struct GroupDetail {
     #[serde(flatten)]
     pub group: GroupOut,
     pub members: Vec<GroupMemberOut>,
+    /// The licences the group carries: each member holds them.
+    pub licences: Vec<super::licences::LicenceRef>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -141,12 +143,13 @@ async fn detail(
     slug: String,
     id: i64,
 ) -> ApiResult<GroupDetail> {
-    let (g, members) = state
+    let (g, members, licences) = state
         .db(move |conn| {
             let org = visible(conn, &api.actor, &slug)?;
             let g = groups::get_for(conn, &api.actor, org.id, id)?;
             let members = groups::members(conn, g.id)?;
-            Ok::<_, CoreError>((g, members))
+            let licences = frontdesk_core::licences::of_group(conn, g.id)?;
+            Ok::<_, CoreError>((g, members, licences))
         })
         .await?;
     Ok(GroupDetail {
@@ -158,6 +161,13 @@ async fn detail(
                 email: m.email,
                 first_name: m.first_name,
                 last_name: m.last_name,
+            })
+            .collect(),
+        licences: licences
+            .into_iter()
+            .map(|l| super::licences::LicenceRef {
+                key: l.key,
+                name: l.name,
             })
             .collect(),
     })

@@ -11,6 +11,7 @@ pub mod extensions;
 pub mod groups;
 pub mod imports;
 pub mod invitations;
+pub mod licences;
 pub mod login_attempts;
 pub mod openapi;
 pub mod organizations;
@@ -95,6 +96,11 @@ routes! {
     "/organizations/{slug}/users/{id}" => { get: organizations::user_get },
     "/organizations/{slug}/users/{id}/sessions" => { delete: organizations::user_revoke_sessions },
     "/organizations/{slug}/users/{id}/activity" => { get: activity::of_org_user },
+    "/organizations/{slug}/users/{id}/licences/{key}" => {
+        put: licences::assign_user,
+        delete: licences::remove_user,
+    },
+    "/organizations/{slug}/licences" => { get: licences::list },
     "/organizations/{slug}/groups" => { get: groups::list, post: groups::create },
     "/organizations/{slug}/groups/{id}" => {
         get: groups::get,
@@ -104,6 +110,10 @@ routes! {
     "/organizations/{slug}/groups/{id}/members/{user_id}" => {
         put: groups::add_member,
         delete: groups::remove_member,
+    },
+    "/organizations/{slug}/groups/{id}/licences/{key}" => {
+        put: licences::assign_group,
+        delete: licences::remove_group,
     },
     "/organizations/{slug}/scim-tokens" => {
         get: scim_tokens::list,

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::{Problem, ProblemField};
 use super::{
-    activity, api_keys, audit, exports, groups, imports, invitations, login_attempts,
+    activity, api_keys, audit, exports, groups, imports, invitations, licences, login_attempts,
     organizations, scim_tokens, sessions, tags, users, users_create, ApiPrefix,
 };
 use crate::state::FrontdeskState;
@@ -70,6 +70,11 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         groups::delete,
         groups::add_member,
         groups::remove_member,
+        licences::list,
+        licences::assign_user,
+        licences::remove_user,
+        licences::assign_group,
+        licences::remove_group,
         scim_tokens::list,
         scim_tokens::create,
         scim_tokens::revoke,
@@ -136,7 +141,7 @@ pub(crate) const ERRORS: &[(&str, &str, &str)] = &[
     (
         "409",
         "Conflict",
-        "Conflicts with existing data (duplicate, last owner)",
+        "Conflicts with existing data (duplicate, last owner, no licence seat left)",
     ),
     ("500", "Internal", "Server error"),
     (
@@ -367,6 +372,17 @@ fn declared_filters(doc: &mut serde_json::Value, settings: &crate::state::Settin
             "schema": {"type": "string", "enum": values},
         })
     }));
+    if !settings.licences.is_empty() {
+        let keys: Vec<&str> = settings.licences.iter().map(|l| l.key.as_str()).collect();
+        params.push(json!({
+            "name": crate::user_filters::LICENCE,
+            "in": "query",
+            "required": false,
+            "description": "Only users holding this licence (directly or through a group) in the \
+                filtered organization, else in any organization the caller may see.",
+            "schema": {"type": "string", "enum": keys},
+        }));
+    }
     if params.is_empty() {
         return;
     }

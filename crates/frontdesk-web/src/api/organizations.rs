@@ -524,6 +524,10 @@ pub struct OrgUsersParams {
     /// Only users who signed in on this service (its slug or id).
     #[param(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     service_id: Option<String>,
+    /// Only users holding this licence here (directly or through a group):
+    /// one of the host's declared licence keys.
+    #[param(max_length = 64, pattern = r"^[a-z0-9._-]{1,64}$")]
+    licence: Option<String>,
     #[param(minimum = 1, maximum = 1000000, default = 1)]
     page: Option<i64>,
     #[param(minimum = 1, maximum = 100, default = 50)]
@@ -547,12 +551,26 @@ pub async fn users_list(
 ) -> ApiResult {
     let mut p = Params::parse(
         req.query_string(),
-        &["search", "service_id", "page", "limit"],
+        &["search", "service_id", "licence", "page", "limit"],
     );
     let paging = p.paging();
     let search = p.text("search", 200);
     let service = p.text("service_id", 100);
+    let licence = p.text("licence", 64);
     p.finish()?;
+    let licence = match licence {
+        None => None,
+        Some(key) => match state.settings().licences.iter().find(|l| l.key == key) {
+            Some(l) => Some(l.key.clone()),
+            None => {
+                return Err(WebError::validation(vec![FieldError::new(
+                    "licence",
+                    "is not one of the licence types this site declares",
+                )])
+                .into())
+            }
+        },
+    };
     let slug = slug.into_inner();
     let page = state
         .db(move |conn| {
@@ -561,6 +579,7 @@ pub async fn users_list(
             let page = UserQuery {
                 search,
                 service,
+                licence,
                 organization: Some(org.id),
                 page: paging.page,
                 limit: paging.limit,
@@ -570,7 +589,12 @@ pub async fn users_list(
             let ids: Vec<i64> = page.items.iter().map(|u| u.id).collect();
             let mfa = frontdesk_core::mfa::enabled_among(conn, &ids)?;
             let services = frontdesk_core::services::slugs_among(conn, &ids)?;
-            Ok::<_, WebError>(UserList::from_page(&page, &mfa).with_services(services))
+            let licences = frontdesk_core::licences::effective_of_users(conn, Some(org.id), &ids)?;
+            Ok::<_, WebError>(
+                UserList::from_page(&page, &mfa)
+                    .with_services(services)
+                    .with_licences(licences),
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))

@@ -4,11 +4,13 @@
 
 mod account;
 mod edit;
+mod licences;
 mod roles;
 mod user_tags;
 
 pub use account::*;
 pub use edit::*;
+pub use licences::*;
 pub use roles::*;
 pub use user_tags::*;
 
@@ -40,6 +42,26 @@ struct MembershipRow {
     may_change: bool,
     /// The user's groups in this organization.
     groups: Vec<String>,
+    /// The licences the user holds there, with their sources.
+    licences: Vec<HeldRow>,
+    /// Declared licences the user holds no direct assignment of there.
+    assignable: Vec<LicenceChoice>,
+    may_assign: bool,
+}
+
+#[derive(Serialize)]
+struct HeldRow {
+    key: String,
+    name: String,
+    /// "direct", "via group Support", joined.
+    sources: Vec<String>,
+    direct: bool,
+}
+
+#[derive(Serialize)]
+struct LicenceChoice {
+    key: String,
+    name: String,
 }
 
 #[derive(Serialize)]
@@ -156,6 +178,7 @@ pub async fn page(
             let (mfa_attempts, _) = login_attempts::list(conn, &two_step, 1, 10)?;
             let services = frontdesk_core::services::of_user(conn, id)?;
             let user_groups = frontdesk_core::groups::of_user(conn, id)?;
+            let held = frontdesk_core::licences::effective_everywhere(conn, id)?;
             let lockout = login_attempts::lockout(conn, &user.email, None, &policy)?;
             let events = audit::list(
                 conn,
@@ -176,7 +199,7 @@ pub async fn page(
                 user_tags,
                 all_tags,
                 live,
-                (attempts, mfa_attempts, services, user_groups),
+                (attempts, mfa_attempts, services, user_groups, held),
                 lockout,
                 events,
                 names,
@@ -190,11 +213,12 @@ pub async fn page(
         user_tags,
         all_tags,
         live,
-        (attempts, mfa_attempts, services, user_groups),
+        (attempts, mfa_attempts, services, user_groups, mut held),
         lockout,
         events,
         names,
     ) = loaded;
+    let declared_licences = &state.settings().licences;
     let a = &admin.actor;
     let allowed = Allowed {
         edit: can(a, Action::Edit, &target),
@@ -243,7 +267,37 @@ pub async fn page(
                 staff_role: None,
                 orgs: vec![(o.id, current)],
             };
+            let here = held.remove(&o.id).unwrap_or_default();
+            let assignable = declared_licences
+                .iter()
+                .filter(|l| !here.iter().any(|h| h.key == l.key && h.direct()))
+                .map(|l| LicenceChoice {
+                    key: l.key.clone(),
+                    name: l.name.clone(),
+                })
+                .collect();
+            let licences = here
+                .into_iter()
+                .map(|e| HeldRow {
+                    direct: e.direct(),
+                    sources: e
+                        .sources
+                        .iter()
+                        .map(|s| match s {
+                            frontdesk_core::licences::Source::Direct => "direct".to_owned(),
+                            frontdesk_core::licences::Source::Group { group_name, .. } => {
+                                format!("via group {group_name}")
+                            }
+                        })
+                        .collect(),
+                    key: e.key,
+                    name: e.name,
+                })
+                .collect();
             MembershipRow {
+                may_assign: can(a, Action::Edit, &Target::Organization(o.id)),
+                licences,
+                assignable,
                 may_change: can(a, Action::GrantOrgRole(OrgRole::Member), &t)
                     || can(a, Action::GrantOrgRole(OrgRole::Owner), &t),
                 groups: user_groups
@@ -271,6 +325,7 @@ pub async fn page(
     ctx.insert("profile", &profile);
     ctx.insert("typed_profile", &typed);
     ctx.insert("memberships", &memberships);
+    ctx.insert("licences_declared", &!declared_licences.is_empty());
     ctx.insert(
         "user_tags",
         &user_tags

@@ -86,6 +86,11 @@ pub struct UserListItem {
     /// The slugs of the services the user signed in on (the detail lists
     /// them with their sign-in times instead).
     pub services: Vec<String>,
+    /// In an organization's users list: the keys of the licences the user
+    /// holds there, directly or through a group (the detail lists them
+    /// with their sources instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub licences: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -115,6 +120,27 @@ impl UserList {
         self
     }
 
+    /// Each user's effective licence keys in one organization.
+    pub fn with_licences(
+        mut self,
+        mut by_user: std::collections::BTreeMap<
+            i64,
+            std::collections::BTreeMap<i64, Vec<frontdesk_core::licences::Effective>>,
+        >,
+    ) -> Self {
+        for u in &mut self.users {
+            u.licences = Some(
+                by_user
+                    .remove(&u.user.id)
+                    .into_iter()
+                    .flat_map(|m| m.into_values().flatten())
+                    .map(|e| e.key)
+                    .collect(),
+            );
+        }
+        self
+    }
+
     /// A page of users; `mfa` holds those of them with a second factor
     /// ([`frontdesk_core::mfa::enabled_among`], one query per page).
     pub fn from_page(page: &Page<User>, mfa: &std::collections::HashSet<i64>) -> Self {
@@ -128,6 +154,7 @@ impl UserList {
                     UserListItem {
                         user,
                         services: Vec::new(),
+                        licences: None,
                     }
                 })
                 .collect(),
@@ -200,6 +227,9 @@ pub struct UserDetail {
     pub mfa_recovery_codes_left: i64,
     /// The services the user signed in on, with the first and latest sign-in.
     pub services: Vec<ServiceOut>,
+    /// The licences the user holds in each organization the caller may see,
+    /// with their sources (`direct`, or a group).
+    pub licences: Vec<crate::api::licences::HeldLicence>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -243,6 +273,14 @@ pub fn detail_of(
         .collect();
     let (active_count, last) = sessions::summary_for_user(conn, user.id, config)?;
     let mfa = frontdesk_core::mfa::summary(conn, user.id)?;
+    let licences = frontdesk_core::licences::effective_everywhere(conn, user.id)?
+        .into_iter()
+        .filter(|(org, _)| visible.as_ref().is_none_or(|v| v.contains(org)))
+        .flat_map(|(org, held)| {
+            held.into_iter()
+                .map(move |e| crate::api::licences::held(org, e))
+        })
+        .collect();
     let mut out = UserOut::from(user);
     out.mfa_enabled = mfa.enabled;
     Ok(UserDetail {
@@ -265,6 +303,7 @@ pub fn detail_of(
             last_created_at: last.map(utc),
         },
         linked_identities: Vec::new(),
+        licences,
         services: frontdesk_core::services::of_user(conn, user.id)?
             .into_iter()
             .map(|s| ServiceOut {

@@ -1,0 +1,3 @@
+DROP TABLE group_licences;
+DROP TABLE user_licences;
+DROP TABLE licence_types;
