@@ -734,3 +734,98 @@ both!(
         });
     }
 );
+
+both!(
+    the_second_factor_follows_unless_the_trusted_provider_did_it,
+    |db| {
+        let Some(idp) = start_idp() else { return };
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = crate::host_app!(fd);
+            let w = world_data(db);
+            configure(&app, &w, &idp).await;
+            // Both have an authenticator app; the provider says `amr: [pwd, otp]`
+            // of mfa@ and `[pwd]` of admin@.
+            let mfa_user = user(
+                db,
+                "mfa@acme.test",
+                None,
+                Some((w.acme.id, frontdesk_core::OrgRole::Member)),
+                false,
+            );
+            crate::mfa::enrol(db, &mfa_user);
+            crate::mfa::enrol(db, &w.acme_admin);
+
+            // Not trusted: the second step follows, and no session before it.
+            let mut b = Browser::new();
+            let (page, _) = sso_sign_in(&app, &mut b, &idp, "mfa@acme.test", None).await;
+            assert_eq!(page.status, StatusCode::SEE_OTHER);
+            assert_eq!(page.location(), "/auth/mfa");
+            assert!(b.session().is_none());
+            assert_eq!(
+                attempts(db).last(),
+                Some(&("mfa_required".to_owned(), Some("sso".to_owned())))
+            );
+
+            // Trusted: the provider's `amr` stands for the second factor...
+            let mut config = idp.config();
+            config["trust_idp_mfa"] = json!(true);
+            configure_with(&app, &w, config).await;
+            let mut b = Browser::new();
+            let (page, _) = sso_sign_in(&app, &mut b, &idp, "mfa@acme.test", None).await;
+            assert_eq!(page.status, StatusCode::SEE_OTHER);
+            assert!(!page.location().contains("/mfa"), "{}", page.location());
+            assert!(b.session().is_some());
+            // ...only when it names one.
+            let mut b = Browser::new();
+            let (page, _) = sso_sign_in(&app, &mut b, &idp, "admin@acme.test", None).await;
+            assert_eq!(page.location(), "/auth/mfa");
+            assert!(b.session().is_none());
+        });
+    }
+);
+
+both!(admins_see_and_unlink_identities_on_the_user_page, |db| {
+    let Some(idp) = start_idp() else { return };
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world_data(db);
+        configure(&app, &w, &idp).await;
+        sso_sign_in(&app, &mut Browser::new(), &idp, "alice@acme.test", None).await;
+        let alice = user_id(db, "alice@acme.test").expect("alice");
+        let (mut admin, _) = sign_in(&app, "owner@staff.test").await;
+        let page = admin.get(&app, &format!("/admin/users/{alice}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("org:acme"), "the identity is listed");
+        let identity = sso::identities(&mut db.conn(), alice).expect("ids")[0].id;
+        let csrf = page.csrf();
+
+        // The exemption from require-SSO, switched on the page.
+        let res = admin
+            .post(
+                &app,
+                &format!("/admin/users/{alice}/sso-exemption"),
+                &[("exempt", "1"), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert!(sso::is_exempt(&mut db.conn(), alice).expect("exempt"));
+
+        let res = admin
+            .post(
+                &app,
+                &format!("/admin/users/{alice}/identities/{identity}/unlink"),
+                &[("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert_eq!(links(db), 0);
+        let actor: String = audit_events::table
+            .filter(audit_events::action.eq("user.identity.unlink"))
+            .select(audit_events::actor)
+            .first(&mut *db.conn())
+            .expect("audited");
+        assert_eq!(actor, format!("user:{}", w.staff_owner.id));
+    });
+});

@@ -17,6 +17,7 @@ pub mod mfa;
 pub mod new_user;
 pub mod organizations;
 pub mod sessions;
+pub mod sso;
 pub mod user_detail;
 pub mod users;
 pub mod verification;
@@ -547,6 +548,11 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         )
         .route("/users/{id}/delete", post().to(user_detail::delete))
         .route("/users/{id}/mfa/reset", post().to(mfa::reset))
+        .route(
+            "/users/{id}/identities/{identity}/unlink",
+            post().to(sso::unlink),
+        )
+        .route("/users/{id}/sso-exemption", post().to(sso::exemption))
         .route("/sessions", get().to(sessions::list))
         .route("/sessions/{id}/revoke", post().to(sessions::revoke))
         .route("/login-attempts", get().to(login_attempts::list))
