@@ -829,3 +829,88 @@ both!(admins_see_and_unlink_identities_on_the_user_page, |db| {
         assert_eq!(actor, format!("user:{}", w.staff_owner.id));
     });
 });
+
+both!(
+    owners_configure_the_provider_on_the_organization_page,
+    |db| {
+        let Some(idp) = start_idp() else { return };
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = crate::host_app!(fd);
+            let w = world_data(db);
+            let page_uri = format!("/admin/organizations/{}", w.acme.id);
+            let save_uri = format!("{page_uri}/identity-provider");
+            let form = |csrf: &str, issuer: &str| {
+                vec![
+                    ("csrf_token".to_owned(), csrf.to_owned()),
+                    ("issuer".to_owned(), issuer.to_owned()),
+                    ("client_id".to_owned(), CLIENT_ID.to_owned()),
+                    ("client_secret".to_owned(), CLIENT_SECRET.to_owned()),
+                    ("domains".to_owned(), "acme.test".to_owned()),
+                    ("default_role".to_owned(), "member".to_owned()),
+                    ("require_sso".to_owned(), "1".to_owned()),
+                ]
+            };
+            let providers = || -> i64 {
+                identity_providers::table
+                    .count()
+                    .get_result(&mut *db.conn())
+                    .expect("count")
+            };
+
+            // acme's admin (not an owner) sees the redirect URI, not the form,
+            // and cannot save.
+            let (mut admin, _) = sign_in(&app, "admin@acme.test").await;
+            let page = admin.get(&app, &page_uri).await;
+            assert!(page.body.contains("callback"), "the redirect URI is shown");
+            assert!(!page.body.contains("Save identity provider"));
+            let csrf = page.csrf();
+            let f = form(&csrf, &idp.issuer);
+            let pairs: Vec<(&str, &str)> =
+                f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let res = admin.post(&app, &save_uri, &pairs).await;
+            assert!(
+                res.status.is_client_error() || res.location().contains("error"),
+                "{}",
+                res.status
+            );
+            assert_eq!(providers(), 0);
+
+            // The staff owner saves; an unreachable issuer is refused first.
+            let (mut owner, _) = sign_in(&app, "owner@staff.test").await;
+            let page = owner.get(&app, &page_uri).await;
+            assert!(page.body.contains("Save identity provider"));
+            let csrf = page.csrf();
+            let f = form(&csrf, "http://127.0.0.1:9");
+            let pairs: Vec<(&str, &str)> =
+                f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let res = owner.post(&app, &save_uri, &pairs).await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER);
+            assert_eq!(providers(), 0);
+            let f = form(&csrf, &idp.issuer);
+            let pairs: Vec<(&str, &str)> =
+                f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let res = owner.post(&app, &save_uri, &pairs).await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER);
+            assert_eq!(providers(), 1);
+            let page = owner.get(&app, &page_uri).await;
+            assert!(page.body.contains("Remove identity provider"));
+            assert!(!page.body.contains(CLIENT_SECRET));
+            let require: bool = identity_providers::table
+                .select(identity_providers::require_sso)
+                .first(&mut *db.conn())
+                .expect("row");
+            assert!(require);
+
+            let res = owner
+                .post(
+                    &app,
+                    &format!("{save_uri}/remove"),
+                    &[("csrf_token", &csrf)],
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER);
+            assert_eq!(providers(), 0);
+        });
+    }
+);

@@ -94,6 +94,9 @@ pub struct ProviderInput {
     pub default_role: Option<OrgRole>,
     pub require_sso: bool,
     pub trust_idp_mfa: bool,
+    /// Set by the host, not the admin: a plain-http issuer on a loopback
+    /// address is accepted (a host itself served over http: development).
+    pub allow_loopback_http: bool,
 }
 
 impl std::fmt::Debug for ProviderInput {
@@ -119,9 +122,11 @@ fn authorize_configure(actor: &Actor, org: i64) -> CoreResult<()> {
 /// Checks an admin's input without saving (before discovery is fetched).
 pub fn check_input(actor: &Actor, org: i64, input: &ProviderInput) -> CoreResult<ProviderInput> {
     authorize_configure(actor, org)?;
-    let issuer = oidc::issuer_url(&input.issuer).map_err(|e| CoreError::Invalid {
-        field: "issuer",
-        reason: e.to_string(),
+    let issuer = oidc::issuer_url(&input.issuer, input.allow_loopback_http).map_err(|e| {
+        CoreError::Invalid {
+            field: "issuer",
+            reason: e.to_string(),
+        }
     })?;
     if issuer.len() > 500 {
         return Err(CoreError::TooLong {
@@ -176,6 +181,7 @@ pub fn check_input(actor: &Actor, org: i64, input: &ProviderInput) -> CoreResult
         default_role: input.default_role,
         require_sso: input.require_sso,
         trust_idp_mfa: input.trust_idp_mfa,
+        allow_loopback_http: input.allow_loopback_http,
     })
 }
 

@@ -45,10 +45,11 @@ fn agent() -> openidconnect::ureq::Agent {
         .build()
 }
 
-/// An issuer URL as stored: https, or http on a loopback host (development
-/// and tests); no query or fragment. Kept as typed (a trailing slash is
-/// part of some issuers' identifiers).
-pub fn issuer_url(raw: &str) -> Result<String, OidcError> {
+/// An issuer URL as stored: https, or, when `loopback_http` (a host served
+/// over plain http: development and tests), http on a loopback address; no
+/// query or fragment. Kept as typed (a trailing slash is part of some
+/// issuers' identifiers).
+pub fn issuer_url(raw: &str, loopback_http: bool) -> Result<String, OidcError> {
     let raw = raw.trim();
     let url = url::Url::parse(raw).map_err(|e| OidcError::Issuer(e.to_string()))?;
     let loopback = matches!(
@@ -61,7 +62,7 @@ pub fn issuer_url(raw: &str) -> Result<String, OidcError> {
     };
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if loopback && loopback_http => {}
         _ => {
             return Err(OidcError::Issuer(
                 "use https (plain http only on a loopback address)".into(),
@@ -78,8 +79,8 @@ pub fn issuer_url(raw: &str) -> Result<String, OidcError> {
 
 /// Fetches and checks the issuer's discovery document and its keys.
 pub fn discover(issuer: &str) -> Result<CoreProviderMetadata, OidcError> {
-    let issuer =
-        IssuerUrl::new(issuer_url(issuer)?).map_err(|e| OidcError::Issuer(e.to_string()))?;
+    // Checked by `issuer_url` before it was saved.
+    let issuer = IssuerUrl::new(issuer.to_owned()).map_err(|e| OidcError::Issuer(e.to_string()))?;
     let meta = CoreProviderMetadata::discover(&issuer, &agent())
         .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
     if meta.token_endpoint().is_none() {
@@ -264,15 +265,17 @@ mod tests {
     #[test]
     fn issuers_are_https_or_loopback_http() {
         assert_eq!(
-            issuer_url("https://idp.example/realm/").expect("ok"),
+            issuer_url("https://idp.example/realm/", false).expect("ok"),
             "https://idp.example/realm/"
         );
-        assert!(issuer_url("http://127.0.0.1:4000").is_ok());
-        assert!(issuer_url("http://localhost:4000").is_ok());
-        assert!(issuer_url("http://idp.example").is_err());
-        assert!(issuer_url("http://10.0.0.1").is_err());
-        assert!(issuer_url("ftp://idp.example").is_err());
-        assert!(issuer_url("https://idp.example/?x=1").is_err());
-        assert!(issuer_url("not a url").is_err());
+        assert!(issuer_url("http://127.0.0.1:4000", true).is_ok());
+        assert!(issuer_url("http://localhost:4000", true).is_ok());
+        // A host served over https never talks plain http to a provider.
+        assert!(issuer_url("http://127.0.0.1:4000", false).is_err());
+        assert!(issuer_url("http://idp.example", true).is_err());
+        assert!(issuer_url("http://10.0.0.1", true).is_err());
+        assert!(issuer_url("ftp://idp.example", true).is_err());
+        assert!(issuer_url("https://idp.example/?x=1", true).is_err());
+        assert!(issuer_url("not a url", true).is_err());
     }
 }

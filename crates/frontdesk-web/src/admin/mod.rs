@@ -561,6 +561,14 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/organizations/{id}", get().to(organizations::page))
         .route("/organizations/{id}", post().to(organizations::edit))
         .route(
+            "/organizations/{id}/identity-provider",
+            post().to(sso::save_for_org),
+        )
+        .route(
+            "/organizations/{id}/identity-provider/remove",
+            post().to(sso::remove_for_org),
+        )
+        .route(
             "/organizations/{id}/require-mfa",
             post().to(mfa::require_for_organization),
         )

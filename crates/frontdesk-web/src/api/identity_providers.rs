@@ -156,6 +156,7 @@ pub async fn put(
         }),
         require_sso: body.require_sso,
         trust_idp_mfa: body.trust_idp_mfa,
+        allow_loopback_http: !state.secure_cookies(),
     };
     // Who may, and what, before the issuer is fetched.
     let actor = api.actor.clone();
