@@ -82,6 +82,12 @@ fn concrete(
         ("patch", "/organizations/{slug}/members/{user_id}") => Some(json!({"role": "member"})),
         ("post", "/tags") => Some(json!({"name": "zz"})),
         ("post", "/organizations/{slug}/scim-tokens") => Some(json!({"name": "z"})),
+        ("put", "/organizations/{slug}/identity-provider") => Some(json!({
+            "issuer": "http://127.0.0.1:9/",
+            "client_id": "z",
+            "client_secret": "z",
+            "domains": ["acme.test"],
+        })),
         ("post", "/organizations/{slug}/groups") => Some(json!({"name": "zz"})),
         ("patch", "/organizations/{slug}/groups/{id}") => Some(json!({"name": "Z"})),
         ("post", "/api-keys") => Some(json!({"name": "z", "role": "viewer"})),

@@ -59,6 +59,7 @@ mod sessions;
 mod signup;
 mod signup_browser;
 mod signup_pages;
+mod sso;
 mod tags;
 mod users;
 mod users_query;

@@ -75,7 +75,7 @@ fn migrate_moves_tables_out_of_public() {
         let out = stdout(&o);
         assert!(
             out.contains(
-                "moved 31 tables from public into schema frontdesk: organizations, users,"
+                "moved 36 tables from public into schema frontdesk: organizations, users,"
             ),
             "{out}"
         );

@@ -127,6 +127,11 @@ pub fn sign_in(
         .filter(|u| u.local_login_enabled && locked.is_none())
         .and_then(|u| u.password_hash.as_deref());
     let password_ok = passwords::verify(password, stored);
+    // Told only after a right password, like an unverified address.
+    let sso_required = match &user {
+        Some(u) if password_ok => crate::sso::password_blocked(conn, u.id)?,
+        _ => false,
+    };
 
     let reason = match &user {
         _ if locked.is_some() => Reason::LockedOut,
@@ -134,6 +139,7 @@ pub fn sign_in(
         Some(u) if !u.local_login_enabled => Reason::LocalLoginDisabled,
         Some(_) if !password_ok => Reason::BadPassword,
         Some(u) if u.suspension_in_force(now()) => Reason::Suspended,
+        Some(_) if sso_required => Reason::SsoRequired,
         Some(u) if settings.require_verified_email && !u.email_verified => Reason::EmailUnverified,
         Some(_) => Reason::Success,
     };
@@ -240,6 +246,41 @@ fn second_step_challenge(
         Some(Method::Password),
     )?;
     crate::mfa::challenges::issue(conn, user.id)
+}
+
+/// [`second_step_challenge`] for a sign-in through an identity provider.
+pub(crate) fn sso_second_step(
+    conn: &mut DbConnection,
+    user: &User,
+    client: &ClientInfo,
+) -> CoreResult<SecretToken> {
+    login_attempts::record_method(
+        conn,
+        Some(user.id),
+        &login_attempts::normalize(&user.email),
+        client,
+        Reason::MfaRequired,
+        Some(Method::Sso),
+    )?;
+    crate::mfa::challenges::issue(conn, user.id)
+}
+
+/// [`open_session`] for a sign-in through an identity provider.
+pub(crate) fn open_sso_session(
+    conn: &mut DbConnection,
+    user: &User,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<&str>,
+) -> CoreResult<SignedIn> {
+    open_session(
+        conn,
+        user,
+        client,
+        settings,
+        replaces,
+        (Reason::Success, Method::Sso),
+    )
 }
 
 /// The sign-in's last step: the user is in. Inside the caller's transaction.
@@ -566,6 +607,8 @@ pub fn sign_in_with_passkey(
         Reason::LocalLoginDisabled
     } else if user.suspension_in_force(now()) {
         Reason::Suspended
+    } else if crate::sso::password_blocked(conn, user.id)? {
+        Reason::SsoRequired
     } else if settings.require_verified_email && !user.email_verified {
         Reason::EmailUnverified
     } else {

@@ -575,6 +575,16 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
         "20261207000700",
         &["licence_types", "user_licences", "group_licences"],
     ),
+    (
+        "20261208000100",
+        &[
+            "identity_providers",
+            "identity_provider_domains",
+            "linked_identities",
+            "sso_states",
+            "sso_exemptions",
+        ],
+    ),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from

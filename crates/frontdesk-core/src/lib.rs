@@ -34,6 +34,7 @@ pub mod services;
 pub mod session_cache;
 pub mod sessions;
 pub mod signup;
+pub mod sso;
 pub mod tags;
 pub mod time;
 pub mod tokens;

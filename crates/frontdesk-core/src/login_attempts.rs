@@ -33,6 +33,11 @@ crate::authz::string_enum!(Reason {
     MfaFailed => "mfa_failed",
     MfaRecoveryCodeUsed => "mfa_recovery_code_used",
     PasskeyFailed => "passkey_failed",
+    SsoRequired => "sso_required",
+    SsoDenied => "sso_denied",
+    SsoStateMismatch => "sso_state_mismatch",
+    SsoTokenInvalid => "sso_token_invalid",
+    SsoNoAccount => "sso_no_account",
 });
 
 // The `method` column: how the attempt tried to prove who it was.
@@ -41,6 +46,7 @@ crate::authz::string_enum!(Method {
     Totp => "totp",
     RecoveryCode => "recovery_code",
     Passkey => "passkey",
+    Sso => "sso",
 });
 
 impl Reason {

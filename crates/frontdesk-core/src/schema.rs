@@ -374,6 +374,62 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    identity_providers (id) {
+        id -> BigInt,
+        organization_id -> BigInt,
+        provider_key -> Text,
+        issuer -> Text,
+        client_id -> Text,
+        client_secret_sealed -> Text,
+        default_role -> Text,
+        require_sso -> Bool,
+        trust_idp_mfa -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    identity_provider_domains (domain) {
+        domain -> Text,
+        identity_provider_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    linked_identities (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        provider -> Text,
+        provider_user_id -> Text,
+        email -> Nullable<Text>,
+        linked_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sso_states (id) {
+        id -> BigInt,
+        state_hash -> Text,
+        provider -> Text,
+        pkce_verifier -> Text,
+        nonce -> Text,
+        next -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sso_exemptions (user_id) {
+        user_id -> BigInt,
+        granted_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(user_tags -> users (user_id));
@@ -422,7 +478,15 @@ diesel::joinable!(user_licences -> users (user_id));
 diesel::joinable!(user_licences -> organizations (organization_id));
 diesel::joinable!(group_licences -> groups (group_id));
 
+diesel::joinable!(identity_providers -> organizations (organization_id));
+diesel::joinable!(identity_provider_domains -> identity_providers (identity_provider_id));
+diesel::joinable!(linked_identities -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    identity_providers,
+    identity_provider_domains,
+    linked_identities,
+    sso_states,
+    sso_exemptions,
     organizations,
     users,
     memberships,

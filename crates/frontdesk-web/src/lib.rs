@@ -29,6 +29,7 @@ pub mod request_id;
 pub mod scim;
 pub mod sessions;
 pub mod signup;
+pub mod sso;
 pub mod state;
 pub mod templates;
 pub mod user_filters;
@@ -95,6 +96,8 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/login", web::get().to(login::login_page))
         .route("/login", web::post().to(login::login_submit))
         .route("/logout", web::post().to(login::logout))
+        .route("/sso/start", web::post().to(sso::start))
+        .route("/sso/callback", web::get().to(sso::callback))
         .route(
             "/password-reset",
             web::get().to(password_resets::request_page),

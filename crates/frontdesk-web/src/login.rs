@@ -23,6 +23,11 @@ pub const GENERIC_FAILURE: &str =
 pub const UNVERIFIED: &str =
     "Confirm your email address first: open the link in the mail we sent you.";
 
+/// For a right password of a member of an organization that requires
+/// single sign-on (told apart only then: the user knows it).
+pub const SSO_REQUIRED: &str =
+    "Your organization signs you in through its identity provider: use single sign-on below.";
+
 #[derive(Deserialize)]
 pub struct LoginForm {
     #[serde(default)]
@@ -98,7 +103,7 @@ fn removal_cookie(state: &FrontdeskState) -> Cookie<'static> {
     c
 }
 
-fn render_login(
+pub(crate) async fn render_login(
     req: &HttpRequest,
     state: &FrontdeskState,
     status: StatusCode,
@@ -134,6 +139,11 @@ fn render_login(
         .then_some("Your password was changed. Sign in with it.");
     ctx.insert("notice", &notice);
     ctx.insert("passkey_sign_in", &state.passkey_sign_in());
+    let sso = state
+        .db(frontdesk_core::sso::any_configured)
+        .await
+        .unwrap_or(false);
+    ctx.insert("sso", &sso);
     let body = state.render("auth/login.html", &ctx)?;
     let mut res = HttpResponse::build(status);
     if let Some(c) = new_cookie {
@@ -155,6 +165,7 @@ pub async fn login_page(
         (query.next.as_deref(), query.service.as_deref()),
         None,
     )
+    .await
 }
 
 /// What the password step came to.
@@ -170,6 +181,8 @@ pub(crate) enum Attempt {
     Refused {
         unverified: bool,
     },
+    /// Right password, but an organization of the user requires SSO.
+    SsoRequired,
 }
 
 /// Runs the sign-in under the argon2 cap and tells the hooks.
@@ -231,6 +244,10 @@ async fn attempt(
                     reason: frontdesk_core::login_attempts::Reason::EmailUnverified,
                     ..
                 }) => Ok(Attempt::Refused { unverified: true }),
+                Err(SignInError::Refused {
+                    reason: frontdesk_core::login_attempts::Reason::SsoRequired,
+                    ..
+                }) => Ok(Attempt::SsoRequired),
                 Err(SignInError::Refused { .. }) | Err(SignInError::ChallengeExpired) => {
                     Ok(Attempt::Refused { unverified: false })
                 }
@@ -300,18 +317,32 @@ pub async fn login_submit(
                 .insert_header((header::LOCATION, to))
                 .finish())
         }
-        Attempt::Refused { unverified } => render_login(
-            &req,
-            &state,
-            StatusCode::UNAUTHORIZED,
-            &email,
-            (form.next.as_deref(), form.service.as_deref()),
-            Some(if unverified {
-                UNVERIFIED
-            } else {
-                GENERIC_FAILURE
-            }),
-        ),
+        Attempt::Refused { unverified } => {
+            render_login(
+                &req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                &email,
+                (form.next.as_deref(), form.service.as_deref()),
+                Some(if unverified {
+                    UNVERIFIED
+                } else {
+                    GENERIC_FAILURE
+                }),
+            )
+            .await
+        }
+        Attempt::SsoRequired => {
+            render_login(
+                &req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                &email,
+                (form.next.as_deref(), form.service.as_deref()),
+                Some(SSO_REQUIRED),
+            )
+            .await
+        }
     }
 }
 
@@ -381,6 +412,9 @@ pub async fn api_login(
             crate::mfa_enrolment::REQUIRED_API,
         )
         .json(true)),
+        Attempt::SsoRequired => {
+            Err(WebError::new(StatusCode::UNAUTHORIZED, "Unauthorized", SSO_REQUIRED).json(true))
+        }
         Attempt::Refused { unverified } => Err(WebError::new(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",

@@ -158,6 +158,9 @@ struct Inner {
     /// Seals authenticator apps' seeds; only with a configured `secret_key`
     /// (a random key would lose every seed at restart).
     mfa_keys: Option<frontdesk_core::mfa::sealed::SecretBox>,
+    /// Seals identity providers' client secrets; only with a configured
+    /// `secret_key`.
+    sso_keys: Option<frontdesk_core::mfa::sealed::SecretBox>,
     /// The WebAuthn relying party, unless passkeys are off (or `base_url`'s
     /// host is an IP address, which WebAuthn does not accept).
     passkeys: Option<Arc<frontdesk_core::mfa::passkeys::webauthn_rs::Webauthn>>,
@@ -234,6 +237,13 @@ impl FrontdeskState {
             )?),
             None => None,
         };
+        let sso_keys = match &settings.secret_key {
+            Some(k) => Some(frontdesk_core::mfa::sealed::SecretBox::derive(
+                k,
+                frontdesk_core::sso::PURPOSE_CLIENT_SECRET,
+            )?),
+            None => None,
+        };
         let passkeys = if settings.passkeys.enabled() {
             let rp = frontdesk_core::mfa::passkeys::relying_party(
                 &settings.base_url,
@@ -285,6 +295,7 @@ impl FrontdeskState {
             hooks: hooks.unwrap_or_else(|| Arc::new(NoHooks)),
             csrf_key,
             mfa_keys,
+            sso_keys,
             passkeys,
             secure,
             session_cookie,
@@ -416,6 +427,17 @@ impl FrontdeskState {
     /// configured `secret_key` (then apps cannot be added).
     pub(crate) fn mfa_keys(&self) -> Option<&frontdesk_core::mfa::sealed::SecretBox> {
         self.0.mfa_keys.as_ref()
+    }
+
+    /// The key identity providers' client secrets are sealed with; none
+    /// without a configured `secret_key` (then none can be configured).
+    pub(crate) fn sso_keys(&self) -> Option<&frontdesk_core::mfa::sealed::SecretBox> {
+        self.0.sso_keys.as_ref()
+    }
+
+    /// The one callback of every identity provider, to register there.
+    pub fn sso_redirect_uri(&self) -> String {
+        self.absolute_url(&format!("{}/sso/callback", self.prefix()))
     }
 
     /// The WebAuthn relying party when passkeys are on.

@@ -17,6 +17,7 @@ pub mod mfa;
 pub mod new_user;
 pub mod organizations;
 pub mod sessions;
+pub mod sso;
 pub mod user_detail;
 pub mod users;
 pub mod verification;
@@ -548,6 +549,11 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/users/{id}/delete", post().to(user_detail::delete))
         .route("/users/{id}/mfa/reset", post().to(mfa::reset))
         .route("/users/{id}/licences", post().to(user_detail::licence))
+        .route(
+            "/users/{id}/identities/{identity}/unlink",
+            post().to(sso::unlink),
+        )
+        .route("/users/{id}/sso-exemption", post().to(sso::exemption))
         .route("/sessions", get().to(sessions::list))
         .route("/sessions/{id}/revoke", post().to(sessions::revoke))
         .route("/login-attempts", get().to(login_attempts::list))
@@ -555,6 +561,14 @@ pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/organizations", post().to(organizations::create))
         .route("/organizations/{id}", get().to(organizations::page))
         .route("/organizations/{id}", post().to(organizations::edit))
+        .route(
+            "/organizations/{id}/identity-provider",
+            post().to(sso::save_for_org),
+        )
+        .route(
+            "/organizations/{id}/identity-provider/remove",
+            post().to(sso::remove_for_org),
+        )
         .route(
             "/organizations/{id}/require-mfa",
             post().to(mfa::require_for_organization),

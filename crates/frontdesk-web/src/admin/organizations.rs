@@ -206,6 +206,7 @@ pub async fn page(
         "roles",
         &OrgRole::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
     );
+    ctx.insert("sso", &super::sso::org_section(&state, &admin, id).await?);
     render(
         &req,
         &state,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod exports;
 pub mod extensions;
 pub mod groups;
+pub mod identity_providers;
 pub mod imports;
 pub mod invitations;
 pub mod licences;
@@ -120,6 +121,11 @@ routes! {
         post: scim_tokens::create,
     },
     "/organizations/{slug}/scim-tokens/{id}" => { delete: scim_tokens::revoke },
+    "/organizations/{slug}/identity-provider" => {
+        get: identity_providers::get,
+        put: identity_providers::put,
+        delete: identity_providers::delete,
+    },
     "/tags" => { get: tags::list, post: tags::create },
     "/audit-events" => { get: audit::list },
     "/import" => { post: imports::import },

@@ -13,8 +13,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::{Problem, ProblemField};
 use super::{
-    activity, api_keys, audit, exports, groups, imports, invitations, licences, login_attempts,
-    organizations, scim_tokens, sessions, tags, users, users_create, ApiPrefix,
+    activity, api_keys, audit, exports, groups, identity_providers, imports, invitations, licences,
+    login_attempts, organizations, scim_tokens, sessions, tags, users, users_create, ApiPrefix,
 };
 use crate::state::FrontdeskState;
 
@@ -78,6 +78,9 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         scim_tokens::list,
         scim_tokens::create,
         scim_tokens::revoke,
+        identity_providers::get,
+        identity_providers::put,
+        identity_providers::delete,
         tags::list,
         tags::create,
         audit::list,

@@ -413,6 +413,7 @@ pub async fn page(
         &OrgRole::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
     );
     ctx.insert("mfa", &super::mfa::section(&state, user.id).await?);
+    ctx.insert("sso", &super::sso::section(&state, user.id).await?);
     let sections = super::extension_sections(&state, &admin, user.id).await?;
     ctx.insert("ext_sections", &sections);
     render(&req, &state, &admin, "admin/user.html", "users", ctx)

@@ -203,11 +203,17 @@ pub struct FactorOut {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-/// A sign-in through an external identity provider (none exist yet).
+/// An account at an identity provider the user signs in with.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkedIdentity {
+    /// The provider's key (`org:<slug>` for an organization's provider).
+    #[schema(example = "org:acme")]
     pub provider: String,
-    pub subject: String,
+    /// The user's id at the provider (the ID token's `sub`).
+    pub provider_user_id: String,
+    /// The email the provider gave, when it gave one.
+    pub email: Option<String>,
+    pub linked_at: DateTime<Utc>,
 }
 
 /// A user with memberships, tags and a summary of their sessions.
@@ -219,7 +225,7 @@ pub struct UserDetail {
     pub memberships: Vec<MembershipOut>,
     pub tags: Vec<TagRef>,
     pub sessions: SessionSummary,
-    /// Empty until single sign-on exists.
+    /// Accounts at identity providers linked to this user.
     pub linked_identities: Vec<LinkedIdentity>,
     /// Confirmed second factors (kind, name, when added and last used).
     pub mfa_factors: Vec<FactorOut>,
@@ -302,7 +308,15 @@ pub fn detail_of(
             active_count,
             last_created_at: last.map(utc),
         },
-        linked_identities: Vec::new(),
+        linked_identities: frontdesk_core::sso::identities(conn, user.id)?
+            .into_iter()
+            .map(|i| LinkedIdentity {
+                provider: i.provider,
+                provider_user_id: i.provider_user_id,
+                email: i.email,
+                linked_at: utc(i.linked_at),
+            })
+            .collect(),
         licences,
         services: frontdesk_core::services::of_user(conn, user.id)?
             .into_iter()
