@@ -779,6 +779,28 @@ both!(without_declared_licences_the_pages_show_none, |db| {
             .get(&app, &format!("/admin/users/{}", w.acme_member.id))
             .await;
         assert!(!page.body.contains("Licences"), "{}", page.body);
+        // Nor does the API document offer a licence filter that every value
+        // of would be refused.
+        let doc = expect(
+            &app,
+            &w,
+            Who::StaffViewerKey,
+            "GET",
+            "/openapi.json",
+            None,
+            200,
+        )
+        .await;
+        for path in ["/users", "/organizations/{slug}/users"] {
+            let params = doc.body["paths"][path]["get"]["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                params.iter().all(|p| p["name"] != "licence"),
+                "{path}: {params:?}"
+            );
+        }
     });
 });
 
@@ -1051,6 +1073,13 @@ both!(the_users_list_and_the_export_filter_by_licence, |db| {
             .find(|p| p["name"] == "licence")
             .expect("licence documented");
         assert_eq!(licence["schema"]["enum"], json!(["pro", "team"]));
+        // The organization's users list documents the same values (any other
+        // is a 400, so the document must not promise more).
+        let org_licence = doc.body["paths"]["/organizations/{slug}/users"]["get"]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "licence").cloned())
+            .expect("licence documented on the organization's list");
+        assert_eq!(org_licence["schema"]["enum"], json!(["pro", "team"]));
         // The page: a Licence select; the filter applies.
         let mut b = crate::web_app::Browser::new();
         b.login(&app, "admin@acme.test", crate::web_app::PASSWORD)

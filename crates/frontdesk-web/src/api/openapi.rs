@@ -280,6 +280,7 @@ pub async fn document(
     optional_bodies(&mut doc);
     declared_profile(&mut doc, &state.settings().import.profile_fields);
     declared_filters(&mut doc, state.settings());
+    org_licence_filter(&mut doc, state.settings());
     super::extensions::describe(&mut doc, &state.settings().extensions);
     crate::parts::strip_openapi(&mut doc, &state.settings().disabled_parts);
     HttpResponse::Ok().json(doc)
@@ -399,6 +400,27 @@ fn declared_filters(doc: &mut serde_json::Value, settings: &crate::state::Settin
         {
             list.extend(params.iter().cloned());
         }
+    }
+}
+
+/// The organization's users list takes `licence` as well: one of the declared
+/// keys (any other value is a 400), and no such parameter when the host
+/// declares none.
+fn org_licence_filter(doc: &mut serde_json::Value, settings: &crate::state::Settings) {
+    let keys: Vec<&str> = settings.licences.iter().map(|l| l.key.as_str()).collect();
+    let Some(list) = doc
+        .pointer_mut("/paths/~1organizations~1{slug}~1users/get/parameters")
+        .and_then(|p| p.as_array_mut())
+    else {
+        return;
+    };
+    let name = crate::user_filters::LICENCE;
+    if keys.is_empty() {
+        list.retain(|p| p["name"] != name);
+        return;
+    }
+    for p in list.iter_mut().filter(|p| p["name"] == name) {
+        p["schema"] = serde_json::json!({"type": "string", "enum": keys});
     }
 }
 
