@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpResponse};
 use frontdesk_core::licences::{self, Effective, Source};
-use frontdesk_core::CoreError;
+use frontdesk_core::{Actor, CoreError, CoreResult, DbConnection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -160,14 +160,7 @@ pub async fn assign_user(
     api: ApiActor,
     path: web::Path<(String, i64, String)>,
 ) -> ApiResult {
-    let (slug, user, key) = path.into_inner();
-    state
-        .db(move |conn| {
-            let org = visible(conn, &api.actor, &slug)?;
-            licences::assign_user(conn, &api.actor, org.id, user, &key)
-        })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    in_organization(state, api, path, licences::assign_user).await
 }
 
 /// `DELETE /organizations/{slug}/users/{id}/licences/{key}`: takes the
@@ -189,14 +182,7 @@ pub async fn remove_user(
     api: ApiActor,
     path: web::Path<(String, i64, String)>,
 ) -> ApiResult {
-    let (slug, user, key) = path.into_inner();
-    state
-        .db(move |conn| {
-            let org = visible(conn, &api.actor, &slug)?;
-            licences::unassign_user(conn, &api.actor, org.id, user, &key)
-        })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    in_organization(state, api, path, licences::unassign_user).await
 }
 
 /// `PUT /organizations/{slug}/groups/{id}/licences/{key}`: every member of
@@ -221,14 +207,7 @@ pub async fn assign_group(
     api: ApiActor,
     path: web::Path<(String, i64, String)>,
 ) -> ApiResult {
-    let (slug, group, key) = path.into_inner();
-    state
-        .db(move |conn| {
-            let org = visible(conn, &api.actor, &slug)?;
-            licences::assign_group(conn, &api.actor, org.id, group, &key)
-        })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    in_organization(state, api, path, licences::assign_group).await
 }
 
 /// `DELETE /organizations/{slug}/groups/{id}/licences/{key}`.
@@ -249,11 +228,22 @@ pub async fn remove_group(
     api: ApiActor,
     path: web::Path<(String, i64, String)>,
 ) -> ApiResult {
-    let (slug, group, key) = path.into_inner();
+    in_organization(state, api, path, licences::unassign_group).await
+}
+
+/// One licence change to a user or a group (`id`) of the organization the
+/// caller may see, answered 204.
+async fn in_organization(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    path: web::Path<(String, i64, String)>,
+    change: fn(&mut DbConnection, &Actor, i64, i64, &str) -> CoreResult<bool>,
+) -> ApiResult {
+    let (slug, id, key) = path.into_inner();
     state
         .db(move |conn| {
             let org = visible(conn, &api.actor, &slug)?;
-            licences::unassign_group(conn, &api.actor, org.id, group, &key)
+            change(conn, &api.actor, org.id, id, &key)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -105,6 +105,7 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         (name = "organization users", description = "The same, scoped to one organization (the path names it)"),
         (name = "organizations", description = "Organizations and their members"),
         (name = "groups", description = "An organization's groups and their members"),
+        (name = "licences", description = "The host's licence types and their seats; licences given to members directly or through groups"),
         (name = "tags", description = "Labels on users"),
         (name = "sessions", description = "Signed-in sessions: list, revoke"),
         (name = "login attempts", description = "Every sign-in attempt, right or wrong"),
