@@ -12,12 +12,17 @@ use super::{redirect, render, verify, Admin, Params, State};
 use crate::error::WebError;
 
 /// The users-list keys an export carries (paging is not among them).
-const FILTER_KEYS: [&str; 16] = [
+const FILTER_KEYS: [&str; 21] = [
     "q",
     "status",
     "staff",
     "org",
     "org_role",
+    "group",
+    "service",
+    "mfa",
+    "active_days",
+    "inactive_days",
     "tags_all",
     "tags_any",
     "tags_none",
