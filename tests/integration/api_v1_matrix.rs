@@ -90,6 +90,9 @@ fn concrete(
         })),
         ("post", "/organizations/{slug}/groups") => Some(json!({"name": "zz"})),
         ("patch", "/organizations/{slug}/groups/{id}") => Some(json!({"name": "Z"})),
+        ("post", "/organizations/{slug}/groups/{id}/members") => {
+            Some(json!({"add": [w.acme_member.id]}))
+        }
         ("post", "/api-keys") => Some(json!({"name": "z", "role": "viewer"})),
         ("post", "/users") => Some(json!({"email": "z@acme.test", "organization": "acme"})),
         ("post", "/organizations/{slug}/users") => Some(json!({"email": "z@acme.test"})),

@@ -568,3 +568,73 @@ both!(
         });
     }
 );
+
+both!(what_a_directory_delete_does_is_set_through_the_api, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/organizations/acme",
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(a.body["scim_delete"], "membership");
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeOwnerKey,
+            "PATCH",
+            "/organizations/acme",
+            Some(json!({"scim_delete": "user"})),
+            200,
+        )
+        .await;
+        assert_eq!(a.body["scim_delete"], "user");
+        let stored: String = orgs_t::table
+            .filter(orgs_t::slug.eq("acme"))
+            .select(orgs_t::scim_delete)
+            .first(&mut *db.conn())
+            .expect("org");
+        assert_eq!(stored, "user");
+        let audited: i64 = frontdesk_core::schema::audit_events::table
+            .filter(frontdesk_core::schema::audit_events::action.eq("organization.scim_delete"))
+            .count()
+            .get_result(&mut *db.conn())
+            .expect("audit");
+        assert_eq!(audited, 1);
+        // Anything else is refused by name; a member may not change it.
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeOwnerKey,
+            "PATCH",
+            "/organizations/acme",
+            Some(json!({"scim_delete": "everything"})),
+            400,
+        )
+        .await;
+        assert!(a.raw.contains("scim_delete"), "{}", a.raw);
+        expect(
+            &app,
+            &w,
+            Who::AcmeMemberKey,
+            "PATCH",
+            "/organizations/acme",
+            Some(json!({"scim_delete": "membership"})),
+            403,
+        )
+        .await;
+        let stored: String = orgs_t::table
+            .filter(orgs_t::slug.eq("acme"))
+            .select(orgs_t::scim_delete)
+            .first(&mut *db.conn())
+            .expect("org");
+        assert_eq!(stored, "user");
+    });
+});

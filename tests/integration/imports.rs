@@ -767,7 +767,7 @@ fn template_lists_required_optional_and_profile_columns() {
     let csv = imports::template_csv(&config(), &Actor::system());
     assert_eq!(
         csv,
-        "email,first_name,last_name,display_name,organization,role,tags,staff_role,company,notes\n"
+        "email,first_name,last_name,display_name,organization,role,groups,tags,staff_role,company,notes\n"
     );
 }
 

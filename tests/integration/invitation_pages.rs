@@ -94,6 +94,7 @@ fn invite_direct(db: &TestDb, org: i64, email: &str, ttl: chrono::Duration) -> (
             message: None,
             first_name: None,
             last_name: None,
+            groups: Vec::new(),
         },
     )
     .expect("invite");

@@ -81,6 +81,7 @@ pub fn invite(conn: &mut DbConnection, f: &Fixture, email: &str) -> invitations:
             message: Some("Welcome aboard!".into()),
             first_name: None,
             last_name: None,
+            groups: Vec::new(),
         },
     )
     .expect("invite")
@@ -241,6 +242,7 @@ both!(who_may_invite_whom_and_bad_input_change_nothing, |db| {
         message: message.map(str::to_owned),
         first_name: None,
         last_name: None,
+        groups: Vec::new(),
     };
     let try_create = |c: &mut DbConnection, actor: &Actor, n: NewInvitation| {
         invitations::create(c, actor, &f.settings, &f.templates, &n)

@@ -325,6 +325,7 @@ both!(
                     message: Some("hi\r\nBcc: evil@attacker.example\r\n\r\nX-Injected: yes".into()),
                     first_name: None,
                     last_name: None,
+                    groups: Vec::new(),
                 },
             )
             .expect("invite");

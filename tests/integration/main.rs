@@ -34,6 +34,7 @@ mod extension_api;
 mod extensions;
 mod forms;
 mod groups;
+mod groups_in_lists;
 mod imports;
 mod invitation_browser;
 mod invitation_pages;

@@ -31,6 +31,7 @@ const FRONTDESK_TABLES: &[&str] = &[
     "identity_providers",
     "import_invitations",
     "imports",
+    "invitation_groups",
     "invitations",
     "licence_types",
     "linked_identities",

@@ -154,6 +154,7 @@ pub fn run(url: Option<&str>, args: InviteArgs) -> CliResult<ExitCode> {
             message: args.message.clone(),
             first_name: args.first_name.clone(),
             last_name: args.last_name.clone(),
+            groups: Vec::new(),
         };
         let mut result =
             invitations::create(&mut c, &actor, &settings, &templates, &new).map(|i| (i, false));

@@ -75,7 +75,7 @@ fn migrate_moves_tables_out_of_public() {
         let out = stdout(&o);
         assert!(
             out.contains(
-                "moved 36 tables from public into schema frontdesk: organizations, users,"
+                "moved 37 tables from public into schema frontdesk: organizations, users,"
             ),
             "{out}"
         );
@@ -199,7 +199,7 @@ fn operator_commands(db: &str, dir: &std::path::Path) {
     let o = frontdesk(&db, &["template", "--profile-fields", "company"], None);
     assert_eq!(
         stdout(&o),
-        "email,first_name,last_name,display_name,organization,role,tags,staff_role,company\n"
+        "email,first_name,last_name,display_name,organization,role,groups,tags,staff_role,company\n"
     );
 
     for mode in ["--dry-run", "--strict"] {

@@ -49,6 +49,9 @@ pub enum ExportField {
     /// The keys of the licences the user holds, directly or through a group,
     /// in the organizations of the export's scope; `|`-separated, sorted.
     Licences,
+    /// The names of the groups the user belongs to, in the organizations of
+    /// the export's scope; `|`-separated, sorted.
+    Groups,
     /// A host-defined profile field.
     Profile(String),
 }
@@ -71,6 +74,7 @@ const BUILTIN: &[(&str, ExportField)] = &[
     ("last_login_at", ExportField::LastLoginAt),
     ("mfa_enabled", ExportField::MfaEnabled),
     ("licences", ExportField::Licences),
+    ("groups", ExportField::Groups),
 ];
 
 impl ExportField {
@@ -351,6 +355,7 @@ fn write_csv<W: Write>(
     let want_tags = req.fields.contains(&ExportField::Tags);
     let want_mfa = req.fields.contains(&ExportField::MfaEnabled);
     let want_licences = req.fields.contains(&ExportField::Licences);
+    let want_groups = req.fields.contains(&ExportField::Groups);
     let want_profile = req
         .fields
         .iter()
@@ -386,6 +391,11 @@ fn write_csv<W: Write>(
             } else {
                 HashMap::new()
             };
+            let groups_of = if want_groups {
+                crate::groups::names_of_users(conn, &ids, scope)?
+            } else {
+                Default::default()
+            };
             for u in users {
                 // Profiles are small JSON objects, parsed once per row.
                 let profile = if want_profile {
@@ -395,6 +405,16 @@ fn write_csv<W: Write>(
                 };
                 for f in &req.fields {
                     cell.clear();
+                    if *f == ExportField::Groups {
+                        if let Some(names) = groups_of.get(&u.id) {
+                            for (i, n) in names.iter().enumerate() {
+                                if i > 0 {
+                                    cell.push(LIST_SEPARATOR);
+                                }
+                                cell.push_str(n);
+                            }
+                        }
+                    }
                     if *f == ExportField::Licences {
                         if let Some(keys) = licences_of.get(&u.id) {
                             for (i, k) in keys.iter().enumerate() {
@@ -495,7 +515,7 @@ fn fill_cell(
             cell.push_str(if u.email_verified { "true" } else { "false" })
         }
         // Filled by the caller, from the batch's factors and licences.
-        ExportField::MfaEnabled | ExportField::Licences => {}
+        ExportField::MfaEnabled | ExportField::Licences | ExportField::Groups => {}
         ExportField::LocalLoginEnabled => cell.push_str(if u.local_login_enabled {
             "true"
         } else {

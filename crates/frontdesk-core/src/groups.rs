@@ -93,6 +93,21 @@ pub(crate) fn list_unchecked(conn: &mut DbConnection, org: i64) -> CoreResult<Ve
         .load(conn)?)
 }
 
+/// Most groups the forms offer at once (every organization together).
+pub const MAX_OFFERED: i64 = 500;
+
+/// The groups of `orgs` (organization, then name), for the forms that let an
+/// admin pick groups: at most [`MAX_OFFERED`]. The caller has checked that
+/// the actor may see each organization.
+pub fn in_organizations(conn: &mut DbConnection, orgs: &[i64]) -> CoreResult<Vec<Group>> {
+    Ok(groups::table
+        .filter(groups::organization_id.eq_any(orgs))
+        .order((groups::organization_id, groups::name, groups::id))
+        .limit(MAX_OFFERED)
+        .select(Group::as_select())
+        .load(conn)?)
+}
+
 /// How many members each group of the organization has.
 pub fn member_counts(conn: &mut DbConnection, org: i64) -> CoreResult<BTreeMap<i64, i64>> {
     let rows: Vec<(i64, i64)> = group_members::table
@@ -167,6 +182,105 @@ pub fn of_users(
     let mut out: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
     for (u, g, n) in rows {
         out.entry(u).or_default().push((g, n));
+    }
+    Ok(out)
+}
+
+/// The users-query condition "member of group `group`", limited to a group
+/// of one of `orgs` (any organization when `None`; none when empty).
+pub fn member_condition(
+    group: i64,
+    orgs: Option<&[i64]>,
+) -> crate::users::condition::UserCondition {
+    use crate::users::condition::UserCondition;
+    let mut c = UserCondition::sql(
+        "users.id IN (SELECT group_members.user_id FROM group_members \
+         JOIN groups ON groups.id = group_members.group_id \
+         WHERE group_members.group_id = ",
+    )
+    .bind_int(group);
+    match orgs {
+        None => {}
+        Some([]) => c = c.push(" AND groups.organization_id IS NULL"),
+        Some(list) => {
+            c = c.push(" AND groups.organization_id IN (");
+            for (i, o) in list.iter().enumerate() {
+                if i > 0 {
+                    c = c.push(", ");
+                }
+                c = c.bind_int(*o);
+            }
+            c = c.push(")");
+        }
+    }
+    c.push(")")
+}
+
+/// The group `id` if the actor may see its organization; any other (of an
+/// organization they cannot see, or none at all) is not found alike.
+pub fn visible(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<Group> {
+    let group = groups::table
+        .find(id)
+        .select(Group::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(CoreError::NotFound("group"))?;
+    match authorize(
+        actor,
+        Action::View,
+        &Target::Organization(group.organization_id),
+    ) {
+        Ok(()) => Ok(group),
+        Err(CoreError::Forbidden) => Err(CoreError::NotFound("group")),
+        Err(e) => Err(e),
+    }
+}
+
+/// Groups of `org` by name (exactly as stored); names not found come back
+/// in the second list, in the order given.
+pub fn by_names(
+    conn: &mut DbConnection,
+    org: i64,
+    names: &[String],
+) -> CoreResult<(Vec<Group>, Vec<String>)> {
+    let found: Vec<Group> = groups::table
+        .filter(groups::organization_id.eq(org))
+        .filter(groups::name.eq_any(names))
+        .select(Group::as_select())
+        .load(conn)?;
+    let missing = names
+        .iter()
+        .filter(|n| !found.iter().any(|g| &g.name == *n))
+        .cloned()
+        .collect();
+    Ok((found, missing))
+}
+
+/// The names of the groups each of `user_ids` belongs to, in the
+/// organizations of `scope` (all when `None`), sorted, for exports.
+pub fn names_of_users(
+    conn: &mut DbConnection,
+    user_ids: &[i64],
+    scope: Option<&[i64]>,
+) -> CoreResult<BTreeMap<i64, Vec<String>>> {
+    let mut q = group_members::table
+        .inner_join(groups::table)
+        .filter(group_members::user_id.eq_any(user_ids))
+        .into_boxed();
+    if let Some(s) = scope {
+        q = q.filter(groups::organization_id.eq_any(s));
+    }
+    let rows: Vec<(i64, String)> = q
+        .order((group_members::user_id, groups::name))
+        .select((group_members::user_id, groups::name))
+        .load(conn)?;
+    let mut out: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (u, n) in rows {
+        let names = out.entry(u).or_default();
+        // The same name in two organizations is written once.
+        if names.last() != Some(&n) {
+            names.push(n);
+        }
     }
     Ok(out)
 }
@@ -415,6 +529,93 @@ pub fn remove_member(
         )?;
         Ok(true)
     })
+}
+
+/// Most users one [`change_members`] call may add and remove together.
+pub const MAX_MEMBER_CHANGES: usize = 1000;
+
+/// Adds `add` to the group and takes `remove` out of it, all or nothing
+/// (each change audited like a single one). Everyone in `add` must be a
+/// member of the organization; already in (or already out) counts nothing.
+/// Answers how many joined and how many left.
+pub fn change_members(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    org: i64,
+    id: i64,
+    add: &[i64],
+    remove: &[i64],
+) -> CoreResult<(usize, usize)> {
+    authorize(actor, Action::Edit, &Target::Organization(org))?;
+    if add.len() + remove.len() > MAX_MEMBER_CHANGES {
+        return Err(CoreError::Invalid {
+            field: "add",
+            reason: format!("at most {MAX_MEMBER_CHANGES} users at once (add and remove together)"),
+        });
+    }
+    if let Some(u) = add.iter().find(|u| remove.contains(u)) {
+        return Err(CoreError::Invalid {
+            field: "remove",
+            reason: format!("user {u} is also in add"),
+        });
+    }
+    crate::db::write_transaction(conn, |conn| {
+        get(conn, org, id)?;
+        let members: BTreeSet<i64> = memberships::table
+            .filter(memberships::organization_id.eq(org))
+            .filter(memberships::user_id.eq_any(add))
+            .select(memberships::user_id)
+            .load::<i64>(conn)?
+            .into_iter()
+            .collect();
+        if let Some(u) = add.iter().find(|u| !members.contains(u)) {
+            return Err(CoreError::Invalid {
+                field: "add",
+                reason: format!("user {u} is not a member of the organization"),
+            });
+        }
+        let mut added = 0;
+        for u in add {
+            added += usize::from(add_member(conn, actor, org, id, *u)?);
+        }
+        let mut removed = 0;
+        for u in remove {
+            removed += usize::from(remove_member(conn, actor, org, id, *u)?);
+        }
+        Ok((added, removed))
+    })
+}
+
+/// Puts a member of `org` into each of `group_ids` (groups of `org`; any
+/// other is refused naming `groups`), as the new-user form and API do.
+pub fn join_many(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    org: i64,
+    user_id: i64,
+    group_ids: &[i64],
+) -> CoreResult<()> {
+    let wanted: BTreeSet<i64> = group_ids.iter().copied().collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let found: BTreeSet<i64> = groups::table
+        .filter(groups::organization_id.eq(org))
+        .filter(groups::id.eq_any(&wanted))
+        .select(groups::id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
+    if let Some(missing) = wanted.difference(&found).next() {
+        return Err(CoreError::Invalid {
+            field: "groups",
+            reason: format!("{missing} is not a group of the organization"),
+        });
+    }
+    for g in wanted {
+        add_member(conn, actor, org, g, user_id)?;
+    }
+    Ok(())
 }
 
 /// Makes the group's members exactly `user_ids` (a directory's replace),

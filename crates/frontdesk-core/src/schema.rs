@@ -113,6 +113,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    invitation_groups (invitation_id, group_id) {
+        invitation_id -> BigInt,
+        group_id -> BigInt,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> BigInt,
         user_id -> BigInt,
@@ -481,7 +488,10 @@ diesel::joinable!(group_licences -> groups (group_id));
 diesel::joinable!(identity_providers -> organizations (organization_id));
 diesel::joinable!(identity_provider_domains -> identity_providers (identity_provider_id));
 diesel::joinable!(linked_identities -> users (user_id));
+diesel::joinable!(invitation_groups -> invitations (invitation_id));
+diesel::joinable!(invitation_groups -> groups (group_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    invitation_groups,
     identity_providers,
     identity_provider_domains,
     linked_identities,

@@ -51,6 +51,7 @@ async fn main() -> BenchResult<()> {
                 message: Some("Welcome to the team!".into()),
                 first_name: None,
                 last_name: None,
+                groups: Vec::new(),
             };
             invitations::create(&mut conn, &sys, &settings, &templates, &new)?;
         }

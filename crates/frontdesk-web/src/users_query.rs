@@ -101,6 +101,7 @@ pub fn names(dialect: Dialect, settings: &Settings) -> Vec<String> {
         "staff",
         dialect.organization(),
         "org_role",
+        "group",
         "tags_all",
         "tags_any",
         "tags_none",
@@ -168,6 +169,7 @@ pub fn read(
         |v| OrgRole::ALL.iter().copied().find(|s| s.as_str() == v),
         &["member", "admin", "owner"],
     );
+    let group = r.int("group", 1, i64::MAX);
     let tags_all = r.ids("tags_all");
     let tags_any = r.ids("tags_any");
     let tags_none = r.ids("tags_none");
@@ -252,6 +254,7 @@ pub fn read(
         status,
         staff,
         org_role,
+        group,
         tags_all,
         tags_any,
         tags_none,

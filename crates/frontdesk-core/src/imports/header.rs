@@ -49,6 +49,7 @@ impl Header {
                 "display_name" => Column::DisplayName,
                 "organization" => Column::Organization,
                 "role" => Column::Role,
+                "groups" => Column::Groups,
                 "tags" if config.tags => Column::Tags,
                 "staff_role" if staff_ok => Column::StaffRole,
                 "" => Column::Unnamed(columns.len() + 1),

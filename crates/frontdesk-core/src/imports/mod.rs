@@ -170,6 +170,7 @@ enum Column {
     DisplayName,
     Organization,
     Role,
+    Groups,
     Tags,
     StaffRole,
     Profile(String),
@@ -188,7 +189,7 @@ const REQUIRED: [&str; 3] = ["email", "first_name", "last_name"];
 /// it), then the host's profile fields.
 pub fn template_columns(config: &ImportConfig, actor: &Actor) -> Vec<String> {
     let mut cols: Vec<String> = REQUIRED.iter().map(|s| s.to_string()).collect();
-    cols.extend(["display_name", "organization", "role"].map(String::from));
+    cols.extend(["display_name", "organization", "role", "groups"].map(String::from));
     if config.tags {
         cols.push("tags".into());
     }

@@ -211,18 +211,24 @@ pub fn accept(
             .set(invitations::accepted_user_id.eq(Some(user.id)))
             .returning(invitations::all_columns)
             .get_result::<Invitation>(conn)?;
+        let skipped = super::groups::join_on_accept(conn, inv.organization_id, inv.id, user.id)?;
         let invitee = Actor::user(
             user.id,
             user.staff_role(),
             vec![(inv.organization_id, role)],
         );
+        let mut details = json!({"email": inv.email, "role": role, "user_id": user.id, "created_account": created_account, "activated_account": activated_account});
+        if !skipped.is_empty() {
+            // Groups not joined: a licence they carry had no seat left.
+            details["groups_skipped"] = json!(skipped);
+        }
         audit::record(
             conn,
             &invitee,
             "invitation.accept",
             &format!("invitation:{}", inv.id),
             Some(inv.organization_id),
-            json!({"email": inv.email, "role": role, "user_id": user.id, "created_account": created_account, "activated_account": activated_account}),
+            details,
         )?;
         Ok(Accepted {
             organization_id: inv.organization_id,

@@ -94,14 +94,19 @@ pub fn create(
             }
             other => other?,
         };
+        let group_names = super::groups::attach(conn, actor, org.id, inv.id, &new.groups)?;
         let outbox_id = queue_mail(conn, actor, settings, renderer, &org, &inv, &token)?;
+        let mut details = json!({"email": email, "role": new.role, "organization": org.slug});
+        if !group_names.is_empty() {
+            details["groups"] = json!(group_names);
+        }
         audit::record(
             conn,
             actor,
             "invitation.create",
             &format!("invitation:{}", inv.id),
             Some(org.id),
-            json!({"email": email, "role": new.role, "organization": org.slug}),
+            details,
         )?;
         Ok(IssuedInvitation {
             invitation: inv,

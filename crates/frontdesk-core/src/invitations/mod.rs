@@ -20,11 +20,13 @@ use crate::users::{self, User};
 use crate::validate::{self, MAX_NAME};
 
 mod accept;
+mod groups;
 mod import;
 mod issue;
 mod list;
 
 pub use accept::*;
+pub use groups::{groups_of, groups_of_many, MAX_INVITATION_GROUPS};
 pub use import::*;
 pub use issue::*;
 pub use list::*;
@@ -218,6 +220,8 @@ pub struct NewInvitation {
     /// The invitee's names, when the admin knows them (empty: none).
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// Groups of the organization the invitee joins on accepting (ids).
+    pub groups: Vec<i64>,
 }
 
 /// A created or resent invitation. `token` is the secret of the link just

@@ -23,6 +23,11 @@ pub enum BulkChange {
     RemoveTag(i64),
     RevokeSessions,
     Delete,
+    /// Into this group (its id); every user must be a member of the group's
+    /// organization.
+    AddToGroup(i64),
+    /// Out of this group (its id); users not in it are left alone.
+    RemoveFromGroup(i64),
 }
 
 /// Applies `change` to every user of `ids`, all or nothing.
@@ -33,6 +38,12 @@ pub fn apply(
     change: &BulkChange,
 ) -> CoreResult<()> {
     crate::db::write_transaction(conn, |conn| {
+        let group = match change {
+            BulkChange::AddToGroup(g) | BulkChange::RemoveFromGroup(g) => {
+                Some(crate::groups::visible(conn, actor, *g)?)
+            }
+            _ => None,
+        };
         for &id in ids {
             match change {
                 BulkChange::Suspend { reason, until } => {
@@ -50,8 +61,44 @@ pub fn apply(
                     crate::sessions::revoke_all_by_admin(conn, actor, id)?;
                 }
                 BulkChange::Delete => super::delete(conn, actor, id)?,
+                BulkChange::AddToGroup(_) | BulkChange::RemoveFromGroup(_) => {
+                    let g = group.as_ref().expect("loaded above");
+                    let adding = matches!(change, BulkChange::AddToGroup(_));
+                    group_change(conn, actor, g, id, adding)?;
+                }
             }
         }
         Ok(())
     })
+}
+
+/// One user into or out of `group`: the user must be one the actor may see,
+/// and, to join, a member of the group's organization (said by email).
+fn group_change(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    group: &crate::groups::Group,
+    id: i64,
+    adding: bool,
+) -> CoreResult<()> {
+    let user = super::get_for(conn, actor, id, crate::authz::Action::View)?;
+    let org = group.organization_id;
+    if adding {
+        let member = crate::organizations::roles_of(conn, id)?
+            .iter()
+            .any(|(o, _)| *o == org);
+        if !member {
+            return Err(crate::error::CoreError::Invalid {
+                field: "ids",
+                reason: format!(
+                    "{} is not a member of the group's organization; add them to it first",
+                    user.email
+                ),
+            });
+        }
+        crate::groups::add_member(conn, actor, org, group.id, id)?;
+    } else {
+        crate::groups::remove_member(conn, actor, org, group.id, id)?;
+    }
+    Ok(())
 }

@@ -31,6 +31,9 @@ pub struct NewAccount {
     pub organization: Option<(i64, OrgRole)>,
     /// A staff role (only an actor who may grant staff roles may give one).
     pub staff_role: Option<StaffRole>,
+    /// Groups of the organization the user joins (ids; only with an
+    /// organization).
+    pub groups: Vec<i64>,
 }
 
 /// What the set-password mail is told: the new user, the organization they
@@ -111,6 +114,16 @@ pub fn create(
                 ..NewUser::default()
             },
         )?;
+        match &org {
+            Some((o, _)) => crate::groups::join_many(conn, actor, o.id, user.id, &new.groups)?,
+            None if !new.groups.is_empty() => {
+                return Err(CoreError::Invalid {
+                    field: "groups",
+                    reason: "need an organization (groups belong to one)".into(),
+                })
+            }
+            None => {}
+        }
         let organization = org.as_ref().map(|(o, r)| (o, *r));
         let sent = crate::password_resets::issue(conn, &user, ttl, |u, token, expires_at| {
             mail(&Welcome {

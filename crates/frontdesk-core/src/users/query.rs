@@ -197,6 +197,10 @@ pub struct UserQuery {
     /// Users holding this licence (key), directly or through a group, in the
     /// filtered organization, else in any organization of the scope.
     pub licence: Option<String>,
+    /// Members of this group (its id). Only a group of an organization in
+    /// the caller's scope (and of `organization`, when that is set) matches
+    /// anyone: another organization's group gives an empty list.
+    pub group: Option<i64>,
     pub sort: SortKey,
     pub dir: SortDir,
     /// 1-based.
@@ -225,6 +229,7 @@ impl Default for UserQuery {
             conditions: Vec::new(),
             mfa: None,
             licence: None,
+            group: None,
             sort: SortKey::Created,
             dir: SortDir::Desc,
             page: 1,
@@ -519,6 +524,14 @@ impl UserQuery {
             };
             q = q.filter(crate::licences::holder_condition(key, orgs.as_deref()));
         }
+        if let Some(group) = self.group {
+            let orgs: Option<Vec<i64>> = match (self.organization, scope) {
+                (Some(o), Some(s)) if !s.contains(&o) => Some(Vec::new()),
+                (Some(o), _) => Some(vec![o]),
+                (None, s) => s.map(<[i64]>::to_vec),
+            };
+            q = q.filter(crate::groups::member_condition(group, orgs.as_deref()));
+        }
         if let Some(service) = self.service {
             q = q.filter(
                 users::id.eq_any(
@@ -673,6 +686,7 @@ impl UserQuery {
             || !self.profile.is_empty()
             || !self.conditions.is_empty()
             || self.licence.is_some()
+            || self.group.is_some()
             // Not a column, but no count shortcut knows it either.
             || self.mfa.is_some()
     }
@@ -818,7 +832,8 @@ impl UserQuery {
             && self.service.is_none()
             && self.profile.is_empty()
             && self.conditions.is_empty()
-            && self.licence.is_none();
+            && self.licence.is_none()
+            && self.group.is_none();
         if conn.kind() != BackendKind::Sqlite
             || self.status != Some(UserStatus::Active)
             || !only_status

@@ -79,11 +79,12 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         email: p.get("q").map(str::to_owned),
     };
     let actor = admin.actor.clone();
-    let (items, total, orgs) = state
+    let (items, total, orgs, all_groups) = state
         .db(move |conn| {
             let (items, total) = invitations::list(conn, &actor, &filter, page, PER_PAGE)?;
             let orgs = organizations::list(conn, &actor)?;
-            Ok::<_, InvitationError>((items, total, orgs))
+            let groups = super::new_user::offered_groups(conn, &actor, &orgs)?;
+            Ok::<_, InvitationError>((items, total, orgs, groups))
         })
         .await?;
     let actor = &admin.actor;
@@ -162,6 +163,10 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
             .map(|o| (o.id, o.name.clone()))
             .collect::<Vec<_>>(),
     );
+    ctx.insert(
+        "groups",
+        &super::new_user::group_choices(&invitable, &all_groups),
+    );
     ctx.insert("invitable", &invitable);
     ctx.insert("roles", &roles);
     ctx.insert("max_message", &invitations::MAX_MESSAGE);
@@ -203,6 +208,7 @@ pub async fn create(
         message: form.get("message").map(str::to_owned),
         first_name: form.get("first_name").map(str::to_owned),
         last_name: form.get("last_name").map(str::to_owned),
+        groups: form.ids("groups")?,
     };
     let actor = admin.actor.clone();
     let st = state.get_ref().clone();

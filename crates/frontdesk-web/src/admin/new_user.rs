@@ -35,6 +35,8 @@ struct TypedField {
 /// organization, and whether staff roles may be given.
 struct Offer {
     orgs: Vec<(i64, String)>,
+    /// The groups of those organizations: (id, "Organization — Group").
+    groups: Vec<(i64, String)>,
     roles: Vec<&'static str>,
     without_org: bool,
     staff_roles: bool,
@@ -42,8 +44,12 @@ struct Offer {
 
 async fn offer(state: &State, admin: &Admin) -> Result<Offer, WebError> {
     let actor = admin.actor.clone();
-    let orgs = state
-        .db(move |conn| organizations::list(conn, &actor))
+    let (orgs, all_groups) = state
+        .db(move |conn| {
+            let orgs = organizations::list(conn, &actor)?;
+            let groups = offered_groups(conn, &actor, &orgs)?;
+            Ok::<_, CoreError>((orgs, groups))
+        })
         .await?;
     let a = &admin.actor;
     let may =
@@ -53,6 +59,7 @@ async fn offer(state: &State, admin: &Admin) -> Result<Offer, WebError> {
         .filter(|o| may(o.id, OrgRole::Member))
         .map(|o| (o.id, o.name.clone()))
         .collect();
+    let groups = group_choices(&orgs, &all_groups);
     let roles = OrgRole::ALL
         .iter()
         .filter(|r| orgs.iter().any(|(o, _)| may(*o, **r)))
@@ -60,10 +67,40 @@ async fn offer(state: &State, admin: &Admin) -> Result<Offer, WebError> {
         .collect();
     Ok(Offer {
         roles,
+        groups,
         orgs,
         without_org: can(a, Action::ManageSite, &Target::Site),
         staff_roles: can(a, Action::GrantStaffRole, &Target::Site),
     })
+}
+
+/// The groups of those of `orgs` whose groups the actor may change.
+pub(super) fn offered_groups(
+    conn: &mut frontdesk_core::DbConnection,
+    actor: &frontdesk_core::Actor,
+    orgs: &[organizations::Organization],
+) -> CoreResult<Vec<frontdesk_core::groups::Group>> {
+    let may_add: Vec<i64> = orgs
+        .iter()
+        .filter(|o| can(actor, Action::Edit, &Target::Organization(o.id)))
+        .map(|o| o.id)
+        .collect();
+    frontdesk_core::groups::in_organizations(conn, &may_add)
+}
+
+/// Groups as the forms offer them: each labelled with its organization
+/// (the form's organization must match; the core refuses any other).
+pub(super) fn group_choices(
+    orgs: &[(i64, String)],
+    groups: &[frontdesk_core::groups::Group],
+) -> Vec<(i64, String)> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            let (_, org) = orgs.iter().find(|(o, _)| *o == g.organization_id)?;
+            Some((g.id, format!("{org} — {}", g.name)))
+        })
+        .collect()
 }
 
 /// The form, blank or refilled with `form` and its error (`fields` names
@@ -103,6 +140,8 @@ async fn show(
     let mut ctx = Context::new();
     ctx.insert("organizations", &offer.orgs);
     ctx.insert("roles", &offer.roles);
+    ctx.insert("groups", &offer.groups);
+    ctx.insert("chosen_groups", &form.ids("groups").unwrap_or_default());
     ctx.insert("without_org", &offer.without_org);
     ctx.insert(
         "staff_roles",
@@ -213,6 +252,10 @@ pub async fn submit(
             }
         },
     };
+    let groups = match form.ids("groups") {
+        Ok(g) => g,
+        Err(e) => return retry(StatusCode::BAD_REQUEST, e.detail, vec!["groups".into()]).await,
+    };
     let mut profile = Map::new();
     for d in &state.settings().import.profile_fields {
         let name = format!("profile.{}", d.key);
@@ -235,6 +278,7 @@ pub async fn submit(
         profile,
         organization: organization.zip(role),
         staff_role,
+        groups,
     };
     let actor = admin.actor.clone();
     let st = state.get_ref().clone();

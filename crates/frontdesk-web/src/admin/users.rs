@@ -38,6 +38,8 @@ struct Row {
     last_active: String,
     /// The services the user signed in on (slugs).
     services: Vec<String>,
+    /// With the list filtered to one organization: the user's groups there.
+    groups: Vec<String>,
     /// With the list filtered to one organization: the licences the user
     /// holds there, each with its sources ("direct", "via Support").
     licences: Vec<LicenceCell>,
@@ -114,6 +116,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         .disabled_parts
         .contains(&crate::parts::Part::Tags);
     let column_labels: Vec<String> = columns.iter().map(|c| c.label.clone()).collect();
+    let groups_for = query.organization;
     let licences_for = query
         .organization
         .filter(|_| !state.settings().licences.is_empty());
@@ -125,7 +128,7 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
         user_tags,
         ext_cells,
         mfa_on,
-        (services, user_services, mut held),
+        (services, user_services, mut held, (org_groups, mut user_groups)),
     ) = state
         .db(move |conn| {
             let page = query.run(conn, &actor)?;
@@ -150,6 +153,19 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                     Some(org) => {
                         frontdesk_core::licences::effective_of_users(conn, Some(org), &ids)?
                     }
+                    None => Default::default(),
+                },
+                // Filtered to one organization: its groups (for the filter,
+                // the column and the bulk actions) and each user's there.
+                match groups_for {
+                    Some(org) => match frontdesk_core::groups::list(conn, &actor, org) {
+                        Ok(all) => (
+                            all,
+                            frontdesk_core::groups::of_users(conn, Some(org), &ids)?,
+                        ),
+                        Err(CoreError::Forbidden | CoreError::NotFound(_)) => Default::default(),
+                        Err(e) => return Err(e),
+                    },
                     None => Default::default(),
                 },
             );
@@ -213,6 +229,12 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
                 last_login: show_opt(u.last_login_at),
                 last_active: show_opt(u.last_active_at),
                 services: user_services.get(&u.id).cloned().unwrap_or_default(),
+                groups: user_groups
+                    .remove(&u.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(_, name)| name)
+                    .collect(),
                 licences: held
                     .remove(&u.id)
                     .into_iter()
@@ -350,6 +372,18 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
             .collect::<Vec<_>>(),
     );
     ctx.insert("filtered_org", &filtered_org);
+    ctx.insert("group_column", &filtered_org.is_some());
+    ctx.insert(
+        "org_groups",
+        &org_groups
+            .iter()
+            .map(|g| Choice {
+                id: g.id,
+                name: g.name.clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert("f_group", &p.int("group")?);
     ctx.insert("return_query", &p.pairs_without(&[]));
     ctx.insert(
         "organizations",
@@ -423,6 +457,8 @@ enum BulkAction {
     RemoveTag,
     RevokeSessions,
     Delete,
+    AddToGroup,
+    RemoveFromGroup,
 }
 
 impl BulkAction {
@@ -436,6 +472,8 @@ impl BulkAction {
             "remove_tag" => BulkAction::RemoveTag,
             "revoke_sessions" => BulkAction::RevokeSessions,
             "delete" => BulkAction::Delete,
+            "add_to_group" => BulkAction::AddToGroup,
+            "remove_from_group" => BulkAction::RemoveFromGroup,
             _ => return None,
         })
     }
@@ -450,6 +488,8 @@ impl BulkAction {
             BulkAction::RemoveTag => "untagged",
             BulkAction::RevokeSessions => "signed out everywhere",
             BulkAction::Delete => "deleted",
+            BulkAction::AddToGroup => "added to the group",
+            BulkAction::RemoveFromGroup => "taken out of the group",
         };
         format!("{n} user(s) {what}.")
     }
@@ -560,6 +600,10 @@ pub async fn bulk(
     if matches!(action, BulkAction::AddTag | BulkAction::RemoveTag) && tag.is_none() {
         return Ok(redirect(&state, &to, "error", "Choose a tag."));
     }
+    let group = form.int("group")?;
+    if matches!(action, BulkAction::AddToGroup | BulkAction::RemoveFromGroup) && group.is_none() {
+        return Ok(redirect(&state, &to, "error", "Choose a group."));
+    }
     let change = match action {
         BulkAction::Suspend => BulkChange::Suspend { reason, until },
         BulkAction::Restore => BulkChange::Restore,
@@ -569,6 +613,8 @@ pub async fn bulk(
         BulkAction::RemoveTag => BulkChange::RemoveTag(tag.unwrap_or_default()),
         BulkAction::RevokeSessions => BulkChange::RevokeSessions,
         BulkAction::Delete => BulkChange::Delete,
+        BulkAction::AddToGroup => BulkChange::AddToGroup(group.unwrap_or_default()),
+        BulkAction::RemoveFromGroup => BulkChange::RemoveFromGroup(group.unwrap_or_default()),
     };
     let actor = admin.actor.clone();
     let n = ids.len();

@@ -99,6 +99,7 @@ const FIELD_NAMES: &[&str] = &[
     "last_login_at",
     "mfa_enabled",
     "licences",
+    "groups",
 ];
 
 /// The columns an export may have.
@@ -123,6 +124,8 @@ pub enum FieldParam {
     MfaEnabled,
     /// The licence keys the user holds (directly or through a group), `|`-separated.
     Licences,
+    /// The names of the user's groups, `|`-separated.
+    Groups,
 }
 
 /// `GET /export`: a CSV attachment of the matching users. Takes the users

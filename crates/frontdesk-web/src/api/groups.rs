@@ -314,6 +314,62 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Many members in and out of a group at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MembersChange {
+    /// Users to add (each a member of the organization).
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub add: Vec<i64>,
+    /// Users to take out (those not in the group are left alone).
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub remove: Vec<i64>,
+}
+
+/// How many users joined and left.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembersChanged {
+    pub added: usize,
+    pub removed: usize,
+}
+
+/// `POST /organizations/{slug}/groups/{id}/members`: adds and removes many
+/// members in one change, all or nothing (bulk assignment after an import).
+#[utoipa::path(
+    post,
+    path = "/organizations/{slug}/groups/{id}/members",
+    operation_id = "organizations_groups_change_members",
+    tag = "groups",
+    params(
+        ("slug" = String, Path, description = "Organization slug"),
+        ("id" = i64, Path, description = "Group id"),
+    ),
+    request_body = MembersChange,
+    responses(
+        (status = 200, description = "Done; how many joined and left", body = MembersChanged),
+        (status = 409, description = "A licence the group carries has no seat left", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_members(
+    state: web::Data<FrontdeskState>,
+    api: ApiActor,
+    path: web::Path<(String, i64)>,
+    body: super::problem::Body,
+) -> ApiResult {
+    let body: MembersChange = super::problem::object(body)?;
+    let (slug, id) = path.into_inner();
+    let (added, removed) = state
+        .db(move |conn| {
+            let org = visible(conn, &api.actor, &slug)?;
+            groups::get_for(conn, &api.actor, org.id, id)?;
+            groups::change_members(conn, &api.actor, org.id, id, &body.add, &body.remove)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(MembersChanged { added, removed }))
+}
+
 /// `PUT /organizations/{slug}/groups/{id}/members/{user_id}`: adds a member
 /// of the organization (already in: nothing changes).
 #[utoipa::path(

@@ -86,6 +86,8 @@ pub struct InvitationOut {
     pub updated_at: DateTime<Utc>,
     /// The latest mail of this invitation (in lists).
     pub delivery: Option<DeliveryOut>,
+    /// Groups of the organization the invitee joins on accepting.
+    pub groups: Vec<super::users::GroupRef>,
 }
 
 fn out(
@@ -93,6 +95,7 @@ fn out(
     slug: &str,
     name: &str,
     delivery: Option<&DeliveryState>,
+    groups: Vec<(i64, String)>,
 ) -> InvitationOut {
     InvitationOut {
         id: inv.id,
@@ -116,12 +119,17 @@ fn out(
         created_at: utc(inv.created_at),
         updated_at: utc(inv.updated_at),
         delivery: delivery.map(DeliveryOut::from),
+        groups: groups
+            .into_iter()
+            .map(|(id, name)| super::users::GroupRef { id, name })
+            .collect(),
     }
 }
 
 fn with_org(conn: &mut DbConnection, inv: &Invitation) -> Result<InvitationOut, CoreError> {
     let org = organizations::get(conn, inv.organization_id)?;
-    Ok(out(inv, &org.slug, &org.name, None))
+    let groups = invitations::groups_of(conn, inv.id)?;
+    Ok(out(inv, &org.slug, &org.name, None, groups))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -186,14 +194,14 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
     );
     let email = p.text("email", 254);
     p.finish()?;
-    let (items, total) = state
+    let (items, total, groups) = state
         .db(move |conn| -> Result<_, WebError> {
             let actor = &api.actor;
             let organization_id = match organization {
                 None => None,
                 Some(slug) => match super::organizations::visible(conn, actor, &slug) {
                     Ok(org) => Some(org.id),
-                    Err(CoreError::NotFound(_)) => return Ok((Vec::new(), 0)),
+                    Err(CoreError::NotFound(_)) => return Ok((Vec::new(), 0, Default::default())),
                     Err(e) => return Err(e.into()),
                 },
             };
@@ -202,8 +210,11 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
                 status,
                 email,
             };
-            invitations::list(conn, actor, &filter, paging.page, paging.limit)
-                .map_err(|e| ApiError::from(e).0)
+            let (items, total) = invitations::list(conn, actor, &filter, paging.page, paging.limit)
+                .map_err(|e| ApiError::from(e).0)?;
+            let ids: Vec<i64> = items.iter().map(|i| i.invitation.id).collect();
+            let groups = invitations::groups_of_many(conn, &ids)?;
+            Ok((items, total, groups))
         })
         .await?;
     Ok(HttpResponse::Ok().json(InvitationList {
@@ -215,6 +226,7 @@ pub async fn list(req: HttpRequest, state: web::Data<FrontdeskState>, api: ApiAc
                     &i.organization_slug,
                     &i.organization_name,
                     i.delivery.as_ref(),
+                    groups.get(&i.invitation.id).cloned().unwrap_or_default(),
                 )
             })
             .collect(),
@@ -263,6 +275,10 @@ pub struct NewInvitationBody {
     )]
     #[serde(default)]
     pub last_name: Option<String>,
+    /// Ids of groups of the organization the invitee joins on accepting.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub groups: Vec<i64>,
 }
 
 /// `POST /invitations`: queues the invitation mail in the same transaction.
@@ -320,10 +336,12 @@ pub async fn create(state: web::Data<FrontdeskState>, api: ApiActor, body: Body)
                     message: body.message,
                     first_name: body.first_name,
                     last_name: body.last_name,
+                    groups: body.groups,
                 },
             )
             .map_err(|e| ApiError::from(e).0)?;
-            Ok(out(&issued.invitation, &org.slug, &org.name, None))
+            let groups = invitations::groups_of(conn, issued.invitation.id)?;
+            Ok(out(&issued.invitation, &org.slug, &org.name, None, groups))
         })
         .await?;
     state.wake_mailer();

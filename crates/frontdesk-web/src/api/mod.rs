@@ -108,6 +108,7 @@ routes! {
         patch: groups::update,
         delete: groups::delete,
     },
+    "/organizations/{slug}/groups/{id}/members" => { post: groups::change_members },
     "/organizations/{slug}/groups/{id}/members/{user_id}" => {
         put: groups::add_member,
         delete: groups::remove_member,

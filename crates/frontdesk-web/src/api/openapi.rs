@@ -69,6 +69,7 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         groups::update,
         groups::delete,
         groups::add_member,
+        groups::change_members,
         groups::remove_member,
         licences::list,
         licences::assign_user,

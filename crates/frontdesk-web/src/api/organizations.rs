@@ -86,6 +86,10 @@ pub struct OrganizationOut {
     pub allowed_email_domains: Vec<String>,
     /// Members must use two-step sign-in.
     pub require_mfa: bool,
+    /// What a directory's SCIM `DELETE /Users/{id}` does here: `membership`
+    /// (the user leaves the organization) or `user` (the account is deleted).
+    #[schema(example = "membership")]
+    pub scim_delete: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -98,6 +102,7 @@ impl From<&Organization> for OrganizationOut {
             name: o.name.clone(),
             allowed_email_domains: o.domains().into_iter().map(str::to_owned).collect(),
             require_mfa: o.require_mfa,
+            scim_delete: o.scim_delete.clone(),
             created_at: utc(o.created_at),
             updated_at: utc(o.updated_at),
         }
@@ -246,6 +251,19 @@ pub struct OrganizationPatch {
     /// Require two-step sign-in of the members (audited as
     /// `organization.require_mfa`).
     pub require_mfa: Option<bool>,
+    /// What a directory's SCIM `DELETE /Users/{id}` does (audited as
+    /// `organization.scim_delete`; needs the right to grant the admin role).
+    pub scim_delete: Option<ScimDelete>,
+}
+
+/// What a directory's delete of a user does in the organization.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimDelete {
+    /// The user leaves the organization; the account stays.
+    Membership,
+    /// The account is deleted.
+    User,
 }
 
 /// `PATCH /organizations/{slug}`: the changes apply together or none does.
@@ -280,10 +298,18 @@ pub async fn update(
                     patch.name.as_deref(),
                     domains.as_deref(),
                 )?;
+                if let Some(mode) = patch.scim_delete {
+                    let mode = match mode {
+                        ScimDelete::Membership => "membership",
+                        ScimDelete::User => "user",
+                    };
+                    frontdesk_core::scim_tokens::set_delete_mode(conn, &api.actor, org.id, mode)?;
+                }
                 match patch.require_mfa {
                     Some(on) => frontdesk_core::mfa::policy::set_for_organization(
                         conn, &api.actor, org.id, on,
                     ),
+                    None if patch.scim_delete.is_some() => organizations::get(conn, org.id),
                     None => Ok(updated),
                 }
             })
@@ -528,6 +554,10 @@ pub struct OrgUsersParams {
     /// one of the host's declared licence keys.
     #[param(max_length = 64, pattern = r"^[a-z0-9._-]{1,64}$")]
     licence: Option<String>,
+    /// Only members of this group of the organization (its id; none for a
+    /// group of another organization).
+    #[param(minimum = 1)]
+    group: Option<i64>,
     #[param(minimum = 1, maximum = 1000000, default = 1)]
     page: Option<i64>,
     #[param(minimum = 1, maximum = 100, default = 50)]
@@ -551,12 +581,13 @@ pub async fn users_list(
 ) -> ApiResult {
     let mut p = Params::parse(
         req.query_string(),
-        &["search", "service_id", "licence", "page", "limit"],
+        &["search", "service_id", "licence", "group", "page", "limit"],
     );
     let paging = p.paging();
     let search = p.text("search", 200);
     let service = p.text("service_id", 100);
     let licence = p.text("licence", 64);
+    let group = p.int("group", 1, i64::MAX);
     p.finish()?;
     let licence = match licence {
         None => None,
@@ -580,6 +611,7 @@ pub async fn users_list(
                 search,
                 service,
                 licence,
+                group,
                 organization: Some(org.id),
                 page: paging.page,
                 limit: paging.limit,
@@ -590,10 +622,12 @@ pub async fn users_list(
             let mfa = frontdesk_core::mfa::enabled_among(conn, &ids)?;
             let services = frontdesk_core::services::slugs_among(conn, &ids)?;
             let licences = frontdesk_core::licences::effective_of_users(conn, Some(org.id), &ids)?;
+            let groups = frontdesk_core::groups::of_users(conn, Some(org.id), &ids)?;
             Ok::<_, WebError>(
                 UserList::from_page(&page, &mfa)
                     .with_services(services)
-                    .with_licences(licences),
+                    .with_licences(licences)
+                    .with_groups(groups),
             )
         })
         .await?;

@@ -72,6 +72,10 @@ pub struct NewUserBody {
     /// A staff role, for callers allowed to grant one.
     #[serde(default)]
     pub staff_role: Option<NewStaffRole>,
+    /// Ids of groups of that organization the user joins.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub groups: Vec<i64>,
 }
 
 /// The same body for `POST /organizations/{slug}/users`.
@@ -103,6 +107,10 @@ pub struct NewMemberBody {
     /// The role in the organization (default `member`).
     #[serde(default)]
     pub role: Option<InviteRole>,
+    /// Ids of groups of the organization the user joins.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub groups: Vec<i64>,
 }
 
 fn org_role(r: Option<InviteRole>) -> OrgRole {
@@ -206,6 +214,7 @@ pub async fn create(state: web::Data<FrontdeskState>, api: ApiActor, body: Body)
             profile: body.profile.unwrap_or_default(),
             organization: None,
             staff_role: staff_role(body.staff_role),
+            groups: body.groups,
         },
     };
     run(state, api, req).await
@@ -244,6 +253,7 @@ pub async fn create_in_org(
             profile: body.profile.unwrap_or_default(),
             organization: None,
             staff_role: None,
+            groups: body.groups,
         },
     };
     run(state, api, req).await

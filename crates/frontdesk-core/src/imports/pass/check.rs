@@ -72,6 +72,8 @@ impl<'a> Pass<'a> {
             ));
         }
 
+        let groups = self.check_groups(&memberships, get(&Column::Groups))?;
+
         let staff_role = match get(&Column::StaffRole) {
             "" => None,
             s => {
@@ -149,7 +151,72 @@ impl<'a> Pass<'a> {
             profile,
             memberships,
             tags,
+            groups,
         })
+    }
+
+    /// The `groups` cell: names of groups of the row's organizations
+    /// (`|`-separated), each found in exactly one of them.
+    fn check_groups(
+        &mut self,
+        memberships: &[(i64, OrgRole)],
+        cell: &str,
+    ) -> Result<Vec<(i64, i64, String)>, Problem> {
+        let mut out: Vec<(i64, i64, String)> = Vec::new();
+        for name in cell
+            .split(LIST_SEPARATOR)
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            if memberships.is_empty() {
+                return Err((
+                    "group_without_organization",
+                    "groups is set but the row has no organization".into(),
+                ));
+            }
+            let mut found = Vec::new();
+            for (org, _) in memberships {
+                let key = (*org, name.to_owned());
+                if !self.groups.contains_key(&key) {
+                    let id = match crate::groups::by_names(self.conn, *org, &[name.to_owned()]) {
+                        Ok((g, _)) => g.first().map(|g| g.id),
+                        Err(e) => return Err(self.fatal(e)),
+                    };
+                    self.groups.insert(key.clone(), id);
+                }
+                if let Some(Some(id)) = self.groups.get(&key) {
+                    found.push((*org, *id));
+                }
+            }
+            let (org, id) = match found.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err((
+                        "unknown_group",
+                        format!("no group {name:?} in the row's organization"),
+                    ))
+                }
+                _ => {
+                    return Err((
+                        "ambiguous_group",
+                        format!(
+                            "several of the row's organizations have a group {name:?}: \
+                             import one organization per row to name it"
+                        ),
+                    ))
+                }
+            };
+            if !can(self.actor, Action::Edit, &Target::Organization(org)) {
+                return Err((
+                    "group_not_allowed",
+                    format!("you may not change the groups of group {name:?}'s organization"),
+                ));
+            }
+            if !out.iter().any(|(_, g, _)| *g == id) {
+                out.push((org, id, name.to_owned()));
+            }
+        }
+        Ok(out)
     }
 
     pub(super) fn check_orgs(

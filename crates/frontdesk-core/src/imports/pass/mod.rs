@@ -31,6 +31,8 @@ pub(super) struct Pending {
     pub(super) profile: Map<String, Value>,
     pub(super) memberships: Vec<(i64, OrgRole)>,
     pub(super) tags: Vec<String>,
+    /// Groups to join: (organization, group id, group name).
+    pub(super) groups: Vec<(i64, i64, String)>,
 }
 
 /// A rejected row: code and reason.
@@ -91,6 +93,8 @@ pub(super) struct Pass<'a> {
     pub(super) write: bool,
     pub(super) orgs: HashMap<String, Option<Organization>>,
     pub(super) tags: HashMap<String, i64>,
+    /// Groups looked up by (organization, name): their id, or none.
+    pub(super) groups: HashMap<(i64, String), Option<i64>>,
     pub(super) new_tags: HashSet<String>,
     pub(super) may_create_tags: bool,
     /// Normalized emails seen so far (as 128-bit hashes, to keep memory flat) → first row.
@@ -131,6 +135,7 @@ impl<'a> Pass<'a> {
             write,
             orgs: HashMap::new(),
             tags: HashMap::new(),
+            groups: HashMap::new(),
             new_tags: HashSet::new(),
             may_create_tags: can(actor, Action::ManageSite, &Target::Site),
             // Sized once from the scan's row count: no doubling peak on large files.

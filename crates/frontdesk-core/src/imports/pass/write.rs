@@ -15,6 +15,10 @@ use crate::users::{search_text, unique_violation};
 use super::super::*;
 use super::*;
 
+/// What a batch's write did: rows created, rows not created (with their
+/// outcome), mails queued, and warnings.
+pub(super) type Written = (Vec<usize>, Vec<Existing>, u64, Vec<String>);
+
 impl<'a> Pass<'a> {
     /// Sorts the batch into existing users (skipped) and new ones, and writes
     /// the new ones in one transaction when this pass writes.
@@ -26,7 +30,7 @@ impl<'a> Pass<'a> {
         // A user created meanwhile by someone else makes the insert fail; the
         // retry sees it as existing.
         let mut attempt = 0;
-        let (created, existing, mails) = loop {
+        let (created, existing, mails, group_warnings) = loop {
             attempt += 1;
             match self.write_batch(&batch) {
                 Err(ImportError::Core(CoreError::Database(e)))
@@ -52,15 +56,14 @@ impl<'a> Pass<'a> {
             );
         }
         self.report.welcome_mails_queued += mails;
+        self.report.warnings.extend(group_warnings);
         self.committed_rows = self.report.rows_done;
         Ok(())
     }
 
-    /// Returns the indexes created and skipped, and the mails queued.
-    pub(super) fn write_batch(
-        &mut self,
-        batch: &[Pending],
-    ) -> Result<(Vec<usize>, Vec<Existing>, u64), ImportError> {
+    /// Returns the indexes created and skipped, the mails queued and the
+    /// warnings of group joins refused.
+    pub(super) fn write_batch(&mut self, batch: &[Pending]) -> Result<Written, ImportError> {
         let write = self.write;
         let update = self.options.update_existing;
         let new_tags: Vec<String> = {
@@ -79,7 +82,7 @@ impl<'a> Pass<'a> {
         let import_id = self.options.import_id;
         let source_name = self.options.source_name.as_str();
         let mail = self.options.welcome_mail.clone();
-        let (created, skipped, mails, tag_ids) = {
+        let (created, skipped, mails, tag_ids, group_warnings) = {
             let body = |conn: &mut DbConnection| -> Result<_, ImportError> {
                 let emails: Vec<&str> = batch.iter().map(|p| p.email.as_str()).collect();
                 let mut existing: HashSet<String> = HashSet::new();
@@ -109,7 +112,7 @@ impl<'a> Pass<'a> {
                         .collect()
                 };
                 if !write || created.is_empty() {
-                    return Ok((created, skipped, 0u64, Vec::new()));
+                    return Ok((created, skipped, 0u64, Vec::new(), Vec::new()));
                 }
                 let t = now();
                 let mut tag_ids: Vec<(String, i64)> = Vec::new();
@@ -250,6 +253,27 @@ impl<'a> Pass<'a> {
                         ),
                     )?;
                 }
+                // Groups one by one, as by hand: the join's audit row and
+                // event, the group's role, and its licences' seat limits. A
+                // join refused for want of a seat keeps the user (created)
+                // and is named in the report's warnings.
+                let mut group_warnings = Vec::new();
+                for i in &created {
+                    let p = &batch[*i];
+                    let Some(&user_id) = id_of.get(p.email.as_str()) else {
+                        continue;
+                    };
+                    for (org, group, name) in &p.groups {
+                        match crate::groups::add_member(conn, actor, *org, *group, user_id) {
+                            Ok(_) => {}
+                            Err(CoreError::SeatLimit { licence, .. }) => group_warnings.push(format!(
+                                "row {}: {} was not added to group {name:?}: licence {licence:?} has no seat left",
+                                p.row, p.email
+                            )),
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
                 let mut mails = 0u64;
                 if let Some(m) = &mail {
                     for i in &created {
@@ -258,7 +282,7 @@ impl<'a> Pass<'a> {
                         mails += 1;
                     }
                 }
-                Ok((created, skipped, mails, tag_ids))
+                Ok((created, skipped, mails, tag_ids, group_warnings))
             };
             // Writing batches take SQLite's write lock before their first read.
             if write {
@@ -268,6 +292,6 @@ impl<'a> Pass<'a> {
             }
         };
         self.tags.extend(tag_ids);
-        Ok((created, skipped, mails))
+        Ok((created, skipped, mails, group_warnings))
     }
 }

@@ -91,6 +91,17 @@ pub struct UserListItem {
     /// with their sources instead).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub licences: Option<Vec<String>>,
+    /// In an organization's users list: the groups of that organization the
+    /// user belongs to, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupRef>>,
+}
+
+/// A group as a list names it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupRef {
+    pub id: i64,
+    pub name: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -116,6 +127,25 @@ impl UserList {
     ) -> Self {
         for u in &mut self.users {
             u.services = by_user.remove(&u.user.id).unwrap_or_default();
+        }
+        self
+    }
+
+    /// Each user's groups in one organization
+    /// ([`frontdesk_core::groups::of_users`]).
+    pub fn with_groups(
+        mut self,
+        mut by_user: std::collections::BTreeMap<i64, Vec<(i64, String)>>,
+    ) -> Self {
+        for u in &mut self.users {
+            u.groups = Some(
+                by_user
+                    .remove(&u.user.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(id, name)| GroupRef { id, name })
+                    .collect(),
+            );
         }
         self
     }
@@ -155,6 +185,7 @@ impl UserList {
                         user,
                         services: Vec::new(),
                         licences: None,
+                        groups: None,
                     }
                 })
                 .collect(),

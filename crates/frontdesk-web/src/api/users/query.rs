@@ -86,6 +86,11 @@ pub struct UserListParams {
     /// Only members holding this role (in `organization` when given).
     #[param(inline)]
     org_role: Option<OrgRoleParam>,
+    /// Only members of this group (its id; with `organization`, a group of
+    /// that organization). None for an unknown group, or one of an
+    /// organization the caller cannot see.
+    #[param(minimum = 1)]
+    group: Option<i64>,
     /// Tag ids the user has all of.
     #[param(style = Form, explode = false, max_items = 100)]
     tags_all: Option<Vec<i64>>,
