@@ -719,3 +719,38 @@ both!(the_import_takes_and_the_export_writes_groups, |db| {
          one@acme.test,Support\nowner@acme.test,\n"
     );
 });
+
+both!(the_export_page_keeps_every_filter_of_the_list, |db| {
+    block_on(async {
+        let w = world_data(db);
+        let app = crate::host_app!(frontdesk(db));
+        let support = group(db, w.acme.id, "Support");
+        join(db, w.acme.id, support, w.acme_member.id);
+        let mut b = Browser::new();
+        b.login(&app, "admin@acme.test", PASSWORD).await;
+        let list = format!("org={}&group={support}&mfa=off&inactive_days=30", w.acme.id);
+        let page = b.get(&app, &format!("/admin/exports?{list}")).await;
+        assert_eq!(page.status.as_u16(), 200);
+        let csrf = page.csrf();
+        // The form sends back the filters it was given (HTML-escaped).
+        let filters = format!("org={}&group={support}&mfa=off&inactive_days=30", w.acme.id);
+        assert!(
+            page.body.contains(&filters.replace('&', "&amp;")),
+            "{}",
+            page.body
+        );
+        let csv = b
+            .post(
+                &app,
+                "/admin/exports",
+                &[
+                    ("filters", &filters),
+                    ("fields", "email"),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(csv.status.as_u16(), 200, "{}", csv.body);
+        assert_eq!(csv.body, "email\nmember@acme.test\n");
+    });
+});
