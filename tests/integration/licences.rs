@@ -1287,3 +1287,88 @@ both!(odd_input_on_the_licence_routes_is_a_client_error, |db| {
         assert_eq!(a.status.as_u16(), 404);
     });
 });
+
+both!(bulk_actions_give_and_take_licences_within_the_seats, |db| {
+    block_on(async {
+        let w = world_data(db);
+        let app = crate::host_app!(licensed(db));
+        let extra = member(db, w.acme.id, "extra@acme.test");
+        let mut b = crate::web_app::Browser::new();
+        b.login(&app, "admin@acme.test", crate::web_app::PASSWORD)
+            .await;
+        let list = format!("org={}", w.acme.id);
+        let page = b.get(&app, &format!("/admin/users?{list}")).await;
+        assert!(
+            page.body.contains(r#"<option value="assign_licence">"#),
+            "{}",
+            page.body
+        );
+        // Unfiltered, the list offers no licence actions (they need an organization).
+        let unfiltered = b.get(&app, "/admin/users").await;
+        assert!(!unfiltered
+            .body
+            .contains(r#"<option value="assign_licence">"#));
+        let csrf = page.csrf();
+        let bulk = |action: &'static str, licence: &'static str, ids: Vec<i64>| {
+            let mut form: Vec<(&'static str, String)> = vec![
+                ("action", action.into()),
+                ("licence", licence.into()),
+                ("return", list.clone()),
+                ("csrf_token", csrf.clone()),
+            ];
+            form.extend(ids.into_iter().map(|i| ("ids", i.to_string())));
+            form
+        };
+        let holders = |db: &TestDb| -> Vec<i64> {
+            let mut h: Vec<i64> = [w.acme_member.id, w.acme_owner.id, extra]
+                .into_iter()
+                .filter(|u| !keys_and_sources(db, w.acme.id, *u).is_empty())
+                .collect();
+            h.sort();
+            h
+        };
+
+        // "pro" has two seats: three users at once are refused whole.
+        let form = bulk(
+            "assign_licence",
+            "pro",
+            vec![w.acme_member.id, w.acme_owner.id, extra],
+        );
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        b.post(&app, "/admin/users/bulk", &pairs).await;
+        assert_eq!(holders(db), Vec::<i64>::new(), "all or nothing");
+        let after = b.get(&app, &format!("/admin/users?{list}")).await;
+        assert!(after.body.contains("seat"), "{}", after.body);
+        // Two fit.
+        let form = bulk("assign_licence", "pro", vec![w.acme_member.id, extra]);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let done = b.post(&app, "/admin/users/bulk", &pairs).await;
+        assert!(done.status.is_redirection());
+        let mut two = vec![w.acme_member.id, extra];
+        two.sort();
+        assert_eq!(holders(db), two);
+        // Taking the direct licence away frees its seat.
+        let form = bulk("unassign_licence", "pro", vec![extra]);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        b.post(&app, "/admin/users/bulk", &pairs).await;
+        assert_eq!(holders(db), vec![w.acme_member.id]);
+        b.get(&app, &format!("/admin/users?{list}")).await;
+        // A user the admin cannot see refuses the whole action.
+        let form = bulk(
+            "assign_licence",
+            "team",
+            vec![w.acme_owner.id, w.globex_member.id],
+        );
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = b.post(&app, "/admin/users/bulk", &pairs).await;
+        assert_eq!(refused.status.as_u16(), 404);
+        assert_eq!(holders(db), vec![w.acme_member.id]);
+        // An undeclared licence is not offered, nor taken.
+        let form = bulk("assign_licence", "gold", vec![w.acme_owner.id]);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        b.post(&app, "/admin/users/bulk", &pairs).await;
+        let after = b.get(&app, &format!("/admin/users?{list}")).await;
+        assert!(after.body.contains("Choose a licence."), "{}", after.body);
+        assert_eq!(holders(db), vec![w.acme_member.id]);
+    });
+});

@@ -28,6 +28,17 @@ pub enum BulkChange {
     AddToGroup(i64),
     /// Out of this group (its id); users not in it are left alone.
     RemoveFromGroup(i64),
+    /// The licence `key` given directly in organization `org` (every user
+    /// must be a member; refused past its seats).
+    AssignLicence {
+        org: i64,
+        key: String,
+    },
+    /// The direct licence `key` taken away in `org` (a group's stays).
+    UnassignLicence {
+        org: i64,
+        key: String,
+    },
 }
 
 /// Applies `change` to every user of `ids`, all or nothing.
@@ -61,6 +72,15 @@ pub fn apply(
                     crate::sessions::revoke_all_by_admin(conn, actor, id)?;
                 }
                 BulkChange::Delete => super::delete(conn, actor, id)?,
+                BulkChange::AssignLicence { org, key } => {
+                    let user = super::get_for(conn, actor, id, crate::authz::Action::View)?;
+                    must_be_member(conn, &user, *org, "the organization")?;
+                    crate::licences::assign_user(conn, actor, *org, id, key)?;
+                }
+                BulkChange::UnassignLicence { org, key } => {
+                    super::get_for(conn, actor, id, crate::authz::Action::View)?;
+                    crate::licences::unassign_user(conn, actor, *org, id, key)?;
+                }
                 BulkChange::AddToGroup(_) | BulkChange::RemoveFromGroup(_) => {
                     let g = group.as_ref().expect("loaded above");
                     let adding = matches!(change, BulkChange::AddToGroup(_));
@@ -84,21 +104,33 @@ fn group_change(
     let user = super::get_for(conn, actor, id, crate::authz::Action::View)?;
     let org = group.organization_id;
     if adding {
-        let member = crate::organizations::roles_of(conn, id)?
-            .iter()
-            .any(|(o, _)| *o == org);
-        if !member {
-            return Err(crate::error::CoreError::Invalid {
-                field: "ids",
-                reason: format!(
-                    "{} is not a member of the group's organization; add them to it first",
-                    user.email
-                ),
-            });
-        }
+        must_be_member(conn, &user, org, "the group's organization")?;
         crate::groups::add_member(conn, actor, org, group.id, id)?;
     } else {
         crate::groups::remove_member(conn, actor, org, group.id, id)?;
     }
     Ok(())
+}
+
+/// A clear refusal naming the user when they are not a member of `org`.
+fn must_be_member(
+    conn: &mut DbConnection,
+    user: &super::User,
+    org: i64,
+    what: &str,
+) -> CoreResult<()> {
+    let member = crate::organizations::roles_of(conn, user.id)?
+        .iter()
+        .any(|(o, _)| *o == org);
+    if member {
+        Ok(())
+    } else {
+        Err(crate::error::CoreError::Invalid {
+            field: "ids",
+            reason: format!(
+                "{} is not a member of {what}; add them to it first",
+                user.email
+            ),
+        })
+    }
 }

@@ -384,6 +384,19 @@ pub async fn list(req: HttpRequest, state: State, admin: Admin) -> Result<HttpRe
             .collect::<Vec<_>>(),
     );
     ctx.insert("f_group", &p.int("group")?);
+    ctx.insert(
+        "bulk_licences",
+        &if filtered_org.is_some() {
+            state
+                .settings()
+                .licences
+                .iter()
+                .map(|l| (l.key.clone(), l.name.clone()))
+                .collect::<Vec<_>>()
+        } else {
+            Vec::new()
+        },
+    );
     ctx.insert("return_query", &p.pairs_without(&[]));
     ctx.insert(
         "organizations",
@@ -459,6 +472,8 @@ enum BulkAction {
     Delete,
     AddToGroup,
     RemoveFromGroup,
+    AssignLicence,
+    UnassignLicence,
 }
 
 impl BulkAction {
@@ -474,6 +489,8 @@ impl BulkAction {
             "delete" => BulkAction::Delete,
             "add_to_group" => BulkAction::AddToGroup,
             "remove_from_group" => BulkAction::RemoveFromGroup,
+            "assign_licence" => BulkAction::AssignLicence,
+            "unassign_licence" => BulkAction::UnassignLicence,
             _ => return None,
         })
     }
@@ -490,6 +507,8 @@ impl BulkAction {
             BulkAction::Delete => "deleted",
             BulkAction::AddToGroup => "added to the group",
             BulkAction::RemoveFromGroup => "taken out of the group",
+            BulkAction::AssignLicence => "given the licence",
+            BulkAction::UnassignLicence => "no longer given the licence directly",
         };
         format!("{n} user(s) {what}.")
     }
@@ -604,6 +623,31 @@ pub async fn bulk(
     if matches!(action, BulkAction::AddToGroup | BulkAction::RemoveFromGroup) && group.is_none() {
         return Ok(redirect(&state, &to, "error", "Choose a group."));
     }
+    // A licence is given in the organization the list is filtered to.
+    let licence = match action {
+        BulkAction::AssignLicence | BulkAction::UnassignLicence => {
+            let org = Params::parse(form.get("return").unwrap_or("").as_bytes()).int("org")?;
+            let key = state
+                .settings()
+                .licences
+                .iter()
+                .find(|l| Some(l.key.as_str()) == form.get("licence"))
+                .map(|l| l.key.clone());
+            match (org, key) {
+                (Some(org), Some(key)) => Some((org, key)),
+                (None, _) => {
+                    return Ok(redirect(
+                        &state,
+                        &to,
+                        "error",
+                        "Filter the list to one organization first.",
+                    ))
+                }
+                (_, None) => return Ok(redirect(&state, &to, "error", "Choose a licence.")),
+            }
+        }
+        _ => None,
+    };
     let change = match action {
         BulkAction::Suspend => BulkChange::Suspend { reason, until },
         BulkAction::Restore => BulkChange::Restore,
@@ -615,6 +659,14 @@ pub async fn bulk(
         BulkAction::Delete => BulkChange::Delete,
         BulkAction::AddToGroup => BulkChange::AddToGroup(group.unwrap_or_default()),
         BulkAction::RemoveFromGroup => BulkChange::RemoveFromGroup(group.unwrap_or_default()),
+        BulkAction::AssignLicence | BulkAction::UnassignLicence => {
+            let (org, key) = licence.unwrap_or_default();
+            if action == BulkAction::AssignLicence {
+                BulkChange::AssignLicence { org, key }
+            } else {
+                BulkChange::UnassignLicence { org, key }
+            }
+        }
     };
     let actor = admin.actor.clone();
     let n = ids.len();
