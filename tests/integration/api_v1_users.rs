@@ -807,3 +807,89 @@ both!(suspend_with_an_end, |db| {
         assert!(ev.contains("\"until\""), "{ev}");
     });
 });
+
+both!(
+    the_sso_exemption_is_granted_and_withdrawn_through_the_api,
+    |db| {
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = crate::host_app!(fd);
+            let w = world(db, &app).await;
+            let path = format!("/users/{}", w.acme_member.id);
+            let exempt = |db: &crate::support::TestDb| {
+                frontdesk_core::sso::is_exempt(&mut db.conn(), w.acme_member.id).expect("exempt")
+            };
+            let a = expect(&app, &w, Who::AcmeAdminKey, "GET", &path, None, 200).await;
+            assert_eq!(a.body["sso_exempt"], false);
+            // Another organization's admin does not see the user; a member may not.
+            expect(
+                &app,
+                &w,
+                Who::GlobexAdminKey,
+                "PATCH",
+                &path,
+                Some(json!({"sso_exempt": true})),
+                404,
+            )
+            .await;
+            expect(
+                &app,
+                &w,
+                Who::AcmeMemberKey,
+                "PATCH",
+                &path,
+                Some(json!({"sso_exempt": true})),
+                403,
+            )
+            .await;
+            assert!(!exempt(db));
+            let a = expect(
+                &app,
+                &w,
+                Who::AcmeAdminKey,
+                "PATCH",
+                &path,
+                Some(json!({"sso_exempt": true})),
+                200,
+            )
+            .await;
+            assert_eq!(a.body["sso_exempt"], true);
+            assert!(exempt(db));
+            let a = expect(
+                &app,
+                &w,
+                Who::AcmeAdminKey,
+                "PATCH",
+                &path,
+                Some(json!({"sso_exempt": false})),
+                200,
+            )
+            .await;
+            assert_eq!(a.body["sso_exempt"], false);
+            assert!(!exempt(db));
+            let audited: Vec<String> = frontdesk_core::schema::audit_events::table
+                .filter(frontdesk_core::schema::audit_events::action.like("user.sso_exemption.%"))
+                .order(frontdesk_core::schema::audit_events::id)
+                .select(frontdesk_core::schema::audit_events::action)
+                .load(&mut *db.conn())
+                .expect("audit");
+            assert_eq!(
+                audited,
+                ["user.sso_exemption.grant", "user.sso_exemption.revoke"]
+            );
+            // Not a boolean: refused, nothing changed.
+            let a = expect(
+                &app,
+                &w,
+                Who::AcmeAdminKey,
+                "PATCH",
+                &path,
+                Some(json!({"sso_exempt": "yes"})),
+                400,
+            )
+            .await;
+            assert_eq!(a.problem_type(), "urn:frontdesk:problem:validation");
+            assert!(!exempt(db));
+        });
+    }
+);

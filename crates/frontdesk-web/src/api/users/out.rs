@@ -258,6 +258,9 @@ pub struct UserDetail {
     pub sessions: SessionSummary,
     /// Accounts at identity providers linked to this user.
     pub linked_identities: Vec<LinkedIdentity>,
+    /// The user keeps password (and passkey) sign-in even in organizations
+    /// that require single sign-on.
+    pub sso_exempt: bool,
     /// Confirmed second factors (kind, name, when added and last used).
     pub mfa_factors: Vec<FactorOut>,
     /// Unused recovery codes left.
@@ -349,6 +352,7 @@ pub fn detail_of(
             })
             .collect(),
         licences,
+        sso_exempt: frontdesk_core::sso::is_exempt(conn, user.id)?,
         services: frontdesk_core::services::of_user(conn, user.id)?
             .into_iter()
             .map(|s| ServiceOut {

@@ -37,6 +37,11 @@ pub struct UserPatch {
     #[schema(schema_with = crate::api::openapi::profile_schema)]
     pub profile: Option<Map<String, Value>>,
     pub local_login_enabled: Option<bool>,
+    /// Keep password (and passkey) sign-in for this user even in
+    /// organizations that require single sign-on — the escape hatch that
+    /// keeps an administrator able to sign in while the identity provider is
+    /// down (audited as `user.sso_exemption.grant` / `.revoke`).
+    pub sso_exempt: Option<bool>,
 }
 
 /// `PATCH /users/{id}`: all changes apply together or none does.
@@ -89,20 +94,25 @@ pub async fn update(
     let detail = state
         .db(move |conn| {
             let actor = &api.actor;
-            let user = users::update_with_login(
-                conn,
-                actor,
-                id,
-                UserUpdate {
-                    first_name: patch.first_name,
-                    last_name: patch.last_name,
-                    display_name: patch.display_name,
-                    email_verified: patch.email_verified,
-                    profile: patch.profile,
-                },
-                patch.local_login_enabled,
-            )?;
-            detail_of(conn, actor, &user, &config)
+            frontdesk_core::db::write_transaction(conn, |conn| {
+                let user = users::update_with_login(
+                    conn,
+                    actor,
+                    id,
+                    UserUpdate {
+                        first_name: patch.first_name,
+                        last_name: patch.last_name,
+                        display_name: patch.display_name,
+                        email_verified: patch.email_verified,
+                        profile: patch.profile,
+                    },
+                    patch.local_login_enabled,
+                )?;
+                if let Some(exempt) = patch.sso_exempt {
+                    frontdesk_core::sso::set_exempt(conn, actor, id, exempt)?;
+                }
+                detail_of(conn, actor, &user, &config)
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(detail))
