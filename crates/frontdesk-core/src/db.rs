@@ -585,7 +585,7 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
             "sso_exemptions",
         ],
     ),
-    ("20261209000100", &["invitation_groups"]),
+    ("20261209000200", &["invitation_groups"]),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from
