@@ -24,14 +24,14 @@ use crate::both;
 use crate::support::TestDb;
 use crate::web_app::{block_on, frontdesk, Browser, Page, PASSWORD};
 
-const CLIENT_ID: &str = "frontdesk-test";
-const CLIENT_SECRET: &str = "s3cret-only-the-idp-and-we-know";
+pub(crate) const CLIENT_ID: &str = "frontdesk-test";
+pub(crate) const CLIENT_SECRET: &str = "s3cret-only-the-idp-and-we-know";
 const APP: &str = "http://app.test";
 
 /// The provider, ended when dropped.
-struct Idp {
+pub(crate) struct Idp {
     child: Child,
-    issuer: String,
+    pub(crate) issuer: String,
 }
 
 impl Drop for Idp {
@@ -43,7 +43,7 @@ impl Drop for Idp {
 
 /// Starts the provider, or `None` (with a SKIPPED note) when Node or the
 /// package is missing, unless `FRONTDESK_REQUIRE_SSO=1`.
-fn start_idp() -> Option<Idp> {
+pub(crate) fn start_idp() -> Option<Idp> {
     let required = std::env::var("FRONTDESK_REQUIRE_SSO").is_ok_and(|v| v == "1");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let modules = std::env::var("FRONTDESK_SSO_NODE_MODULES")
@@ -93,7 +93,7 @@ fn start_idp() -> Option<Idp> {
 impl Idp {
     /// Follows the provider's redirects from the authorization URL, as a
     /// browser would, up to the redirect back to the app: its path and query.
-    fn authorize(&self, url: &str) -> String {
+    pub(crate) fn authorize(&self, url: &str) -> String {
         let agent = ureq::AgentBuilder::new().redirects(0).build();
         let mut url = url.to_owned();
         for _ in 0..10 {
