@@ -15,7 +15,10 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use diesel::prelude::*;
 use frontdesk::Provider;
-use frontdesk_core::schema::{audit_events, linked_identities, login_attempts, sessions, users};
+use frontdesk_core::schema::{
+    audit_events, identity_providers, linked_identities, login_attempts, mfa_factors, sessions,
+    users,
+};
 use frontdesk_core::signup::SignupPolicy;
 
 use crate::both;
@@ -840,5 +843,117 @@ both!(an_openid_connect_social_provider, |db| {
         for s in &seen.0 {
             assert!(!s.contains(crate::sso::CLIENT_SECRET), "leaked: {s}");
         }
+    });
+});
+
+both!(a_passkey_counts_as_a_way_in_only_when_it_signs_in, |db| {
+    let Some(gh) = start_github() else { return };
+    block_on(async {
+        let base = || {
+            builder(db)
+                .social(gh.provider(CLIENT_SECRET))
+                .signup_policy(SignupPolicy::Open)
+        };
+        let mut seen = Seen::default();
+        // Alice came from GitHub (no password), signed in, then added a passkey.
+        let second_factor = base()
+            .passkeys(frontdesk::PasskeyPolicy::SecondFactor)
+            .build()
+            .expect("frontdesk");
+        let app = crate::host_app!(second_factor);
+        let mut b = Browser::new();
+        social_sign_in(&app, &mut b, GITHUB, "alice", None, &mut seen).await;
+        let alice = user_id(db, "alice@social.test").expect("alice");
+        let now = chrono::Utc::now().naive_utc();
+        diesel::insert_into(mfa_factors::table)
+            .values((
+                mfa_factors::user_id.eq(alice),
+                mfa_factors::kind.eq("passkey"),
+                mfa_factors::name.eq("Laptop"),
+                mfa_factors::confirmed_at.eq(Some(now)),
+                mfa_factors::created_at.eq(now),
+            ))
+            .execute(&mut *db.conn())
+            .expect("passkey");
+        let identity: i64 = linked_identities::table
+            .select(linked_identities::id)
+            .first(&mut *db.conn())
+            .expect("id");
+        let path = format!("/auth/linked-accounts/{identity}/unlink");
+        // A passkey that is only a second factor does not sign in alone.
+        let csrf = b.get(&app, "/auth/linked-accounts").await.csrf();
+        let refused = b.post(&app, &path, &[("csrf_token", &csrf)]).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert!(refused.body.contains("last way to sign in"));
+        assert_eq!(links(db).len(), 1);
+
+        // Where passkeys sign in alone, it is a way in: the identity may go.
+        let sign_in = base()
+            .passkeys(frontdesk::PasskeyPolicy::SignIn)
+            .build()
+            .expect("frontdesk");
+        let app = crate::host_app!(sign_in);
+        let csrf = b.get(&app, "/auth/linked-accounts").await.csrf();
+        let done = b.post(&app, &path, &[("csrf_token", &csrf)]).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        assert!(links(db).is_empty());
+    });
+});
+
+both!(an_organization_that_requires_sso_is_not_bypassed, |db| {
+    let Some(gh) = start_github() else { return };
+    block_on(async {
+        let fd = builder(db)
+            .social(gh.provider(CLIENT_SECRET))
+            .build()
+            .expect("frontdesk");
+        let app = crate::host_app!(fd);
+        let org = frontdesk_core::organizations::create(
+            &mut db.conn(),
+            &frontdesk_core::Actor::system(),
+            "acme",
+            "Acme",
+            "",
+        )
+        .expect("org");
+        let member = crate::api_v1_support::user(
+            db,
+            "member@social.test",
+            None,
+            Some((org.id, frontdesk_core::OrgRole::Member)),
+            true,
+        );
+        let now = chrono::Utc::now().naive_utc();
+        diesel::insert_into(identity_providers::table)
+            .values((
+                identity_providers::organization_id.eq(org.id),
+                identity_providers::provider_key.eq("org:acme"),
+                identity_providers::issuer.eq("https://idp.acme.test"),
+                identity_providers::client_id.eq("acme"),
+                identity_providers::client_secret_sealed.eq("unused"),
+                identity_providers::require_sso.eq(true),
+                identity_providers::created_at.eq(now),
+                identity_providers::updated_at.eq(now),
+            ))
+            .execute(&mut *db.conn())
+            .expect("provider");
+        // Her GitHub identity is linked, but acme requires its own provider.
+        diesel::insert_into(linked_identities::table)
+            .values((
+                linked_identities::user_id.eq(member.id),
+                linked_identities::provider.eq("social:github"),
+                linked_identities::provider_user_id.eq("1001"),
+                linked_identities::linked_at.eq(now),
+            ))
+            .execute(&mut *db.conn())
+            .expect("link");
+        let mut seen = Seen::default();
+        let mut b = Browser::new();
+        let page = social_sign_in(&app, &mut b, GITHUB, "alice", None, &mut seen).await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+        assert_eq!(last_attempt(db).0, "sso_required");
+        assert!(page.body.contains("identity provider"));
+        assert!(b.session().is_none());
+        assert_eq!(session_count(db), 0);
     });
 });
