@@ -585,6 +585,7 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
             "sso_exemptions",
         ],
     ),
+    ("20261209000100", &[]),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from
