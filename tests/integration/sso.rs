@@ -74,20 +74,36 @@ pub(crate) fn start_idp() -> Option<Idp> {
         .stderr(Stdio::null())
         .spawn()
         .expect("node starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let issuer = loop {
-        let line = lines
-            .next()
-            .expect("the provider says where it listens")
-            .expect("line");
-        if let Some(i) = line.strip_prefix("listening ") {
-            break i.to_owned();
-        }
-    };
-    // Keep reading: a closed pipe would end the provider at its next line.
-    std::thread::spawn(move || for _ in lines {});
+    let issuer = listening(&mut child, "the OpenID provider");
     Some(Idp { child, issuer })
+}
+
+/// The address a fixture server prints (`listening <url>`), waited for at
+/// most 60 s: a server that never gets there is killed and the test fails
+/// instead of waiting forever. Its output is read on until it ends (a
+/// closed pipe would end it at its next line).
+pub(crate) fn listening(child: &mut Child, what: &str) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("listening ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(url) => url,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not say where it listens within 60 s");
+        }
+    }
 }
 
 impl Idp {

@@ -6,7 +6,6 @@
 //! single sign-on tests. Without Node or the packages the tests say SKIPPED
 //! and pass, unless `FRONTDESK_REQUIRE_SSO=1`.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use actix_http::Request;
@@ -75,18 +74,7 @@ fn start_github() -> Option<Gh> {
         .stderr(Stdio::null())
         .spawn()
         .expect("node starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the provider says where it listens")
-            .expect("line");
-        if let Some(i) = line.strip_prefix("listening ") {
-            break i.to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let base = crate::sso::listening(&mut child, "the GitHub-like provider");
     Some(Gh { child, base })
 }
 
