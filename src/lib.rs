@@ -41,6 +41,7 @@ pub use frontdesk_core::hooks::Hooks;
 pub use frontdesk_core::licences::Licence;
 pub use frontdesk_core::login_attempts::LockoutPolicy;
 pub use frontdesk_core::mfa::passkeys::PasskeyPolicy;
+pub use frontdesk_core::sso::social::Provider;
 pub use frontdesk_core::{Action, Actor, CoreError, OrgRole, StaffRole};
 pub use frontdesk_mail as mail;
 pub use frontdesk_web as web;
@@ -101,6 +102,7 @@ pub struct FrontdeskBuilder {
     activity: Option<core::activity::ActivityConfig>,
     services: Vec<(String, String)>,
     licences: Vec<core::licences::Licence>,
+    social: Vec<Provider>,
 }
 
 impl Default for FrontdeskBuilder {
@@ -149,6 +151,7 @@ impl Default for FrontdeskBuilder {
             activity: None,
             services: Vec::new(),
             licences: Vec::new(),
+            social: Vec::new(),
         }
     }
 }
@@ -516,6 +519,18 @@ impl FrontdeskBuilder {
         self
     }
 
+    /// Offers a host-wide social provider on the login page ("Continue with
+    /// GitHub"): `Provider::github(id, secret)`, `Provider::oidc(key, name,
+    /// issuer, id, secret)` or `Provider::oauth2(…)`. Register
+    /// `{base_url}{auth prefix}/sso/callback` as its redirect URI. Its
+    /// identities sign in only the accounts they are linked to; users link
+    /// them from their "Linked accounts" page, and a new account is made only
+    /// when sign-up is open to the provider's verified email.
+    pub fn social(mut self, provider: Provider) -> Self {
+        self.social.push(provider);
+        self
+    }
+
     /// Opens the pool, brings the schema up to date and loads the templates.
     pub fn build(self) -> Result<Frontdesk, CoreError> {
         let url = self
@@ -641,6 +656,10 @@ impl FrontdeskBuilder {
         core::profile::check_declarations(&settings.import.profile_fields)?;
         core::licences::check_declarations(&self.licences)?;
         settings.licences = self.licences.clone();
+        // Plain http to a provider only on loopback, and only for a host
+        // itself served over http (development and tests).
+        core::sso::social::check_declarations(&self.social, settings.base_url.scheme() == "http")?;
+        settings.social = self.social.clone();
         if settings.import.max_rows == 0 || settings.import.max_bytes == 0 {
             return Err(CoreError::Config(
                 "import_config: max_rows and max_bytes must be positive".into(),

@@ -8,7 +8,8 @@
 //! another database with `DEMO_DATABASE_URL=postgres://…`, the cap on
 //! concurrent argon2 runs with `DEMO_MAX_HASHES`, the PostgreSQL session
 //! cache off with `DEMO_SESSION_CACHE=0`, activity recording off with
-//! `DEMO_ACTIVITY=0`).
+//! `DEMO_ACTIVITY=0`, a sample social OpenID Connect provider with
+//! `DEMO_OIDC_ISSUER`, `DEMO_OIDC_CLIENT_ID` and `DEMO_OIDC_CLIENT_SECRET`).
 //! Signed-in users' page views (service `web`), calls to the small JSON API
 //! at `/api/mobile/notes` (service `mobile-api`) and each note added are
 //! recorded: see a user's "Last access" tab in the admin.
@@ -223,6 +224,31 @@ fn data_dir() -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// `DEMO_OIDC_ISSUER` with `DEMO_OIDC_CLIENT_ID` and `DEMO_OIDC_CLIENT_SECRET`
+/// (and optionally `DEMO_OIDC_NAME`, default "Sample OIDC"): a host-wide
+/// social OpenID Connect provider, "Continue with …" on the login page.
+/// Register `{DEMO_BASE_URL}/auth/sso/callback` as its redirect URI.
+fn sample_social_provider() -> Result<Option<frontdesk::Provider>, Box<dyn std::error::Error>> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let Some(issuer) = var("DEMO_OIDC_ISSUER") else {
+        return Ok(None);
+    };
+    let (Some(id), Some(secret)) = (var("DEMO_OIDC_CLIENT_ID"), var("DEMO_OIDC_CLIENT_SECRET"))
+    else {
+        return Err(
+            "DEMO_OIDC_ISSUER needs DEMO_OIDC_CLIENT_ID and DEMO_OIDC_CLIENT_SECRET".into(),
+        );
+    };
+    let name = var("DEMO_OIDC_NAME").unwrap_or_else(|| "Sample OIDC".into());
+    Ok(Some(frontdesk::Provider::oidc(
+        "demo-oidc",
+        name,
+        issuer,
+        id,
+        secret,
+    )))
+}
+
 fn secret_key(dir: &Path) -> std::io::Result<Vec<u8>> {
     let file = dir.join("secret.key");
     match std::fs::read(&file) {
@@ -288,6 +314,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // through groups (organization page, user page, API).
         .licence(frontdesk::Licence::new("pro", "Notes Pro").seats(25))
         .licence(frontdesk::Licence::new("sharing", "Shared notebooks"));
+    let builder = match sample_social_provider()? {
+        Some(p) => builder.social(p),
+        None => builder,
+    };
     // Activity recording (DEMO_ACTIVITY=0 turns it off, to compare).
     let builder = if std::env::var("DEMO_ACTIVITY").is_ok_and(|v| v == "0") {
         builder

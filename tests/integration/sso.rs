@@ -24,14 +24,14 @@ use crate::both;
 use crate::support::TestDb;
 use crate::web_app::{block_on, frontdesk, Browser, Page, PASSWORD};
 
-const CLIENT_ID: &str = "frontdesk-test";
-const CLIENT_SECRET: &str = "s3cret-only-the-idp-and-we-know";
+pub(crate) const CLIENT_ID: &str = "frontdesk-test";
+pub(crate) const CLIENT_SECRET: &str = "s3cret-only-the-idp-and-we-know";
 const APP: &str = "http://app.test";
 
 /// The provider, ended when dropped.
-struct Idp {
+pub(crate) struct Idp {
     child: Child,
-    issuer: String,
+    pub(crate) issuer: String,
 }
 
 impl Drop for Idp {
@@ -43,7 +43,7 @@ impl Drop for Idp {
 
 /// Starts the provider, or `None` (with a SKIPPED note) when Node or the
 /// package is missing, unless `FRONTDESK_REQUIRE_SSO=1`.
-fn start_idp() -> Option<Idp> {
+pub(crate) fn start_idp() -> Option<Idp> {
     let required = std::env::var("FRONTDESK_REQUIRE_SSO").is_ok_and(|v| v == "1");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let modules = std::env::var("FRONTDESK_SSO_NODE_MODULES")
@@ -74,26 +74,42 @@ fn start_idp() -> Option<Idp> {
         .stderr(Stdio::null())
         .spawn()
         .expect("node starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let issuer = loop {
-        let line = lines
-            .next()
-            .expect("the provider says where it listens")
-            .expect("line");
-        if let Some(i) = line.strip_prefix("listening ") {
-            break i.to_owned();
-        }
-    };
-    // Keep reading: a closed pipe would end the provider at its next line.
-    std::thread::spawn(move || for _ in lines {});
+    let issuer = listening(&mut child, "the OpenID provider");
     Some(Idp { child, issuer })
+}
+
+/// The address a fixture server prints (`listening <url>`), waited for at
+/// most 60 s: a server that never gets there is killed and the test fails
+/// instead of waiting forever. Its output is read on until it ends (a
+/// closed pipe would end it at its next line).
+pub(crate) fn listening(child: &mut Child, what: &str) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("listening ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(url) => url,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not say where it listens within 60 s");
+        }
+    }
 }
 
 impl Idp {
     /// Follows the provider's redirects from the authorization URL, as a
     /// browser would, up to the redirect back to the app: its path and query.
-    fn authorize(&self, url: &str) -> String {
+    pub(crate) fn authorize(&self, url: &str) -> String {
         let agent = ureq::AgentBuilder::new().redirects(0).build();
         let mut url = url.to_owned();
         for _ in 0..10 {

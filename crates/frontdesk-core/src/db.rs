@@ -585,6 +585,7 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
             "sso_exemptions",
         ],
     ),
+    ("20261209000100", &[]),
     ("20261209000200", &["invitation_groups"]),
 ];
 

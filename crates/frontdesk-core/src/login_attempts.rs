@@ -38,6 +38,7 @@ crate::authz::string_enum!(Reason {
     SsoStateMismatch => "sso_state_mismatch",
     SsoTokenInvalid => "sso_token_invalid",
     SsoNoAccount => "sso_no_account",
+    SsoLinkRequired => "sso_link_required",
 });
 
 // The `method` column: how the attempt tried to prove who it was.

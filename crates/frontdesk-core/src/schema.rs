@@ -426,6 +426,7 @@ diesel::table! {
         next -> Nullable<Text>,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+        link_user_id -> Nullable<BigInt>,
     }
 }
 

@@ -30,6 +30,7 @@ pub mod scim;
 pub mod sessions;
 pub mod signup;
 pub mod sso;
+pub mod sso_social;
 pub mod state;
 pub mod templates;
 pub mod user_filters;
@@ -98,6 +99,16 @@ pub fn auth_scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
         .route("/logout", web::post().to(login::logout))
         .route("/sso/start", web::post().to(sso::start))
         .route("/sso/callback", web::get().to(sso::callback))
+        .route("/sso/social/{key}", web::post().to(sso_social::start))
+        .route("/linked-accounts", web::get().to(sso_social::page))
+        .route(
+            "/linked-accounts/{key}/link",
+            web::post().to(sso_social::link_start),
+        )
+        .route(
+            "/linked-accounts/{id}/unlink",
+            web::post().to(sso_social::unlink),
+        )
         .route(
             "/password-reset",
             web::get().to(password_resets::request_page),

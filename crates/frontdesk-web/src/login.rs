@@ -144,6 +144,13 @@ pub(crate) async fn render_login(
         .await
         .unwrap_or(false);
     ctx.insert("sso", &sso);
+    let social: Vec<serde_json::Value> = state
+        .settings()
+        .social
+        .iter()
+        .map(|p| json!({"key": p.key_str(), "name": p.display_name()}))
+        .collect();
+    ctx.insert("social", &social);
     let body = state.render("auth/login.html", &ctx)?;
     let mut res = HttpResponse::build(status);
     if let Some(c) = new_cookie {

@@ -39,12 +39,12 @@ pub struct StartForm {
 
 #[derive(Deserialize)]
 pub struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
+    pub(crate) code: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
-fn state_cookie(state: &FrontdeskState, value: &str) -> Cookie<'static> {
+pub(crate) fn state_cookie(state: &FrontdeskState, value: &str) -> Cookie<'static> {
     Cookie::build(STATE_COOKIE, value.to_owned())
         .path(format!("{}/sso", state.prefix()))
         .http_only(true)
@@ -55,7 +55,7 @@ fn state_cookie(state: &FrontdeskState, value: &str) -> Cookie<'static> {
         .finish()
 }
 
-fn state_removal(state: &FrontdeskState) -> Cookie<'static> {
+pub(crate) fn state_removal(state: &FrontdeskState) -> Cookie<'static> {
     let mut c = state_cookie(state, "");
     c.make_removal();
     c
@@ -141,7 +141,7 @@ async fn begin(
     let url = auth.url.clone();
     let cookie = state_cookie(state, &auth.state);
     state
-        .db(move |conn| sign_in::store_state(conn, &key, &auth, next.as_deref()))
+        .db(move |conn| sign_in::store_state(conn, &key, &auth, next.as_deref(), None))
         .await
         .map_err(|e| e.to_string())?;
     Ok(HttpResponse::SeeOther()
@@ -155,6 +155,17 @@ async fn refused(
     req: &HttpRequest,
     state: &FrontdeskState,
     reason: Option<(Reason, Option<i64>, String)>,
+) -> Result<HttpResponse, WebError> {
+    refused_with(req, state, reason, SSO_FAILED).await
+}
+
+/// Records `reason` (when the sign-in did not already) and shows the login
+/// page with `message`.
+pub(crate) async fn refused_with(
+    req: &HttpRequest,
+    state: &FrontdeskState,
+    reason: Option<(Reason, Option<i64>, String)>,
+    message: &str,
 ) -> Result<HttpResponse, WebError> {
     if let Some((reason, user_id, email)) = reason {
         let client = client_info(req, state);
@@ -173,7 +184,7 @@ async fn refused(
         StatusCode::UNAUTHORIZED,
         "",
         (None, None),
-        Some(SSO_FAILED),
+        Some(message),
     )
     .await?;
     res.add_cookie(&state_removal(state))
@@ -216,6 +227,9 @@ pub async fn callback(
         )
         .await;
     };
+    if pending.provider.starts_with(sso::social::KEY_PREFIX) {
+        return crate::sso_social::callback(req, state, query, pending).await;
+    }
     let key = pending.provider.clone();
     let idp = state.db(move |conn| sso::by_key(conn, &key)).await?;
     let Some(idp) = idp else {
@@ -288,16 +302,29 @@ pub async fn callback(
         })
         .await?;
     let next = safe_next(pending.next.as_deref(), "");
+    answer(&req, &state, outcome, next, SSO_FAILED).await
+}
+
+/// The answer to a sign-in a provider vouched for: the session and `next`
+/// (or the landing page), the second step, or the login page with
+/// `failure` (the refusal was recorded already).
+pub(crate) async fn answer(
+    req: &HttpRequest,
+    state: &FrontdeskState,
+    outcome: Result<frontdesk_core::auth::SignedIn, SignInError>,
+    next: String,
+    failure: &str,
+) -> Result<HttpResponse, WebError> {
     match outcome {
         Ok(signed) => {
             let to = if next.is_empty() {
-                landing(&state, signed.user.id).await?
+                landing(state, signed.user.id).await?
             } else {
                 next
             };
             Ok(HttpResponse::SeeOther()
-                .cookie(session_cookie(&state, signed.token.expose()))
-                .cookie(state_removal(&state))
+                .cookie(session_cookie(state, signed.token.expose()))
+                .cookie(state_removal(state))
                 .insert_header((header::LOCATION, to))
                 .finish())
         }
@@ -306,7 +333,7 @@ pub async fn callback(
             let (page, challenge) = match e {
                 SignInError::EnrolmentRequired { challenge, .. } => ("mfa/enrol", challenge),
                 SignInError::SecondFactor { challenge, .. } => ("mfa", challenge),
-                _ => return refused(&req, &state, None).await,
+                _ => return refused_with(req, state, None, failure).await,
             };
             let mut to = format!("{}/{page}", state.prefix());
             if !next.is_empty() {
@@ -314,12 +341,12 @@ pub async fn callback(
                 to.extend(url::form_urlencoded::byte_serialize(next.as_bytes()));
             }
             Ok(HttpResponse::SeeOther()
-                .cookie(crate::mfa::challenge_cookie(&state, &challenge))
-                .cookie(state_removal(&state))
+                .cookie(crate::mfa::challenge_cookie(state, &challenge))
+                .cookie(state_removal(state))
                 .insert_header((header::LOCATION, to))
                 .finish())
         }
         // Recorded by the sign-in already.
-        Err(_) => refused(&req, &state, None).await,
+        Err(_) => refused_with(req, state, None, failure).await,
     }
 }

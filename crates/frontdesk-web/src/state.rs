@@ -81,6 +81,8 @@ pub struct Settings {
     pub passkeys: frontdesk_core::mfa::passkeys::PasskeyPolicy,
     /// The host's licence types (none: the licence sections stay hidden).
     pub licences: Vec<frontdesk_core::licences::Licence>,
+    /// Host-wide social providers ("Continue with GitHub" on the login page).
+    pub social: Vec<frontdesk_core::sso::social::Provider>,
 }
 
 /// Self sign-up and email verification.
@@ -124,6 +126,7 @@ impl Settings {
             signup: SignupSettings::default(),
             passkeys: Default::default(),
             licences: Vec::new(),
+            social: Vec::new(),
         }
     }
 }
@@ -438,6 +441,11 @@ impl FrontdeskState {
     /// The one callback of every identity provider, to register there.
     pub fn sso_redirect_uri(&self) -> String {
         self.absolute_url(&format!("{}/sso/callback", self.prefix()))
+    }
+
+    /// The social provider the host declared under `key` (`github`).
+    pub fn social_provider(&self, key: &str) -> Option<&frontdesk_core::sso::social::Provider> {
+        self.0.settings.social.iter().find(|p| p.key_str() == key)
     }
 
     /// The WebAuthn relying party when passkeys are on.

@@ -25,6 +25,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "auth/mfa_setup.html",
     "auth/mfa_enrol.html",
     "auth/mfa_codes.html",
+    "auth/linked_accounts.html",
     "auth/mfa_notice_email.txt",
     "auth/password_reset_request.html",
     "auth/password_reset_sent.html",

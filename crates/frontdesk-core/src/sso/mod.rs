@@ -3,10 +3,13 @@
 //! host's `secret_key`, the email domains it owns, the role of newcomers,
 //! "require SSO"), the identities users have linked, and the users an admin
 //! still lets sign in with a password when SSO is required.
-//! The protocol is in [`oidc`]; the sign-in itself in [`sign_in`].
+//! The protocol is in [`oidc`]; the sign-in itself in [`sign_in`]; the
+//! host-wide social providers (GitHub, any OAuth2 or OpenID Connect one)
+//! in [`social`].
 
 pub mod oidc;
 pub mod sign_in;
+pub mod social;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -408,6 +411,18 @@ pub fn unlink(
     user_id: i64,
     identity_id: i64,
 ) -> CoreResult<()> {
+    unlink_with(conn, actor, user_id, identity_id, false)
+}
+
+/// [`unlink`] where, with `passkey_sign_in` (the host lets passkeys sign in
+/// alone), a passkey of the user counts as a way in too.
+pub fn unlink_with(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user_id: i64,
+    identity_id: i64,
+    passkey_sign_in: bool,
+) -> CoreResult<()> {
     let user = crate::users::get(conn, user_id)?;
     let own = actor.user_id() == Some(user_id);
     if !own {
@@ -429,10 +444,11 @@ pub fn unlink(
                 .filter(linked_identities::id.ne(identity_id))
                 .count()
                 .get_result(conn)?;
-            let password = user.password_hash.is_some()
-                && user.local_login_enabled
-                && !password_blocked(conn, user_id)?;
-            if others == 0 && !password {
+            let blocked = password_blocked(conn, user_id)?;
+            let password = user.password_hash.is_some() && user.local_login_enabled && !blocked;
+            let passkey =
+                passkey_sign_in && !blocked && crate::mfa::passkeys::has_passkey(conn, user_id)?;
+            if others == 0 && !password && !passkey {
                 return Err(CoreError::Invalid {
                     field: "identity",
                     reason: "it is your last way to sign in: set a password or link another \

@@ -36,7 +36,7 @@ pub enum OidcError {
     Token(String),
 }
 
-fn agent() -> openidconnect::ureq::Agent {
+pub(crate) fn agent() -> openidconnect::ureq::Agent {
     // No redirects: a discovery or token endpoint that redirects is refused
     // rather than followed somewhere else.
     openidconnect::ureq::AgentBuilder::new()
@@ -92,7 +92,7 @@ pub fn discover(issuer: &str) -> Result<CoreProviderMetadata, OidcError> {
     Ok(meta)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -37,14 +37,19 @@ pub struct Pending {
     pub next: Option<String>,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    /// Started from this signed-in user's "Linked accounts" page: the
+    /// callback links the identity to them instead of signing in.
+    pub link_user_id: Option<i64>,
 }
 
-/// Keeps a started sign-in (and forgets the expired ones).
+/// Keeps a started sign-in (and forgets the expired ones). `link_user`:
+/// the signed-in user who links an identity rather than signs in.
 pub fn store_state(
     conn: &mut DbConnection,
     provider: &str,
     auth: &super::oidc::Authorization,
     next: Option<&str>,
+    link_user: Option<i64>,
 ) -> CoreResult<()> {
     let t = now();
     diesel::delete(sso_states::table.filter(sso_states::expires_at.lt(t))).execute(conn)?;
@@ -57,6 +62,7 @@ pub fn store_state(
             sso_states::next.eq(next),
             sso_states::created_at.eq(t),
             sso_states::expires_at.eq(t + Duration::minutes(STATE_TTL_MINUTES)),
+            sso_states::link_user_id.eq(link_user),
         ))
         .execute(conn)?;
     Ok(())
@@ -98,7 +104,7 @@ pub fn refuse(
     Err(SignInError::Refused { reason, user_id })
 }
 
-fn find_link(
+pub(crate) fn find_link(
     conn: &mut DbConnection,
     provider: &str,
     sub: &str,
@@ -110,7 +116,7 @@ fn find_link(
         .load_one(conn)?)
 }
 
-fn link(
+pub(crate) fn link(
     conn: &mut DbConnection,
     user_id: i64,
     provider: &str,
@@ -235,20 +241,33 @@ pub fn complete(
     let Some(user) = user else {
         return refuse(conn, None, &shown_email, client, Reason::SsoNoAccount);
     };
+    let trusted = idp.provider.trust_idp_mfa && identity.mfa_done;
+    sign_in_user(conn, &user, trusted, client, settings, replaces)
+}
+
+/// Signs in `user`, whom a provider vouched for: refused when suspended;
+/// the second factor (or its enrolment) comes next unless `trusted_mfa`.
+pub(crate) fn sign_in_user(
+    conn: &mut DbConnection,
+    user: &User,
+    trusted_mfa: bool,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<&str>,
+) -> Result<SignedIn, SignInError> {
     if user.suspension_in_force(now()) {
         return refuse(conn, Some(user.id), &user.email, client, Reason::Suspended);
     }
-    let trusted = idp.provider.trust_idp_mfa && identity.mfa_done;
-    if !trusted {
+    if !trusted_mfa {
         if crate::mfa::enabled(conn, user.id)? {
-            let challenge = crate::auth::sso_second_step(conn, &user, client)?;
+            let challenge = crate::auth::sso_second_step(conn, user, client)?;
             return Err(SignInError::SecondFactor {
                 user_id: user.id,
                 challenge,
             });
         }
-        if crate::mfa::policy::requires(conn, &user, &settings.mfa_policy)? {
-            let challenge = crate::auth::sso_second_step(conn, &user, client)?;
+        if crate::mfa::policy::requires(conn, user, &settings.mfa_policy)? {
+            let challenge = crate::auth::sso_second_step(conn, user, client)?;
             return Err(SignInError::EnrolmentRequired {
                 user_id: user.id,
                 challenge,
@@ -256,7 +275,7 @@ pub fn complete(
         }
     }
     let signed_in = crate::db::write_transaction::<_, CoreError, _>(conn, |conn| {
-        crate::auth::open_sso_session(conn, &user, client, settings, replaces)
+        crate::auth::open_sso_session(conn, user, client, settings, replaces)
     })?;
     Ok(signed_in)
 }

@@ -86,6 +86,7 @@ pub fn reason(code: &str) -> String {
         "mfa_failed" => "Wrong second factor",
         "mfa_recovery_code_used" => "Signed in with a recovery code",
         "passkey_failed" => "Passkey refused",
+        "sso_link_required" => "Social account not linked (an account has its email)",
         other => return sentence_case(other),
     }
     .to_owned()

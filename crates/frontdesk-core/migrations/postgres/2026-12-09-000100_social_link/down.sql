@@ -1,0 +1,1 @@
+ALTER TABLE sso_states DROP COLUMN link_user_id;

@@ -1,0 +1,647 @@
+//! Host-wide social providers ("Continue with GitHub"): declared by the host
+//! in the builder, offered on every login page, and linked to accounts only
+//! by their owners.
+//!
+//! Two kinds: plain OAuth2 with a userinfo endpoint (GitHub's `/user` and
+//! `/user/emails`, or standard OpenID claims), and OpenID Connect through
+//! discovery ([`super::oidc`]). Both use the authorization code flow with
+//! PKCE (S256) and `state`; the sign-in state is kept like single sign-on's
+//! ([`super::sign_in::store_state`], provider `social:<key>`).
+//!
+//! The linking rules (see [`complete`] and [`link_to_user`]): an identity
+//! already linked signs its user in; an account is never linked by the
+//! provider's email alone, verified or not (its owner signs in and links
+//! from their own page); a new account is made only when the host's
+//! sign-up policy takes that address and the provider verified it.
+
+use std::io::Read;
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use serde_json::Value;
+
+use super::oidc::{self, Authorization, Identity, OidcError};
+use super::sign_in::{find_link, link, refuse, sign_in_user};
+use crate::auth::{AuthSettings, SignInError, SignedIn};
+use crate::db::DbConnection;
+use crate::error::{CoreError, CoreResult};
+use crate::login_attempts::Reason;
+use crate::schema::linked_identities;
+use crate::sessions::ClientInfo;
+use crate::signup::SignupPolicy;
+use crate::time::now;
+use crate::users::{self as user_store, NewUser, User};
+use crate::{validate, Actor};
+use diesel::prelude::*;
+
+/// The prefix of social providers' keys in `linked_identities` and in the
+/// sign-in state (organizations' providers use `org:`).
+pub const KEY_PREFIX: &str = "social:";
+
+/// The most a userinfo answer may weigh.
+const MAX_USERINFO_BYTES: u64 = 64 * 1024;
+
+/// How a plain OAuth2 provider's userinfo answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// GitHub: `/user` (`id`, `login`, `name`, a public `email`) and
+    /// `<userinfo>/emails` (`email`, `primary`, `verified`).
+    GitHub,
+    /// OpenID claims: `sub`, `email`, `email_verified`, `given_name`,
+    /// `family_name`.
+    Standard,
+}
+
+/// Where a provider is.
+#[derive(Debug, Clone)]
+pub enum Endpoints {
+    /// OpenID Connect: everything from the issuer's discovery document.
+    Oidc { issuer: String },
+    OAuth2 {
+        authorize_url: String,
+        token_url: String,
+        userinfo_url: String,
+        profile: Profile,
+    },
+}
+
+/// A social provider the host declares: `.social(Provider::github(id, secret))`.
+#[derive(Clone)]
+pub struct Provider {
+    key: String,
+    name: String,
+    client_id: String,
+    client_secret: String,
+    endpoints: Endpoints,
+    scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("key", &self.key)
+            .field("name", &self.name)
+            .field("client_id", &self.client_id)
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// GitHub (an OAuth App or a GitHub App's OAuth credentials), key
+    /// `github`. Point it elsewhere (GitHub Enterprise, a test server) with
+    /// [`Provider::endpoints`].
+    pub fn github(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Provider {
+            key: "github".into(),
+            name: "GitHub".into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            endpoints: Endpoints::OAuth2 {
+                authorize_url: "https://github.com/login/oauth/authorize".into(),
+                token_url: "https://github.com/login/oauth/access_token".into(),
+                userinfo_url: "https://api.github.com/user".into(),
+                profile: Profile::GitHub,
+            },
+            scopes: vec!["read:user".into(), "user:email".into()],
+        }
+    }
+
+    /// A plain OAuth2 provider whose userinfo endpoint answers OpenID claims
+    /// (`sub`, `email`, `email_verified`, `given_name`, `family_name`).
+    pub fn oauth2(
+        key: impl Into<String>,
+        name: impl Into<String>,
+        authorize_url: impl Into<String>,
+        token_url: impl Into<String>,
+        userinfo_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Provider {
+            key: key.into(),
+            name: name.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            endpoints: Endpoints::OAuth2 {
+                authorize_url: authorize_url.into(),
+                token_url: token_url.into(),
+                userinfo_url: userinfo_url.into(),
+                profile: Profile::Standard,
+            },
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+        }
+    }
+
+    /// An OpenID Connect provider (Google, GitLab, Microsoft, Keycloak…),
+    /// found through `issuer`'s discovery document; its ID token is checked
+    /// like an organization's provider's.
+    pub fn oidc(
+        key: impl Into<String>,
+        name: impl Into<String>,
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Provider {
+            key: key.into(),
+            name: name.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            endpoints: Endpoints::Oidc {
+                issuer: issuer.into(),
+            },
+            scopes: Vec::new(),
+        }
+    }
+
+    /// Other endpoints for a plain OAuth2 provider (the userinfo answer keeps
+    /// its shape: GitHub's reads `<userinfo_url>/emails` too). No effect on
+    /// an OpenID Connect provider.
+    pub fn endpoints(
+        mut self,
+        authorize_url: impl Into<String>,
+        token_url: impl Into<String>,
+        userinfo_url: impl Into<String>,
+    ) -> Self {
+        if let Endpoints::OAuth2 { profile, .. } = self.endpoints {
+            self.endpoints = Endpoints::OAuth2 {
+                authorize_url: authorize_url.into(),
+                token_url: token_url.into(),
+                userinfo_url: userinfo_url.into(),
+                profile,
+            };
+        }
+        self
+    }
+
+    /// Another key (`[a-z0-9_-]`, 1 to 32), e.g. for a second GitHub.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    /// Another name on the button ("Continue with {name}").
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Other scopes for a plain OAuth2 provider (OpenID Connect asks for
+    /// `openid email profile`).
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The key the host chose (`github`).
+    pub fn key_str(&self) -> &str {
+        &self.key
+    }
+
+    /// What the button calls it (`GitHub`).
+    pub fn display_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key in `linked_identities` and in the sign-in state (`social:github`).
+    pub fn stored_key(&self) -> String {
+        format!("{KEY_PREFIX}{}", self.key)
+    }
+
+    pub fn endpoints_config(&self) -> &Endpoints {
+        &self.endpoints
+    }
+}
+
+fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 32
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+}
+
+/// Checks the builder's declarations: keys well formed and unique, names 1
+/// to 60 characters, client id and secret given, endpoints https (or, when
+/// `loopback_http`, a host served over http, plain http on a loopback
+/// address).
+pub fn check_declarations(declared: &[Provider], loopback_http: bool) -> CoreResult<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for p in declared {
+        let bad = |what: String| CoreError::Config(format!("social provider {:?}: {what}", p.key));
+        if !valid_key(&p.key) {
+            return Err(bad(
+                "use 1 to 32 of a-z, 0-9, '_' and '-' for its key".into()
+            ));
+        }
+        if !seen.insert(p.key.as_str()) {
+            return Err(bad("declared twice".into()));
+        }
+        let n = p.name.trim().chars().count();
+        if n == 0 || n > 60 || p.name.chars().any(char::is_control) {
+            return Err(bad(
+                "its name must be 1 to 60 characters, without control characters".into(),
+            ));
+        }
+        if p.client_id.trim().is_empty() || p.client_secret.is_empty() {
+            return Err(bad("client id and client secret are required".into()));
+        }
+        let urls: Vec<(&str, &str)> = match &p.endpoints {
+            Endpoints::Oidc { issuer } => vec![("issuer", issuer)],
+            Endpoints::OAuth2 {
+                authorize_url,
+                token_url,
+                userinfo_url,
+                ..
+            } => vec![
+                ("authorize_url", authorize_url),
+                ("token_url", token_url),
+                ("userinfo_url", userinfo_url),
+            ],
+        };
+        for (what, url) in urls {
+            oidc::issuer_url(url, loopback_http).map_err(|e| bad(format!("{what}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+fn oauth2_error(e: impl std::fmt::Display) -> OidcError {
+    OidcError::Issuer(e.to_string())
+}
+
+/// Builds the authorization URL with a fresh `state` and PKCE verifier
+/// (S256), and for OpenID Connect a `nonce`. Blocking (OpenID Connect
+/// fetches the discovery document).
+pub fn authorize(p: &Provider, redirect_uri: &str) -> Result<Authorization, OidcError> {
+    match &p.endpoints {
+        Endpoints::Oidc { issuer } => oidc::authorize(
+            &oidc::ClientConfig {
+                issuer,
+                client_id: &p.client_id,
+                client_secret: &p.client_secret,
+                redirect_uri,
+            },
+            None,
+        ),
+        Endpoints::OAuth2 {
+            authorize_url,
+            token_url,
+            ..
+        } => {
+            let client = BasicClient::new(ClientId::new(p.client_id.clone()))
+                .set_auth_uri(AuthUrl::new(authorize_url.clone()).map_err(oauth2_error)?)
+                .set_token_uri(TokenUrl::new(token_url.clone()).map_err(oauth2_error)?)
+                .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(oauth2_error)?);
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            let (url, state) = client
+                .authorize_url(CsrfToken::new_random)
+                .add_scopes(p.scopes.iter().cloned().map(Scope::new))
+                .set_pkce_challenge(challenge)
+                .url();
+            Ok(Authorization {
+                url: url.to_string(),
+                state: state.secret().clone(),
+                pkce_verifier: verifier.secret().clone(),
+                nonce: String::new(),
+            })
+        }
+    }
+}
+
+/// Exchanges `code` (with the PKCE verifier) and reads who signed in: the
+/// checked ID token for OpenID Connect, the userinfo endpoint for plain
+/// OAuth2. Blocking.
+pub fn finish(
+    p: &Provider,
+    redirect_uri: &str,
+    code: &str,
+    pkce_verifier: &str,
+    nonce: &str,
+) -> Result<Identity, OidcError> {
+    match &p.endpoints {
+        Endpoints::Oidc { issuer } => oidc::finish(
+            &oidc::ClientConfig {
+                issuer,
+                client_id: &p.client_id,
+                client_secret: &p.client_secret,
+                redirect_uri,
+            },
+            code,
+            pkce_verifier,
+            nonce,
+        ),
+        Endpoints::OAuth2 {
+            authorize_url,
+            token_url,
+            userinfo_url,
+            profile,
+        } => {
+            let client = BasicClient::new(ClientId::new(p.client_id.clone()))
+                .set_client_secret(ClientSecret::new(p.client_secret.clone()))
+                .set_auth_uri(AuthUrl::new(authorize_url.clone()).map_err(oauth2_error)?)
+                .set_token_uri(TokenUrl::new(token_url.clone()).map_err(oauth2_error)?)
+                .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(oauth2_error)?)
+                // GitHub reads the client's credentials from the body.
+                .set_auth_type(AuthType::RequestBody);
+            let http = oidc::agent();
+            let token = client
+                .exchange_code(AuthorizationCode::new(code.to_owned()))
+                .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
+                .request(&http)
+                .map_err(|e| OidcError::Exchange(oidc::error_chain(&e)))?;
+            let access = token.access_token().secret();
+            match profile {
+                Profile::GitHub => github_identity(&http, userinfo_url, access),
+                Profile::Standard => standard_identity(&http, userinfo_url, access),
+            }
+        }
+    }
+}
+
+fn get_json(http: &ureq::Agent, url: &str, access_token: &str) -> Result<Value, OidcError> {
+    let res = http
+        .get(url)
+        .set("Authorization", &format!("Bearer {access_token}"))
+        .set("Accept", "application/json")
+        // GitHub's API refuses requests without one.
+        .set("User-Agent", "frontdesk")
+        .call()
+        .map_err(|e| OidcError::Token(format!("userinfo: {}", oidc::error_chain(&e))))?;
+    let mut body = Vec::new();
+    res.into_reader()
+        .take(MAX_USERINFO_BYTES)
+        .read_to_end(&mut body)
+        .map_err(|e| OidcError::Token(format!("userinfo: {e}")))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| OidcError::Token(format!("userinfo is not JSON: {e}")))
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// GitHub's `/user` and `/user/emails`: the id is the subject; the email is
+/// the primary one of the emails list with its verified flag, or, when the
+/// list cannot be read (the `user:email` scope refused), the public email
+/// of the profile, unverified.
+fn github_identity(
+    http: &ureq::Agent,
+    userinfo_url: &str,
+    access_token: &str,
+) -> Result<Identity, OidcError> {
+    let user = get_json(http, userinfo_url, access_token)?;
+    let sub = match user.get("id") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(OidcError::Token("userinfo names no id".into())),
+    };
+    let emails_url = format!("{}/emails", userinfo_url.trim_end_matches('/'));
+    let (email, email_verified) = match get_json(http, &emails_url, access_token) {
+        Ok(Value::Array(list)) => list
+            .iter()
+            .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+            .map(|e| {
+                (
+                    text(e, "email"),
+                    e.get("verified").and_then(Value::as_bool) == Some(true),
+                )
+            })
+            .unwrap_or((None, false)),
+        _ => (text(&user, "email"), false),
+    };
+    let name = text(&user, "name").or_else(|| text(&user, "login"));
+    let (given_name, family_name) = match name.as_deref().and_then(|n| n.split_once(' ')) {
+        Some((g, f)) => (Some(g.to_owned()), Some(f.trim().to_owned())),
+        None => (name, None),
+    };
+    Ok(Identity {
+        sub,
+        email,
+        email_verified,
+        given_name,
+        family_name,
+        mfa_done: false,
+    })
+}
+
+/// A userinfo answer with OpenID claims.
+fn standard_identity(
+    http: &ureq::Agent,
+    userinfo_url: &str,
+    access_token: &str,
+) -> Result<Identity, OidcError> {
+    let info = get_json(http, userinfo_url, access_token)?;
+    let sub = match info.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(OidcError::Token("userinfo names no sub".into())),
+    };
+    let email_verified = match info.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    };
+    Ok(Identity {
+        sub,
+        email: text(&info, "email"),
+        email_verified,
+        given_name: text(&info, "given_name"),
+        family_name: text(&info, "family_name"),
+        mfa_done: false,
+    })
+}
+
+/// Who a social identity is.
+enum Resolved {
+    User(User),
+    /// An account has this email but not this identity: its owner must sign
+    /// in and link it from their account page.
+    LinkRequired(User),
+    NoAccount,
+}
+
+/// Who the identity is: the user it is linked to; else, with a verified
+/// email no account has, a new account when `signup` takes the address.
+/// Never the account that merely has the same email.
+fn resolve(
+    conn: &mut DbConnection,
+    stored_key: &str,
+    identity: &Identity,
+    signup: &SignupPolicy,
+) -> CoreResult<Resolved> {
+    if let Some(linked) = find_link(conn, stored_key, &identity.sub)? {
+        diesel::update(linked_identities::table.find(linked.id))
+            .set((
+                linked_identities::last_used_at.eq(Some(now())),
+                linked_identities::email.eq(&identity.email),
+            ))
+            .execute(conn)?;
+        return Ok(Resolved::User(user_store::get(conn, linked.user_id)?));
+    }
+    let Some(email) = identity
+        .email
+        .as_deref()
+        .and_then(|e| validate::normalize_email(e).ok())
+    else {
+        return Ok(Resolved::NoAccount);
+    };
+    // An unverified email claim is nobody's: not even worth telling apart.
+    if !identity.email_verified {
+        return Ok(Resolved::NoAccount);
+    }
+    if let Some(existing) = user_store::find_by_email(conn, &email)? {
+        return Ok(Resolved::LinkRequired(existing));
+    }
+    if !signup.accepts_signups() || !signup.allows_email(&email) {
+        return Ok(Resolved::NoAccount);
+    }
+    let new = NewUser {
+        email: email.clone(),
+        first_name: identity.given_name.clone().unwrap_or_default(),
+        last_name: identity.family_name.clone().unwrap_or_default(),
+        email_verified: true,
+        ..Default::default()
+    };
+    let user = match user_store::create(conn, &Actor::system(), new) {
+        Ok(u) => u,
+        // Names the provider sent that we refuse: the account without them.
+        Err(CoreError::TooLong { .. }) | Err(CoreError::Invalid { .. }) => user_store::create(
+            conn,
+            &Actor::system(),
+            NewUser {
+                email,
+                email_verified: true,
+                ..Default::default()
+            },
+        )?,
+        Err(CoreError::DomainNotAllowed) => return Ok(Resolved::NoAccount),
+        Err(e) => return Err(e),
+    };
+    link(conn, user.id, stored_key, identity)?;
+    Ok(Resolved::User(user))
+}
+
+/// Signs in through a social provider: see [`resolve`]. Refusals are
+/// `login_attempts` rows (method `sso`): `sso_link_required` (an account has
+/// the email, the identity is not linked to it), `sso_no_account`, and,
+/// for a member of an organization that requires its own single sign-on,
+/// `sso_required`. The second step applies as after a password.
+pub fn complete(
+    conn: &mut DbConnection,
+    provider: &Provider,
+    identity: &Identity,
+    signup: &SignupPolicy,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    replaces: Option<&str>,
+) -> Result<SignedIn, SignInError> {
+    let key = provider.stored_key();
+    let shown_email = identity.email.clone().unwrap_or_default();
+    let resolved = crate::db::write_transaction::<_, CoreError, _>(conn, |conn| {
+        resolve(conn, &key, identity, signup)
+    })?;
+    let user = match resolved {
+        Resolved::User(u) => u,
+        Resolved::LinkRequired(u) => {
+            return refuse(conn, Some(u.id), &u.email, client, Reason::SsoLinkRequired)
+        }
+        Resolved::NoAccount => {
+            return refuse(conn, None, &shown_email, client, Reason::SsoNoAccount)
+        }
+    };
+    // An organization that requires its own provider is not bypassed.
+    if super::password_blocked(conn, user.id)? {
+        return refuse(
+            conn,
+            Some(user.id),
+            &user.email,
+            client,
+            Reason::SsoRequired,
+        );
+    }
+    sign_in_user(conn, &user, false, client, settings, replaces)
+}
+
+/// What linking from the account page came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Linked {
+    /// Linked now (audited `user.identity.link`).
+    New,
+    /// It was linked to this user already.
+    Already,
+    /// It is linked to another user: nothing changed.
+    OtherUser,
+}
+
+/// Links the identity to `user_id`, who is signed in and started the link
+/// from their own page.
+pub fn link_to_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    provider: &Provider,
+    identity: &Identity,
+) -> CoreResult<Linked> {
+    let key = provider.stored_key();
+    crate::db::write_transaction(conn, |conn| match find_link(conn, &key, &identity.sub)? {
+        Some(l) if l.user_id == user_id => {
+            diesel::update(linked_identities::table.find(l.id))
+                .set((
+                    linked_identities::last_used_at.eq(Some(now())),
+                    linked_identities::email.eq(&identity.email),
+                ))
+                .execute(conn)?;
+            Ok(Linked::Already)
+        }
+        Some(_) => Ok(Linked::OtherUser),
+        None => {
+            link(conn, user_id, &key, identity)?;
+            Ok(Linked::New)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declarations_are_checked() {
+        let gh = Provider::github("id", "secret");
+        assert!(check_declarations(std::slice::from_ref(&gh), false).is_ok());
+        assert!(check_declarations(&[gh.clone(), gh.clone()], false).is_err());
+        assert!(check_declarations(&[gh.clone().key("Git Hub")], false).is_err());
+        assert!(check_declarations(&[gh.clone().name("")], false).is_err());
+        assert!(check_declarations(&[Provider::github("id", "")], false).is_err());
+        let local = gh.clone().endpoints(
+            "http://127.0.0.1:1/authorize",
+            "http://127.0.0.1:1/token",
+            "http://127.0.0.1:1/user",
+        );
+        assert!(check_declarations(std::slice::from_ref(&local), true).is_ok());
+        // A host served over https talks https to its providers.
+        assert!(check_declarations(&[local], false).is_err());
+        let oidc = Provider::oidc("corp", "Corp", "http://idp.example", "id", "s");
+        assert!(check_declarations(&[oidc], true).is_err());
+    }
+
+    #[test]
+    fn the_secret_stays_out_of_debug() {
+        let p = Provider::github("the-id", "the-secret");
+        let shown = format!("{p:?}");
+        assert!(shown.contains("the-id"));
+        assert!(!shown.contains("the-secret"));
+    }
+}
