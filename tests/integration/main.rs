@@ -61,6 +61,7 @@ mod signup;
 mod signup_browser;
 mod signup_pages;
 mod sso;
+mod sso_browser;
 mod sso_social;
 mod tags;
 mod users;

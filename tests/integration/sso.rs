@@ -44,6 +44,11 @@ impl Drop for Idp {
 /// Starts the provider, or `None` (with a SKIPPED note) when Node or the
 /// package is missing, unless `FRONTDESK_REQUIRE_SSO=1`.
 pub(crate) fn start_idp() -> Option<Idp> {
+    start_idp_for(APP)
+}
+
+/// [`start_idp`] for an app at `app` (its callback is registered there).
+pub(crate) fn start_idp_for(app: &str) -> Option<Idp> {
     let required = std::env::var("FRONTDESK_REQUIRE_SSO").is_ok_and(|v| v == "1");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let modules = std::env::var("FRONTDESK_SSO_NODE_MODULES")
@@ -67,7 +72,7 @@ pub(crate) fn start_idp() -> Option<Idp> {
     let mut child = Command::new("node")
         .arg(root.join("tests/fixtures/sso/provider.mjs"))
         .arg(&modules)
-        .arg(format!("{APP}/auth/sso/callback"))
+        .arg(format!("{app}/auth/sso/callback"))
         .arg(CLIENT_ID)
         .arg(CLIENT_SECRET)
         .stdout(Stdio::piped())
@@ -167,7 +172,9 @@ where
         form.push(("next", n));
     }
     let start = b.post(app, "/auth/sso/start", &form).await;
-    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    // A page that moves on to the provider (not a redirect: see `to_provider`).
+    assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+    assert!(start.header("refresh").is_some(), "{}", start.body);
     assert!(
         start.location().starts_with(&idp.issuer),
         "{}",

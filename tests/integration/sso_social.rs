@@ -172,7 +172,9 @@ where
     }
     let start = b.post(app, &format!("/auth/sso/social/{key}"), &form).await;
     seen.keep(&start);
-    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    // A page that moves on to the provider (not a redirect: see `to_provider`).
+    assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+    assert!(start.header("refresh").is_some(), "{}", start.body);
     let to = start.location().to_owned();
     assert!(to.contains("code_challenge_method=S256"), "{to}");
     assert!(to.contains("state="), "{to}");
@@ -206,7 +208,9 @@ where
         )
         .await;
     seen.keep(&start);
-    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    // A page that moves on to the provider (not a redirect: see `to_provider`).
+    assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+    assert!(start.header("refresh").is_some(), "{}", start.body);
     let back = at_provider(start.location(), account);
     let page = b.get(app, &back).await;
     seen.keep(&page);

@@ -81,8 +81,15 @@ impl Page {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Where the answer sends the browser: its `Location`, or the URL of a
+    /// `Refresh` header (the page that moves on to a sign-in provider).
     pub fn location(&self) -> &str {
-        self.header("location").unwrap_or("")
+        self.header("location")
+            .or_else(|| {
+                self.header("refresh")
+                    .and_then(|r| r.split_once("url=").map(|(_, u)| u))
+            })
+            .unwrap_or("")
     }
 
     pub fn cookie(&self, name: &str) -> Option<&Cookie<'static>> {

@@ -73,11 +73,7 @@ async fn begin(
         .db(move |conn| sign_in::store_state(conn, &key, &auth, next.as_deref(), link_user))
         .await
         .map_err(|e| e.to_string())?;
-    Ok(HttpResponse::SeeOther()
-        .cookie(cookie)
-        .insert_header((header::LOCATION, url))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    Ok(crate::sso::to_provider(&url, cookie))
 }
 
 /// `POST {prefix}/sso/social/{key}`: "Continue with {name}".
