@@ -1372,3 +1372,93 @@ both!(bulk_actions_give_and_take_licences_within_the_seats, |db| {
         assert_eq!(holders(db), vec![w.acme_member.id]);
     });
 });
+
+both!(
+    full_seats_skip_a_group_at_invitation_and_import_but_keep_the_user,
+    |db| {
+        declare(db);
+        let w = world_data(db);
+        let sys = Actor::system();
+        let org = w.acme.id;
+        let (a, b) = (
+            member(db, org, "a@acme.test"),
+            member(db, org, "b@acme.test"),
+        );
+        licences::assign_user(&mut db.conn(), &sys, org, a, "pro").expect("a");
+        licences::assign_user(&mut db.conn(), &sys, org, b, "pro").expect("b");
+        let g = group(db, org, "Night");
+        licences::assign_group(&mut db.conn(), &sys, org, g, "pro").expect("no new seat");
+
+        // An invitation naming the group: accepted, the account made, the group skipped.
+        let settings = frontdesk_core::invitations::InvitationSettings::new("http://localhost")
+            .expect("settings");
+        let templates = frontdesk_mail::Templates::new().expect("templates");
+        let issued = frontdesk_core::invitations::create(
+            &mut db.conn(),
+            &sys,
+            &settings,
+            &templates,
+            &frontdesk_core::invitations::NewInvitation {
+                organization_id: org,
+                email: "late@acme.test".into(),
+                role: OrgRole::Member,
+                message: None,
+                first_name: None,
+                last_name: None,
+                groups: vec![g],
+            },
+        )
+        .expect("invite");
+        let accepted = frontdesk_core::invitations::accept(
+            &mut db.conn(),
+            issued.token.expose(),
+            &frontdesk_core::invitations::Acceptance::NewAccount {
+                first_name: "La".into(),
+                last_name: "Te".into(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            },
+        )
+        .expect("accepted despite the full group");
+        let members: Vec<i64> = groups::members(&mut db.conn(), g)
+            .expect("members")
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        assert!(!members.contains(&accepted.user.id));
+        let details: String = audit_events::table
+            .filter(audit_events::action.eq("invitation.accept"))
+            .select(audit_events::details)
+            .first(&mut *db.conn())
+            .expect("audit");
+        let details: serde_json::Value = serde_json::from_str(&details).expect("json");
+        assert_eq!(details["groups_skipped"], json!(["Night"]));
+
+        // An import row naming the group: created, not in the group, and warned about.
+        let report = frontdesk_core::imports::import_bytes(
+            &mut db.conn(),
+            &sys,
+            &frontdesk_core::imports::ImportConfig::default(),
+            &frontdesk_core::imports::ImportOptions {
+                source_name: "late.csv".into(),
+                ..Default::default()
+            },
+            b"email,first_name,last_name,organization,groups\nlater@acme.test,La,Ter,acme,Night\n",
+            &mut |_| {},
+        )
+        .expect("import");
+        assert_eq!(report.created, 1);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("later@acme.test") && w.contains("no seat left")),
+            "{:?}",
+            report.warnings
+        );
+        // Nobody joined the full group; the seats are still the two direct ones.
+        assert!(groups::members(&mut db.conn(), g)
+            .expect("members")
+            .is_empty());
+        assert_eq!(licences::used(&mut db.conn(), org, "pro").expect("used"), 2);
+    }
+);

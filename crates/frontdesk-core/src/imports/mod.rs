@@ -514,7 +514,10 @@ pub fn import<R: Read + Seek>(
         conn.batch_execute("PRAGMA cache_size = -2000")?;
     }
     let mut report = result?;
+    // The header's warnings first, then the rows' (a group join refused).
+    let rows_warnings = std::mem::take(&mut report.warnings);
     report.warnings = header.warnings();
+    report.warnings.extend(rows_warnings);
     if report.applied {
         audit::record(
             conn,
