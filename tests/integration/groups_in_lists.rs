@@ -4,7 +4,7 @@
 //! `groups` column and the export's.
 
 use diesel::prelude::*;
-use frontdesk_core::groups::{self, GroupFields};
+use frontdesk_core::groups;
 use frontdesk_core::imports::{self, ImportConfig, ImportOptions, Outcome};
 use frontdesk_core::invitations::{self, Acceptance, InvitationSettings, NewInvitation};
 use frontdesk_core::schema::{audit_events, group_members, invitations as inv_t, users as users_t};
@@ -14,22 +14,9 @@ use serde_json::json;
 
 use crate::api_v1_support::*;
 use crate::both;
+use crate::licences::group;
 use crate::support::TestDb;
 use crate::web_app::{block_on, frontdesk, Browser, PASSWORD};
-
-fn group(db: &TestDb, org: i64, name: &str) -> i64 {
-    groups::create(
-        &mut db.conn(),
-        &Actor::system(),
-        org,
-        GroupFields {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-    )
-    .expect("group")
-    .id
-}
 
 fn join(db: &TestDb, org: i64, group: i64, user: i64) {
     groups::add_member(&mut db.conn(), &Actor::system(), org, group, user).expect("join");

@@ -26,7 +26,8 @@ fn declare(db: &TestDb) {
     licences::sync(&mut db.conn(), &declared()).expect("sync");
 }
 
-fn group(db: &TestDb, org: i64, name: &str) -> i64 {
+/// A group of `org` made by the system (shared with `groups_in_lists`).
+pub(crate) fn group(db: &TestDb, org: i64, name: &str) -> i64 {
     groups::create(
         &mut db.conn(),
         &Actor::system(),
