@@ -179,7 +179,7 @@ pub fn sign_in(
     }
     if crate::mfa::enabled(conn, user.id)? {
         // No session before the second factor: a challenge instead.
-        let challenge = second_step_challenge(conn, &user, &typed, client)?;
+        let challenge = second_step_challenge(conn, &user, &typed, client, Method::Password)?;
         return Err(SignInError::SecondFactor {
             user_id: user.id,
             challenge,
@@ -187,7 +187,7 @@ pub fn sign_in(
     }
     if crate::mfa::policy::requires(conn, &user, &settings.mfa_policy)? {
         // Required and missing: enrolment first, still no session.
-        let challenge = second_step_challenge(conn, &user, &typed, client)?;
+        let challenge = second_step_challenge(conn, &user, &typed, client, Method::Password)?;
         return Err(SignInError::EnrolmentRequired {
             user_id: user.id,
             challenge,
@@ -229,23 +229,15 @@ fn pending(
 }
 
 /// The attempt (`mfa_required`) and the challenge of a right password that a
-/// second step (or enrolment) follows. Two autocommitted statements: wrapped
-/// in one transaction they measured slower on PostgreSQL (`mfa_bench`).
+/// second step (or enrolment) follows.
 fn second_step_challenge(
     conn: &mut DbConnection,
     user: &User,
     typed: &str,
     client: &ClientInfo,
+    method: Method,
 ) -> CoreResult<SecretToken> {
-    login_attempts::record_method(
-        conn,
-        Some(user.id),
-        typed,
-        client,
-        Reason::MfaRequired,
-        Some(Method::Password),
-    )?;
-    crate::mfa::challenges::issue(conn, user.id)
+    crate::mfa::challenges::issue_after_attempt(conn, user.id, typed, client, method)
 }
 
 /// [`second_step_challenge`] for a sign-in through an identity provider.
@@ -254,15 +246,8 @@ pub(crate) fn sso_second_step(
     user: &User,
     client: &ClientInfo,
 ) -> CoreResult<SecretToken> {
-    login_attempts::record_method(
-        conn,
-        Some(user.id),
-        &login_attempts::normalize(&user.email),
-        client,
-        Reason::MfaRequired,
-        Some(Method::Sso),
-    )?;
-    crate::mfa::challenges::issue(conn, user.id)
+    let typed = login_attempts::normalize(&user.email);
+    second_step_challenge(conn, user, &typed, client, Method::Sso)
 }
 
 /// [`open_session`] for a sign-in through an identity provider.

@@ -6,6 +6,7 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::dsl::{count_star, max};
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -188,8 +189,9 @@ pub fn lockout_at(
     let window_start = at - policy.window;
 
     // A success or an admin's clearing starts the account count afresh: the
-    // failures after the latest of them (within the window) are counted, in
-    // one statement per scope.
+    // failures after the latest of them (within the window) are counted. The
+    // account's count and the IP's are one statement (a round trip costs
+    // more than either count on PostgreSQL), each row tagged with its scope.
     let resets = diesel::alias!(login_attempts as resets);
     let account_reset = resets
         .filter(resets.field(login_attempts::email).eq(email.clone()))
@@ -201,38 +203,58 @@ pub fn lockout_at(
         )
         .select(max(resets.field(login_attempts::created_at)))
         .single_value();
-    let (n, last): (i64, Option<NaiveDateTime>) = login_attempts::table
-        .filter(login_attempts::email.eq(&email))
+    let by_account = login_attempts::table
+        .filter(login_attempts::email.eq(email.clone()))
         .filter(login_attempts::created_at.gt(coalesce(account_reset, window_start)))
         .filter(login_attempts::reason.eq_any(COUNTED))
-        .select((count_star(), max(login_attempts::created_at)))
-        .first(conn)?;
-    let mut found = locked(policy, n, last, policy.account_threshold, at).map(|until| Lockout {
-        until,
-        by_ip: false,
-    });
-
-    if let Some(ip) = ip.filter(|ip| !ip.is_empty()) {
-        let ip_reset = resets
-            .filter(resets.field(login_attempts::ip).eq(ip.to_owned()))
-            .filter(resets.field(login_attempts::email).eq(""))
-            .filter(
-                resets
-                    .field(login_attempts::reason)
-                    .eq(Reason::LockoutCleared.as_str()),
-            )
-            .filter(resets.field(login_attempts::created_at).gt(window_start))
-            .select(max(resets.field(login_attempts::created_at)))
-            .single_value();
-        let (n, last): (i64, Option<NaiveDateTime>) = login_attempts::table
-            .filter(login_attempts::ip.eq(ip))
-            .filter(login_attempts::created_at.gt(coalesce(ip_reset, window_start)))
-            .filter(login_attempts::reason.eq_any(COUNTED))
-            .select((count_star(), max(login_attempts::created_at)))
-            .first(conn)?;
-        if let Some(until) = locked(policy, n, last, policy.ip_threshold, at) {
-            if found.is_none_or(|f| until > f.until) {
-                found = Some(Lockout { until, by_ip: true });
+        .select((
+            false.into_sql::<Bool>(),
+            count_star(),
+            max(login_attempts::created_at),
+        ));
+    let counts: Vec<(bool, i64, Option<NaiveDateTime>)> = match ip.filter(|ip| !ip.is_empty()) {
+        None => by_account.load(conn)?,
+        Some(ip) => {
+            let ip_reset = resets
+                .filter(resets.field(login_attempts::ip).eq(ip.to_owned()))
+                .filter(resets.field(login_attempts::email).eq(""))
+                .filter(
+                    resets
+                        .field(login_attempts::reason)
+                        .eq(Reason::LockoutCleared.as_str()),
+                )
+                .filter(resets.field(login_attempts::created_at).gt(window_start))
+                .select(max(resets.field(login_attempts::created_at)))
+                .single_value();
+            let by_ip = login_attempts::table
+                .filter(login_attempts::ip.eq(ip.to_owned()))
+                .filter(login_attempts::created_at.gt(coalesce(ip_reset, window_start)))
+                .filter(login_attempts::reason.eq_any(COUNTED))
+                .select((
+                    true.into_sql::<Bool>(),
+                    count_star(),
+                    max(login_attempts::created_at),
+                ));
+            // Diesel's connection over both backends has no UNION: each
+            // backend's own connection runs it.
+            let both = by_account.union_all(by_ip);
+            match conn {
+                DbConnection::Pg(c) => both.load(c)?,
+                DbConnection::Sqlite(c) => both.load(c)?,
+            }
+        }
+    };
+    let mut found: Option<Lockout> = None;
+    for (by_ip, n, last) in counts {
+        let threshold = if by_ip {
+            policy.ip_threshold
+        } else {
+            policy.account_threshold
+        };
+        if let Some(until) = locked(policy, n, last, threshold, at) {
+            // The later of the two when both hold; the account's on a tie.
+            if found.is_none_or(|f| until > f.until || (until == f.until && !by_ip)) {
+                found = Some(Lockout { until, by_ip });
             }
         }
     }

@@ -8,7 +8,9 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::error::CoreResult;
+use crate::login_attempts::{self, Method, Reason};
 use crate::schema::mfa_challenges;
+use crate::sessions::ClientInfo;
 use crate::time::now;
 use crate::tokens::{hash_token, SecretToken};
 
@@ -42,10 +44,67 @@ pub fn issue(conn: &mut DbConnection, user_id: i64) -> CoreResult<SecretToken> {
             mfa_challenges::created_at.eq(at),
         ))
         .execute(conn)?;
-    // Expired and used challenges are of no use to anyone: swept by one
-    // issue in sixteen, off most sign-ins' path.
+    sweep_now_and_then(conn, at)?;
+    Ok(token)
+}
+
+/// [`issue`] with the attempt that earned the challenge (`mfa_required`,
+/// the row [`login_attempts::record_method`] would write), both or neither.
+/// On PostgreSQL one autocommitted statement: a round trip there costs more
+/// than the statements themselves, and two autocommitted inserts would
+/// take two round trips and two commits (`mfa_bench`). On SQLite,
+/// where a statement is a function call, the two inserts in one transaction.
+pub fn issue_after_attempt(
+    conn: &mut DbConnection,
+    user_id: i64,
+    email: &str,
+    client: &ClientInfo,
+    method: Method,
+) -> CoreResult<SecretToken> {
+    let DbConnection::Pg(pg) = conn else {
+        return crate::db::write_transaction(conn, |conn| {
+            login_attempts::record_method(
+                conn,
+                Some(user_id),
+                email,
+                client,
+                Reason::MfaRequired,
+                Some(method),
+            )?;
+            issue(conn, user_id)
+        });
+    };
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    let token = SecretToken::generate();
+    let at = now();
+    let client = client.sanitized();
+    diesel::sql_query(
+        "WITH attempt AS (\
+           INSERT INTO login_attempts \
+             (user_id, email, ip, user_agent, success, reason, created_at, method) \
+           VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7)) \
+         INSERT INTO mfa_challenges (user_id, token_hash, expires_at, created_at) \
+         VALUES ($1, $8, $9, $6)",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Text, _>(login_attempts::normalize(email))
+    .bind::<Nullable<Text>, _>(client.ip)
+    .bind::<Nullable<Text>, _>(client.user_agent)
+    .bind::<Text, _>(Reason::MfaRequired.as_str())
+    .bind::<Timestamp, _>(at)
+    .bind::<Text, _>(method.as_str())
+    .bind::<Text, _>(token.hash())
+    .bind::<Timestamp, _>(at + ttl())
+    .execute(pg)?;
+    sweep_now_and_then(conn, at)?;
+    Ok(token)
+}
+
+/// Expired and used challenges are of no use to anyone: swept by one issue
+/// in sixteen, off most sign-ins' path.
+fn sweep_now_and_then(conn: &mut DbConnection, at: NaiveDateTime) -> CoreResult<()> {
     if rand::random::<u8>() >= 16 {
-        return Ok(token);
+        return Ok(());
     }
     diesel::delete(
         mfa_challenges::table
@@ -53,7 +112,7 @@ pub fn issue(conn: &mut DbConnection, user_id: i64) -> CoreResult<SecretToken> {
             .or_filter(mfa_challenges::used_at.lt(at - Duration::hours(1))),
     )
     .execute(conn)?;
-    Ok(token)
+    Ok(())
 }
 
 /// The live challenge a token names (not used, not expired, not worn out).
