@@ -6,9 +6,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::test::TestRequest;
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use frontdesk_core::db::BackendKind;
 use frontdesk_core::import_jobs::{self, JobOptions, NewJob};
 use frontdesk_core::imports::{ImportConfig, ImportMode, ImportOptions};
 use frontdesk_core::schema::{audit_events, imports, invitations, outbox, users};
@@ -674,20 +672,17 @@ both!(background_imports_beyond_the_cap_wait_queued, |db| {
         .import_config(config)
         .build()
         .expect("frontdesk");
+    // The test holds the one slot while it uploads, as a long import would:
+    // all three wait, queued, whatever the machine's speed; then it lets go.
+    let slots = fd.state().import_slots().clone();
     block_on(async move {
         let app = host_app!(fd);
         let (mut b, csrf) = fx::signed_in(db, cast.get("staff_owner"));
-        // PostgreSQL imports are quick enough to finish one after another by
-        // chance; a lock on memberships holds each running one at its first
-        // batch until the queue has been seen, so uncapped ones would all
-        // show as running together. (SQLite's are slow enough as they are.)
-        let mut locker = db.conn();
-        let mut holding = locker.kind() == BackendKind::Postgres;
-        if holding {
-            locker
-                .batch_execute("BEGIN; LOCK TABLE memberships IN SHARE MODE")
-                .expect("lock");
-        }
+        let mut held = Some(
+            slots
+                .acquire(1, std::time::Duration::from_millis(10), &mut || true)
+                .expect("a free slot"),
+        );
         let mut ids = Vec::new();
         for n in 0..3 {
             let csv = rows_csv(1_200, Some("acme")).replace("bulk", &format!("cap{n}-"));
@@ -702,12 +697,8 @@ both!(background_imports_beyond_the_cap_wait_queued, |db| {
             ids.push(import_id(&res));
         }
         // Watched from the database: never two running at once, and all done.
-        let mut seen_queued = false;
-        for poll in 0..6_000 {
-            if holding && (seen_queued && poll >= 40 || poll >= 1_000) {
-                locker.batch_execute("COMMIT").expect("unlock");
-                holding = false;
-            }
+        let (mut seen_queued, mut held_polls) = (false, 0);
+        for _ in 0..6_000 {
             let states: Vec<String> = imports::table
                 .filter(imports::id.eq_any(&ids))
                 .select(imports::status)
@@ -715,7 +706,18 @@ both!(background_imports_beyond_the_cap_wait_queued, |db| {
                 .expect("states");
             let running = states.iter().filter(|s| *s == "running").count();
             assert!(running <= 1, "{states:?}");
-            seen_queued |= states.iter().any(|s| s == "queued");
+            if held.is_some() {
+                // Held for 40 polls (200 ms or more): none may leave the queue.
+                assert!(
+                    states.iter().all(|s| s == "queued"),
+                    "an import ran while the one slot was held: {states:?}"
+                );
+                held_polls += 1;
+                if held_polls == 40 {
+                    seen_queued = true;
+                    held = None;
+                }
+            }
             if states.iter().all(|s| s == "done") {
                 break;
             }

@@ -351,8 +351,9 @@ impl FrontdeskState {
         crate::activity::Activity::new(self.recorder().cloned())
     }
 
-    /// The slots background imports wait for.
-    pub(crate) fn import_slots(&self) -> &frontdesk_core::import_jobs::Slots {
+    /// The slots background imports wait for (`running()` counts the imports
+    /// running in this process). A slot taken here holds back one import.
+    pub fn import_slots(&self) -> &frontdesk_core::import_jobs::Slots {
         &self.0.import_slots
     }
 
