@@ -1042,6 +1042,11 @@ both!(the_users_list_and_the_export_filter_by_licence, |db| {
         )
         .await;
         assert_eq!(bad.body["errors"][0]["field"], "licence");
+        // An empty value is none of the keys either, on both lists.
+        for path in ["/organizations/acme/users?licence=", "/users?licence="] {
+            let bad = expect(&app, &w, Who::AcmeAdminKey, "GET", path, None, 400).await;
+            assert_eq!(bad.body["errors"][0]["field"], "licence", "{path}");
+        }
         // An organization admin's list counts only their organization's licences.
         let globex_owner_view = expect(
             &app,

@@ -586,22 +586,21 @@ pub async fn users_list(
     let paging = p.paging();
     let search = p.text("search", 200);
     let service = p.text("service_id", 100);
-    let licence = p.text("licence", 64);
+    // One of the declared keys, like every choice of the API: an empty value
+    // is none of them (as on `/users`), not "any".
+    let keys: Vec<&str> = state
+        .settings()
+        .licences
+        .iter()
+        .map(|l| l.key.as_str())
+        .collect();
+    let licence = p.choice(
+        "licence",
+        |v| keys.iter().find(|k| **k == v).map(|k| (*k).to_owned()),
+        &keys,
+    );
     let group = p.int("group", 1, i64::MAX);
     p.finish()?;
-    let licence = match licence {
-        None => None,
-        Some(key) => match state.settings().licences.iter().find(|l| l.key == key) {
-            Some(l) => Some(l.key.clone()),
-            None => {
-                return Err(WebError::validation(vec![FieldError::new(
-                    "licence",
-                    "is not one of the licence types this site declares",
-                )])
-                .into())
-            }
-        },
-    };
     let slug = slug.into_inner();
     let page = state
         .db(move |conn| {
