@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::audit;
 use crate::authz::Actor;
-use crate::db::DbConnection;
+use crate::db::{Cached, DbConnection};
 use crate::error::{CoreError, CoreResult};
 use crate::login_attempts::{self, LockoutPolicy, Method, Reason};
 use crate::passwords;
@@ -218,6 +218,18 @@ fn pending(
     let Some((found, user)) = crate::mfa::challenges::find_with_user(conn, challenge)? else {
         return Err(SignInError::ChallengeExpired);
     };
+    pending_checks(conn, found, user, client, settings, method)
+}
+
+/// [`pending`]'s checks, once the challenge and its user are read.
+fn pending_checks(
+    conn: &mut DbConnection,
+    found: crate::mfa::challenges::Challenge,
+    user: User,
+    client: &ClientInfo,
+    settings: &AuthSettings,
+    method: Method,
+) -> Result<(crate::mfa::challenges::Challenge, User), SignInError> {
     let typed = login_attempts::normalize(&user.email);
     if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
         refuse(conn, &user, client, Reason::LockedOut, method)?;
@@ -282,21 +294,17 @@ fn open_session(
         // Past its end date (checked by the caller): restored as it signs in.
         user_store::end_suspension_if_due(conn, user.id)?;
     }
-    let user: User = diesel::update(users::table.find(user.id))
-        .set((
-            users::last_login_at.eq(Some(t)),
-            users::last_active_at.eq(Some(t)),
-        ))
-        .returning(users::all_columns)
-        .get_result(conn)?;
-    // The first sign-in ends the pending state.
-    let user = match user.activated_at {
-        Some(_) => user,
-        None => diesel::update(users::table.find(user.id))
-            .set(users::activated_at.eq(Some(t)))
-            .returning(users::all_columns)
-            .get_result(conn)?,
-    };
+    // The first sign-in also ends the pending state (`activated_at`).
+    let user: User = Cached(
+        diesel::update(users::table.find(user.id))
+            .set((
+                users::last_login_at.eq(Some(t)),
+                users::last_active_at.eq(Some(t)),
+                users::activated_at.eq(login_attempts::coalesce(users::activated_at, t).nullable()),
+            ))
+            .returning(users::all_columns),
+    )
+    .get_result(conn)?;
     if let Some(old) = replaces {
         sessions::revoke_by_token(conn, old, sessions::reason::REPLACED)?;
     }
@@ -354,18 +362,27 @@ pub fn complete_second_step(
 ) -> Result<SignedIn, SignInError> {
     use crate::mfa::{challenges, passkeys, recovery, totp};
     let method = factor.method();
-    let (found, user) = pending(conn, challenge, client, settings, method)?;
+    // An app's code is checked against the apps read with the challenge (one
+    // statement less on the path every such sign-in takes).
+    let Some((found, user, apps)) = challenges::find_with_user_and_apps(conn, challenge)? else {
+        return Err(SignInError::ChallengeExpired);
+    };
+    let (found, user) = pending_checks(conn, found, user, client, settings, method)?;
     let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
-        let (ok, reason) = match factor {
+        // `used`: the app's code and the challenge went in one statement.
+        let (ok, used, reason) = match factor {
             SecondFactor::Totp(code) => match keys {
-                Some(k) => (
-                    totp::verify(conn, k, user.id, code)?.is_some(),
-                    Reason::Success,
-                ),
-                None => (false, Reason::Success),
+                Some(k) => match totp::verify_second_step(conn, k, user.id, code, &apps, found.id)?
+                {
+                    totp::SecondStep::Refused => (false, false, Reason::Success),
+                    totp::SecondStep::Used => (true, true, Reason::Success),
+                    totp::SecondStep::ChallengeGone => return Err(SignInError::ChallengeExpired),
+                },
+                None => (false, false, Reason::Success),
             },
             SecondFactor::RecoveryCode(code) => (
                 recovery::redeem(conn, user.id, code)?,
+                false,
                 Reason::MfaRecoveryCodeUsed,
             ),
             SecondFactor::Passkey {
@@ -374,13 +391,14 @@ pub fn complete_second_step(
                 response,
             } => (
                 passkeys::verify_second_step(conn, rp, user.id, ceremony, response)?,
+                false,
                 Reason::Success,
             ),
         };
         if !ok {
             return Ok(None);
         }
-        if !challenges::consume(conn, found.id)? {
+        if !used && !challenges::consume(conn, found.id)? {
             return Err(SignInError::ChallengeExpired);
         }
         Ok(Some(open_session(

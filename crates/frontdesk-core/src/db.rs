@@ -45,6 +45,49 @@ where
     }
 }
 
+/// A statement whose prepared form is kept in the connection's statement
+/// cache, keyed by its SQL text and bind types. diesel never caches an
+/// `UPDATE` (its `SET` clause may vary for one Rust type), so on PostgreSQL
+/// each run is a `Parse` round trip and then an `Execute` one, and the
+/// server parses and plans it again. For a statement whose SQL is fixed (no
+/// `Option` changeset fields, no `IN` list), keying the cache by the SQL text
+/// is exact: wrapped in `Cached`, it is prepared once per connection, and
+/// later runs skip the server's parsing and planning. Used on the sign-in
+/// path.
+///
+/// Run it with `load` / `get_result` (an `UPDATE` with a `RETURNING` clause,
+/// counting the rows it answers), not `execute`: diesel's `execute` hands
+/// the statement on by reference, and the reference's cache check walks the
+/// wrapped statement, which still says "do not cache".
+#[derive(Debug, Clone, Copy)]
+pub struct Cached<Q>(pub Q);
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Cached<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> diesel::query_builder::QueryId for Cached<Q> {
+    // No static id: the cache is keyed by the SQL text and the bind types.
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, Conn> RunQueryDsl<Conn> for Cached<Q> {}
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -822,5 +865,57 @@ mod tests {
             .collect();
         let listed: Vec<String> = LEGACY_TABLES.iter().map(|(v, _)| v.to_string()).collect();
         assert_eq!(versions, listed);
+    }
+
+    /// How many statements `run` puts in the connection's statement cache,
+    /// through the connection over both backends, as the services use it.
+    fn statements_cached(run: impl Fn(&mut DbConnection)) -> usize {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let mut sqlite = SqliteConnection::establish(":memory:").expect("sqlite");
+        sqlite
+            .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+            .expect("table");
+        let cached = Arc::new(AtomicUsize::new(0));
+        let seen = cached.clone();
+        sqlite.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::CacheQuery { .. } = event {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let mut conn = DbConnection::Sqlite(sqlite);
+        for _ in 0..3 {
+            run(&mut conn);
+        }
+        cached.load(Ordering::SeqCst)
+    }
+
+    diesel::table! {
+        t (id) {
+            id -> BigInt,
+            n -> BigInt,
+        }
+    }
+
+    #[test]
+    fn a_cached_update_is_prepared_once_where_a_plain_one_never_is() {
+        let plain = statements_cached(|c| {
+            diesel::update(t::table.filter(t::id.eq(1)))
+                .set(t::n.eq(t::n + 1))
+                .returning(t::id)
+                .load::<i64>(c)
+                .expect("update");
+        });
+        assert_eq!(plain, 0, "diesel caches no UPDATE of its own");
+        let wrapped = statements_cached(|c| {
+            Cached(
+                diesel::update(t::table.filter(t::id.eq(1)))
+                    .set(t::n.eq(t::n + 1))
+                    .returning(t::id),
+            )
+            .load::<i64>(c)
+            .expect("update");
+        });
+        assert_eq!(wrapped, 1, "prepared on the first run, reused after");
     }
 }

@@ -236,8 +236,9 @@ pub fn lockout_at(
                     max(login_attempts::created_at),
                 ));
             // Diesel's connection over both backends has no UNION: each
-            // backend's own connection runs it.
-            let both = by_account.union_all(by_ip);
+            // backend's own connection runs it. Its SQL is fixed (the `IN`
+            // list is the constant `COUNTED`), so its prepared form is kept.
+            let both = crate::db::Cached(by_account.union_all(by_ip));
             match conn {
                 DbConnection::Pg(c) => both.load(c)?,
                 DbConnection::Sqlite(c) => both.load(c)?,
@@ -262,7 +263,8 @@ pub fn lockout_at(
 }
 
 diesel::define_sql_function! {
-    /// The reset time when there is one, else the window's start.
+    /// The first time when there is one, else the second (the lockout's
+    /// reset or the window's start; a user's first activation).
     fn coalesce(
         reset: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
         otherwise: diesel::sql_types::Timestamp,

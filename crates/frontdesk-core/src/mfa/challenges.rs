@@ -6,7 +6,7 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
+use crate::db::{Cached, DbConnection};
 use crate::error::CoreResult;
 use crate::login_attempts::{self, Method, Reason};
 use crate::schema::mfa_challenges;
@@ -78,26 +78,37 @@ pub fn issue_after_attempt(
     let token = SecretToken::generate();
     let at = now();
     let client = client.sanitized();
-    diesel::sql_query(
-        "WITH attempt AS (\
-           INSERT INTO login_attempts \
-             (user_id, email, ip, user_agent, success, reason, created_at, method) \
-           VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7)) \
-         INSERT INTO mfa_challenges (user_id, token_hash, expires_at, created_at) \
-         VALUES ($1, $8, $9, $6)",
+    Cached(
+        diesel::sql_query(
+            "WITH attempt AS (\
+               INSERT INTO login_attempts \
+                 (user_id, email, ip, user_agent, success, reason, created_at, method) \
+               VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7)) \
+             INSERT INTO mfa_challenges (user_id, token_hash, expires_at, created_at) \
+             VALUES ($1, $8, $9, $6) RETURNING id",
+        )
+        .bind::<BigInt, _>(user_id)
+        .bind::<Text, _>(login_attempts::normalize(email))
+        .bind::<Nullable<Text>, _>(client.ip)
+        .bind::<Nullable<Text>, _>(client.user_agent)
+        .bind::<Text, _>(Reason::MfaRequired.as_str())
+        .bind::<Timestamp, _>(at)
+        .bind::<Text, _>(method.as_str())
+        .bind::<Text, _>(token.hash())
+        .bind::<Timestamp, _>(at + ttl()),
     )
-    .bind::<BigInt, _>(user_id)
-    .bind::<Text, _>(login_attempts::normalize(email))
-    .bind::<Nullable<Text>, _>(client.ip)
-    .bind::<Nullable<Text>, _>(client.user_agent)
-    .bind::<Text, _>(Reason::MfaRequired.as_str())
-    .bind::<Timestamp, _>(at)
-    .bind::<Text, _>(method.as_str())
-    .bind::<Text, _>(token.hash())
-    .bind::<Timestamp, _>(at + ttl())
-    .execute(pg)?;
+    .load::<Issued>(pg)?;
     sweep_now_and_then(conn, at)?;
     Ok(token)
+}
+
+/// The row [`issue_after_attempt`]'s statement answers (loaded, not
+/// executed, so that its prepared form is kept: see [`Cached`]).
+#[derive(diesel::QueryableByName)]
+struct Issued {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    #[allow(dead_code)]
+    id: i64,
 }
 
 /// Expired and used challenges are of no use to anyone: swept by one issue
@@ -139,14 +150,35 @@ pub fn find_with_user(
     conn: &mut DbConnection,
     token: &str,
 ) -> CoreResult<Option<(Challenge, crate::users::User)>> {
-    use crate::schema::users;
+    Ok(find_with_user_and_apps(conn, token)?.map(|(c, u, _)| (c, u)))
+}
+
+/// A user's confirmed authenticator apps as the second step reads them: the
+/// factor's id and its sealed seed.
+pub type SealedApp = (i64, Option<String>);
+
+/// [`find_with_user`] with the user's confirmed authenticator apps, still in
+/// one statement (one row per app; one row with none when there is none):
+/// the code-checking second step needs all three.
+pub fn find_with_user_and_apps(
+    conn: &mut DbConnection,
+    token: &str,
+) -> CoreResult<Option<(Challenge, crate::users::User, Vec<SealedApp>)>> {
+    use crate::schema::{mfa_factors, users};
     let at = now();
-    Ok(mfa_challenges::table
+    let rows: Vec<(Challenge, crate::users::User, Option<SealedApp>)> = mfa_challenges::table
         .inner_join(users::table.on(users::id.eq(mfa_challenges::user_id)))
+        .left_join(
+            mfa_factors::table.on(mfa_factors::user_id
+                .eq(mfa_challenges::user_id)
+                .and(mfa_factors::kind.eq(super::Kind::Totp.as_str()))
+                .and(mfa_factors::confirmed_at.is_not_null())),
+        )
         .filter(mfa_challenges::token_hash.eq(hash_token(token)))
         .filter(mfa_challenges::used_at.is_null())
         .filter(mfa_challenges::expires_at.gt(at))
         .filter(mfa_challenges::failures.lt(MAX_FAILURES))
+        .order(mfa_factors::id.asc())
         .select((
             (
                 mfa_challenges::id,
@@ -155,30 +187,43 @@ pub fn find_with_user(
                 mfa_challenges::expires_at,
             ),
             crate::users::User::as_select(),
+            (mfa_factors::id, mfa_factors::secret).nullable(),
         ))
-        .first(conn)
-        .optional()?)
+        .load(conn)?;
+    let mut rows = rows.into_iter();
+    let Some((challenge, user, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let apps = first.into_iter().chain(rows.filter_map(|r| r.2)).collect();
+    Ok(Some((challenge, user, apps)))
 }
 
 /// Counts a wrong code against the challenge.
 pub fn fail(conn: &mut DbConnection, id: i64) -> CoreResult<()> {
-    diesel::update(mfa_challenges::table.filter(mfa_challenges::id.eq(id)))
-        .set(mfa_challenges::failures.eq(mfa_challenges::failures + 1))
-        .execute(conn)?;
+    Cached(
+        diesel::update(mfa_challenges::table.filter(mfa_challenges::id.eq(id)))
+            .set(mfa_challenges::failures.eq(mfa_challenges::failures + 1))
+            .returning(mfa_challenges::id),
+    )
+    .load::<i64>(conn)?;
     Ok(())
 }
 
 /// Uses the challenge: true for exactly one caller, and only while it lives.
 pub fn consume(conn: &mut DbConnection, id: i64) -> CoreResult<bool> {
     let at = now();
-    let n = diesel::update(
-        mfa_challenges::table
-            .filter(mfa_challenges::id.eq(id))
-            .filter(mfa_challenges::used_at.is_null())
-            .filter(mfa_challenges::expires_at.gt(at))
-            .filter(mfa_challenges::failures.lt(MAX_FAILURES)),
+    let n = Cached(
+        diesel::update(
+            mfa_challenges::table
+                .filter(mfa_challenges::id.eq(id))
+                .filter(mfa_challenges::used_at.is_null())
+                .filter(mfa_challenges::expires_at.gt(at))
+                .filter(mfa_challenges::failures.lt(MAX_FAILURES)),
+        )
+        .set(mfa_challenges::used_at.eq(Some(at)))
+        .returning(mfa_challenges::id),
     )
-    .set(mfa_challenges::used_at.eq(Some(at)))
-    .execute(conn)?;
+    .load::<i64>(conn)?
+    .len();
     Ok(n == 1)
 }

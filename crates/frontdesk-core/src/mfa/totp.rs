@@ -14,7 +14,7 @@ use super::sealed::SecretBox;
 use super::Kind;
 use crate::audit;
 use crate::authz::Actor;
-use crate::db::DbConnection;
+use crate::db::{Cached, DbConnection};
 use crate::error::{CoreError, CoreResult};
 use crate::schema::mfa_factors;
 use crate::time::now;
@@ -182,20 +182,28 @@ fn advance(conn: &mut DbConnection, factor_id: i64, step: i64, confirm: bool) ->
                 .or(mfa_factors::last_step.lt(step)),
         );
     let n = if confirm {
-        diesel::update(target.filter(mfa_factors::confirmed_at.is_null()))
-            .set((
-                mfa_factors::last_step.eq(Some(step)),
-                mfa_factors::last_used_at.eq(Some(at)),
-                mfa_factors::confirmed_at.eq(Some(at)),
-            ))
-            .execute(conn)?
+        Cached(
+            diesel::update(target.filter(mfa_factors::confirmed_at.is_null()))
+                .set((
+                    mfa_factors::last_step.eq(Some(step)),
+                    mfa_factors::last_used_at.eq(Some(at)),
+                    mfa_factors::confirmed_at.eq(Some(at)),
+                ))
+                .returning(mfa_factors::id),
+        )
+        .load::<i64>(conn)?
+        .len()
     } else {
-        diesel::update(target.filter(mfa_factors::confirmed_at.is_not_null()))
-            .set((
-                mfa_factors::last_step.eq(Some(step)),
-                mfa_factors::last_used_at.eq(Some(at)),
-            ))
-            .execute(conn)?
+        Cached(
+            diesel::update(target.filter(mfa_factors::confirmed_at.is_not_null()))
+                .set((
+                    mfa_factors::last_step.eq(Some(step)),
+                    mfa_factors::last_used_at.eq(Some(at)),
+                ))
+                .returning(mfa_factors::id),
+        )
+        .load::<i64>(conn)?
+        .len()
     };
     Ok(n == 1)
 }
@@ -242,6 +250,91 @@ pub fn confirm(
             json!({"kind": Kind::Totp.as_str(), "factor": factor_id}),
         )
     })
+}
+
+/// What a code did at the second step of a sign-in
+/// ([`verify_second_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SecondStep {
+    /// No app took it (wrong, replayed, or no app): nothing changed.
+    Refused,
+    /// An app took it and the challenge is now used.
+    Used,
+    /// An app took it, but the challenge was used or ran out meanwhile: the
+    /// caller rolls back (the app's step with it).
+    ChallengeGone,
+}
+
+/// The second step's code check: like [`verify`] on `apps` (read with the
+/// challenge, [`super::challenges::find_with_user_and_apps`]), and a code an
+/// app takes also uses the challenge. On PostgreSQL the app's step and the
+/// challenge are one statement (a data-modifying `WITH`); the challenge is
+/// used only if the app took the code, so a refused code leaves it live (the
+/// caller counts the failure). Inside the caller's transaction.
+pub(crate) fn verify_second_step(
+    conn: &mut DbConnection,
+    keys: &SecretBox,
+    user_id: i64,
+    code: &str,
+    apps: &[super::challenges::SealedApp],
+    challenge_id: i64,
+) -> CoreResult<SecondStep> {
+    let at = now();
+    for (id, sealed) in apps {
+        let seed = seed_of(keys, user_id, sealed.as_deref())?;
+        let Some(step) = matching_step(&seed, code, at) else {
+            continue;
+        };
+        let (advanced, used) = match conn {
+            DbConnection::Pg(pg) => {
+                use diesel::sql_types::{BigInt, Integer, Timestamp};
+                #[derive(QueryableByName)]
+                struct Done {
+                    #[diesel(sql_type = BigInt)]
+                    advanced: i64,
+                    #[diesel(sql_type = BigInt)]
+                    used: i64,
+                }
+                let done: Vec<Done> = Cached(
+                    diesel::sql_query(
+                        "WITH app AS (\
+                           UPDATE mfa_factors SET last_step = $1, last_used_at = $2 \
+                           WHERE id = $3 AND confirmed_at IS NOT NULL \
+                             AND (last_step IS NULL OR last_step < $1) \
+                           RETURNING id), \
+                         used AS (\
+                           UPDATE mfa_challenges SET used_at = $2 \
+                           WHERE id = $4 AND used_at IS NULL AND expires_at > $2 \
+                             AND failures < $5 AND EXISTS (SELECT 1 FROM app) \
+                           RETURNING id) \
+                         SELECT (SELECT COUNT(*) FROM app) AS advanced, \
+                                (SELECT COUNT(*) FROM used) AS used",
+                    )
+                    .bind::<BigInt, _>(step)
+                    .bind::<Timestamp, _>(at)
+                    .bind::<BigInt, _>(*id)
+                    .bind::<BigInt, _>(challenge_id)
+                    .bind::<Integer, _>(super::challenges::MAX_FAILURES),
+                )
+                .load(pg)?;
+                let done = done.first().ok_or(CoreError::NotFound("second step"))?;
+                (done.advanced == 1, done.used == 1)
+            }
+            DbConnection::Sqlite(_) => {
+                if !advance(conn, *id, step, false)? {
+                    (false, false)
+                } else {
+                    (true, super::challenges::consume(conn, challenge_id)?)
+                }
+            }
+        };
+        match (advanced, used) {
+            (false, _) => continue,
+            (true, true) => return Ok(SecondStep::Used),
+            (true, false) => return Ok(SecondStep::ChallengeGone),
+        }
+    }
+    Ok(SecondStep::Refused)
 }
 
 /// Checks a code against the user's confirmed authenticator apps, accepting
