@@ -499,6 +499,11 @@ both!(timeline_api_pages_filters_and_scopes, |db| {
             ("cursor=nope", "cursor"),
             ("limit=0", "limit"),
             ("kind=Bad%20Kind", "kind"),
+            // The document's patterns need a character: empty is no filter
+            // to fall back on, and padding is not trimmed away.
+            ("kind=", "kind"),
+            ("kind=%20page_view", "kind"),
+            ("cursor=", "cursor"),
             ("colour=red", "colour"),
         ] {
             let a = expect(

@@ -86,13 +86,15 @@ pub struct ActivityParams {
 pub fn parse(query: &str) -> ApiResult<(TimelineFilter, i64)> {
     let mut p = Params::parse(query, &["service", "kind", "cursor", "limit"]);
     let service = p.text("service", activity::MAX_KIND);
-    let kind = p.text("kind", activity::MAX_KIND);
+    // `kind` and `cursor` have patterns in the document that an empty or
+    // padded value does not match: refused, not read as absent or trimmed.
+    let kind = p.strict_text("kind", activity::MAX_KIND);
     if let Some(k) = &kind {
         if activity::check_kind(k).is_err() {
             p.error("kind", "use a-z, 0-9, '.', '_' and '-'");
         }
     }
-    let after = match p.text("cursor", 64) {
+    let after = match p.strict_text("cursor", 64) {
         Some(c) => {
             let decoded = Cursor::decode(&c);
             if decoded.is_none() {

@@ -72,6 +72,23 @@ impl Params {
         self.errors.push(FieldError::new(name, message));
     }
 
+    /// A parameter whose document gives it a pattern that needs at least
+    /// one character: taken as sent (not trimmed), and present but empty is
+    /// a 400 naming it, where [`Params::text`] would read it as absent. The
+    /// caller checks the value against its pattern.
+    pub fn strict_text(&mut self, name: &str, max: usize) -> Option<String> {
+        let raw = self.raw(name)?.to_owned();
+        if raw.is_empty() {
+            self.error(name, "must not be empty (leave it out instead)");
+            return None;
+        }
+        if raw.chars().count() > max {
+            self.error(name, format!("must be at most {max} characters"));
+            return None;
+        }
+        Some(raw)
+    }
+
     /// A text parameter; empty counts as absent.
     pub fn text(&mut self, name: &str, max: usize) -> Option<String> {
         let raw = self.raw(name)?;
