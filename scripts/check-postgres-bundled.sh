@@ -7,12 +7,12 @@
 #
 #   FRONTDESK_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test scripts/check-postgres-bundled.sh
 #
-# Knobs: BUNDLED_PORT (18093).
+# Knobs: BUNDLED_PORT (18095).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 admin="${FRONTDESK_TEST_POSTGRES:?set FRONTDESK_TEST_POSTGRES=postgres://…/any_db}"
-port="${BUNDLED_PORT:-18093}"
+port="${BUNDLED_PORT:-18095}"
 
 cargo build --quiet --locked --example demo --features postgres-bundled
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/demo"

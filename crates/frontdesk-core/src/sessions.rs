@@ -234,17 +234,25 @@ pub fn touch(
     user_id: i64,
 ) -> CoreResult<Option<NaiveDateTime>> {
     let t = now();
-    // Conditional on the row still being live, so a concurrent revocation wins.
-    let touched = diesel::update(sessions::table.find(session_id))
-        .filter(sessions::revoked_at.is_null())
-        .set(sessions::last_active_at.eq(t))
-        .execute(conn)?;
-    if touched == 0 {
+    // Conditional on the row still being live, so a concurrent revocation
+    // wins. Both statements stay prepared (`Cached`): this runs once a
+    // minute for every session in use.
+    let touched = crate::db::Cached(
+        diesel::update(sessions::table.find(session_id))
+            .filter(sessions::revoked_at.is_null())
+            .set(sessions::last_active_at.eq(t))
+            .returning(sessions::id),
+    )
+    .load::<i64>(conn)?;
+    if touched.is_empty() {
         return Ok(None);
     }
-    diesel::update(users::table.find(user_id))
-        .set(users::last_active_at.eq(Some(t)))
-        .execute(conn)?;
+    crate::db::Cached(
+        diesel::update(users::table.find(user_id))
+            .set(users::last_active_at.eq(Some(t)))
+            .returning(users::id),
+    )
+    .load::<i64>(conn)?;
     Ok(Some(t))
 }
 
