@@ -206,30 +206,28 @@ pub fn sign_in(
     Ok(signed_in)
 }
 
-/// The live challenge of a pending sign-in and its user, unless the account
-/// is locked out or suspended now (refused and recorded with `method`).
+/// What [`pending`] answers.
+type Pending = (
+    crate::mfa::challenges::Challenge,
+    User,
+    Vec<crate::mfa::challenges::SealedApp>,
+);
+
+/// The live challenge of a pending sign-in, its user and their confirmed
+/// authenticator apps (read in the same statement), unless the account is
+/// locked out or suspended now (refused and recorded with `method`).
 fn pending(
     conn: &mut DbConnection,
     challenge: &str,
     client: &ClientInfo,
     settings: &AuthSettings,
     method: Method,
-) -> Result<(crate::mfa::challenges::Challenge, User), SignInError> {
-    let Some((found, user)) = crate::mfa::challenges::find_with_user(conn, challenge)? else {
+) -> Result<Pending, SignInError> {
+    let Some((found, user, apps)) =
+        crate::mfa::challenges::find_with_user_and_apps(conn, challenge)?
+    else {
         return Err(SignInError::ChallengeExpired);
     };
-    pending_checks(conn, found, user, client, settings, method)
-}
-
-/// [`pending`]'s checks, once the challenge and its user are read.
-fn pending_checks(
-    conn: &mut DbConnection,
-    found: crate::mfa::challenges::Challenge,
-    user: User,
-    client: &ClientInfo,
-    settings: &AuthSettings,
-    method: Method,
-) -> Result<(crate::mfa::challenges::Challenge, User), SignInError> {
     let typed = login_attempts::normalize(&user.email);
     if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
         refuse(conn, &user, client, Reason::LockedOut, method)?;
@@ -237,7 +235,7 @@ fn pending_checks(
     if user.suspension_in_force(now()) {
         refuse(conn, &user, client, Reason::Suspended, method)?;
     }
-    Ok((found, user))
+    Ok((found, user, apps))
 }
 
 /// The attempt (`mfa_required`) and the challenge of a right password that a
@@ -364,10 +362,7 @@ pub fn complete_second_step(
     let method = factor.method();
     // An app's code is checked against the apps read with the challenge (one
     // statement less on the path every such sign-in takes).
-    let Some((found, user, apps)) = challenges::find_with_user_and_apps(conn, challenge)? else {
-        return Err(SignInError::ChallengeExpired);
-    };
-    let (found, user) = pending_checks(conn, found, user, client, settings, method)?;
+    let (found, user, apps) = pending(conn, challenge, client, settings, method)?;
     let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
         // `used`: the app's code and the challenge went in one statement.
         let (ok, used, reason) = match factor {
@@ -438,7 +433,7 @@ pub fn complete_enrolment(
 ) -> Result<(SignedIn, Vec<String>), SignInError> {
     use crate::mfa::{challenges, recovery, totp};
     let method = Method::Totp;
-    let (found, user) = pending(conn, challenge, client, settings, method)?;
+    let (found, user, _) = pending(conn, challenge, client, settings, method)?;
     let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
         // A user who has a factor is at the second step, not at enrolment:
         // adding another factor there would skip the one they have.
@@ -513,7 +508,7 @@ pub fn complete_passkey_enrolment(
 ) -> Result<(SignedIn, Vec<String>), SignInError> {
     use crate::mfa::{challenges, passkeys, recovery};
     let method = Method::Passkey;
-    let (found, user) = pending(conn, challenge, client, settings, method)?;
+    let (found, user, _) = pending(conn, challenge, client, settings, method)?;
     if crate::mfa::enabled(conn, user.id)? {
         return Err(SignInError::ChallengeExpired);
     }

@@ -144,21 +144,12 @@ pub fn find(conn: &mut DbConnection, token: &str) -> CoreResult<Option<Challenge
         .optional()?)
 }
 
-/// [`find`] with the challenge's user, in one statement (the second step's
-/// path).
-pub fn find_with_user(
-    conn: &mut DbConnection,
-    token: &str,
-) -> CoreResult<Option<(Challenge, crate::users::User)>> {
-    Ok(find_with_user_and_apps(conn, token)?.map(|(c, u, _)| (c, u)))
-}
-
 /// A user's confirmed authenticator apps as the second step reads them: the
 /// factor's id and its sealed seed.
 pub type SealedApp = (i64, Option<String>);
 
-/// [`find_with_user`] with the user's confirmed authenticator apps, still in
-/// one statement (one row per app; one row with none when there is none):
+/// [`find`] with the challenge's user and their confirmed authenticator apps,
+/// in one statement (one row per app; one row with none when there is none):
 /// the code-checking second step needs all three.
 pub fn find_with_user_and_apps(
     conn: &mut DbConnection,
