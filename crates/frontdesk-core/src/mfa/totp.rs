@@ -265,9 +265,10 @@ pub(crate) enum SecondStep {
     ChallengeGone,
 }
 
-/// The second step's code check: like [`verify`] on `apps` (read with the
-/// challenge, [`super::challenges::find_with_user_and_apps`]), and a code an
-/// app takes also uses the challenge. On PostgreSQL the app's step and the
+/// The second step's code check against the user's confirmed authenticator
+/// `apps` (read with the challenge,
+/// [`super::challenges::find_with_user_and_apps`]), each code taken once; a
+/// code an app takes also uses the challenge. On PostgreSQL the app's step and the
 /// challenge are one statement (a data-modifying `WITH`); the challenge is
 /// used only if the app took the code, so a refused code leaves it live (the
 /// caller counts the failure). Inside the caller's transaction.
@@ -335,32 +336,6 @@ pub(crate) fn verify_second_step(
         }
     }
     Ok(SecondStep::Refused)
-}
-
-/// Checks a code against the user's confirmed authenticator apps, accepting
-/// each code once. Answers which factor took it.
-pub fn verify(
-    conn: &mut DbConnection,
-    keys: &SecretBox,
-    user_id: i64,
-    code: &str,
-) -> CoreResult<Option<i64>> {
-    let factors: Vec<(i64, Option<String>)> = mfa_factors::table
-        .filter(mfa_factors::user_id.eq(user_id))
-        .filter(mfa_factors::kind.eq(Kind::Totp.as_str()))
-        .filter(mfa_factors::confirmed_at.is_not_null())
-        .select((mfa_factors::id, mfa_factors::secret))
-        .load(conn)?;
-    let at = now();
-    for (id, sealed) in factors {
-        let seed = seed_of(keys, user_id, sealed.as_deref())?;
-        if let Some(step) = matching_step(&seed, code, at) {
-            if advance(conn, id, step, false)? {
-                return Ok(Some(id));
-            }
-        }
-    }
-    Ok(None)
 }
 
 #[cfg(test)]
