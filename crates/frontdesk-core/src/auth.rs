@@ -214,8 +214,9 @@ type Pending = (
 );
 
 /// The live challenge of a pending sign-in, its user and their confirmed
-/// authenticator apps (read in the same statement), unless the account is
-/// locked out or suspended now (refused and recorded with `method`).
+/// authenticator apps (read in the same statement as the lockout's counts),
+/// unless the account is locked out or suspended now (refused and recorded
+/// with `method`).
 fn pending(
     conn: &mut DbConnection,
     challenge: &str,
@@ -223,16 +224,32 @@ fn pending(
     settings: &AuthSettings,
     method: Method,
 ) -> Result<Pending, SignInError> {
-    let Some((found, user, apps)) =
-        crate::mfa::challenges::find_with_user_and_apps(conn, challenge)?
+    let at = now();
+    let ip = client.ip.as_deref();
+    let Some(found) =
+        crate::mfa::challenges::find_pending(conn, challenge, ip, settings.lockout.window, at)?
     else {
         return Err(SignInError::ChallengeExpired);
     };
+    let crate::mfa::challenges::Pending {
+        challenge: found,
+        user,
+        apps,
+        counts,
+    } = found;
+    // The counts were read for the stored email; the password step counted
+    // the typed one, normalized. The two are the same for every address
+    // stored through `normalize_email`; any other is counted on its own.
     let typed = login_attempts::normalize(&user.email);
-    if login_attempts::lockout(conn, &typed, client.ip.as_deref(), &settings.lockout)?.is_some() {
+    let locked = if typed == user.email {
+        counts.lockout(&settings.lockout, at)
+    } else {
+        login_attempts::lockout_at(conn, &typed, ip, &settings.lockout, at)?
+    };
+    if locked.is_some() {
         refuse(conn, &user, client, Reason::LockedOut, method)?;
     }
-    if user.suspension_in_force(now()) {
+    if user.suspension_in_force(at) {
         refuse(conn, &user, client, Reason::Suspended, method)?;
     }
     Ok((found, user, apps))

@@ -630,6 +630,7 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
     ),
     ("20261209000100", &[]),
     ("20261209000200", &["invitation_groups"]),
+    ("20261210000100", &[]),
 ];
 
 /// Moves an installation made before frontdesk had a schema of its own from
@@ -804,6 +805,16 @@ pub fn day_of(kind: BackendKind, column: &str) -> String {
     match kind {
         BackendKind::Sqlite => format!("substr({column}, 1, 10)"),
         BackendKind::Postgres => format!("to_char({column}, 'YYYY-MM-DD')"),
+    }
+}
+
+/// Raw SQL written with PostgreSQL's numbered placeholders (`$1`, which may
+/// appear more than once) for the connection's backend: SQLite's form of the
+/// same is `?1`. The SQL must hold no other `$`.
+pub fn numbered_placeholders(conn: &DbConnection, sql: &str) -> String {
+    match conn {
+        DbConnection::Pg(_) => sql.to_owned(),
+        DbConnection::Sqlite(_) => sql.replace('$', "?"),
     }
 }
 

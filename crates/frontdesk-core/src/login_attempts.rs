@@ -4,9 +4,8 @@
 //! memory, so every instance sharing the database sees the same lockout.
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::dsl::{count_star, max};
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
+use diesel::sql_types::{BigInt, Nullable, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -58,13 +57,18 @@ impl Reason {
     }
 }
 
-/// Reasons that count towards a lockout.
-const COUNTED: [&str; 4] = [
-    "bad_password",
-    "unknown_email",
-    "mfa_failed",
-    "passkey_failed",
-];
+/// The attempts that count towards a lockout: `reason IN (…)` with the
+/// reasons written out rather than bound, so that the partial indexes
+/// `login_attempts_{email,ip}_counted` (whose predicate is this same list)
+/// can be proved to hold by the planners of both backends, for every
+/// execution of the prepared statement. A bound list cannot be: PostgreSQL's
+/// generic plan and SQLite never see its values.
+const COUNTED_SQL: &str =
+    "a.reason IN ('bad_password', 'unknown_email', 'mfa_failed', 'passkey_failed')";
+
+/// An admin's clearing of a lockout, in the resets' subquery (`r`), written
+/// out for the partial index `login_attempts_ip_cleared` (as `COUNTED_SQL`).
+const CLEARED_SQL: &str = "r.reason = 'lockout_cleared'";
 
 /// When sign-in gets locked, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -185,81 +189,106 @@ pub fn lockout_at(
     policy: &LockoutPolicy,
     at: NaiveDateTime,
 ) -> CoreResult<Option<Lockout>> {
-    let email = normalize(email);
-    let window_start = at - policy.window;
-
-    // A success or an admin's clearing starts the account count afresh: the
-    // failures after the latest of them (within the window) are counted. The
-    // account's count and the IP's are one statement (a round trip costs
-    // more than either count on PostgreSQL), each row tagged with its scope.
-    let resets = diesel::alias!(login_attempts as resets);
-    let account_reset = resets
-        .filter(resets.field(login_attempts::email).eq(email.clone()))
-        .filter(resets.field(login_attempts::created_at).gt(window_start))
-        .filter(
-            resets.field(login_attempts::success).eq(true).or(resets
-                .field(login_attempts::reason)
-                .eq(Reason::LockoutCleared.as_str())),
-        )
-        .select(max(resets.field(login_attempts::created_at)))
-        .single_value();
-    let by_account = login_attempts::table
-        .filter(login_attempts::email.eq(email.clone()))
-        .filter(login_attempts::created_at.gt(coalesce(account_reset, window_start)))
-        .filter(login_attempts::reason.eq_any(COUNTED))
-        .select((
-            false.into_sql::<Bool>(),
-            count_star(),
-            max(login_attempts::created_at),
-        ));
-    let counts: Vec<(bool, i64, Option<NaiveDateTime>)> = match ip.filter(|ip| !ip.is_empty()) {
-        None => by_account.load(conn)?,
-        Some(ip) => {
-            let ip_reset = resets
-                .filter(resets.field(login_attempts::ip).eq(ip.to_owned()))
-                .filter(resets.field(login_attempts::email).eq(""))
-                .filter(
-                    resets
-                        .field(login_attempts::reason)
-                        .eq(Reason::LockoutCleared.as_str()),
-                )
-                .filter(resets.field(login_attempts::created_at).gt(window_start))
-                .select(max(resets.field(login_attempts::created_at)))
-                .single_value();
-            let by_ip = login_attempts::table
-                .filter(login_attempts::ip.eq(ip.to_owned()))
-                .filter(login_attempts::created_at.gt(coalesce(ip_reset, window_start)))
-                .filter(login_attempts::reason.eq_any(COUNTED))
-                .select((
-                    true.into_sql::<Bool>(),
-                    count_star(),
-                    max(login_attempts::created_at),
-                ));
-            // Diesel's connection over both backends has no UNION: each
-            // backend's own connection runs it. Its SQL is fixed (the `IN`
-            // list is the constant `COUNTED`), so its prepared form is kept.
-            let both = crate::db::Cached(by_account.union_all(by_ip));
-            match conn {
-                DbConnection::Pg(c) => both.load(c)?,
-                DbConnection::Sqlite(c) => both.load(c)?,
-            }
-        }
+    use diesel::sql_types::Text;
+    let ip = ip.filter(|ip| !ip.is_empty());
+    let sql = format!("SELECT {}", counts_sql("$2", ip.map(|_| "$3"), "$1"));
+    let query = diesel::sql_query(crate::db::numbered_placeholders(conn, &sql))
+        .bind::<Timestamp, _>(at - policy.window)
+        .bind::<Text, _>(normalize(email));
+    // Its SQL is one of two fixed texts, so its prepared form is kept.
+    let counts: Counts = match ip {
+        Some(ip) => crate::db::Cached(query.bind::<Text, _>(ip.to_owned())).get_result(conn)?,
+        None => crate::db::Cached(query).get_result(conn)?,
     };
-    let mut found: Option<Lockout> = None;
-    for (by_ip, n, last) in counts {
-        let threshold = if by_ip {
-            policy.ip_threshold
-        } else {
-            policy.account_threshold
-        };
-        if let Some(until) = locked(policy, n, last, threshold, at) {
-            // The later of the two when both hold; the account's on a tie.
-            if found.is_none_or(|f| until > f.until || (until == f.until && !by_ip)) {
-                found = Some(Lockout { until, by_ip });
-            }
+    Ok(counts.lockout(policy, at))
+}
+
+/// The four columns [`counts_sql`] selects: the failures that count for the
+/// account and for the IP within the window, and the latest of each.
+#[derive(Debug, Clone, Copy, diesel::QueryableByName)]
+pub(crate) struct Counts {
+    #[diesel(sql_type = BigInt)]
+    account_failures: i64,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    account_last: Option<NaiveDateTime>,
+    #[diesel(sql_type = BigInt)]
+    ip_failures: i64,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    ip_last: Option<NaiveDateTime>,
+}
+
+impl Counts {
+    /// The lockout these counts put in force at `at`: the later of the
+    /// account's and the IP's when both hold, the account's on a tie.
+    pub(crate) fn lockout(&self, policy: &LockoutPolicy, at: NaiveDateTime) -> Option<Lockout> {
+        let account = locked(
+            policy,
+            self.account_failures,
+            self.account_last,
+            policy.account_threshold,
+            at,
+        )
+        .map(|until| Lockout {
+            until,
+            by_ip: false,
+        });
+        let by_ip = locked(
+            policy,
+            self.ip_failures,
+            self.ip_last,
+            policy.ip_threshold,
+            at,
+        )
+        .map(|until| Lockout { until, by_ip: true });
+        match (account, by_ip) {
+            (Some(a), Some(i)) if i.until > a.until => Some(i),
+            (Some(a), _) => Some(a),
+            (None, i) => i,
         }
     }
-    Ok(found)
+}
+
+/// The lockout's counts as the four columns of [`Counts`], for a statement
+/// of its own or as part of another one (the second step reads them with
+/// its challenge, keyed by the user's email column). `email`, `ip` and
+/// `since` are SQL: placeholders or columns of the enclosing statement;
+/// without an IP its count is 0.
+///
+/// A success or an admin's clearing starts the account count afresh: the
+/// failures after the latest of them (within the window) are counted; an
+/// admin's clearing of an IP (a row with an empty email) does the same for
+/// the IP. Each count reads only counted rows, through the partial indexes
+/// whose predicates are [`COUNTED_SQL`] and [`CLEARED_SQL`]. Four scalar
+/// subqueries rather than a `UNION`: they fit in the select list of any
+/// statement, and each is an index probe.
+pub(crate) fn counts_sql(email: &str, ip: Option<&str>, since: &str) -> String {
+    let counted = |what: &str, scope: &str, resets: &str| {
+        format!(
+            "(SELECT {what} FROM login_attempts a WHERE {scope} \
+             AND a.created_at > COALESCE((SELECT MAX(r.created_at) FROM login_attempts r \
+             WHERE {resets} AND r.created_at > {since}), {since}) AND {COUNTED_SQL})"
+        )
+    };
+    let account_scope = format!("a.email = {email}");
+    let account_resets = format!("r.email = {email} AND (r.success OR {CLEARED_SQL})");
+    let account = format!(
+        "{} AS account_failures, {} AS account_last",
+        counted("COUNT(*)", &account_scope, &account_resets),
+        counted("MAX(a.created_at)", &account_scope, &account_resets),
+    );
+    let ip = match ip {
+        None => "CAST(0 AS BIGINT) AS ip_failures, CAST(NULL AS TIMESTAMP) AS ip_last".to_owned(),
+        Some(ip) => {
+            let scope = format!("a.ip = {ip}");
+            let resets = format!("r.ip = {ip} AND r.email = '' AND {CLEARED_SQL}");
+            format!(
+                "{} AS ip_failures, {} AS ip_last",
+                counted("COUNT(*)", &scope, &resets),
+                counted("MAX(a.created_at)", &scope, &resets),
+            )
+        }
+    };
+    format!("{account}, {ip}")
 }
 
 diesel::define_sql_function! {
@@ -443,4 +472,49 @@ pub fn list(
         .select(LoginAttempt::as_select())
         .load(conn)?;
     Ok((rows, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list inside `reason IN (…)` / after `reason =`, as written.
+    fn predicate(sql: &str) -> &str {
+        let at = sql.find("reason").expect("a reason predicate");
+        sql[at + "reason".len()..]
+            .trim_start_matches('"')
+            .trim()
+            .trim_end_matches(';')
+    }
+
+    #[test]
+    fn the_counted_reasons_are_the_failures_and_the_indexes_say_the_same() {
+        let failures = [
+            Reason::BadPassword,
+            Reason::UnknownEmail,
+            Reason::MfaFailed,
+            Reason::PasskeyFailed,
+        ];
+        let list = predicate(COUNTED_SQL);
+        let quoted: Vec<String> = failures
+            .iter()
+            .map(|r| format!("'{}'", r.as_str()))
+            .collect();
+        assert_eq!(list, format!("IN ({})", quoted.join(", ")));
+        assert_eq!(
+            predicate(CLEARED_SQL),
+            format!("= '{}'", Reason::LockoutCleared.as_str())
+        );
+        for up in [
+            include_str!("../migrations/postgres/2026-12-10-000100_login_attempts_counted/up.sql"),
+            include_str!("../migrations/sqlite/2026-12-10-000100_login_attempts_counted/up.sql"),
+        ] {
+            let wheres: Vec<&str> = up
+                .split("CREATE INDEX")
+                .skip(1)
+                .map(|index| predicate(&index[index.find("WHERE").expect("a partial index")..]))
+                .collect();
+            assert_eq!(wheres, [list, list, predicate(CLEARED_SQL)]);
+        }
+    }
 }

@@ -148,45 +148,100 @@ pub fn find(conn: &mut DbConnection, token: &str) -> CoreResult<Option<Challenge
 /// factor's id and its sealed seed.
 pub type SealedApp = (i64, Option<String>);
 
-/// [`find`] with the challenge's user and their confirmed authenticator apps,
-/// in one statement (one row per app; one row with none when there is none):
-/// the code-checking second step needs all three.
-pub fn find_with_user_and_apps(
+/// What the code-checking second step reads before it checks a code.
+pub(crate) struct Pending {
+    pub challenge: Challenge,
+    pub user: crate::users::User,
+    /// The user's confirmed authenticator apps.
+    pub apps: Vec<SealedApp>,
+    /// The lockout counts for the user's email (as stored) and the IP.
+    pub counts: login_attempts::Counts,
+}
+
+/// A live challenge with its user, their confirmed authenticator apps and
+/// the lockout counts for the user's stored email and `ip` (window ending
+/// at `at`), in one statement: one row per app, one with no app when there
+/// is none. The second step needs all four before it checks a code, and on
+/// PostgreSQL each round trip costs more than these reads (`mfa_bench`).
+pub(crate) fn find_pending(
     conn: &mut DbConnection,
     token: &str,
-) -> CoreResult<Option<(Challenge, crate::users::User, Vec<SealedApp>)>> {
-    use crate::schema::{mfa_factors, users};
-    let at = now();
-    let rows: Vec<(Challenge, crate::users::User, Option<SealedApp>)> = mfa_challenges::table
-        .inner_join(users::table.on(users::id.eq(mfa_challenges::user_id)))
-        .left_join(
-            mfa_factors::table.on(mfa_factors::user_id
-                .eq(mfa_challenges::user_id)
-                .and(mfa_factors::kind.eq(super::Kind::Totp.as_str()))
-                .and(mfa_factors::confirmed_at.is_not_null())),
-        )
-        .filter(mfa_challenges::token_hash.eq(hash_token(token)))
-        .filter(mfa_challenges::used_at.is_null())
-        .filter(mfa_challenges::expires_at.gt(at))
-        .filter(mfa_challenges::failures.lt(MAX_FAILURES))
-        .order(mfa_factors::id.asc())
-        .select((
-            (
-                mfa_challenges::id,
-                mfa_challenges::user_id,
-                mfa_challenges::failures,
-                mfa_challenges::expires_at,
-            ),
-            crate::users::User::as_select(),
-            (mfa_factors::id, mfa_factors::secret).nullable(),
-        ))
-        .load(conn)?;
+    ip: Option<&str>,
+    window: Duration,
+    at: NaiveDateTime,
+) -> CoreResult<Option<Pending>> {
+    use diesel::sql_types::{Integer, Text, Timestamp};
+    let ip = ip.filter(|ip| !ip.is_empty());
+    let sql = format!(
+        "SELECT c.id AS challenge_id, c.user_id AS challenge_user_id, \
+           c.failures AS challenge_failures, c.expires_at AS challenge_expires_at, u.*, \
+           f.id AS app_id, f.secret AS app_secret, {} \
+         FROM mfa_challenges c JOIN users u ON u.id = c.user_id \
+         LEFT JOIN mfa_factors f \
+           ON f.user_id = c.user_id AND f.kind = $4 AND f.confirmed_at IS NOT NULL \
+         WHERE c.token_hash = $1 AND c.used_at IS NULL AND c.expires_at > $2 \
+           AND c.failures < $3 \
+         ORDER BY f.id",
+        login_attempts::counts_sql("u.email", ip.map(|_| "$6"), "$5")
+    );
+    let query = diesel::sql_query(crate::db::numbered_placeholders(conn, &sql))
+        .bind::<Text, _>(hash_token(token))
+        .bind::<Timestamp, _>(at)
+        .bind::<Integer, _>(MAX_FAILURES)
+        .bind::<Text, _>(super::Kind::Totp.as_str())
+        .bind::<Timestamp, _>(at - window);
+    // One of two fixed texts (with an IP or without): kept prepared.
+    let rows: Vec<PendingRow> = match ip {
+        Some(ip) => Cached(query.bind::<Text, _>(ip.to_owned())).load(conn)?,
+        None => Cached(query).load(conn)?,
+    };
     let mut rows = rows.into_iter();
-    let Some((challenge, user, first)) = rows.next() else {
+    let Some(first) = rows.next() else {
         return Ok(None);
     };
-    let apps = first.into_iter().chain(rows.filter_map(|r| r.2)).collect();
-    Ok(Some((challenge, user, apps)))
+    let apps = first
+        .app()
+        .into_iter()
+        .chain(rows.filter_map(|r| r.app()))
+        .collect();
+    Ok(Some(Pending {
+        challenge: Challenge {
+            id: first.challenge_id,
+            user_id: first.challenge_user_id,
+            failures: first.challenge_failures,
+            expires_at: first.challenge_expires_at,
+        },
+        user: first.user,
+        apps,
+        counts: first.counts,
+    }))
+}
+
+/// A row of [`find_pending`]'s statement.
+#[derive(diesel::QueryableByName)]
+struct PendingRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    challenge_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    challenge_user_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    challenge_failures: i32,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    challenge_expires_at: NaiveDateTime,
+    #[diesel(embed)]
+    user: crate::users::User,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    app_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    app_secret: Option<String>,
+    #[diesel(embed)]
+    counts: login_attempts::Counts,
+}
+
+impl PendingRow {
+    fn app(&self) -> Option<SealedApp> {
+        Some((self.app_id?, self.app_secret.clone()))
+    }
 }
 
 /// Counts a wrong code against the challenge.

@@ -267,7 +267,7 @@ pub(crate) enum SecondStep {
 
 /// The second step's code check against the user's confirmed authenticator
 /// `apps` (read with the challenge,
-/// [`super::challenges::find_with_user_and_apps`]), each code taken once; a
+/// [`super::challenges::find_pending`]), each code taken once; a
 /// code an app takes also uses the challenge. On PostgreSQL the app's step and the
 /// challenge are one statement (a data-modifying `WITH`); the challenge is
 /// used only if the app took the code, so a refused code leaves it live (the

@@ -29,7 +29,7 @@ use crate::validate::{self, MAX_NAME, MAX_TEXT};
 // cannot sign in; a pending one can, and becomes active by doing so.
 crate::authz::string_enum!(UserStatus { Pending => "pending", Active => "active", Suspended => "suspended" });
 
-#[derive(Clone, Queryable, Selectable, Serialize)]
+#[derive(Clone, Queryable, QueryableByName, Selectable, Serialize)]
 #[diesel(table_name = users)]
 pub struct User {
     pub id: i64,
