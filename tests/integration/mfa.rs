@@ -835,3 +835,57 @@ both!(
         })
     }
 );
+
+/// The challenge's statement commits without waiting for the disk only when
+/// it is a transaction of its own, and the setting ends with it: the next
+/// commits on the connection (failures that count, sessions) and a caller's
+/// own transaction still wait.
+#[test]
+fn a_challenge_skips_the_flush_of_its_own_commit_only() {
+    use diesel::connection::Connection;
+    use frontdesk_core::login_attempts::Method;
+    use frontdesk_core::sessions::ClientInfo;
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let ann = user_with_password(&db, "ann@example.com");
+    let setting = |conn: &mut frontdesk_core::db::DbConnection| -> String {
+        #[derive(diesel::QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        diesel::sql_query("SELECT current_setting('synchronous_commit') AS value")
+            .get_result::<Setting>(conn)
+            .expect("setting")
+            .value
+    };
+    let issue = |conn: &mut frontdesk_core::db::DbConnection| {
+        mfa::challenges::issue_after_attempt(
+            conn,
+            ann.id,
+            "ann@example.com",
+            &ClientInfo::default(),
+            Method::Password,
+        )
+        .expect("challenge");
+    };
+    let mut conn = db.conn();
+    issue(&mut conn);
+    assert_eq!(
+        setting(&mut conn),
+        "on",
+        "the setting outlived its statement"
+    );
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        issue(conn);
+        assert_eq!(setting(conn), "on", "a caller's transaction lost its flush");
+        Ok(())
+    })
+    .expect("transaction");
+    let challenges: i64 = mfa_challenges::table
+        .count()
+        .get_result(&mut *conn)
+        .expect("count");
+    assert_eq!(challenges, 2);
+}
