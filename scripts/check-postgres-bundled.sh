@@ -25,42 +25,16 @@ if grep -Eq 'lib(pq|ssl|crypto)\.so' <<<"$linked"; then
 fi
 echo "links no system libpq, libssl or libcrypto"
 
+. scripts/demo-lib.sh
 db="frontdesk_bundled_$$"
 base="${admin%/*}"
 psql "$admin" -qc "CREATE DATABASE $db"
-work="$(mktemp -d)"
-demo=""
-cleanup() {
-    if [ -n "$demo" ]; then
-        kill "$demo" 2>/dev/null || true
-        wait "$demo" 2>/dev/null || true
-    fi
-    psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-DEMO_ADDR="127.0.0.1:$port" \
-    DEMO_DATA="$work/data" \
-    DEMO_DATABASE_URL="$base/$db" \
-    DEMO_API_KEY_FILE="$work/api.key" \
-    "$bin" >"$work/demo.log" 2>&1 &
-demo=$!
-
-answer=""
-for _ in $(seq 1 300); do
-    key="$(cat "$work/api.key" 2>/dev/null || true)"
-    if [ -n "$key" ] && answer="$(curl -fsS -H "Authorization: Bearer $key" \
-        "http://127.0.0.1:$port/admin/api/v1/users" 2>/dev/null)"; then break; fi
-    answer=""
-    if ! kill -0 "$demo" 2>/dev/null; then cat "$work/demo.log" >&2; exit 1; fi
-    sleep 0.2
-done
-if [ -z "$answer" ]; then
+DEMO_ON_EXIT='psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"'
+demo_start "$bin" "$port" DEMO_DATABASE_URL="$base/$db"
+answer="$(demo_call "http://127.0.0.1:$port/admin/api/v1/users")" || {
     echo "the postgres-bundled demo did not answer GET /admin/api/v1/users" >&2
-    cat "$work/demo.log" >&2
     exit 1
-fi
+}
 total="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["pagination"]["total"])' <<<"$answer")"
 if [ "$total" -lt 1 ]; then
     echo "the users list on PostgreSQL is empty: $answer" >&2

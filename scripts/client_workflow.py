@@ -1,27 +1,36 @@
 """A short admin workflow through the Python client generated from the API's
 own OpenAPI document (scripts/generated-clients.sh makes it): no hand-written
 HTTP here, so whatever the document gets wrong about an operation shows up as
-a failure. Needs FRONTDESK_API (the API's base URL) and FRONTDESK_API_KEY (a
-staff owner's key)."""
+a failure. Needs FRONTDESK_API (the API's base URL), FRONTDESK_API_KEY (a
+staff owner's key) and, for the operations that take a session and never a
+key, FRONTDESK_ADMIN_EMAIL and FRONTDESK_ADMIN_PASSWORD (a staff admin's
+sign-in) and FRONTDESK_SESSION_COOKIE (the session cookie's name, from the
+document's `session` security scheme)."""
 
 import io
 import os
 import secrets
 import sys
 
-from frontdesk_client import AuthenticatedClient
-from frontdesk_client.api.api_keys import api_keys_list
+from frontdesk_client import AuthenticatedClient, Client
+from frontdesk_client.api.api_keys import api_keys_create, api_keys_list, api_keys_revoke
+from frontdesk_client.api.sign_in import sign_in
 from frontdesk_client.api.import_and_export import export_users, import_users
 from frontdesk_client.api.tags import tags_assign, tags_create
 from frontdesk_client.api.users import users_list, users_restore, users_suspend
 from frontdesk_client.models import (
+    CreatedApiKey,
+    ApiKeyList,
     ExportUsersFieldsItem,
     ImportReportOut,
     ImportReportOutMode,
     ImportUsersMode,
+    NewApiKey,
     NewTag,
     Problem,
     RowOutcome,
+    SignedIn,
+    SignIn,
     UserDetail,
     UserList,
     UserStatus,
@@ -112,6 +121,53 @@ check(
     and keys.parsed.type_ == "urn:frontdesk:problem:forbidden",
     (keys.status_code, keys.parsed),
 )
+
+# ... and made, listed and revoked with an admin's session, signed in through
+# the document's own sign-in operation (its cookie, and its CSRF token on the
+# unsafe calls).
+base = os.environ["FRONTDESK_API"]
+cookie_name = os.environ["FRONTDESK_SESSION_COOKIE"]
+anonymous = Client(base_url=base)
+signed = sign_in.sync_detailed(
+    client=anonymous,
+    body=SignIn(
+        email=os.environ["FRONTDESK_ADMIN_EMAIL"],
+        password=os.environ["FRONTDESK_ADMIN_PASSWORD"],
+    ),
+)
+check(
+    "sign in through the API",
+    signed.status_code == 200 and isinstance(signed.parsed, SignedIn),
+    (signed.status_code, signed.parsed),
+)
+if isinstance(signed.parsed, SignedIn):
+    session = Client(
+        base_url=base,
+        cookies={cookie_name: anonymous.get_httpx_client().cookies.get(cookie_name) or ""},
+        headers={"X-CSRF-Token": signed.parsed.csrf_token},
+    )
+    made = api_keys_create.sync_detailed(
+        client=session, body=NewApiKey(name=f"workflow {secrets.token_hex(3)}", role="viewer")
+    )
+    check(
+        "an API key made with the session",
+        made.status_code == 201
+        and isinstance(made.parsed, CreatedApiKey)
+        and made.parsed.secret.startswith("fdk_"),
+        (made.status_code, made.parsed),
+    )
+    if isinstance(made.parsed, CreatedApiKey):
+        key_id = made.parsed.api_key.id
+        listed = api_keys_list.sync_detailed(client=session)
+        check(
+            "listed with the session",
+            listed.status_code == 200
+            and isinstance(listed.parsed, ApiKeyList)
+            and any(k.id == key_id for k in listed.parsed.api_keys),
+            (listed.status_code, listed.parsed),
+        )
+        revoked = api_keys_revoke.sync_detailed(id=key_id, client=session)
+        check("revoked with the session", revoked.status_code == 204, revoked.status_code)
 
 if failures:
     print(f"{len(failures)} step(s) failed: {', '.join(failures)}", file=sys.stderr)

@@ -26,34 +26,15 @@ root="$PWD"
 cargo build --quiet --example demo
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/demo"
 
-work="$(mktemp -d)"
-DEMO_ADDR="127.0.0.1:$port" \
-    DEMO_DATA="$work/data" \
-    DEMO_API_KEY_FILE="$work/api.key" \
-    DEMO_SAMPLE_DATA=1 \
-    "$bin" >"$work/demo.log" 2>&1 &
-demo=$!
-cleanup() {
-    kill "$demo" 2>/dev/null || true
-    wait "$demo" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
+. scripts/demo-lib.sh
+demo_start "$bin" "$port" DEMO_SAMPLE_DATA=1
+work="$DEMO_WORK"
 base="http://127.0.0.1:$port/admin/api/v1"
-key=""
-for _ in $(seq 1 150); do
-    key="$(cat "$work/api.key" 2>/dev/null || true)"
-    if [ -n "$key" ] && curl -fsS -o "$work/openapi.json" \
-        -H "Authorization: Bearer $key" "$base/openapi.json" 2>/dev/null; then break; fi
-    if ! kill -0 "$demo" 2>/dev/null; then cat "$work/demo.log" >&2; exit 1; fi
-    sleep 0.2
-done
-if [ ! -s "$work/openapi.json" ]; then
+demo_call -o "$work/openapi.json" "$base/openapi.json" || {
     echo "the demo served no OpenAPI document (or wrote no API key)" >&2
-    cat "$work/demo.log" >&2
     exit 1
-fi
+}
+key="$(demo_key)"
 
 echo "== Python client (openapi-python-client)"
 (cd "$work" && openapi-python-client generate --path openapi.json \
@@ -74,5 +55,11 @@ cp scripts/client_types_check.ts "$work/check.ts"
 echo "the TypeScript types compile with a file that uses them"
 
 echo "== workflow through the generated Python client"
+# The demo prints its staff owner's one-time password on its first start.
+admin_email="$(sed -n 's/^ *email: *//p' "$work/demo.log" | head -n 1)"
+admin_password="$(sed -n 's/^ *password: *\([^ ]*\).*/\1/p' "$work/demo.log" | head -n 1)"
+cookie="$(python -c 'import json,sys; print(json.load(sys.stdin)["components"]["securitySchemes"]["session"]["name"])' <"$work/openapi.json")"
 PYTHONPATH="$work/py" FRONTDESK_API="$base" FRONTDESK_API_KEY="$key" \
+    FRONTDESK_ADMIN_EMAIL="$admin_email" FRONTDESK_ADMIN_PASSWORD="$admin_password" \
+    FRONTDESK_SESSION_COOKIE="$cookie" \
     python "$root/scripts/client_workflow.py"

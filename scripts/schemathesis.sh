@@ -23,38 +23,17 @@ command -v "$st" >/dev/null || { echo "schemathesis not found: pip install schem
 cargo build --quiet --example demo
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/demo"
 
-work="$(mktemp -d)"
-DEMO_ADDR="127.0.0.1:$port" \
-    DEMO_DATA="$work/data" \
-    DEMO_DATABASE_URL="${FUZZ_DATABASE_URL:-}" \
-    DEMO_API_KEY_FILE="$work/api.key" \
-    DEMO_SAMPLE_DATA=1 \
-    "$bin" >"$work/demo.log" 2>&1 &
-demo=$!
-cleanup() {
-    kill "$demo" 2>/dev/null || true
-    wait "$demo" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
+. scripts/demo-lib.sh
+demo_start "$bin" "$port" DEMO_DATABASE_URL="${FUZZ_DATABASE_URL:-}" DEMO_SAMPLE_DATA=1
+work="$DEMO_WORK"
 base="http://127.0.0.1:$port/admin/api/v1"
 config="$PWD/scripts/schemathesis.toml"
-# The demo writes the key before it starts listening; the document is for
-# the API's callers only, so it is fetched with the key too.
-key=""
-for _ in $(seq 1 150); do
-    key="$(cat "$work/api.key" 2>/dev/null || true)"
-    if [ -n "$key" ] && curl -fsS -o "$work/openapi.json" \
-        -H "Authorization: Bearer $key" "$base/openapi.json" 2>/dev/null; then break; fi
-    if ! kill -0 "$demo" 2>/dev/null; then cat "$work/demo.log" >&2; exit 1; fi
-    sleep 0.2
-done
-if [ ! -s "$work/openapi.json" ]; then
+# The document is for the API's callers only, so it is fetched with the key.
+demo_call -o "$work/openapi.json" "$base/openapi.json" || {
     echo "the demo served no OpenAPI document (or wrote no API key)" >&2
-    cat "$work/demo.log" >&2
     exit 1
-fi
+}
+key="$(demo_key)"
 
 args=(run "$work/openapi.json" --url "$base"
     --header "Authorization: Bearer $key"

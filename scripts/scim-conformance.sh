@@ -20,36 +20,11 @@ py="${SCIM_PYTHON:-python3}"
 cargo build --quiet --example demo
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/demo"
 
-work="$(mktemp -d)"
-DEMO_ADDR="127.0.0.1:$port" \
-    DEMO_DATA="$work/data" \
-    DEMO_DATABASE_URL="${SCIM_DATABASE_URL:-}" \
-    DEMO_API_KEY_FILE="$work/api.key" \
-    "$bin" >"$work/demo.log" 2>&1 &
-demo=$!
-cleanup() {
-    kill "$demo" 2>/dev/null || true
-    wait "$demo" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
+. scripts/demo-lib.sh
+demo_start "$bin" "$port" DEMO_DATABASE_URL="${SCIM_DATABASE_URL:-}"
 api="http://127.0.0.1:$port/admin/api/v1"
-answer=""
-for _ in $(seq 1 150); do
-    key="$(cat "$work/api.key" 2>/dev/null || true)"
-    if [ -n "$key" ] && answer="$(curl -fsS -X POST -H "Authorization: Bearer $key" \
-        -H 'Content-Type: application/json' -d '{"name": "scim2-tester"}' \
-        "$api/organizations/notes-team/scim-tokens" 2>/dev/null)"; then break; fi
-    answer=""
-    if ! kill -0 "$demo" 2>/dev/null; then cat "$work/demo.log" >&2; exit 1; fi
-    sleep 0.2
-done
-if [ -z "$answer" ]; then
-    echo "the demo made no SCIM token" >&2
-    cat "$work/demo.log" >&2
-    exit 1
-fi
+answer="$(demo_call -X POST -H 'Content-Type: application/json' -d '{"name": "scim2-tester"}' \
+    "$api/organizations/notes-team/scim-tokens")" || { echo "the demo made no SCIM token" >&2; exit 1; }
 read -r token base < <("$py" -c 'import json,sys; a=json.load(sys.stdin); print(a["token"], a["scim_base_url"])' <<<"$answer")
 
 "$py" scripts/scim-conformance.py "$base" "$token"

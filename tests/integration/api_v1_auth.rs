@@ -389,6 +389,17 @@ both!(unknown_routes_and_bad_ids_are_problem_404s, |db| {
     });
 });
 
+/// `POST {API}/api-keys` with an admin's session cookie and CSRF token.
+fn new_key_with_session(cookie: &str, csrf: &str, role: &str) -> actix_http::Request {
+    actix_test::TestRequest::post()
+        .uri(&format!("{API}/api-keys"))
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("cookie", format!("frontdesk_session={cookie}")))
+        .insert_header(("x-csrf-token", csrf))
+        .set_payload(json!({"name": "ci", "role": role}).to_string())
+        .to_request()
+}
+
 both!(the_readme_curl_session_works, |db| {
     block_on(async {
         // Sign in with JSON, make a key with the session and its CSRF token,
@@ -419,17 +430,8 @@ both!(the_readme_curl_session_works, |db| {
         let body: serde_json::Value = actix_test::read_body_json(login).await;
         let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
 
-        let made = actix_test::call_service(
-            &app,
-            actix_test::TestRequest::post()
-                .uri(&format!("{API}/api-keys"))
-                .insert_header(("content-type", "application/json"))
-                .insert_header(("cookie", format!("frontdesk_session={cookie}")))
-                .insert_header(("x-csrf-token", csrf))
-                .set_payload(json!({"name": "ci", "role": "admin"}).to_string())
-                .to_request(),
-        )
-        .await;
+        let made =
+            actix_test::call_service(&app, new_key_with_session(&cookie, &csrf, "admin")).await;
         assert_eq!(made.status(), StatusCode::CREATED);
         let made: serde_json::Value = actix_test::read_body_json(made).await;
         let key = made["secret"].as_str().expect("secret").to_owned();
@@ -463,5 +465,134 @@ both!(the_readme_curl_session_works, |db| {
             .first(&mut *db.conn())
             .expect("session");
         assert!(ended.is_some());
+    });
+});
+
+/// `POST {API}/sign-in` with JSON; the answer and the session cookie.
+async fn api_sign_in<S>(app: &S, body: serde_json::Value) -> (StatusCode, Option<String>, String)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+{
+    let res = actix_test::call_service(
+        app,
+        actix_test::TestRequest::post()
+            .uri(&format!("{API}/sign-in"))
+            .insert_header(("content-type", "application/json"))
+            .set_payload(body.to_string())
+            .to_request(),
+    )
+    .await;
+    let status = res.status();
+    let cookie = res
+        .response()
+        .cookies()
+        .find(|c| c.name() == "frontdesk_session")
+        .map(|c| c.value().to_owned());
+    let body = String::from_utf8(actix_test::read_body(res).await.to_vec()).expect("utf-8");
+    (status, cookie, body)
+}
+
+both!(the_api_signs_in_an_admin_for_the_session_operations, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        world_data(db);
+        let password = crate::web_app::PASSWORD;
+
+        // Wrong password: one problem for every refusal, recorded like any.
+        let (status, cookie, body) = api_sign_in(
+            &app,
+            json!({"email": "owner@staff.test", "password": "not it"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(cookie.is_none());
+        let problem: serde_json::Value = serde_json::from_str(&body).expect("problem");
+        assert_eq!(problem["type"], "urn:frontdesk:problem:unauthorized");
+        let reasons: Vec<String> = frontdesk_core::schema::login_attempts::table
+            .select(frontdesk_core::schema::login_attempts::reason)
+            .load(&mut *db.conn())
+            .expect("attempts");
+        assert_eq!(reasons, ["bad_password"]);
+
+        // A field the document does not name is a 400, not a sign-in.
+        let (status, cookie, _) = api_sign_in(
+            &app,
+            json!({"email": "owner@staff.test", "password": password, "remember": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(cookie.is_none());
+
+        // Right: a session cookie and its CSRF token, enough for the
+        // operations that take a session and never a key.
+        let (status, cookie, body) = api_sign_in(
+            &app,
+            json!({"email": "owner@staff.test", "password": password}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let cookie = cookie.expect("session cookie");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(body["user"]["email"], "owner@staff.test");
+        assert_eq!(body["user"]["staff_role"], "owner");
+        let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
+        let made =
+            actix_test::call_service(&app, new_key_with_session(&cookie, &csrf, "viewer")).await;
+        assert_eq!(made.status(), StatusCode::CREATED);
+    });
+});
+
+both!(the_api_sign_in_asks_for_the_second_factor, |db| {
+    block_on(async {
+        let fd = frontdesk(db);
+        let app = crate::host_app!(fd);
+        let ann = crate::web_app::user_with_password(db, "ann@example.com");
+        let keys = frontdesk_core::mfa::sealed::SecretBox::derive(
+            &[7u8; 32],
+            frontdesk_core::mfa::PURPOSE_TOTP,
+        )
+        .expect("keys");
+        let enrol = frontdesk_core::mfa::totp::begin(&mut db.conn(), &keys, &ann, "Notes", "")
+            .expect("begin");
+        let seed = crate::mfa::base32_decode(&enrol.secret_base32);
+        let step = crate::mfa::now_step();
+        frontdesk_core::mfa::totp::confirm(
+            &mut db.conn(),
+            &keys,
+            &ann,
+            enrol.factor_id,
+            &crate::mfa::code_at(&seed, step),
+        )
+        .expect("confirm");
+        let (status, cookie, body) = api_sign_in(
+            &app,
+            json!({"email": "ann@example.com", "password": crate::web_app::PASSWORD}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert!(cookie.is_none(), "no session before the second factor");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let challenge = body["challenge"].as_str().expect("challenge").to_owned();
+        let second = |code: String| {
+            actix_test::TestRequest::post()
+                .uri(&format!("{API}/sign-in/second-step"))
+                .insert_header(("content-type", "application/json"))
+                .set_payload(json!({"challenge": challenge, "code": code}).to_string())
+                .to_request()
+        };
+        let wrong = actix_test::call_service(&app, second("000000".into())).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let right =
+            actix_test::call_service(&app, second(crate::mfa::code_at(&seed, step + 1))).await;
+        assert_eq!(right.status(), StatusCode::OK);
+        assert!(right
+            .response()
+            .cookies()
+            .any(|c| c.name() == "frontdesk_session"));
     });
 });

@@ -44,11 +44,11 @@ pub struct LoginForm {
 
 #[derive(Deserialize)]
 pub struct JsonLogin {
-    email: String,
-    password: String,
+    pub(crate) email: String,
+    pub(crate) password: String,
     /// The host's service this sign-in is for (a slug or id).
     #[serde(default)]
-    service: Option<String>,
+    pub(crate) service: Option<String>,
 }
 
 /// `GET {prefix}/login`'s query.

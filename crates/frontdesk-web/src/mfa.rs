@@ -295,11 +295,11 @@ pub async fn step_submit(
 
 #[derive(Deserialize)]
 pub struct JsonStep {
-    challenge: String,
+    pub(crate) challenge: String,
     #[serde(default)]
-    code: String,
+    pub(crate) code: String,
     #[serde(default)]
-    recovery_code: String,
+    pub(crate) recovery_code: String,
 }
 
 /// `POST {prefix}/api/login/mfa` with `{"challenge", "code"}` or

@@ -20,6 +20,7 @@ pub mod params;
 pub mod problem;
 pub mod scim_tokens;
 pub mod sessions;
+pub mod sign_in;
 pub mod tags;
 pub mod users;
 pub mod users_create;
@@ -140,6 +141,8 @@ routes! {
     "/invitations/{id}/cancel" => { post: invitations::cancel },
     "/api-keys" => { get: api_keys::list, post: api_keys::create },
     "/api-keys/{id}" => { delete: api_keys::revoke },
+    "/sign-in" => { post: sign_in::sign_in },
+    "/sign-in/second-step" => { post: sign_in::second_step },
 }
 
 /// The API scope at `prefix`. Mount it before any scope whose prefix contains

@@ -14,7 +14,8 @@ use utoipa::{Modify, OpenApi};
 use super::problem::{Problem, ProblemField};
 use super::{
     activity, api_keys, audit, exports, groups, identity_providers, imports, invitations, licences,
-    login_attempts, organizations, scim_tokens, sessions, tags, users, users_create, ApiPrefix,
+    login_attempts, organizations, scim_tokens, sessions, sign_in, tags, users, users_create,
+    ApiPrefix,
 };
 use crate::state::FrontdeskState;
 
@@ -98,6 +99,8 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         api_keys::list,
         api_keys::create,
         api_keys::revoke,
+        sign_in::sign_in,
+        sign_in::second_step,
     ),
     components(schemas(Problem, ProblemField)),
     modifiers(&Errors),
@@ -114,6 +117,7 @@ and `limit` (1 to 100, default 50). Errors are `application/problem+json` with a
         (name = "import and export", description = "Users in and out as CSV"),
         (name = "audit", description = "Who changed what"),
         (name = "api keys", description = "API keys, managed by a signed-in admin (a session, never a key)"),
+        (name = "sign-in", description = "An admin's session (cookie and CSRF token) for the operations that take one"),
         (name = "meta", description = "This document"),
     ),
 )]
