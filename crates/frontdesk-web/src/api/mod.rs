@@ -145,6 +145,10 @@ routes! {
     "/sign-in/second-step" => { post: sign_in::second_step },
 }
 
+/// The routes open to anyone, without a key or a session (signing in); every
+/// other route of [`ROUTES`] answers 401 to an anonymous caller.
+pub const OPEN_ROUTES: &[(&str, &str)] = &[("post", "/sign-in"), ("post", "/sign-in/second-step")];
+
 /// The API scope at `prefix`. Mount it before any scope whose prefix contains
 /// it (such as `/admin`), since actix routes to the first matching scope.
 pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
