@@ -551,24 +551,9 @@ both!(the_api_sign_in_asks_for_the_second_factor, |db| {
     block_on(async {
         let fd = frontdesk(db);
         let app = crate::host_app!(fd);
-        let ann = crate::web_app::user_with_password(db, "ann@example.com");
-        let keys = frontdesk_core::mfa::sealed::SecretBox::derive(
-            &[7u8; 32],
-            frontdesk_core::mfa::PURPOSE_TOTP,
-        )
-        .expect("keys");
-        let enrol = frontdesk_core::mfa::totp::begin(&mut db.conn(), &keys, &ann, "Notes", "")
-            .expect("begin");
-        let seed = crate::mfa::base32_decode(&enrol.secret_base32);
-        let step = crate::mfa::now_step();
-        frontdesk_core::mfa::totp::confirm(
-            &mut db.conn(),
-            &keys,
-            &ann,
-            enrol.factor_id,
-            &crate::mfa::code_at(&seed, step),
-        )
-        .expect("confirm");
+        // Ann's app took the code of `step` at its enrolment.
+        let (_, seed, _) = crate::mfa::ann_with_an_app(db);
+        let step = crate::mfa::last_step(db);
         let (status, cookie, body) = api_sign_in(
             &app,
             json!({"email": "ann@example.com", "password": crate::web_app::PASSWORD}),

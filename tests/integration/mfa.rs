@@ -53,7 +53,7 @@ fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
     &body[i..j]
 }
 
-fn last_step(db: &TestDb) -> i64 {
+pub(crate) fn last_step(db: &TestDb) -> i64 {
     let mut conn = db.conn();
     mfa_factors::table
         .filter(mfa_factors::confirmed_at.is_not_null())
@@ -359,7 +359,9 @@ both!(wrong_second_steps_count_towards_the_lockout, |db| {
 });
 
 /// Ann with a confirmed authenticator app: the app's seed and the keys.
-fn ann_with_an_app(db: &TestDb) -> (frontdesk_core::users::User, Vec<u8>, mfa::sealed::SecretBox) {
+pub(crate) fn ann_with_an_app(
+    db: &TestDb,
+) -> (frontdesk_core::users::User, Vec<u8>, mfa::sealed::SecretBox) {
     let ann = user_with_password(db, "ann@example.com");
     let keys = mfa::sealed::SecretBox::derive(&[7u8; 32], mfa::PURPOSE_TOTP).expect("keys");
     let enrol = mfa::totp::begin(&mut db.conn(), &keys, &ann, "Notes", "").expect("begin");
