@@ -265,6 +265,17 @@ fn secret_key(dir: &Path) -> std::io::Result<Vec<u8>> {
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Log lines on stderr, each inside its request's span (`request{request_id=…
+    // method=…}`; the span is at debug level, turned on here for frontdesk's
+    // request spans only); `RUST_LOG` (e.g. `debug`) replaces the filter.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,frontdesk_web::request_id=debug")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let base_url = std::env::var("DEMO_BASE_URL").unwrap_or_else(|_| format!("http://{addr}"));
     let dir = data_dir()?;

@@ -64,3 +64,90 @@ both!(every_answer_names_its_request, |db| block_on(async {
     assert_ne!(id, "two words");
     assert_eq!(id.len(), 24);
 }));
+
+// Log lines carry the request's id and span across the blocking pool, an
+// internal error is logged once, and nothing secret is logged at any level:
+// passwords, API keys, tokens in paths; nor full addresses at info or above.
+both!(log_lines_name_their_request_and_keep_secrets_out, |db| {
+    block_on(async {
+        use crate::api_v1_support::{call, world, Who};
+        use diesel::connection::SimpleConnection;
+
+        crate::captured_log::install();
+        let fd = crate::web_app::frontdesk(db);
+        let app = crate::host_app!(fd);
+        let w = world(db, &app).await;
+        let wrong = "Tr0ub4dor&3 is not it";
+        let token = "tok3n-in-the-path-4c1d9e";
+
+        let mut b = Browser::new();
+        let page = b.login(&app, &w.acme_member.email, wrong).await;
+        assert!(!page.status.is_redirection(), "{}", page.body);
+        let page = b
+            .login(&app, &w.acme_member.email, crate::web_app::PASSWORD)
+            .await;
+        assert!(page.status.is_redirection(), "{}", page.body);
+        let page = b.get(&app, &format!("/auth/invitations/{token}")).await;
+        assert!(page.status.is_client_error(), "{}", page.status);
+        let listed = call(&app, &w, Who::StaffOwnerKey, "GET", "/users", None).await;
+        assert_eq!(listed.status, StatusCode::OK);
+
+        // A failure inside a service call, on the blocking pool.
+        db.conn()
+            .batch_execute("ALTER TABLE user_services RENAME TO user_services_gone")
+            .expect("rename");
+        let failed = call(&app, &w, Who::StaffOwnerKey, "GET", "/users", None).await;
+        assert_eq!(
+            failed.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{}",
+            failed.raw
+        );
+        let id = failed.body["request_id"]
+            .as_str()
+            .expect("request id")
+            .to_owned();
+        assert!(
+            !failed.raw.contains("user_services"),
+            "the database's message stays in the log"
+        );
+
+        let lines = crate::captured_log::lines();
+        let keys: Vec<&String> = w.keys.values().collect();
+        for line in &lines {
+            for secret in [crate::web_app::PASSWORD, wrong, token] {
+                assert!(!line.contains(secret), "{secret:?} logged: {line}");
+            }
+            for key in &keys {
+                assert!(!line.contains(key.as_str()), "an API key logged: {line}");
+            }
+            if line.contains(" INFO ") || line.contains(" WARN ") || line.contains(" ERROR ") {
+                for user in [&w.acme_member, &w.staff_owner, &w.acme_admin] {
+                    assert!(!line.contains(&user.email), "an address logged: {line}");
+                }
+            }
+        }
+        let mine: Vec<&String> = lines.iter().filter(|l| l.contains(&id)).collect();
+        let errors: Vec<&&String> = mine.iter().filter(|l| l.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "logged once: {mine:#?}");
+        let error = errors[0];
+        assert!(
+            error.contains("user_services"),
+            "the cause is in it: {error}"
+        );
+        assert!(
+            error.contains(&format!("request{{request_id={id} method=GET}}")),
+            "in the request's span: {error}"
+        );
+        assert!(
+            error.contains(":core{call="),
+            "in the service call's span: {error}"
+        );
+        // The request's span, closed, names its route and status.
+        assert!(
+            mine.iter()
+                .any(|l| l.contains("route=/admin/api/v1/users") && l.contains("status=500")),
+            "{mine:#?}"
+        );
+    })
+});

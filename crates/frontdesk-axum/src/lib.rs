@@ -347,7 +347,7 @@ async fn resolve(
     frontdesk_web::current_user::resolve_token(&fd.state, &token)
         .await
         .map_err(|e| {
-            log::warn!("frontdesk: session check failed: {e}");
+            tracing::warn!("frontdesk: session check failed: {e}");
             (StatusCode::SERVICE_UNAVAILABLE, "Try again shortly.").into_response()
         })
 }

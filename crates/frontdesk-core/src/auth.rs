@@ -160,7 +160,7 @@ pub fn sign_in(
         };
         // Outside a transaction: delivered as it is; nothing to veto.
         if let Err(e) = crate::events::emit(conn, failed) {
-            log::warn!("frontdesk: a listener refused a failed sign-in's event: {e}");
+            tracing::warn!("frontdesk: a listener refused a failed sign-in's event: {e}");
         }
         return Err(SignInError::Refused { reason, user_id });
     }
@@ -352,7 +352,7 @@ fn refuse(
         reason,
     };
     if let Err(e) = crate::events::emit(conn, failed) {
-        log::warn!("frontdesk: a listener refused a failed sign-in's event: {e}");
+        tracing::warn!("frontdesk: a listener refused a failed sign-in's event: {e}");
     }
     Err(SignInError::Refused {
         reason,

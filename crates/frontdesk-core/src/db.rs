@@ -342,7 +342,7 @@ impl ManageConnection for ConnectionManager {
         if let Some(buffer) = event_buffer(conn) {
             let lost = buffer.clear();
             if lost > 0 {
-                log::warn!(
+                tracing::warn!(
                     "frontdesk: {lost} undelivered event(s) dropped with a pooled connection"
                 );
             }
@@ -393,7 +393,7 @@ pub fn retry_on_outage<T>(
                     std::thread::sleep(waits[attempt - stale]);
                 }
                 attempt += 1;
-                log::warn!("frontdesk: database away, retrying: {e}");
+                tracing::warn!("frontdesk: database away, retrying: {e}");
             }
             other => return other,
         }
@@ -421,7 +421,7 @@ pub fn connect_with(
 ) -> Result<Pool, CoreError> {
     let (pool, report) = open_with(url, max_size, schema, listeners)?;
     if !report.moved_tables.is_empty() {
-        log::warn!(
+        tracing::warn!(
             "frontdesk: moved its tables from public into schema {schema}: {}",
             report.moved_tables.join(", ")
         );

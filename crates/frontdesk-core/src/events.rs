@@ -552,7 +552,10 @@ impl Listeners {
             for l in &self.0 {
                 let run = std::panic::AssertUnwindSafe(|| l.after_commit(event));
                 if std::panic::catch_unwind(run).is_err() {
-                    log::error!("frontdesk: an event listener panicked on {event:?}");
+                    // The event's kind only: its fields may name an address.
+                    let debug = format!("{event:?}");
+                    let kind = debug.split([' ', '{', '(']).next().unwrap_or("");
+                    tracing::error!("frontdesk: an event listener panicked on a {kind} event");
                 }
             }
         }
@@ -654,7 +657,7 @@ impl Buffer {
 /// million rows) would otherwise keep every one until it is dropped.
 pub fn emit(conn: &mut DbConnection, event: Event) -> Result<(), CoreError> {
     let Some(buffer) = crate::db::event_buffer(conn).filter(|b| !b.listeners.is_empty()) else {
-        log::debug!("frontdesk: event on a connection without listeners: {event:?}");
+        tracing::debug!("frontdesk: event on a connection without listeners: {event:?}");
         return Ok(());
     };
     buffer

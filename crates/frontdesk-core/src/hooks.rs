@@ -61,7 +61,7 @@ impl HooksListener {
         match crate::events::run(pool, f) {
             Ok(v) => Some(v),
             Err(e) => {
-                log::error!("frontdesk: a hook's row could not be read: {e}");
+                tracing::error!("frontdesk: a hook's row could not be read: {e}");
                 None
             }
         }

@@ -590,10 +590,10 @@ pub fn run<R: Read + Seek>(
         match pool.get() {
             Ok(mut c) => {
                 if let Err(e) = progress(&mut c, id, p) {
-                    log::warn!("frontdesk: import {id}: progress not saved: {e}");
+                    tracing::warn!("frontdesk: import {id}: progress not saved: {e}");
                 }
             }
-            Err(e) => log::warn!("frontdesk: import {id}: progress not saved: {e}"),
+            Err(e) => tracing::warn!("frontdesk: import {id}: progress not saved: {e}"),
         }
         observer(p);
     };

@@ -305,7 +305,7 @@ fn listen(weak: Weak<SessionCache>, url: String) {
             Ok(c) => c,
             Err(e) => {
                 if !logged {
-                    log::warn!(
+                    tracing::warn!(
                         "frontdesk: session cache listener cannot connect, cache bypassed: {e}"
                     );
                     logged = true;
@@ -351,7 +351,7 @@ fn listen(weak: Weak<SessionCache>, url: String) {
             drop(cache);
             std::thread::sleep(POLL);
         };
-        log::warn!("frontdesk: session cache listener lost its connection, cache bypassed until it is back: {lost}");
+        tracing::warn!("frontdesk: session cache listener lost its connection, cache bypassed until it is back: {lost}");
         std::thread::sleep(RECONNECT_DELAY);
     }
 }

@@ -285,10 +285,10 @@ impl Mailer {
         report.released = counts.released;
         report.lost_claims = counts.lost_claims;
         if report.lost_claims > 0 {
-            log::warn!("outbox: {} claims ran past their lease", report.lost_claims);
+            tracing::warn!("outbox: {} claims ran past their lease", report.lost_claims);
         }
         if report.released > 0 {
-            log::warn!(
+            tracing::warn!(
                 "outbox: {} mails not tried within half their lease; back in the queue",
                 report.released
             );
@@ -342,14 +342,14 @@ impl Mailer {
                     next_sweep = tokio::time::Instant::now() + cfg.sweep_interval;
                     match mailer.restore_ended_suspensions().await {
                         Ok(0) => {}
-                        Ok(n) => log::info!("outbox worker: {n} suspension(s) ended"),
-                        Err(e) => log::error!("outbox worker: ending suspensions: {e}"),
+                        Ok(n) => tracing::info!("outbox worker: {n} suspension(s) ended"),
+                        Err(e) => tracing::error!("outbox worker: ending suspensions: {e}"),
                     }
                 }
                 let busy = match mailer.deliver_due_once().await {
                     Ok(r) => r.claimed as i64 >= cfg.batch_size,
                     Err(e) => {
-                        log::error!("outbox worker: {e}");
+                        tracing::error!("outbox worker: {e}");
                         false
                     }
                 };
@@ -404,7 +404,7 @@ impl MailerHandle {
         let _ = self.stop.send(true);
         self.wake.notify_one();
         if let Err(e) = self.task.await {
-            log::error!("outbox worker ended badly: {e}");
+            tracing::error!("outbox worker ended badly: {e}");
         }
     }
 }

@@ -65,7 +65,7 @@ impl Activity {
                 recorder.record(e)
             }
             Err(e) => {
-                log::warn!("frontdesk: activity event {kind:?} not recorded: {e}");
+                tracing::warn!("frontdesk: activity event {kind:?} not recorded: {e}");
                 false
             }
         }
@@ -82,14 +82,14 @@ impl Activity {
     /// Resolves once everything queued so far is written.
     pub async fn flushed(&self) {
         if let Some(r) = self.recorder.clone() {
-            let _ = actix_web::web::block(move || r.flush()).await;
+            let _ = crate::request_id::block(move || r.flush()).await;
         }
     }
 
     /// Runs the retention purge now; the rows deleted.
     pub async fn purge_now(&self) -> u64 {
         match self.recorder.clone() {
-            Some(r) => actix_web::web::block(move || r.purge_now())
+            Some(r) => crate::request_id::block(move || r.purge_now())
                 .await
                 .unwrap_or(0),
             None => 0,

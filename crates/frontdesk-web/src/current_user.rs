@@ -175,7 +175,7 @@ async fn cached_check(
             state.spawn_deferred(move || {
                 let Ok(mut conn) = pool.get() else { return };
                 if let Err(e) = sessions::touch(&mut conn, session_id, user_id) {
-                    log::warn!("frontdesk: session activity not recorded: {e}");
+                    tracing::warn!("frontdesk: session activity not recorded: {e}");
                 }
             });
             Some((s, u))

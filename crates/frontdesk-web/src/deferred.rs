@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tracing::Instrument;
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::Bytes;
@@ -40,6 +41,8 @@ pub(crate) fn spawn(
 ) {
     running.count.fetch_add(1, Ordering::SeqCst);
     // Not awaited: nobody waits for the job but `settled`.
+    // In the span (and with the request id) of the request that left it.
+    let job = crate::request_id::carried(job);
     drop(runtime.spawn_blocking(move || {
         let _done = Done(running);
         job();
@@ -54,10 +57,20 @@ pub(crate) fn spawn_async(
     work: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     running.count.fetch_add(1, Ordering::SeqCst);
-    drop(runtime.spawn(async move {
-        let _done = Done(running);
-        work.await;
-    }));
+    let span = tracing::Span::current();
+    let id = crate::request_id::current();
+    drop(
+        runtime.spawn(
+            async move {
+                let _done = Done(running);
+                match id {
+                    Some(id) => crate::request_id::scope(id, work).await,
+                    None => work.await,
+                }
+            }
+            .instrument(span),
+        ),
+    );
 }
 
 /// Resolves once no deferred job is running.

@@ -121,6 +121,6 @@ fn send(state: &FrontdeskState, email: &str, ip: Option<&str>) {
     match queued {
         Ok(true) => state.wake_mailer(),
         Ok(false) => {}
-        Err(e) => log::error!("frontdesk: verification mail request failed: {e}"),
+        Err(e) => tracing::error!("frontdesk: verification mail request failed: {e}"),
     }
 }

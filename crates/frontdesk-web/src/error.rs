@@ -127,7 +127,7 @@ impl WebError {
     }
 
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        log::error!(
+        tracing::error!(
             "frontdesk [{}]: {detail}",
             crate::request_id::current().as_deref().unwrap_or("-")
         );
@@ -139,7 +139,7 @@ impl WebError {
     }
 
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
-        log::error!(
+        tracing::error!(
             "frontdesk [{}]: {detail}",
             crate::request_id::current().as_deref().unwrap_or("-")
         );

@@ -54,7 +54,7 @@ pub fn import_error(e: ImportError) -> WebError {
             created,
             error,
         } => {
-            log::error!(
+            tracing::error!(
                 "frontdesk: import stopped after row {}: {error}",
                 committed_rows + 1
             );
@@ -549,7 +549,7 @@ pub async fn start(
                 if let Err(e) = frontdesk_core::db::retry_on_outage(st.pool(), |c| {
                     import_jobs::finish(c, job.id, result.as_ref())
                 }) {
-                    log::warn!("frontdesk: import {}: outcome not saved: {e}", job.id);
+                    tracing::warn!("frontdesk: import {}: outcome not saved: {e}", job.id);
                 }
             }
             let report = result.map_err(import_error)?;
@@ -588,7 +588,7 @@ fn spawn(state: &FrontdeskState, id: i64, actor: Actor, options: ImportOptions, 
                 }
             });
         let Some(_slot) = slot else {
-            log::warn!("frontdesk: background import {id} was marked failed while it waited");
+            tracing::warn!("frontdesk: background import {id} was marked failed while it waited");
             return;
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -608,9 +608,9 @@ fn spawn(state: &FrontdeskState, id: i64, actor: Actor, options: ImportOptions, 
                     st.wake_mailer();
                 }
             }
-            Ok(Err(e)) => log::warn!("frontdesk: background import {id} failed: {e}"),
+            Ok(Err(e)) => tracing::warn!("frontdesk: background import {id} failed: {e}"),
             Err(_) => {
-                log::error!("frontdesk: background import {id} panicked");
+                tracing::error!("frontdesk: background import {id} panicked");
                 let e = ImportError::Io(std::io::Error::other("the import stopped unexpectedly"));
                 if let Ok(mut c) = pool.get() {
                     let _ = import_jobs::finish(&mut c, id, Err(&e));
@@ -621,9 +621,13 @@ fn spawn(state: &FrontdeskState, id: i64, actor: Actor, options: ImportOptions, 
     };
     if let Err(e) = std::thread::Builder::new()
         .name(format!("frontdesk-import-{id}"))
-        .spawn(run)
+        // In the span of the request that filed it, and one of its own.
+        .spawn(crate::request_id::carried(move || {
+            let _import = tracing::info_span!("import", import_id = id).entered();
+            run()
+        }))
     {
-        log::error!("frontdesk: background import {id} could not start: {e}");
+        tracing::error!("frontdesk: background import {id} could not start: {e}");
         let e = ImportError::Io(e);
         if let Ok(mut c) = state.pool().get() {
             let _ = import_jobs::finish(&mut c, id, Err(&e));

@@ -337,12 +337,14 @@ async fn accept(
                             user_id: accepted.user.id,
                         };
                         if let Err(e) = frontdesk_core::events::emit(conn, signed_in) {
-                            log::warn!("frontdesk: sign-in event refused after an acceptance: {e}");
+                            tracing::warn!(
+                                "frontdesk: sign-in event refused after an acceptance: {e}"
+                            );
                         }
                         Some(token)
                     }
                     Err(e) => {
-                        log::error!("frontdesk: no session after an accepted invitation: {e}");
+                        tracing::error!("frontdesk: no session after an accepted invitation: {e}");
                         None
                     }
                 }

@@ -113,7 +113,7 @@ fn request_reset(state: &FrontdeskState, email: &str) {
         // (Only then: unknown addresses must not make the worker run.)
         Ok(true) => state.wake_mailer(),
         Ok(false) => {}
-        Err(e) => log::error!("frontdesk: password reset request failed: {e}"),
+        Err(e) => tracing::error!("frontdesk: password reset request failed: {e}"),
     }
 }
 

@@ -4,12 +4,19 @@
 //! written into problem+json bodies as `request_id`, and put in front of
 //! frontdesk's error log lines, so a user's report can be matched to a log
 //! line.
+//!
+//! Each request runs in a `tracing` span named `request` (debug level) with the id, the
+//! method and, once routed, the route's pattern and the status (never the
+//! path itself: invitation and reset links carry their token in it). Work
+//! sent to the blocking pool runs in the same span and sees the same id
+//! ([`carried`]).
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use rand::RngCore;
+use tracing::Instrument;
 
 /// The response (and accepted request) header.
 pub const HEADER: &str = "x-request-id";
@@ -21,6 +28,42 @@ tokio::task_local! {
 /// The id of the request being served on this task, if any.
 pub fn current() -> Option<String> {
     REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
+/// Runs `f` with `id` as the current request id (for work off the request's
+/// task, on a blocking thread).
+pub fn within<T>(id: Option<String>, f: impl FnOnce() -> T) -> T {
+    match id {
+        Some(id) => REQUEST_ID.sync_scope(id, f),
+        None => f(),
+    }
+}
+
+/// Runs `work` with `id` as the current request id (a task spawned for the
+/// request).
+pub async fn scope<T>(id: String, work: impl std::future::Future<Output = T>) -> T {
+    REQUEST_ID.scope(id, work).await
+}
+
+/// `f`, to run elsewhere (the blocking pool, a spawned job) inside the
+/// caller's span and with the caller's request id, so what it logs names the
+/// request it serves.
+pub fn carried<T>(f: impl FnOnce() -> T) -> impl FnOnce() -> T {
+    let span = tracing::Span::current();
+    let id = current();
+    move || {
+        let _entered = span.enter();
+        within(id, f)
+    }
+}
+
+/// `actix_web::web::block` with the caller's span and request id carried.
+pub(crate) async fn block<T, F>(f: F) -> Result<T, actix_web::error::BlockingError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    actix_web::web::block(carried(f)).await
 }
 
 /// An incoming id is kept when it is 1 to 64 characters of `A-Z a-z 0-9 - _ .`.
@@ -49,7 +92,26 @@ pub async fn assign(
         .filter(|v| acceptable(v))
         .map(str::to_owned)
         .unwrap_or_else(fresh);
-    let result = REQUEST_ID.scope(id.clone(), next.call(req)).await;
+    // At debug level, like tower-http's request spans: with `tracing`'s `log`
+    // bridge, an info span would put a line per request into the log of a
+    // host that only has a `log` logger.
+    let span = tracing::debug_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let result = REQUEST_ID
+        .scope(id.clone(), next.call(req))
+        .instrument(span.clone())
+        .await;
+    if let Ok(res) = &result {
+        if let Some(route) = res.request().match_pattern() {
+            span.record("route", tracing::field::display(route));
+        }
+        span.record("status", res.status().as_u16());
+    }
     let mut res = match result {
         Ok(res) => res,
         // Rendered here, so the problem body carries the id too; the outer

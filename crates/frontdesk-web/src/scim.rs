@@ -129,7 +129,7 @@ where
                 status,
                 detail,
             ) {
-                log::warn!("frontdesk: could not note a SCIM request: {e}");
+                tracing::warn!("frontdesk: could not note a SCIM request: {e}");
             }
             Ok::<_, CoreError>(out)
         })

@@ -302,7 +302,7 @@ async fn register(state: FrontdeskState, form: Checked, ip: Option<String>, pass
     match outcome {
         Ok(signup::Outcome::Limited) => {}
         Ok(_) => state.wake_mailer(),
-        Err(e) => log::error!("frontdesk: sign-up request failed: {}", e.detail),
+        Err(e) => tracing::error!("frontdesk: sign-up request failed: {}", e.detail),
     }
 }
 

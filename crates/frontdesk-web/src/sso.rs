@@ -87,7 +87,7 @@ pub async fn start(
     match begin(&state, &idp, Some(&email), next).await {
         Ok(res) => Ok(res),
         Err(e) => {
-            log::warn!(
+            tracing::warn!(
                 "frontdesk: single sign-on through {} could not start: {e}",
                 idp.provider.provider_key
             );
@@ -123,7 +123,7 @@ async fn begin(
     let client_id = idp.provider.client_id.clone();
     let redirect = state.sso_redirect_uri();
     let hint = login_hint.map(str::to_owned);
-    let auth = web::block(move || {
+    let auth = crate::request_id::block(move || {
         oidc::authorize(
             &oidc::ClientConfig {
                 issuer: &issuer,
@@ -280,7 +280,7 @@ pub async fn callback(
     let client_id = idp.provider.client_id.clone();
     let redirect = state.sso_redirect_uri();
     let (verifier, nonce) = (pending.pkce_verifier.clone(), pending.nonce.clone());
-    let identity = web::block(move || {
+    let identity = crate::request_id::block(move || {
         oidc::finish(
             &oidc::ClientConfig {
                 issuer: &issuer,
@@ -298,7 +298,7 @@ pub async fn callback(
     let identity = match identity {
         Ok(i) => i,
         Err(e) => {
-            log::warn!(
+            tracing::warn!(
                 "frontdesk: single sign-on through {} refused: {e}",
                 idp.provider.provider_key
             );

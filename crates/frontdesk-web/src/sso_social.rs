@@ -62,7 +62,7 @@ async fn begin(
 ) -> Result<HttpResponse, String> {
     let redirect = state.sso_redirect_uri();
     let p = provider.clone();
-    let auth = web::block(move || social::authorize(&p, &redirect))
+    let auth = crate::request_id::block(move || social::authorize(&p, &redirect))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
@@ -91,7 +91,7 @@ pub async fn start(
     match begin(&state, provider, next, None).await {
         Ok(res) => Ok(res),
         Err(e) => {
-            log::warn!("frontdesk: signing in with {name} could not start: {e}");
+            tracing::warn!("frontdesk: signing in with {name} could not start: {e}");
             render_login(
                 &req,
                 &state,
@@ -120,7 +120,7 @@ pub async fn link_start(
     match begin(&state, provider, None, Some(me.id())).await {
         Ok(res) => Ok(res),
         Err(e) => {
-            log::warn!("frontdesk: linking a {name} account could not start: {e}");
+            tracing::warn!("frontdesk: linking a {name} account could not start: {e}");
             let msg = format!("Linking your {name} account did not work. Try again later.");
             page_response(&state, &me, StatusCode::BAD_GATEWAY, None, Some(&msg)).await
         }
@@ -156,13 +156,14 @@ pub(crate) async fn callback(
     let redirect = state.sso_redirect_uri();
     let (verifier, nonce) = (pending.pkce_verifier.clone(), pending.nonce.clone());
     let p = provider.clone();
-    let identity = web::block(move || social::finish(&p, &redirect, &code, &verifier, &nonce))
-        .await
-        .map_err(WebError::internal)?;
+    let identity =
+        crate::request_id::block(move || social::finish(&p, &redirect, &code, &verifier, &nonce))
+            .await
+            .map_err(WebError::internal)?;
     let identity = match identity {
         Ok(i) => i,
         Err(e) => {
-            log::warn!("frontdesk: signing in with {name} refused: {e}");
+            tracing::warn!("frontdesk: signing in with {name} refused: {e}");
             let reason = match e {
                 sso::oidc::OidcError::Exchange(_) | sso::oidc::OidcError::Token(_) => {
                     Reason::SsoTokenInvalid

@@ -227,7 +227,7 @@ impl FrontdeskState {
                 ))
             }
             None => {
-                log::warn!("frontdesk: no secret_key set; a random one is used, so several instances will not share login forms");
+                tracing::warn!("frontdesk: no secret_key set; a random one is used, so several instances will not share login forms");
                 let mut k = vec![0u8; 32];
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
                 k
@@ -253,7 +253,7 @@ impl FrontdeskState {
                 &settings.site_name,
             )?;
             if rp.is_none() {
-                log::warn!("frontdesk: passkeys need base_url to name a domain (localhost counts), not an IP address; they are off");
+                tracing::warn!("frontdesk: passkeys need base_url to name a domain (localhost counts), not an IP address; they are off");
             }
             rp.map(Arc::new)
         } else {
@@ -482,7 +482,10 @@ impl FrontdeskState {
     {
         let pool = self.0.pool.clone();
         let cache = self.session_cache().cloned();
-        web::block(move || {
+        web::block(crate::request_id::carried(move || {
+            // The service call, inside the request's span: named by the
+            // closure's type (`frontdesk_web::admin::users::…`).
+            let _call = tracing::debug_span!("core", call = %std::any::type_name::<F>()).entered();
             // Events the work commits reach the listeners once the
             // connection is back in the pool (when `conn` drops).
             let mut conn =
@@ -499,7 +502,7 @@ impl FrontdeskState {
                 }
             }
             out
-        })
+        }))
         .await
         .map_err(WebError::internal)?
     }
@@ -525,7 +528,7 @@ impl FrontdeskState {
     ) {
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => crate::deferred::spawn_async(&rt, self.0.deferred.clone(), work),
-            Err(_) => log::error!("frontdesk: deferred work dropped outside a runtime"),
+            Err(_) => tracing::error!("frontdesk: deferred work dropped outside a runtime"),
         }
     }
 
@@ -568,7 +571,9 @@ impl FrontdeskState {
         T: Send + 'static,
     {
         let permit = self.hash_permit().await?;
-        let out = web::block(f).await.map_err(WebError::internal);
+        let out = web::block(crate::request_id::carried(f))
+            .await
+            .map_err(WebError::internal);
         drop(permit);
         out
     }

@@ -226,7 +226,7 @@ impl Recorder {
         };
         if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
             *last = Some(Instant::now());
-            log::warn!(
+            tracing::warn!(
                 "frontdesk: activity queue full ({} events); {total} events dropped so far",
                 self.0.config.queue_capacity
             );
@@ -383,11 +383,11 @@ impl Writer {
                     break;
                 }
                 Err(e) if attempt < WRITE_ATTEMPTS => {
-                    log::warn!("frontdesk: activity batch not written yet ({e}); retrying");
+                    tracing::warn!("frontdesk: activity batch not written yet ({e}); retrying");
                     std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
                 }
                 Err(e) => {
-                    log::error!(
+                    tracing::error!(
                         "frontdesk: {} activity events lost, the database refused them: {e}",
                         batch.len()
                     );
@@ -416,11 +416,11 @@ impl Writer {
                         *at,
                     ) {
                         // A session or user deleted since: nothing to record.
-                        log::debug!("frontdesk: service sign-in not recorded: {e}");
+                        tracing::debug!("frontdesk: service sign-in not recorded: {e}");
                     }
                 }
             }
-            Err(e) => log::warn!("frontdesk: service sign-ins not recorded: {e}"),
+            Err(e) => tracing::warn!("frontdesk: service sign-ins not recorded: {e}"),
         }
         sign_ins.clear();
     }
@@ -436,7 +436,7 @@ impl Writer {
                 Some(n as u64)
             }
             Err(e) => {
-                log::warn!("frontdesk: activity retention: {e}");
+                tracing::warn!("frontdesk: activity retention: {e}");
                 None
             }
         }

@@ -99,7 +99,7 @@ pub fn refuse(
         reason,
     };
     if let Err(e) = crate::events::emit(conn, failed) {
-        log::warn!("frontdesk: a listener refused a failed sign-in's event: {e}");
+        tracing::warn!("frontdesk: a listener refused a failed sign-in's event: {e}");
     }
     Err(SignInError::Refused { reason, user_id })
 }

@@ -226,7 +226,7 @@ pub async fn export(
 pub(crate) fn stream(state: &FrontdeskState, actor: Actor, request: ExportRequest) -> HttpResponse {
     let pool = state.pool().clone();
     let (tx, rx) = mpsc::channel(8);
-    tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(crate::request_id::carried(move || {
         let mut out = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::new(),
@@ -238,10 +238,10 @@ pub(crate) fn stream(state: &FrontdeskState, actor: Actor, request: ExportReques
             Err(e) => Err(ExportError::Io(std::io::Error::other(e.to_string()))),
         };
         if let Err(e) = result {
-            log::error!("frontdesk: export stopped: {e}");
+            tracing::error!("frontdesk: export stopped: {e}");
             let _ = tx.blocking_send(Err(std::io::Error::other("export stopped")));
         }
-    });
+    }));
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

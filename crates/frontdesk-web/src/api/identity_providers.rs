@@ -183,7 +183,7 @@ pub async fn put(
         )])));
     };
     let issuer = input.issuer.clone();
-    let discovered = web::block(move || oidc::discover(&issuer).map(|_| ()))
+    let discovered = crate::request_id::block(move || oidc::discover(&issuer).map(|_| ()))
         .await
         .map_err(WebError::internal)?;
     if let Err(e) = discovered {

@@ -159,7 +159,7 @@ fn body_field(message: &str) -> String {
 
 fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
     // `/users/abc` names no user: the same answer as an id that does not exist.
-    log::debug!("frontdesk api: bad path: {err}");
+    tracing::debug!("frontdesk api: bad path: {err}");
     not_found().into()
 }
 
