@@ -1340,3 +1340,100 @@ both!(
         }
     }
 );
+
+// Upload forms that cannot be read: each is refused with its own message,
+// and no import is filed.
+both!(unreadable_upload_forms_are_refused_by_name, |db| {
+    let cast = fx::cast(db);
+    let fd = builder(db)
+        .import_config(ImportConfig {
+            max_bytes: 200,
+            ..ImportConfig::default()
+        })
+        .build()
+        .expect("frontdesk");
+    block_on(async move {
+        let app = host_app!(fd);
+        let (mut b, csrf) = fx::signed_in(db, cast.get("staff_owner"));
+        let csv = "email,first_name,last_name\nform@acme.test,Form,Check\n";
+        let good = multipart(
+            &[("csrf_token", &csrf), ("mode", "apply")],
+            Some(("people.csv", csv.as_bytes())),
+        );
+        let truncated = good[..good.len() - 12].to_vec();
+        let mut two_files = multipart(&[("csrf_token", &csrf)], Some(("a.csv", csv.as_bytes())));
+        let closing = format!("--{BOUNDARY}--\r\n");
+        two_files.truncate(two_files.len() - closing.len());
+        two_files.extend_from_slice(&multipart(&[], Some(("b.csv", csv.as_bytes()))));
+        let long_field = "x".repeat(17 * 1024);
+        let big_file = format!("{csv}{}", "more@acme.test,More,Rows\n".repeat(10));
+        let cases: Vec<(&str, String, Vec<u8>, &str)> = vec![
+            (
+                "not multipart",
+                "application/x-www-form-urlencoded".into(),
+                b"mode=apply".to_vec(),
+                "must be sent as multipart",
+            ),
+            (
+                "no boundary",
+                "multipart/form-data".into(),
+                good.clone(),
+                "must be sent as multipart",
+            ),
+            (
+                "cut short",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+                truncated,
+                "could not be read",
+            ),
+            (
+                "two files",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+                two_files,
+                "one file at a time",
+            ),
+            (
+                "a field too long",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+                multipart(
+                    &[("csrf_token", &csrf), ("mode", &long_field)],
+                    Some(("people.csv", csv.as_bytes())),
+                ),
+                "field is too long",
+            ),
+            (
+                "a file over max_bytes",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+                multipart(
+                    &[("csrf_token", &csrf), ("mode", "apply")],
+                    Some(("people.csv", big_file.as_bytes())),
+                ),
+                "at most 200 bytes",
+            ),
+        ];
+        let imports0 = count(db, "imports");
+        for (what, content_type, body, message) in cases {
+            let req = TestRequest::post()
+                .uri("/admin/imports")
+                .insert_header((header::CONTENT_TYPE, content_type))
+                .set_payload(body);
+            let res = b.send(&app, req).await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER, "{what}: {}", res.body);
+            assert_eq!(res.location(), "/admin/imports", "{what}");
+            let shown = b.get(&app, res.location()).await;
+            assert!(shown.body.contains(message), "{what}: {}", shown.body);
+            assert_eq!(count(db, "imports"), imports0, "{what}: no import filed");
+            assert!(!exists(db, "form@acme.test"), "{what}");
+        }
+        // The same form, whole, goes through.
+        let res = upload(
+            &mut b,
+            &app,
+            &[("csrf_token", &csrf), ("mode", "apply")],
+            Some(("people.csv", csv.as_bytes())),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert!(exists(db, "form@acme.test"));
+    });
+});

@@ -187,10 +187,7 @@ fn too_large(max: u64) -> WebError {
 }
 
 async fn next_chunk(payload: &mut web::Payload) -> Option<Result<web::Bytes, WebError>> {
-    use futures_core::Stream;
-    use std::future::poll_fn;
-    use std::pin::Pin;
-    poll_fn(|cx| Pin::new(&mut *payload).poll_next(cx))
+    next(payload)
         .await
         .map(|r| r.map_err(|e| WebError::bad_request(format!("reading the upload: {e}"))))
 }
@@ -222,202 +219,91 @@ pub struct MultipartForm {
     pub upload: Option<Upload>,
 }
 
-fn boundary_of(req: &HttpRequest) -> Result<String, WebError> {
-    let ct = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let not_multipart =
-        || WebError::bad_request("The form must be sent as multipart/form-data (with the file).");
-    let mut parts = ct.split(';');
-    if !parts
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("multipart/form-data"))
-    {
-        return Err(not_multipart());
-    }
-    let b = parts
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
-        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
-        .ok_or_else(not_multipart)?;
-    if b.is_empty() || b.len() > 70 {
-        return Err(not_multipart());
-    }
-    Ok(b)
+/// The next item of a stream.
+async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
 }
 
-/// `name` and `filename` of a part's `Content-Disposition`.
-fn disposition(headers: &str) -> (Option<String>, Option<String>) {
-    let mut name = None;
-    let mut file = None;
-    for line in headers.split("\r\n") {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        if !k.trim().eq_ignore_ascii_case("content-disposition") {
-            continue;
-        }
-        for p in v.split(';').skip(1) {
-            let Some((pk, pv)) = p.trim().split_once('=') else {
-                continue;
-            };
-            let pv = pv.trim().trim_matches('"').to_owned();
-            match pk.trim().to_ascii_lowercase().as_str() {
-                "name" => name = Some(pv),
-                "filename" => file = Some(pv),
-                _ => {}
-            }
-        }
-    }
-    (name, file)
+/// Whether the request says it is `multipart/form-data` with a boundary.
+fn is_form_data(req: &HttpRequest) -> bool {
+    use actix_web::{mime, HttpMessage};
+    matches!(
+        req.mime_type(),
+        Ok(Some(m)) if m.type_() == mime::MULTIPART
+            && m.subtype() == mime::FORM_DATA
+            && m.get_param(mime::BOUNDARY).is_some_and(|b| !b.as_str().is_empty())
+    )
 }
 
-enum Part {
-    Skip,
-    Field(String, Vec<u8>),
-    File(BufWriter<File>),
-}
-
-/// Reads a multipart form as it arrives; the file part (`file_field`) goes to
-/// disk, at most `max_bytes` of it.
+/// Reads a multipart form as it arrives (parsed by `actix-multipart`); the
+/// file part (`file_field`) goes to disk, at most `max_bytes` of it; text
+/// fields are kept, at most 16 KiB each; other files are read past.
 pub async fn read_multipart(
     req: &HttpRequest,
     state: &FrontdeskState,
-    mut payload: web::Payload,
+    payload: web::Payload,
     file_field: &str,
 ) -> Result<MultipartForm, WebError> {
+    if !is_form_data(req) {
+        return Err(WebError::bad_request(
+            "The form must be sent as multipart/form-data (with the file).",
+        ));
+    }
     let max = state.settings().import.max_bytes;
-    let delim = format!("\r\n--{}", boundary_of(req)?).into_bytes();
     let malformed =
         || WebError::bad_request("The upload form could not be read (bad multipart body).");
-    // A CRLF in front lets the first boundary match like the others.
-    let mut buf: Vec<u8> = b"\r\n".to_vec();
     let mut form = MultipartForm {
         fields: Vec::new(),
         upload: None,
     };
-    #[derive(PartialEq)]
-    enum St {
-        Preamble,
-        AfterDelim,
-        Headers,
-        Body,
-        End,
-    }
-    let mut st = St::Preamble;
-    let mut part = Part::Skip;
-    let mut eof = false;
-    loop {
-        // Work through what is buffered; read more when stuck.
-        let progressed = match st {
-            St::Preamble => match find(&buf, &delim) {
-                Some(i) => {
-                    buf.drain(..i + delim.len());
-                    st = St::AfterDelim;
-                    true
-                }
-                None => {
-                    let keep = buf.len().saturating_sub(delim.len());
-                    buf.drain(..keep);
-                    false
-                }
-            },
-            St::AfterDelim => {
-                if buf.len() >= 2 {
-                    if buf.starts_with(b"--") {
-                        st = St::End;
-                    } else if buf.starts_with(b"\r\n") {
-                        buf.drain(..2);
-                        st = St::Headers;
-                    } else {
-                        return Err(malformed());
-                    }
-                    true
-                } else {
-                    false
-                }
-            }
-            St::Headers => match find(&buf, b"\r\n\r\n") {
-                Some(i) => {
-                    let headers = String::from_utf8_lossy(&buf[..i]).into_owned();
-                    buf.drain(..i + 4);
-                    let (name, file_name) = disposition(&headers);
-                    let name = name.ok_or_else(malformed)?;
-                    part = match file_name {
-                        Some(f) if name == file_field => {
-                            if form.upload.is_some() {
-                                return Err(WebError::bad_request("Upload one file at a time."));
-                            }
-                            let (u, file) = Upload::create(&state.settings().import_dir, &f)?;
-                            form.upload = Some(u);
-                            Part::File(BufWriter::new(file))
-                        }
-                        Some(_) => Part::Skip,
-                        None => Part::Field(name, Vec::new()),
-                    };
-                    st = St::Body;
-                    true
-                }
-                None if buf.len() > MAX_FIELD => return Err(malformed()),
-                None => false,
-            },
-            St::Body => {
-                let (data_end, found) = match find(&buf, &delim) {
-                    Some(i) => (i, true),
-                    None => (buf.len().saturating_sub(delim.len()), false),
-                };
-                if data_end > 0 {
-                    let data = &buf[..data_end];
-                    match &mut part {
-                        Part::Skip => {}
-                        Part::Field(_, v) => {
-                            if v.len() + data.len() > MAX_FIELD {
-                                return Err(WebError::bad_request("A form field is too long."));
-                            }
-                            v.extend_from_slice(data);
-                        }
-                        Part::File(out) => {
-                            let u = form.upload.as_mut().ok_or_else(malformed)?;
-                            u.size += data.len() as u64;
-                            if u.size > max {
-                                return Err(too_large(max));
-                            }
-                            out.write_all(data).map_err(WebError::internal)?;
-                        }
-                    }
-                }
-                if found {
-                    buf.drain(..data_end + delim.len());
-                    match std::mem::replace(&mut part, Part::Skip) {
-                        Part::Field(name, v) => {
-                            let v = String::from_utf8(v).map_err(|_| {
-                                WebError::bad_request(format!("The field {name} is not UTF-8."))
-                            })?;
-                            form.fields.push((name, v));
-                        }
-                        Part::File(mut out) => out.flush().map_err(WebError::internal)?,
-                        Part::Skip => {}
-                    }
-                    st = St::AfterDelim;
-                    true
-                } else {
-                    buf.drain(..data_end);
-                    data_end > 0
-                }
-            }
-            St::End => break,
+    let mut parts = actix_multipart::Multipart::new(req.headers(), payload);
+    while let Some(part) = next(&mut parts).await {
+        let mut part = part.map_err(|_| malformed())?;
+        let (name, file_name) = match part.content_disposition() {
+            Some(d) => (
+                d.get_name().map(str::to_owned),
+                d.get_filename().map(str::to_owned),
+            ),
+            None => (None, None),
         };
-        if progressed {
-            continue;
-        }
-        if eof {
-            return Err(malformed());
-        }
-        match next_chunk(&mut payload).await {
-            Some(chunk) => buf.extend_from_slice(&chunk?),
-            None => eof = true,
+        let name = name.ok_or_else(malformed)?;
+        match file_name {
+            Some(f) if name == file_field => {
+                if form.upload.is_some() {
+                    return Err(WebError::bad_request("Upload one file at a time."));
+                }
+                let (upload, file) = Upload::create(&state.settings().import_dir, &f)?;
+                let upload = form.upload.insert(upload);
+                let mut out = BufWriter::new(file);
+                while let Some(chunk) = next(&mut part).await {
+                    let chunk = chunk.map_err(|_| malformed())?;
+                    upload.size += chunk.len() as u64;
+                    if upload.size > max {
+                        return Err(too_large(max));
+                    }
+                    out.write_all(&chunk).map_err(WebError::internal)?;
+                }
+                out.flush().map_err(WebError::internal)?;
+            }
+            Some(_) => {
+                while let Some(chunk) = next(&mut part).await {
+                    chunk.map_err(|_| malformed())?;
+                }
+            }
+            None => {
+                let mut value = Vec::new();
+                while let Some(chunk) = next(&mut part).await {
+                    let chunk = chunk.map_err(|_| malformed())?;
+                    if value.len() + chunk.len() > MAX_FIELD {
+                        return Err(WebError::bad_request("A form field is too long."));
+                    }
+                    value.extend_from_slice(&chunk);
+                }
+                let value = String::from_utf8(value).map_err(|_| {
+                    WebError::bad_request(format!("The field {name} is not UTF-8."))
+                })?;
+                form.fields.push((name, value));
+            }
         }
     }
     // An empty file input sends a part with an empty name and no bytes.
@@ -429,13 +315,6 @@ pub async fn read_multipart(
         form.upload = None;
     }
     Ok(form)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Renders mail with the state's templates (the host's overrides included).
