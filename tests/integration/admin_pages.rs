@@ -491,3 +491,47 @@ both!(unparsable_ids_are_ordinary_not_found_pages, |db| {
         }
     });
 });
+
+// The flash message is signed: one frontdesk did not set (a cookie from a
+// sibling subdomain, or its words altered) is not shown.
+both!(a_flash_cookie_frontdesk_did_not_sign_is_not_shown, |db| {
+    let cast = fx::cast(db);
+    let fd = frontdesk(db);
+    block_on(async move {
+        let app = host_app!(fd);
+        let (mut staff, csrf) = fx::signed_in(db, cast.get("staff_admin"));
+        let form = [
+            ("csrf_token", csrf.as_str()),
+            ("slug", "flashco"),
+            ("name", "Flash Co"),
+        ];
+        let created = staff.post(&app, "/admin/organizations", &form).await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER);
+        let again = staff.post(&app, "/admin/organizations", &form).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER);
+        let real = staff
+            .jar
+            .get("frontdesk_flash")
+            .cloned()
+            .expect("a flash cookie");
+        let (mac, _) = real.split_once('.').expect("signed: mac.message");
+        let forged = [
+            "error%3ASession+expired%3A+sign+in+again+at+evil.test".to_owned(),
+            format!("{mac}.error%3ASession+expired%3A+sign+in+again+at+evil.test"),
+            format!("AAAA{mac}.error%3Aalready+taken+at+evil.test"),
+        ];
+        for cookie in forged {
+            staff.jar.insert("frontdesk_flash".into(), cookie.clone());
+            let shown = staff.get(&app, "/admin/organizations").await;
+            assert_eq!(shown.status, StatusCode::OK);
+            assert!(
+                !shown.body.contains("evil.test"),
+                "{cookie}: {}",
+                shown.body
+            );
+        }
+        staff.jar.insert("frontdesk_flash".into(), real);
+        let shown = staff.get(&app, "/admin/organizations").await;
+        assert!(shown.body.contains("already taken"), "{}", shown.body);
+    });
+});

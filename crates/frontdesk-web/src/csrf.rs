@@ -47,6 +47,21 @@ fn presession_token(state: &FrontdeskState, nonce: &str) -> String {
     sign(state.csrf_key(), format!("pre-session {nonce}").as_bytes())
 }
 
+/// The signature of an admin page's flash message, under the site key and a
+/// purpose of its own.
+pub(crate) fn sign_flash(state: &FrontdeskState, message: &str) -> String {
+    sign(state.csrf_key(), format!("flash v1 {message}").as_bytes())
+}
+
+/// Whether `mac` is [`sign_flash`]'s signature of `message`.
+pub(crate) fn flash_signed(state: &FrontdeskState, message: &str, mac: &str) -> bool {
+    matches(
+        state.csrf_key(),
+        format!("flash v1 {message}").as_bytes(),
+        mac,
+    )
+}
+
 /// The token for a form shown before sign-in, and the cookie to set when the
 /// browser has none yet.
 pub fn form_token(req: &HttpRequest, state: &FrontdeskState) -> (String, Option<Cookie<'static>>) {

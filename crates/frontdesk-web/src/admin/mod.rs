@@ -252,11 +252,16 @@ fn flash_cookie(state: &FrontdeskState, value: String) -> Cookie<'static> {
         .finish()
 }
 
-fn read_flash(req: &HttpRequest) -> Option<Flash> {
+/// The flash message, when its signature holds (see [`redirect`]).
+fn read_flash(req: &HttpRequest, state: &FrontdeskState) -> Option<Flash> {
     let c = req.cookie(FLASH_COOKIE)?;
-    let decoded: String = url::form_urlencoded::parse(format!("m={}", c.value()).as_bytes())
+    let (mac, value) = c.value().split_once('.')?;
+    let decoded: String = url::form_urlencoded::parse(format!("m={value}").as_bytes())
         .map(|(_, v)| v.into_owned())
         .next()?;
+    if !csrf::flash_signed(state, &decoded, mac) {
+        return None;
+    }
     let (kind, text) = decoded.split_once(':')?;
     let kind = match kind {
         "ok" => "ok",
@@ -269,9 +274,16 @@ fn read_flash(req: &HttpRequest) -> Option<Flash> {
 }
 
 /// A 303 to `to` carrying a flash message.
+///
+/// The cookie is `<mac>.<message>`, the message signed with HMAC-SHA256 under
+/// the site key (like the pre-session CSRF tokens), so a cookie set by anyone
+/// else (a sibling subdomain, another app of the host) cannot put words on
+/// an admin page.
 pub fn redirect(state: &FrontdeskState, to: &str, kind: &str, text: &str) -> HttpResponse {
-    let value: String =
-        url::form_urlencoded::byte_serialize(format!("{kind}:{text}").as_bytes()).collect();
+    let message = format!("{kind}:{text}");
+    let mac = csrf::sign_flash(state, &message);
+    let encoded: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    let value = format!("{mac}.{encoded}");
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to.to_owned()))
         .cookie(flash_cookie(state, value))
@@ -336,7 +348,7 @@ pub fn render_status(
         "parts",
         &crate::parts::flags(&state.settings().disabled_parts),
     );
-    let flash = read_flash(req);
+    let flash = read_flash(req, state);
     ctx.insert("flash", &flash);
     let body = state.render(name, ctx)?;
     let mut res = HttpResponse::build(status);
