@@ -211,6 +211,15 @@ type CliResult<T> = Result<T, String>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // frontdesk's warnings (a database away and retried, a mail not sent) on
+    // stderr; `RUST_LOG` (e.g. `info` or `debug`) shows more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -16,6 +16,7 @@ use lettre::Message;
 use rand::Rng;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::templates::one_line;
 use crate::transport::{parse_mailbox, SendError, Transport};
@@ -167,7 +168,9 @@ impl Mailer {
         F: FnOnce(&Pool) -> Result<T, CoreError> + Send + 'static,
     {
         let pool = self.inner.pool.clone();
-        tokio::task::spawn_blocking(move || f(&pool))
+        // In the caller's span (the worker's round), on the blocking pool too.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&pool)))
             .await
             .map_err(|e| MailError::Worker(e.to_string()))?
             .map_err(MailError::Core)
@@ -333,39 +336,43 @@ impl Mailer {
         let wake = Arc::new(Notify::new());
         let (stop, mut stopped) = watch::channel(false);
         let woken = wake.clone();
-        let task = runtime.spawn(async move {
-            let cfg = mailer.config().clone();
-            let mut next_sweep = tokio::time::Instant::now();
-            loop {
-                // The periodic work besides mail rides on the same task.
-                if tokio::time::Instant::now() >= next_sweep {
-                    next_sweep = tokio::time::Instant::now() + cfg.sweep_interval;
-                    match mailer.restore_ended_suspensions().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!("outbox worker: {n} suspension(s) ended"),
-                        Err(e) => tracing::error!("outbox worker: ending suspensions: {e}"),
+        let task = runtime.spawn(
+            async move {
+                let cfg = mailer.config().clone();
+                let mut next_sweep = tokio::time::Instant::now();
+                loop {
+                    // The periodic work besides mail rides on the same task.
+                    if tokio::time::Instant::now() >= next_sweep {
+                        next_sweep = tokio::time::Instant::now() + cfg.sweep_interval;
+                        match mailer.restore_ended_suspensions().await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!("outbox worker: {n} suspension(s) ended"),
+                            Err(e) => tracing::error!("outbox worker: ending suspensions: {e}"),
+                        }
                     }
-                }
-                let busy = match mailer.deliver_due_once().await {
-                    Ok(r) => r.claimed as i64 >= cfg.batch_size,
-                    Err(e) => {
-                        tracing::error!("outbox worker: {e}");
-                        false
+                    let round = tracing::debug_span!("outbox_round");
+                    let busy = match mailer.deliver_due_once().instrument(round).await {
+                        Ok(r) => r.claimed as i64 >= cfg.batch_size,
+                        Err(e) => {
+                            tracing::error!("outbox worker: {e}");
+                            false
+                        }
+                    };
+                    if *stopped.borrow() {
+                        break;
                     }
-                };
-                if *stopped.borrow() {
-                    break;
-                }
-                if busy {
-                    continue;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(cfg.poll_interval) => {}
-                    _ = woken.notified() => {}
-                    _ = stopped.changed() => break,
+                    if busy {
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(cfg.poll_interval) => {}
+                        _ = woken.notified() => {}
+                        _ = stopped.changed() => break,
+                    }
                 }
             }
-        });
+            .instrument(tracing::info_span!("outbox_worker")),
+        );
         Ok(MailerHandle { wake, stop, task })
     }
 }
