@@ -306,6 +306,7 @@ fn push_timestamp(cell: &mut String, t: Option<NaiveDateTime>) {
 /// Streams the matching users as CSV (header first) to `out`, one batch of
 /// the users query at a time, and records an audit event. `progress` gets the
 /// number of rows written after each batch.
+#[tracing::instrument(level = "debug", name = "export", skip_all, fields(actor = %actor.label()))]
 pub fn export<W: Write>(
     conn: &mut DbConnection,
     actor: &Actor,

@@ -468,6 +468,9 @@ pub(crate) fn default_org_and_permission(
 /// Imports users from a CSV file. The source is read twice (a scan, then the
 /// import), so it must be seekable: a file, or the upload spooled to a
 /// temporary file. `progress` is called after each batch.
+#[tracing::instrument(level = "debug", name = "import", skip_all, fields(
+    actor = %actor.label(), mode = ?options.mode, import_id = ?options.import_id,
+))]
 pub fn import<R: Read + Seek>(
     conn: &mut DbConnection,
     actor: &Actor,
