@@ -552,9 +552,12 @@ impl Listeners {
             for l in &self.0 {
                 let run = std::panic::AssertUnwindSafe(|| l.after_commit(event));
                 if std::panic::catch_unwind(run).is_err() {
-                    // The event's kind only: its fields may name an address.
-                    let debug = format!("{event:?}");
-                    let kind = debug.split([' ', '{', '(']).next().unwrap_or("");
+                    // The event's kind only (its serialized tag): its
+                    // fields may name an address.
+                    let kind = serde_json::to_value(event)
+                        .ok()
+                        .and_then(|v| v["event"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
                     tracing::error!("frontdesk: an event listener panicked on a {kind} event");
                 }
             }

@@ -47,19 +47,20 @@ fn presession_token(state: &FrontdeskState, nonce: &str) -> String {
     sign(state.csrf_key(), format!("pre-session {nonce}").as_bytes())
 }
 
-/// The signature of an admin page's flash message, under the site key and a
-/// purpose of its own.
+/// What a flash message's signature covers: the message under a purpose of
+/// its own, so no other signature under the site key stands for it.
+fn flash_payload(message: &str) -> Vec<u8> {
+    format!("flash v1 {message}").into_bytes()
+}
+
+/// The signature of an admin page's flash message, under the site key.
 pub(crate) fn sign_flash(state: &FrontdeskState, message: &str) -> String {
-    sign(state.csrf_key(), format!("flash v1 {message}").as_bytes())
+    sign(state.csrf_key(), &flash_payload(message))
 }
 
 /// Whether `mac` is [`sign_flash`]'s signature of `message`.
 pub(crate) fn flash_signed(state: &FrontdeskState, message: &str, mac: &str) -> bool {
-    matches(
-        state.csrf_key(),
-        format!("flash v1 {message}").as_bytes(),
-        mac,
-    )
+    matches(state.csrf_key(), &flash_payload(message), mac)
 }
 
 /// The token for a form shown before sign-in, and the cookie to set when the

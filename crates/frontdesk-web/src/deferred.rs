@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tracing::Instrument;
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::Bytes;
@@ -57,20 +56,12 @@ pub(crate) fn spawn_async(
     work: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     running.count.fetch_add(1, Ordering::SeqCst);
-    let span = tracing::Span::current();
-    let id = crate::request_id::current();
-    drop(
-        runtime.spawn(
-            async move {
-                let _done = Done(running);
-                match id {
-                    Some(id) => crate::request_id::scope(id, work).await,
-                    None => work.await,
-                }
-            }
-            .instrument(span),
-        ),
-    );
+    // In the span (and with the request id) of the request that left it.
+    let work = crate::request_id::carried_future(work);
+    drop(runtime.spawn(async move {
+        let _done = Done(running);
+        work.await;
+    }));
 }
 
 /// Resolves once no deferred job is running.

@@ -186,10 +186,27 @@ fn too_large(max: u64) -> WebError {
     .with_type(problem_type::PAYLOAD_TOO_LARGE)
 }
 
-async fn next_chunk(payload: &mut web::Payload) -> Option<Result<web::Bytes, WebError>> {
-    next(payload)
-        .await
-        .map(|r| r.map_err(|e| WebError::bad_request(format!("reading the upload: {e}"))))
+/// Writes `stream` into `upload`'s file, at most `max` bytes in all.
+async fn write_capped<S, E>(
+    stream: &mut S,
+    upload: &mut Upload,
+    file: File,
+    max: u64,
+    bad: impl Fn(E) -> WebError,
+) -> Result<(), WebError>
+where
+    S: futures_core::Stream<Item = Result<web::Bytes, E>> + Unpin,
+{
+    let mut out = BufWriter::new(file);
+    while let Some(chunk) = next(stream).await {
+        let chunk = chunk.map_err(&bad)?;
+        upload.size += chunk.len() as u64;
+        if upload.size > max {
+            return Err(too_large(max));
+        }
+        out.write_all(&chunk).map_err(WebError::internal)?;
+    }
+    out.flush().map_err(WebError::internal)
 }
 
 /// The raw request body (the API's `text/csv` upload) into a file.
@@ -200,16 +217,10 @@ pub async fn spool_body(
 ) -> Result<Upload, WebError> {
     let max = state.settings().import.max_bytes;
     let (mut upload, file) = Upload::create(&state.settings().import_dir, file_name)?;
-    let mut out = BufWriter::new(file);
-    while let Some(chunk) = next_chunk(&mut payload).await {
-        let chunk = chunk?;
-        upload.size += chunk.len() as u64;
-        if upload.size > max {
-            return Err(too_large(max));
-        }
-        out.write_all(&chunk).map_err(WebError::internal)?;
-    }
-    out.flush().map_err(WebError::internal)?;
+    write_capped(&mut payload, &mut upload, file, max, |e| {
+        WebError::bad_request(format!("reading the upload: {e}"))
+    })
+    .await?;
     Ok(upload)
 }
 
@@ -220,7 +231,7 @@ pub struct MultipartForm {
 }
 
 /// The next item of a stream.
-async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+pub(crate) async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
     std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
 }
 
@@ -274,16 +285,7 @@ pub async fn read_multipart(
                 }
                 let (upload, file) = Upload::create(&state.settings().import_dir, &f)?;
                 let upload = form.upload.insert(upload);
-                let mut out = BufWriter::new(file);
-                while let Some(chunk) = next(&mut part).await {
-                    let chunk = chunk.map_err(|_| malformed())?;
-                    upload.size += chunk.len() as u64;
-                    if upload.size > max {
-                        return Err(too_large(max));
-                    }
-                    out.write_all(&chunk).map_err(WebError::internal)?;
-                }
-                out.flush().map_err(WebError::internal)?;
+                write_capped(&mut part, upload, file, max, |_| malformed()).await?;
             }
             Some(_) => {
                 while let Some(chunk) = next(&mut part).await {

@@ -39,10 +39,19 @@ pub fn within<T>(id: Option<String>, f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Runs `work` with `id` as the current request id (a task spawned for the
-/// request).
-pub async fn scope<T>(id: String, work: impl std::future::Future<Output = T>) -> T {
-    REQUEST_ID.scope(id, work).await
+/// [`carried`] for a future: `work`, to be spawned as a task of its own.
+pub fn carried_future<T>(
+    work: impl std::future::Future<Output = T>,
+) -> impl std::future::Future<Output = T> {
+    let span = tracing::Span::current();
+    let id = current();
+    async move {
+        match id {
+            Some(id) => REQUEST_ID.scope(id, work).await,
+            None => work.await,
+        }
+    }
+    .instrument(span)
 }
 
 /// `f`, to run elsewhere (the blocking pool, a spawned job) inside the

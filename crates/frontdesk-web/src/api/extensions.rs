@@ -4,7 +4,6 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use futures_core::Stream;
 use serde_json::{json, Map, Value};
 
 use super::auth::ApiActor;
@@ -16,9 +15,7 @@ use crate::state::FrontdeskState;
 /// Reads the body, at most [`MAX_BODY`] bytes.
 async fn read_body(mut payload: web::Payload) -> ApiResult<Vec<u8>> {
     let mut out = Vec::new();
-    while let Some(chunk) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut payload).poll_next(cx)).await
-    {
+    while let Some(chunk) = crate::import_runs::next(&mut payload).await {
         let chunk = chunk.map_err(|e| ApiError::from(WebError::bad_request(e.to_string())))?;
         if out.len() + chunk.len() > MAX_BODY {
             return Err(ApiError::from(
