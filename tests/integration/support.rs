@@ -178,7 +178,7 @@ fn fresh_name() -> String {
 
 /// The name of a database holding frontdesk's migrated schema, made once per
 /// set of PostgreSQL migrations and kept on the server for later runs
-/// (`fd_tpl_<hash of the migration files and of db.rs>`; drop them freely). It is built
+/// (`fd_tpl_<hash of the migration files and of the db module>`; drop them freely). It is built
 /// under another name and renamed when complete, under an advisory lock, so
 /// test runs starting together (or one killed half-way) never copy a
 /// half-migrated template.
@@ -193,7 +193,7 @@ fn template(admin_url: &str) -> String {
             // several packages.
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .ancestors()
-                .find(|d| d.join("crates/frontdesk-core/src/db.rs").is_file())
+                .find(|d| d.join("crates/frontdesk-core/src/db/mod.rs").is_file())
                 .expect("workspace root");
             let dir = root.join("crates/frontdesk-core/migrations/postgres");
             let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -204,9 +204,11 @@ fn template(admin_url: &str) -> String {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             db::PgSchema::DEFAULT.hash(&mut h);
             // The code that runs them, too (a change there may change the result).
-            std::fs::read(root.join("crates/frontdesk-core/src/db.rs"))
-                .expect("db.rs")
-                .hash(&mut h);
+            for code in ["mod.rs", "pg_schema.rs"] {
+                std::fs::read(root.join("crates/frontdesk-core/src/db").join(code))
+                    .expect("the db module")
+                    .hash(&mut h);
+            }
             for f in &files {
                 f.file_name().hash(&mut h);
                 std::fs::read(f.join("up.sql"))

@@ -106,6 +106,7 @@ pub fn claim_due(
     let t = now();
     let until = t + lease;
     let mut rows: Vec<OutboxMail> = match conn {
+        #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => diesel::sql_query(format!(
             "WITH due AS ( \
                  SELECT id FROM outbox \
@@ -126,6 +127,7 @@ pub fn claim_due(
         .bind::<BigInt, _>(limit)
         .bind::<Timestamp, _>(until)
         .load(c)?,
+        #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => diesel::sql_query(format!(
             "UPDATE outbox SET status = 'sending', locked_until = ?, attempts = attempts + 1, updated_at = ? \
              WHERE id IN ( \

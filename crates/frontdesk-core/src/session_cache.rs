@@ -24,13 +24,15 @@
 
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use diesel::pg::PgConnection;
-use diesel::prelude::*;
+#[cfg(feature = "postgres")]
+use diesel::{pg::PgConnection, prelude::*};
 use lru::LruCache;
+#[cfg(feature = "postgres")]
+use std::sync::Weak;
 
 use crate::sessions::Session;
 use crate::users::User;
@@ -277,6 +279,7 @@ impl SessionCache {
 
     /// The listener lost its connection (`false`) or is back and caught up
     /// (`true`); either way everything cached so far is dropped.
+    #[cfg_attr(not(any(feature = "postgres", test)), allow(dead_code))]
     fn set_listening(&self, listening: bool) {
         let mut inner = self.lock();
         inner.epoch += 1;
@@ -285,8 +288,18 @@ impl SessionCache {
     }
 }
 
+/// A build without the `postgres` feature has no listener and answers an
+/// error (no cache can be shared across instances there).
+#[cfg(not(feature = "postgres"))]
+pub fn start_listener(_cache: &Arc<SessionCache>, _url: String) -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "this build has no PostgreSQL support: no session cache listener",
+    ))
+}
+
 /// Starts the listener thread for `cache` on PostgreSQL `url`. The thread
 /// ends soon after the last `Arc` of the cache is dropped.
+#[cfg(feature = "postgres")]
 pub fn start_listener(cache: &Arc<SessionCache>, url: String) -> std::io::Result<()> {
     let weak = Arc::downgrade(cache);
     std::thread::Builder::new()
@@ -295,6 +308,7 @@ pub fn start_listener(cache: &Arc<SessionCache>, url: String) -> std::io::Result
         .map(|_| ())
 }
 
+#[cfg(feature = "postgres")]
 fn listen(weak: Weak<SessionCache>, url: String) {
     let mut logged = false;
     loop {
@@ -356,6 +370,7 @@ fn listen(weak: Weak<SessionCache>, url: String) {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn connect(url: &str) -> Result<PgConnection, String> {
     let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
     // Named, so operators (and tests) can tell it from pooled connections.

@@ -157,19 +157,11 @@ pub fn check(conn: &mut DbConnection, token: &str, config: &SessionConfig) -> Co
     // SQL text built per call) and without `LIMIT ?` (token_hash is unique; a
     // bound LIMIT makes SQLite re-prepare the statement on every run).
     let hash = hash_token(token);
-    macro_rules! lookup {
-        ($c:expr) => {
-            sessions::table
-                .inner_join(users::table)
-                .filter(sessions::token_hash.eq(&hash))
-                .select((Session::as_select(), User::as_select()))
-                .load::<(Session, User)>($c)?
-        };
-    }
-    let found = match conn {
-        DbConnection::Sqlite(c) => lookup!(c),
-        DbConnection::Pg(c) => lookup!(c),
-    };
+    let found = crate::db::on_backend!(conn, |c| sessions::table
+        .inner_join(users::table)
+        .filter(sessions::token_hash.eq(&hash))
+        .select((Session::as_select(), User::as_select()))
+        .load::<(Session, User)>(c))?;
     let Some((session, user)) = found.into_iter().next() else {
         return Ok(Check::Invalid);
     };
@@ -195,12 +187,16 @@ pub fn judge(session: Session, user: User, config: &SessionConfig) -> Check {
 /// issues `pg_notify`, delivered only on commit; on every backend it also
 /// records the change for this thread ([`crate::session_cache::take_pending`]).
 pub fn sessions_changed(conn: &mut DbConnection, what: Invalidation) -> CoreResult<()> {
+    #[cfg(feature = "postgres")]
+    #[allow(irrefutable_let_patterns)] // in a PostgreSQL-only build
     if let DbConnection::Pg(c) = conn {
         diesel::sql_query("SELECT pg_notify($1, $2)")
             .bind::<diesel::sql_types::Text, _>(crate::session_cache::CHANNEL)
             .bind::<diesel::sql_types::Text, _>(what.payload())
             .execute(c)?;
     }
+    #[cfg(not(feature = "postgres"))]
+    let _ = conn; // no other instance to tell
     crate::session_cache::record_pending(what);
     Ok(())
 }

@@ -352,14 +352,9 @@ pub fn insert_batch(conn: &mut DbConnection, batch: &[NewActivity]) -> QueryResu
             let values: Vec<NewActivity> = chunk.iter().map(|e| (*e).clone()).collect();
             // Multi-row inserts go through the concrete connection: the
             // multi-backend connection does not offer them.
-            match conn {
-                DbConnection::Sqlite(c) => diesel::insert_into(activity_events::table)
-                    .values(&values)
-                    .execute(c)?,
-                DbConnection::Pg(c) => diesel::insert_into(activity_events::table)
-                    .values(&values)
-                    .execute(c)?,
-            };
+            crate::db::on_backend!(conn, |c| diesel::insert_into(activity_events::table)
+                .values(&values)
+                .execute(c))?;
         }
         // Written when it moves by a minute or more, like the session's own
         // activity write: a user's row is not rewritten for every batch.

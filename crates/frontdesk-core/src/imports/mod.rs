@@ -40,18 +40,10 @@ const EMAILS_PER_LOOKUP: usize = 10_000;
 /// Longest tag name (as `tags::create` allows).
 const MAX_TAG: usize = 64;
 
-/// Runs the same diesel statement on the backend's own connection: multi-row
-/// `INSERT … VALUES (…), (…)` is not available through the multi-connection,
-/// and it is what makes large imports fast. Inside a transaction of the
-/// multi-connection, the statement joins that transaction.
-macro_rules! on_backend {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            DbConnection::Sqlite($c) => $body,
-            DbConnection::Pg($c) => $body,
-        }
-    };
-}
+// Multi-row `INSERT … VALUES (…), (…)` is not available through the
+// multi-connection, and it is what makes large imports fast: the passes run
+// it on the backend's own connection with `db::on_backend!`. Inside a
+// transaction of the multi-connection, the statement joins that transaction.
 
 mod existing;
 mod header;

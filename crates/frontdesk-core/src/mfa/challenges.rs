@@ -71,63 +71,66 @@ pub fn issue_after_attempt(
     client: &ClientInfo,
     method: Method,
 ) -> CoreResult<SecretToken> {
-    let DbConnection::Pg(pg) = conn else {
-        return crate::db::write_transaction(conn, |conn| {
-            login_attempts::record_method(
-                conn,
-                Some(user_id),
-                email,
-                client,
-                Reason::MfaRequired,
-                Some(method),
-            )?;
-            issue(conn, user_id)
-        });
-    };
-    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
-    let token = SecretToken::generate();
-    let at = now();
-    let client = client.sanitized();
-    // Inside a caller's transaction the setting would hold for all of it.
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    let own_transaction = matches!(
-        AnsiTransactionManager::transaction_manager_status_mut(pg).transaction_depth(),
-        Ok(None)
-    );
-    Cached(
-        diesel::sql_query(if own_transaction {
-            "WITH attempt AS (\
-               INSERT INTO login_attempts \
-                 (user_id, email, ip, user_agent, success, reason, created_at, method) \
-               VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7)), \
-             no_flush AS (SELECT set_config('synchronous_commit', 'off', TRUE)) \
-             INSERT INTO mfa_challenges (user_id, token_hash, expires_at, created_at) \
-             SELECT $1, $8, $9, $6 FROM no_flush RETURNING id"
-        } else {
-            "WITH attempt AS (\
-               INSERT INTO login_attempts \
-                 (user_id, email, ip, user_agent, success, reason, created_at, method) \
-               VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7)) \
-             INSERT INTO mfa_challenges (user_id, token_hash, expires_at, created_at) \
-             VALUES ($1, $8, $9, $6) RETURNING id"
-        })
-        .bind::<BigInt, _>(user_id)
-        .bind::<Text, _>(login_attempts::normalize(email))
-        .bind::<Nullable<Text>, _>(client.ip)
-        .bind::<Nullable<Text>, _>(client.user_agent)
-        .bind::<Text, _>(Reason::MfaRequired.as_str())
-        .bind::<Timestamp, _>(at)
-        .bind::<Text, _>(method.as_str())
-        .bind::<Text, _>(token.hash())
-        .bind::<Timestamp, _>(at + ttl()),
-    )
-    .load::<Issued>(pg)?;
-    sweep_now_and_then(conn, at)?;
-    Ok(token)
+    #[cfg(feature = "postgres")]
+    #[allow(irrefutable_let_patterns)] // in a PostgreSQL-only build
+    if let DbConnection::Pg(pg) = conn {
+        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+        let token = SecretToken::generate();
+        let at = now();
+        let client = client.sanitized();
+        // Inside a caller's transaction the setting would hold for all of it.
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        let own_transaction = matches!(
+            AnsiTransactionManager::transaction_manager_status_mut(pg).transaction_depth(),
+            Ok(None)
+        );
+        Cached(
+            diesel::sql_query(if own_transaction {
+                "WITH attempt AS (\
+                   INSERT INTO login_attempts \
+                     (user_id, email, ip, user_agent, success, reason, created_at, method) \
+                   VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7)), \
+                 no_flush AS (SELECT set_config('synchronous_commit', 'off', TRUE)) \
+                 INSERT INTO mfa_challenges (user_id, token_hash, expires_at, created_at) \
+                 SELECT $1, $8, $9, $6 FROM no_flush RETURNING id"
+            } else {
+                "WITH attempt AS (\
+                   INSERT INTO login_attempts \
+                     (user_id, email, ip, user_agent, success, reason, created_at, method) \
+                   VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7)) \
+                 INSERT INTO mfa_challenges (user_id, token_hash, expires_at, created_at) \
+                 VALUES ($1, $8, $9, $6) RETURNING id"
+            })
+            .bind::<BigInt, _>(user_id)
+            .bind::<Text, _>(login_attempts::normalize(email))
+            .bind::<Nullable<Text>, _>(client.ip)
+            .bind::<Nullable<Text>, _>(client.user_agent)
+            .bind::<Text, _>(Reason::MfaRequired.as_str())
+            .bind::<Timestamp, _>(at)
+            .bind::<Text, _>(method.as_str())
+            .bind::<Text, _>(token.hash())
+            .bind::<Timestamp, _>(at + ttl()),
+        )
+        .load::<Issued>(pg)?;
+        sweep_now_and_then(conn, at)?;
+        return Ok(token);
+    }
+    crate::db::write_transaction(conn, |conn| {
+        login_attempts::record_method(
+            conn,
+            Some(user_id),
+            email,
+            client,
+            Reason::MfaRequired,
+            Some(method),
+        )?;
+        issue(conn, user_id)
+    })
 }
 
 /// The row [`issue_after_attempt`]'s statement answers (loaded, not
 /// executed, so that its prepared form is kept: see [`Cached`]).
+#[cfg(feature = "postgres")]
 #[derive(diesel::QueryableByName)]
 struct Issued {
     #[diesel(sql_type = diesel::sql_types::BigInt)]

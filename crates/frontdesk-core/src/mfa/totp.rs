@@ -287,6 +287,7 @@ pub(crate) fn verify_second_step(
             continue;
         };
         let (advanced, used) = match conn {
+            #[cfg(feature = "postgres")]
             DbConnection::Pg(pg) => {
                 use diesel::sql_types::{BigInt, Integer, Timestamp};
                 #[derive(QueryableByName)]
@@ -321,6 +322,7 @@ pub(crate) fn verify_second_step(
                 let done = done.first().ok_or(CoreError::NotFound("second step"))?;
                 (done.advanced == 1, done.used == 1)
             }
+            #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(_) => {
                 if !advance(conn, *id, step, false)? {
                     (false, false)

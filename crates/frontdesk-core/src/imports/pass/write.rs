@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde_json::{json, Value};
 
 use crate::audit;
-use crate::db::DbConnection;
+use crate::db::{on_backend, DbConnection};
 use crate::error::CoreError;
 use crate::schema::{audit_events, memberships, tags, user_tags, users};
 use crate::time::now;

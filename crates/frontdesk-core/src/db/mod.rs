@@ -3,25 +3,61 @@
 //! On PostgreSQL frontdesk's tables live in a schema of their own
 //! ([`PgSchema`]); an installation that still has them in `public` is moved
 //! there once, when the pool is first opened ([`migrate`]).
+//!
+//! Each backend is behind a cargo feature of the same name (`sqlite`,
+//! `postgres`; both by default). A build without one still parses its URLs
+//! and refuses them with a clear error; its connection variant, migrations
+//! and SQL are not compiled in.
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!(
+    "frontdesk-core needs a database backend: enable its `sqlite` or `postgres` feature (or both)"
+);
 
 use diesel::connection::SimpleConnection;
-use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel::sql_types::{Bool, Text};
-use diesel::{PgConnection, SqliteConnection};
+#[cfg(feature = "postgres")]
+use diesel::PgConnection;
+#[cfg(feature = "sqlite")]
+use diesel::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
 use crate::error::CoreError;
 use crate::schema::users;
 
+#[cfg(feature = "postgres")]
+mod pg_schema;
+#[cfg(feature = "postgres")]
+pub use pg_schema::move_from_public;
+
 /// One connection type for both backends; the database URL picks the variant.
+/// A variant exists only when its backend's feature is on.
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
+    #[cfg(feature = "postgres")]
     Pg(PgConnection),
+    #[cfg(feature = "sqlite")]
     Sqlite(SqliteConnection),
 }
+
+/// Runs `$body` with `$c` bound to the concrete connection of whichever
+/// backend `$conn` is: for the diesel calls the multi-backend connection
+/// does not offer (multi-row inserts, `RETURNING` lists), written once.
+/// Inside a transaction of the multi-connection, the statement joins it.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            #[cfg(feature = "sqlite")]
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::db::DbConnection::Pg($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
 
 /// The diesel backend of [`DbConnection`], used for boxed queries.
 pub type Backend = <DbConnection as diesel::Connection>::Backend;
@@ -88,7 +124,9 @@ impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Cached<Q>
 
 impl<Q, Conn> RunQueryDsl<Conn> for Cached<Q> {}
 
+#[cfg(feature = "sqlite")]
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+#[cfg(feature = "postgres")]
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +138,9 @@ pub enum BackendKind {
 impl DbConnection {
     pub fn kind(&self) -> BackendKind {
         match self {
+            #[cfg(feature = "postgres")]
             DbConnection::Pg(_) => BackendKind::Postgres,
+            #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(_) => BackendKind::Sqlite,
         }
     }
@@ -118,6 +158,12 @@ impl DatabaseUrl {
     pub fn parse(url: &str) -> Result<Self, CoreError> {
         let url = url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if cfg!(not(feature = "postgres")) {
+                return Err(CoreError::Config(
+                    "this build has no PostgreSQL support: enable frontdesk's `postgres` feature"
+                        .into(),
+                ));
+            }
             return Ok(DatabaseUrl::Postgres(url.to_owned()));
         }
         let path = url
@@ -133,6 +179,12 @@ impl DatabaseUrl {
             return Err(CoreError::Config(
                 "an in-memory SQLite database cannot be shared by a pool; use a file path".into(),
             ));
+        }
+        if cfg!(not(feature = "sqlite")) {
+            return Err(CoreError::Config(format!(
+                "{url:?} names a SQLite database, and this build has no SQLite support: \
+                 enable frontdesk's `sqlite` feature, or use a postgres:// URL"
+            )));
         }
         Ok(DatabaseUrl::Sqlite(path.to_owned()))
     }
@@ -180,6 +232,7 @@ impl PgSchema {
     }
 
     /// The name as a quoted SQL identifier (safe: [`PgSchema::new`] checked it).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     fn ident(&self) -> String {
         format!("\"{}\"", self.0)
     }
@@ -239,7 +292,13 @@ pub fn establish_in(
     busy_timeout: Duration,
 ) -> ConnectionResult<DbConnection> {
     match url {
+        #[cfg(not(feature = "postgres"))]
+        DatabaseUrl::Postgres(_) => Err(not_built("PostgreSQL")),
+        #[cfg(not(feature = "sqlite"))]
+        DatabaseUrl::Sqlite(_) => Err(not_built("SQLite")),
+        #[cfg(feature = "postgres")]
         DatabaseUrl::Postgres(u) => {
+            let _ = busy_timeout; // SQLite's alone
             let mut conn = PgConnection::establish(u)?;
             // A session setting, made outside any transaction, so a rollback
             // cannot undo it. A schema that does not exist yet is allowed on
@@ -249,7 +308,9 @@ pub fn establish_in(
             conn.set_instrumentation(ConnectionHealth::default());
             Ok(DbConnection::Pg(conn))
         }
+        #[cfg(feature = "sqlite")]
         DatabaseUrl::Sqlite(path) => {
+            let _ = schema; // PostgreSQL's alone
             let mut conn = SqliteConnection::establish(path)?;
             conn.batch_execute(&format!(
                 "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
@@ -260,6 +321,15 @@ pub fn establish_in(
             Ok(DbConnection::Sqlite(conn))
         }
     }
+}
+
+/// A URL of a backend this build leaves out ([`DatabaseUrl::parse`] refuses
+/// those already; this is for a `DatabaseUrl` made by hand).
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn not_built(backend: &str) -> ConnectionError {
+    ConnectionError::BadConnection(format!(
+        "this build has no {backend} support (see frontdesk's features)"
+    ))
 }
 
 /// Watches a PostgreSQL connection's queries for the sign that the server
@@ -314,10 +384,7 @@ impl ManageConnection for ConnectionManager {
             lost: false,
             events: Some(crate::events::Buffer::new(self.listeners.clone())),
         };
-        match &mut conn {
-            DbConnection::Pg(c) => c.set_instrumentation(watch),
-            DbConnection::Sqlite(c) => c.set_instrumentation(watch),
-        }
+        on_backend!(&mut conn, |c| c.set_instrumentation(watch));
         Ok(conn)
     }
 
@@ -349,12 +416,14 @@ impl ManageConnection for ConnectionManager {
         }
         std::thread::panicking()
             || match conn {
+                #[cfg(feature = "postgres")]
                 DbConnection::Pg(c) => {
                     c.is_broken()
                         || c.instrumentation()
                             .downcast_ref::<ConnectionHealth>()
                             .is_some_and(|h| h.lost)
                 }
+                #[cfg(feature = "sqlite")]
                 DbConnection::Sqlite(c) => c.is_broken(),
             }
     }
@@ -363,10 +432,7 @@ impl ManageConnection for ConnectionManager {
 /// The event buffer of a pooled connection (none on a connection opened
 /// outside the pool).
 pub(crate) fn event_buffer(conn: &mut DbConnection) -> Option<&mut crate::events::Buffer> {
-    let instrumentation = match conn {
-        DbConnection::Pg(c) => c.instrumentation(),
-        DbConnection::Sqlite(c) => c.instrumentation(),
-    };
+    let instrumentation = on_backend!(conn, |c| c.instrumentation());
     instrumentation
         .downcast_mut::<ConnectionHealth>()
         .and_then(|h| h.events.as_mut())
@@ -487,7 +553,9 @@ pub fn migrate(conn: &mut DbConnection, schema: &PgSchema) -> Result<Migrated, C
         done.iter().map(|v| v.to_string()).collect::<Vec<_>>()
     };
     match conn {
+        #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => {
+            let _ = schema;
             let applied = c
                 .run_pending_migrations(SQLITE_MIGRATIONS)
                 .map(versions)
@@ -497,11 +565,12 @@ pub fn migrate(conn: &mut DbConnection, schema: &PgSchema) -> Result<Migrated, C
                 applied,
             })
         }
+        #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => {
             c.batch_execute("SELECT pg_advisory_lock(7265746173)")?;
             let result = (|| {
-                let moved_tables = prepare_pg_schema(c, schema)?;
-                let applied = with_extensions_on_path(c, schema, |c| {
+                let moved_tables = pg_schema::prepare_pg_schema(c, schema)?;
+                let applied = pg_schema::with_extensions_on_path(c, schema, |c| {
                     c.run_pending_migrations(PG_MIGRATIONS)
                         .map(versions)
                         .map_err(migrate)
@@ -515,240 +584,6 @@ pub fn migrate(conn: &mut DbConnection, schema: &PgSchema) -> Result<Migrated, C
             result
         }
     }
-}
-
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-fn names(c: &mut PgConnection, sql: &str, bind: &str) -> QueryResult<Vec<String>> {
-    Ok(diesel::sql_query(sql)
-        .bind::<Text, _>(bind)
-        .load::<Name>(c)?
-        .into_iter()
-        .map(|n| n.name)
-        .collect())
-}
-
-fn table_exists(c: &mut PgConnection, schema: &str, table: &str) -> QueryResult<bool> {
-    Ok(!names(
-        c,
-        "SELECT c.relname::text AS name FROM pg_class c \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('r', 'p') AND n.nspname = $1",
-        schema,
-    )?
-    .iter()
-    .all(|t| t != table))
-}
-
-/// Creates the schema when missing (checked first, so a role without CREATE
-/// on the database can use a schema its DBA made) and moves a `public`
-/// installation into it. Returns the tables moved.
-fn prepare_pg_schema(c: &mut PgConnection, schema: &PgSchema) -> Result<Vec<String>, CoreError> {
-    let exists = !names(
-        c,
-        "SELECT nspname::text AS name FROM pg_namespace WHERE nspname = $1",
-        schema.as_str(),
-    )?
-    .is_empty();
-    if !exists {
-        c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", schema.ident()))?;
-    }
-    if schema.as_str() == "public" || table_exists(c, schema.as_str(), MIGRATIONS_TABLE)? {
-        return Ok(Vec::new());
-    }
-    move_from_public(c, schema)
-}
-
-const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
-
-/// The tables each PostgreSQL migration creates: an installation in `public`
-/// (from before frontdesk had a schema of its own, or one run with
-/// `postgres_schema("public")`) has exactly the tables of the versions it
-/// recorded there, and only those are moved. Every new migration gets a line
-/// (with `&[]` when it creates no table); a unit test checks that none is missing.
-const LEGACY_TABLES: &[(&str, &[&str])] = &[
-    (
-        "20261125000001",
-        &[
-            "organizations",
-            "users",
-            "memberships",
-            "tags",
-            "user_tags",
-            "invitations",
-            "sessions",
-            "password_resets",
-            "login_attempts",
-            "audit_events",
-            "outbox",
-            "api_keys",
-        ],
-    ),
-    ("20261125000050", &[]),
-    ("20261126000100", &["imports", "import_invitations"]),
-    ("20261126000200", &[]),
-    ("20261204000100", &[]),
-    ("20261204000200", &[]),
-    ("20261204000400", &[]),
-    (
-        "20261205000100",
-        &["email_verifications", "signup_requests"],
-    ),
-    (
-        "20261205000400",
-        &["mfa_factors", "mfa_recovery_codes", "mfa_challenges"],
-    ),
-    ("20261206000200", &["passkey_ceremonies"]),
-    ("20261206000210", &[]),
-    ("20261206000300", &["activity_events"]),
-    (
-        "20261206000310",
-        &["services", "user_services", "session_services"],
-    ),
-    ("20261207000050", &[]),
-    (
-        "20261207000500",
-        &["groups", "group_members", "scim_tokens", "scim_requests"],
-    ),
-    (
-        "20261207000700",
-        &["licence_types", "user_licences", "group_licences"],
-    ),
-    (
-        "20261208000100",
-        &[
-            "identity_providers",
-            "identity_provider_domains",
-            "linked_identities",
-            "sso_states",
-            "sso_exemptions",
-        ],
-    ),
-    ("20261209000100", &[]),
-    ("20261209000200", &["invitation_groups"]),
-    ("20261210000100", &[]),
-];
-
-/// Moves an installation made before frontdesk had a schema of its own from
-/// `public` into `schema`, in one transaction: its tables (indexes,
-/// constraints and the sequences of their `BIGSERIAL` columns go with them;
-/// foreign keys follow, they point at tables, not names) and its rows of
-/// diesel's migrations table, which are copied into the schema's own
-/// migrations table and removed from `public`'s (dropped if that leaves it
-/// empty). A host's own tables in `public` are never touched: the evidence for
-/// a move is frontdesk's migration versions recorded in
-/// `public.__diesel_schema_migrations`, and only the tables those versions
-/// created are moved. Does nothing when `public` holds no such record.
-pub fn move_from_public(c: &mut PgConnection, schema: &PgSchema) -> Result<Vec<String>, CoreError> {
-    if !table_exists(c, "public", MIGRATIONS_TABLE)? {
-        return Ok(Vec::new());
-    }
-    let ours: Vec<String> = MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
-        .map_err(|e| CoreError::Migration(e.to_string()))?
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect();
-    let recorded: Vec<String> = names(
-        c,
-        "SELECT version::text AS name FROM public.__diesel_schema_migrations \
-         WHERE version = ANY(string_to_array($1, ',')) ORDER BY version",
-        &ours.join(","),
-    )?;
-    if recorded.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut tables = Vec::new();
-    for version in &recorded {
-        let Some((_, made)) = LEGACY_TABLES.iter().find(|(v, _)| v == version) else {
-            return Err(CoreError::Migration(format!(
-                "public.{MIGRATIONS_TABLE} records frontdesk migration {version}, which \
-                 never ran in public; move frontdesk's tables into schema {schema} by hand"
-            )));
-        };
-        tables.extend(made.iter().copied());
-    }
-    for table in &tables {
-        if !table_exists(c, "public", table)? {
-            return Err(CoreError::Migration(format!(
-                "public.{MIGRATIONS_TABLE} records frontdesk's migrations but public.{table} \
-                 is missing; nothing was moved"
-            )));
-        }
-        if table_exists(c, schema.as_str(), table)? {
-            return Err(CoreError::Migration(format!(
-                "both public.{table} and {schema}.{table} exist; nothing was moved"
-            )));
-        }
-    }
-    let s = schema.ident();
-    c.transaction(|c| {
-        for table in &tables {
-            c.batch_execute(&format!("ALTER TABLE public.\"{table}\" SET SCHEMA {s}"))?;
-        }
-        c.batch_execute(&format!(
-            "CREATE TABLE {s}.{MIGRATIONS_TABLE} \
-               (LIKE public.{MIGRATIONS_TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
-        ))?;
-        let list = recorded
-            .iter()
-            .map(|v| format!("'{v}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        c.batch_execute(&format!(
-            "INSERT INTO {s}.{MIGRATIONS_TABLE} SELECT * FROM public.{MIGRATIONS_TABLE} \
-               WHERE version IN ({list}); \
-             DELETE FROM public.{MIGRATIONS_TABLE} WHERE version IN ({list})"
-        ))?;
-        let left: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
-            "(SELECT count(*) FROM public.{MIGRATIONS_TABLE})"
-        )))
-        .get_result(c)?;
-        if left == 0 {
-            c.batch_execute(&format!("DROP TABLE public.{MIGRATIONS_TABLE}"))?;
-        }
-        Ok::<_, diesel::result::Error>(())
-    })?;
-    Ok(tables.into_iter().map(str::to_owned).collect())
-}
-
-/// Runs `f` with the schema holding an already installed extension (pg_trgm,
-/// usually in `public`) on the `search_path` after frontdesk's own schema, so
-/// that a migration finds its operator classes; the path is set back after.
-/// Where no extension is installed yet, the migration's `CREATE EXTENSION`
-/// puts it in frontdesk's schema (the first on the path, and one frontdesk may
-/// create in). Queries need no such name: an index refers to its operator
-/// class by id.
-fn with_extensions_on_path<T>(
-    c: &mut PgConnection,
-    schema: &PgSchema,
-    f: impl FnOnce(&mut PgConnection) -> Result<T, CoreError>,
-) -> Result<T, CoreError> {
-    let others = names(
-        c,
-        "SELECT DISTINCT n.nspname::text AS name FROM pg_extension e \
-         JOIN pg_namespace n ON n.oid = e.extnamespace \
-         WHERE e.extname = 'pg_trgm' AND n.nspname <> $1",
-        schema.as_str(),
-    )?;
-    if others.is_empty() {
-        return f(c);
-    }
-    let path = std::iter::once(schema.ident())
-        .chain(
-            others
-                .iter()
-                .map(|n| format!("\"{}\"", n.replace('"', "\"\""))),
-        )
-        .collect::<Vec<_>>()
-        .join(", ");
-    c.batch_execute(&format!("SET search_path TO {path}"))?;
-    let result = f(c);
-    c.batch_execute(&format!("SET search_path TO {}", schema.ident()))?;
-    result
 }
 
 /// The FTS5 phrase SQLite matches a search term with, or `None` when the term
@@ -812,9 +647,9 @@ pub fn day_of(kind: BackendKind, column: &str) -> String {
 /// appear more than once) for the connection's backend: SQLite's form of the
 /// same is `?1`. The SQL must hold no other `$`.
 pub fn numbered_placeholders(conn: &DbConnection, sql: &str) -> String {
-    match conn {
-        DbConnection::Pg(_) => sql.to_owned(),
-        DbConnection::Sqlite(_) => sql.replace('$', "?"),
+    match conn.kind() {
+        BackendKind::Postgres => sql.to_owned(),
+        BackendKind::Sqlite => sql.replace('$', "?"),
     }
 }
 
@@ -845,6 +680,7 @@ where
 /// holds the one write lock already. Call inside [`write_transaction`].
 pub fn lock_keys(conn: &mut DbConnection, keys: &[&str]) -> QueryResult<()> {
     match conn {
+        #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => {
             let mut keys: Vec<&str> = keys.to_vec();
             keys.sort_unstable();
@@ -856,27 +692,17 @@ pub fn lock_keys(conn: &mut DbConnection, keys: &[&str]) -> QueryResult<()> {
             }
             Ok(())
         }
-        DbConnection::Sqlite(_) => Ok(()),
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(_) => {
+            let _ = keys;
+            Ok(())
+        }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
-    use diesel::migration::MigrationSource;
-
-    /// A migration missing from `LEGACY_TABLES` would make the move out of
-    /// `public` refuse every installation that recorded it.
-    #[test]
-    fn every_postgres_migration_says_which_tables_it_creates() {
-        let versions: Vec<String> = MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
-            .expect("embedded migrations")
-            .iter()
-            .map(|m| m.name().version().to_string())
-            .collect();
-        let listed: Vec<String> = LEGACY_TABLES.iter().map(|(v, _)| v.to_string()).collect();
-        assert_eq!(versions, listed);
-    }
 
     /// How many statements `run` puts in the connection's statement cache,
     /// through the connection over both backends, as the services use it.

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Each database backend alone: the demo built with only `sqlite`, then with
+# only `postgres` (`--no-default-features`), each checked for what it must
+# not carry (libpq; SQLite's library), run on its own backend (the users
+# list through the JSON API) and given the other backend's URL, which it
+# must refuse at start with an error naming the missing feature. The axum
+# adapter is compiled the same two ways. Exits non-zero on any of these
+# failing.
+#
+#   FRONTDESK_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test scripts/check-backend-features.sh
+#
+# Knobs: FEATURES_PORT (18096).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+admin="${FRONTDESK_TEST_POSTGRES:?set FRONTDESK_TEST_POSTGRES=postgres://…/any_db}"
+port="${FEATURES_PORT:-18096}"
+bin="${CARGO_TARGET_DIR:-target}/debug/examples/demo"
+. scripts/demo-lib.sh
+
+# The users list answered by a demo started with the environment given.
+users_total() {
+    demo_start "$bin" "$port" "$@"
+    local answer
+    answer="$(demo_call "http://127.0.0.1:$port/admin/api/v1/users")" || return 1
+    demo_stop
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["pagination"]["total"])' <<<"$answer"
+}
+
+# The demo given a URL its build has no backend for must stop with `want`.
+refuses() {
+    local url="$1" want="$2" log
+    log="$(mktemp)"
+    if DEMO_ADDR="127.0.0.1:$port" DEMO_DATA="$(dirname "$log")/unused-$$" \
+        DEMO_DATABASE_URL="$url" timeout 60 "$bin" >"$log" 2>&1; then
+        echo "the demo started on $url, which its build cannot serve" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    if ! grep -q "$want" "$log"; then
+        echo "the demo refused $url without saying \"$want\":" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    echo "refused $url: $(grep -m1 "$want" "$log")"
+    rm -f "$log"
+}
+
+echo "-- SQLite alone"
+cargo build --quiet --locked --example demo --no-default-features --features sqlite
+if ldd "$bin" | grep -q 'libpq\.so'; then
+    echo "the SQLite-only demo links libpq:" >&2
+    ldd "$bin" | grep 'libpq\.so' >&2
+    exit 1
+fi
+echo "links no libpq"
+total="$(users_total)"
+[ "$total" -ge 1 ] || { echo "the SQLite-only demo listed no users" >&2; exit 1; }
+echo "ran on SQLite: GET /admin/api/v1/users answered $total user(s)"
+refuses "${admin%/*}/frontdesk_never_made" "no PostgreSQL support"
+cargo check --quiet --locked -p frontdesk-axum --no-default-features --features sqlite
+
+echo "-- PostgreSQL alone"
+cargo build --quiet --locked --example demo --no-default-features --features postgres
+if nm "$bin" | grep -qw 'sqlite3_open_v2'; then
+    echo "the PostgreSQL-only demo carries SQLite's library" >&2
+    exit 1
+fi
+echo "carries no SQLite library"
+db="frontdesk_features_$$"
+drop_db() { psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>&1 | grep -v NOTICE || true; }
+psql "$admin" -qc "CREATE DATABASE $db"
+trap drop_db EXIT
+total="$(users_total DEMO_DATABASE_URL="${admin%/*}/$db")"
+[ "$total" -ge 1 ] || { echo "the PostgreSQL-only demo listed no users" >&2; exit 1; }
+echo "ran on PostgreSQL: GET /admin/api/v1/users answered $total user(s)"
+refuses "sqlite://$(mktemp -d)/never.db" "no SQLite support"
+cargo check --quiet --locked -p frontdesk-axum --no-default-features --features postgres
+echo "each backend alone: built, ran and refused the other"
