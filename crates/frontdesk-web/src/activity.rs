@@ -28,7 +28,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn new(recorder: Option<Recorder>) -> Self {
+    pub(crate) fn new(recorder: Option<Recorder>) -> Self {
         Activity {
             recorder,
             service: None,

@@ -120,7 +120,7 @@ pub(crate) fn state_of(req: &HttpRequest) -> Result<FrontdeskState, WebError> {
 }
 
 /// The session the request's cookie names, checked in the database.
-pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError> {
+pub(crate) async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError> {
     if let Some(r) = req.extensions().get::<Resolved>() {
         return Ok(r.0.clone());
     }
@@ -239,7 +239,7 @@ fn inline_check(
 }
 
 /// The answer to an anonymous request for a protected resource.
-pub fn sign_in_required(req: &HttpRequest) -> WebError {
+pub(crate) fn sign_in_required(req: &HttpRequest) -> WebError {
     if wants_json(req) || req.method() != actix_web::http::Method::GET {
         return WebError::unauthorized().json(true);
     }
@@ -330,7 +330,7 @@ impl<R: MinRole + 'static> FromRequest for Staff<R> {
 }
 
 /// The IP and user agent to record for this request.
-pub fn client_info(req: &HttpRequest, state: &FrontdeskState) -> ClientInfo {
+pub(crate) fn client_info(req: &HttpRequest, state: &FrontdeskState) -> ClientInfo {
     let ip = crate::client_ip::client_ip(
         &state.settings().trusted_proxies,
         req.peer_addr().map(|a| a.ip()),

@@ -169,7 +169,7 @@ impl WebError {
 }
 
 /// True for API callers: JSON accepted and HTML not, or a JSON body.
-pub fn wants_json(req: &HttpRequest) -> bool {
+pub(crate) fn wants_json(req: &HttpRequest) -> bool {
     let get = |h: header::HeaderName| {
         req.headers()
             .get(h)
@@ -321,7 +321,7 @@ impl From<CoreError> for WebError {
 /// For scopes that only speak JSON: an error answered there is problem+json
 /// whatever raised it (an extractor, the session check meeting a database
 /// outage, a handler), never the HTML page meant for browsers.
-pub async fn json_errors(
+pub(crate) async fn json_errors(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<actix_web::body::BoxBody>,
 ) -> Result<actix_web::dev::ServiceResponse, actix_web::Error> {

@@ -198,7 +198,7 @@ impl ApiMethod {
         }
     }
 
-    pub fn parse(method: &str) -> Option<ApiMethod> {
+    pub(crate) fn parse(method: &str) -> Option<ApiMethod> {
         Some(match method {
             "GET" => ApiMethod::Get,
             "POST" => ApiMethod::Post,
@@ -299,7 +299,7 @@ pub struct ApiRoute {
 
 impl ApiRoute {
     /// The parameters a request path matches with, or `None`.
-    pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+    pub(crate) fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
         let want: Vec<&str> = self.path.trim_matches('/').split('/').collect();
         let got: Vec<&str> = path.trim_matches('/').split('/').collect();
         if want.len() != got.len() {
@@ -393,11 +393,11 @@ impl Registry {
         Ok(())
     }
 
-    pub fn nav(&self) -> Vec<NavItem> {
+    pub(crate) fn nav(&self) -> Vec<NavItem> {
         self.entries.iter().flat_map(|e| e.nav.clone()).collect()
     }
 
-    pub fn page(&self, id: &str, path: &str) -> Option<&AdminPage> {
+    pub(crate) fn page(&self, id: &str, path: &str) -> Option<&AdminPage> {
         self.entries
             .iter()
             .find(|e| e.id == id)?
@@ -406,7 +406,7 @@ impl Registry {
             .find(|p| p.path.trim_matches('/') == path.trim_matches('/'))
     }
 
-    pub fn columns(&self) -> Vec<UserColumn> {
+    pub(crate) fn columns(&self) -> Vec<UserColumn> {
         self.entries
             .iter()
             .flat_map(|e| e.columns.clone())
@@ -414,7 +414,7 @@ impl Registry {
     }
 
     /// Each filter with its URL parameter, `ext.<id>.<name>`.
-    pub fn filters(&self) -> Vec<(String, UserFilter)> {
+    pub(crate) fn filters(&self) -> Vec<(String, UserFilter)> {
         self.entries
             .iter()
             .flat_map(|e| {
@@ -434,7 +434,7 @@ impl Registry {
     }
 
     /// Each bulk action with the value its `<option>` carries: `<id>.<name>`.
-    pub fn bulk_actions(&self) -> Vec<(String, BulkAction)> {
+    pub(crate) fn bulk_actions(&self) -> Vec<(String, BulkAction)> {
         self.entries
             .iter()
             .flat_map(|e| {
@@ -445,14 +445,14 @@ impl Registry {
             .collect()
     }
 
-    pub fn bulk_action(&self, key: &str) -> Option<BulkAction> {
+    pub(crate) fn bulk_action(&self, key: &str) -> Option<BulkAction> {
         self.bulk_actions()
             .into_iter()
             .find(|(k, _)| k == key)
             .map(|(_, b)| b)
     }
 
-    pub fn sections(&self) -> Vec<UserSection> {
+    pub(crate) fn sections(&self) -> Vec<UserSection> {
         self.entries
             .iter()
             .flat_map(|e| e.sections.clone())
@@ -460,7 +460,7 @@ impl Registry {
     }
 
     /// Every API route with its extension's id.
-    pub fn api_routes(&self) -> Vec<(&'static str, ApiRoute)> {
+    pub(crate) fn api_routes(&self) -> Vec<(&'static str, ApiRoute)> {
         self.entries
             .iter()
             .flat_map(|e| e.api.iter().map(move |r| (e.id, r.clone())))
@@ -469,7 +469,11 @@ impl Registry {
 
     /// The routes of extension `id` whose path matches `path`, each with its
     /// parameters (one per method at most).
-    pub fn api_matches(&self, id: &str, path: &str) -> Vec<(ApiRoute, Vec<(String, String)>)> {
+    pub(crate) fn api_matches(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Vec<(ApiRoute, Vec<(String, String)>)> {
         self.entries
             .iter()
             .filter(|e| e.id == id)
@@ -478,7 +482,7 @@ impl Registry {
             .collect()
     }
 
-    pub fn templates(&self) -> Vec<(&'static str, &'static str)> {
+    pub(crate) fn templates(&self) -> Vec<(&'static str, &'static str)> {
         self.entries
             .iter()
             .flat_map(|e| e.templates.clone())
@@ -489,7 +493,7 @@ impl Registry {
 /// Runs an extension's bulk action: every selected user must allow
 /// `permission` to `actor` (one refusal changes no one), then the action and
 /// one audit row per user, all in one transaction.
-pub fn run_bulk(
+pub(crate) fn run_bulk(
     conn: &mut DbConnection,
     actor: &Actor,
     key: &str,

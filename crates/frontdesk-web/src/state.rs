@@ -315,7 +315,7 @@ impl FrontdeskState {
         })))
     }
 
-    pub fn pool(&self) -> &Pool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.0.pool
     }
 
@@ -342,7 +342,7 @@ impl FrontdeskState {
     }
 
     /// The activity recorder, when recording is on.
-    pub fn recorder(&self) -> Option<&frontdesk_core::activity::Recorder> {
+    pub(crate) fn recorder(&self) -> Option<&frontdesk_core::activity::Recorder> {
         self.0.recorder.get()
     }
 
@@ -369,12 +369,12 @@ impl FrontdeskState {
     }
 
     /// Where invitation links point and how long they live.
-    pub fn invitation_settings(&self) -> &InvitationSettings {
+    pub(crate) fn invitation_settings(&self) -> &InvitationSettings {
         &self.0.invitations
     }
 
     /// The email templates (invitation mail), with the host's overrides.
-    pub fn mail_templates(&self) -> &MailTemplates {
+    pub(crate) fn mail_templates(&self) -> &MailTemplates {
         &self.0.mail_templates
     }
 
@@ -388,7 +388,7 @@ impl FrontdeskState {
 
     /// Starts a delivery round now, when a worker runs in this process; other
     /// workers pick the mail up at their next poll.
-    pub fn wake_mailer(&self) {
+    pub(crate) fn wake_mailer(&self) {
         if let Ok(w) = self.0.mail_waker.read() {
             if let Some(w) = w.as_ref() {
                 w.wake();
@@ -407,11 +407,11 @@ impl FrontdeskState {
 
     /// Whether mail can go out (a transport is configured); without one,
     /// queued mail waits in the outbox.
-    pub fn mail_configured(&self) -> bool {
+    pub(crate) fn mail_configured(&self) -> bool {
         self.0.settings.mail_configured
     }
 
-    pub fn secure_cookies(&self) -> bool {
+    pub(crate) fn secure_cookies(&self) -> bool {
         self.0.secure
     }
 
@@ -419,7 +419,7 @@ impl FrontdeskState {
         &self.0.session_cookie
     }
 
-    pub fn csrf_cookie_name(&self) -> &str {
+    pub(crate) fn csrf_cookie_name(&self) -> &str {
         &self.0.csrf_cookie
     }
 
@@ -440,12 +440,15 @@ impl FrontdeskState {
     }
 
     /// The one callback of every identity provider, to register there.
-    pub fn sso_redirect_uri(&self) -> String {
+    pub(crate) fn sso_redirect_uri(&self) -> String {
         self.absolute_url(&format!("{}/sso/callback", self.prefix()))
     }
 
     /// The social provider the host declared under `key` (`github`).
-    pub fn social_provider(&self, key: &str) -> Option<&frontdesk_core::sso::social::Provider> {
+    pub(crate) fn social_provider(
+        &self,
+        key: &str,
+    ) -> Option<&frontdesk_core::sso::social::Provider> {
         self.0.settings.social.iter().find(|p| p.key_str() == key)
     }
 
@@ -462,12 +465,12 @@ impl FrontdeskState {
     }
 
     /// `scheme://host[:port]` of the base URL, as browsers send it in `Origin`.
-    pub fn origin(&self) -> &str {
+    pub(crate) fn origin(&self) -> &str {
         &self.0.origin
     }
 
     /// An absolute link under the base URL (never from the Host header).
-    pub fn absolute_url(&self, path: &str) -> String {
+    pub(crate) fn absolute_url(&self, path: &str) -> String {
         format!("{}{}", self.0.origin, path)
     }
 
@@ -579,7 +582,7 @@ impl FrontdeskState {
     }
 
     /// A context with what every page needs.
-    pub fn context(&self) -> Context {
+    pub(crate) fn context(&self) -> Context {
         let mut ctx = Context::new();
         ctx.insert("site_name", &self.0.settings.site_name);
         ctx.insert("prefix", &self.0.settings.auth_prefix);
@@ -589,7 +592,7 @@ impl FrontdeskState {
         ctx
     }
 
-    pub fn render(&self, name: &str, ctx: &Context) -> Result<String, WebError> {
+    pub(crate) fn render(&self, name: &str, ctx: &Context) -> Result<String, WebError> {
         self.0.templates.render(name, ctx).map_err(|e| {
             WebError::internal(format!(
                 "rendering {name}: {}",
