@@ -5,11 +5,11 @@
 //! in their own transaction (see `frontdesk_core::outbox`), and a [`Mailer`]
 //! started with the app delivers it.
 
-pub mod templates;
+mod templates;
 #[cfg(feature = "test-smtp")]
 pub mod test_smtp;
-pub mod transport;
-pub mod worker;
+mod transport;
+mod worker;
 
 pub use templates::Templates;
 pub use transport::{MemoryTransport, SendError, SmtpConfig, SmtpSecurity, StoredMail, Transport};

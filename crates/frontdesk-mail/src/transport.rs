@@ -36,7 +36,7 @@ impl SmtpSecurity {
         }
     }
 
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             SmtpSecurity::None => 25,
             SmtpSecurity::StartTls => 587,
@@ -129,7 +129,7 @@ struct MemoryInner {
 }
 
 impl MemoryTransport {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -173,14 +173,14 @@ pub struct SendError {
 }
 
 impl SendError {
-    pub fn transient(message: impl Into<String>) -> Self {
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
         SendError {
             permanent: false,
             message: message.into(),
         }
     }
 
-    pub fn permanent(message: impl Into<String>) -> Self {
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
         SendError {
             permanent: true,
             message: message.into(),
@@ -379,7 +379,7 @@ impl Transport {
         (Transport::Memory(m.clone()), m)
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+    pub(crate) async fn send(&self, message: Message) -> Result<(), SendError> {
         match self {
             Transport::Smtp(t) => t.get().send(message).await.map(|_| ()).map_err(|e| {
                 // 5xx answers will not change on retry; everything else might.
@@ -400,7 +400,7 @@ impl Transport {
 }
 
 /// Parses a sender like `Acme <no-reply@acme.example>`.
-pub fn parse_mailbox(s: &str) -> Result<Mailbox, MailError> {
+pub(crate) fn parse_mailbox(s: &str) -> Result<Mailbox, MailError> {
     s.trim()
         .parse()
         .map_err(|e| MailError::Config(format!("mail address {s:?}: {e}")))

@@ -67,7 +67,7 @@ impl MailConfig {
     /// The wait after failed attempt number `attempts` (1-based): the doubled
     /// base, capped, then a random point in its upper half so that mail failing
     /// together does not retry together.
-    pub fn backoff(&self, attempts: i32) -> Duration {
+    pub(crate) fn backoff(&self, attempts: i32) -> Duration {
         let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
         let full = self
             .base_backoff
@@ -134,7 +134,7 @@ impl Mailer {
         }
     }
 
-    pub fn config(&self) -> &MailConfig {
+    pub(crate) fn config(&self) -> &MailConfig {
         &self.inner.config
     }
 
@@ -301,7 +301,7 @@ impl Mailer {
 
     /// Restores the users whose timed suspension has ended (each audited as
     /// a `user.restore` by the system); returns how many.
-    pub async fn restore_ended_suspensions(&self) -> Result<usize, MailError> {
+    pub(crate) async fn restore_ended_suspensions(&self) -> Result<usize, MailError> {
         self.db(frontdesk_core::users::restore_ended_suspensions)
             .await
     }
@@ -418,7 +418,7 @@ impl MailerHandle {
 
 /// Builds the message of one outbox row. Header values go through lettre's
 /// builder (which encodes them) after control characters are removed.
-pub fn build_message(from: &Mailbox, mail: &OutboxMail) -> Result<Message, SendError> {
+pub(crate) fn build_message(from: &Mailbox, mail: &OutboxMail) -> Result<Message, SendError> {
     let to: Mailbox = mail
         .recipient
         .trim()
