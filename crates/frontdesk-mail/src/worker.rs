@@ -35,6 +35,7 @@ pub struct MailConfig {
     pub max_attempts: i32,
     /// Wait before the second attempt; doubles for each further one.
     pub base_backoff: Duration,
+    /// The longest wait between two attempts, however many failed before.
     pub max_backoff: Duration,
     /// How long a claim holds a mail; a worker that dies releases its mail after
     /// this. Sends start only in its first half, so keep it above twice the
@@ -82,7 +83,9 @@ impl MailConfig {
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
+    /// Mails taken from the outbox for this round.
     pub claimed: usize,
+    /// Mails the transport accepted, now marked sent.
     pub sent: usize,
     /// Failed this time, queued again.
     pub retried: usize,
@@ -124,6 +127,8 @@ enum Record {
 }
 
 impl Mailer {
+    /// A worker over the outbox in `pool`, sending through `transport`.
+    /// Nothing runs until [`Mailer::spawn`] or a call to deliver.
     pub fn new(pool: Pool, transport: Transport, config: MailConfig) -> Self {
         Mailer {
             inner: Arc::new(Inner {
@@ -383,6 +388,8 @@ impl Mailer {
 pub struct MailWaker(Arc<Notify>);
 
 impl MailWaker {
+    /// Starts a round now instead of at the next poll; a no-op once the
+    /// worker has stopped.
     pub fn wake(&self) {
         self.0.notify_one();
     }
