@@ -24,7 +24,10 @@ use crate::state::FrontdeskState;
 /// A signed-in user and their session.
 #[derive(Clone)]
 pub struct CurrentUser {
+    /// The user, as read with the session check.
     pub user: User,
+    /// The session the request's cookie names (its id, when it started and
+    /// was last used).
     pub session: Session,
     csrf_token: String,
     licences: LicenceMemo,
@@ -56,6 +59,7 @@ impl std::fmt::Debug for CurrentUser {
 }
 
 impl CurrentUser {
+    /// The user's id.
     pub fn id(&self) -> i64 {
         self.user.id
     }
@@ -65,6 +69,7 @@ impl CurrentUser {
         &self.csrf_token
     }
 
+    /// The user's staff role, or `None` for a user who is not staff.
     pub fn staff_role(&self) -> Option<StaffRole> {
         self.user.staff_role()
     }
@@ -277,6 +282,7 @@ impl FromRequest for OptionalUser {
 
 /// The least staff role a [`Staff`] extractor accepts.
 pub trait MinRole {
+    /// The role itself; any higher role is accepted too.
     const MIN: StaffRole;
 }
 
@@ -285,8 +291,11 @@ pub mod role {
     use super::MinRole;
     use frontdesk_core::StaffRole;
 
+    /// Any staff member: viewer, admin or owner.
     pub struct Viewer;
+    /// A staff admin or owner.
     pub struct Admin;
+    /// A staff owner only.
     pub struct Owner;
 
     impl MinRole for Viewer {

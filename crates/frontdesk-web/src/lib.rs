@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+
 //! frontdesk-web: the actix-web side of frontdesk. The auth pages and JSON
 //! endpoints, the `CurrentUser` extractors for the host's own handlers, CSRF,
 //! security headers and the embedded templates. No SQL here: every database

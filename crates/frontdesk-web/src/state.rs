@@ -31,7 +31,10 @@ pub struct Settings {
     /// Staff and organization admins who sign in without a `next` land on
     /// the admin dashboard instead of `after_login` (default true).
     pub admin_after_login: bool,
+    /// Sign-in rules: session timeouts, the lockout policy, whether an
+    /// unverified address may sign in, and who must use a second step.
     pub auth: AuthSettings,
+    /// How long a password reset link works (default 1 hour).
     pub password_reset_ttl: chrono::Duration,
     /// How long an email verification link works (default 24 hours).
     pub email_verification_ttl: chrono::Duration,
@@ -51,6 +54,8 @@ pub struct Settings {
     /// The proxies trusted to report the client's address in
     /// `X-Forwarded-For` (default none: the peer address is the client).
     pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// The name the pages, the mail subjects and authenticator apps show
+    /// (default `frontdesk`).
     pub site_name: String,
     /// Where the admin pages are mounted (default `/admin`).
     pub admin_prefix: String,
@@ -97,6 +102,9 @@ pub struct SignupSettings {
 }
 
 impl Settings {
+    /// The defaults for an app at `base_url`: auth pages at `/auth`, admin
+    /// pages at `/admin`, sign-up closed, no mail transport, no trusted
+    /// proxies. [`FrontdeskState::new`] checks them.
     pub fn new(base_url: Url) -> Self {
         Settings {
             base_url,
@@ -196,6 +204,15 @@ struct Inner {
 pub struct FrontdeskState(Arc<Inner>);
 
 impl FrontdeskState {
+    /// The state for `pool` and `settings`, with the host's `hooks` (none:
+    /// hooks that do nothing). Loads the page and mail templates and
+    /// derives the cookie names and keys. Fails with [`CoreError::Config`]
+    /// when `base_url` is not http or https, `auth_prefix` does not start
+    /// with `/`, `max_concurrent_hashes` is 0, `secret_key` is shorter than
+    /// 32 bytes, `invitation_ttl` is not positive, or a template does not
+    /// load. Without a `secret_key` a random one is made (and a warning
+    /// logged): forms then only work on this instance, and authenticator
+    /// apps and identity providers cannot be set up.
     pub fn new(
         pool: Pool,
         mut settings: Settings,
@@ -357,6 +374,8 @@ impl FrontdeskState {
         &self.0.import_slots
     }
 
+    /// The settings, as checked and normalized by [`FrontdeskState::new`]
+    /// (`auth_prefix` without a trailing `/`).
     pub fn settings(&self) -> &Settings {
         &self.0.settings
     }
@@ -396,6 +415,7 @@ impl FrontdeskState {
         }
     }
 
+    /// Where the auth pages are mounted, without a trailing `/` (`/auth`).
     pub fn prefix(&self) -> &str {
         &self.0.settings.auth_prefix
     }
@@ -415,6 +435,8 @@ impl FrontdeskState {
         self.0.secure
     }
 
+    /// The name of the session cookie: `__Host-frontdesk_session` when
+    /// `base_url` is https, `frontdesk_session` otherwise.
     pub fn session_cookie_name(&self) -> &str {
         &self.0.session_cookie
     }

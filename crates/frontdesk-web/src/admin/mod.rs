@@ -1,6 +1,8 @@
-//! The admin pages: who may open them (the [`Admin`] extractor, or the host's
-//! own hook), the pieces every page shares (form parsing, CSRF, flash
-//! messages, rendering) and the routes. One module per page below.
+//! The admin pages: who may open them (the `Admin` extractor, or the host's
+//! own [`AdminAuthorizer`]), the pieces every page shares (form parsing,
+//! CSRF, flash messages, rendering) and the routes. One module per page
+//! below. Only [`AdminAuthorizer`] is public; hosts mount the pages with
+//! [`admin_scope`](crate::admin_scope) or [`configure`](crate::configure).
 
 pub(crate) mod activity;
 pub(crate) mod api_keys;
