@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+
 //! frontdesk: end-user management mounted inside an actix-web app.
 //!
 //! Build one [`Frontdesk`] with [`Frontdesk::builder`]; it owns the database
@@ -774,14 +776,19 @@ fn mail_config_error(e: mail::MailError) -> CoreError {
 }
 
 impl Frontdesk {
+    /// A builder with every default; `database_url` and `base_url` must be
+    /// set before [`FrontdeskBuilder::build`].
     pub fn builder() -> FrontdeskBuilder {
         FrontdeskBuilder::default()
     }
 
+    /// The database pool frontdesk opened (8 connections unless set), for
+    /// the host's own queries on frontdesk's tables through `core`.
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
+    /// Which database the URL named: SQLite or PostgreSQL.
     pub fn backend(&self) -> BackendKind {
         self.backend
     }

@@ -77,7 +77,7 @@ impl Templates {
 
     /// Renders `<mail>/subject.txt`, `<mail>/body.txt` and, when present,
     /// `<mail>/body.html`.
-    pub fn render_mail(
+    pub(crate) fn render_mail(
         &self,
         mail: &str,
         context: &serde_json::Value,
@@ -108,7 +108,7 @@ impl MailRenderer for Templates {
 /// A header value on one line: every control character (CR and LF above all,
 /// which would start a new header) becomes a space, runs of spaces collapse,
 /// and the result is cut to a sane length.
-pub fn one_line(value: &str) -> String {
+pub(crate) fn one_line(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         let c = if c.is_control() || c.is_whitespace() {

@@ -17,7 +17,9 @@ use tokio::sync::watch;
 /// One mail as the server received it.
 #[derive(Debug, Clone)]
 pub struct ReceivedMail {
+    /// The address given in `MAIL FROM`, without the angle brackets.
     pub mail_from: String,
+    /// The addresses given in each accepted `RCPT TO`, in order.
     pub rcpt_to: Vec<String>,
     /// The message after dot-unstuffing, lines ending in CRLF.
     pub data: String,
@@ -118,10 +120,13 @@ impl TestSmtp {
         Ok(TestSmtp { addr, state, stop })
     }
 
+    /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// The port the server listens on (the one the system picked after
+    /// [`TestSmtp::start`]).
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -133,7 +138,6 @@ impl TestSmtp {
         }
     }
 
-    /// Answers `550` to recipients containing `needle` (a permanent failure).
     /// Runs `hook` after each mail is stored and before it is acknowledged
     /// (to play something going wrong while the sender waits for the "250").
     pub fn on_mail(&self, hook: impl Fn() + Send + Sync + 'static) {
@@ -142,12 +146,14 @@ impl TestSmtp {
         }
     }
 
+    /// Answers `550` to recipients containing `needle` (a permanent failure).
     pub fn reject_recipients_containing(&self, needle: &str) {
         if let Ok(mut s) = self.state.lock() {
             s.reject_containing = Some(needle.to_owned());
         }
     }
 
+    /// A copy of every mail received so far, in arrival order.
     pub fn received(&self) -> Vec<ReceivedMail> {
         self.state
             .lock()
@@ -155,6 +161,7 @@ impl TestSmtp {
             .unwrap_or_default()
     }
 
+    /// How many mails were received so far.
     pub fn count(&self) -> usize {
         self.state.lock().map(|s| s.mails.len()).unwrap_or(0)
     }

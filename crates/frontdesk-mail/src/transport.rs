@@ -27,6 +27,8 @@ pub enum SmtpSecurity {
 }
 
 impl SmtpSecurity {
+    /// Reads a setting's value, case-insensitive and trimmed: `none` or
+    /// `plain`, `starttls`, `tls` or `smtps`. Anything else is `None`.
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "none" | "plain" => Some(SmtpSecurity::None),
@@ -36,7 +38,7 @@ impl SmtpSecurity {
         }
     }
 
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             SmtpSecurity::None => 25,
             SmtpSecurity::StartTls => 587,
@@ -48,8 +50,13 @@ impl SmtpSecurity {
 /// An SMTP relay. `Debug` hides the password.
 #[derive(Clone)]
 pub struct SmtpConfig {
+    /// The relay's host name or IP address, also the name its TLS
+    /// certificate must carry.
     pub host: String,
+    /// The relay's port; [`SmtpConfig::new`] takes the usual one for
+    /// `security` (25, 587 or 465).
     pub port: u16,
+    /// How the connection is protected.
     pub security: SmtpSecurity,
     /// User name and password, when the relay wants them.
     pub credentials: Option<(String, String)>,
@@ -58,6 +65,8 @@ pub struct SmtpConfig {
     /// without TCP_NODELAY, so a relay that delays its ACKs caps one connection
     /// at about 25 mails/s; throughput comes from several connections.
     pub pool_size: u32,
+    /// How long one SMTP command may take before the send fails (default
+    /// 30 s); such a failure is transient, so the mail is tried again.
     pub timeout: Duration,
 }
 
@@ -75,6 +84,8 @@ impl std::fmt::Debug for SmtpConfig {
 }
 
 impl SmtpConfig {
+    /// A relay at `host` (trimmed) with the usual port for `security`, no
+    /// credentials, 16 pooled connections and a 30 s timeout.
     pub fn new(host: &str, security: SmtpSecurity) -> Self {
         SmtpConfig {
             host: host.trim().to_owned(),
@@ -86,21 +97,26 @@ impl SmtpConfig {
         }
     }
 
+    /// The same configuration on another port.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
         self
     }
 
+    /// The same configuration, signing in with `user` and `password`.
     pub fn credentials(mut self, user: &str, password: &str) -> Self {
         self.credentials = Some((user.to_owned(), password.to_owned()));
         self
     }
 
+    /// The same configuration with `n` pooled connections (at least 1; 0
+    /// counts as 1).
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = n.max(1);
         self
     }
 
+    /// The same configuration with another timeout per SMTP command.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -110,7 +126,10 @@ impl SmtpConfig {
 /// A mail the memory transport kept.
 #[derive(Debug, Clone)]
 pub struct StoredMail {
+    /// The envelope sender (the configured `from` address), empty when the
+    /// message had none.
     pub from: String,
+    /// The envelope recipients.
     pub to: Vec<String>,
     /// The whole message as it would go on the wire (headers and body).
     pub raw: String,
@@ -129,10 +148,11 @@ struct MemoryInner {
 }
 
 impl MemoryTransport {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
+    /// A copy of every mail kept so far, in the order they were sent.
     pub fn mails(&self) -> Vec<StoredMail> {
         self.inner
             .lock()
@@ -168,19 +188,24 @@ impl MemoryTransport {
 /// Why a send failed, and whether trying again could help.
 #[derive(Debug, Clone)]
 pub struct SendError {
+    /// True when a retry cannot help (the relay answered 5xx, or the message
+    /// could not be built): the worker then marks the mail failed at once.
+    /// False for everything else (timeouts, refused connections, 4xx).
     pub permanent: bool,
+    /// What went wrong, as the transport or relay said it; it is stored on
+    /// the outbox row as the last error.
     pub message: String,
 }
 
 impl SendError {
-    pub fn transient(message: impl Into<String>) -> Self {
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
         SendError {
             permanent: false,
             message: message.into(),
         }
     }
 
-    pub fn permanent(message: impl Into<String>) -> Self {
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
         SendError {
             permanent: true,
             message: message.into(),
@@ -212,9 +237,12 @@ impl SmtpTransport {
 /// The transports, behind one `send`.
 #[derive(Clone)]
 pub enum Transport {
+    /// An SMTP relay, made by [`Transport::smtp`] or [`Transport::from_url`].
     Smtp(SmtpTransport),
     /// One `<uuid>.eml` file per mail in a folder.
     File(AsyncFileTransport<Tokio1Executor>, PathBuf),
+    /// Kept in memory, for tests; read it through the [`MemoryTransport`]
+    /// that [`Transport::memory`] returns with it.
     Memory(MemoryTransport),
 }
 
@@ -374,12 +402,14 @@ impl Transport {
         ))
     }
 
+    /// A memory transport and a handle on the same store, to read what was
+    /// sent or to make sends fail.
     pub fn memory() -> (Self, MemoryTransport) {
         let m = MemoryTransport::new();
         (Transport::Memory(m.clone()), m)
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+    pub(crate) async fn send(&self, message: Message) -> Result<(), SendError> {
         match self {
             Transport::Smtp(t) => t.get().send(message).await.map(|_| ()).map_err(|e| {
                 // 5xx answers will not change on retry; everything else might.
@@ -400,7 +430,7 @@ impl Transport {
 }
 
 /// Parses a sender like `Acme <no-reply@acme.example>`.
-pub fn parse_mailbox(s: &str) -> Result<Mailbox, MailError> {
+pub(crate) fn parse_mailbox(s: &str) -> Result<Mailbox, MailError> {
     s.trim()
         .parse()
         .map_err(|e| MailError::Config(format!("mail address {s:?}: {e}")))

@@ -35,6 +35,7 @@ pub struct MailConfig {
     pub max_attempts: i32,
     /// Wait before the second attempt; doubles for each further one.
     pub base_backoff: Duration,
+    /// The longest wait between two attempts, however many failed before.
     pub max_backoff: Duration,
     /// How long a claim holds a mail; a worker that dies releases its mail after
     /// this. Sends start only in its first half, so keep it above twice the
@@ -67,7 +68,7 @@ impl MailConfig {
     /// The wait after failed attempt number `attempts` (1-based): the doubled
     /// base, capped, then a random point in its upper half so that mail failing
     /// together does not retry together.
-    pub fn backoff(&self, attempts: i32) -> Duration {
+    pub(crate) fn backoff(&self, attempts: i32) -> Duration {
         let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
         let full = self
             .base_backoff
@@ -82,7 +83,9 @@ impl MailConfig {
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
+    /// Mails taken from the outbox for this round.
     pub claimed: usize,
+    /// Mails the transport accepted, now marked sent.
     pub sent: usize,
     /// Failed this time, queued again.
     pub retried: usize,
@@ -124,6 +127,8 @@ enum Record {
 }
 
 impl Mailer {
+    /// A worker over the outbox in `pool`, sending through `transport`.
+    /// Nothing runs until [`Mailer::spawn`] or a call to deliver.
     pub fn new(pool: Pool, transport: Transport, config: MailConfig) -> Self {
         Mailer {
             inner: Arc::new(Inner {
@@ -134,7 +139,7 @@ impl Mailer {
         }
     }
 
-    pub fn config(&self) -> &MailConfig {
+    pub(crate) fn config(&self) -> &MailConfig {
         &self.inner.config
     }
 
@@ -301,7 +306,7 @@ impl Mailer {
 
     /// Restores the users whose timed suspension has ended (each audited as
     /// a `user.restore` by the system); returns how many.
-    pub async fn restore_ended_suspensions(&self) -> Result<usize, MailError> {
+    pub(crate) async fn restore_ended_suspensions(&self) -> Result<usize, MailError> {
         self.db(frontdesk_core::users::restore_ended_suspensions)
             .await
     }
@@ -383,6 +388,8 @@ impl Mailer {
 pub struct MailWaker(Arc<Notify>);
 
 impl MailWaker {
+    /// Starts a round now instead of at the next poll; a no-op once the
+    /// worker has stopped.
     pub fn wake(&self) {
         self.0.notify_one();
     }
@@ -418,7 +425,7 @@ impl MailerHandle {
 
 /// Builds the message of one outbox row. Header values go through lettre's
 /// builder (which encodes them) after control characters are removed.
-pub fn build_message(from: &Mailbox, mail: &OutboxMail) -> Result<Message, SendError> {
+pub(crate) fn build_message(from: &Mailbox, mail: &OutboxMail) -> Result<Message, SendError> {
     let to: Mailbox = mail
         .recipient
         .trim()

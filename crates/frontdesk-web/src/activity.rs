@@ -28,7 +28,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn new(recorder: Option<Recorder>) -> Self {
+    pub(crate) fn new(recorder: Option<Recorder>) -> Self {
         Activity {
             recorder,
             service: None,
@@ -43,6 +43,7 @@ impl Activity {
         }
     }
 
+    /// Whether recording is on; when it is off every call does nothing.
     pub fn enabled(&self) -> bool {
         self.recorder.is_some()
     }
@@ -117,6 +118,8 @@ pub struct RecordActivity {
 }
 
 impl RecordActivity {
+    /// The middleware for the app of `state`; it records nothing while
+    /// activity recording is off.
     pub fn new(state: FrontdeskState) -> Self {
         RecordActivity {
             state,
@@ -151,6 +154,8 @@ where
     }
 }
 
+/// The service [`RecordActivity`] wraps around the host's routes; made by
+/// actix, never by hand.
 pub struct RecordActivityService<S> {
     inner: Rc<S>,
     state: FrontdeskState,

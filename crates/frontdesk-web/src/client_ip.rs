@@ -68,7 +68,7 @@ fn parse_entry(s: &str) -> Option<IpAddr> {
 
 /// The client's address from the peer and every `X-Forwarded-For` header
 /// value (in order; several headers are one list).
-pub fn client_ip<'a>(
+pub(crate) fn client_ip<'a>(
     trusted: &TrustedProxies,
     peer: Option<IpAddr>,
     forwarded_for: impl IntoIterator<Item = &'a str>,

@@ -16,8 +16,8 @@ use crate::state::FrontdeskState;
 type HmacSha256 = Hmac<Sha256>;
 
 /// The form field and the header that carry the token.
-pub const FIELD: &str = "csrf_token";
-pub const HEADER: &str = "x-csrf-token";
+pub(crate) const FIELD: &str = "csrf_token";
+pub(crate) const HEADER: &str = "x-csrf-token";
 
 fn mac(key: &[u8], message: &[u8]) -> Option<HmacSha256> {
     let mut m = HmacSha256::new_from_slice(key).ok()?;
@@ -65,7 +65,10 @@ pub(crate) fn flash_signed(state: &FrontdeskState, message: &str, mac: &str) -> 
 
 /// The token for a form shown before sign-in, and the cookie to set when the
 /// browser has none yet.
-pub fn form_token(req: &HttpRequest, state: &FrontdeskState) -> (String, Option<Cookie<'static>>) {
+pub(crate) fn form_token(
+    req: &HttpRequest,
+    state: &FrontdeskState,
+) -> (String, Option<Cookie<'static>>) {
     if let Some(c) = req
         .cookie(state.csrf_cookie_name())
         .filter(|c| c.value().len() >= 32)
@@ -86,7 +89,7 @@ pub fn form_token(req: &HttpRequest, state: &FrontdeskState) -> (String, Option<
 }
 
 /// Refuses requests a browser says come from another site.
-pub fn check_origin(req: &HttpRequest, state: &FrontdeskState) -> Result<(), WebError> {
+pub(crate) fn check_origin(req: &HttpRequest, state: &FrontdeskState) -> Result<(), WebError> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = header("sec-fetch-site") {
         return match site.trim().to_ascii_lowercase().as_str() {

@@ -24,7 +24,10 @@ use crate::state::FrontdeskState;
 /// A signed-in user and their session.
 #[derive(Clone)]
 pub struct CurrentUser {
+    /// The user, as read with the session check.
     pub user: User,
+    /// The session the request's cookie names (its id, when it started and
+    /// was last used).
     pub session: Session,
     csrf_token: String,
     licences: LicenceMemo,
@@ -56,6 +59,7 @@ impl std::fmt::Debug for CurrentUser {
 }
 
 impl CurrentUser {
+    /// The user's id.
     pub fn id(&self) -> i64 {
         self.user.id
     }
@@ -65,6 +69,7 @@ impl CurrentUser {
         &self.csrf_token
     }
 
+    /// The user's staff role, or `None` for a user who is not staff.
     pub fn staff_role(&self) -> Option<StaffRole> {
         self.user.staff_role()
     }
@@ -120,7 +125,7 @@ pub(crate) fn state_of(req: &HttpRequest) -> Result<FrontdeskState, WebError> {
 }
 
 /// The session the request's cookie names, checked in the database.
-pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError> {
+pub(crate) async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, WebError> {
     if let Some(r) = req.extensions().get::<Resolved>() {
         return Ok(r.0.clone());
     }
@@ -239,7 +244,7 @@ fn inline_check(
 }
 
 /// The answer to an anonymous request for a protected resource.
-pub fn sign_in_required(req: &HttpRequest) -> WebError {
+pub(crate) fn sign_in_required(req: &HttpRequest) -> WebError {
     if wants_json(req) || req.method() != actix_web::http::Method::GET {
         return WebError::unauthorized().json(true);
     }
@@ -277,6 +282,7 @@ impl FromRequest for OptionalUser {
 
 /// The least staff role a [`Staff`] extractor accepts.
 pub trait MinRole {
+    /// The role itself; any higher role is accepted too.
     const MIN: StaffRole;
 }
 
@@ -285,8 +291,11 @@ pub mod role {
     use super::MinRole;
     use frontdesk_core::StaffRole;
 
+    /// Any staff member: viewer, admin or owner.
     pub struct Viewer;
+    /// A staff admin or owner.
     pub struct Admin;
+    /// A staff owner only.
     pub struct Owner;
 
     impl MinRole for Viewer {
@@ -330,7 +339,7 @@ impl<R: MinRole + 'static> FromRequest for Staff<R> {
 }
 
 /// The IP and user agent to record for this request.
-pub fn client_info(req: &HttpRequest, state: &FrontdeskState) -> ClientInfo {
+pub(crate) fn client_info(req: &HttpRequest, state: &FrontdeskState) -> ClientInfo {
     let ip = crate::client_ip::client_ip(
         &state.settings().trusted_proxies,
         req.peer_addr().map(|a| a.ip()),

@@ -10,31 +10,52 @@ use serde_json::json;
 /// Problem `type` URIs: one per kind of error, stable across releases so that
 /// clients can branch on them.
 pub mod problem_type {
+    /// A request that cannot be read or makes no sense (400); also any other
+    /// 4xx without a type of its own.
     pub const BAD_REQUEST: &str = "urn:frontdesk:problem:bad-request";
+    /// Input fields that are invalid (400); `errors` names each one.
     pub const VALIDATION: &str = "urn:frontdesk:problem:validation";
+    /// No valid session or API key (401).
     pub const UNAUTHORIZED: &str = "urn:frontdesk:problem:unauthorized";
+    /// The caller may not do this (403).
     pub const FORBIDDEN: &str = "urn:frontdesk:problem:forbidden";
+    /// A session caller's unsafe request without a valid CSRF token, or one
+    /// from another site (403).
     pub const CSRF: &str = "urn:frontdesk:problem:csrf";
+    /// No such resource, or one the caller may not see (404).
     pub const NOT_FOUND: &str = "urn:frontdesk:problem:not-found";
+    /// The change clashes with what is stored, such as an email or slug
+    /// already taken (409).
     pub const CONFLICT: &str = "urn:frontdesk:problem:conflict";
+    /// The change would leave an organization, or the staff, without an
+    /// owner (409).
     pub const LAST_OWNER: &str = "urn:frontdesk:problem:last-owner";
     /// A licence change would pass the licence's seat limit.
     pub const SEAT_LIMIT: &str = "urn:frontdesk:problem:seat-limit";
     /// The host's event listener refused the change (`detail` is its message).
     pub const VETOED: &str = "urn:frontdesk:problem:vetoed";
+    /// The body is larger than the route accepts (413).
     pub const PAYLOAD_TOO_LARGE: &str = "urn:frontdesk:problem:payload-too-large";
+    /// Something failed on the server (5xx); the details are in the log,
+    /// not in the answer.
     pub const INTERNAL: &str = "urn:frontdesk:problem:internal";
+    /// The database is unreachable or too busy, or no password-hashing slot
+    /// freed up in time (503); trying again later may work.
     pub const UNAVAILABLE: &str = "urn:frontdesk:problem:unavailable";
 }
 
 /// One invalid input field, for validation problems.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FieldError {
+    /// The field's name as the caller sent it (`email`, `profile.team`).
     pub field: String,
+    /// What is wrong with it, in a short phrase (`must be at most 200
+    /// characters`).
     pub message: String,
 }
 
 impl FieldError {
+    /// The error `message` for `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
@@ -43,10 +64,18 @@ impl FieldError {
     }
 }
 
+/// An error answered to a web request: a small HTML page for browsers, or
+/// `application/problem+json` (RFC 9457) for API callers, or a redirect.
+/// Handlers return it; a [`CoreError`] converts into the right status.
 #[derive(Debug, Clone)]
 pub struct WebError {
+    /// The HTTP status of the answer.
     pub status: StatusCode,
+    /// A short, fixed summary of the kind of error (`Not found`).
     pub title: &'static str,
+    /// What went wrong, in a sentence shown to the user. Never internal
+    /// details: [`WebError::internal`] and [`WebError::unavailable`] log
+    /// those and show a generic sentence.
     pub detail: String,
     /// The problem `type`; derived from the status when not set.
     pub problem_type: Option<&'static str>,
@@ -59,6 +88,8 @@ pub struct WebError {
 }
 
 impl WebError {
+    /// An error with this status, title and detail, answered as HTML until
+    /// [`WebError::json`] or [`WebError::for_request`] says otherwise.
     pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
         WebError {
             status,
@@ -84,6 +115,7 @@ impl WebError {
         e
     }
 
+    /// The same error with this problem `type` (one of [`problem_type`]).
     pub fn with_type(mut self, problem_type: &'static str) -> Self {
         self.problem_type = Some(problem_type);
         self
@@ -106,18 +138,23 @@ impl WebError {
         }
     }
 
+    /// A 400 with `detail` shown to the user.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "Bad request", detail)
     }
 
+    /// A 403 with `detail` shown to the user.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "Forbidden", detail)
     }
 
+    /// A 404 that says nothing about what was looked for.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "Not found", "There is nothing here.")
     }
 
+    /// A 401 asking the caller to sign in; as problem+json it carries
+    /// `WWW-Authenticate: Bearer`.
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -126,6 +163,8 @@ impl WebError {
         )
     }
 
+    /// A 500. `detail` goes to the error log with the request id; the
+    /// caller only reads that something went wrong.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(
             "frontdesk [{}]: {detail}",
@@ -138,6 +177,8 @@ impl WebError {
         )
     }
 
+    /// A 503 (the database is away or busy). `detail` goes to the error log
+    /// with the request id; the caller is told to try again shortly.
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
         tracing::error!(
             "frontdesk [{}]: {detail}",
@@ -150,12 +191,17 @@ impl WebError {
         )
     }
 
+    /// A 303 to `location`, for "sign in first" on pages (an
+    /// [`AdminAuthorizer`](crate::admin::AdminAuthorizer) may send the
+    /// browser to the host's own login page this way).
     pub fn redirect_to(location: String) -> Self {
         let mut e = Self::new(StatusCode::SEE_OTHER, "Sign in", "Sign in to continue.");
         e.location = Some(location);
         e
     }
 
+    /// The same error, answered as problem+json when `json` is true and as
+    /// an HTML page otherwise.
     pub fn json(mut self, json: bool) -> Self {
         self.json = json;
         self
@@ -169,7 +215,7 @@ impl WebError {
 }
 
 /// True for API callers: JSON accepted and HTML not, or a JSON body.
-pub fn wants_json(req: &HttpRequest) -> bool {
+pub(crate) fn wants_json(req: &HttpRequest) -> bool {
     let get = |h: header::HeaderName| {
         req.headers()
             .get(h)
@@ -321,7 +367,7 @@ impl From<CoreError> for WebError {
 /// For scopes that only speak JSON: an error answered there is problem+json
 /// whatever raised it (an extractor, the session check meeting a database
 /// outage, a handler), never the HTML page meant for browsers.
-pub async fn json_errors(
+pub(crate) async fn json_errors(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<actix_web::body::BoxBody>,
 ) -> Result<actix_web::dev::ServiceResponse, actix_web::Error> {

@@ -19,6 +19,9 @@ use serde::Serialize;
 /// One extension: an id (lowercase letters, digits, `-` and `_`) and the
 /// extension points it fills. Every method but `id` defaults to nothing.
 pub trait Extension: Send + Sync + 'static {
+    /// The extension's id: it names its pages (`/ext/<id>/…`), its API
+    /// routes, its filters' URL parameters and its bulk actions' audit
+    /// actions. Must be unique among the registered extensions.
     fn id(&self) -> &'static str;
     /// Links added to the admin menu.
     fn nav(&self) -> Vec<NavItem> {
@@ -65,7 +68,9 @@ pub trait Extension: Send + Sync + 'static {
 /// `/ext/notes/`).
 #[derive(Debug, Clone, Serialize)]
 pub struct NavItem {
+    /// The link text.
     pub label: String,
+    /// Where it points, below the admin prefix, with a leading `/`.
     pub path: String,
 }
 
@@ -73,11 +78,15 @@ pub struct NavItem {
 /// the form, already checked for its CSRF token and origin.
 #[derive(Debug, Clone)]
 pub struct PageRequest {
+    /// The admin opening the page, with their roles; the page's
+    /// `permission` has already been checked for them.
     pub actor: Actor,
     /// `GET` or `POST`.
     pub method: &'static str,
     /// The path below the extension's own prefix, without a leading `/`.
     pub path: String,
+    /// The query string's pairs (`GET`) or the form's (`POST`), in order,
+    /// with repeated keys kept.
     pub params: Vec<(String, String)>,
 }
 
@@ -97,17 +106,26 @@ pub enum PageResponse {
     /// Renders `template` inside the admin chrome (it extends
     /// `admin/base.html`) with `context` added to the shared one.
     Render {
+        /// The template's name, as the extension's `templates` registers it.
         template: String,
+        /// A JSON object of values for the template.
         context: serde_json::Value,
     },
     /// A 303 to `to` (a path under the admin prefix) with a flash message.
     Redirect {
+        /// Where to, below the admin prefix, with a leading `/`.
         to: String,
+        /// Whether the flash reads as a success (true) or an error (false).
         ok: bool,
+        /// The flash message's text.
         message: String,
     },
 }
 
+/// Answers one page request. A `GET` runs on a plain connection, a `POST`
+/// inside one transaction. An error with status 400 or 409 (an invalid
+/// input, a conflict) sends the admin back to the page with the error as
+/// a flash message; any other error is answered as is.
 pub type PageHandler =
     Arc<dyn Fn(&mut DbConnection, &PageRequest) -> Result<PageResponse, CoreError> + Send + Sync>;
 
@@ -117,10 +135,15 @@ pub type PageHandler =
 pub struct AdminPage {
     /// The path below `/ext/<id>/` (empty for the extension's index).
     pub path: String,
+    /// What the admin must be allowed to do on the site to open the page;
+    /// a 403 otherwise.
     pub permission: Action,
+    /// Answers the page's `GET` and `POST` requests.
     pub handler: PageHandler,
 }
 
+/// Loads a column's cells for one page of the users list: given the
+/// page's user ids, returns the text of each user's cell by id.
 pub type ColumnLoader = Arc<
     dyn Fn(&mut DbConnection, &[i64]) -> diesel::QueryResult<HashMap<i64, String>> + Send + Sync,
 >;
@@ -129,10 +152,13 @@ pub type ColumnLoader = Arc<
 /// of the page's users, never once per row; a user it leaves out shows empty.
 #[derive(Clone)]
 pub struct UserColumn {
+    /// The column's header.
     pub label: String,
+    /// Loads the column's cells, once per page.
     pub load: ColumnLoader,
 }
 
+/// Turns a filter's chosen value into a SQL condition over `users`.
 pub type FilterCondition = Arc<dyn Fn(&str) -> UserCondition + Send + Sync>;
 
 /// A filter of the users list: a labelled select whose chosen value narrows
@@ -142,13 +168,19 @@ pub type FilterCondition = Arc<dyn Fn(&str) -> UserCondition + Send + Sync>;
 /// with one of the `choices`' values (anything else is a 400).
 #[derive(Clone)]
 pub struct UserFilter {
+    /// The filter's name within the extension: the last part of its URL
+    /// parameter.
     pub name: String,
+    /// The select's label.
     pub label: String,
     /// `(value, label)` of each option.
     pub choices: Vec<(String, String)>,
+    /// The condition for the chosen value.
     pub condition: FilterCondition,
 }
 
+/// Runs a bulk action for `actor` on the selected user ids, inside the
+/// transaction frontdesk opened; an error rolls back the whole action.
 pub type BulkRunner =
     Arc<dyn Fn(&mut DbConnection, &Actor, &[i64]) -> Result<(), CoreError> + Send + Sync>;
 
@@ -157,12 +189,19 @@ pub type BulkRunner =
 /// writes one audit row per user, `<extension id>.<name>`.
 #[derive(Clone)]
 pub struct BulkAction {
+    /// The action's name within the extension (the audit action is
+    /// `<extension id>.<name>`).
     pub name: String,
+    /// The option's text in the users list's action select.
     pub label: String,
+    /// What the admin must be allowed to do to every selected user.
     pub permission: Action,
+    /// Does the work.
     pub run: BulkRunner,
 }
 
+/// Loads a user page section's context: given the admin and the shown
+/// user's id, returns a JSON object for the section's template.
 pub type SectionLoader = Arc<
     dyn Fn(&mut DbConnection, &Actor, i64) -> Result<serde_json::Value, CoreError> + Send + Sync,
 >;
@@ -171,18 +210,28 @@ pub type SectionLoader = Arc<
 /// returns for the user shown (the page has checked the actor may view them).
 #[derive(Clone)]
 pub struct UserSection {
+    /// The section's heading.
     pub title: String,
+    /// The template's name, as the extension's `templates` registers it.
+    /// It gets the loaded context plus the shared values (`site_name`,
+    /// `admin_prefix`, `csrf_token`, `user_id`).
     pub template: String,
+    /// Loads the section's context each time the page is shown.
     pub load: SectionLoader,
 }
 
 /// The HTTP method of an [`ApiRoute`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiMethod {
+    /// `GET`: reads; runs on a plain connection.
     Get,
+    /// `POST`; runs inside one transaction, like every method but `GET`.
     Post,
+    /// `PUT`.
     Put,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
 }
 
@@ -198,7 +247,7 @@ impl ApiMethod {
         }
     }
 
-    pub fn parse(method: &str) -> Option<ApiMethod> {
+    pub(crate) fn parse(method: &str) -> Option<ApiMethod> {
         Some(match method {
             "GET" => ApiMethod::Get,
             "POST" => ApiMethod::Post,
@@ -227,10 +276,14 @@ pub enum ApiTarget {
 /// and (for a route with a `request` schema) the JSON body.
 #[derive(Debug, Clone)]
 pub struct ApiRequest {
+    /// The caller (an API key's or a signed-in admin's roles), already
+    /// checked against the route's `permission`.
     pub actor: Actor,
+    /// The method the route was called with.
     pub method: ApiMethod,
     /// Each `{name}` of the route's path with the segment it matched.
     pub params: Vec<(String, String)>,
+    /// The query string's pairs, in order (empty when it does not parse).
     pub query: Vec<(String, String)>,
     /// The body, when the route takes one (already known to be JSON).
     pub body: Option<serde_json::Value>,
@@ -267,6 +320,8 @@ impl ApiRequest {
     }
 }
 
+/// Answers one API request with the success body (a JSON value); a
+/// [`CoreError`] becomes a problem+json answer.
 pub type ApiHandler = Arc<
     dyn Fn(&mut DbConnection, &ApiRequest) -> Result<serde_json::Value, CoreError> + Send + Sync,
 >;
@@ -278,12 +333,16 @@ pub type ApiHandler = Arc<
 /// problem+json (a [`CoreError`] maps as on the built-in routes).
 #[derive(Clone)]
 pub struct ApiRoute {
+    /// The method the route answers; another method on the same path is a
+    /// 405 naming the allowed ones.
     pub method: ApiMethod,
     /// Below `/ext/<id>/`, with `{name}` for a path parameter (one segment).
     pub path: String,
     /// One line for the OpenAPI document.
     pub summary: String,
+    /// What the caller must be allowed to do on `target`.
     pub permission: Action,
+    /// What `permission` is checked against: the site or a user.
     pub target: ApiTarget,
     /// JSON Schema of each path parameter by name; one not listed is a
     /// string (the [`ApiTarget::User`] parameter is an int64).
@@ -293,13 +352,15 @@ pub struct ApiRoute {
     /// The status of a success (200, or 201 for a creation) and the JSON
     /// Schema of its body.
     pub status: u16,
+    /// JSON Schema of the success body, for the OpenAPI document.
     pub response: serde_json::Value,
+    /// Answers the route's requests.
     pub handler: ApiHandler,
 }
 
 impl ApiRoute {
     /// The parameters a request path matches with, or `None`.
-    pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+    pub(crate) fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
         let want: Vec<&str> = self.path.trim_matches('/').split('/').collect();
         let got: Vec<&str> = path.trim_matches('/').split('/').collect();
         if want.len() != got.len() {
@@ -393,11 +454,11 @@ impl Registry {
         Ok(())
     }
 
-    pub fn nav(&self) -> Vec<NavItem> {
+    pub(crate) fn nav(&self) -> Vec<NavItem> {
         self.entries.iter().flat_map(|e| e.nav.clone()).collect()
     }
 
-    pub fn page(&self, id: &str, path: &str) -> Option<&AdminPage> {
+    pub(crate) fn page(&self, id: &str, path: &str) -> Option<&AdminPage> {
         self.entries
             .iter()
             .find(|e| e.id == id)?
@@ -406,7 +467,7 @@ impl Registry {
             .find(|p| p.path.trim_matches('/') == path.trim_matches('/'))
     }
 
-    pub fn columns(&self) -> Vec<UserColumn> {
+    pub(crate) fn columns(&self) -> Vec<UserColumn> {
         self.entries
             .iter()
             .flat_map(|e| e.columns.clone())
@@ -414,7 +475,7 @@ impl Registry {
     }
 
     /// Each filter with its URL parameter, `ext.<id>.<name>`.
-    pub fn filters(&self) -> Vec<(String, UserFilter)> {
+    pub(crate) fn filters(&self) -> Vec<(String, UserFilter)> {
         self.entries
             .iter()
             .flat_map(|e| {
@@ -434,7 +495,7 @@ impl Registry {
     }
 
     /// Each bulk action with the value its `<option>` carries: `<id>.<name>`.
-    pub fn bulk_actions(&self) -> Vec<(String, BulkAction)> {
+    pub(crate) fn bulk_actions(&self) -> Vec<(String, BulkAction)> {
         self.entries
             .iter()
             .flat_map(|e| {
@@ -445,14 +506,14 @@ impl Registry {
             .collect()
     }
 
-    pub fn bulk_action(&self, key: &str) -> Option<BulkAction> {
+    pub(crate) fn bulk_action(&self, key: &str) -> Option<BulkAction> {
         self.bulk_actions()
             .into_iter()
             .find(|(k, _)| k == key)
             .map(|(_, b)| b)
     }
 
-    pub fn sections(&self) -> Vec<UserSection> {
+    pub(crate) fn sections(&self) -> Vec<UserSection> {
         self.entries
             .iter()
             .flat_map(|e| e.sections.clone())
@@ -460,7 +521,7 @@ impl Registry {
     }
 
     /// Every API route with its extension's id.
-    pub fn api_routes(&self) -> Vec<(&'static str, ApiRoute)> {
+    pub(crate) fn api_routes(&self) -> Vec<(&'static str, ApiRoute)> {
         self.entries
             .iter()
             .flat_map(|e| e.api.iter().map(move |r| (e.id, r.clone())))
@@ -469,7 +530,11 @@ impl Registry {
 
     /// The routes of extension `id` whose path matches `path`, each with its
     /// parameters (one per method at most).
-    pub fn api_matches(&self, id: &str, path: &str) -> Vec<(ApiRoute, Vec<(String, String)>)> {
+    pub(crate) fn api_matches(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Vec<(ApiRoute, Vec<(String, String)>)> {
         self.entries
             .iter()
             .filter(|e| e.id == id)
@@ -478,7 +543,7 @@ impl Registry {
             .collect()
     }
 
-    pub fn templates(&self) -> Vec<(&'static str, &'static str)> {
+    pub(crate) fn templates(&self) -> Vec<(&'static str, &'static str)> {
         self.entries
             .iter()
             .flat_map(|e| e.templates.clone())
@@ -489,7 +554,7 @@ impl Registry {
 /// Runs an extension's bulk action: every selected user must allow
 /// `permission` to `actor` (one refusal changes no one), then the action and
 /// one audit row per user, all in one transaction.
-pub fn run_bulk(
+pub(crate) fn run_bulk(
     conn: &mut DbConnection,
     actor: &Actor,
     key: &str,

@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+
 //! frontdesk-web: the actix-web side of frontdesk. The auth pages and JSON
 //! endpoints, the `CurrentUser` extractors for the host's own handlers, CSRF,
 //! security headers and the embedded templates. No SQL here: every database
@@ -6,35 +8,35 @@
 pub mod activity;
 pub mod admin;
 pub mod api;
-pub mod assets;
+pub(crate) mod assets;
 pub mod client_ip;
 pub mod csrf;
 pub mod current_user;
 mod deferred;
-pub mod email_verification;
+pub(crate) mod email_verification;
 pub mod error;
 pub mod extensions;
-pub mod forms;
-pub mod headers;
-pub mod import_runs;
-pub mod invitations;
+pub(crate) mod forms;
+pub(crate) mod headers;
+pub(crate) mod import_runs;
+pub(crate) mod invitations;
 pub mod login;
-pub mod mfa;
-pub mod mfa_enrolment;
+pub(crate) mod mfa;
+pub(crate) mod mfa_enrolment;
 pub mod parts;
-pub mod passkeys;
-pub mod password_change;
+pub(crate) mod passkeys;
+pub(crate) mod password_change;
 pub mod password_resets;
 pub mod request_id;
-pub mod scim;
-pub mod sessions;
-pub mod signup;
-pub mod sso;
-pub mod sso_social;
+pub(crate) mod scim;
+pub(crate) mod sessions;
+pub(crate) mod signup;
+pub(crate) mod sso;
+pub(crate) mod sso_social;
 pub mod state;
 pub mod templates;
-pub mod user_filters;
-pub mod users_query;
+pub(crate) mod user_filters;
+pub(crate) mod users_query;
 
 use actix_web::web::{self, ServiceConfig};
 

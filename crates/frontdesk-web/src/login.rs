@@ -20,16 +20,16 @@ pub const GENERIC_FAILURE: &str =
     "Incorrect email or password, or the account cannot sign in right now.";
 
 /// With `require_verified_email`, for a right password on an unverified address.
-pub const UNVERIFIED: &str =
+pub(crate) const UNVERIFIED: &str =
     "Confirm your email address first: open the link in the mail we sent you.";
 
 /// For a right password of a member of an organization that requires
 /// single sign-on (told apart only then: the user knows it).
-pub const SSO_REQUIRED: &str =
+pub(crate) const SSO_REQUIRED: &str =
     "Your organization signs you in through its identity provider: use single sign-on below.";
 
 #[derive(Deserialize)]
-pub struct LoginForm {
+pub(crate) struct LoginForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -43,7 +43,7 @@ pub struct LoginForm {
 }
 
 #[derive(Deserialize)]
-pub struct JsonLogin {
+pub(crate) struct JsonLogin {
     pub(crate) email: String,
     pub(crate) password: String,
     /// The host's service this sign-in is for (a slug or id).
@@ -53,7 +53,7 @@ pub struct JsonLogin {
 
 /// `GET {prefix}/login`'s query.
 #[derive(Deserialize)]
-pub struct LoginQuery {
+pub(crate) struct LoginQuery {
     next: Option<String>,
     service: Option<String>,
 }
@@ -81,7 +81,7 @@ pub(crate) fn presented_session(req: &HttpRequest, state: &FrontdeskState) -> Op
         .map(|c| c.value().to_owned())
 }
 
-pub fn session_cookie(state: &FrontdeskState, token: &str) -> Cookie<'static> {
+pub(crate) fn session_cookie(state: &FrontdeskState, token: &str) -> Cookie<'static> {
     let max_age = state
         .settings()
         .auth
@@ -159,7 +159,7 @@ pub(crate) async fn render_login(
     Ok(res.content_type("text/html; charset=utf-8").body(body))
 }
 
-pub async fn login_page(
+pub(crate) async fn login_page(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     query: web::Query<LoginQuery>,
@@ -283,7 +283,7 @@ pub(crate) async fn landing(state: &FrontdeskState, user_id: i64) -> Result<Stri
     Ok(settings.after_login.clone())
 }
 
-pub async fn login_submit(
+pub(crate) async fn login_submit(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     form: crate::forms::Form<LoginForm>,
@@ -353,7 +353,7 @@ pub async fn login_submit(
     }
 }
 
-pub async fn logout(
+pub(crate) async fn logout(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     form: crate::forms::Form<csrf_form::CsrfForm>,
@@ -376,7 +376,7 @@ async fn end_session(req: &HttpRequest, state: &FrontdeskState) -> Result<(), We
     Ok(())
 }
 
-pub mod csrf_form {
+pub(crate) mod csrf_form {
     use serde::Deserialize;
 
     /// A form whose only field is the CSRF token.
@@ -398,7 +398,7 @@ fn user_json(user: &frontdesk_core::users::User) -> serde_json::Value {
 
 /// `POST {prefix}/api/login` with `{"email", "password"}`: sets the session
 /// cookie and returns the user and the CSRF token for later unsafe calls.
-pub async fn api_login(
+pub(crate) async fn api_login(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     body: web::Json<JsonLogin>,
@@ -447,7 +447,7 @@ pub(crate) fn api_signed_in(state: &FrontdeskState, signed: &SignedIn) -> HttpRe
 }
 
 /// `POST {prefix}/api/logout` with the `X-CSRF-Token` header.
-pub async fn api_logout(
+pub(crate) async fn api_logout(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
 ) -> Result<HttpResponse, WebError> {
@@ -459,7 +459,7 @@ pub async fn api_logout(
 }
 
 /// `GET {prefix}/api/session`: who is signed in, or 401.
-pub async fn api_session(req: HttpRequest) -> Result<HttpResponse, WebError> {
+pub(crate) async fn api_session(req: HttpRequest) -> Result<HttpResponse, WebError> {
     match resolve(&req).await? {
         Some(u) => Ok(HttpResponse::Ok().json(json!({
             "user": user_json(&u.user),

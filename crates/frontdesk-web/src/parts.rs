@@ -32,7 +32,7 @@ pub enum Part {
 }
 
 impl Part {
-    pub const ALL: [Part; 5] = [
+    pub(crate) const ALL: [Part; 5] = [
         Part::Imports,
         Part::Exports,
         Part::ApiKeys,
@@ -63,7 +63,7 @@ impl Part {
     }
 
     /// The name templates know it by (`parts.imports`).
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Part::Imports => "imports",
             Part::Exports => "exports",
@@ -88,7 +88,7 @@ fn under(path: &str, prefix: &str) -> bool {
 }
 
 /// A path (relative to the admin or API prefix) of a part switched off.
-pub fn is_off(disabled: &[Part], relative: &str, api: bool) -> bool {
+pub(crate) fn is_off(disabled: &[Part], relative: &str, api: bool) -> bool {
     disabled.iter().any(|p| {
         let paths = if api { p.api_paths() } else { p.admin_paths() };
         paths.iter().any(|prefix| under(relative, prefix))
@@ -96,7 +96,7 @@ pub fn is_off(disabled: &[Part], relative: &str, api: bool) -> bool {
 }
 
 /// For templates: `{imports: true, exports: false, …}`.
-pub fn flags(disabled: &[Part]) -> std::collections::BTreeMap<&'static str, bool> {
+pub(crate) fn flags(disabled: &[Part]) -> std::collections::BTreeMap<&'static str, bool> {
     Part::ALL
         .iter()
         .map(|p| (p.key(), !disabled.contains(p)))
@@ -133,7 +133,7 @@ async fn guard(
 }
 
 /// Middleware of the admin pages' scope.
-pub async fn admin_guard(
+pub(crate) async fn admin_guard(
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -141,7 +141,7 @@ pub async fn admin_guard(
 }
 
 /// Middleware of the API's scope.
-pub async fn api_guard(
+pub(crate) async fn api_guard(
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -149,7 +149,7 @@ pub async fn api_guard(
 }
 
 /// The export fields a site offers: `tags` only while tags are on.
-pub fn export_fields(
+pub(crate) fn export_fields(
     disabled: &[Part],
     mut fields: Vec<frontdesk_core::exports::ExportField>,
 ) -> Vec<frontdesk_core::exports::ExportField> {
@@ -160,7 +160,7 @@ pub fn export_fields(
 }
 
 /// Refuses an export asking for a field of a part switched off.
-pub fn check_export_fields(
+pub(crate) fn check_export_fields(
     disabled: &[Part],
     fields: &[frontdesk_core::exports::ExportField],
 ) -> Result<(), WebError> {
@@ -176,7 +176,7 @@ pub fn check_export_fields(
 }
 
 /// Removes the API paths of parts switched off from an OpenAPI document.
-pub fn strip_openapi(doc: &mut serde_json::Value, disabled: &[Part]) {
+pub(crate) fn strip_openapi(doc: &mut serde_json::Value, disabled: &[Part]) {
     if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
         paths.retain(|path, _| !is_off(disabled, path, true));
         // The users query's tag filters go with the tags.

@@ -17,7 +17,7 @@ use crate::headers::no_referrer;
 use crate::state::FrontdeskState;
 
 #[derive(Deserialize)]
-pub struct RequestForm {
+pub(crate) struct RequestForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -25,7 +25,7 @@ pub struct RequestForm {
 }
 
 #[derive(Deserialize)]
-pub struct ResetForm {
+pub(crate) struct ResetForm {
     #[serde(default)]
     password: String,
     #[serde(default)]
@@ -54,7 +54,7 @@ fn page(
     Ok(res.content_type("text/html; charset=utf-8").body(body))
 }
 
-pub async fn request_page(
+pub(crate) async fn request_page(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
 ) -> Result<HttpResponse, WebError> {
@@ -67,7 +67,7 @@ pub async fn request_page(
     )
 }
 
-pub async fn request_submit(
+pub(crate) async fn request_submit(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     form: crate::forms::Form<RequestForm>,
@@ -162,7 +162,7 @@ fn invalid(req: &HttpRequest, state: &FrontdeskState) -> Result<HttpResponse, We
     )
 }
 
-pub async fn form_page(
+pub(crate) async fn form_page(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     path: web::Path<String>,
@@ -188,7 +188,7 @@ pub async fn form_page(
     }
 }
 
-pub async fn form_submit(
+pub(crate) async fn form_submit(
     req: HttpRequest,
     state: web::Data<FrontdeskState>,
     path: web::Path<String>,

@@ -31,7 +31,10 @@ pub struct Settings {
     /// Staff and organization admins who sign in without a `next` land on
     /// the admin dashboard instead of `after_login` (default true).
     pub admin_after_login: bool,
+    /// Sign-in rules: session timeouts, the lockout policy, whether an
+    /// unverified address may sign in, and who must use a second step.
     pub auth: AuthSettings,
+    /// How long a password reset link works (default 1 hour).
     pub password_reset_ttl: chrono::Duration,
     /// How long an email verification link works (default 24 hours).
     pub email_verification_ttl: chrono::Duration,
@@ -51,6 +54,8 @@ pub struct Settings {
     /// The proxies trusted to report the client's address in
     /// `X-Forwarded-For` (default none: the peer address is the client).
     pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// The name the pages, the mail subjects and authenticator apps show
+    /// (default `frontdesk`).
     pub site_name: String,
     /// Where the admin pages are mounted (default `/admin`).
     pub admin_prefix: String,
@@ -97,6 +102,9 @@ pub struct SignupSettings {
 }
 
 impl Settings {
+    /// The defaults for an app at `base_url`: auth pages at `/auth`, admin
+    /// pages at `/admin`, sign-up closed, no mail transport, no trusted
+    /// proxies. [`FrontdeskState::new`] checks them.
     pub fn new(base_url: Url) -> Self {
         Settings {
             base_url,
@@ -196,6 +204,15 @@ struct Inner {
 pub struct FrontdeskState(Arc<Inner>);
 
 impl FrontdeskState {
+    /// The state for `pool` and `settings`, with the host's `hooks` (none:
+    /// hooks that do nothing). Loads the page and mail templates and
+    /// derives the cookie names and keys. Fails with [`CoreError::Config`]
+    /// when `base_url` is not http or https, `auth_prefix` does not start
+    /// with `/`, `max_concurrent_hashes` is 0, `secret_key` is shorter than
+    /// 32 bytes, `invitation_ttl` is not positive, or a template does not
+    /// load. Without a `secret_key` a random one is made (and a warning
+    /// logged): forms then only work on this instance, and authenticator
+    /// apps and identity providers cannot be set up.
     pub fn new(
         pool: Pool,
         mut settings: Settings,
@@ -315,7 +332,7 @@ impl FrontdeskState {
         })))
     }
 
-    pub fn pool(&self) -> &Pool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.0.pool
     }
 
@@ -342,7 +359,7 @@ impl FrontdeskState {
     }
 
     /// The activity recorder, when recording is on.
-    pub fn recorder(&self) -> Option<&frontdesk_core::activity::Recorder> {
+    pub(crate) fn recorder(&self) -> Option<&frontdesk_core::activity::Recorder> {
         self.0.recorder.get()
     }
 
@@ -357,6 +374,8 @@ impl FrontdeskState {
         &self.0.import_slots
     }
 
+    /// The settings, as checked and normalized by [`FrontdeskState::new`]
+    /// (`auth_prefix` without a trailing `/`).
     pub fn settings(&self) -> &Settings {
         &self.0.settings
     }
@@ -369,12 +388,12 @@ impl FrontdeskState {
     }
 
     /// Where invitation links point and how long they live.
-    pub fn invitation_settings(&self) -> &InvitationSettings {
+    pub(crate) fn invitation_settings(&self) -> &InvitationSettings {
         &self.0.invitations
     }
 
     /// The email templates (invitation mail), with the host's overrides.
-    pub fn mail_templates(&self) -> &MailTemplates {
+    pub(crate) fn mail_templates(&self) -> &MailTemplates {
         &self.0.mail_templates
     }
 
@@ -388,7 +407,7 @@ impl FrontdeskState {
 
     /// Starts a delivery round now, when a worker runs in this process; other
     /// workers pick the mail up at their next poll.
-    pub fn wake_mailer(&self) {
+    pub(crate) fn wake_mailer(&self) {
         if let Ok(w) = self.0.mail_waker.read() {
             if let Some(w) = w.as_ref() {
                 w.wake();
@@ -396,6 +415,7 @@ impl FrontdeskState {
         }
     }
 
+    /// Where the auth pages are mounted, without a trailing `/` (`/auth`).
     pub fn prefix(&self) -> &str {
         &self.0.settings.auth_prefix
     }
@@ -407,19 +427,21 @@ impl FrontdeskState {
 
     /// Whether mail can go out (a transport is configured); without one,
     /// queued mail waits in the outbox.
-    pub fn mail_configured(&self) -> bool {
+    pub(crate) fn mail_configured(&self) -> bool {
         self.0.settings.mail_configured
     }
 
-    pub fn secure_cookies(&self) -> bool {
+    pub(crate) fn secure_cookies(&self) -> bool {
         self.0.secure
     }
 
+    /// The name of the session cookie: `__Host-frontdesk_session` when
+    /// `base_url` is https, `frontdesk_session` otherwise.
     pub fn session_cookie_name(&self) -> &str {
         &self.0.session_cookie
     }
 
-    pub fn csrf_cookie_name(&self) -> &str {
+    pub(crate) fn csrf_cookie_name(&self) -> &str {
         &self.0.csrf_cookie
     }
 
@@ -440,12 +462,15 @@ impl FrontdeskState {
     }
 
     /// The one callback of every identity provider, to register there.
-    pub fn sso_redirect_uri(&self) -> String {
+    pub(crate) fn sso_redirect_uri(&self) -> String {
         self.absolute_url(&format!("{}/sso/callback", self.prefix()))
     }
 
     /// The social provider the host declared under `key` (`github`).
-    pub fn social_provider(&self, key: &str) -> Option<&frontdesk_core::sso::social::Provider> {
+    pub(crate) fn social_provider(
+        &self,
+        key: &str,
+    ) -> Option<&frontdesk_core::sso::social::Provider> {
         self.0.settings.social.iter().find(|p| p.key_str() == key)
     }
 
@@ -462,12 +487,12 @@ impl FrontdeskState {
     }
 
     /// `scheme://host[:port]` of the base URL, as browsers send it in `Origin`.
-    pub fn origin(&self) -> &str {
+    pub(crate) fn origin(&self) -> &str {
         &self.0.origin
     }
 
     /// An absolute link under the base URL (never from the Host header).
-    pub fn absolute_url(&self, path: &str) -> String {
+    pub(crate) fn absolute_url(&self, path: &str) -> String {
         format!("{}{}", self.0.origin, path)
     }
 
@@ -579,7 +604,7 @@ impl FrontdeskState {
     }
 
     /// A context with what every page needs.
-    pub fn context(&self) -> Context {
+    pub(crate) fn context(&self) -> Context {
         let mut ctx = Context::new();
         ctx.insert("site_name", &self.0.settings.site_name);
         ctx.insert("prefix", &self.0.settings.auth_prefix);
@@ -589,7 +614,7 @@ impl FrontdeskState {
         ctx
     }
 
-    pub fn render(&self, name: &str, ctx: &Context) -> Result<String, WebError> {
+    pub(crate) fn render(&self, name: &str, ctx: &Context) -> Result<String, WebError> {
         self.0.templates.render(name, ctx).map_err(|e| {
             WebError::internal(format!(
                 "rendering {name}: {}",

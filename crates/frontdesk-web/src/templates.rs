@@ -70,13 +70,12 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "admin/exports.html",
 );
 
-/// The embedded templates, with the host's files of the same names in their place.
-pub fn load(override_dir: Option<&Path>) -> Result<Tera, String> {
-    load_with(override_dir, &[])
-}
-
-/// [`load`] plus the templates extensions ship (the host's files still win).
-pub fn load_with(override_dir: Option<&Path>, extra: &[(&str, &str)]) -> Result<Tera, String> {
+/// The embedded templates plus the templates extensions ship, with the
+/// host's files of the same names in their place (the host's files win).
+pub(crate) fn load_with(
+    override_dir: Option<&Path>,
+    extra: &[(&str, &str)],
+) -> Result<Tera, String> {
     let mut sources: BTreeMap<String, String> = EMBEDDED
         .iter()
         .chain(extra.iter())
@@ -126,7 +125,7 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> Resul
 }
 
 /// Tera hides the useful part of an error in its source chain.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -1,26 +1,28 @@
-//! The admin pages: who may open them (the [`Admin`] extractor, or the host's
-//! own hook), the pieces every page shares (form parsing, CSRF, flash
-//! messages, rendering) and the routes. One module per page below.
+//! The admin pages: who may open them (the `Admin` extractor, or the host's
+//! own [`AdminAuthorizer`]), the pieces every page shares (form parsing,
+//! CSRF, flash messages, rendering) and the routes. One module per page
+//! below. Only [`AdminAuthorizer`] is public; hosts mount the pages with
+//! [`admin_scope`](crate::admin_scope) or [`configure`](crate::configure).
 
-pub mod activity;
-pub mod api_keys;
-pub mod audit;
-pub mod chart;
-pub mod dashboard;
-pub mod directory_sync;
-pub mod display;
-pub mod exports;
-pub mod imports;
-pub mod invitations;
-pub mod login_attempts;
-pub mod mfa;
-pub mod new_user;
-pub mod organizations;
-pub mod sessions;
-pub mod sso;
-pub mod user_detail;
-pub mod users;
-pub mod verification;
+pub(crate) mod activity;
+pub(crate) mod api_keys;
+pub(crate) mod audit;
+pub(crate) mod chart;
+pub(crate) mod dashboard;
+pub(crate) mod directory_sync;
+pub(crate) mod display;
+pub(crate) mod exports;
+pub(crate) mod imports;
+pub(crate) mod invitations;
+pub(crate) mod login_attempts;
+pub(crate) mod mfa;
+pub(crate) mod new_user;
+pub(crate) mod organizations;
+pub(crate) mod sessions;
+pub(crate) mod sso;
+pub(crate) mod user_detail;
+pub(crate) mod users;
+pub(crate) mod verification;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -41,17 +43,17 @@ use crate::error::WebError;
 use crate::headers::security_headers;
 use crate::state::FrontdeskState;
 
-pub const DEFAULT_PREFIX: &str = "/admin";
+pub(crate) const DEFAULT_PREFIX: &str = "/admin";
 
-pub const STYLESHEET: &str = include_str!("../../assets/admin.css");
-pub const SCRIPT: &str = include_str!("../../assets/admin.js");
+pub(crate) const STYLESHEET: &str = include_str!("../../assets/admin.css");
+pub(crate) const SCRIPT: &str = include_str!("../../assets/admin.js");
 
 /// The host's hook: decides from the request who is acting, or refuses
 /// (`WebError::forbidden`, or `WebError::redirect_to` its own login page).
 pub type AdminAuthorizer = Arc<dyn Fn(&HttpRequest) -> Result<Actor, WebError> + Send + Sync>;
 
 /// Someone allowed into the admin area, with the roles they act with.
-pub struct Admin {
+pub(crate) struct Admin {
     pub actor: Actor,
     /// The CSRF token for the forms on the page.
     pub csrf_token: String,
@@ -122,7 +124,7 @@ impl Admin {
 }
 
 /// A form body or query string with repeated keys kept (`ids=1&ids=2`).
-pub struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
     pub fn parse(raw: &[u8]) -> Params {
@@ -230,7 +232,11 @@ impl Params {
 }
 
 /// Checks origin and CSRF token of an admin form.
-pub fn verify(req: &HttpRequest, state: &FrontdeskState, form: &Params) -> Result<(), WebError> {
+pub(crate) fn verify(
+    req: &HttpRequest,
+    state: &FrontdeskState,
+    form: &Params,
+) -> Result<(), WebError> {
     csrf::verify(req, state, form.get(csrf::FIELD).unwrap_or(""))
 }
 
@@ -238,7 +244,7 @@ const FLASH_COOKIE: &str = "frontdesk_flash";
 
 /// A one-time message shown on the page a change redirects to.
 #[derive(Serialize)]
-pub struct Flash {
+pub(crate) struct Flash {
     pub kind: &'static str,
     pub text: String,
 }
@@ -279,7 +285,7 @@ fn read_flash(req: &HttpRequest, state: &FrontdeskState) -> Option<Flash> {
 /// the site key (like the pre-session CSRF tokens), so a cookie set by anyone
 /// else (a sibling subdomain, another app of the host) cannot put words on
 /// an admin page.
-pub fn redirect(state: &FrontdeskState, to: &str, kind: &str, text: &str) -> HttpResponse {
+pub(crate) fn redirect(state: &FrontdeskState, to: &str, kind: &str, text: &str) -> HttpResponse {
     let message = format!("{kind}:{text}");
     let mac = csrf::sign_flash(state, &message);
     let encoded: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
@@ -292,7 +298,7 @@ pub fn redirect(state: &FrontdeskState, to: &str, kind: &str, text: &str) -> Htt
 
 /// Turns the outcome of a change into a redirect with a flash: success, or the
 /// reason a bad input was refused. Access errors stay errors (403/404).
-pub fn finish<T>(
+pub(crate) fn finish<T>(
     state: &FrontdeskState,
     result: Result<T, WebError>,
     to: &str,
@@ -309,7 +315,7 @@ pub fn finish<T>(
 
 /// Renders an admin page: the shared context (prefixes, CSRF token, who is
 /// signed in, the flash) plus the page's own.
-pub fn render(
+pub(crate) fn render(
     req: &HttpRequest,
     state: &FrontdeskState,
     admin: &Admin,
@@ -320,7 +326,7 @@ pub fn render(
     render_status(req, state, admin, name, nav, StatusCode::OK, &mut ctx)
 }
 
-pub fn render_status(
+pub(crate) fn render_status(
     req: &HttpRequest,
     state: &FrontdeskState,
     admin: &Admin,
@@ -363,11 +369,11 @@ pub fn render_status(
     Ok(res.content_type("text/html; charset=utf-8").body(body))
 }
 
-pub fn show_time(t: NaiveDateTime) -> String {
+pub(crate) fn show_time(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
 }
 
-pub fn show_opt(t: Option<NaiveDateTime>) -> String {
+pub(crate) fn show_opt(t: Option<NaiveDateTime>) -> String {
     t.map(show_time).unwrap_or_default()
 }
 
@@ -482,7 +488,7 @@ async fn extension_page(
 }
 
 /// The state as handlers receive it.
-pub type State = web::Data<FrontdeskState>;
+pub(crate) type State = web::Data<FrontdeskState>;
 
 // The admin's assets are for admins only (they describe the admin surface);
 // cached privately, never by a shared cache.
@@ -501,7 +507,7 @@ async fn script(_admin: Admin) -> HttpResponse {
 }
 
 /// The admin pages at `prefix`.
-pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
+pub(crate) fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     use web::{get, post};
     web::scope(prefix)
         .wrap(actix_web::middleware::from_fn(crate::parts::admin_guard))

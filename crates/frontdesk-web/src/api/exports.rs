@@ -102,7 +102,9 @@ const FIELD_NAMES: &[&str] = &[
     "groups",
 ];
 
-/// The columns an export may have.
+/// The columns an export may have. Only describes the `fields` parameter in
+/// the OpenAPI document; the export reads the names as text.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldParam {

@@ -193,7 +193,9 @@ impl From<&ImportJob> for ImportOut {
     }
 }
 
-/// What became of one row (the core's `Outcome`).
+/// What became of one row (the core's `Outcome`). Only describes the report
+/// in the OpenAPI document; the report itself is the core's JSON.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RowOutcome {

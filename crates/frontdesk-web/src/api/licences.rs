@@ -13,9 +13,6 @@ use super::organizations::visible;
 use super::problem::ApiResult;
 use crate::state::FrontdeskState;
 
-/// What a licence key looks like (1 to 64 of `a-z 0-9 . _ -`).
-pub const KEY_PATTERN: &str = r"^[a-z0-9._-]{1,64}$";
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupRef {
     pub id: i64,

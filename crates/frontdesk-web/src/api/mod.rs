@@ -2,44 +2,39 @@
 //! attempts, organizations, tags, audit events and API keys, authenticated by
 //! an API key or an admin's session, described by an OpenAPI document.
 
-pub mod activity;
-pub mod api_keys;
-pub mod audit;
-pub mod auth;
-pub mod exports;
-pub mod extensions;
-pub mod groups;
-pub mod identity_providers;
-pub mod imports;
-pub mod invitations;
-pub mod licences;
-pub mod login_attempts;
-pub mod openapi;
-pub mod organizations;
-pub mod params;
-pub mod problem;
-pub mod scim_tokens;
-pub mod sessions;
-pub mod sign_in;
-pub mod tags;
-pub mod users;
-pub mod users_create;
+pub(crate) mod activity;
+pub(crate) mod api_keys;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod exports;
+pub(crate) mod extensions;
+pub(crate) mod groups;
+pub(crate) mod identity_providers;
+pub(crate) mod imports;
+pub(crate) mod invitations;
+pub(crate) mod licences;
+pub(crate) mod login_attempts;
+pub(crate) mod openapi;
+pub(crate) mod organizations;
+pub(crate) mod params;
+pub(crate) mod problem;
+pub(crate) mod scim_tokens;
+pub(crate) mod sessions;
+pub(crate) mod sign_in;
+pub(crate) mod tags;
+pub(crate) mod users;
+pub(crate) mod users_create;
 
 use actix_web::middleware::DefaultHeaders;
 use actix_web::web;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-pub use auth::ApiActor;
-
-/// Where `configure` mounts the API by default.
-pub const DEFAULT_PREFIX: &str = "/admin/api/v1";
-
 /// `configure` mounts the API at the admin prefix followed by this.
-pub const SUFFIX: &str = "/api/v1";
+pub(crate) const SUFFIX: &str = "/api/v1";
 
 /// The prefix the API is mounted at, for the OpenAPI document's server URL.
 #[derive(Debug, Clone)]
-pub struct ApiPrefix(pub String);
+pub(crate) struct ApiPrefix(pub String);
 
 /// Stored times are UTC without a zone; the API says so.
 pub(crate) fn utc(t: NaiveDateTime) -> DateTime<Utc> {
@@ -151,7 +146,7 @@ pub const OPEN_ROUTES: &[(&str, &str)] = &[("post", "/sign-in"), ("post", "/sign
 
 /// The API scope at `prefix`. Mount it before any scope whose prefix contains
 /// it (such as `/admin`), since actix routes to the first matching scope.
-pub fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
+pub(crate) fn scope(prefix: &str) -> impl actix_web::dev::HttpServiceFactory {
     let prefix = prefix.trim_end_matches('/');
     register(web::scope(prefix))
         .app_data(web::Data::new(ApiPrefix(prefix.to_owned())))

@@ -2,7 +2,6 @@
 //! is a 400 naming it, never silently ignored, so a typo in a filter cannot
 //! return every user.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use frontdesk_core::users::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -144,45 +143,6 @@ impl Params {
             },
             &["true", "false"],
         )
-    }
-
-    /// A comma-separated list of ids.
-    pub fn ids(&mut self, name: &str) -> Vec<i64> {
-        // An empty value is an empty list (form style, as documented).
-        let Some(v) = self.raw(name).filter(|v| !v.is_empty()) else {
-            return Vec::new();
-        };
-        let parsed: Option<Vec<i64>> = v.split(',').map(|p| p.trim().parse::<i64>().ok()).collect();
-        match parsed {
-            Some(ids) if ids.len() <= 100 => ids,
-            _ => {
-                self.error(
-                    name,
-                    "must be a comma-separated list of at most 100 integer ids",
-                );
-                Vec::new()
-            }
-        }
-    }
-
-    /// An RFC 3339 date-time (or a plain `YYYY-MM-DD`, midnight UTC), as UTC.
-    pub fn datetime(&mut self, name: &str) -> Option<NaiveDateTime> {
-        let v = self.raw(name)?.trim().to_owned();
-        let parsed = DateTime::parse_from_rfc3339(&v)
-            .map(|d| d.naive_utc())
-            .ok()
-            .or_else(|| {
-                NaiveDate::parse_from_str(&v, "%Y-%m-%d")
-                    .ok()
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-            });
-        if parsed.is_none() {
-            self.error(
-                name,
-                "must be an RFC 3339 date-time (2026-01-31T00:00:00Z) or a date (2026-01-31)",
-            );
-        }
-        parsed
     }
 
     /// `page` (from 1) and `limit` (1 to 100, default 50).

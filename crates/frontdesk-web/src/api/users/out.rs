@@ -110,15 +110,6 @@ pub struct UserList {
     pub pagination: Pagination,
 }
 
-impl UserOut {
-    /// With `mfa_enabled` as stored (one query).
-    pub fn load(conn: &mut DbConnection, u: &User) -> Result<Self, CoreError> {
-        let mut out = UserOut::from(u);
-        out.mfa_enabled = frontdesk_core::mfa::enabled(conn, u.id)?;
-        Ok(out)
-    }
-}
-
 impl UserList {
     /// Each user's service slugs ([`frontdesk_core::services::slugs_among`]).
     pub fn with_services(
