@@ -15,9 +15,12 @@ use crate::state::FrontdeskState;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The form field and the header that carry the token.
-pub(crate) const FIELD: &str = "csrf_token";
-pub(crate) const HEADER: &str = "x-csrf-token";
+/// The form field that carries the token in a form post to frontdesk.
+pub const FIELD: &str = "csrf_token";
+/// The header that carries the token in a JSON call to frontdesk (a host's
+/// script calling `/auth/api/logout`, say): the value of [`session_token`]
+/// for the signed-in session.
+pub const HEADER: &str = "x-csrf-token";
 
 fn mac(key: &[u8], message: &[u8]) -> Option<HmacSha256> {
     let mut m = HmacSha256::new_from_slice(key).ok()?;
