@@ -10,8 +10,7 @@
 //! the test says SKIPPED and passes, unless `FRONTDESK_REQUIRE_BROWSER=1`.
 //! With `FRONTDESK_SCREENSHOTS=<dir>` it saves PNGs of the main pages there.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,83 +46,32 @@ pub(crate) fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Plain HTTP/1.1 to chromedriver on loopback: the WebDriver protocol is JSON
-/// over a handful of endpoints, so no client library is needed.
+/// One WebDriver command: JSON over HTTP to chromedriver on loopback, through
+/// ureq. Answers the command's `value`, or the WebDriver error it names.
 pub(crate) fn http(
     port: u16,
     method: &str,
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(|e| e.to_string())?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    // chromedriver keeps the connection open: read the header, then exactly
-    // the body it announces.
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16384];
-    let split = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed before the header ended".into());
-        }
-        raw.extend_from_slice(&buf[..n]);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build();
+    let request = agent.request(method, &format!("http://127.0.0.1:{port}{path}"));
+    let answer = match body {
+        Some(body) => request.send_json(body),
+        None => request.call(),
     };
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let mut payload = raw[split + 4..].to_vec();
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    let chunked = head.contains("transfer-encoding: chunked");
-    loop {
-        let done = match length {
-            Some(len) => payload.len() >= len,
-            None if chunked => payload.ends_with(b"0\r\n\r\n"),
-            None => false,
-        };
-        if done {
-            break;
-        }
-        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        payload.extend_from_slice(&buf[..n]);
-    }
-    if chunked {
-        payload = dechunk(&payload);
-    }
-    let v: Value = serde_json::from_slice(&payload).map_err(|e| format!("{e}: {head}"))?;
+    // A WebDriver error comes with a 4xx/5xx status and its JSON body.
+    let response = match answer {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(e.to_string()),
+    };
+    let v: Value = response.into_json().map_err(|e| e.to_string())?;
     if let Some(err) = v["value"]["error"].as_str() {
         return Err(format!("{err}: {}", v["value"]["message"]));
     }
     Ok(v["value"].clone())
-}
-
-pub(crate) fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = eol + 2;
-        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
-        data = &data[(start + size + 2).min(data.len())..];
-    }
-    out
 }
 
 pub(crate) struct Driver {
@@ -1260,22 +1208,15 @@ fn secret_on(page: &str) -> String {
 
 /// A bearer-key GET to the JSON API; returns the status code.
 fn api_get(base: &str, path: &str, key: &str) -> u16 {
-    let host = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(host).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    let answer = ureq::get(&format!("{base}{path}"))
+        .set("Authorization", &format!("Bearer {key}"))
+        .set("Accept", "application/json")
+        .timeout(Duration::from_secs(30))
+        .call();
+    match answer {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r.status(),
+        Err(e) => panic!("GET {path}: {e}"),
+    }
 }
 
 /// The demo's notes extension in the browser: its menu item and page in the

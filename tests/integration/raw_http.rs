@@ -71,7 +71,7 @@ pub fn send(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
     {
-        payload = crate::admin_browser::dechunk(&payload);
+        payload = dechunk(&payload);
     }
     Raw {
         status,
@@ -88,4 +88,20 @@ pub fn post_form(base: &str, path: &str, session: Option<&str>, body: &[u8]) -> 
         headers.push(("Cookie", c));
     }
     send(base, "POST", path, &headers, body)
+}
+
+/// The body of a chunked answer, unchunked.
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
 }
