@@ -20,8 +20,8 @@ use crate::schema::mfa_factors;
 use crate::time::now;
 use crate::users::User;
 
-pub const DIGITS: usize = 6;
-pub const STEP_SECONDS: u64 = 30;
+pub(crate) const DIGITS: usize = 6;
+pub(crate) const STEP_SECONDS: u64 = 30;
 /// Steps accepted either side of the current one.
 pub const SKEW: i64 = 1;
 

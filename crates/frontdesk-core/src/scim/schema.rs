@@ -33,7 +33,7 @@ fn complex(name: &str, multi: bool, mutability: &str, subs: Vec<Value>) -> Value
     a
 }
 
-pub fn user_schema(base: &str) -> Value {
+pub(crate) fn user_schema(base: &str) -> Value {
     let mut user_name = attr("userName", "string", false, true, "readWrite", "server");
     user_name["description"] =
         json!("Unique identifier for the user in this organization, often an email address.");
@@ -67,7 +67,7 @@ pub fn user_schema(base: &str) -> Value {
     })
 }
 
-pub fn group_schema(base: &str) -> Value {
+pub(crate) fn group_schema(base: &str) -> Value {
     let mut ref_ = attr("$ref", "reference", false, false, "immutable", "none");
     ref_["referenceTypes"] = json!(["User"]);
     let mut ty = attr("type", "string", false, false, "immutable", "none");
