@@ -18,37 +18,65 @@ use crate::sessions::ClientInfo;
 use crate::time::now;
 use crate::users;
 
-// The `reason` column. `LockoutCleared` is not a sign-in but the marker an
-// admin's clearing leaves: failures before it no longer count.
-crate::authz::string_enum!(Reason {
-    Success => "success",
-    UnknownEmail => "unknown_email",
-    BadPassword => "bad_password",
-    Suspended => "suspended",
-    LocalLoginDisabled => "local_login_disabled",
-    LockedOut => "locked_out",
-    EmailUnverified => "email_unverified",
-    LockoutCleared => "lockout_cleared",
-    MfaRequired => "mfa_required",
-    MfaFailed => "mfa_failed",
-    MfaRecoveryCodeUsed => "mfa_recovery_code_used",
-    PasskeyFailed => "passkey_failed",
-    SsoRequired => "sso_required",
-    SsoDenied => "sso_denied",
-    SsoStateMismatch => "sso_state_mismatch",
-    SsoTokenInvalid => "sso_token_invalid",
-    SsoNoAccount => "sso_no_account",
-    SsoLinkRequired => "sso_link_required",
-});
+crate::authz::string_enum!(
+    /// How a sign-in attempt ended: the `reason` column. `LockoutCleared` is
+    /// not a sign-in but the marker an admin's clearing leaves: failures
+    /// before it no longer count.
+    Reason {
+        /// The user signed in.
+        Success => "success",
+        /// No account has this email.
+        UnknownEmail => "unknown_email",
+        /// The password was wrong.
+        BadPassword => "bad_password",
+        /// The account is suspended.
+        Suspended => "suspended",
+        /// The account may not sign in with a password.
+        LocalLoginDisabled => "local_login_disabled",
+        /// Too many recent failures: the account is locked for a while.
+        LockedOut => "locked_out",
+        /// The site requires a verified email and this one is not.
+        EmailUnverified => "email_unverified",
+        /// An admin cleared the lockout (not a sign-in).
+        LockoutCleared => "lockout_cleared",
+        /// The password was right; the second step is still to come.
+        MfaRequired => "mfa_required",
+        /// The second step's code was wrong.
+        MfaFailed => "mfa_failed",
+        /// The user signed in with a recovery code as the second step.
+        MfaRecoveryCodeUsed => "mfa_recovery_code_used",
+        /// A passkey did not verify, or is not the user's.
+        PasskeyFailed => "passkey_failed",
+        /// The user must sign in through their organization's single sign-on.
+        SsoRequired => "sso_required",
+        /// The identity provider refused, or the user cancelled there.
+        SsoDenied => "sso_denied",
+        /// The provider's answer did not match the sign-in it started.
+        SsoStateMismatch => "sso_state_mismatch",
+        /// The provider's token did not verify.
+        SsoTokenInvalid => "sso_token_invalid",
+        /// No account matches the identity, and none may be created for it.
+        SsoNoAccount => "sso_no_account",
+        /// An account has the email but is not linked to this provider yet.
+        SsoLinkRequired => "sso_link_required",
+    }
+);
 
-// The `method` column: how the attempt tried to prove who it was.
-crate::authz::string_enum!(Method {
-    Password => "password",
-    Totp => "totp",
-    RecoveryCode => "recovery_code",
-    Passkey => "passkey",
-    Sso => "sso",
-});
+crate::authz::string_enum!(
+    /// How a sign-in attempt tried to prove who it was: the `method` column.
+    Method {
+        /// An email and password.
+        Password => "password",
+        /// A code from an authenticator app.
+        Totp => "totp",
+        /// A one-time recovery code.
+        RecoveryCode => "recovery_code",
+        /// A passkey.
+        Passkey => "passkey",
+        /// Single sign-on through an identity provider.
+        Sso => "sso",
+    }
+);
 
 impl Reason {
     /// The attempt signed the user in (with a recovery code too).

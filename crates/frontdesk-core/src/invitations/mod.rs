@@ -31,13 +31,21 @@ pub use import::*;
 pub use issue::*;
 pub use list::*;
 
-crate::authz::string_enum!(InvitationStatus {
-    Pending => "pending",
-    Accepted => "accepted",
-    Declined => "declined",
-    Expired => "expired",
-    Cancelled => "cancelled",
-});
+crate::authz::string_enum!(
+    /// Where an invitation stands.
+    InvitationStatus {
+        /// Sent, and neither answered nor past its expiry.
+        Pending => "pending",
+        /// The invitee accepted and became a member.
+        Accepted => "accepted",
+        /// The invitee declined.
+        Declined => "declined",
+        /// Not answered in time.
+        Expired => "expired",
+        /// An admin cancelled it.
+        Cancelled => "cancelled",
+    }
+);
 
 /// The longest personal message an admin may add.
 pub const MAX_MESSAGE: usize = 1000;

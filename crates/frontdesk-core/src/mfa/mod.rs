@@ -30,7 +30,15 @@ use crate::validate;
 /// The purpose TOTP seeds are sealed for.
 pub const PURPOSE_TOTP: &str = "mfa-totp";
 
-crate::authz::string_enum!(Kind { Totp => "totp", Passkey => "passkey" });
+crate::authz::string_enum!(
+    /// The kind of a second factor.
+    Kind {
+        /// An authenticator app's time-based codes.
+        Totp => "totp",
+        /// A passkey (WebAuthn).
+        Passkey => "passkey",
+    }
+);
 
 /// A factor as the user and admins see it: never its secret.
 #[derive(Debug, Clone, Serialize, Queryable)]
