@@ -109,6 +109,7 @@ pub struct LockoutPolicy {
     pub ip_threshold: u32,
     /// The first wait; it doubles with each failure past the threshold.
     pub base_delay: Duration,
+    /// The longest wait, however many failures.
     pub max_delay: Duration,
 }
 
@@ -139,16 +140,25 @@ impl LockoutPolicy {
     }
 }
 
+/// One sign-in attempt, as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = login_attempts)]
 pub struct LoginAttempt {
+    /// The attempt's id.
     pub id: i64,
+    /// The account the email names, if any.
     pub user_id: Option<i64>,
+    /// The email as typed (trimmed, lower-cased, at most 254 characters).
     pub email: String,
+    /// The client's IP address.
     pub ip: Option<String>,
+    /// The client's user agent.
     pub user_agent: Option<String>,
+    /// Whether the user signed in.
     pub success: bool,
+    /// The [`Reason`]'s stored name.
     pub reason: String,
+    /// When it happened (UTC).
     pub created_at: NaiveDateTime,
     /// `password`, `totp`, `recovery_code` or `passkey` (none on rows that
     /// are no sign-in, and on rows older than the column).
@@ -205,7 +215,10 @@ pub fn normalize(email: &str) -> String {
 /// Why sign-in is refused right now, if it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
+    /// When sign-in is allowed again (UTC).
     pub until: NaiveDateTime,
+    /// True when the IP is locked (too many failures from it), false when the
+    /// account is.
     pub by_ip: bool,
 }
 
@@ -339,6 +352,7 @@ fn locked(
     (until > at).then_some(until)
 }
 
+/// The lockout in force now for this email or IP, if any.
 pub fn lockout(
     conn: &mut DbConnection,
     email: &str,
@@ -397,10 +411,15 @@ pub fn clear_ip_lockout(conn: &mut DbConnection, actor: &Actor, ip: &str) -> Cor
 /// Filters for the attempts list.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptFilter {
+    /// Only attempts on this account.
     pub user_id: Option<i64>,
+    /// Only attempts with this email.
     pub email: Option<String>,
+    /// Only attempts from this IP address.
     pub ip: Option<String>,
+    /// Only successful (`true`) or failed (`false`) attempts.
     pub success: Option<bool>,
+    /// Only attempts with this reason.
     pub reason: Option<Reason>,
     /// Attempts at or after this time.
     pub from: Option<NaiveDateTime>,
