@@ -3,6 +3,7 @@
 
 use chrono::{NaiveDateTime, Timelike, Utc};
 
+/// The current UTC time, cut to microseconds.
 pub fn now() -> NaiveDateTime {
     truncate(Utc::now().naive_utc())
 }

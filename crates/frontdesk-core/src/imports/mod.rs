@@ -218,81 +218,82 @@ fn staff_column_allowed(config: &ImportConfig, actor: &Actor) -> bool {
 /// Why a file is refused as a whole. Nothing has been written when one is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("the file is {size} bytes, more than the limit of {max} bytes")]
     /// The file is larger than the configured limit.
+    #[error("the file is {size} bytes, more than the limit of {max} bytes")]
     TooLarge {
         /// The file's size in bytes.
         size: u64,
         /// The limit in bytes.
         max: u64,
     },
-    #[error("the file has more than {max} data rows, the limit")]
     /// The file has more data rows than the configured limit.
+    #[error("the file has more than {max} data rows, the limit")]
     TooManyRows {
         /// The limit in data rows.
         max: u64,
     },
+    /// The file has no header line.
     #[error(
         "the file is empty: its first line must be the header, e.g. email,first_name,last_name"
     )]
-    /// The file has no header line.
     Empty,
-    #[error("row 1 (header): missing required column(s): {}", .0.join(", "))]
     /// The header lacks required columns (named).
+    #[error("row 1 (header): missing required column(s): {}", .0.join(", "))]
     MissingColumns(Vec<String>),
-    #[error("row 1 (header): unknown column(s): {} (known columns: {known})", .columns.join(", "))]
     /// The header names columns the import does not know.
+    #[error("row 1 (header): unknown column(s): {} (known columns: {known})", .columns.join(", "))]
     UnknownColumns {
         /// The unknown columns.
         columns: Vec<String>,
         /// The known columns, comma-separated, for the message.
         known: String,
     },
-    #[error("row 1 (header): the column {0:?} appears more than once")]
     /// The header names a column twice.
+    #[error("row 1 (header): the column {0:?} appears more than once")]
     DuplicateColumn(String),
-    #[error("row {row}: the file is not comma-separated (it uses {found:?}); save it as CSV with commas")]
     /// The file is separated by another character than a comma.
+    #[error("row {row}: the file is not comma-separated (it uses {found:?}); save it as CSV with commas")]
     WrongDelimiter {
         /// The row, from 1 (the header).
         row: u64,
         /// The separator found.
         found: char,
     },
+    /// The text is not UTF-8.
     #[error(
         "row {row}: the text is not UTF-8 (byte 0x{byte:02X}); save the file as \"CSV UTF-8\""
     )]
-    /// The text is not UTF-8.
     NotUtf8 {
         /// The row, from 1 (the header).
         row: u64,
         /// The first byte that is not UTF-8.
         byte: u8,
     },
-    #[error("row {row}: binary data ({what}); this is not a CSV text file")]
     /// The file holds binary data, not text.
+    #[error("row {row}: binary data ({what}); this is not a CSV text file")]
     Binary {
         /// The row, from 1 (the header).
         row: u64,
-        /// What was found (a NUL byte, a spreadsheet's own format).
+        /// What was found (a NUL byte, a ZIP archive such as an Excel workbook).
         what: &'static str,
     },
-    #[error("row {row}: unreadable CSV: {message}")]
     /// The CSV cannot be read (an unclosed quote, ...).
+    #[error("row {row}: unreadable CSV: {message}")]
     Malformed {
         /// The row, from 1 (the header).
         row: u64,
         /// The CSV reader's message.
         message: String,
     },
+    /// The default organization (slug) does not exist, or the actor may not
+    /// see it.
     #[error("organization {0:?} not found")]
-    /// The default organization (slug) does not exist.
     UnknownOrganization(String),
     /// The actor may not import users here.
     #[error("not allowed to import users here")]
     Forbidden,
-    #[error("reading the file failed: {0}")]
     /// Reading the file failed.
+    #[error("reading the file failed: {0}")]
     Io(#[from] std::io::Error),
     /// The import stopped part-way: the batches up to `committed_rows` are
     /// saved (each batch is one transaction), nothing after them.

@@ -52,10 +52,12 @@ pub enum PasskeyPolicy {
 }
 
 impl PasskeyPolicy {
+    /// Whether passkeys may be added and used at all.
     pub fn enabled(self) -> bool {
         self != PasskeyPolicy::Off
     }
 
+    /// Whether a passkey alone may sign a user in.
     pub fn sign_in(self) -> bool {
         self == PasskeyPolicy::SignIn
     }

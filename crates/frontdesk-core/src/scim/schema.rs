@@ -89,10 +89,12 @@ pub(crate) fn group_schema(base: &str) -> Value {
     })
 }
 
+/// The `/Schemas` resources: User and Group, with `meta.location` under `base`.
 pub fn schemas(base: &str) -> Vec<Value> {
     vec![user_schema(base), group_schema(base)]
 }
 
+/// The `/ResourceTypes` resources: User and Group.
 pub fn resource_types(base: &str) -> Vec<Value> {
     vec![
         json!({
@@ -116,6 +118,8 @@ pub fn resource_types(base: &str) -> Vec<Value> {
     ]
 }
 
+/// The `/ServiceProviderConfig` resource: PATCH and filters supported, no
+/// bulk; `docs` is its `documentationUri`.
 pub fn service_provider_config(base: &str, docs: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
