@@ -62,7 +62,7 @@ pub struct Membership {
     pub user_id: i64,
     /// The organization's id.
     pub organization_id: i64,
-    /// The role's stored name (see [`OrgRole`](crate::OrgRole)).
+    /// The role's stored name (see [`OrgRole`]).
     pub role: String,
     /// When the user joined (UTC).
     pub created_at: NaiveDateTime,

@@ -434,7 +434,7 @@ impl ManageConnection for ConnectionManager {
     /// includes a connection the server ended: libpq then reports its
     /// transaction state as unknown, which diesel records as broken after the
     /// query that found out; a query that could not even be sent is caught by
-    /// [`ConnectionHealth`]. Without this, after a restart or failover every
+    /// `ConnectionHealth`. Without this, after a restart or failover every
     /// pooled connection stayed dead in the pool and failed each request that
     /// drew it until it aged out.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {

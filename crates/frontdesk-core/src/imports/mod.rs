@@ -70,7 +70,7 @@ pub struct ImportConfig {
     /// Files with more data rows than this are refused before any work.
     pub max_rows: u64,
     /// Rows per transaction (at most [`MAX_BATCH`]); a file of more than
-    /// 50 batches uses bigger ones (see [`batch_rows`]).
+    /// 50 batches uses bigger ones (see `batch_rows`).
     pub batch_size: usize,
     /// Rejected/skipped rows listed in the report; the rest are only counted.
     pub max_listed_rows: usize,

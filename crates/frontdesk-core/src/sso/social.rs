@@ -544,7 +544,7 @@ fn resolve(
     Ok(Resolved::User(user))
 }
 
-/// Signs in through a social provider: see [`resolve`]. Refusals are
+/// Signs in through a social provider: see `resolve`. Refusals are
 /// `login_attempts` rows (method `sso`): `sso_link_required` (an account has
 /// the email, the identity is not linked to it), `sso_no_account`, and,
 /// for a member of an organization that requires its own single sign-on,
