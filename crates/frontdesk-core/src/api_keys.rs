@@ -18,20 +18,31 @@ use crate::validate::{self, MAX_NAME};
 /// Keys start with this, so a leaked one is easy to recognise in code or logs.
 pub const KEY_PREFIX: &str = "fdk_";
 
+/// An API key, as stored. The key itself is never kept, only its hash.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKey {
+    /// The key's id.
     pub id: i64,
+    /// The name the creator gave it.
     pub name: String,
     /// The first characters of the key, for recognising it in lists.
     pub prefix: String,
+    /// The SHA-256 hash of the key; never serialized.
     #[serde(skip)]
     pub key_hash: String,
+    /// The organization the key is scoped to; `None` for a site-wide key.
     pub organization_id: Option<i64>,
+    /// The role's stored name: a staff role for site-wide keys, an organization
+    /// role otherwise; see [`ApiKey::key_role`].
     pub role: String,
+    /// The user who created it, if a user did.
     pub created_by: Option<i64>,
+    /// When it was created (UTC).
     pub created_at: NaiveDateTime,
+    /// When a request last used it (UTC).
     pub last_used_at: Option<NaiveDateTime>,
+    /// When it was revoked (UTC); a revoked key is refused.
     pub revoked_at: Option<NaiveDateTime>,
 }
 
@@ -39,11 +50,14 @@ pub struct ApiKey {
 /// role for keys scoped to one organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyRole {
+    /// A site-wide key acting with this staff role.
     Staff(StaffRole),
+    /// A key scoped to the organization (id), acting with this role there.
     Org(i64, OrgRole),
 }
 
 impl ApiKey {
+    /// The role the key acts with; `None` when the stored role is unknown.
     pub fn key_role(&self) -> Option<KeyRole> {
         match self.organization_id {
             Some(org) => OrgRole::parse(&self.role).map(|r| KeyRole::Org(org, r)),
@@ -168,6 +182,8 @@ pub fn list(conn: &mut DbConnection, actor: &Actor) -> CoreResult<Vec<ApiKey>> {
         .load(conn)?)
 }
 
+/// Revokes a key at once. The actor must be allowed to grant the key's
+/// role; a key the actor may not manage reads as not found.
 pub fn revoke(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()> {
     crate::db::write_transaction(conn, |conn| {
         let key: ApiKey = api_keys::table

@@ -10,16 +10,25 @@ use crate::error::CoreResult;
 use crate::schema::audit_events;
 use crate::time::now;
 
+/// One audit log row: who did what to which record.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
+    /// The row's id.
     pub id: i64,
+    /// Who did it (`user:7`, `api_key:3`, `system`); see [`Actor::label`].
     pub actor: String,
+    /// What was done (`user.suspend`, `membership.add`, ...).
     pub action: String,
+    /// The record it was done to, as `kind:id` (`user:7`).
     pub target: String,
+    /// The organization the change belongs to, if any.
     pub organization_id: Option<i64>,
+    /// Details of the change, a JSON object as text; never a secret.
     pub details: String,
+    /// The actor's IP address, when known.
     pub ip: Option<String>,
+    /// When it happened (UTC).
     pub created_at: NaiveDateTime,
 }
 
@@ -51,15 +60,22 @@ pub fn record(
     crate::events::emit(conn, event)
 }
 
+/// Filters for the audit log list; every field set must match.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    /// Only rows by this actor label (`user:7`).
     pub actor: Option<String>,
+    /// Only rows with this action.
     pub action: Option<String>,
+    /// Only rows about this target (`user:7`).
     pub target: Option<String>,
     /// Limit to these organizations (an org admin's view); `None` for all.
     pub organizations: Option<Vec<i64>>,
 }
 
+/// One page of the audit log, newest first, with the number of matching
+/// rows. `page` is 1-based; `limit` rows per page. No access check: the
+/// caller scopes an org admin's view with `filter.organizations`.
 pub fn list(
     conn: &mut DbConnection,
     filter: &AuditFilter,

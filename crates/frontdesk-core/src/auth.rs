@@ -21,7 +21,9 @@ use crate::users::{self as user_store, User};
 /// Everything sign-in needs to know about the site's rules.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuthSettings {
+    /// How long sessions live.
     pub sessions: SessionConfig,
+    /// When repeated failures lock sign-in.
     pub lockout: LockoutPolicy,
     /// Refuse sign-in until the address is verified (default: allowed).
     pub require_verified_email: bool,
@@ -32,8 +34,11 @@ pub struct AuthSettings {
 /// A successful sign-in: the new session and the token for its cookie.
 #[derive(Debug)]
 pub struct SignedIn {
+    /// The user who signed in.
     pub user: User,
+    /// The new session.
     pub session: Session,
+    /// The session's secret token, for the cookie; only its hash is stored.
     pub token: SecretToken,
 }
 
@@ -41,26 +46,34 @@ pub struct SignedIn {
 /// the reason is for the log, the hooks and the admin pages.
 #[derive(Debug)]
 pub enum SignInError {
+    /// The sign-in is refused; the reason is logged as a login attempt.
     Refused {
+        /// Why.
         reason: Reason,
+        /// The account the email names, if any.
         user_id: Option<i64>,
     },
     /// The password was right and the user has a second factor: no session
     /// yet; the challenge's token carries the sign-in to
     /// [`complete_second_step`].
     SecondFactor {
+        /// The user who gave the right password.
         user_id: i64,
+        /// The challenge's secret token, for the second step's form or cookie.
         challenge: SecretToken,
     },
     /// The password was right but a policy requires a second factor the user
     /// does not have yet: no session; the challenge carries the sign-in to
     /// [`complete_enrolment`].
     EnrolmentRequired {
+        /// The user who gave the right password.
         user_id: i64,
+        /// The challenge's secret token, for the enrolment pages.
         challenge: SecretToken,
     },
     /// The second step's challenge is used, expired or worn out: sign in again.
     ChallengeExpired,
+    /// The database or another service failed.
     Other(CoreError),
 }
 
@@ -74,8 +87,11 @@ pub enum SecondFactor<'a> {
     /// A passkey's answer to the ceremony `ceremony` (from
     /// [`crate::mfa::passkeys::begin_second_step`]).
     Passkey {
+        /// The site's relying party (see [`crate::mfa::passkeys::relying_party`]).
         rp: &'a webauthn_rs::Webauthn,
+        /// The ceremony id the second step started.
         ceremony: &'a str,
+        /// The browser's answer.
         response: &'a webauthn_rs::prelude::PublicKeyCredential,
     },
 }

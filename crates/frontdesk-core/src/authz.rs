@@ -6,16 +6,22 @@ use serde::{Deserialize, Serialize};
 use crate::error::CoreError;
 
 macro_rules! string_enum {
-    ($name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "lowercase")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
+            /// Every value, in the order they are declared.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The name the value is stored and shown as; `Display` writes
+            /// the same.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $s),+ }
             }
+            /// The value a stored or typed name stands for, ignoring case and
+            /// surrounding spaces; `None` for any other text.
             pub fn parse(s: &str) -> Option<Self> {
                 match s.trim().to_ascii_lowercase().as_str() { $($s => Some($name::$variant),)+ _ => None }
             }
@@ -31,16 +37,40 @@ macro_rules! string_enum {
 pub(crate) use string_enum;
 
 // Variants are declared weakest first so that `Ord` ranks them.
-string_enum!(StaffRole { Viewer => "viewer", Admin => "admin", Owner => "owner" });
-string_enum!(OrgRole { Member => "member", Admin => "admin", Owner => "owner" });
+string_enum!(
+    /// A role on the whole site, held by staff; users who are not staff have none.
+    StaffRole {
+        /// Reads everything, changes nothing.
+        Viewer => "viewer",
+        /// Does everything but give or take staff roles, and does not act on
+        /// staff owners.
+        Admin => "admin",
+        /// Does everything.
+        Owner => "owner",
+    }
+);
+string_enum!(
+    /// A member's role in one organization.
+    OrgRole {
+        /// An end user of the organization; sees no admin data.
+        Member => "member",
+        /// Manages the organization's members, but not its owners.
+        Admin => "admin",
+        /// Manages the organization and its admins.
+        Owner => "owner",
+    }
+);
 
 /// Who is acting: a signed-in user, an API key, or the system itself (CLI, seeds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
+    /// A signed-in user, by id.
     User(i64),
+    /// An API key, by id.
     ApiKey(i64),
     /// A directory syncing one organization over SCIM, by its token.
     ScimToken(i64),
+    /// frontdesk itself or the host's own code (CLI, seeds, jobs), with every right.
     System,
 }
 
@@ -48,16 +78,22 @@ pub enum Principal {
 /// belongs to; API keys scoped to an organization carry their role there.
 #[derive(Debug, Clone)]
 pub struct Actor {
+    /// Who is acting.
     pub principal: Principal,
+    /// The actor's staff role, if any; it decides every action on the site.
     pub staff_role: Option<StaffRole>,
+    /// The organizations the actor belongs to, with its role in each.
     pub org_roles: Vec<(i64, OrgRole)>,
     /// Members of an organization may read it only through an API key whose role
     /// says so; a human member is an end user and sees no admin data.
     pub members_may_read: bool,
+    /// The client's IP address, kept in the audit log; `None` when unknown.
     pub ip: Option<String>,
 }
 
 impl Actor {
+    /// The system actor: a staff owner, allowed everything. For the CLI, seeds
+    /// and the host's own jobs; its audit rows say `system`.
     pub fn system() -> Self {
         Actor {
             principal: Principal::System,
@@ -68,6 +104,8 @@ impl Actor {
         }
     }
 
+    /// A signed-in user with their staff role and memberships. Members do not
+    /// read admin data through this actor (`members_may_read` is false).
     pub fn user(id: i64, staff_role: Option<StaffRole>, org_roles: Vec<(i64, OrgRole)>) -> Self {
         Actor {
             principal: Principal::User(id),
@@ -78,6 +116,7 @@ impl Actor {
         }
     }
 
+    /// The same actor with the client's IP address, for the audit log.
     pub fn with_ip(mut self, ip: Option<String>) -> Self {
         self.ip = ip;
         self
@@ -93,6 +132,8 @@ impl Actor {
         }
     }
 
+    /// The user's id when the actor is a signed-in user; `None` for API keys,
+    /// SCIM tokens and the system.
     pub fn user_id(&self) -> Option<i64> {
         match self.principal {
             Principal::User(id) => Some(id),
@@ -100,6 +141,7 @@ impl Actor {
         }
     }
 
+    /// The actor's role in organization `org`, or `None` when it is not a member.
     pub fn role_in(&self, org: i64) -> Option<OrgRole> {
         self.org_roles
             .iter()
@@ -153,11 +195,15 @@ pub enum Action {
 pub enum Target {
     /// The site as a whole (dashboards, global lists, creating organizations).
     Site,
+    /// One organization, by id.
     Organization(i64),
     /// A user with their staff role and the organizations they belong to (with roles).
     User {
+        /// The user's id.
         id: i64,
+        /// The user's staff role, if any.
         staff_role: Option<StaffRole>,
+        /// The organizations the user belongs to, with their role in each.
         orgs: Vec<(i64, OrgRole)>,
     },
 }

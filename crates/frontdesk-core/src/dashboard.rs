@@ -11,25 +11,38 @@ use crate::error::CoreResult;
 use crate::schema::{invitations, login_attempts, memberships, sessions, users};
 use crate::time::now;
 
+/// The dashboard's counts, for the whole site or some organizations' members.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
+    /// Active users who have acted themselves.
     pub users_active: i64,
     /// Never signed in nor set their own password (see `users::UserStatus`).
     pub users_pending: i64,
+    /// Suspended users.
     pub users_suspended: i64,
+    /// Pending invitations not yet expired.
     pub invitations_pending: i64,
+    /// Sessions neither revoked nor past their end (idle ones included).
     pub sessions_active: i64,
+    /// Failed sign-ins in the last 24 hours.
     pub failed_logins_24h: i64,
 }
 
+/// One day of the dashboard's series.
 #[derive(Debug, Clone, Serialize)]
 pub struct Day {
+    /// The day (UTC).
     pub date: NaiveDate,
+    /// Users created that day.
     pub signups: i64,
+    /// Successful sign-ins that day.
     pub signins: i64,
+    /// Failed sign-ins that day.
     pub failed_signins: i64,
 }
 
+/// The counts now, for the whole site (`scope` `None`) or the members of
+/// these organizations. No access check.
 pub fn counts(conn: &mut DbConnection, scope: Option<&[i64]>) -> CoreResult<Counts> {
     let t = now();
     let members = |orgs: &[i64]| {

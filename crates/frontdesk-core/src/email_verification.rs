@@ -187,7 +187,10 @@ pub fn check(conn: &mut DbConnection, token: &str) -> CoreResult<Option<User>> {
 /// one and the user may sign in with a password.
 #[derive(Debug)]
 pub struct Verified {
+    /// The user, now verified.
     pub user: User,
+    /// The new session and its cookie token, when one was asked for and the
+    /// user may sign in with a password.
     pub session: Option<(Session, SecretToken)>,
 }
 

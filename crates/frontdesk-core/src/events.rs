@@ -40,222 +40,372 @@ use crate::error::CoreError;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// A user was created.
     UserCreated {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A user's details changed (names, email, profile, local login).
     UserUpdated {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A user was suspended: they can no longer sign in.
     UserSuspended {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A suspended user was restored.
     UserRestored {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A user was deleted with all their rows.
     UserDeleted {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A user's staff role was given, changed or taken away.
     StaffRoleChanged {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
     /// One session or all of a user's, by an admin or by the user
     /// themselves (`actor` is then the user).
     SessionsRevoked {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A password reset link was sent to the user.
     PasswordResetSent {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
     /// The user changed their own password (their other sessions ended).
     PasswordChanged {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
     /// A password was set through an emailed reset link (every session of
     /// the user ended).
     PasswordReset {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// The user's sign-in lockout was cleared.
     LockoutCleared {
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A user joined an organization.
     MembershipAdded {
+        /// The user's id.
         user_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A member's role in an organization changed.
     MembershipRoleChanged {
+        /// The user's id.
         user_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A user left an organization, or was removed from it.
     MembershipRemoved {
+        /// The user's id.
         user_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A tag was put on a user.
     TagAssigned {
+        /// The user's id.
         user_id: i64,
+        /// The tag's id.
         tag_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A tag was taken off a user.
     TagUnassigned {
+        /// The user's id.
         user_id: i64,
+        /// The tag's id.
         tag_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A tag was created.
     TagCreated {
+        /// The tag's id.
         tag_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// An invitation to an organization was created and its mail queued.
     InvitationSent {
+        /// The invitation's id.
         invitation_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// An invitation's mail was queued again.
     InvitationResent {
+        /// The invitation's id.
         invitation_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A pending invitation was cancelled.
     InvitationCancelled {
+        /// The invitation's id.
         invitation_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// An invitee accepted their invitation and is now a member.
     InvitationAccepted {
+        /// The invitation's id.
         invitation_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// The user's id.
         user_id: i64,
+        /// Whether accepting created the account.
         created_account: bool,
         /// An imported account without a password got its first one.
         activated_account: bool,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// An invitee declined their invitation.
     InvitationDeclined {
+        /// The invitation's id.
         invitation_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
     /// A CSV import was applied (each user it created has a `UserCreated`,
     /// each it changed in update mode a `UserUpdated`).
     ImportFinished {
+        /// The organization imported into, or `None` for a site-wide import.
         organization_id: Option<i64>,
+        /// Users the import created.
         created: i64,
+        /// Users the import changed (update mode only).
         updated: i64,
+        /// Rows the import skipped.
         skipped: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// An API key was created.
     ApiKeyCreated {
+        /// The API key's id.
         api_key_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// An API key was revoked.
     ApiKeyRevoked {
+        /// The API key's id.
         api_key_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A group was created in an organization.
     GroupCreated {
+        /// The group's id.
         group_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A group's name or details changed.
     GroupUpdated {
+        /// The group's id.
         group_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A group was deleted.
     GroupDeleted {
+        /// The group's id.
         group_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A member was added to a group.
     GroupMemberAdded {
+        /// The group's id.
         group_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A member was removed from a group.
     GroupMemberRemoved {
+        /// The group's id.
         group_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// The user's id.
         user_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
     /// A licence given to a member directly.
     LicenceAssigned {
+        /// The user's id.
         user_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// The licence's key.
         licence: String,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
     /// A member's direct licence taken away (one held through a group stays).
     LicenceUnassigned {
+        /// The user's id.
         user_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// The licence's key.
         licence: String,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
     /// A licence put on a group: its members hold it.
     GroupLicenceAdded {
+        /// The group's id.
         group_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// The licence's key.
         licence: String,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A licence was taken off a group; members keep it only if they hold it another way.
     GroupLicenceRemoved {
+        /// The group's id.
         group_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// The licence's key.
         licence: String,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A SCIM token was created for an organization.
     ScimTokenCreated {
+        /// The SCIM token's id.
         scim_token_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// A SCIM token was revoked.
     ScimTokenRevoked {
+        /// The SCIM token's id.
         scim_token_id: i64,
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// An organization was created.
     OrganizationCreated {
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// An organization's name, slug or settings changed.
     OrganizationUpdated {
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
+    /// An organization was deleted.
     OrganizationDeleted {
+        /// The organization's id.
         organization_id: i64,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
     /// A sign-in with a password, or an invitee signed in by accepting.
     UserSignedIn {
+        /// The user who signed in.
         user_id: i64,
     },
     /// A refused sign-in: `email` as typed, `user_id` when it names an account.
     LoginFailed {
+        /// The email as typed.
         email: String,
+        /// The account the email names, if any.
         user_id: Option<i64>,
+        /// Why the sign-in was refused.
         reason: crate::login_attempts::Reason,
     },
     /// Any other audited change (an export, an outbox retry, a host
     /// extension's own action): the audit row's fields.
     Audited {
+        /// The audit row's action, such as `users.export`.
         action: String,
+        /// The audit row's target, `kind:id`.
         target: String,
+        /// The organization the change belongs to, if any.
         organization_id: Option<i64>,
+        /// Who made the change (`user:7`, `api_key:3`, `system`), as in the audit log.
         actor: String,
     },
 }
@@ -529,14 +679,17 @@ impl std::fmt::Debug for Listeners {
 }
 
 impl Listeners {
+    /// The given listeners, called in this order.
     pub fn new(listeners: Vec<Arc<dyn EventListener>>) -> Self {
         Listeners(listeners)
     }
 
+    /// Adds a listener after the others.
     pub fn push(&mut self, listener: Arc<dyn EventListener>) {
         self.0.push(listener);
     }
 
+    /// Whether there is no listener at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -567,7 +720,7 @@ impl Listeners {
 
 /// The events a connection carries, kept by its instrumentation.
 #[derive(Debug, Default)]
-pub struct Buffer {
+pub(crate) struct Buffer {
     listeners: Arc<Listeners>,
     depth: u32,
     /// Emitted inside the open transaction, with the depth they belong to.
@@ -579,6 +732,7 @@ pub struct Buffer {
 }
 
 impl Buffer {
+    /// An empty buffer whose committed events go to `listeners`.
     pub fn new(listeners: Arc<Listeners>) -> Self {
         Buffer {
             listeners,

@@ -26,10 +26,15 @@ pub const LIST_SEPARATOR: char = '|';
 /// A column of the export.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ExportField {
+    /// The user's id.
     Id,
+    /// The email address.
     Email,
+    /// The first name.
     FirstName,
+    /// The last name.
     LastName,
+    /// The display name (empty when none).
     DisplayName,
     /// Organization slugs, `|`-separated.
     Organization,
@@ -37,12 +42,20 @@ pub enum ExportField {
     Role,
     /// Tag names, `|`-separated.
     Tags,
+    /// The staff role (empty when none).
     StaffRole,
+    /// The account status: `pending`, `active` or `suspended`.
     Status,
+    /// Whether the email is verified (`true`/`false`).
     EmailVerified,
+    /// Whether the user may sign in with a password (`true`/`false`).
     LocalLoginEnabled,
+    /// The reason given for a suspension.
     SuspendedReason,
+    /// When the user was created, as `2026-11-25T09:30:00Z` (UTC).
     CreatedAt,
+    /// When the user last signed in, as `2026-11-25T09:30:00Z` (UTC);
+    /// empty when never.
     LastLoginAt,
     /// Whether the user has a confirmed second factor (never a secret).
     MfaEnabled,
@@ -211,12 +224,16 @@ pub fn unneutralize(cell: &str) -> &str {
     }
 }
 
+/// Why an export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// The actor may not export users of this scope.
     #[error("not allowed")]
     Forbidden,
+    /// Writing the output failed.
     #[error("writing the export failed: {0}")]
     Io(#[from] std::io::Error),
+    /// A service refused or failed.
     #[error(transparent)]
     Core(#[from] CoreError),
 }
@@ -239,6 +256,7 @@ impl From<csv::Error> for ExportError {
 /// What to export.
 #[derive(Debug, Clone)]
 pub struct ExportRequest {
+    /// The columns, in order.
     pub fields: Vec<ExportField>,
     /// Filters, search and sort of the users list (page and limit are ignored).
     pub query: UserQuery,
@@ -247,6 +265,7 @@ pub struct ExportRequest {
 }
 
 impl ExportRequest {
+    /// An export of `fields` for the users `query` finds, 5,000 users per query.
     pub fn new(fields: Vec<ExportField>, query: UserQuery) -> Self {
         ExportRequest {
             fields,
@@ -256,8 +275,10 @@ impl ExportRequest {
     }
 }
 
+/// What an export wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportSummary {
+    /// The number of users written (the header not counted).
     pub rows: u64,
 }
 

@@ -18,22 +18,31 @@ use crate::time::now;
 use crate::users::unique_violation;
 use crate::validate::{self, MAX_NAME, MAX_TEXT};
 
+/// A group of an organization's members, managed by an admin or a directory
+/// (SCIM). A group may carry a role and licences its members then hold.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = groups)]
 pub struct Group {
+    /// The group's id.
     pub id: i64,
+    /// The organization it belongs to.
     pub organization_id: i64,
+    /// Its name, unique in the organization.
     pub name: String,
+    /// What it is for; may be empty.
     pub description: String,
     /// The organization role members hold at least.
     pub role: Option<String>,
     /// The group's id in the directory that manages it.
     pub external_id: Option<String>,
+    /// When it was created (UTC).
     pub created_at: NaiveDateTime,
+    /// When it last changed (UTC).
     pub updated_at: NaiveDateTime,
 }
 
 impl Group {
+    /// The role members hold at least, or `None` when the group grants none.
     pub fn org_role(&self) -> Option<OrgRole> {
         self.role.as_deref().and_then(OrgRole::parse)
     }
@@ -43,18 +52,26 @@ impl Group {
 /// leaves a field as it is (`role: Some(None)` clears the role).
 #[derive(Debug, Clone, Default)]
 pub struct GroupFields {
+    /// The name; required on create.
     pub name: Option<String>,
+    /// What the group is for.
     pub description: Option<String>,
+    /// The role members hold at least; `Some(None)` clears it.
     pub role: Option<Option<OrgRole>>,
+    /// The group's id in the directory; `Some(None)` clears it.
     pub external_id: Option<Option<String>>,
 }
 
 /// One member as lists show them.
 #[derive(Debug, Clone, Queryable, Serialize)]
 pub struct GroupMember {
+    /// The member's id.
     pub user_id: i64,
+    /// The member's email.
     pub email: String,
+    /// The member's first name.
     pub first_name: String,
+    /// The member's last name.
     pub last_name: String,
 }
 
@@ -130,6 +147,8 @@ pub fn get(conn: &mut DbConnection, org: i64, id: i64) -> CoreResult<Group> {
         .ok_or(CoreError::NotFound("group"))
 }
 
+/// Loads a group of organization `org` the actor may see;
+/// [`CoreError::NotFound`] when the organization has no such group.
 pub fn get_for(conn: &mut DbConnection, actor: &Actor, org: i64, id: i64) -> CoreResult<Group> {
     authorize(actor, Action::View, &Target::Organization(org))?;
     get(conn, org, id)
@@ -308,6 +327,9 @@ fn authorize_role(actor: &Actor, org: i64, role: Option<OrgRole>) -> CoreResult<
     Ok(())
 }
 
+/// Creates a group in organization `org`. The actor must be allowed to edit
+/// the organization, and to grant the group's role; refuses a missing,
+/// too-long or taken name ([`CoreError::DuplicateGroup`]).
 pub fn create(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -354,6 +376,7 @@ pub fn create(
     })
 }
 
+/// Changes the fields `fields` sets, with the same checks as [`create`].
 pub fn update(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -416,6 +439,8 @@ pub fn update(
     })
 }
 
+/// Deletes a group; its members stay in the organization. The actor must be
+/// allowed to edit the organization.
 pub fn delete(conn: &mut DbConnection, actor: &Actor, org: i64, id: i64) -> CoreResult<()> {
     authorize(actor, Action::Edit, &Target::Organization(org))?;
     crate::db::write_transaction(conn, |conn| {

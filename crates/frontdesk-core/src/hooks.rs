@@ -11,15 +11,22 @@ use crate::invitations::{Accepted, Invitation};
 use crate::login_attempts::Reason;
 use crate::users::User;
 
+/// Callbacks the host implements to keep its own rows in step with
+/// frontdesk. Each runs after the change is committed; a panic is logged
+/// and does not stop the others.
 pub trait Hooks: Send + Sync + 'static {
+    /// A user signed in and got a session.
     fn user_signed_in(&self, _user: &User) {}
     /// `email` is what was typed; `user_id` is set when it names an account.
     fn login_failed(&self, _email: &str, _user_id: Option<i64>, _reason: Reason) {}
+    /// A user was created, by any path.
     fn user_created(&self, _user: &User) {}
+    /// A user was deleted; only the id is left.
     fn user_deleted(&self, _user_id: i64) {}
     /// An invitee accepted: `accepted.user` is the new or existing account,
     /// now a member of `accepted.organization_id` with `accepted.role`.
     fn invitation_accepted(&self, _accepted: &Accepted) {}
+    /// An invitee declined their invitation.
     fn invitation_declined(&self, _invitation: &Invitation) {}
 }
 
@@ -41,6 +48,8 @@ pub struct HooksListener {
 }
 
 impl HooksListener {
+    /// A listener that calls `hooks`; give it the pool with
+    /// [`HooksListener::attach`] before events flow.
     pub fn new(hooks: Arc<dyn Hooks>) -> Self {
         HooksListener {
             hooks,

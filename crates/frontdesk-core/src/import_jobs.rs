@@ -22,19 +22,29 @@ use crate::organizations::Organization;
 use crate::schema::imports;
 use crate::time::now;
 
-crate::authz::string_enum!(JobStatus {
-    Queued => "queued",
-    Running => "running",
-    Done => "done",
-    Failed => "failed",
-});
+crate::authz::string_enum!(
+    /// Where an import job stands.
+    JobStatus {
+        /// Waiting for a worker.
+        Queued => "queued",
+        /// A worker is checking or applying the file.
+        Running => "running",
+        /// Finished.
+        Done => "done",
+        /// Stopped by an error; the job's error says why.
+        Failed => "failed",
+    }
+);
 
 /// What the admin chose besides the mode, kept so a dry run can be applied
 /// later with the same choices.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobOptions {
+    /// The organization (slug) for rows without one.
     #[serde(default)]
     pub default_organization: Option<String>,
+    /// Update existing users instead of skipping them (see
+    /// [`crate::imports::ImportOptions::update_existing`]).
     #[serde(default)]
     pub update_existing: bool,
     /// Invite the created users (see [`crate::imports::WelcomeMail`]).
@@ -50,43 +60,65 @@ pub struct JobOptions {
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = imports)]
 pub struct ImportJob {
+    /// The import's id.
     pub id: i64,
     /// The audit label of who started it (`user:1`, `api_key:2`).
     pub actor: String,
+    /// The user who started it, when a user did.
     pub actor_user_id: Option<i64>,
     /// The organization it belongs to (its admins see it), or none (staff only).
     pub organization_id: Option<i64>,
+    /// The uploaded file's name (at most 200 characters).
     pub file_name: String,
+    /// The mode's stored name: `dry_run`, `apply` or `strict`; [`ImportJob::mode`]
+    /// parses it.
     pub mode: String,
+    /// The [`JobOptions`] as JSON; [`ImportJob::options`] parses it.
     #[serde(skip)]
     pub options: String,
+    /// The status's stored name; [`ImportJob::status`] parses it.
     pub status: String,
     /// Ran in the background (the file was over the row threshold).
     pub background: bool,
     /// A strict import's first pass: rows are checked, nothing written yet.
     pub checking: bool,
+    /// Data rows in the file (the header not counted).
     pub total_rows: i64,
+    /// Data rows processed so far.
     pub rows_done: i64,
+    /// Users created so far (or that would be, in a dry run).
     pub created: i64,
+    /// Existing users changed so far (update mode).
     pub updated: i64,
+    /// Rows left alone so far.
     pub skipped: i64,
+    /// Invalid rows so far.
     pub rejected: i64,
+    /// Whether the import wrote anything.
     pub applied: bool,
+    /// The finished import's report as JSON; [`ImportJob::report`] reads it.
     #[serde(skip)]
     pub report: Option<String>,
+    /// Why the job failed, if it did.
     pub error: Option<String>,
+    /// The name of the kept upload, while a dry run may still be applied.
     #[serde(skip)]
     pub upload_key: Option<String>,
+    /// When the job was queued (UTC).
     pub created_at: NaiveDateTime,
+    /// When the job last reported progress (UTC).
     pub updated_at: NaiveDateTime,
+    /// When the job finished (UTC).
     pub finished_at: Option<NaiveDateTime>,
 }
 
 impl ImportJob {
+    /// Where the job stands; an unknown stored status reads as failed.
     pub fn status(&self) -> JobStatus {
         JobStatus::parse(&self.status).unwrap_or(JobStatus::Failed)
     }
 
+    /// The mode the job runs in.
     pub fn mode(&self) -> ImportMode {
         match self.mode.as_str() {
             "dry_run" => ImportMode::DryRun,
@@ -95,10 +127,12 @@ impl ImportJob {
         }
     }
 
+    /// The options the job was started with; defaults when they cannot be read.
     pub fn options(&self) -> JobOptions {
         serde_json::from_str(&self.options).unwrap_or_default()
     }
 
+    /// Whether the job is done or failed.
     pub fn is_finished(&self) -> bool {
         matches!(self.status(), JobStatus::Done | JobStatus::Failed)
     }
@@ -128,28 +162,46 @@ impl ImportJob {
 /// One report line, read back from the stored report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredRow {
+    /// The row in the file, from 1 (the header).
     pub row: u64,
+    /// The email as in the row.
     pub email: String,
+    /// The outcome's name (`created`, `updated`, `skipped`, `rejected`).
     pub outcome: String,
+    /// Stable machine-readable reason (`invalid_email`, ...).
     pub code: String,
+    /// The reason, for people.
     pub reason: String,
 }
 
 /// The stored report (the JSON of [`ImportReport`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredReport {
+    /// The mode the import ran in.
     pub mode: ImportMode,
+    /// Whether anything was written.
     pub applied: bool,
+    /// Data rows in the file.
     pub total_rows: u64,
+    /// Data rows processed.
     pub rows_done: u64,
+    /// Rows that created a user (or would).
     pub created: u64,
+    /// Existing users changed (update mode).
     pub updated: u64,
+    /// Rows left alone.
     pub skipped: u64,
+    /// Invalid rows.
     pub rejected: u64,
+    /// Tags that were (or would be) created.
     pub tags_created: Vec<String>,
+    /// Welcome or invitation mails queued.
     pub welcome_mails_queued: u64,
+    /// Skipped and rejected rows in row order (then created rows, if asked).
     pub rows: Vec<StoredRow>,
+    /// Rows beyond the listing limit, counted but not listed.
     pub rows_not_listed: u64,
+    /// What the import left out of the file without refusing it.
     #[serde(default)]
     pub warnings: Vec<String>,
 }
@@ -214,10 +266,15 @@ pub fn scope_of(actor: &Actor, default_org: Option<&Organization>) -> Option<i64
 /// Who starts which import.
 #[derive(Debug, Clone)]
 pub struct NewJob {
+    /// Who starts it; the import runs with this actor's rights.
     pub actor: Actor,
+    /// The organization it is filed under (see [`scope_of`]).
     pub organization_id: Option<i64>,
+    /// The uploaded file's name, for the list and the audit log.
     pub file_name: String,
+    /// Dry run, apply, or strict.
     pub mode: ImportMode,
+    /// The admin's other choices.
     pub options: JobOptions,
     /// The name of the kept upload, so a dry run can be applied later.
     pub upload_key: Option<String>,

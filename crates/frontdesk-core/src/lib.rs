@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+
 //! frontdesk-core: the domain of frontdesk. Schema and queries (diesel, SQLite or
 //! PostgreSQL through one connection type), the services that change users and
 //! organizations, and the one authorization function. No web framework here.

@@ -30,12 +30,15 @@ use crate::time::now;
 pub struct Licence {
     /// 1 to 64 of `a-z`, `0-9`, `.`, `_`, `-`.
     pub key: String,
+    /// The name admins see.
     pub name: String,
     /// The most users of one organization who may hold it (`None`: no limit).
     pub seats: Option<i64>,
 }
 
 impl Licence {
+    /// A licence type with no seat limit; add one with `.seats(n)`. The key is
+    /// checked when the host's licences are stored.
     pub fn new(key: impl Into<String>, name: impl Into<String>) -> Self {
         Licence {
             key: key.into(),
@@ -144,8 +147,10 @@ pub fn get_type(conn: &mut DbConnection, key: &str) -> CoreResult<Licence> {
 /// A licence type with the seats one organization uses.
 #[derive(Debug, Clone, Serialize)]
 pub struct Seats {
+    /// The licence type.
     #[serde(flatten)]
     pub licence: Licence,
+    /// Members of the organization who hold it, directly or through a group.
     pub used: i64,
 }
 
@@ -153,19 +158,30 @@ pub struct Seats {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Source {
+    /// Given to the user directly.
     Direct,
-    Group { group_id: i64, group_name: String },
+    /// Held through a group that carries it.
+    Group {
+        /// The group's id.
+        group_id: i64,
+        /// The group's name.
+        group_name: String,
+    },
 }
 
 /// A licence a user holds in an organization, with every source of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Effective {
+    /// The licence's key.
     pub key: String,
+    /// The licence's name.
     pub name: String,
+    /// Every way the user holds it, sorted.
     pub sources: Vec<Source>,
 }
 
 impl Effective {
+    /// Whether the user holds it directly (not only through groups).
     pub fn direct(&self) -> bool {
         self.sources.contains(&Source::Direct)
     }
@@ -218,6 +234,7 @@ pub fn seats(conn: &mut DbConnection, actor: &Actor, org: i64) -> CoreResult<Vec
     seats_unchecked(conn, org)
 }
 
+/// [`seats`] without the access check, for callers that checked already.
 pub fn seats_unchecked(conn: &mut DbConnection, org: i64) -> CoreResult<Vec<Seats>> {
     let all = holders(conn, org, None)?;
     Ok(types(conn)?

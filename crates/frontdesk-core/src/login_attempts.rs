@@ -18,37 +18,65 @@ use crate::sessions::ClientInfo;
 use crate::time::now;
 use crate::users;
 
-// The `reason` column. `LockoutCleared` is not a sign-in but the marker an
-// admin's clearing leaves: failures before it no longer count.
-crate::authz::string_enum!(Reason {
-    Success => "success",
-    UnknownEmail => "unknown_email",
-    BadPassword => "bad_password",
-    Suspended => "suspended",
-    LocalLoginDisabled => "local_login_disabled",
-    LockedOut => "locked_out",
-    EmailUnverified => "email_unverified",
-    LockoutCleared => "lockout_cleared",
-    MfaRequired => "mfa_required",
-    MfaFailed => "mfa_failed",
-    MfaRecoveryCodeUsed => "mfa_recovery_code_used",
-    PasskeyFailed => "passkey_failed",
-    SsoRequired => "sso_required",
-    SsoDenied => "sso_denied",
-    SsoStateMismatch => "sso_state_mismatch",
-    SsoTokenInvalid => "sso_token_invalid",
-    SsoNoAccount => "sso_no_account",
-    SsoLinkRequired => "sso_link_required",
-});
+crate::authz::string_enum!(
+    /// How a sign-in attempt ended: the `reason` column. `LockoutCleared` is
+    /// not a sign-in but the marker an admin's clearing leaves: failures
+    /// before it no longer count.
+    Reason {
+        /// The user signed in.
+        Success => "success",
+        /// No account has this email.
+        UnknownEmail => "unknown_email",
+        /// The password was wrong.
+        BadPassword => "bad_password",
+        /// The account is suspended.
+        Suspended => "suspended",
+        /// The account may not sign in with a password.
+        LocalLoginDisabled => "local_login_disabled",
+        /// Too many recent failures: the account is locked for a while.
+        LockedOut => "locked_out",
+        /// The site requires a verified email and this one is not.
+        EmailUnverified => "email_unverified",
+        /// An admin cleared the lockout (not a sign-in).
+        LockoutCleared => "lockout_cleared",
+        /// The password was right; the second step is still to come.
+        MfaRequired => "mfa_required",
+        /// The second step's code was wrong.
+        MfaFailed => "mfa_failed",
+        /// The user signed in with a recovery code as the second step.
+        MfaRecoveryCodeUsed => "mfa_recovery_code_used",
+        /// A passkey did not verify, or is not the user's.
+        PasskeyFailed => "passkey_failed",
+        /// The user must sign in through their organization's single sign-on.
+        SsoRequired => "sso_required",
+        /// The identity provider refused, or the user cancelled there.
+        SsoDenied => "sso_denied",
+        /// The provider's answer did not match the sign-in it started.
+        SsoStateMismatch => "sso_state_mismatch",
+        /// The provider's token did not verify.
+        SsoTokenInvalid => "sso_token_invalid",
+        /// No account matches the identity, and none may be created for it.
+        SsoNoAccount => "sso_no_account",
+        /// An account has the email but is not linked to this provider yet.
+        SsoLinkRequired => "sso_link_required",
+    }
+);
 
-// The `method` column: how the attempt tried to prove who it was.
-crate::authz::string_enum!(Method {
-    Password => "password",
-    Totp => "totp",
-    RecoveryCode => "recovery_code",
-    Passkey => "passkey",
-    Sso => "sso",
-});
+crate::authz::string_enum!(
+    /// How a sign-in attempt tried to prove who it was: the `method` column.
+    Method {
+        /// An email and password.
+        Password => "password",
+        /// A code from an authenticator app.
+        Totp => "totp",
+        /// A one-time recovery code.
+        RecoveryCode => "recovery_code",
+        /// A passkey.
+        Passkey => "passkey",
+        /// Single sign-on through an identity provider.
+        Sso => "sso",
+    }
+);
 
 impl Reason {
     /// The attempt signed the user in (with a recovery code too).
@@ -81,6 +109,7 @@ pub struct LockoutPolicy {
     pub ip_threshold: u32,
     /// The first wait; it doubles with each failure past the threshold.
     pub base_delay: Duration,
+    /// The longest wait, however many failures.
     pub max_delay: Duration,
 }
 
@@ -111,16 +140,25 @@ impl LockoutPolicy {
     }
 }
 
+/// One sign-in attempt, as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = login_attempts)]
 pub struct LoginAttempt {
+    /// The attempt's id.
     pub id: i64,
+    /// The account the email names, if any.
     pub user_id: Option<i64>,
+    /// The email as typed (trimmed, lower-cased, at most 254 characters).
     pub email: String,
+    /// The client's IP address.
     pub ip: Option<String>,
+    /// The client's user agent.
     pub user_agent: Option<String>,
+    /// Whether the user signed in.
     pub success: bool,
+    /// The [`Reason`]'s stored name.
     pub reason: String,
+    /// When it happened (UTC).
     pub created_at: NaiveDateTime,
     /// `password`, `totp`, `recovery_code` or `passkey` (none on rows that
     /// are no sign-in, and on rows older than the column).
@@ -177,7 +215,10 @@ pub fn normalize(email: &str) -> String {
 /// Why sign-in is refused right now, if it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
+    /// When sign-in is allowed again (UTC).
     pub until: NaiveDateTime,
+    /// True when the IP is locked (too many failures from it), false when the
+    /// account is.
     pub by_ip: bool,
 }
 
@@ -311,6 +352,7 @@ fn locked(
     (until > at).then_some(until)
 }
 
+/// The lockout in force now for this email or IP, if any.
 pub fn lockout(
     conn: &mut DbConnection,
     email: &str,
@@ -369,10 +411,15 @@ pub fn clear_ip_lockout(conn: &mut DbConnection, actor: &Actor, ip: &str) -> Cor
 /// Filters for the attempts list.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptFilter {
+    /// Only attempts on this account.
     pub user_id: Option<i64>,
+    /// Only attempts with this email.
     pub email: Option<String>,
+    /// Only attempts from this IP address.
     pub ip: Option<String>,
+    /// Only successful (`true`) or failed (`false`) attempts.
     pub success: Option<bool>,
+    /// Only attempts with this reason.
     pub reason: Option<Reason>,
     /// Attempts at or after this time.
     pub from: Option<NaiveDateTime>,

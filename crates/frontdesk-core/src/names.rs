@@ -14,7 +14,9 @@ use crate::schema::{api_keys, invitations, organizations, tags, users};
 /// the email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserName {
+    /// The name to show.
     pub name: String,
+    /// The email address.
     pub email: String,
 }
 
@@ -22,10 +24,15 @@ pub struct UserName {
 /// is simply missing.
 #[derive(Debug, Clone, Default)]
 pub struct Names {
+    /// Users by id.
     pub users: HashMap<i64, UserName>,
+    /// Organization names by id.
     pub organizations: HashMap<i64, String>,
+    /// API key names by id.
     pub api_keys: HashMap<i64, String>,
+    /// Invitations by id, named by the invited email.
     pub invitations: HashMap<i64, String>,
+    /// Tag names by id.
     pub tags: HashMap<i64, String>,
 }
 

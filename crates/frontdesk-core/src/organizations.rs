@@ -14,14 +14,22 @@ use crate::time::now;
 use crate::users::unique_violation;
 use crate::validate::{self, MAX_NAME};
 
+/// An organization: a customer account whose users are its members.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = organizations)]
 pub struct Organization {
+    /// The organization's id.
     pub id: i64,
+    /// The URL name: lower-case letters, digits and hyphens, unique.
     pub slug: String,
+    /// The name to show.
     pub name: String,
+    /// The email domains members must have, comma-separated; empty allows any.
+    /// [`Organization::domains`] splits it.
     pub allowed_email_domains: String,
+    /// When it was created (UTC).
     pub created_at: NaiveDateTime,
+    /// When it last changed (UTC).
     pub updated_at: NaiveDateTime,
     /// Members must use two-step sign-in (see `mfa::policy`).
     pub require_mfa: bool,
@@ -31,6 +39,7 @@ pub struct Organization {
 }
 
 impl Organization {
+    /// The allowed email domains; empty when any domain is allowed.
     pub fn domains(&self) -> Vec<&str> {
         self.allowed_email_domains
             .split(',')
@@ -45,15 +54,22 @@ impl Organization {
     }
 }
 
+/// A user's membership in an organization.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = memberships)]
 pub struct Membership {
+    /// The member's id.
     pub user_id: i64,
+    /// The organization's id.
     pub organization_id: i64,
+    /// The role's stored name (see [`OrgRole`]).
     pub role: String,
+    /// When the user joined (UTC).
     pub created_at: NaiveDateTime,
 }
 
+/// Loads an organization by id, without an access check;
+/// [`CoreError::NotFound`] when there is none.
 pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<Organization> {
     organizations::table
         .find(id)
@@ -63,6 +79,8 @@ pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<Organization> {
         .ok_or(CoreError::NotFound("organization"))
 }
 
+/// Loads an organization by slug (trimmed and lower-cased first), without an
+/// access check; [`CoreError::NotFound`] when there is none.
 pub fn get_by_slug(conn: &mut DbConnection, slug: &str) -> CoreResult<Organization> {
     organizations::table
         .filter(organizations::slug.eq(slug.trim().to_ascii_lowercase()))
@@ -83,6 +101,10 @@ pub fn list(conn: &mut DbConnection, actor: &Actor) -> CoreResult<Vec<Organizati
         .load(conn)?)
 }
 
+/// Creates an organization. Only staff who may manage the site can; refuses
+/// an invalid or taken slug ([`CoreError::DuplicateSlug`]), an empty or
+/// too-long name, and invalid domains. `domains` is a comma-separated list;
+/// empty allows any email domain.
 pub fn create(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -128,6 +150,8 @@ pub fn create(
     })
 }
 
+/// Changes an organization's name. The actor must be allowed to edit it;
+/// refuses an empty or too-long name.
 pub fn rename(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -187,6 +211,9 @@ pub fn update(
     })
 }
 
+/// Replaces the allowed email domains (comma-separated; empty allows any).
+/// Existing members are not removed. The actor must be allowed to edit the
+/// organization.
 pub fn set_allowed_domains(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -246,6 +273,8 @@ pub fn roles_of(conn: &mut DbConnection, user_id: i64) -> CoreResult<Vec<(i64, O
         .collect())
 }
 
+/// The organization's members with each one's email, ordered by email. No
+/// access check.
 pub fn members(conn: &mut DbConnection, org: i64) -> CoreResult<Vec<(Membership, String)>> {
     Ok(memberships::table
         .inner_join(users::table)
@@ -278,6 +307,9 @@ pub(crate) fn insert_membership(
     }
 }
 
+/// Adds an existing user to the organization with `role`. The actor must be
+/// allowed to grant that role there; refuses a user already a member
+/// ([`CoreError::AlreadyMember`]) and an email outside the allowed domains.
 pub fn add_member(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -344,6 +376,9 @@ pub(crate) fn ensure_other_owner(conn: &mut DbConnection, org: i64, except: i64)
     }
 }
 
+/// Changes a member's role. The actor must be allowed to grant the new role
+/// to this member (org admins cannot change an owner); refuses to demote the
+/// last owner ([`CoreError::LastOwner`]).
 pub fn change_role(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -377,6 +412,8 @@ pub fn change_role(
     })
 }
 
+/// Removes a member from the organization (their groups and licences there
+/// go too). Refuses to remove the last owner ([`CoreError::LastOwner`]).
 pub fn remove_member(
     conn: &mut DbConnection,
     actor: &Actor,

@@ -20,11 +20,18 @@ pub const SUPERSEDED: &str = "superseded";
 /// A mail ready to queue: recipient, subject and bodies already rendered.
 #[derive(Debug, Clone)]
 pub struct NewMail {
+    /// The mail's name (`invitation`, `import_welcome`, ...), for lists and logs.
     pub kind: String,
+    /// The address it goes to.
     pub recipient: String,
+    /// The subject line.
     pub subject: String,
+    /// The plain-text body.
     pub text_body: String,
+    /// The HTML body, if the mail has one.
     pub html_body: Option<String>,
+    /// The invitation the mail carries a link for, if any; resending or
+    /// cancelling the invitation drops the unsent mail.
     pub invitation_id: Option<i64>,
 }
 
@@ -51,8 +58,11 @@ pub fn enqueue(conn: &mut DbConnection, mail: &NewMail) -> CoreResult<i64> {
 /// A mail rendered from its templates: what [`enqueue`] needs besides the recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedMail {
+    /// The subject line.
     pub subject: String,
+    /// The plain-text body.
     pub text: String,
+    /// The HTML body, if the template has one.
     pub html: Option<String>,
 }
 
@@ -60,6 +70,8 @@ pub struct RenderedMail {
 /// queue mail take one, so core needs no template engine; the mail crate's
 /// `Templates` is the implementation.
 pub trait MailRenderer: Send + Sync {
+    /// Renders the mail named `mail` with `context`; the error is the template
+    /// engine's message.
     fn render(&self, mail: &str, context: &serde_json::Value) -> Result<RenderedMail, String>;
 }
 
@@ -67,20 +79,35 @@ pub trait MailRenderer: Send + Sync {
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize)]
 #[diesel(table_name = outbox)]
 pub struct OutboxMail {
+    /// The mail's outbox id.
     pub id: i64,
+    /// The mail's name (`invitation`, `import_welcome`, ...).
     pub kind: String,
+    /// The address it goes to.
     pub recipient: String,
+    /// The subject line.
     pub subject: String,
+    /// The plain-text body.
     pub text_body: String,
+    /// The HTML body, if any.
     pub html_body: Option<String>,
+    /// The invitation the mail carries a link for, if any.
     pub invitation_id: Option<i64>,
+    /// One of [`STATUSES`]: `queued`, `sending`, `sent` or `failed`.
     pub status: String,
+    /// Delivery attempts so far.
     pub attempts: i32,
+    /// When the next attempt is due (UTC).
     pub next_attempt_at: NaiveDateTime,
+    /// While `sending`, when the worker's claim runs out (UTC).
     pub locked_until: Option<NaiveDateTime>,
+    /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
+    /// When the mail was sent (UTC).
     pub sent_at: Option<NaiveDateTime>,
+    /// When it was queued (UTC).
     pub created_at: NaiveDateTime,
+    /// When the row last changed (UTC).
     pub updated_at: NaiveDateTime,
 }
 

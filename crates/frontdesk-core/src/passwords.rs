@@ -8,7 +8,10 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::error::{CoreError, CoreResult};
 
+/// The fewest characters a password may have.
 pub const MIN_LEN: usize = 8;
+/// The most characters a password may have; a longer one is refused, never
+/// truncated.
 pub const MAX_LEN: usize = 128;
 
 /// The parameters new hashes are made with.
@@ -38,11 +41,16 @@ pub fn check_policy(password: &str) -> CoreResult<()> {
     Ok(())
 }
 
+/// Checks the password against [`check_policy`] and hashes it with
+/// [`params`]; returns the PHC string to store. CPU-heavy: run it off the
+/// async executor.
 pub fn hash(password: &str) -> CoreResult<String> {
     check_policy(password)?;
     hash_with(password, params())
 }
 
+/// Hashes the password with `params`, without the length check (for tests,
+/// benchmarks, and hashes made with other costs). Returns the PHC string.
 pub fn hash_with(password: &str, params: Params) -> CoreResult<String> {
     let salt = SaltString::generate(&mut OsRng);
     hasher(params)

@@ -26,7 +26,10 @@ pub enum ProfileKind {
     /// A JSON string of one line.
     Text,
     /// A JSON string, one of `choices`.
-    Choice { choices: Vec<String> },
+    Choice {
+        /// The allowed values, in the order forms offer them.
+        choices: Vec<String>,
+    },
     /// A JSON `true` or `false`.
     Boolean,
     /// A JSON integer.
@@ -36,6 +39,7 @@ pub enum ProfileKind {
 }
 
 impl ProfileKind {
+    /// The kind's name: `text`, `choice`, `boolean`, `integer` or `date`.
     pub fn name(&self) -> &'static str {
         match self {
             ProfileKind::Text => "text",
@@ -57,14 +61,17 @@ pub struct ProfileField {
     /// `profile.<key>` filter parameter: 1 to 64 of `a-z`, `0-9`, `_`,
     /// starting with a letter.
     pub key: String,
+    /// The label forms and lists show.
     pub label: String,
+    /// What the field holds.
     pub kind: ProfileKind,
     /// A value must be given when the profile is saved.
     pub required: bool,
     /// Longest text (text fields; default 2000 characters).
     pub max_length: Option<usize>,
-    /// Smallest and largest integer (integer fields).
+    /// The smallest integer accepted (integer fields).
     pub min: Option<i64>,
+    /// The largest integer accepted (integer fields).
     pub max: Option<i64>,
     /// Shown under the field on the user page.
     pub help: Option<String>,
@@ -87,10 +94,12 @@ impl ProfileField {
         }
     }
 
+    /// An optional one-line text field.
     pub fn text(key: &str, label: &str) -> Self {
         Self::new(key, label, ProfileKind::Text)
     }
 
+    /// An optional field whose value is one of `choices`.
     pub fn choice<I, S>(key: &str, label: &str, choices: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -100,39 +109,48 @@ impl ProfileField {
         Self::new(key, label, ProfileKind::Choice { choices })
     }
 
+    /// An optional yes/no field.
     pub fn boolean(key: &str, label: &str) -> Self {
         Self::new(key, label, ProfileKind::Boolean)
     }
 
+    /// An optional integer field.
     pub fn integer(key: &str, label: &str) -> Self {
         Self::new(key, label, ProfileKind::Integer)
     }
 
+    /// An optional date field (`YYYY-MM-DD`).
     pub fn date(key: &str, label: &str) -> Self {
         Self::new(key, label, ProfileKind::Date)
     }
 
+    /// The same field, required.
     pub fn required(mut self) -> Self {
         self.required = true;
         self
     }
 
+    /// The same field with at most `n` characters (text fields; at most 2000
+    /// whatever `n` says).
     pub fn max_length(mut self, n: usize) -> Self {
         self.max_length = Some(n);
         self
     }
 
+    /// The same field accepting integers from `min` to `max`, both included.
     pub fn range(mut self, min: i64, max: i64) -> Self {
         self.min = Some(min);
         self.max = Some(max);
         self
     }
 
+    /// The same field with `text` shown under it on the user page.
     pub fn help(mut self, text: &str) -> Self {
         self.help = Some(text.to_owned());
         self
     }
 
+    /// The same field shown as a column of the admin users list.
     pub fn list_column(mut self) -> Self {
         self.list_column = true;
         self
@@ -319,12 +337,16 @@ pub fn validate(
 /// A filter on a declared choice or boolean field (`profile.<key>=value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileFilter {
+    /// The field's key.
     pub key: String,
+    /// The value to match.
     pub value: FilterValue,
 }
 
+/// The value of a [`ProfileFilter`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FilterValue {
+    /// One of a choice field's values.
     Text(String),
     /// `false` keeps users without the field too.
     Bool(bool),

@@ -24,19 +24,29 @@ pub const TOKEN_PREFIX: &str = "fdscim_";
 /// How many requests per organization the log keeps.
 pub const KEEP_REQUESTS: i64 = 200;
 
+/// A bearer token a directory uses to sync one organization over SCIM. The
+/// token itself is never kept, only its hash.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = scim_tokens)]
 pub struct ScimToken {
+    /// The token's id.
     pub id: i64,
+    /// The organization it syncs.
     pub organization_id: i64,
+    /// The name the admin gave it.
     pub name: String,
     /// The first characters of the token, for recognising it in lists.
     pub prefix: String,
+    /// The SHA-256 hash of the token; never serialized.
     #[serde(skip)]
     pub token_hash: String,
+    /// The user who created it, if a user did.
     pub created_by: Option<i64>,
+    /// When it was created (UTC).
     pub created_at: NaiveDateTime,
+    /// When a directory last used it (UTC).
     pub last_used_at: Option<NaiveDateTime>,
+    /// When it was revoked (UTC); a revoked token is refused.
     pub revoked_at: Option<NaiveDateTime>,
 }
 
@@ -206,16 +216,25 @@ pub fn set_delete_mode(
     })
 }
 
+/// One SCIM request a directory made, kept for the admin's log.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = scim_requests)]
 pub struct ScimRequest {
+    /// The record's id.
     pub id: i64,
+    /// The organization the request was for.
     pub organization_id: i64,
+    /// The token it came with, when one was recognised.
     pub token_id: Option<i64>,
+    /// The HTTP method.
     pub method: String,
+    /// The request's path (at most 500 characters).
     pub path: String,
+    /// The HTTP status answered.
     pub status: i32,
+    /// The error detail answered, if any.
     pub error: Option<String>,
+    /// When it came in (UTC).
     pub created_at: NaiveDateTime,
 }
 

@@ -16,20 +16,29 @@ use crate::schema::{services, session_services, user_services};
 /// The service of a host that declares none.
 pub const DEFAULT_SLUG: &str = "app";
 
+/// A service of the host (an app, a site) users sign in to; sign-ins are
+/// counted per service.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = services)]
 pub struct Service {
+    /// The service's id.
     pub id: i64,
+    /// Its slug: 1 to 64 of `a-z 0-9 -` (see [`check_slug`]).
     pub slug: String,
+    /// The name to show.
     pub name: String,
+    /// When it was first declared (UTC).
     pub created_at: NaiveDateTime,
 }
 
 /// A user's sign-ins on one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserService {
+    /// The service.
     pub service: Service,
+    /// The user's first sign-in on it (UTC).
     pub first_login_at: NaiveDateTime,
+    /// The user's last sign-in on it (UTC).
     pub last_login_at: NaiveDateTime,
 }
 
@@ -82,6 +91,7 @@ pub fn sync(conn: &mut DbConnection, declared: &[(String, String)]) -> CoreResul
     Ok(list(conn)?)
 }
 
+/// Every declared service, by slug.
 pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Service>> {
     services::table
         .select(Service::as_select())

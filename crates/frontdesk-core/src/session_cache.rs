@@ -62,6 +62,8 @@ pub enum Invalidation {
 }
 
 impl Invalidation {
+    /// The notification's text (`session:7`, `token:<hex>`, `user:7`, `all`);
+    /// [`Invalidation::parse`] reads it back.
     pub fn payload(&self) -> String {
         match self {
             Invalidation::Session(id) => format!("session:{id}"),
@@ -135,8 +137,11 @@ struct Inner {
 /// What the cache has done (for tests and the bench).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Lookups answered from the cache.
     pub hits: u64,
+    /// Lookups that read the database and filled the cache.
     pub misses: u64,
+    /// Lookups that skipped the cache while it was not listening.
     pub bypassed: u64,
 }
 
@@ -183,6 +188,7 @@ impl SessionCache {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// The counts so far.
     pub fn stats(&self) -> Stats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }

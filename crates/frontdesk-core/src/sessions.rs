@@ -43,19 +43,32 @@ impl Default for SessionConfig {
     }
 }
 
+/// A signed-in session, as stored. The token itself is never kept, only its
+/// hash.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = sessions)]
 pub struct Session {
+    /// The session's id.
     pub id: i64,
+    /// The user it signs in.
     pub user_id: i64,
+    /// The SHA-256 hash of the cookie's token; never serialized.
     #[serde(skip)]
     pub token_hash: String,
+    /// The client's IP address when the session started.
     pub ip: Option<String>,
+    /// The client's user agent when the session started.
     pub user_agent: Option<String>,
+    /// When the session started (UTC).
     pub created_at: NaiveDateTime,
+    /// When it last authenticated a request (UTC), updated at most once per
+    /// touch interval.
     pub last_active_at: NaiveDateTime,
+    /// When it ends whatever the activity (UTC).
     pub expires_at: NaiveDateTime,
+    /// When it was ended early (UTC), if it was.
     pub revoked_at: Option<NaiveDateTime>,
+    /// Why it was ended early: one of the [`reason`] names.
     pub revoked_reason: Option<String>,
 }
 
@@ -70,12 +83,19 @@ impl Session {
 
 /// Why a session ends; stored in `revoked_reason`.
 pub mod reason {
+    /// The user signed out.
     pub const LOGOUT: &str = "logout";
+    /// The user ended it from their own sessions list.
     pub const REVOKED_BY_USER: &str = "revoked_by_user";
+    /// An admin ended it.
     pub const REVOKED_BY_ADMIN: &str = "revoked_by_admin";
+    /// A new sign-in in the same browser replaced it.
     pub const REPLACED: &str = "replaced_at_login";
+    /// The user changed their password; their other sessions end.
     pub const PASSWORD_CHANGED: &str = "password_changed";
+    /// A password was set through a reset link; every session ends.
     pub const PASSWORD_RESET: &str = "password_reset";
+    /// The user was suspended.
     pub const SUSPENDED: &str = "suspended";
 }
 
@@ -85,7 +105,9 @@ const MAX_IP: usize = 64;
 /// Where a request came from, as recorded on sessions and login attempts.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
+    /// The client's IP address, if known; [`ClientInfo::sanitized`] cuts it to 64 characters.
     pub ip: Option<String>,
+    /// The client's user agent, if sent; [`ClientInfo::sanitized`] cuts it to 512 characters.
     pub user_agent: Option<String>,
 }
 
@@ -252,6 +274,8 @@ pub fn touch(
     Ok(Some(t))
 }
 
+/// Loads a session by id, live or not, without an access check;
+/// [`CoreError::NotFound`] when there is none.
 pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<Session> {
     sessions::table
         .find(id)
@@ -397,6 +421,7 @@ pub fn revoke_all_for_user(
 /// Filters for the admin sessions list.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
+    /// Only this user's sessions.
     pub user_id: Option<i64>,
     /// Only sessions that can still be used.
     pub live_only: bool,

@@ -66,7 +66,9 @@ impl SignupPolicy {
 /// The terms a user must accept to sign up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Terms {
+    /// Where the terms can be read; the sign-up form links to it.
     pub url: String,
+    /// The terms' version, stored with each user who accepts them.
     pub version: String,
 }
 
@@ -74,6 +76,7 @@ pub struct Terms {
 /// do nothing.
 #[derive(Debug, Clone, Copy)]
 pub struct SignupLimits {
+    /// How far back the limits count.
     pub window: Duration,
     /// Requests for one address within the window.
     pub per_email: i64,
@@ -94,8 +97,11 @@ impl Default for SignupLimits {
 /// A sign-up as the form gave it, checked (see [`check`]).
 #[derive(Clone)]
 pub struct Checked {
+    /// The email, trimmed, lower-cased and checked.
     pub email: String,
+    /// The first name, checked.
     pub first_name: String,
+    /// The last name, checked.
     pub last_name: String,
     /// The terms version accepted, when terms are configured.
     pub terms_version: Option<String>,
@@ -151,7 +157,10 @@ pub enum Outcome {
     /// Past a rate limit: nothing done.
     Limited,
     /// A new account and its verification mail.
-    Created { user_id: i64 },
+    Created {
+        /// The new user's id.
+        user_id: i64,
+    },
     /// The address has an account: it got the "already registered" mail.
     AlreadyRegistered,
 }

@@ -14,14 +14,19 @@ use crate::time::now;
 use crate::users::{self, unique_violation};
 use crate::validate;
 
+/// A tag admins put on users to group and filter them.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = tags)]
 pub struct Tag {
+    /// The tag's id.
     pub id: i64,
+    /// Its name: lower-case, at most 64 characters, without `|` or `,`.
     pub name: String,
+    /// When it was created (UTC).
     pub created_at: NaiveDateTime,
 }
 
+/// Every tag, by name. No access check.
 pub fn list(conn: &mut DbConnection) -> CoreResult<Vec<Tag>> {
     Ok(tags::table
         .order(tags::name.asc())
@@ -29,6 +34,7 @@ pub fn list(conn: &mut DbConnection) -> CoreResult<Vec<Tag>> {
         .load(conn)?)
 }
 
+/// The tag with this name (trimmed and lower-cased first), if any.
 pub fn get_by_name(conn: &mut DbConnection, name: &str) -> CoreResult<Option<Tag>> {
     Ok(tags::table
         .filter(tags::name.eq(name.trim().to_lowercase()))
@@ -37,6 +43,9 @@ pub fn get_by_name(conn: &mut DbConnection, name: &str) -> CoreResult<Option<Tag
         .optional()?)
 }
 
+/// Creates a tag. Only staff who may manage the site can; refuses an
+/// empty or too-long name, one with `|` or `,`, and a taken one
+/// ([`CoreError::DuplicateTag`]).
 pub fn create(conn: &mut DbConnection, actor: &Actor, name: &str) -> CoreResult<Tag> {
     authorize(actor, Action::ManageSite, &Target::Site)?;
     let name = validate::text("tag", name, 64)?.to_lowercase();
@@ -104,6 +113,8 @@ pub fn assign(conn: &mut DbConnection, actor: &Actor, user_id: i64, tag_id: i64)
     })
 }
 
+/// Takes a tag off a user; nothing happens when the user does not carry
+/// it. The actor must be allowed to edit the user.
 pub fn unassign(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -127,6 +138,7 @@ pub fn unassign(
     })
 }
 
+/// The user's tags, by name. No access check.
 pub fn tags_of(conn: &mut DbConnection, user_id: i64) -> CoreResult<Vec<Tag>> {
     Ok(tags::table
         .inner_join(user_tags::table)

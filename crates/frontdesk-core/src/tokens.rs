@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 pub struct SecretToken(String);
 
 impl SecretToken {
+    /// A new token: 32 random bytes from the operating system, base64url
+    /// without padding (43 characters).
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -27,6 +29,7 @@ impl SecretToken {
         &self.0
     }
 
+    /// The token's hex SHA-256, the form stored and looked up.
     pub fn hash(&self) -> String {
         hash_token(&self.0)
     }

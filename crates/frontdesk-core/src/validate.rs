@@ -2,9 +2,9 @@
 
 use crate::error::{CoreError, CoreResult};
 
-pub const MAX_EMAIL: usize = 254;
-pub const MAX_NAME: usize = 100;
-pub const MAX_TEXT: usize = 2000;
+pub(crate) const MAX_EMAIL: usize = 254;
+pub(crate) const MAX_NAME: usize = 100;
+pub(crate) const MAX_TEXT: usize = 2000;
 
 /// Trims and lower-cases an email and checks its shape: one `@`, a non-empty
 /// local part, a dotted domain of letters, digits and hyphens, no spaces.
@@ -49,7 +49,7 @@ pub fn normalize_email(raw: &str) -> CoreResult<String> {
     Ok(email)
 }
 
-pub fn domain_of(email: &str) -> &str {
+pub(crate) fn domain_of(email: &str) -> &str {
     email.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
 

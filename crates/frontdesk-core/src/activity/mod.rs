@@ -17,8 +17,10 @@ use crate::schema::{activity_events, users};
 
 /// The kind of the events the activity middleware records.
 pub const PAGE_VIEW: &str = "page_view";
-/// Longest kind, service slug or route accepted.
+/// Longest kind or service slug accepted, in bytes.
 pub const MAX_KIND: usize = 64;
+/// Longest route pattern recorded, in bytes; a page view on a longer one is
+/// not recorded, and a recorded path is cut to this many characters.
 pub const MAX_ROUTE: usize = 512;
 /// Largest `details` accepted, as JSON text; larger ones are dropped.
 pub const MAX_DETAILS: usize = 4096;
@@ -72,39 +74,50 @@ impl Default for ActivityConfig {
 }
 
 impl ActivityConfig {
+    /// Sets [`queue_capacity`](Self::queue_capacity) (default 10,000 events).
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n;
         self
     }
+    /// Sets [`batch_size`](Self::batch_size) (default 500 rows).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n;
         self
     }
+    /// Sets [`page_view_dedup`](Self::page_view_dedup) (default one minute).
     pub fn page_view_dedup(mut self, window: Option<std::time::Duration>) -> Self {
         self.page_view_dedup = window;
         self
     }
+    /// Sets [`retention`](Self::retention) (default 90 days).
     pub fn retention(mut self, keep: Option<chrono::Duration>) -> Self {
         self.retention = keep;
         self
     }
+    /// Sets [`retention_batch`](Self::retention_batch) (default 5,000 rows).
     pub fn retention_batch(mut self, n: usize) -> Self {
         self.retention_batch = n;
         self
     }
+    /// Sets [`record_ip`](Self::record_ip) (default false).
     pub fn record_ip(mut self, yes: bool) -> Self {
         self.record_ip = yes;
         self
     }
+    /// Sets [`record_path`](Self::record_path) (default false).
     pub fn record_path(mut self, yes: bool) -> Self {
         self.record_path = yes;
         self
     }
+    /// Adds a route pattern to [`excluded_routes`](Self::excluded_routes).
     pub fn exclude_route(mut self, pattern: impl Into<String>) -> Self {
         self.excluded_routes.push(pattern.into());
         self
     }
 
+    /// Refuses ([`CoreError::Config`]) a zero queue capacity, batch size,
+    /// retention batch or retention interval, a dedup window under one second,
+    /// and a retention that is not positive.
     pub fn check(&self) -> CoreResult<()> {
         let bad = |reason: &str| Err(CoreError::Config(format!("activity: {reason}")));
         if self.queue_capacity == 0 || self.batch_size == 0 || self.retention_batch == 0 {
@@ -140,15 +153,23 @@ impl ActivityConfig {
 #[derive(Debug, Clone, PartialEq, Insertable)]
 #[diesel(table_name = activity_events, treat_none_as_default_value = false)]
 pub struct NewActivity {
+    /// The user the event is about.
     pub user_id: i64,
+    /// When it happened (UTC).
     pub at: NaiveDateTime,
+    /// What happened: [`PAGE_VIEW`], or a feature's name (see [`check_kind`]).
     pub kind: String,
+    /// The service (its slug) the event happened on, if any.
     pub service: Option<String>,
+    /// The route pattern of a page view (`/projects/{id}`), not the raw path.
     pub route: Option<String>,
+    /// The HTTP method of a page view.
     pub method: Option<String>,
+    /// The HTTP status of a page view's answer.
     pub status: Option<i32>,
     /// A JSON object, as text.
     pub details: String,
+    /// The client IP address, when the config records it.
     pub ip: Option<String>,
 }
 
@@ -214,15 +235,25 @@ pub fn details_text(details: Value) -> CoreResult<String> {
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = activity_events)]
 pub struct ActivityEvent {
+    /// The event's id.
     pub id: i64,
+    /// The user the event is about.
     pub user_id: i64,
+    /// When it happened (UTC).
     pub at: NaiveDateTime,
+    /// What happened: [`PAGE_VIEW`], or a feature's name.
     pub kind: String,
+    /// The service (its slug) the event happened on, if any.
     pub service: Option<String>,
+    /// The route pattern of a page view.
     pub route: Option<String>,
+    /// The HTTP method of a page view.
     pub method: Option<String>,
+    /// The HTTP status of a page view's answer.
     pub status: Option<i32>,
+    /// A JSON object, as text; [`ActivityEvent::details_json`] parses it.
     pub details: String,
+    /// The client IP address, if it was recorded.
     pub ip: Option<String>,
 }
 
@@ -236,7 +267,9 @@ impl ActivityEvent {
 /// Where the next page of a timeline starts: after this (at, id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
+    /// The time of the last event shown.
     pub at: NaiveDateTime,
+    /// The id of the last event shown.
     pub id: i64,
 }
 
@@ -246,6 +279,7 @@ impl Cursor {
         format!("{}.{}", self.at.and_utc().timestamp_micros(), self.id)
     }
 
+    /// Reads a cursor made by [`Cursor::encode`]; `None` for anything else.
     pub fn decode(s: &str) -> Option<Cursor> {
         let (micros, id) = s.split_once('.')?;
         let micros: i64 = micros.parse().ok()?;
@@ -258,8 +292,12 @@ impl Cursor {
 /// Which events of a timeline.
 #[derive(Debug, Clone, Default)]
 pub struct TimelineFilter {
+    /// Only events on this service (slug).
     pub service: Option<String>,
+    /// Only events of this kind.
     pub kind: Option<String>,
+    /// Start after this event (the previous page's cursor); `None` starts with
+    /// the newest.
     pub after: Option<Cursor>,
 }
 

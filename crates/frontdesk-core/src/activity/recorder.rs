@@ -125,6 +125,7 @@ impl Recorder {
         })))
     }
 
+    /// The configuration the recorder runs with.
     pub fn config(&self) -> &ActivityConfig {
         &self.0.config
     }
@@ -233,6 +234,8 @@ impl Recorder {
         }
     }
 
+    /// The recorder's counters so far: events queued, dropped, deduplicated,
+    /// written, failed and purged.
     pub fn stats(&self) -> ActivityStats {
         let c = &self.0.counters;
         ActivityStats {

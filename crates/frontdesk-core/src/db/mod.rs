@@ -33,14 +33,30 @@ mod pg_schema;
 #[cfg(feature = "postgres")]
 pub use pg_schema::move_from_public;
 
-/// One connection type for both backends; the database URL picks the variant.
-/// A variant exists only when its backend's feature is on.
-#[derive(diesel::MultiConnection)]
-pub enum DbConnection {
+pub use connection::DbConnection;
+
+mod connection {
+    // diesel's `MultiConnection` derive writes public helper types next to
+    // the enum (`MultiBackend`, `MultiRow`, ...) without docs; they stay in
+    // this private module, reachable only through `DbConnection`'s traits.
+    #![allow(missing_docs)]
+
     #[cfg(feature = "postgres")]
-    Pg(PgConnection),
+    use diesel::PgConnection;
     #[cfg(feature = "sqlite")]
-    Sqlite(SqliteConnection),
+    use diesel::SqliteConnection;
+
+    /// One connection type for both backends; the database URL picks the variant.
+    /// A variant exists only when its backend's feature is on.
+    #[derive(diesel::MultiConnection)]
+    pub enum DbConnection {
+        /// A PostgreSQL connection.
+        #[cfg(feature = "postgres")]
+        Pg(PgConnection),
+        /// A SQLite connection.
+        #[cfg(feature = "sqlite")]
+        Sqlite(SqliteConnection),
+    }
 }
 
 /// Runs `$body` with `$c` bound to the concrete connection of whichever
@@ -61,14 +77,16 @@ pub(crate) use on_backend;
 
 /// The diesel backend of [`DbConnection`], used for boxed queries.
 pub type Backend = <DbConnection as diesel::Connection>::Backend;
+/// The r2d2 pool of [`DbConnection`]s, made by [`connect`] or [`connect_with`].
 pub type Pool = r2d2::Pool<ConnectionManager>;
+/// A connection checked out of the [`Pool`]; it goes back when dropped.
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
 /// `.first(conn).optional()` for lookups by a unique key, without the
 /// `LIMIT ?` that `first` adds: SQLite plans with the bound LIMIT value, so a
 /// statement carrying one is re-prepared on every run (about seven times the
 /// cost of the lookup itself). Used on the per-request paths.
-pub trait LoadOne<T>: Sized {
+pub(crate) trait LoadOne<T>: Sized {
     fn load_one(self, conn: &mut DbConnection) -> QueryResult<Option<T>>;
 }
 
@@ -96,7 +114,7 @@ where
 /// the statement on by reference, and the reference's cache check walks the
 /// wrapped statement, which still says "do not cache".
 #[derive(Debug, Clone, Copy)]
-pub struct Cached<Q>(pub Q);
+pub(crate) struct Cached<Q>(pub Q);
 
 impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Cached<Q>
 where
@@ -129,13 +147,17 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 #[cfg(feature = "postgres")]
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// Which database a connection or URL is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
+    /// SQLite.
     Sqlite,
+    /// PostgreSQL.
     Postgres,
 }
 
 impl DbConnection {
+    /// The backend of this connection.
     pub fn kind(&self) -> BackendKind {
         match self {
             #[cfg(feature = "postgres")]
@@ -150,11 +172,16 @@ impl DbConnection {
 /// for PostgreSQL; `sqlite://path`, `sqlite:path` or a plain file path for SQLite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
+    /// A `postgres://` or `postgresql://` URL, as given.
     Postgres(String),
+    /// A SQLite file path, without the `sqlite://` prefix.
     Sqlite(String),
 }
 
 impl DatabaseUrl {
+    /// Reads a database URL. Refuses ([`CoreError::Config`]) an unknown scheme,
+    /// an in-memory SQLite database (a pool cannot share one), and a backend
+    /// this build was compiled without.
     pub fn parse(url: &str) -> Result<Self, CoreError> {
         let url = url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -189,6 +216,7 @@ impl DatabaseUrl {
         Ok(DatabaseUrl::Sqlite(path.to_owned()))
     }
 
+    /// The backend the URL names.
     pub fn kind(&self) -> BackendKind {
         match self {
             DatabaseUrl::Postgres(_) => BackendKind::Postgres,
@@ -207,8 +235,12 @@ impl DatabaseUrl {
 pub struct PgSchema(String);
 
 impl PgSchema {
+    /// The schema used unless the host names another: `frontdesk`.
     pub const DEFAULT: &'static str = "frontdesk";
 
+    /// Checks a schema name; refuses ([`CoreError::Config`]) one that is not
+    /// lower-case letters, digits and `_`, starts with a digit or `pg_`, or is
+    /// longer than 63 bytes.
     pub fn new(name: &str) -> Result<Self, CoreError> {
         let ok = !name.is_empty()
             && name.len() <= 63
@@ -227,6 +259,7 @@ impl PgSchema {
         }
     }
 
+    /// The schema's name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -262,6 +295,8 @@ pub struct ConnectionManager {
 }
 
 impl ConnectionManager {
+    /// A manager for the database at `url`, with frontdesk's tables in `schema`
+    /// on PostgreSQL, a 5-second SQLite busy timeout and no event listeners.
     pub fn new(url: DatabaseUrl, schema: PgSchema) -> Self {
         ConnectionManager {
             url,
@@ -399,7 +434,7 @@ impl ManageConnection for ConnectionManager {
     /// includes a connection the server ended: libpq then reports its
     /// transaction state as unknown, which diesel records as broken after the
     /// query that found out; a query that could not even be sent is caught by
-    /// [`ConnectionHealth`]. Without this, after a restart or failover every
+    /// `ConnectionHealth`. Without this, after a restart or failover every
     /// pooled connection stayed dead in the pool and failed each request that
     /// drew it until it aged out.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {

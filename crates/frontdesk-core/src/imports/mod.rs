@@ -70,7 +70,7 @@ pub struct ImportConfig {
     /// Files with more data rows than this are refused before any work.
     pub max_rows: u64,
     /// Rows per transaction (at most [`MAX_BATCH`]); a file of more than
-    /// 50 batches uses bigger ones (see [`batch_rows`]).
+    /// 50 batches uses bigger ones (see `batch_rows`).
     pub batch_size: usize,
     /// Rejected/skipped rows listed in the report; the rest are only counted.
     pub max_listed_rows: usize,
@@ -107,6 +107,7 @@ impl Default for ImportConfig {
     }
 }
 
+/// How an import treats the file's rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportMode {
@@ -125,17 +126,24 @@ pub enum ImportMode {
 /// password-reset page.
 #[derive(Debug, Clone)]
 pub struct WelcomeMail {
+    /// The site's name, for the mail's greeting and subject.
     pub site_name: String,
     /// Where the user chooses a password (the password-reset page).
     pub set_password_url: String,
+    /// Invite each created user to their row's organization instead; `None`
+    /// sends the plain welcome mail to everyone.
     pub invitations: Option<crate::invitations::ImportInvitations>,
 }
 
+/// How one import runs. `Default` is an apply import with no default
+/// organization, no mail and no report listing of created rows.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
+    /// Dry run, apply, or strict.
     pub mode: ImportMode,
     /// Organization (slug) for rows whose `organization` cell is empty.
     pub default_organization: Option<String>,
+    /// Mail each created user; `None` sends nothing.
     pub welcome_mail: Option<WelcomeMail>,
     /// Name of the file, for the audit log.
     pub source_name: String,
@@ -210,44 +218,95 @@ fn staff_column_allowed(config: &ImportConfig, actor: &Actor) -> bool {
 /// Why a file is refused as a whole. Nothing has been written when one is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// The file is larger than the configured limit.
     #[error("the file is {size} bytes, more than the limit of {max} bytes")]
-    TooLarge { size: u64, max: u64 },
+    TooLarge {
+        /// The file's size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        max: u64,
+    },
+    /// The file has more data rows than the configured limit.
     #[error("the file has more than {max} data rows, the limit")]
-    TooManyRows { max: u64 },
+    TooManyRows {
+        /// The limit in data rows.
+        max: u64,
+    },
+    /// The file has no header line.
     #[error(
         "the file is empty: its first line must be the header, e.g. email,first_name,last_name"
     )]
     Empty,
+    /// The header lacks required columns (named).
     #[error("row 1 (header): missing required column(s): {}", .0.join(", "))]
     MissingColumns(Vec<String>),
+    /// The header names columns the import does not know.
     #[error("row 1 (header): unknown column(s): {} (known columns: {known})", .columns.join(", "))]
-    UnknownColumns { columns: Vec<String>, known: String },
+    UnknownColumns {
+        /// The unknown columns.
+        columns: Vec<String>,
+        /// The known columns, comma-separated, for the message.
+        known: String,
+    },
+    /// The header names a column twice.
     #[error("row 1 (header): the column {0:?} appears more than once")]
     DuplicateColumn(String),
+    /// The file is separated by another character than a comma.
     #[error("row {row}: the file is not comma-separated (it uses {found:?}); save it as CSV with commas")]
-    WrongDelimiter { row: u64, found: char },
+    WrongDelimiter {
+        /// The row, from 1 (the header).
+        row: u64,
+        /// The separator found.
+        found: char,
+    },
+    /// The text is not UTF-8.
     #[error(
         "row {row}: the text is not UTF-8 (byte 0x{byte:02X}); save the file as \"CSV UTF-8\""
     )]
-    NotUtf8 { row: u64, byte: u8 },
+    NotUtf8 {
+        /// The row, from 1 (the header).
+        row: u64,
+        /// The first byte that is not UTF-8.
+        byte: u8,
+    },
+    /// The file holds binary data, not text.
     #[error("row {row}: binary data ({what}); this is not a CSV text file")]
-    Binary { row: u64, what: &'static str },
+    Binary {
+        /// The row, from 1 (the header).
+        row: u64,
+        /// What was found (a NUL byte, a ZIP archive such as an Excel workbook).
+        what: &'static str,
+    },
+    /// The CSV cannot be read (an unclosed quote, ...).
     #[error("row {row}: unreadable CSV: {message}")]
-    Malformed { row: u64, message: String },
+    Malformed {
+        /// The row, from 1 (the header).
+        row: u64,
+        /// The CSV reader's message.
+        message: String,
+    },
+    /// The default organization (slug) does not exist, or the actor may not
+    /// see it.
     #[error("organization {0:?} not found")]
     UnknownOrganization(String),
+    /// The actor may not import users here.
     #[error("not allowed to import users here")]
     Forbidden,
+    /// Reading the file failed.
     #[error("reading the file failed: {0}")]
     Io(#[from] std::io::Error),
     /// The import stopped part-way: the batches up to `committed_rows` are
     /// saved (each batch is one transaction), nothing after them.
     #[error("the import stopped after row {} ({} created and saved in earlier batches): {error}", .committed_rows + 1, users_count(.created))]
     Stopped {
+        /// The data rows saved before the error.
         committed_rows: u64,
+        /// Users created and saved before the error.
         created: u64,
+        /// What stopped it.
         error: Box<ImportError>,
     },
+    /// A service refused or failed.
     #[error(transparent)]
     Core(#[from] CoreError),
 }
@@ -270,17 +329,22 @@ impl From<diesel::result::Error> for ImportError {
     }
 }
 
+/// What the import did with one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// A new user was created (or would be, in a dry run).
     Created,
     /// An existing user whose names or profile fields were changed (update mode).
     Updated,
+    /// The row was left alone (an existing user, outside update mode).
     Skipped,
+    /// The row is invalid; `code` and `reason` say why.
     Rejected,
 }
 
 impl Outcome {
+    /// The outcome's name in reports and CSV (`created`, `updated`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Created => "created",
@@ -294,11 +358,15 @@ impl Outcome {
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RowResult {
+    /// The row in the file, from 1 (the header); the first data row is 2.
     pub row: u64,
+    /// The email as in the row.
     pub email: String,
+    /// What happened to the row.
     pub outcome: Outcome,
     /// Stable machine-readable reason (`invalid_email`, `duplicate_in_file`, …).
     pub code: &'static str,
+    /// The reason, for people.
     pub reason: String,
 }
 
@@ -307,18 +375,25 @@ pub struct RowResult {
 /// `applied` is false.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportReport {
+    /// The mode the import ran in.
     pub mode: ImportMode,
+    /// Whether anything was written.
     pub applied: bool,
     /// Data rows in the file (the header not counted).
     pub total_rows: u64,
     /// Data rows processed so far (equal to `total_rows` when finished).
     pub rows_done: u64,
+    /// Rows that created a user (or would).
     pub created: u64,
+    /// Existing users changed (update mode).
     pub updated: u64,
+    /// Rows left alone.
     pub skipped: u64,
+    /// Invalid rows.
     pub rejected: u64,
     /// Tags that were (or would be) created for the import.
     pub tags_created: Vec<String>,
+    /// Welcome or invitation mails queued for created users.
     pub welcome_mails_queued: u64,
     /// Skipped and rejected rows in row order (then created rows, if asked).
     pub rows: Vec<RowResult>,
@@ -416,10 +491,15 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
 /// Where an import is, passed to the progress callback after each batch.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Progress {
+    /// Data rows in the file (the header not counted).
     pub total_rows: u64,
+    /// Data rows processed so far.
     pub rows_done: u64,
+    /// Rows that created a user so far (or would).
     pub created: u64,
+    /// Rows left alone so far.
     pub skipped: u64,
+    /// Invalid rows so far.
     pub rejected: u64,
     /// True during the validation pass of a strict import.
     pub validating: bool,

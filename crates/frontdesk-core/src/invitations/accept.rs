@@ -23,16 +23,25 @@ use super::*;
 /// the token: mail scanners open links too.
 #[derive(Debug, Clone, Serialize)]
 pub struct InvitationPreview {
+    /// The invitation's id.
     pub invitation_id: i64,
+    /// The invited email.
     pub email: String,
+    /// The organization it invites to.
     pub organization_id: i64,
+    /// The organization's name.
     pub organization_name: String,
+    /// The role the invitee gets.
     pub role: OrgRole,
+    /// The name of the user who sent it, if a user did and still exists.
     pub inviter_name: Option<String>,
+    /// The admin's personal message, if any.
     pub message: Option<String>,
     /// The names the admin gave, to fill the form in with.
     pub first_name: Option<String>,
+    /// The invitee's last name as the admin gave it.
     pub last_name: Option<String>,
+    /// When the link stops working (UTC).
     pub expires_at: NaiveDateTime,
     /// An account with the invited address exists: the invitee signs in to accept.
     pub account_exists: bool,
@@ -74,13 +83,19 @@ pub enum Acceptance {
     /// No account yet: create one with these names and an already computed
     /// password hash (hash outside the transaction, off the async executor).
     NewAccount {
+        /// The invitee's first name.
         first_name: String,
+        /// The invitee's last name.
         last_name: String,
+        /// The Argon2 hash of the chosen password (see [`crate::passwords::hash`]).
         password_hash: String,
     },
     /// Signed in already: add the membership to this account, whose email
     /// must be the invited one.
-    ExistingUser { user_id: i64 },
+    ExistingUser {
+        /// The signed-in user's id.
+        user_id: i64,
+    },
 }
 
 impl std::fmt::Debug for Acceptance {
@@ -97,13 +112,18 @@ impl std::fmt::Debug for Acceptance {
 /// The outcome of an accepted invitation, for the host's hooks and the sign-in.
 #[derive(Debug, Clone)]
 pub struct Accepted {
+    /// The invitation, now accepted.
     pub invitation: Invitation,
+    /// The member: the new account, or the existing one.
     pub user: User,
+    /// Whether accepting created the account.
     pub created_account: bool,
     /// An existing account without a password (made by an import) got its
     /// first password by this acceptance.
     pub activated_account: bool,
+    /// The organization joined.
     pub organization_id: i64,
+    /// The role held there now.
     pub role: OrgRole,
 }
 

@@ -18,7 +18,9 @@ use super::*;
 /// the link settings and the mail templates.
 #[derive(Clone)]
 pub struct ImportInvitations {
+    /// Where the links point and how long they live.
     pub settings: InvitationSettings,
+    /// Renders the invitation mail.
     pub renderer: std::sync::Arc<dyn MailRenderer>,
 }
 

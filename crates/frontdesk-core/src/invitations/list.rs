@@ -29,7 +29,9 @@ pub fn expire_due(conn: &mut DbConnection) -> InvitationResult<usize> {
 /// Filters for the admin list.
 #[derive(Debug, Clone, Default)]
 pub struct InvitationFilter {
+    /// Only invitations to this organization.
     pub organization_id: Option<i64>,
+    /// Only invitations with this status (as of now).
     pub status: Option<InvitationStatus>,
     /// Substring of the invited address.
     pub email: Option<String>,
@@ -39,23 +41,33 @@ pub struct InvitationFilter {
 #[derive(Debug, Clone, Serialize, Queryable, Selectable)]
 #[diesel(table_name = outbox_table)]
 pub struct DeliveryState {
+    /// The mail's outbox id.
     #[diesel(column_name = id)]
     pub outbox_id: i64,
     /// `queued`, `sending`, `sent` or `failed`.
     pub status: String,
+    /// Delivery attempts so far.
     pub attempts: i32,
+    /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
+    /// When the next attempt is due (UTC).
     pub next_attempt_at: NaiveDateTime,
+    /// When it was sent (UTC).
     pub sent_at: Option<NaiveDateTime>,
 }
 
+/// One row of the invitations list.
 #[derive(Debug, Clone, Serialize)]
 pub struct InvitationListItem {
+    /// The invitation.
     pub invitation: Invitation,
     /// The status as of now (a pending invitation past expiry shows as expired).
     pub status: InvitationStatus,
+    /// The organization's slug.
     pub organization_slug: String,
+    /// The organization's name.
     pub organization_name: String,
+    /// Where its latest mail stands; `None` when no mail is left in the outbox.
     pub delivery: Option<DeliveryState>,
 }
 

@@ -31,40 +31,66 @@ pub use import::*;
 pub use issue::*;
 pub use list::*;
 
-crate::authz::string_enum!(InvitationStatus {
-    Pending => "pending",
-    Accepted => "accepted",
-    Declined => "declined",
-    Expired => "expired",
-    Cancelled => "cancelled",
-});
+crate::authz::string_enum!(
+    /// Where an invitation stands.
+    InvitationStatus {
+        /// Sent, and neither answered nor past its expiry.
+        Pending => "pending",
+        /// The invitee accepted and became a member.
+        Accepted => "accepted",
+        /// The invitee declined.
+        Declined => "declined",
+        /// Not answered in time.
+        Expired => "expired",
+        /// An admin cancelled it.
+        Cancelled => "cancelled",
+    }
+);
 
 /// The longest personal message an admin may add.
 pub const MAX_MESSAGE: usize = 1000;
 
 const MAIL_KIND: &str = "invitation";
 
+/// An invitation to join an organization, as stored. The link's token is
+/// never kept, only its hash.
 #[derive(Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = invitations)]
 pub struct Invitation {
+    /// The invitation's id.
     pub id: i64,
+    /// The organization it invites to.
     pub organization_id: i64,
+    /// The invitee's email, lower-cased.
     pub email: String,
+    /// The role's stored name; [`Invitation::role`] parses it.
     pub role: String,
+    /// The admin's personal message, if any (at most [`MAX_MESSAGE`] characters).
     pub message: Option<String>,
+    /// The SHA-256 hash of the link's token; never serialized.
     #[serde(skip)]
     pub token_hash: String,
+    /// The stored status's name; [`Invitation::status_at`] reads it with the
+    /// expiry applied.
     pub status: String,
+    /// When the link stops working (UTC).
     pub expires_at: NaiveDateTime,
+    /// The user who sent it, if a user did.
     pub invited_by: Option<i64>,
+    /// How many times its mail was queued (the first send counts).
     pub send_count: i32,
+    /// When its mail was last queued (UTC).
     pub last_sent_at: Option<NaiveDateTime>,
+    /// The user who accepted it, once accepted.
     pub accepted_user_id: Option<i64>,
+    /// When it was created (UTC).
     pub created_at: NaiveDateTime,
+    /// When it last changed (UTC).
     pub updated_at: NaiveDateTime,
     /// The invitee's names as the admin typed them (optional): the accept
     /// page starts with them filled in.
     pub first_name: Option<String>,
+    /// The invitee's last name as the admin typed it, if any.
     pub last_name: Option<String>,
 }
 
@@ -92,6 +118,7 @@ impl Invitation {
         }
     }
 
+    /// The role the invitee gets; an unknown stored role reads as member.
     pub fn role(&self) -> OrgRole {
         OrgRole::parse(&self.role).unwrap_or(OrgRole::Member)
     }
@@ -101,28 +128,44 @@ impl Invitation {
 /// answer for all of them; the reason is for logs and admin views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkProblem {
+    /// No invitation has this token.
     Unknown,
+    /// The invitation expired.
     Expired,
+    /// The invitation was accepted already.
     Accepted,
+    /// The invitee declined it.
     Declined,
+    /// An admin cancelled it.
     Cancelled,
 }
 
+/// Why an invitation service refused.
 #[derive(Debug, thiserror::Error)]
 pub enum InvitationError {
+    /// A general refusal or failure (access, validation, database).
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// The email already has a pending invitation to this organization.
     #[error("an invitation to {email} is already pending in this organization; resend it instead")]
     AlreadyPending {
+        /// The pending invitation's id; `None` when it was created at the
+        /// same moment by someone else.
         invitation_id: Option<i64>,
+        /// The invitee's email.
         email: String,
     },
+    /// The invitation is no longer pending, so it cannot be resent, cancelled
+    /// or answered.
     #[error("this invitation is {0} and can no longer be changed")]
     NotPending(InvitationStatus),
+    /// The link cannot be used; the reason is for logs, not for the invitee.
     #[error("this invitation link is not valid (it may have expired or been used already)")]
     InvalidLink(LinkProblem),
+    /// An account has this email: the invitee must sign in before accepting.
     #[error("an account with this email address already exists: sign in to accept the invitation")]
     SignInRequired,
+    /// The signed-in account's email is not the invited one.
     #[error("this invitation was sent to another email address than the signed-in account's")]
     WrongAccount,
 }
@@ -143,6 +186,7 @@ impl InvitationError {
     }
 }
 
+/// The result of the invitation services.
 pub type InvitationResult<T> = Result<T, InvitationError>;
 
 /// Where links point and how long they live. The base URL is configuration,
@@ -151,6 +195,8 @@ pub type InvitationResult<T> = Result<T, InvitationError>;
 pub struct InvitationSettings {
     base_url: String,
     auth_path: String,
+    /// How long a link stays valid; 7 days unless set with
+    /// [`InvitationSettings::with_ttl`].
     pub ttl: chrono::Duration,
 }
 
@@ -194,6 +240,7 @@ impl InvitationSettings {
         self
     }
 
+    /// The same settings with links valid for `ttl`.
     pub fn with_ttl(mut self, ttl: chrono::Duration) -> Self {
         self.ttl = ttl;
         self
@@ -213,12 +260,17 @@ impl InvitationSettings {
 /// An invitation to create.
 #[derive(Debug, Clone)]
 pub struct NewInvitation {
+    /// The organization to invite to.
     pub organization_id: i64,
+    /// The invitee's email; it is trimmed, lower-cased and checked.
     pub email: String,
+    /// The role the invitee gets on accepting.
     pub role: OrgRole,
+    /// A personal message for the mail (at most [`MAX_MESSAGE`] characters).
     pub message: Option<String>,
     /// The invitee's names, when the admin knows them (empty: none).
     pub first_name: Option<String>,
+    /// The invitee's last name, when the admin knows it (empty: none).
     pub last_name: Option<String>,
     /// Groups of the organization the invitee joins on accepting (ids).
     pub groups: Vec<i64>,
@@ -228,8 +280,11 @@ pub struct NewInvitation {
 /// queued; it exists nowhere else (only its digest is stored).
 #[derive(Debug, Clone)]
 pub struct IssuedInvitation {
+    /// The invitation as stored now.
     pub invitation: Invitation,
+    /// The link's secret token; hand it on in the link only.
     pub token: SecretToken,
+    /// The outbox id of the queued mail.
     pub outbox_id: i64,
 }
 

@@ -26,9 +26,13 @@ pub const MAX_FAILURES: i32 = 5;
 /// A live challenge.
 #[derive(Debug, Clone, Queryable)]
 pub struct Challenge {
+    /// The challenge's id.
     pub id: i64,
+    /// The user who passed the first factor.
     pub user_id: i64,
+    /// Wrong answers so far; too many end the challenge.
     pub failures: i32,
+    /// When the challenge ends (UTC).
     pub expires_at: NaiveDateTime,
 }
 

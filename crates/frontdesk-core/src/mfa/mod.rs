@@ -30,23 +30,39 @@ use crate::validate;
 /// The purpose TOTP seeds are sealed for.
 pub const PURPOSE_TOTP: &str = "mfa-totp";
 
-crate::authz::string_enum!(Kind { Totp => "totp", Passkey => "passkey" });
+crate::authz::string_enum!(
+    /// The kind of a second factor.
+    Kind {
+        /// An authenticator app's time-based codes.
+        Totp => "totp",
+        /// A passkey (WebAuthn).
+        Passkey => "passkey",
+    }
+);
 
 /// A factor as the user and admins see it: never its secret.
 #[derive(Debug, Clone, Serialize, Queryable)]
 pub struct Factor {
+    /// The factor's id.
     pub id: i64,
+    /// The [`Kind`]'s stored name: `totp` or `passkey`.
     pub kind: String,
+    /// The name the user gave it.
     pub name: String,
+    /// When it was added (UTC).
     pub created_at: NaiveDateTime,
+    /// When it last passed a second step (UTC).
     pub last_used_at: Option<NaiveDateTime>,
 }
 
 /// A user's second factors at a glance.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// Whether the user has any confirmed factor.
     pub enabled: bool,
+    /// The user's factors.
     pub factors: Vec<Factor>,
+    /// Unused recovery codes.
     pub recovery_codes_left: i64,
 }
 

@@ -52,20 +52,28 @@ pub enum PasskeyPolicy {
 }
 
 impl PasskeyPolicy {
+    /// Whether passkeys may be added and used at all.
     pub fn enabled(self) -> bool {
         self != PasskeyPolicy::Off
     }
 
+    /// Whether a passkey alone may sign a user in.
     pub fn sign_in(self) -> bool {
         self == PasskeyPolicy::SignIn
     }
 }
 
-crate::authz::string_enum!(Purpose {
-    Register => "register",
-    SecondStep => "second_step",
-    SignIn => "sign_in",
-});
+crate::authz::string_enum!(
+    /// What a passkey ceremony is for.
+    Purpose {
+        /// Adding a new passkey to the user.
+        Register => "register",
+        /// The second step after a password.
+        SecondStep => "second_step",
+        /// A sign-in with the passkey alone.
+        SignIn => "sign_in",
+    }
+);
 
 /// How long a ceremony may take.
 pub fn ttl() -> Duration {

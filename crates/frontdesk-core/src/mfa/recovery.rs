@@ -14,6 +14,7 @@ use crate::schema::mfa_recovery_codes;
 use crate::time::now;
 use crate::tokens::hash_token;
 
+/// How many recovery codes a user gets at a time; a new set replaces the old.
 pub const COUNT: usize = 10;
 /// Lower-case letters and digits without the look-alikes 0/o, 1/l/i.
 const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";

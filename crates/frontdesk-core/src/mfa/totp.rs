@@ -20,14 +20,15 @@ use crate::schema::mfa_factors;
 use crate::time::now;
 use crate::users::User;
 
-pub const DIGITS: usize = 6;
-pub const STEP_SECONDS: u64 = 30;
+pub(crate) const DIGITS: usize = 6;
+pub(crate) const STEP_SECONDS: u64 = 30;
 /// Steps accepted either side of the current one.
 pub const SKEW: i64 = 1;
 
 /// What the user needs to add the factor to an app: shown once, on the
 /// enrolment page only. `Debug` hides the secret.
 pub struct Enrolment {
+    /// The new factor's id, unconfirmed until the user enters a first code.
     pub factor_id: i64,
     /// The seed in base32, for typing into an app.
     pub secret_base32: String,

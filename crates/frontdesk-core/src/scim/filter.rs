@@ -19,20 +19,32 @@ use serde_json::Value;
 /// already stripped. Names compare case-insensitively (RFC 7643 §2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttrPath {
+    /// The attribute's name (`emails`, `userName`).
     pub name: String,
+    /// The sub-attribute after a dot (`value` in `emails.value`), if any.
     pub sub: Option<String>,
 }
 
+/// A comparison operator of a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareOp {
+    /// `eq`: equal.
     Eq,
+    /// `ne`: not equal.
     Ne,
+    /// `co`: contains (text).
     Co,
+    /// `sw`: starts with (text).
     Sw,
+    /// `ew`: ends with (text).
     Ew,
+    /// `gt`: greater than.
     Gt,
+    /// `ge`: greater than or equal.
     Ge,
+    /// `lt`: less than.
     Lt,
+    /// `le`: less than or equal.
     Le,
 }
 
@@ -53,12 +65,18 @@ impl CompareOp {
     }
 }
 
+/// A parsed SCIM filter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
+    /// `attr op value`.
     Compare(AttrPath, CompareOp, Value),
+    /// `attr pr`: the attribute is present and not empty.
     Present(AttrPath),
+    /// Both filters match.
     And(Box<Filter>, Box<Filter>),
+    /// Either filter matches.
     Or(Box<Filter>, Box<Filter>),
+    /// The filter does not match.
     Not(Box<Filter>),
     /// `emails[type eq "work"]`: some element of the multi-valued attribute
     /// matches the inner filter (whose paths are relative to the element).
@@ -69,12 +87,16 @@ pub enum Filter {
 /// elements a filter selects, optionally a sub-attribute of those.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatchPath {
+    /// The attribute to change.
     pub attr: AttrPath,
+    /// The filter that selects the elements of a multi-valued attribute.
     pub filter: Option<Filter>,
     /// `emails[type eq "work"].value`: the sub-attribute after the filter.
     pub sub_after_filter: Option<String>,
 }
 
+/// Why a filter or path does not parse, for the `invalidFilter` or
+/// `invalidPath` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
 

@@ -115,6 +115,8 @@ fn members_of(conn: &mut DbConnection, ids: &[i64]) -> ScimResult<BTreeMap<i64, 
     Ok(core_groups::member_ids_of(conn, ids)?)
 }
 
+/// The group `id` of the context's organization, as a SCIM Group resource;
+/// a 404 when there is none.
 pub fn get(conn: &mut DbConnection, ctx: &Ctx, id: &str) -> ScimResult<Value> {
     let g = find(conn, ctx.org, id)?;
     let m = members_of(conn, &[g.id])?;
@@ -125,6 +127,8 @@ pub fn get(conn: &mut DbConnection, ctx: &Ctx, id: &str) -> ScimResult<Value> {
     ))
 }
 
+/// The organization's groups that match the query's filter, as a SCIM
+/// list answer.
 pub fn list(conn: &mut DbConnection, ctx: &Ctx, q: &ListQuery) -> ScimResult<Value> {
     let mut query = groups::table
         .filter(groups::organization_id.eq(ctx.org))
@@ -165,6 +169,8 @@ pub fn list(conn: &mut DbConnection, ctx: &Ctx, q: &ListQuery) -> ScimResult<Val
     Ok(super::list_response(all, q))
 }
 
+/// Creates a group with its members from a SCIM Group resource; returns
+/// the stored resource.
 pub fn create(conn: &mut DbConnection, ctx: &Ctx, body: &Value) -> ScimResult<Value> {
     let id = crate::db::write_transaction(conn, |conn| -> ScimResult<i64> {
         let i = input(conn, ctx.org, body)?;
@@ -205,12 +211,15 @@ fn save(conn: &mut DbConnection, ctx: &Ctx, g: &Group, doc: &Value) -> ScimResul
     })
 }
 
+/// Replaces the group's name, external id and members with the body's;
+/// returns the stored resource.
 pub fn replace(conn: &mut DbConnection, ctx: &Ctx, id: &str, body: &Value) -> ScimResult<Value> {
     let g = find(conn, ctx.org, id)?;
     save(conn, ctx, &g, body)?;
     get(conn, ctx, id)
 }
 
+/// Applies a SCIM PATCH request to the group; returns the stored resource.
 pub fn patch(conn: &mut DbConnection, ctx: &Ctx, id: &str, body: &Value) -> ScimResult<Value> {
     let g = find(conn, ctx.org, id)?;
     let m = members_of(conn, &[g.id])?;
@@ -220,6 +229,7 @@ pub fn patch(conn: &mut DbConnection, ctx: &Ctx, id: &str, body: &Value) -> Scim
     get(conn, ctx, id)
 }
 
+/// Deletes the group; its members stay in the organization.
 pub fn delete(conn: &mut DbConnection, ctx: &Ctx, id: &str) -> ScimResult<()> {
     let g = find(conn, ctx.org, id)?;
     Ok(core_groups::delete(conn, ctx.actor, ctx.org, g.id)?)

@@ -14,11 +14,11 @@ use serde_json::{json, Map, Value};
 
 use crate::error::CoreError;
 
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(crate) const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub(crate) const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub(crate) const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// Most resources one list answer carries.
 pub const MAX_COUNT: usize = 200;
@@ -27,12 +27,16 @@ pub const MAX_COUNT: usize = 200;
 /// and 409s, a `scimType`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScimError {
+    /// The HTTP status to answer.
     pub status: u16,
+    /// The `scimType` (`invalidValue`, `uniqueness`, ...), if any.
     pub scim_type: Option<&'static str>,
+    /// The message for the directory; never a secret.
     pub detail: String,
 }
 
 impl ScimError {
+    /// An error with this status, type and message.
     pub fn new(status: u16, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
         ScimError {
             status,
@@ -41,34 +45,37 @@ impl ScimError {
         }
     }
 
-    pub fn invalid_value(detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid_value(detail: impl Into<String>) -> Self {
         Self::new(400, Some("invalidValue"), detail)
     }
 
+    /// A 400 `invalidSyntax`: the request body cannot be read.
     pub fn invalid_syntax(detail: impl Into<String>) -> Self {
         Self::new(400, Some("invalidSyntax"), detail)
     }
 
-    pub fn invalid_filter(detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid_filter(detail: impl Into<String>) -> Self {
         Self::new(400, Some("invalidFilter"), detail)
     }
 
-    pub fn invalid_path(detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid_path(detail: impl Into<String>) -> Self {
         Self::new(400, Some("invalidPath"), detail)
     }
 
-    pub fn no_target(detail: impl Into<String>) -> Self {
+    pub(crate) fn no_target(detail: impl Into<String>) -> Self {
         Self::new(400, Some("noTarget"), detail)
     }
 
+    /// A 400 `mutability`: the attribute may not be changed.
     pub fn mutability(detail: impl Into<String>) -> Self {
         Self::new(400, Some("mutability"), detail)
     }
 
-    pub fn uniqueness(detail: impl Into<String>) -> Self {
+    pub(crate) fn uniqueness(detail: impl Into<String>) -> Self {
         Self::new(409, Some("uniqueness"), detail)
     }
 
+    /// A 404 naming what was not found (`user`, `group`).
     pub fn not_found(what: &str) -> Self {
         Self::new(404, None, format!("{what} not found"))
     }
@@ -127,16 +134,22 @@ impl From<diesel::result::Error> for ScimError {
     }
 }
 
+/// The result of the SCIM services.
 pub type ScimResult<T> = Result<T, ScimError>;
 
 /// `startIndex`, `count`, `filter`, `attributes`, `excludedAttributes` of a
 /// list request (query string or `.search` body).
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
+    /// The parsed `filter`, if any.
     pub filter: Option<filter::Filter>,
+    /// `startIndex`: the first result to return, 1-based (default 1).
     pub start_index: usize,
+    /// `count`: the most results to return (default 100, at most [`MAX_COUNT`]).
     pub count: usize,
+    /// `attributes`: return only these (plus `id` and `schemas`); empty for all.
     pub attributes: Vec<String>,
+    /// `excludedAttributes`: leave these out.
     pub excluded: Vec<String>,
 }
 

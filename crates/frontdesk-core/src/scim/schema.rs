@@ -33,7 +33,7 @@ fn complex(name: &str, multi: bool, mutability: &str, subs: Vec<Value>) -> Value
     a
 }
 
-pub fn user_schema(base: &str) -> Value {
+pub(crate) fn user_schema(base: &str) -> Value {
     let mut user_name = attr("userName", "string", false, true, "readWrite", "server");
     user_name["description"] =
         json!("Unique identifier for the user in this organization, often an email address.");
@@ -67,7 +67,7 @@ pub fn user_schema(base: &str) -> Value {
     })
 }
 
-pub fn group_schema(base: &str) -> Value {
+pub(crate) fn group_schema(base: &str) -> Value {
     let mut ref_ = attr("$ref", "reference", false, false, "immutable", "none");
     ref_["referenceTypes"] = json!(["User"]);
     let mut ty = attr("type", "string", false, false, "immutable", "none");
@@ -89,10 +89,12 @@ pub fn group_schema(base: &str) -> Value {
     })
 }
 
+/// The `/Schemas` resources: User and Group, with `meta.location` under `base`.
 pub fn schemas(base: &str) -> Vec<Value> {
     vec![user_schema(base), group_schema(base)]
 }
 
+/// The `/ResourceTypes` resources: User and Group.
 pub fn resource_types(base: &str) -> Vec<Value> {
     vec![
         json!({
@@ -116,6 +118,8 @@ pub fn resource_types(base: &str) -> Vec<Value> {
     ]
 }
 
+/// The `/ServiceProviderConfig` resource: PATCH and filters supported, no
+/// bulk; `docs` is its `documentationUri`.
 pub fn service_provider_config(base: &str, docs: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],

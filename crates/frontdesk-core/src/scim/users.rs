@@ -18,6 +18,7 @@ use crate::users::{self as core_users, NewUser, User, UserUpdate};
 use crate::validate;
 
 diesel::define_sql_function! {
+    /// SQL's `lower()` on a nullable text column, for case-insensitive matches.
     fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
@@ -25,8 +26,11 @@ diesel::define_sql_function! {
 /// absolute URL (`https://app.example/scim/v2`).
 #[derive(Debug, Clone)]
 pub struct Ctx<'a> {
+    /// Who is asking: the SCIM token's actor.
     pub actor: &'a Actor,
+    /// The organization the token syncs.
     pub org: i64,
+    /// The service's absolute URL, for `meta.location`.
     pub base: &'a str,
 }
 
@@ -293,6 +297,8 @@ fn find(conn: &mut DbConnection, org: i64, id: &str) -> ScimResult<Row> {
         .ok_or_else(|| ScimError::not_found("user"))
 }
 
+/// The user `id`, a member of the context's organization, as a SCIM User
+/// resource; a 404 when there is none.
 pub fn get(conn: &mut DbConnection, ctx: &Ctx, id: &str) -> ScimResult<Value> {
     let row = find(conn, ctx.org, id)?;
     let groups = groups_of(conn, ctx.org, Some(row.0.id))?;
@@ -303,6 +309,8 @@ pub fn get(conn: &mut DbConnection, ctx: &Ctx, id: &str) -> ScimResult<Value> {
     ))
 }
 
+/// The organization's members that match the query's filter, as a SCIM
+/// list answer.
 pub fn list(conn: &mut DbConnection, ctx: &Ctx, q: &ListQuery) -> ScimResult<Value> {
     // The lookups directories make before each create go by index.
     let rows = match q.filter.as_ref().and_then(Filter::as_equality) {
@@ -346,6 +354,9 @@ fn save_scim_fields(conn: &mut DbConnection, org: i64, user: i64, i: &Input) -> 
     Ok(())
 }
 
+/// Creates a user, a member of the organization, from a SCIM User resource;
+/// returns the stored resource. A taken `userName` or email is a 409
+/// `uniqueness`; `active: false` creates the user suspended.
 pub fn create(conn: &mut DbConnection, ctx: &Ctx, body: &Value) -> ScimResult<Value> {
     let i = input(body)?;
     let id = crate::db::write_transaction(conn, |conn| -> ScimResult<i64> {
@@ -456,6 +467,8 @@ fn save(conn: &mut DbConnection, ctx: &Ctx, row: Row, i: Input) -> ScimResult<()
     })
 }
 
+/// Replaces the user's attributes with the body's; returns the stored
+/// resource.
 pub fn replace(conn: &mut DbConnection, ctx: &Ctx, id: &str, body: &Value) -> ScimResult<Value> {
     let row = find(conn, ctx.org, id)?;
     let i = input(body)?;
@@ -464,6 +477,7 @@ pub fn replace(conn: &mut DbConnection, ctx: &Ctx, id: &str, body: &Value) -> Sc
     get(conn, ctx, &uid.to_string())
 }
 
+/// Applies a SCIM PATCH request to the user; returns the stored resource.
 pub fn patch(conn: &mut DbConnection, ctx: &Ctx, id: &str, body: &Value) -> ScimResult<Value> {
     let row = find(conn, ctx.org, id)?;
     let mut doc = to_json(&row, &[], ctx.base);

@@ -35,17 +35,27 @@ pub const PURPOSE_CLIENT_SECRET: &str = "sso-client-secret";
 #[derive(Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = identity_providers)]
 pub struct IdentityProvider {
+    /// The provider's id.
     pub id: i64,
+    /// The organization it signs in.
     pub organization_id: i64,
+    /// Its key in linked identities and the sign-in state (`org:<slug>` when created).
     pub provider_key: String,
+    /// The OpenID Connect issuer URL.
     pub issuer: String,
+    /// The client id registered at the provider.
     pub client_id: String,
     #[serde(skip)]
     client_secret_sealed: String,
+    /// The stored name of the role newcomers get; see [`IdentityProvider::newcomer_role`].
     pub default_role: String,
+    /// Members must sign in through the provider (except those an admin exempts).
     pub require_sso: bool,
+    /// A second step done at the provider counts: frontdesk does not ask for its own.
     pub trust_idp_mfa: bool,
+    /// When it was configured (UTC).
     pub created_at: NaiveDateTime,
+    /// When it last changed (UTC).
     pub updated_at: NaiveDateTime,
 }
 
@@ -82,20 +92,29 @@ impl IdentityProvider {
 /// An identity provider with its domains.
 #[derive(Debug, Clone, Serialize)]
 pub struct Configured {
+    /// The provider.
     pub provider: IdentityProvider,
+    /// The email domains it owns, lower-cased.
     pub domains: Vec<String>,
 }
 
 /// What an admin sets.
 #[derive(Clone, Default)]
 pub struct ProviderInput {
+    /// The OpenID Connect issuer URL; must be https (see `allow_loopback_http`).
     pub issuer: String,
+    /// The client id registered at the provider.
     pub client_id: String,
     /// Required the first time; `None` later keeps the stored one.
     pub client_secret: Option<String>,
+    /// The email domains the provider owns.
     pub domains: Vec<String>,
+    /// The role newcomers get; `None` gives them [`OrgRole::Member`], and
+    /// owner is refused.
     pub default_role: Option<OrgRole>,
+    /// Members must sign in through the provider.
     pub require_sso: bool,
+    /// A second step done at the provider counts: frontdesk does not ask for its own.
     pub trust_idp_mfa: bool,
     /// Set by the host, not the admin: a plain-http issuer on a loopback
     /// address is accepted (a host itself served over http: development).
@@ -384,12 +403,19 @@ pub fn remove(conn: &mut DbConnection, actor: &Actor, org: i64) -> CoreResult<()
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = linked_identities)]
 pub struct LinkedIdentity {
+    /// The link's id.
     pub id: i64,
+    /// The user it belongs to.
     pub user_id: i64,
+    /// The provider's key (`org:<slug>`, `social:github`).
     pub provider: String,
+    /// The user's id at the provider (the `sub` claim).
     pub provider_user_id: String,
+    /// The email the provider gave, if any.
     pub email: Option<String>,
+    /// When the user linked it (UTC).
     pub linked_at: NaiveDateTime,
+    /// When it last signed the user in (UTC).
     pub last_used_at: Option<NaiveDateTime>,
 }
 

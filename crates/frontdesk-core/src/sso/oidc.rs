@@ -26,12 +26,16 @@ const MFA_AMR: [&str; 10] = [
 /// logs, never carries a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
+    /// The issuer is not an https URL (or a loopback http one where allowed).
     #[error("the issuer URL is invalid: {0}")]
     Issuer(String),
+    /// The discovery document could not be fetched or read.
     #[error("the issuer's discovery document could not be fetched or is invalid: {0}")]
     Discovery(String),
+    /// The token endpoint refused the authorization code.
     #[error("the identity provider refused the code: {0}")]
     Exchange(String),
+    /// The ID token did not verify (signature, issuer, audience, nonce, expiry).
     #[error("the ID token is invalid: {0}")]
     Token(String),
 }
@@ -105,18 +109,26 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// What a client of one provider needs.
 pub struct ClientConfig<'a> {
+    /// The issuer URL.
     pub issuer: &'a str,
+    /// The client id registered at the provider.
     pub client_id: &'a str,
+    /// The client secret, opened.
     pub client_secret: &'a str,
+    /// The callback URL registered at the provider.
     pub redirect_uri: &'a str,
 }
 
 /// The start of a sign-in: where to send the browser, and what to keep for
 /// the callback.
 pub struct Authorization {
+    /// The provider's authorization URL to send the browser to.
     pub url: String,
+    /// The `state` value the callback must bring back.
     pub state: String,
+    /// The PKCE verifier the code exchange needs.
     pub pkce_verifier: String,
+    /// The nonce the ID token must carry.
     pub nonce: String,
 }
 
@@ -177,10 +189,15 @@ pub fn authorize(
 /// Who the identity provider says signed in.
 #[derive(Debug, Clone)]
 pub struct Identity {
+    /// The user's id at the provider (the `sub` claim).
     pub sub: String,
+    /// The email claim, if given.
     pub email: Option<String>,
+    /// Whether the provider says the email is verified.
     pub email_verified: bool,
+    /// The given name claim, if given.
     pub given_name: Option<String>,
+    /// The family name claim, if given.
     pub family_name: Option<String>,
     /// `amr` names a second factor.
     pub mfa_done: bool,

@@ -28,14 +28,21 @@ pub const STATE_TTL_MINUTES: i64 = 10;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sso_states)]
 pub struct Pending {
+    /// The record's id.
     pub id: i64,
     #[diesel(column_name = state_hash)]
     _state_hash: String,
+    /// The provider's key (`org:<slug>`, `social:github`).
     pub provider: String,
+    /// The PKCE verifier for the code exchange.
     pub pkce_verifier: String,
+    /// The nonce the ID token must carry.
     pub nonce: String,
+    /// Where to send the user after signing in (a local path), if asked.
     pub next: Option<String>,
+    /// When the sign-in started (UTC).
     pub created_at: NaiveDateTime,
+    /// When the state stops being accepted (UTC), [`STATE_TTL_MINUTES`] later.
     pub expires_at: NaiveDateTime,
     /// Started from this signed-in user's "Linked accounts" page: the
     /// callback links the identity to them instead of signing in.

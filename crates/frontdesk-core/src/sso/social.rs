@@ -59,11 +59,20 @@ pub enum Profile {
 #[derive(Debug, Clone)]
 pub enum Endpoints {
     /// OpenID Connect: everything from the issuer's discovery document.
-    Oidc { issuer: String },
+    Oidc {
+        /// The issuer URL.
+        issuer: String,
+    },
+    /// Plain OAuth2: the endpoints given one by one, and a user-info answer
+    /// read as `profile` says.
     OAuth2 {
+        /// Where the browser is sent to sign in.
         authorize_url: String,
+        /// Where the code is exchanged for a token.
         token_url: String,
+        /// Where the user's profile is read with the token.
         userinfo_url: String,
+        /// How the user-info answer is read.
         profile: Profile,
     },
 }
@@ -216,6 +225,7 @@ impl Provider {
         format!("{KEY_PREFIX}{}", self.key)
     }
 
+    /// Where the provider is, as configured.
     pub fn endpoints_config(&self) -> &Endpoints {
         &self.endpoints
     }
@@ -534,7 +544,7 @@ fn resolve(
     Ok(Resolved::User(user))
 }
 
-/// Signs in through a social provider: see [`resolve`]. Refusals are
+/// Signs in through a social provider: see `resolve`. Refusals are
 /// `login_attempts` rows (method `sso`): `sso_link_required` (an account has
 /// the email, the identity is not linked to it), `sso_no_account`, and,
 /// for a member of an organization that requires its own single sign-on,

@@ -13,15 +13,24 @@ use crate::error::CoreResult;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BulkChange {
+    /// Suspend each user (see [`crate::users::suspend`]).
     Suspend {
+        /// The reason, shown to admins.
         reason: String,
+        /// When the suspension ends by itself; `None` lasts until restored.
         until: Option<NaiveDateTime>,
     },
+    /// Lift each user's suspension.
     Restore,
+    /// Allow (`true`) or forbid (`false`) signing in with a password.
     SetLocalLogin(bool),
+    /// Put this tag (its id) on each user.
     AddTag(i64),
+    /// Take this tag (its id) off each user.
     RemoveTag(i64),
+    /// End every session of each user.
     RevokeSessions,
+    /// Delete each user for good.
     Delete,
     /// Into this group (its id); every user must be a member of the group's
     /// organization.
@@ -31,12 +40,16 @@ pub enum BulkChange {
     /// The licence `key` given directly in organization `org` (every user
     /// must be a member; refused past its seats).
     AssignLicence {
+        /// The organization's id.
         org: i64,
+        /// The licence's key.
         key: String,
     },
     /// The direct licence `key` taken away in `org` (a group's stays).
     UnassignLicence {
+        /// The organization's id.
         org: i64,
+        /// The licence's key.
         key: String,
     },
 }

@@ -21,9 +21,13 @@ use crate::users::{self, NewUser, User};
 /// The account an admin asks for.
 #[derive(Debug, Clone, Default)]
 pub struct NewAccount {
+    /// The email address; it is trimmed, lower-cased and checked.
     pub email: String,
+    /// The first name; may be empty.
     pub first_name: String,
+    /// The last name; may be empty.
     pub last_name: String,
+    /// The name to show instead of first and last name.
     pub display_name: Option<String>,
     /// Host-defined profile values, checked against the declared fields.
     pub profile: Map<String, Value>,
@@ -39,16 +43,22 @@ pub struct NewAccount {
 /// What the set-password mail is told: the new user, the organization they
 /// were added to (if any) with their role, the link's token and its expiry.
 pub struct Welcome<'a> {
+    /// The new user.
     pub user: &'a User,
+    /// The organization they joined, with their role.
     pub organization: Option<(&'a Organization, OrgRole)>,
+    /// The set-password link's token.
     pub token: &'a SecretToken,
+    /// When the link stops working (UTC).
     pub expires_at: NaiveDateTime,
 }
 
 /// The created user and the organization they joined.
 #[derive(Debug, Clone)]
 pub struct Created {
+    /// The new user.
     pub user: User,
+    /// The organization they joined, if any.
     pub organization: Option<Organization>,
 }
 

@@ -22,35 +22,66 @@ use crate::sessions;
 use crate::time::now;
 use crate::validate::{self, MAX_NAME, MAX_TEXT};
 
-// The account status as admins read it. Only `active` and `suspended` are
-// stored (`users.status`); `pending` is derived: an active user who has not
-// yet acted themselves (no `activated_at`: never signed in nor set their own
-// password). A partial index covers the pending slice. A suspended user
-// cannot sign in; a pending one can, and becomes active by doing so.
-crate::authz::string_enum!(UserStatus { Pending => "pending", Active => "active", Suspended => "suspended" });
+crate::authz::string_enum!(
+    /// The account status as admins read it. Only `active` and `suspended`
+    /// are stored (`users.status`); `pending` is derived: an active user who
+    /// has not yet acted themselves (no `activated_at`: never signed in nor
+    /// set their own password). A partial index covers the pending slice. A
+    /// suspended user cannot sign in; a pending one can, and becomes active
+    /// by doing so.
+    UserStatus {
+        /// Active, but has never signed in nor set their own password.
+        Pending => "pending",
+        /// May sign in.
+        Active => "active",
+        /// May not sign in until restored.
+        Suspended => "suspended",
+    }
+);
 
+/// A user row, as stored. Sensitive columns (`password_hash`,
+/// `search_text`) are never serialized.
 #[derive(Clone, Queryable, QueryableByName, Selectable, Serialize)]
 #[diesel(table_name = users)]
 pub struct User {
+    /// The user's id.
     pub id: i64,
+    /// The email address, lower-cased and unique.
     pub email: String,
+    /// Whether the email address counts as verified.
     pub email_verified: bool,
+    /// The first name; may be empty.
     pub first_name: String,
+    /// The last name; may be empty.
     pub last_name: String,
+    /// The name to show instead of first and last name, if set.
     pub display_name: Option<String>,
+    /// The Argon2 hash of the password (PHC string); `None` for users without one.
     #[serde(skip)]
     pub password_hash: Option<String>,
+    /// Whether the user may sign in with a password.
     pub local_login_enabled: bool,
+    /// The staff role's stored name; [`User::staff_role`] parses it.
     pub staff_role: Option<String>,
+    /// The stored status: `active` or `suspended` (see [`UserStatus`]).
     pub status: String,
+    /// The reason an admin gave for the suspension.
     pub suspended_reason: Option<String>,
+    /// When the user was suspended.
     pub suspended_at: Option<NaiveDateTime>,
+    /// Host-defined profile fields, as a JSON object in text;
+    /// [`User::profile_map`] parses it.
     pub profile: String,
+    /// The lower-cased text free-text search runs over (see [`search_text`]).
     #[serde(skip)]
     pub search_text: String,
+    /// When the user was created (UTC).
     pub created_at: NaiveDateTime,
+    /// When the row last changed (UTC).
     pub updated_at: NaiveDateTime,
+    /// When the user last signed in (UTC), if ever.
     pub last_login_at: Option<NaiveDateTime>,
+    /// When the user was last seen active (UTC), if ever.
     pub last_active_at: Option<NaiveDateTime>,
     /// When a suspension ends by itself (none: until an admin restores).
     pub suspended_until: Option<NaiveDateTime>,
@@ -59,6 +90,7 @@ pub struct User {
     pub activated_at: Option<NaiveDateTime>,
     /// The version of the host's terms the user accepted at sign-up, and when.
     pub terms_version: Option<String>,
+    /// When the user accepted the terms (UTC).
     pub terms_accepted_at: Option<NaiveDateTime>,
 }
 
@@ -74,6 +106,7 @@ impl std::fmt::Debug for User {
 }
 
 impl User {
+    /// The user's staff role, or `None` when they are not staff.
     pub fn staff_role(&self) -> Option<StaffRole> {
         self.staff_role.as_deref().and_then(StaffRole::parse)
     }
@@ -89,6 +122,8 @@ impl User {
         }
     }
 
+    /// Whether the stored status is suspended, even if the suspension's end
+    /// date has passed (see [`User::suspension_in_force`]).
     pub fn is_suspended(&self) -> bool {
         self.status == UserStatus::Suspended.as_str()
     }
@@ -129,19 +164,28 @@ impl User {
 /// A user to create.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NewUser {
+    /// The email address; it is trimmed, lower-cased and checked.
     pub email: String,
+    /// The first name; may be empty.
     #[serde(default)]
     pub first_name: String,
+    /// The last name; may be empty.
     #[serde(default)]
     pub last_name: String,
+    /// The name to show instead of first and last name.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// An Argon2 hash made with [`crate::passwords::hash`]; `None` leaves the
+    /// user without a password.
     #[serde(skip)]
     pub password_hash: Option<String>,
+    /// Whether the address counts as verified from the start.
     #[serde(default)]
     pub email_verified: bool,
+    /// A staff role to give; the actor must be allowed to give staff roles.
     #[serde(default)]
     pub staff_role: Option<StaffRole>,
+    /// Host-defined profile fields.
     #[serde(default)]
     pub profile: Map<String, Value>,
     /// Membership to create with the user.
@@ -159,10 +203,15 @@ pub struct NewUser {
 /// Fields an admin may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct UserUpdate {
+    /// The new first name.
     pub first_name: Option<String>,
+    /// The new last name.
     pub last_name: Option<String>,
+    /// The new display name; `Some(None)` removes it.
     pub display_name: Option<Option<String>>,
+    /// Whether the address counts as verified.
     pub email_verified: Option<bool>,
+    /// The new profile fields, replacing the old ones.
     pub profile: Option<Map<String, Value>>,
 }
 
@@ -210,6 +259,8 @@ pub(crate) fn unique_violation(e: &DieselError) -> bool {
     )
 }
 
+/// Loads a user by id, without an access check; [`CoreError::NotFound`]
+/// when there is none.
 pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<User> {
     users::table
         .find(id)
@@ -218,6 +269,8 @@ pub fn get(conn: &mut DbConnection, id: i64) -> CoreResult<User> {
         .ok_or(CoreError::NotFound("user"))
 }
 
+/// The user with this email (trimmed and lower-cased first), if any. No
+/// access check.
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> CoreResult<Option<User>> {
     let email = email.trim().to_lowercase();
     Ok(users::table
@@ -252,6 +305,11 @@ pub fn get_for(
     Ok(user)
 }
 
+/// Creates a user, with the membership `new.organization` names. The actor
+/// must be allowed to grant that role there (or to manage the site, without
+/// one), and to give staff roles when `new.staff_role` is set. Refuses an
+/// invalid or taken email, too-long names, and an address outside the
+/// organization's allowed domains.
 pub fn create(conn: &mut DbConnection, actor: &Actor, new: NewUser) -> CoreResult<User> {
     match new.organization {
         Some((org, role)) => authorize(
@@ -336,6 +394,8 @@ pub fn update_with_login(
     })
 }
 
+/// Changes the fields `change` sets, after checking the actor may edit the
+/// user. Refuses too-long names and invalid profile fields.
 pub fn update(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -501,6 +561,8 @@ pub fn suspend_until(
     })
 }
 
+/// Lifts a suspension at once; the user may sign in again. The actor must
+/// be allowed to suspend the user.
 pub fn restore(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<User> {
     crate::db::write_transaction(conn, |conn| {
         get_for(conn, actor, id, Action::Suspend)?;
@@ -669,6 +731,8 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<()>
     })
 }
 
+/// Allows or forbids the user to sign in with a password. Their sessions
+/// are checked again at the next request.
 pub fn set_local_login(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -695,6 +759,8 @@ pub fn set_local_login(
     })
 }
 
+/// Gives, changes or takes away (`None`) a user's staff role. Refuses to
+/// take the role from the last staff owner ([`CoreError::LastStaffOwner`]).
 pub fn set_staff_role(
     conn: &mut DbConnection,
     actor: &Actor,

@@ -19,7 +19,7 @@ use crate::profile::ProfileFilter;
 use crate::schema::{memberships, mfa_factors, user_tags, users};
 
 /// The sort keys of a row, where the next keyset batch starts.
-pub struct Keyset {
+pub(crate) struct Keyset {
     id: i64,
     email: String,
     first_name: String,
@@ -32,7 +32,7 @@ pub struct Keyset {
 /// The columns of a user an export can write.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
-pub struct ExportRow {
+pub(crate) struct ExportRow {
     pub id: i64,
     pub email: String,
     pub email_verified: bool,
@@ -54,7 +54,7 @@ pub struct ExportRow {
 
 impl ExportRow {
     /// Pending, active or suspended, as [`User::account_status`].
-    pub fn account_status(&self) -> UserStatus {
+    pub(crate) fn account_status(&self) -> UserStatus {
         match (self.status.as_str(), self.activated_at) {
             ("suspended", _) => UserStatus::Suspended,
             (_, None) => UserStatus::Pending,
@@ -115,6 +115,7 @@ macro_rules! keyset_batches {
     }};
 }
 
+/// The page size when none is asked for.
 pub const DEFAULT_LIMIT: i64 = 50;
 
 /// Sort keys for last sign-in with never-signed-in users last (see `sorted`);
@@ -125,35 +126,48 @@ const LAST_LOGIN_NULLS_LAST_DESC: &str = "COALESCE(users.last_login_at, '0001-01
 /// `crates/frontdesk-core/migrations/*/…_users_last_active_sort/up.sql`.
 const LAST_ACTIVE_NULLS_LAST_ASC: &str = "COALESCE(users.last_active_at, '9999-12-31 23:59:59')";
 const LAST_ACTIVE_NULLS_LAST_DESC: &str = "COALESCE(users.last_active_at, '0001-01-01 00:00:00')";
+/// The largest page size [`UserQuery::validate`] accepts.
 pub const MAX_LIMIT: i64 = 100;
 
+/// Which users the query keeps by staff role.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StaffFilter {
+    /// Staff and non-staff alike (the default).
     #[default]
     All,
     /// Users with any staff role.
     Staff,
     /// Users without a staff role.
     NotStaff,
+    /// Users with exactly this staff role.
     Is(StaffRole),
 }
 
+/// The column the users are sorted by; ties are broken by id.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortKey {
+    /// By email address.
     Email,
+    /// By last name, then first name.
     Name,
+    /// By creation time (the default).
     #[default]
     Created,
+    /// By last sign-in; users who never signed in come last.
     LastLogin,
+    /// By last activity; users never seen active come last.
     LastActive,
 }
 
+/// The sort direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortDir {
+    /// Smallest first (A to Z, oldest first).
     Asc,
+    /// Largest first (Z to A, newest first); the default.
     #[default]
     Desc,
 }
@@ -161,24 +175,42 @@ pub enum SortDir {
 /// Last sign-in filter: a range, or users who never signed in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LastLogin {
+    /// No filter (the default).
     #[default]
     Any,
+    /// Users who never signed in.
     Never,
+    /// Users whose last sign-in is at or after the first time and before the
+    /// second; either end may be open.
     Between(Option<NaiveDateTime>, Option<NaiveDateTime>),
 }
 
+/// One users query: free-text search, filters, sort and page. Build it with
+/// `..Default::default()` and run it with [`UserQuery::run`], which also
+/// limits it to the users the actor may see.
 #[derive(Debug, Clone)]
 pub struct UserQuery {
+    /// Free text matched against the email and names, case-insensitively.
     pub search: Option<String>,
+    /// Only users with this account status.
     pub status: Option<UserStatus>,
+    /// Which users to keep by staff role.
     pub staff: StaffFilter,
+    /// Members of this organization (its id).
     pub organization: Option<i64>,
+    /// Members with this role (in `organization` when set, else in any).
     pub org_role: Option<OrgRole>,
+    /// Users carrying every one of these tags (ids).
     pub tags_all: Vec<i64>,
+    /// Users carrying at least one of these tags (ids).
     pub tags_any: Vec<i64>,
+    /// Users carrying none of these tags (ids).
     pub tags_none: Vec<i64>,
+    /// Created at or after this time.
     pub created_from: Option<NaiveDateTime>,
+    /// Created before this time.
     pub created_to: Option<NaiveDateTime>,
+    /// The last sign-in filter.
     pub last_login: LastLogin,
     /// Active (`last_active_at`) at or after this time.
     pub active_since: Option<NaiveDateTime>,
@@ -201,10 +233,13 @@ pub struct UserQuery {
     /// the caller's scope (and of `organization`, when that is set) matches
     /// anyone: another organization's group gives an empty list.
     pub group: Option<i64>,
+    /// The sort column.
     pub sort: SortKey,
+    /// The sort direction.
     pub dir: SortDir,
     /// 1-based.
     pub page: i64,
+    /// Users per page, from 1 to [`MAX_LIMIT`]; [`DEFAULT_LIMIT`] by default.
     pub limit: i64,
 }
 
@@ -244,10 +279,14 @@ struct Count {
     n: i64,
 }
 
+/// One page of a query's results, with what a pager needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
+    /// The rows of this page, in sort order.
     pub items: Vec<T>,
+    /// The page number, 1-based.
     pub page: i64,
+    /// The page size the query asked for.
     pub limit: i64,
     /// The number of matches, or [`COUNT_CAP`] when `total_is_exact` is false.
     pub total: i64,
@@ -292,6 +331,8 @@ where
 impl<Q, Conn> RunQueryDsl<Conn> for CountOf<Q> {}
 
 impl<T> Page<T> {
+    /// How many pages the matches fill at this page size; at least 1, even
+    /// when nothing matches.
     pub fn pages(&self) -> i64 {
         ((self.total + self.limit - 1) / self.limit).max(1)
     }
@@ -972,7 +1013,7 @@ impl UserQuery {
     /// [`Self::for_each_batch`] reading only the columns an export writes
     /// (no password hash or search text): the export
     /// streams through this.
-    pub fn for_each_export_batch<E: From<CoreError>>(
+    pub(crate) fn for_each_export_batch<E: From<CoreError>>(
         &self,
         conn: &mut DbConnection,
         scope: Option<&[i64]>,
