@@ -847,3 +847,9 @@ impl Frontdesk {
         frontdesk_web::configure(self.state.clone())
     }
 }
+
+/// The README's Rust examples, compiled (and run) as doctests, so the
+/// mounting example a host copies cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -251,7 +251,17 @@ async fn serve<F>(
                 .method(job.method)
                 .uri(&job.uri)
                 .set_payload(job.body);
-            for h in job.headers {
+            // The body arrives whole: `set_payload` gave it its own
+            // `Content-Length`. The client's framing headers would make a
+            // second one (actix-web's `Json` extractor asserts there is one,
+            // so a JSON call panicked in debug builds) or announce a chunked
+            // body that is not.
+            use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+            for h in job
+                .headers
+                .into_iter()
+                .filter(|(name, _)| *name != CONTENT_LENGTH && *name != TRANSFER_ENCODING)
+            {
                 req = req.append_header(h);
             }
             if let Some(peer) = job.peer {
@@ -410,3 +420,9 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The README's Rust examples, compiled (and run) as doctests, so the
+/// mounting example a host copies cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
