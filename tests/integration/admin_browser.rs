@@ -446,7 +446,7 @@ fn user_with(
 }
 
 /// Serves frontdesk (and the host's `/notes`) on a loopback port in its own thread.
-fn serve(db: &TestDb) -> (String, actix_web::dev::ServerHandle) {
+fn serve(db: &TestDb) -> (String, Served) {
     serve_with(db, |b| b)
 }
 
@@ -455,7 +455,7 @@ fn serve(db: &TestDb) -> (String, actix_web::dev::ServerHandle) {
 pub(crate) fn serve_with(
     db: &TestDb,
     customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
-) -> (String, actix_web::dev::ServerHandle) {
+) -> (String, Served) {
     serve_at(db, "127.0.0.1", customize)
 }
 
@@ -465,13 +465,64 @@ pub(crate) fn serve_at(
     db: &TestDb,
     host: &str,
     customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
-) -> (String, actix_web::dev::ServerHandle) {
+) -> (String, Served) {
+    serve_on(Framework::ActixWeb, db, host, customize)
+}
+
+/// The web framework of the host a browser test runs against: the same
+/// pages, the same test, either way in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Framework {
+    /// `App::new().configure(fd.configure())`.
+    ActixWeb,
+    /// frontdesk-axum's router merged into an axum `Router`.
+    Axum,
+}
+
+/// A host serving frontdesk for a browser test; [`Served::stop`] ends it.
+pub(crate) enum Served {
+    ActixWeb(actix_web::dev::ServerHandle),
+    Axum {
+        stop: tokio::sync::oneshot::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    },
+}
+
+impl Served {
+    /// Stops the host (and its outbox worker) and waits for it.
+    pub(crate) fn stop(self) {
+        match self {
+            Served::ActixWeb(handle) => actix_web::rt::System::new().block_on(handle.stop(true)),
+            Served::Axum { stop, thread } => {
+                let _ = stop.send(());
+                thread.join().expect("the axum host's thread");
+            }
+        }
+    }
+}
+
+/// [`serve_at`] on the given framework. Both hosts have frontdesk's routes and
+/// the host's own `/notes` behind `CurrentUser`.
+pub(crate) fn serve_on(
+    framework: Framework,
+    db: &TestDb,
+    host: &str,
+    customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
+) -> (String, Served) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let base = format!("http://{host}:{port}");
     let fd = customize(crate::web_app::builder(db).base_url(&base))
         .build()
         .expect("frontdesk");
+    let served = match framework {
+        Framework::ActixWeb => Served::ActixWeb(serve_actix(fd, listener)),
+        Framework::Axum => serve_axum(fd, listener),
+    };
+    (base, served)
+}
+
+fn serve_actix(fd: frontdesk::Frontdesk, listener: TcpListener) -> actix_web::dev::ServerHandle {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -495,8 +546,54 @@ pub(crate) fn serve_at(
             }
         });
     });
-    let handle = rx.recv().expect("server started");
-    (base, handle)
+    rx.recv().expect("server started")
+}
+
+/// An axum host on its own tokio runtime, as the frontdesk-axum README mounts it.
+fn serve_axum(fd: frontdesk::Frontdesk, listener: TcpListener) -> Served {
+    use frontdesk_axum::{CurrentUser, FrontdeskAxum};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        runtime.block_on(async move {
+            let mailer = fd
+                .mailer()
+                .is_some()
+                .then(|| fd.start_mailer().expect("mail worker"));
+            let frontdesk = FrontdeskAxum::new(&fd).expect("frontdesk's thread");
+            let app = axum::Router::new()
+                .route(
+                    "/notes",
+                    axum::routing::get(|me: CurrentUser| async move {
+                        format!("notes of {}", me.user.email)
+                    }),
+                )
+                .merge(frontdesk.router())
+                .layer(frontdesk.layer());
+            listener.set_nonblocking(true).expect("nonblocking");
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = ready_tx.send(());
+            let server = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            );
+            // Open connections end with the runtime; no graceful wait.
+            tokio::select! {
+                served = server => served.expect("axum host"),
+                _ = stopped => {}
+            }
+            if let Some(m) = mailer {
+                m.shutdown().await;
+            }
+        });
+    });
+    ready_rx.recv().expect("the axum host started");
+    Served::Axum { stop, thread }
 }
 
 /// Chromium and a running chromedriver, or `None` (with a SKIPPED note) when
@@ -579,10 +676,23 @@ pub(crate) fn screenshot_dir() -> Option<PathBuf> {
 
 #[test]
 fn admin_browser_flows_in_headless_chromium() {
+    admin_browser_flows(Framework::ActixWeb);
+}
+
+/// The same flows with frontdesk mounted in an axum host.
+#[test]
+fn admin_browser_flows_through_axum_in_headless_chromium() {
+    admin_browser_flows(Framework::Axum);
+}
+
+fn admin_browser_flows(framework: Framework) {
     let Some((driver, chromium)) = start_driver() else {
         return;
     };
-    let shots = screenshot_dir();
+    // The screenshots are the actix-web run's (the pages are the same).
+    let shots = matches!(framework, Framework::ActixWeb)
+        .then(screenshot_dir)
+        .flatten();
     let shots = shots.as_deref();
 
     let db = TestDb::sqlite();
@@ -627,7 +737,7 @@ fn admin_browser_flows_in_headless_chromium() {
         login_attempts::record(&mut conn, None, email, &client, reason).expect("attempt");
     }
     drop(conn);
-    let (base, server) = serve(&db);
+    let (base, server) = serve_on(framework, &db, "127.0.0.1", |b| b);
 
     // The victim signs in and reads the host's own page.
     let user = Browser::open(&driver, &chromium, &base);
@@ -1021,7 +1131,7 @@ fn admin_browser_flows_in_headless_chromium() {
     drop(user);
     drop(admin);
     drop(driver);
-    actix_web::rt::System::new().block_on(server.stop(true));
+    server.stop();
 }
 
 /// What a field says to assistive technology: whether it is marked invalid,
@@ -1190,7 +1300,7 @@ fn auth_pages_tie_errors_to_their_fields_in_headless_chromium() {
 
     drop(b);
     drop(driver);
-    actix_web::rt::System::new().block_on(server.stop(true));
+    server.stop();
 }
 
 /// The one-time secret on the page that answers the new-key form.
@@ -1322,5 +1432,5 @@ fn demo_extensions_in_headless_chromium() {
 
     drop(admin);
     drop(driver);
-    actix_web::rt::System::new().block_on(server.stop(true));
+    server.stop();
 }

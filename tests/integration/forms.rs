@@ -101,5 +101,5 @@ both!(forms_refuse_bodies_that_are_not_utf8, |db| {
     );
     assert_eq!(res.status, 303, "{}", res.body);
     assert_eq!(fx::reload(db, alice).expect("alice").first_name, "Alicia");
-    crate::web_app::block_on(server.stop(true));
+    server.stop();
 });

@@ -10,7 +10,7 @@ use frontdesk::PasskeyPolicy;
 use frontdesk_core::schema::{login_attempts, mfa_factors, sessions};
 use serde_json::{json, Value};
 
-use crate::admin_browser::{screenshot_dir, serve_at, start_driver, Browser};
+use crate::admin_browser::{screenshot_dir, serve_at, serve_on, start_driver, Browser, Framework};
 use crate::mfa::{base32_decode, code_at, now_step};
 use crate::support::TestDb;
 use crate::web_app::user_with_password;
@@ -59,14 +59,26 @@ fn sign_in_password(b: &Browser<'_>, email: &str) {
 
 #[test]
 fn authenticator_app_enrolled_and_used_in_headless_chromium() {
+    authenticator_app_enrolled_and_used(Framework::ActixWeb);
+}
+
+#[test]
+fn authenticator_app_enrolled_and_used_through_axum_in_headless_chromium() {
+    authenticator_app_enrolled_and_used(Framework::Axum);
+}
+
+fn authenticator_app_enrolled_and_used(framework: Framework) {
     crate::captured_log::install();
     let Some((driver, chromium)) = start_driver() else {
         return;
     };
-    let shots = screenshot_dir();
+    // The screenshots are the actix-web run's (the pages are the same).
+    let shots = matches!(framework, Framework::ActixWeb)
+        .then(screenshot_dir)
+        .flatten();
     let db = TestDb::sqlite();
     user_with_password(&db, "ann@example.com");
-    let (base, server) = serve_at(&db, "127.0.0.1", |b| b);
+    let (base, server) = serve_on(framework, &db, "127.0.0.1", |b| b);
     let b = Browser::open(&driver, &chromium, &base);
 
     sign_in_password(&b, "ann@example.com");
@@ -126,7 +138,7 @@ fn authenticator_app_enrolled_and_used_in_headless_chromium() {
     );
     assert_eq!(live_sessions(&db), before + 1);
     drop(b);
-    actix_web::rt::System::new().block_on(server.stop(true));
+    server.stop();
 }
 
 /// Waits for the address to hold `part`, or fails with what the passkey
@@ -187,15 +199,30 @@ return res.status;
 
 #[test]
 fn passkeys_registered_and_used_in_headless_chromium() {
+    passkeys_registered_and_used(Framework::ActixWeb);
+}
+
+/// The ceremonies' JSON calls (`fetch` from the page) through the axum mount.
+#[test]
+fn passkeys_registered_and_used_through_axum_in_headless_chromium() {
+    passkeys_registered_and_used(Framework::Axum);
+}
+
+fn passkeys_registered_and_used(framework: Framework) {
     crate::captured_log::install();
     let Some((driver, chromium)) = start_driver() else {
         return;
     };
-    let shots = screenshot_dir();
+    // The screenshots are the actix-web run's (the pages are the same).
+    let shots = matches!(framework, Framework::ActixWeb)
+        .then(screenshot_dir)
+        .flatten();
     let db = TestDb::sqlite();
     let ann = user_with_password(&db, "ann@example.com");
     // WebAuthn needs a domain: the pages are served as localhost.
-    let (base, server) = serve_at(&db, "localhost", |b| b.passkeys(PasskeyPolicy::SignIn));
+    let (base, server) = serve_on(framework, &db, "localhost", |b| {
+        b.passkeys(PasskeyPolicy::SignIn)
+    });
     let b = Browser::open(&driver, &chromium, &base);
     let authenticator = add_authenticator(&b);
 
@@ -302,7 +329,7 @@ fn passkeys_registered_and_used_in_headless_chromium() {
     );
     assert!(!cookie_names(&b).iter().any(|c| c.contains("session")));
     drop(b);
-    actix_web::rt::System::new().block_on(server.stop(true));
+    server.stop();
 }
 
 /// A policy requires two-step sign-in of staff: a staff user without a factor
@@ -360,5 +387,5 @@ fn required_enrolment_with_a_passkey_in_headless_chromium() {
     b.click("button[data-fd-passkey=step]");
     b.wait_for("notes of ann@example.com");
     drop(b);
-    actix_web::rt::System::new().block_on(server.stop(true));
+    server.stop();
 }

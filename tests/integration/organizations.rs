@@ -295,6 +295,6 @@ both!(
             .get_result(c)
             .expect("count");
         assert_eq!(in_acme, 4, "the org's owner, admin, member and alice only");
-        crate::web_app::block_on(server.stop(true));
+        server.stop();
     }
 );

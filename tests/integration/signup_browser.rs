@@ -116,6 +116,6 @@ both!(
         drop(again);
         drop(visitor);
         drop(driver);
-        actix_web::rt::System::new().block_on(server.stop(true));
+        server.stop();
     }
 );

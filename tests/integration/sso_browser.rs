@@ -99,6 +99,6 @@ both!(
         b.assert_accessible("the linked accounts page");
 
         drop(idp);
-        actix_web::rt::System::new().block_on(server.stop(true));
+        server.stop();
     }
 );

@@ -64,6 +64,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frontdesk = FrontdeskAxum::new(&fd)?;
     let app = Router::new()
         .route("/", get(home))
+        // The auth bench's pair (as in the actix-web demo): the same tiny
+        // answer without and behind the session check.
+        .route("/hello", get(|| async { "hello" }))
+        .route("/me/hello", get(|_me: CurrentUser| async { "hello" }))
         .merge(frontdesk.router())
         .layer(frontdesk.layer());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
