@@ -27,9 +27,11 @@
 //! hands each request to it (method, URI, headers, body and the client's
 //! address), streaming the answer back. Everything the pages do — CSRF,
 //! sessions, the database on the blocking pool, problem+json errors — is the
-//! same code that serves actix-web hosts, so the two cannot drift apart. The
-//! cost is a channel hop per request and, for uploads, a request body read
-//! into memory first (up to the import size limit).
+//! same code that serves actix-web hosts, so the two cannot drift apart.
+//! Request bodies stream through as they arrive, so frontdesk's own size
+//! limits and answers apply (an upload too large for the import gets the same
+//! problem+json as on actix-web). The cost is a channel hop per request and
+//! per body chunk.
 
 #![warn(missing_docs)]
 
@@ -45,13 +47,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use frontdesk_web::state::FrontdeskState;
-use http_body_util::BodyExt;
+use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 
 pub use frontdesk::Frontdesk;
 
 /// Requests waiting for the frontdesk thread before callers are told it is busy.
 const QUEUE: usize = 1024;
+
+/// Request body chunks in flight between the host and frontdesk's thread.
+const BODY_CHUNKS: usize = 8;
 
 /// A request on its way to frontdesk's thread.
 struct Job {
@@ -61,7 +66,8 @@ struct Job {
         actix_web::http::header::HeaderName,
         actix_web::http::header::HeaderValue,
     )>,
-    body: Bytes,
+    /// The request body's chunks as the host receives them.
+    body: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     peer: Option<SocketAddr>,
     reply: oneshot::Sender<Answer>,
 }
@@ -79,7 +85,6 @@ struct Answer {
 pub struct FrontdeskAxum {
     jobs: mpsc::Sender<Job>,
     state: FrontdeskState,
-    max_body: usize,
 }
 
 impl FrontdeskAxum {
@@ -99,15 +104,9 @@ impl FrontdeskAxum {
             .recv()
             .map_err(|_| std::io::Error::other("frontdesk's thread ended before it was ready"))?
             .map_err(std::io::Error::other)?;
-        let settings = fd.state().settings();
-        // Uploads are the largest bodies; a little room for the multipart framing.
-        let max_body = usize::try_from(settings.import.max_bytes)
-            .unwrap_or(usize::MAX)
-            .saturating_add(64 * 1024);
         Ok(FrontdeskAxum {
             jobs,
             state: fd.state().clone(),
-            max_body,
         })
     }
 
@@ -147,19 +146,26 @@ impl FrontdeskAxum {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
         let (parts, body) = req.into_parts();
-        let body = match http_body_util::Limited::new(body, self.max_body)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "The request body is too large.",
-                )
-                    .into_response()
-            }
-        };
+        // The body is pumped to frontdesk's thread as it arrives; the pump
+        // ends when the body does, or when frontdesk stops reading (an answer
+        // given early, a size limit reached), which drops the receiver.
+        let (chunks, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(BODY_CHUNKS);
+        // Most requests (every GET) have no body: no pump, the channel is
+        // closed at once.
+        if axum::body::HttpBody::is_end_stream(&body) {
+            drop(chunks);
+        } else {
+            tokio::spawn(async move {
+                let mut stream = body.into_data_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(std::io::Error::other);
+                    let failed = chunk.is_err();
+                    if chunks.send(chunk).await.is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
         let method = match actix_web::http::Method::from_bytes(parts.method.as_str().as_bytes()) {
             Ok(m) => m,
             Err(_) => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
@@ -183,7 +189,7 @@ impl FrontdeskAxum {
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_else(|| "/".into()),
             headers,
-            body,
+            body: body_rx,
             peer,
             reply,
         };
@@ -249,25 +255,29 @@ async fn serve<F>(
         actix_rt::spawn(async move {
             let mut req = actix_web::test::TestRequest::default()
                 .method(job.method)
-                .uri(&job.uri)
-                .set_payload(job.body);
-            // The body arrives whole: `set_payload` gave it its own
-            // `Content-Length`. The client's framing headers would make a
-            // second one (actix-web's `Json` extractor asserts there is one,
-            // so a JSON call panicked in debug builds) or announce a chunked
-            // body that is not.
-            use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+                .uri(&job.uri);
+            // The client's `Content-Length` (hyper has held the body to it)
+            // is handed on with the body; `Transfer-Encoding` is not, since
+            // the chunks arrive decoded.
+            use actix_web::http::header::TRANSFER_ENCODING;
             for h in job
                 .headers
                 .into_iter()
-                .filter(|(name, _)| *name != CONTENT_LENGTH && *name != TRANSFER_ENCODING)
+                .filter(|(name, _)| *name != TRANSFER_ENCODING)
             {
                 req = req.append_header(h);
             }
             if let Some(peer) = job.peer {
                 req = req.peer_addr(peer);
             }
-            let res = match service.call(req.to_request()).await {
+            let mut body = job.body;
+            let chunks = futures_util::stream::poll_fn(move |cx| body.poll_recv(cx))
+                .map(|chunk| chunk.map_err(actix_web::error::PayloadError::Io));
+            let payload: actix_web::dev::Payload = actix_web::dev::Payload::Stream {
+                payload: Box::pin(chunks),
+            };
+            let (req, _) = req.to_request().replace_payload(payload);
+            let res = match service.call(req).await {
                 Ok(res) => res.map_into_boxed_body(),
                 Err(e) => actix_web::dev::ServiceResponse::new(
                     // The request is gone with the error; answer from the error alone.

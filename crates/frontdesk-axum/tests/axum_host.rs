@@ -5,8 +5,10 @@
 //! [`host_scenario`] drives both the same way — the sign-in page, the host's
 //! handlers behind `CurrentUser`/`OptionalUser`, the admin pages, the JSON
 //! API's errors, the API's own sign-in with its CSRF token, a user suspended
-//! without a body, an import dry run from a CSV body, a streamed export, and
-//! the client address recorded from the connection.
+//! without a body, an import dry run from a CSV body (sent with a length and
+//! chunked), an upload past the import's limit (frontdesk's own 413 problem
+//! either way), a streamed export, and the client address recorded from the
+//! connection.
 
 // ureq's error carries the whole response; fine in a test.
 #![allow(clippy::result_large_err)]
@@ -17,10 +19,14 @@ use axum::routing::get;
 use axum::Router;
 use diesel::{Connection, RunQueryDsl};
 use frontdesk_axum::{CurrentUser, FrontdeskAxum, OptionalUser};
+use frontdesk_core::imports::ImportConfig;
 use frontdesk_core::users::{self, NewUser};
 use frontdesk_core::{passwords, Actor, StaffRole};
 
 const PASSWORD: &str = "correct horse battery staple";
+
+/// The import's size limit in the scenario's frontdesk.
+const IMPORT_MAX_BYTES: u64 = 64 * 1024;
 
 struct Db {
     url: String,
@@ -106,6 +112,11 @@ fn frontdesk_with_owner(db: &Db) -> frontdesk::Frontdesk {
     let fd = frontdesk::Frontdesk::builder()
         .database_url(&db.url)
         .base_url("http://127.0.0.1")
+        // Small, so that the scenario can send an upload past it.
+        .import_config(ImportConfig {
+            max_bytes: IMPORT_MAX_BYTES,
+            ..ImportConfig::default()
+        })
         .build()
         .expect("frontdesk");
     let mut conn = fd.pool().get().expect("conn");
@@ -348,6 +359,73 @@ fn host_scenario(base: &str, label: &str) {
     );
     let after: serde_json::Value = r.into_json().expect("json");
     assert_eq!(after["pagination"]["total"], 0, "{label}: a dry run wrote");
+
+    // The same file sent chunked (no Content-Length): the same report.
+    let csv = "email,first_name,last_name\nnew@host.test,New,User\nnot-an-address,Bad,Row\n";
+    let (s, r) = status(
+        api.post(&format!("{base}/admin/api/v1/import?mode=dry_run"))
+            .set("X-CSRF-Token", &token)
+            .set("Content-Type", "text/csv")
+            .send(std::io::Cursor::new(csv.as_bytes().to_vec())),
+    );
+    let chunked: serde_json::Value = r.into_json().expect("json");
+    assert_eq!(s, 200, "{label}: {chunked}");
+    assert_eq!(
+        (&chunked["created"], &chunked["rejected"]),
+        (&report["created"], &report["rejected"]),
+        "{label}: {chunked}"
+    );
+
+    // An upload far past the import's limit gets frontdesk's own problem,
+    // whichever framework carried it, and nothing is written.
+    let mut big = String::from("email,first_name,last_name\n");
+    let mut i = 0;
+    while big.len() as u64 <= 4 * IMPORT_MAX_BYTES {
+        big.push_str(&format!("big{i}@host.test,Big,Upload\n"));
+        i += 1;
+    }
+    for (how, sent) in [
+        (
+            "with a length",
+            api.post(&format!("{base}/admin/api/v1/import?mode=apply"))
+                .set("X-CSRF-Token", &token)
+                .set("Content-Type", "text/csv")
+                .send_string(&big),
+        ),
+        (
+            "chunked",
+            api.post(&format!("{base}/admin/api/v1/import?mode=apply"))
+                .set("X-CSRF-Token", &token)
+                .set("Content-Type", "text/csv")
+                .send(std::io::Cursor::new(big.clone().into_bytes())),
+        ),
+    ] {
+        let (s, r) = status(sent);
+        assert_eq!(s, 413, "{label}: too large, {how}");
+        assert_eq!(
+            r.content_type(),
+            "application/problem+json",
+            "{label}: {how}"
+        );
+        let problem: serde_json::Value = r.into_json().expect("json");
+        assert_eq!(
+            (&problem["type"], &problem["detail"]),
+            (
+                &serde_json::json!("urn:frontdesk:problem:payload-too-large"),
+                &serde_json::json!(format!("The file may be at most {IMPORT_MAX_BYTES} bytes."))
+            ),
+            "{label}: {how}: {problem}"
+        );
+    }
+    let (_, r) = status(
+        api.get(&format!("{base}/admin/api/v1/users?search=big0@host.test"))
+            .call(),
+    );
+    let after: serde_json::Value = r.into_json().expect("json");
+    assert_eq!(
+        after["pagination"]["total"], 0,
+        "{label}: a refused upload wrote"
+    );
 
     // A streamed export.
     let (s, r) = status(get("/admin/api/v1/export?fields=email,status"));
