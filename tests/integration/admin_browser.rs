@@ -445,30 +445,6 @@ fn user_with(
     .expect("user")
 }
 
-/// Serves frontdesk (and the host's `/notes`) on a loopback port in its own thread.
-fn serve(db: &TestDb) -> (String, Served) {
-    serve_with(db, |b| b)
-}
-
-/// [`serve`] with the builder adjusted (after the base URL is set); when mail
-/// is configured, the outbox worker runs beside the server.
-pub(crate) fn serve_with(
-    db: &TestDb,
-    customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
-) -> (String, Served) {
-    serve_at(db, "127.0.0.1", customize)
-}
-
-/// [`serve_with`] with `host` in the base URL (`localhost` where a page needs
-/// a domain, as WebAuthn does); it listens on 127.0.0.1 either way.
-pub(crate) fn serve_at(
-    db: &TestDb,
-    host: &str,
-    customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
-) -> (String, Served) {
-    serve_on(Framework::ActixWeb, db, host, customize)
-}
-
 /// The web framework of the host a browser test runs against: the same
 /// pages, the same test, either way in.
 #[derive(Clone, Copy, Debug)]
@@ -501,8 +477,12 @@ impl Served {
     }
 }
 
-/// [`serve_at`] on the given framework. Both hosts have frontdesk's routes and
-/// the host's own `/notes` behind `CurrentUser`.
+/// Serves frontdesk and the host's own `/notes` (behind `CurrentUser`) on a
+/// loopback port in its own thread, through the given framework, with the
+/// builder adjusted by `customize` (after the base URL is set); when mail is
+/// configured, the outbox worker runs beside the server. `host` goes into the
+/// base URL (`localhost` where a page needs a domain, as WebAuthn does); it
+/// listens on 127.0.0.1 either way.
 pub(crate) fn serve_on(
     framework: Framework,
     db: &TestDb,
@@ -1151,12 +1131,22 @@ fn field_state(b: &Browser<'_>, name: &str) -> Value {
 
 #[test]
 fn auth_pages_tie_errors_to_their_fields_in_headless_chromium() {
+    auth_pages_tie_errors_to_their_fields(Framework::ActixWeb);
+}
+
+/// The same pages through an axum host.
+#[test]
+fn auth_pages_tie_errors_to_their_fields_through_axum_in_headless_chromium() {
+    auth_pages_tie_errors_to_their_fields(Framework::Axum);
+}
+
+fn auth_pages_tie_errors_to_their_fields(framework: Framework) {
     let Some((driver, chromium)) = start_driver() else {
         return;
     };
     let db = TestDb::sqlite();
     let user = user_with(&db, "ada@acme.test", None, None);
-    let (base, server) = serve(&db);
+    let (base, server) = serve_on(framework, &db, "127.0.0.1", |b| b);
     let b = Browser::open(&driver, &chromium, &base);
 
     // The sign-in page, then a wrong password: both fields are marked (one
@@ -1334,6 +1324,17 @@ fn api_get(base: &str, path: &str, key: &str) -> u16 {
 /// the users list, the "Archive notes" bulk action, the user page's section.
 #[test]
 fn demo_extensions_in_headless_chromium() {
+    demo_extensions(Framework::ActixWeb);
+}
+
+/// The same extensions through an axum host (the extension's pages and API
+/// are part of what the adapter mounts).
+#[test]
+fn demo_extensions_through_axum_in_headless_chromium() {
+    demo_extensions(Framework::Axum);
+}
+
+fn demo_extensions(framework: Framework) {
     use crate::extensions::admin_notes;
     let Some((driver, chromium)) = start_driver() else {
         return;
@@ -1362,7 +1363,9 @@ fn demo_extensions_in_headless_chromium() {
     let mut conn = db.conn();
     admin_notes::add(&mut conn, &sys, omar.id, "wants the pro plan").expect("note");
     drop(conn);
-    let (base, server) = serve_with(&db, |b| b.extension(admin_notes::NotesAdmin));
+    let (base, server) = serve_on(framework, &db, "127.0.0.1", |b| {
+        b.extension(admin_notes::NotesAdmin)
+    });
 
     let admin = Browser::open(&driver, &chromium, &base);
     admin.login("staff@frontdesk.test", "/admin/users");

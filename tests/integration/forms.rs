@@ -5,8 +5,9 @@
 use diesel::prelude::*;
 use frontdesk_core::schema::{audit_events, organizations, sessions, users};
 
+use crate::admin_browser::Framework;
 use crate::admin_fixture as fx;
-use crate::both;
+use crate::both_and_axum;
 use crate::raw_http::post_form;
 
 fn snapshot(db: &crate::support::TestDb) -> (i64, i64, i64, Vec<String>) {
@@ -29,9 +30,14 @@ fn snapshot(db: &crate::support::TestDb) -> (i64, i64, i64, Vec<String>) {
     )
 }
 
-both!(forms_refuse_bodies_that_are_not_utf8, |db| {
+both_and_axum!(
+    forms_refuse_bodies_that_are_not_utf8,
+    forms_refuse_bodies_that_are_not_utf8_on
+);
+
+fn forms_refuse_bodies_that_are_not_utf8_on(db: &crate::support::TestDb, framework: Framework) {
     let cast = fx::cast(db);
-    let (base, server) = crate::admin_browser::serve_with(db, |b| b);
+    let (base, server) = crate::admin_browser::serve_on(framework, db, "127.0.0.1", |b| b);
     let (browser, csrf) = fx::signed_in(db, cast.get("staff_owner"));
     let session = browser.jar.get("frontdesk_session").cloned();
     let (alice, org) = (cast.alice.id, cast.org_a.id);
@@ -102,4 +108,4 @@ both!(forms_refuse_bodies_that_are_not_utf8, |db| {
     assert_eq!(res.status, 303, "{}", res.body);
     assert_eq!(fx::reload(db, alice).expect("alice").first_name, "Alicia");
     server.stop();
-});
+}

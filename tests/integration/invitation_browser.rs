@@ -15,7 +15,7 @@ use frontdesk_mail::{MailConfig, MemoryTransport, StoredMail, Transport};
 use serde_json::json;
 
 use crate::admin_browser::{screenshot_dir, serve_on, start_driver, Browser, Framework};
-use crate::both;
+use crate::both_and_axum;
 use crate::support::TestDb;
 use crate::web_app::PASSWORD;
 
@@ -52,17 +52,10 @@ fn link_in(mail: &StoredMail, base: &str) -> String {
     format!("{prefix}{token}")
 }
 
-both!(
+both_and_axum!(
     invitee_accepts_from_the_mailed_link_in_headless_chromium,
-    |db| invitee_accepts_from_the_mailed_link(db, Framework::ActixWeb)
+    invitee_accepts_from_the_mailed_link
 );
-
-/// The same invitation, mailed by the outbox worker of an axum host (the
-/// worker runs on the host's tokio runtime).
-#[test]
-fn invitee_accepts_from_the_mailed_link_through_axum_in_headless_chromium() {
-    invitee_accepts_from_the_mailed_link(&TestDb::sqlite(), Framework::Axum);
-}
 
 fn invitee_accepts_from_the_mailed_link(db: &TestDb, framework: Framework) {
     let Some((driver, chromium)) = start_driver() else {

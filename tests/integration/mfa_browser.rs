@@ -10,7 +10,7 @@ use frontdesk::PasskeyPolicy;
 use frontdesk_core::schema::{login_attempts, mfa_factors, sessions};
 use serde_json::{json, Value};
 
-use crate::admin_browser::{screenshot_dir, serve_at, serve_on, start_driver, Browser, Framework};
+use crate::admin_browser::{screenshot_dir, serve_on, start_driver, Browser, Framework};
 use crate::mfa::{base32_decode, code_at, now_step};
 use crate::support::TestDb;
 use crate::web_app::user_with_password;
@@ -337,6 +337,16 @@ fn passkeys_registered_and_used(framework: Framework) {
 /// and only then has a session.
 #[test]
 fn required_enrolment_with_a_passkey_in_headless_chromium() {
+    required_enrolment_with_a_passkey(Framework::ActixWeb);
+}
+
+/// The same enrolment through an axum host.
+#[test]
+fn required_enrolment_with_a_passkey_through_axum_in_headless_chromium() {
+    required_enrolment_with_a_passkey(Framework::Axum);
+}
+
+fn required_enrolment_with_a_passkey(framework: Framework) {
     let Some((driver, chromium)) = start_driver() else {
         return;
     };
@@ -346,7 +356,7 @@ fn required_enrolment_with_a_passkey_in_headless_chromium() {
         .set(frontdesk_core::schema::users::staff_role.eq(Some("viewer")))
         .execute(&mut *db.conn())
         .expect("staff");
-    let (base, server) = serve_at(&db, "localhost", |b| {
+    let (base, server) = serve_on(framework, &db, "localhost", |b| {
         b.passkeys(PasskeyPolicy::SecondFactor)
             .require_mfa_for_staff(true)
     });

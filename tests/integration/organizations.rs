@@ -3,8 +3,10 @@ use frontdesk_core::schema::{audit_events, memberships, organizations as orgs_t}
 use frontdesk_core::users::{self, NewUser};
 use frontdesk_core::{organizations, Actor, CoreError, OrgRole};
 
+use crate::admin_browser::Framework;
 use crate::admin_fixture as fx;
 use crate::both;
+use crate::both_and_axum;
 use crate::users::new_user;
 
 both!(create_rename_domains_delete, |db| {
@@ -256,45 +258,50 @@ both!(organization_admins_add_only_users_they_can_see, |db| {
 // The same over the wire, on a real server: the members form answers an
 // existing outsider exactly as it answers an address nobody has, and
 // nothing changes.
-both!(
+both_and_axum!(
     members_form_answers_outsiders_like_unknown_addresses,
-    |db| {
-        let cast = fx::cast(db);
-        let (base, server) = crate::admin_browser::serve_with(db, |b| b);
-        let (browser, csrf) = fx::signed_in(db, cast.get("org_admin"));
-        let session = browser.jar.get("frontdesk_session").cloned();
-        let path = format!("/admin/organizations/{}/members", cast.org_a.id);
-        let add = |email: &str| {
-            let body = format!(
-                "csrf_token={csrf}&role=member&email={}",
-                email.replace('@', "%40")
-            );
-            let res = crate::raw_http::post_form(&base, &path, session.as_deref(), body.as_bytes());
-            assert_eq!(res.status, 303, "{email}: {}", res.body);
-            (
-                res.header("location").map(str::to_owned),
-                res.set_cookie("frontdesk_flash"),
-            )
-        };
-        let unknown = add("nobody@nowhere.test");
-        assert!(
-            unknown.1.as_deref().is_some_and(|f| f.contains("invite")),
-            "{unknown:?}"
-        );
-        for outsider in ["bob@globex.test", "owner@staff.test", "someone@else.test"] {
-            assert_eq!(add(outsider), unknown, "{outsider}");
-        }
-        let c = &mut *db.conn();
-        assert_eq!(
-            organizations::roles_of(c, cast.bob.id).expect("roles"),
-            vec![(cast.org_b.id, OrgRole::Member)]
-        );
-        let in_acme: i64 = memberships::table
-            .filter(memberships::organization_id.eq(cast.org_a.id))
-            .count()
-            .get_result(c)
-            .expect("count");
-        assert_eq!(in_acme, 4, "the org's owner, admin, member and alice only");
-        server.stop();
-    }
+    members_form_answers_outsiders_like_unknown_addresses_on
 );
+
+fn members_form_answers_outsiders_like_unknown_addresses_on(
+    db: &crate::support::TestDb,
+    framework: Framework,
+) {
+    let cast = fx::cast(db);
+    let (base, server) = crate::admin_browser::serve_on(framework, db, "127.0.0.1", |b| b);
+    let (browser, csrf) = fx::signed_in(db, cast.get("org_admin"));
+    let session = browser.jar.get("frontdesk_session").cloned();
+    let path = format!("/admin/organizations/{}/members", cast.org_a.id);
+    let add = |email: &str| {
+        let body = format!(
+            "csrf_token={csrf}&role=member&email={}",
+            email.replace('@', "%40")
+        );
+        let res = crate::raw_http::post_form(&base, &path, session.as_deref(), body.as_bytes());
+        assert_eq!(res.status, 303, "{email}: {}", res.body);
+        (
+            res.header("location").map(str::to_owned),
+            res.set_cookie("frontdesk_flash"),
+        )
+    };
+    let unknown = add("nobody@nowhere.test");
+    assert!(
+        unknown.1.as_deref().is_some_and(|f| f.contains("invite")),
+        "{unknown:?}"
+    );
+    for outsider in ["bob@globex.test", "owner@staff.test", "someone@else.test"] {
+        assert_eq!(add(outsider), unknown, "{outsider}");
+    }
+    let c = &mut *db.conn();
+    assert_eq!(
+        organizations::roles_of(c, cast.bob.id).expect("roles"),
+        vec![(cast.org_b.id, OrgRole::Member)]
+    );
+    let in_acme: i64 = memberships::table
+        .filter(memberships::organization_id.eq(cast.org_a.id))
+        .count()
+        .get_result(c)
+        .expect("count");
+    assert_eq!(in_acme, 4, "the org's owner, admin, member and alice only");
+    server.stop();
+}

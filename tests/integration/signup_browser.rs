@@ -10,8 +10,9 @@ use frontdesk_core::users::{self, UserStatus};
 use frontdesk_mail::{MailConfig, MemoryTransport, StoredMail, Transport};
 use serde_json::json;
 
-use crate::admin_browser::{serve_with, start_driver, Browser};
-use crate::both;
+use crate::admin_browser::{serve_on, start_driver, Browser, Framework};
+use crate::both_and_axum;
+use crate::support::TestDb;
 use crate::web_app::PASSWORD;
 
 const VISITOR: &str = "iris.quill@example.com";
@@ -46,76 +47,78 @@ fn link_in(mail: &StoredMail, base: &str) -> String {
     format!("{prefix}{token}")
 }
 
-both!(
+both_and_axum!(
     visitor_signs_up_verifies_and_lands_signed_in_in_headless_chromium,
-    |db| {
-        let Some((driver, chromium)) = start_driver() else {
-            return;
-        };
-        let (transport, memory) = Transport::memory();
-        let mail = MailConfig::new("Notes <no-reply@notes.example>").expect("mail config");
-        let (base, server) = serve_with(db, |b| {
-            b.mail_transport(transport)
-                .mail_config(mail)
-                .after_login("/notes")
-                .signup_policy(SignupPolicy::Open)
-        });
+    visitor_signs_up_verifies_and_lands_signed_in
+);
 
-        let visitor = Browser::open(&driver, &chromium, &base);
-        visitor.go("/auth/signup");
-        visitor.wait_for("Create an account");
-        visitor.assert_skip_link_first();
-        visitor.assert_accessible("the sign-up page");
-        visitor.type_into("input[name=email]", VISITOR);
-        visitor.type_into("input[name=first_name]", "Iris");
-        visitor.type_into("input[name=last_name]", "Quill");
-        visitor.type_into("input[name=password]", PASSWORD);
-        visitor.click("form.fd-form button[type=submit]");
-        visitor.wait_for("Check your mail");
-        visitor.assert_accessible("the check-your-mail page");
+fn visitor_signs_up_verifies_and_lands_signed_in(db: &TestDb, framework: Framework) {
+    let Some((driver, chromium)) = start_driver() else {
+        return;
+    };
+    let (transport, memory) = Transport::memory();
+    let mail = MailConfig::new("Notes <no-reply@notes.example>").expect("mail config");
+    let (base, server) = serve_on(framework, db, "127.0.0.1", |b| {
+        b.mail_transport(transport)
+            .mail_config(mail)
+            .after_login("/notes")
+            .signup_policy(SignupPolicy::Open)
+    });
 
-        // The worker delivers the verification mail, with a link from the base URL.
-        let delivered = mail_to(&memory, VISITOR);
-        let link = link_in(&delivered, &base);
-        {
-            let mut conn = db.conn();
-            let user = users::find_by_email(&mut conn, VISITOR)
-                .expect("query")
-                .expect("the new account");
-            assert!(!user.email_verified, "not verified before the link is used");
-        }
+    let visitor = Browser::open(&driver, &chromium, &base);
+    visitor.go("/auth/signup");
+    visitor.wait_for("Create an account");
+    visitor.assert_skip_link_first();
+    visitor.assert_accessible("the sign-up page");
+    visitor.type_into("input[name=email]", VISITOR);
+    visitor.type_into("input[name=first_name]", "Iris");
+    visitor.type_into("input[name=last_name]", "Quill");
+    visitor.type_into("input[name=password]", PASSWORD);
+    visitor.click("form.fd-form button[type=submit]");
+    visitor.wait_for("Check your mail");
+    visitor.assert_accessible("the check-your-mail page");
 
-        // Opening the link shows the confirmation; the POST uses it and signs in.
-        visitor.cmd("POST", "/url", Some(json!({ "url": link })));
-        visitor.wait_for("Confirm your address");
-        visitor.assert_accessible("the confirm-your-address page");
-        visitor.click("form.fd-form button[type=submit]");
-        visitor.wait_url("/notes");
-        visitor.wait_for(&format!("notes of {VISITOR}"));
-        // Verified: the own pages carry no banner.
-        visitor.go("/auth/sessions");
-        let page = visitor.wait_for(VISITOR);
-        assert!(!page.contains("verify-banner"), "{page}");
-
+    // The worker delivers the verification mail, with a link from the base URL.
+    let delivered = mail_to(&memory, VISITOR);
+    let link = link_in(&delivered, &base);
+    {
         let mut conn = db.conn();
         let user = users::find_by_email(&mut conn, VISITOR)
             .expect("query")
-            .expect("the account");
-        assert!(user.email_verified);
-        assert_eq!(user.account_status(), UserStatus::Active);
-        assert_eq!(
-            (user.first_name.as_str(), user.last_name.as_str()),
-            ("Iris", "Quill")
-        );
-        drop(conn);
-
-        // The link does not work twice.
-        let again = Browser::open(&driver, &chromium, &base);
-        again.cmd("POST", "/url", Some(json!({ "url": link })));
-        again.wait_for("cannot be used");
-        drop(again);
-        drop(visitor);
-        drop(driver);
-        server.stop();
+            .expect("the new account");
+        assert!(!user.email_verified, "not verified before the link is used");
     }
-);
+
+    // Opening the link shows the confirmation; the POST uses it and signs in.
+    visitor.cmd("POST", "/url", Some(json!({ "url": link })));
+    visitor.wait_for("Confirm your address");
+    visitor.assert_accessible("the confirm-your-address page");
+    visitor.click("form.fd-form button[type=submit]");
+    visitor.wait_url("/notes");
+    visitor.wait_for(&format!("notes of {VISITOR}"));
+    // Verified: the own pages carry no banner.
+    visitor.go("/auth/sessions");
+    let page = visitor.wait_for(VISITOR);
+    assert!(!page.contains("verify-banner"), "{page}");
+
+    let mut conn = db.conn();
+    let user = users::find_by_email(&mut conn, VISITOR)
+        .expect("query")
+        .expect("the account");
+    assert!(user.email_verified);
+    assert_eq!(user.account_status(), UserStatus::Active);
+    assert_eq!(
+        (user.first_name.as_str(), user.last_name.as_str()),
+        ("Iris", "Quill")
+    );
+    drop(conn);
+
+    // The link does not work twice.
+    let again = Browser::open(&driver, &chromium, &base);
+    again.cmd("POST", "/url", Some(json!({ "url": link })));
+    again.wait_for("cannot be used");
+    drop(again);
+    drop(visitor);
+    drop(driver);
+    server.stop();
+}

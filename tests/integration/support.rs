@@ -311,6 +311,39 @@ macro_rules! both {
     };
 }
 
+/// [`both!`] for a test that serves frontdesk over HTTP, with a third case:
+/// the same test through an axum host (frontdesk-axum) on SQLite. `$body`
+/// is a function of the database and the [`Framework`] to serve it with.
+///
+/// [`Framework`]: crate::admin_browser::Framework
+#[macro_export]
+macro_rules! both_and_axum {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::admin_browser::Framework;
+
+            #[test]
+            fn sqlite() {
+                $body(&$crate::support::TestDb::sqlite(), Framework::ActixWeb);
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(db) = $crate::support::TestDb::postgres() {
+                    $body(&db, Framework::ActixWeb);
+                }
+            }
+
+            #[test]
+            fn sqlite_through_axum() {
+                $body(&$crate::support::TestDb::sqlite(), Framework::Axum);
+            }
+        }
+    };
+}
+
 /// A problem+json body without its `request_id` (each request has its own),
 /// for checking that two answers are otherwise byte-identical.
 #[allow(dead_code)] // not every test binary that shares this file uses it
