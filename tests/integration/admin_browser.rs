@@ -502,6 +502,27 @@ pub(crate) fn serve_on(
     (base, served)
 }
 
+/// [`serve_on`] at 127.0.0.1 with mail from "Notes <no-reply@notes.example>"
+/// kept in memory (the returned transport reads it) and signed-in users sent
+/// to `/notes`; `customize` adds the rest.
+pub(crate) fn serve_with_memory_mail(
+    framework: Framework,
+    db: &TestDb,
+    customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
+) -> (String, Served, frontdesk_mail::MemoryTransport) {
+    let (transport, memory) = frontdesk_mail::Transport::memory();
+    let mail =
+        frontdesk_mail::MailConfig::new("Notes <no-reply@notes.example>").expect("mail config");
+    let (base, server) = serve_on(framework, db, "127.0.0.1", |b| {
+        customize(
+            b.mail_transport(transport)
+                .mail_config(mail)
+                .after_login("/notes"),
+        )
+    });
+    (base, server, memory)
+}
+
 fn serve_actix(fd: frontdesk::Frontdesk, listener: TcpListener) -> actix_web::dev::ServerHandle {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -11,10 +11,12 @@ use frontdesk_core::db::BackendKind;
 use frontdesk_core::schema::{invitations, memberships};
 use frontdesk_core::users::{self, NewUser};
 use frontdesk_core::{organizations, passwords, Actor, StaffRole};
-use frontdesk_mail::{MailConfig, MemoryTransport, StoredMail, Transport};
+use frontdesk_mail::{MemoryTransport, StoredMail};
 use serde_json::json;
 
-use crate::admin_browser::{screenshot_dir, serve_on, start_driver, Browser, Framework};
+use crate::admin_browser::{
+    screenshot_dir, serve_with_memory_mail, start_driver, Browser, Framework,
+};
 use crate::both_and_axum;
 use crate::support::TestDb;
 use crate::web_app::PASSWORD;
@@ -94,13 +96,7 @@ fn invitee_accepts_from_the_mailed_link(db: &TestDb, framework: Framework) {
         )
         .expect("staff owner");
     }
-    let (transport, memory) = Transport::memory();
-    let mail = MailConfig::new("Notes <no-reply@notes.example>").expect("mail config");
-    let (base, server) = serve_on(framework, db, "127.0.0.1", |b| {
-        b.mail_transport(transport)
-            .mail_config(mail)
-            .after_login("/notes")
-    });
+    let (base, server, memory) = serve_with_memory_mail(framework, db, |b| b);
 
     // Staff sign in on the way to the invitations page and invite.
     let admin = Browser::open(&driver, &chromium, &base);

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use frontdesk_core::signup::SignupPolicy;
 use frontdesk_core::users::{self, UserStatus};
-use frontdesk_mail::{MailConfig, MemoryTransport, StoredMail, Transport};
+use frontdesk_mail::{MemoryTransport, StoredMail};
 use serde_json::json;
 
-use crate::admin_browser::{serve_on, start_driver, Browser, Framework};
+use crate::admin_browser::{serve_with_memory_mail, start_driver, Browser, Framework};
 use crate::both_and_axum;
 use crate::support::TestDb;
 use crate::web_app::PASSWORD;
@@ -56,14 +56,8 @@ fn visitor_signs_up_verifies_and_lands_signed_in(db: &TestDb, framework: Framewo
     let Some((driver, chromium)) = start_driver() else {
         return;
     };
-    let (transport, memory) = Transport::memory();
-    let mail = MailConfig::new("Notes <no-reply@notes.example>").expect("mail config");
-    let (base, server) = serve_on(framework, db, "127.0.0.1", |b| {
-        b.mail_transport(transport)
-            .mail_config(mail)
-            .after_login("/notes")
-            .signup_policy(SignupPolicy::Open)
-    });
+    let (base, server, memory) =
+        serve_with_memory_mail(framework, db, |b| b.signup_policy(SignupPolicy::Open));
 
     let visitor = Browser::open(&driver, &chromium, &base);
     visitor.go("/auth/signup");

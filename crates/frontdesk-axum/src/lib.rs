@@ -270,8 +270,7 @@ async fn serve<F>(
             if let Some(peer) = job.peer {
                 req = req.peer_addr(peer);
             }
-            let mut body = job.body;
-            let chunks = futures_util::stream::poll_fn(move |cx| body.poll_recv(cx))
+            let chunks = tokio_stream_of(job.body)
                 .map(|chunk| chunk.map_err(actix_web::error::PayloadError::Io));
             let payload: actix_web::dev::Payload = actix_web::dev::Payload::Stream {
                 payload: Box::pin(chunks),
