@@ -7,6 +7,12 @@
 # adapter is compiled the same two ways. Exits non-zero on any of these
 # failing.
 #
+# The PostgreSQL-only build also takes `postgres-bundled` (libpq and OpenSSL
+# compiled from source): one build checks both that it carries no SQLite and
+# that it links neither the system's libpq nor its OpenSSL, and its run on
+# PostgreSQL goes through the bundled libpq. The system libpq is what every
+# other build here and the tests use.
+#
 #   FRONTDESK_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test scripts/check-backend-features.sh
 #
 # Knobs: FEATURES_PORT (18096).
@@ -60,20 +66,27 @@ echo "ran on SQLite: GET /admin/api/v1/users answered $total user(s)"
 refuses "${admin%/*}/frontdesk_never_made" "no PostgreSQL support"
 cargo check --quiet --locked -p frontdesk-axum --no-default-features --features sqlite
 
-echo "-- PostgreSQL alone"
-cargo build --quiet --locked --example demo --no-default-features --features postgres
+echo "-- PostgreSQL alone, libpq and OpenSSL from source"
+cargo build --quiet --locked --example demo --no-default-features --features postgres-bundled
 if nm "$bin" | grep -qw 'sqlite3_open_v2'; then
     echo "the PostgreSQL-only demo carries SQLite's library" >&2
     exit 1
 fi
 echo "carries no SQLite library"
+linked="$(ldd "$bin")"
+if grep -Eq 'lib(pq|ssl|crypto)\.so' <<<"$linked"; then
+    echo "the postgres-bundled demo links a system library it should carry itself:" >&2
+    grep -E 'lib(pq|ssl|crypto)\.so' <<<"$linked" >&2
+    exit 1
+fi
+echo "links no system libpq, libssl or libcrypto"
 db="frontdesk_features_$$"
 drop_db() { psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>&1 | grep -v NOTICE || true; }
 psql "$admin" -qc "CREATE DATABASE $db"
 trap drop_db EXIT
 total="$(users_total DEMO_DATABASE_URL="${admin%/*}/$db")"
 [ "$total" -ge 1 ] || { echo "the PostgreSQL-only demo listed no users" >&2; exit 1; }
-echo "ran on PostgreSQL: GET /admin/api/v1/users answered $total user(s)"
+echo "ran on PostgreSQL through the bundled libpq: GET /admin/api/v1/users answered $total user(s)"
 refuses "sqlite://$(mktemp -d)/never.db" "no SQLite support"
 cargo check --quiet --locked -p frontdesk-axum --no-default-features --features postgres
 echo "each backend alone: built, ran and refused the other"
