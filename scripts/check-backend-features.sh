@@ -3,7 +3,9 @@
 # only `postgres` (`--no-default-features`), each checked for what it must
 # not carry (libpq; SQLite's library), run on its own backend (the users
 # list through the JSON API) and given the other backend's URL, which it
-# must refuse at start with an error naming the missing feature. The axum
+# must refuse at start with an error naming the missing feature. The
+# SQLite-only build is also one without `sso` (single sign-on): it must
+# carry no OpenID Connect or OAuth2 code and refuse providers. The axum
 # adapter is compiled the same two ways. Exits non-zero on any of these
 # failing.
 #
@@ -33,23 +35,29 @@ users_total() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["pagination"]["total"])' <<<"$answer"
 }
 
-# The demo given a URL its build has no backend for must stop with `want`.
-refuses() {
-    local url="$1" want="$2" log
+# The demo started with the environment given must stop with `want`.
+refuses_to_start() {
+    local want="$1" what="$2" log dir
+    shift 2
     log="$(mktemp)"
-    if DEMO_ADDR="127.0.0.1:$port" DEMO_DATA="$(dirname "$log")/unused-$$" \
-        DEMO_DATABASE_URL="$url" timeout 60 "$bin" >"$log" 2>&1; then
-        echo "the demo started on $url, which its build cannot serve" >&2
+    dir="$(mktemp -d)"
+    if env DEMO_ADDR="127.0.0.1:$port" DEMO_DATA="$dir/data" "$@" timeout 60 "$bin" >"$log" 2>&1; then
+        echo "the demo started with $what, which its build cannot serve" >&2
         cat "$log" >&2
         exit 1
     fi
     if ! grep -q "$want" "$log"; then
-        echo "the demo refused $url without saying \"$want\":" >&2
+        echo "the demo refused $what without saying \"$want\":" >&2
         cat "$log" >&2
         exit 1
     fi
-    echo "refused $url: $(grep -m1 "$want" "$log")"
-    rm -f "$log"
+    echo "refused $what: $(grep -m1 "$want" "$log")"
+    rm -rf "$log" "$dir"
+}
+
+# The demo given a URL its build has no backend for must stop with `want`.
+refuses() {
+    refuses_to_start "$2" "$1" DEMO_DATABASE_URL="$1"
 }
 
 echo "-- SQLite alone"
@@ -64,6 +72,31 @@ total="$(users_total)"
 [ "$total" -ge 1 ] || { echo "the SQLite-only demo listed no users" >&2; exit 1; }
 echo "ran on SQLite: GET /admin/api/v1/users answered $total user(s)"
 refuses "${admin%/*}/frontdesk_never_made" "no PostgreSQL support"
+
+# Built without the `sso` feature too: no OpenID Connect or OAuth2 code in
+# the binary, a declared social provider stops the start, and saving an
+# organization's identity provider is refused with the same reason.
+if nm -C "$bin" | grep -Eq 'openidconnect::|oauth2::'; then
+    echo "the demo built without sso carries OpenID Connect or OAuth2 code" >&2
+    exit 1
+fi
+echo "carries no OpenID Connect or OAuth2 code"
+refuses_to_start "no single sign-on support" "a social provider" \
+    DEMO_OIDC_ISSUER=https://idp.example DEMO_OIDC_CLIENT_ID=id DEMO_OIDC_CLIENT_SECRET=secret
+demo_start "$bin" "$port"
+demo_call "http://127.0.0.1:$port/admin/api/v1/users" >/dev/null
+answer="$(curl -sS -X PUT -H "Authorization: Bearer $(demo_key)" -H 'Content-Type: application/json' \
+    -w '\n%{http_code}' \
+    -d '{"issuer":"https://idp.example","client_id":"id","client_secret":"secret","domains":["example.com"]}' \
+    "http://127.0.0.1:$port/admin/api/v1/organizations/notes-team/identity-provider")"
+demo_stop
+status="${answer##*$'\n'}"
+if [ "$status" != 400 ] || ! grep -q "no single sign-on support" <<<"$answer"; then
+    echo "saving an identity provider without sso was not refused with the reason:" >&2
+    echo "$answer" >&2
+    exit 1
+fi
+echo "refused an organization's identity provider: 400, \"no single sign-on support\""
 cargo check --quiet --locked -p frontdesk-axum --no-default-features --features sqlite
 
 echo "-- PostgreSQL alone, libpq and OpenSSL from source"

@@ -143,7 +143,7 @@ pub async fn save_for_org(
         Err(e) => Err(e),
         Ok(checked) => {
             let issuer = checked.issuer.clone();
-            let found = crate::request_id::block(move || sso::oidc::discover(&issuer).map(|_| ()))
+            let found = crate::request_id::block(move || sso::oidc::discover(&issuer))
                 .await
                 .map_err(WebError::internal)?;
             match found {

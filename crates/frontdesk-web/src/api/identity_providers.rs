@@ -124,7 +124,9 @@ pub async fn get(
 }
 
 /// `PUT /organizations/{slug}/identity-provider`: organization owners and
-/// staff admins.
+/// staff admins. The issuer's discovery document is fetched first: when it
+/// cannot be (or this build has no `sso` feature) the answer is the 400
+/// validation problem naming `issuer`, and nothing is saved.
 #[utoipa::path(
     put,
     path = "/organizations/{slug}/identity-provider",
@@ -134,7 +136,6 @@ pub async fn get(
     request_body = IdentityProviderIn,
     responses(
         (status = 200, description = "Saved", body = IdentityProviderOut),
-        (status = 422, description = "Invalid, or the issuer's discovery document could not be fetched or is invalid"),
     )
 )]
 pub async fn put(
@@ -183,7 +184,7 @@ pub async fn put(
         )])));
     };
     let issuer = input.issuer.clone();
-    let discovered = crate::request_id::block(move || oidc::discover(&issuer).map(|_| ()))
+    let discovered = crate::request_id::block(move || oidc::discover(&issuer))
         .await
         .map_err(WebError::internal)?;
     if let Err(e) = discovered {

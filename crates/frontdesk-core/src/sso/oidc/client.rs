@@ -1,10 +1,4 @@
-//! The OpenID Connect side of a sign-in, with the `openidconnect` crate:
-//! discovery from the issuer, the authorization URL (code flow, PKCE,
-//! `state`, `nonce`) and the code exchange, whose ID token is checked for
-//! signature, issuer, audience, expiry and nonce. Blocking HTTP (ureq, short
-//! timeouts, no redirects followed): callers run it off the async executor.
-
-use std::time::Duration;
+//! The protocol side, with the `openidconnect` crate (the `sso` feature).
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
@@ -14,31 +8,12 @@ use openidconnect::{
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 
-/// How long one request to an identity provider may take.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
+use super::{error_chain, Authorization, ClientConfig, Identity, OidcError, TIMEOUT};
 
 /// `amr` values (RFC 8176) that name more than a password.
 const MFA_AMR: [&str; 10] = [
     "mfa", "otp", "hwk", "swk", "sc", "fpt", "face", "iris", "retina", "vbm",
 ];
-
-/// Why an identity provider could not be used; the text is for admins and
-/// logs, never carries a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum OidcError {
-    /// The issuer is not an https URL (or a loopback http one where allowed).
-    #[error("the issuer URL is invalid: {0}")]
-    Issuer(String),
-    /// The discovery document could not be fetched or read.
-    #[error("the issuer's discovery document could not be fetched or is invalid: {0}")]
-    Discovery(String),
-    /// The token endpoint refused the authorization code.
-    #[error("the identity provider refused the code: {0}")]
-    Exchange(String),
-    /// The ID token did not verify (signature, issuer, audience, nonce, expiry).
-    #[error("the ID token is invalid: {0}")]
-    Token(String),
-}
 
 pub(crate) fn agent() -> openidconnect::ureq::Agent {
     // No redirects: a discovery or token endpoint that redirects is refused
@@ -49,40 +24,12 @@ pub(crate) fn agent() -> openidconnect::ureq::Agent {
         .build()
 }
 
-/// An issuer URL as stored: https, or, when `loopback_http` (a host served
-/// over plain http: development and tests), http on a loopback address; no
-/// query or fragment. Kept as typed (a trailing slash is part of some
-/// issuers' identifiers).
-pub fn issuer_url(raw: &str, loopback_http: bool) -> Result<String, OidcError> {
-    let raw = raw.trim();
-    let url = url::Url::parse(raw).map_err(|e| OidcError::Issuer(e.to_string()))?;
-    let loopback = matches!(
-        url.host(),
-        Some(url::Host::Domain("localhost")) | Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_))
-    ) && match url.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        _ => true,
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback && loopback_http => {}
-        _ => {
-            return Err(OidcError::Issuer(
-                "use https (plain http only on a loopback address)".into(),
-            ))
-        }
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(OidcError::Issuer(
-            "no query, fragment or credentials in an issuer".into(),
-        ));
-    }
-    Ok(raw.to_owned())
+/// Fetches and checks the issuer's discovery document and its keys.
+pub fn discover(issuer: &str) -> Result<(), OidcError> {
+    metadata(issuer).map(|_| ())
 }
 
-/// Fetches and checks the issuer's discovery document and its keys.
-pub fn discover(issuer: &str) -> Result<CoreProviderMetadata, OidcError> {
+fn metadata(issuer: &str) -> Result<CoreProviderMetadata, OidcError> {
     // Checked by `issuer_url` before it was saved.
     let issuer = IssuerUrl::new(issuer.to_owned()).map_err(|e| OidcError::Issuer(e.to_string()))?;
     let meta = CoreProviderMetadata::discover(&issuer, &agent())
@@ -94,42 +41,6 @@ pub fn discover(issuer: &str) -> Result<CoreProviderMetadata, OidcError> {
         return Err(OidcError::Discovery("its key set is empty".into()));
     }
     Ok(meta)
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s.chars().take(300).collect()
-}
-
-/// What a client of one provider needs.
-pub struct ClientConfig<'a> {
-    /// The issuer URL.
-    pub issuer: &'a str,
-    /// The client id registered at the provider.
-    pub client_id: &'a str,
-    /// The client secret, opened.
-    pub client_secret: &'a str,
-    /// The callback URL registered at the provider.
-    pub redirect_uri: &'a str,
-}
-
-/// The start of a sign-in: where to send the browser, and what to keep for
-/// the callback.
-pub struct Authorization {
-    /// The provider's authorization URL to send the browser to.
-    pub url: String,
-    /// The `state` value the callback must bring back.
-    pub state: String,
-    /// The PKCE verifier the code exchange needs.
-    pub pkce_verifier: String,
-    /// The nonce the ID token must carry.
-    pub nonce: String,
 }
 
 fn client(
@@ -162,7 +73,7 @@ pub fn authorize(
     cfg: &ClientConfig<'_>,
     login_hint: Option<&str>,
 ) -> Result<Authorization, OidcError> {
-    let meta = discover(cfg.issuer)?;
+    let meta = metadata(cfg.issuer)?;
     let client = client(cfg, meta)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut req = client
@@ -186,23 +97,6 @@ pub fn authorize(
     })
 }
 
-/// Who the identity provider says signed in.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// The user's id at the provider (the `sub` claim).
-    pub sub: String,
-    /// The email claim, if given.
-    pub email: Option<String>,
-    /// Whether the provider says the email is verified.
-    pub email_verified: bool,
-    /// The given name claim, if given.
-    pub given_name: Option<String>,
-    /// The family name claim, if given.
-    pub family_name: Option<String>,
-    /// `amr` names a second factor.
-    pub mfa_done: bool,
-}
-
 /// Exchanges `code` (with the PKCE verifier) and checks the ID token
 /// (signature against the provider's keys, issuer, audience, expiry, nonce).
 /// The email and names come from the ID token, or from userinfo when the
@@ -213,7 +107,7 @@ pub fn finish(
     pkce_verifier: &str,
     nonce: &str,
 ) -> Result<Identity, OidcError> {
-    let meta = discover(cfg.issuer)?;
+    let meta = metadata(cfg.issuer)?;
     let client = client(cfg, meta)?;
     let http = agent();
     let response = client
@@ -273,26 +167,4 @@ pub fn finish(
         }
     }
     Ok(identity)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn issuers_are_https_or_loopback_http() {
-        assert_eq!(
-            issuer_url("https://idp.example/realm/", false).expect("ok"),
-            "https://idp.example/realm/"
-        );
-        assert!(issuer_url("http://127.0.0.1:4000", true).is_ok());
-        assert!(issuer_url("http://localhost:4000", true).is_ok());
-        // A host served over https never talks plain http to a provider.
-        assert!(issuer_url("http://127.0.0.1:4000", false).is_err());
-        assert!(issuer_url("http://idp.example", true).is_err());
-        assert!(issuer_url("http://10.0.0.1", true).is_err());
-        assert!(issuer_url("ftp://idp.example", true).is_err());
-        assert!(issuer_url("https://idp.example/?x=1", true).is_err());
-        assert!(issuer_url("not a url", true).is_err());
-    }
 }
