@@ -495,11 +495,19 @@ pub(crate) fn serve_on(
     let fd = customize(crate::web_app::builder(db).base_url(&base))
         .build()
         .expect("frontdesk");
-    let served = match framework {
+    (base, serve_listener(framework, fd, listener))
+}
+
+/// Serves `fd` (and the host's `/notes`) through `framework` on `listener`.
+pub(crate) fn serve_listener(
+    framework: Framework,
+    fd: frontdesk::Frontdesk,
+    listener: TcpListener,
+) -> Served {
+    match framework {
         Framework::ActixWeb => Served::ActixWeb(serve_actix(fd, listener)),
         Framework::Axum => serve_axum(fd, listener),
-    };
-    (base, served)
+    }
 }
 
 /// [`serve_on`] at 127.0.0.1 with mail from "Notes <no-reply@notes.example>"

@@ -7,7 +7,7 @@ use frontdesk_core::schema::users as users_t;
 use serde_json::json;
 
 use crate::api_v1_support::*;
-use crate::both;
+use crate::both_and_axum;
 use crate::support::TestDb;
 use crate::web_app::{block_on, frontdesk};
 
@@ -54,10 +54,10 @@ where
     )
 }
 
-both!(import_dry_run_apply_and_strict, |db| {
+both_and_axum!(import_dry_run_apply_and_strict, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world_data(db);
         let a = call(&app, &w, Who::AcmeAdminKey, "GET", "/import/template", None).await;
         assert_eq!(a.status.as_u16(), 200);
@@ -128,10 +128,10 @@ both!(import_dry_run_apply_and_strict, |db| {
     });
 });
 
-both!(export_streams_scoped_formula_safe_csv, |db| {
+both_and_axum!(export_streams_scoped_formula_safe_csv, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world_data(db);
         expect(
             &app,
@@ -245,47 +245,50 @@ both!(export_streams_scoped_formula_safe_csv, |db| {
     });
 });
 
-both!(an_import_the_database_stops_says_how_much_was_saved, |db| {
-    use frontdesk_core::imports::ImportConfig;
-    // The database refuses one user of the second batch.
-    db.refuse_user("stop15@acme.test");
-    block_on(async {
-        let fd = crate::web_app::builder(db)
-            .import_config(ImportConfig {
-                batch_size: 10,
-                ..ImportConfig::default()
-            })
-            .build()
-            .expect("frontdesk");
-        let app = crate::host_app!(fd);
-        let w = world_data(db);
-        let before = user_count(db);
-        let mut csv = String::from("email,first_name,last_name,organization\n");
-        for i in 0..25 {
-            csv.push_str(&format!("stop{i}@acme.test,Stop,{i},acme\n"));
-        }
-        let (s, body) = upload(&app, &w, Who::AcmeAdminKey, "?mode=apply", &csv).await;
-        assert_eq!(s, 500, "{body}");
-        assert_eq!(
-            body["detail"],
-            "The import stopped after row 11: 10 users were created and saved in earlier \
+both_and_axum!(
+    an_import_the_database_stops_says_how_much_was_saved,
+    |db, framework| {
+        use frontdesk_core::imports::ImportConfig;
+        // The database refuses one user of the second batch.
+        db.refuse_user("stop15@acme.test");
+        block_on(async {
+            let fd = crate::web_app::builder(db)
+                .import_config(ImportConfig {
+                    batch_size: 10,
+                    ..ImportConfig::default()
+                })
+                .build()
+                .expect("frontdesk");
+            let app = crate::host_on!(framework, fd);
+            let w = world_data(db);
+            let before = user_count(db);
+            let mut csv = String::from("email,first_name,last_name,organization\n");
+            for i in 0..25 {
+                csv.push_str(&format!("stop{i}@acme.test,Stop,{i},acme\n"));
+            }
+            let (s, body) = upload(&app, &w, Who::AcmeAdminKey, "?mode=apply", &csv).await;
+            assert_eq!(s, 500, "{body}");
+            assert_eq!(
+                body["detail"],
+                "The import stopped after row 11: 10 users were created and saved in earlier \
              batches, nothing after them. Applying the same file again creates the users \
              that are missing.",
-            "{body}"
-        );
-        assert!(
-            !body.to_string().contains("refused by the database"),
-            "{body}"
-        );
-        assert_eq!(user_count(db), before + 10);
-    });
-});
+                "{body}"
+            );
+            assert!(
+                !body.to_string().contains("refused by the database"),
+                "{body}"
+            );
+            assert_eq!(user_count(db), before + 10);
+        });
+    }
+);
 
-both!(import_may_ignore_unknown_columns, |db| {
+both_and_axum!(import_may_ignore_unknown_columns, |db, framework| {
     use frontdesk_core::schema::audit_events;
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world_data(db);
         let csv = "email,first_name,last_name,organization,shoe_size,hat\n\
                    shoes@acme.test,Shoe,Size,acme,44,L\n";

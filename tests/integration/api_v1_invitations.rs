@@ -6,7 +6,7 @@ use frontdesk_core::schema::{invitations as inv_t, outbox};
 use serde_json::json;
 
 use crate::api_v1_support::*;
-use crate::both;
+use crate::both_and_axum;
 use crate::support::TestDb;
 use crate::web_app::{block_on, frontdesk};
 
@@ -19,10 +19,10 @@ fn mails_to(db: &TestDb, email: &str) -> Vec<String> {
         .expect("outbox")
 }
 
-both!(invitations_create_list_resend_cancel, |db| {
+both_and_axum!(invitations_create_list_resend_cancel, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world(db, &app).await;
         let body = |role: &str| {
             Some(
@@ -227,10 +227,10 @@ both!(invitations_create_list_resend_cancel, |db| {
     });
 });
 
-both!(invitations_carry_the_invitees_names, |db| {
+both_and_axum!(invitations_carry_the_invitees_names, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world(db, &app).await;
         let a = expect(
             &app,

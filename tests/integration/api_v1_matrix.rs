@@ -1,17 +1,33 @@
 //! A sweep over every route of the API (from the scope's own route list):
 //! anonymous callers get 401, end users 403, session calls without CSRF 403,
-//! another organization's key 404; none of them changes anything.
+//! another organization's key 404; none of them changes anything. Each
+//! sweep runs in process on actix-web and over HTTP against the axum host.
 
+use actix_http::Request;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
 use diesel::prelude::*;
 use frontdesk::web::api::{OPEN_ROUTES, ROUTES};
 use frontdesk_core::schema::audit_events;
 use frontdesk_core::{tags, Actor};
 use serde_json::{json, Value};
 
+use crate::admin_browser::Framework;
 use crate::api_v1_support::*;
-use crate::both;
+use crate::both_and_axum;
 use crate::support::TestDb;
 use crate::web_app::{block_on, frontdesk};
+
+/// Runs `$sweep(db, &app)` with `app` the frontdesk of `db` served by
+/// `$framework`.
+macro_rules! on_host {
+    ($framework:expr, $db:expr, $sweep:ident) => {
+        block_on(async {
+            let fd = frontdesk($db);
+            $sweep($db, &crate::host_on!($framework, fd)).await
+        })
+    };
+}
 
 fn audit_count(db: &TestDb) -> i64 {
     audit_events::table
@@ -104,110 +120,113 @@ fn concrete(
     (uri, body)
 }
 
-both!(
-    every_route_refuses_the_wrong_callers_and_changes_nothing,
-    |db| {
-        block_on(async {
-            let fd = frontdesk(db);
-            let app = crate::host_app!(fd);
-            let w = world(db, &app).await;
-            let tag = tags::create(&mut db.conn(), &Actor::system(), "t")
-                .expect("tag")
-                .id;
-            let session = session_for(db, w.acme_member.id);
-            let import = acme_import(db, &w);
-            let group = acme_group(db, &w);
-            let invitation = expect(
-                &app,
+/// A tag, a session of acme's member, an import, a group and an invitation
+/// of acme: the ids `concrete` fills in.
+async fn acme_ids<S, B>(db: &TestDb, app: &S, w: &World) -> (i64, i64, i64, i64, i64)
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let tag = tags::create(&mut db.conn(), &Actor::system(), "t")
+        .expect("tag")
+        .id;
+    let session = session_for(db, w.acme_member.id);
+    let import = acme_import(db, w);
+    let group = acme_group(db, w);
+    let invitation = expect(
+        app,
+        w,
+        Who::StaffOwnerKey,
+        "POST",
+        "/invitations",
+        Some(json!({"organization": "acme", "email": "inv@acme.test", "role": "member"})),
+        201,
+    )
+    .await
+    .body["id"]
+        .as_i64()
+        .expect("invitation");
+    (tag, session, invitation, import, group)
+}
+
+async fn refusals<S, B>(db: &TestDb, app: &S)
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let w = world(db, app).await;
+    let ids = acme_ids(db, app, &w).await;
+    let before = audit_count(db);
+    let mut checked = 0;
+    // Signing in is open to anyone (`api_v1_auth` tests it).
+    for (method, path) in ROUTES.iter().filter(|r| !OPEN_ROUTES.contains(r)) {
+        let (uri, body) = concrete(&w, method, path, ids);
+        let m = method.to_ascii_uppercase();
+        let a = expect(app, &w, Who::Anonymous, &m, &uri, body.clone(), 401).await;
+        assert_eq!(a.problem_type(), "urn:frontdesk:problem:unauthorized");
+        let a = expect(app, &w, Who::MemberSession, &m, &uri, body.clone(), 403).await;
+        assert_eq!(a.problem_type(), "urn:frontdesk:problem:forbidden");
+        if m != "GET" {
+            let a = expect(
+                app,
                 &w,
-                Who::StaffOwnerKey,
-                "POST",
-                "/invitations",
-                Some(json!({"organization": "acme", "email": "inv@acme.test", "role": "member"})),
-                201,
+                Who::AcmeAdminSessionNoCsrf,
+                &m,
+                &uri,
+                body.clone(),
+                403,
             )
-            .await
-            .body["id"]
-                .as_i64()
-                .expect("invitation");
-            let before = audit_count(db);
-            let mut checked = 0;
-            // Signing in is open to anyone (`api_v1_auth` tests it).
-            for (method, path) in ROUTES.iter().filter(|r| !OPEN_ROUTES.contains(r)) {
-                let (uri, body) =
-                    concrete(&w, method, path, (tag, session, invitation, import, group));
-                let m = method.to_ascii_uppercase();
-                let a = expect(&app, &w, Who::Anonymous, &m, &uri, body.clone(), 401).await;
-                assert_eq!(a.problem_type(), "urn:frontdesk:problem:unauthorized");
-                let a = expect(&app, &w, Who::MemberSession, &m, &uri, body.clone(), 403).await;
-                assert_eq!(a.problem_type(), "urn:frontdesk:problem:forbidden");
-                if m != "GET" {
-                    let a = expect(
-                        &app,
-                        &w,
-                        Who::AcmeAdminSessionNoCsrf,
-                        &m,
-                        &uri,
-                        body.clone(),
-                        403,
-                    )
-                    .await;
-                    assert_eq!(a.problem_type(), "urn:frontdesk:problem:csrf", "{m} {path}");
-                }
-                // Whatever names something of acme is, for globex's key, not there.
-                if path.contains('{') && !path.starts_with("/api-keys") {
-                    expect(&app, &w, Who::GlobexAdminKey, &m, &uri, body.clone(), 404).await;
-                }
-                checked += 1;
-            }
-            assert!(checked >= 30, "{checked} routes");
-            assert_eq!(audit_count(db), before, "no refused call changed anything");
-        });
+            .await;
+            assert_eq!(a.problem_type(), "urn:frontdesk:problem:csrf", "{m} {path}");
+        }
+        // Whatever names something of acme is, for globex's key, not there.
+        if path.contains('{') && !path.starts_with("/api-keys") {
+            expect(app, &w, Who::GlobexAdminKey, &m, &uri, body.clone(), 404).await;
+        }
+        checked += 1;
     }
+    assert!(checked >= 30, "{checked} routes");
+    assert_eq!(audit_count(db), before, "no refused call changed anything");
+}
+
+fn refusals_on(db: &TestDb, framework: Framework) {
+    on_host!(framework, db, refusals)
+}
+
+both_and_axum!(
+    every_route_refuses_the_wrong_callers_and_changes_nothing,
+    refusals_on
 );
 
-both!(
-    every_read_route_answers_every_key_of_the_organization,
-    |db| {
-        block_on(async {
-            let fd = frontdesk(db);
-            let app = crate::host_app!(fd);
-            let w = world_data(db);
-            let tag = tags::create(&mut db.conn(), &Actor::system(), "t")
-                .expect("tag")
-                .id;
-            let session = session_for(db, w.acme_member.id);
-            let import = acme_import(db, &w);
-            let group = acme_group(db, &w);
-            let invitation = expect(
-                &app,
-                &w,
-                Who::StaffOwnerKey,
-                "POST",
-                "/invitations",
-                Some(json!({"organization": "acme", "email": "inv@acme.test", "role": "member"})),
-                201,
-            )
-            .await
-            .body["id"]
-                .as_i64()
-                .expect("invitation");
-            for (method, path) in ROUTES.iter().filter(|(m, _)| *m == "get") {
-                let (uri, _) =
-                    concrete(&w, method, path, (tag, session, invitation, import, group));
-                for who in KEYS.iter().filter(|k| **k != Who::GlobexAdminKey) {
-                    // Keys never manage keys, viewers and members do not export;
-                    // everything else is readable by every role.
-                    let no_export = *path == "/export"
-                        && matches!(who, Who::StaffViewerKey | Who::AcmeMemberKey);
-                    let want = if path.starts_with("/api-keys") || no_export {
-                        403
-                    } else {
-                        200
-                    };
-                    expect(&app, &w, *who, "GET", &uri, None, want).await;
-                }
-            }
-        });
+async fn reads<S, B>(db: &TestDb, app: &S)
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let w = world_data(db);
+    let ids = acme_ids(db, app, &w).await;
+    for (method, path) in ROUTES.iter().filter(|(m, _)| *m == "get") {
+        let (uri, _) = concrete(&w, method, path, ids);
+        for who in KEYS.iter().filter(|k| **k != Who::GlobexAdminKey) {
+            // Keys never manage keys, viewers and members do not export;
+            // everything else is readable by every role.
+            let no_export =
+                *path == "/export" && matches!(who, Who::StaffViewerKey | Who::AcmeMemberKey);
+            let want = if path.starts_with("/api-keys") || no_export {
+                403
+            } else {
+                200
+            };
+            expect(app, &w, *who, "GET", &uri, None, want).await;
+        }
     }
+}
+
+fn reads_on(db: &TestDb, framework: Framework) {
+    on_host!(framework, db, reads)
+}
+
+both_and_axum!(
+    every_read_route_answers_every_key_of_the_organization,
+    reads_on
 );

@@ -7,13 +7,13 @@ use frontdesk_core::sessions::ClientInfo;
 use serde_json::json;
 
 use crate::api_v1_support::*;
-use crate::both;
+use crate::both_and_axum;
 use crate::web_app::{block_on, frontdesk};
 
-both!(sessions_list_and_revoke_one, |db| {
+both_and_axum!(sessions_list_and_revoke_one, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world(db, &app).await;
         let s_acme = session_for(db, w.acme_member.id);
         let s_globex = session_for(db, w.globex_member.id);
@@ -145,10 +145,10 @@ both!(sessions_list_and_revoke_one, |db| {
     });
 });
 
-both!(login_attempts_list_filters_and_scope, |db| {
+both_and_axum!(login_attempts_list_filters_and_scope, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world_data(db);
         {
             let c = &mut *db.conn();
@@ -273,10 +273,10 @@ both!(login_attempts_list_filters_and_scope, |db| {
     });
 });
 
-both!(tags_create_assign_and_filter, |db| {
+both_and_axum!(tags_create_assign_and_filter, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world(db, &app).await;
         for (who, status) in [
             (Who::Anonymous, 401),
@@ -384,10 +384,10 @@ both!(tags_create_assign_and_filter, |db| {
     });
 });
 
-both!(audit_log_is_scoped, |db| {
+both_and_axum!(audit_log_is_scoped, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world_data(db);
         expect(
             &app,

@@ -8,7 +8,7 @@ use frontdesk_core::Actor;
 use serde_json::json;
 
 use crate::api_v1_support::*;
-use crate::both;
+use crate::both_and_axum;
 use crate::web_app::{block_on, frontdesk};
 
 fn status_of(db: &crate::support::TestDb, id: i64) -> Option<String> {
@@ -29,10 +29,10 @@ fn live_sessions(db: &crate::support::TestDb, user: i64) -> i64 {
         .expect("count")
 }
 
-both!(list_pagination_bounds_are_clear_400s, |db| {
+both_and_axum!(list_pagination_bounds_are_clear_400s, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world_data(db);
         for q in [
             "limit=0",
@@ -128,10 +128,10 @@ both!(list_pagination_bounds_are_clear_400s, |db| {
     });
 });
 
-both!(list_takes_the_whole_users_query, |db| {
+both_and_axum!(list_takes_the_whole_users_query, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world_data(db);
         let beta = {
             let c = &mut *db.conn();
@@ -251,10 +251,10 @@ both!(list_takes_the_whole_users_query, |db| {
     });
 });
 
-both!(list_is_scoped_per_caller, |db| {
+both_and_axum!(list_is_scoped_per_caller, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world(db, &app).await;
         let acme = ["admin@acme.test", "member@acme.test", "owner@acme.test"];
         for who in [
@@ -292,10 +292,10 @@ both!(list_is_scoped_per_caller, |db| {
     });
 });
 
-both!(detail_hides_other_organizations, |db| {
+both_and_axum!(detail_hides_other_organizations, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world(db, &app).await;
         session_for(db, w.acme_member.id);
         let acme_path = format!("/users/{}", w.acme_member.id);
@@ -349,153 +349,156 @@ both!(detail_hides_other_organizations, |db| {
     });
 });
 
-both!(update_follows_roles_and_changes_all_or_nothing, |db| {
-    block_on(async {
-        let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
-        let w = world(db, &app).await;
-        let path = format!("/users/{}", w.acme_member.id);
-        let body = || Some(json!({"first_name": "New"}));
-        for (who, status) in [
-            (Who::Anonymous, 401),
-            (Who::StaffViewerKey, 403),
-            (Who::AcmeMemberKey, 403),
-            (Who::GlobexAdminKey, 404),
-            (Who::AcmeAdminSessionNoCsrf, 403),
-            (Who::MemberSession, 403),
-        ] {
-            expect(&app, &w, who, "PATCH", &path, body(), status).await;
-        }
-        let unchanged: String = users_t::table
-            .find(w.acme_member.id)
-            .select(users_t::first_name)
-            .first(&mut *db.conn())
-            .expect("user");
-        assert_eq!(unchanged, "Test");
-        for who in [
-            Who::StaffOwnerKey,
-            Who::StaffAdminKey,
-            Who::AcmeOwnerKey,
-            Who::AcmeAdminKey,
-            Who::AcmeAdminSession,
-        ] {
+both_and_axum!(
+    update_follows_roles_and_changes_all_or_nothing,
+    |db, framework| {
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = crate::host_on!(framework, fd);
+            let w = world(db, &app).await;
+            let path = format!("/users/{}", w.acme_member.id);
+            let body = || Some(json!({"first_name": "New"}));
+            for (who, status) in [
+                (Who::Anonymous, 401),
+                (Who::StaffViewerKey, 403),
+                (Who::AcmeMemberKey, 403),
+                (Who::GlobexAdminKey, 404),
+                (Who::AcmeAdminSessionNoCsrf, 403),
+                (Who::MemberSession, 403),
+            ] {
+                expect(&app, &w, who, "PATCH", &path, body(), status).await;
+            }
+            let unchanged: String = users_t::table
+                .find(w.acme_member.id)
+                .select(users_t::first_name)
+                .first(&mut *db.conn())
+                .expect("user");
+            assert_eq!(unchanged, "Test");
+            for who in [
+                Who::StaffOwnerKey,
+                Who::StaffAdminKey,
+                Who::AcmeOwnerKey,
+                Who::AcmeAdminKey,
+                Who::AcmeAdminSession,
+            ] {
+                let a = expect(
+                    &app,
+                    &w,
+                    who,
+                    "PATCH",
+                    &path,
+                    Some(json!({"last_name": format!("{who:?}")})),
+                    200,
+                )
+                .await;
+                assert_eq!(a.body["last_name"], format!("{who:?}"));
+            }
             let a = expect(
                 &app,
                 &w,
-                who,
+                Who::AcmeAdminKey,
                 "PATCH",
                 &path,
-                Some(json!({"last_name": format!("{who:?}")})),
+                Some(json!({
+                    "first_name": "Ada", "display_name": "ada", "email_verified": true,
+                    "profile": {"plan": "pro"}, "local_login_enabled": false
+                })),
                 200,
             )
             .await;
-            assert_eq!(a.body["last_name"], format!("{who:?}"));
-        }
-        let a = expect(
-            &app,
-            &w,
-            Who::AcmeAdminKey,
-            "PATCH",
-            &path,
-            Some(json!({
-                "first_name": "Ada", "display_name": "ada", "email_verified": true,
-                "profile": {"plan": "pro"}, "local_login_enabled": false
-            })),
-            200,
-        )
-        .await;
-        assert_eq!(a.body["name"], "ada");
-        assert_eq!(a.body["profile"]["plan"], "pro");
-        assert_eq!(a.body["local_login_enabled"], false);
-        let a = expect(
-            &app,
-            &w,
-            Who::AcmeAdminKey,
-            "PATCH",
-            &path,
-            Some(json!({"display_name": null})),
-            200,
-        )
-        .await;
-        assert_eq!(a.body["display_name"], json!(null));
-        // Bad input: a clear 400 and nothing changes, not even the valid fields.
-        for (body, field) in [
-            (
-                json!({"first_name": "x".repeat(101), "last_name": "Kept"}),
-                "first_name",
-            ),
-            (json!({"first_name": "Ok", "email": "new@x.test"}), "email"),
-            (json!({"first_name": "\tAda"}), "first_name"),
-            (
-                json!({"last_name": format!("{}  ", "y".repeat(99))}),
-                "last_name",
-            ),
-            (json!({"first_name": 3}), "body"),
-            (json!(["first_name"]), "body"),
-        ] {
+            assert_eq!(a.body["name"], "ada");
+            assert_eq!(a.body["profile"]["plan"], "pro");
+            assert_eq!(a.body["local_login_enabled"], false);
             let a = expect(
                 &app,
                 &w,
-                Who::StaffOwnerKey,
+                Who::AcmeAdminKey,
                 "PATCH",
                 &path,
-                Some(body),
-                400,
+                Some(json!({"display_name": null})),
+                200,
             )
             .await;
-            assert_eq!(a.body["errors"][0]["field"], field, "{}", a.raw);
-        }
-        let (first, local): (String, bool) = users_t::table
-            .find(w.acme_member.id)
-            .select((users_t::first_name, users_t::local_login_enabled))
-            .first(&mut *db.conn())
-            .expect("user");
-        assert_eq!((first.as_str(), local), ("Ada", false));
-        // An org admin cannot touch the org's owner; a member key cannot write at all.
-        expect(
-            &app,
-            &w,
-            Who::AcmeAdminKey,
-            "PATCH",
-            &format!("/users/{}", w.acme_owner.id),
-            body(),
-            403,
-        )
-        .await;
-        expect(
-            &app,
-            &w,
-            Who::AcmeOwnerKey,
-            "PATCH",
-            &format!("/users/{}", w.acme_owner.id),
-            body(),
-            200,
-        )
-        .await;
-        // Staff admins do not act on staff owners.
-        expect(
-            &app,
-            &w,
-            Who::StaffAdminKey,
-            "PATCH",
-            &format!("/users/{}", w.staff_owner.id),
-            body(),
-            403,
-        )
-        .await;
-        let events: i64 = audit_events::table
-            .filter(audit_events::action.eq("user.update"))
-            .count()
-            .get_result(&mut *db.conn())
-            .expect("count");
-        assert!(events >= 8, "every change is audited ({events})");
-    });
-});
+            assert_eq!(a.body["display_name"], json!(null));
+            // Bad input: a clear 400 and nothing changes, not even the valid fields.
+            for (body, field) in [
+                (
+                    json!({"first_name": "x".repeat(101), "last_name": "Kept"}),
+                    "first_name",
+                ),
+                (json!({"first_name": "Ok", "email": "new@x.test"}), "email"),
+                (json!({"first_name": "\tAda"}), "first_name"),
+                (
+                    json!({"last_name": format!("{}  ", "y".repeat(99))}),
+                    "last_name",
+                ),
+                (json!({"first_name": 3}), "body"),
+                (json!(["first_name"]), "body"),
+            ] {
+                let a = expect(
+                    &app,
+                    &w,
+                    Who::StaffOwnerKey,
+                    "PATCH",
+                    &path,
+                    Some(body),
+                    400,
+                )
+                .await;
+                assert_eq!(a.body["errors"][0]["field"], field, "{}", a.raw);
+            }
+            let (first, local): (String, bool) = users_t::table
+                .find(w.acme_member.id)
+                .select((users_t::first_name, users_t::local_login_enabled))
+                .first(&mut *db.conn())
+                .expect("user");
+            assert_eq!((first.as_str(), local), ("Ada", false));
+            // An org admin cannot touch the org's owner; a member key cannot write at all.
+            expect(
+                &app,
+                &w,
+                Who::AcmeAdminKey,
+                "PATCH",
+                &format!("/users/{}", w.acme_owner.id),
+                body(),
+                403,
+            )
+            .await;
+            expect(
+                &app,
+                &w,
+                Who::AcmeOwnerKey,
+                "PATCH",
+                &format!("/users/{}", w.acme_owner.id),
+                body(),
+                200,
+            )
+            .await;
+            // Staff admins do not act on staff owners.
+            expect(
+                &app,
+                &w,
+                Who::StaffAdminKey,
+                "PATCH",
+                &format!("/users/{}", w.staff_owner.id),
+                body(),
+                403,
+            )
+            .await;
+            let events: i64 = audit_events::table
+                .filter(audit_events::action.eq("user.update"))
+                .count()
+                .get_result(&mut *db.conn())
+                .expect("count");
+            assert!(events >= 8, "every change is audited ({events})");
+        });
+    }
+);
 
-both!(suspend_restore_and_revoke_sessions, |db| {
+both_and_axum!(suspend_restore_and_revoke_sessions, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world(db, &app).await;
         let id = w.acme_member.id;
         session_for(db, id);
@@ -594,10 +597,10 @@ both!(suspend_restore_and_revoke_sessions, |db| {
     });
 });
 
-both!(delete_follows_roles, |db| {
+both_and_axum!(delete_follows_roles, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world(db, &app).await;
         let id = w.acme_member.id;
         let path = format!("/users/{id}");
@@ -642,41 +645,44 @@ both!(delete_follows_roles, |db| {
     });
 });
 
-both!(oversized_bodies_and_profiles_are_refused, |db| {
-    block_on(async {
-        let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
-        let w = world_data(db);
-        let path = format!("/users/{}", w.acme_member.id);
-        let fields: serde_json::Map<String, serde_json::Value> =
-            (0..51).map(|i| (format!("f{i}"), json!("v"))).collect();
-        let a = expect(
-            &app,
-            &w,
-            Who::StaffOwnerKey,
-            "PATCH",
-            &path,
-            Some(json!({"profile": fields})),
-            400,
-        )
-        .await;
-        assert_eq!(a.body["errors"][0]["field"], "profile");
-        let big = "x".repeat(1024 * 1024 + 1);
-        let a = expect(
-            &app,
-            &w,
-            Who::StaffOwnerKey,
-            "PATCH",
-            &path,
-            Some(json!({"profile": {"big": big}})),
-            400,
-        )
-        .await;
-        assert_eq!(a.problem_type(), "urn:frontdesk:problem:payload-too-large");
-        let a = expect(&app, &w, Who::StaffOwnerKey, "GET", &path, None, 200).await;
-        assert_eq!(a.body["profile"], json!({}), "nothing changed");
-    });
-});
+both_and_axum!(
+    oversized_bodies_and_profiles_are_refused,
+    |db, framework| {
+        block_on(async {
+            let fd = frontdesk(db);
+            let app = crate::host_on!(framework, fd);
+            let w = world_data(db);
+            let path = format!("/users/{}", w.acme_member.id);
+            let fields: serde_json::Map<String, serde_json::Value> =
+                (0..51).map(|i| (format!("f{i}"), json!("v"))).collect();
+            let a = expect(
+                &app,
+                &w,
+                Who::StaffOwnerKey,
+                "PATCH",
+                &path,
+                Some(json!({"profile": fields})),
+                400,
+            )
+            .await;
+            assert_eq!(a.body["errors"][0]["field"], "profile");
+            let big = "x".repeat(1024 * 1024 + 1);
+            let a = expect(
+                &app,
+                &w,
+                Who::StaffOwnerKey,
+                "PATCH",
+                &path,
+                Some(json!({"profile": {"big": big}})),
+                400,
+            )
+            .await;
+            assert_eq!(a.problem_type(), "urn:frontdesk:problem:payload-too-large");
+            let a = expect(&app, &w, Who::StaffOwnerKey, "GET", &path, None, 200).await;
+            assert_eq!(a.body["profile"], json!({}), "nothing changed");
+        });
+    }
+);
 
 fn suspended_until_of(db: &crate::support::TestDb, id: i64) -> Option<chrono::NaiveDateTime> {
     users_t::table
@@ -686,10 +692,10 @@ fn suspended_until_of(db: &crate::support::TestDb, id: i64) -> Option<chrono::Na
         .expect("query")
 }
 
-both!(suspend_with_an_end, |db| {
+both_and_axum!(suspend_with_an_end, |db, framework| {
     block_on(async {
         let fd = frontdesk(db);
-        let app = crate::host_app!(fd);
+        let app = crate::host_on!(framework, fd);
         let w = world(db, &app).await;
         let id = w.acme_member.id;
         let suspend = format!("/users/{id}/suspend");
@@ -808,12 +814,12 @@ both!(suspend_with_an_end, |db| {
     });
 });
 
-both!(
+both_and_axum!(
     the_sso_exemption_is_granted_and_withdrawn_through_the_api,
-    |db| {
+    |db, framework| {
         block_on(async {
             let fd = frontdesk(db);
-            let app = crate::host_app!(fd);
+            let app = crate::host_on!(framework, fd);
             let w = world(db, &app).await;
             let path = format!("/users/{}", w.acme_member.id);
             let exempt = |db: &crate::support::TestDb| {

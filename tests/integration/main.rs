@@ -48,6 +48,7 @@ mod mfa_passkeys;
 mod mfa_policy;
 mod namespace;
 mod organizations;
+mod over_http;
 mod parts;
 mod password_resets;
 mod profile_fields;

@@ -313,12 +313,13 @@ macro_rules! both {
 
 /// [`both!`] for a test that serves frontdesk over HTTP, with a third case:
 /// the same test through an axum host (frontdesk-axum) on SQLite. `$body`
-/// is a function of the database and the [`Framework`] to serve it with.
+/// is a function (or a closure capturing nothing) of the database and the
+/// [`Framework`] to serve it with.
 ///
 /// [`Framework`]: crate::admin_browser::Framework
 #[macro_export]
 macro_rules! both_and_axum {
-    ($name:ident, $body:path) => {
+    ($name:ident, $body:expr) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -326,19 +327,22 @@ macro_rules! both_and_axum {
 
             #[test]
             fn sqlite() {
-                $body(&$crate::support::TestDb::sqlite(), Framework::ActixWeb);
+                let f: fn(&$crate::support::TestDb, Framework) = $body;
+                f(&$crate::support::TestDb::sqlite(), Framework::ActixWeb);
             }
 
             #[test]
             fn postgres() {
                 if let Some(db) = $crate::support::TestDb::postgres() {
-                    $body(&db, Framework::ActixWeb);
+                    let f: fn(&$crate::support::TestDb, Framework) = $body;
+                    f(&db, Framework::ActixWeb);
                 }
             }
 
             #[test]
             fn sqlite_through_axum() {
-                $body(&$crate::support::TestDb::sqlite(), Framework::Axum);
+                let f: fn(&$crate::support::TestDb, Framework) = $body;
+                f(&$crate::support::TestDb::sqlite(), Framework::Axum);
             }
         }
     };
