@@ -26,12 +26,10 @@ port="${FEATURES_PORT:-18096}"
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/demo"
 . scripts/demo-lib.sh
 
-# The users list answered by a demo started with the environment given.
+# The users list answered by the running demo.
 users_total() {
-    demo_start "$bin" "$port" "$@"
     local answer
     answer="$(demo_call "http://127.0.0.1:$port/admin/api/v1/users")" || return 1
-    demo_stop
     python3 -c 'import json,sys; print(json.load(sys.stdin)["pagination"]["total"])' <<<"$answer"
 }
 
@@ -68,23 +66,18 @@ if ldd "$bin" | grep -q 'libpq\.so'; then
     exit 1
 fi
 echo "links no libpq"
-total="$(users_total)"
-[ "$total" -ge 1 ] || { echo "the SQLite-only demo listed no users" >&2; exit 1; }
-echo "ran on SQLite: GET /admin/api/v1/users answered $total user(s)"
-refuses "${admin%/*}/frontdesk_never_made" "no PostgreSQL support"
-
 # Built without the `sso` feature too: no OpenID Connect or OAuth2 code in
-# the binary, a declared social provider stops the start, and saving an
-# organization's identity provider is refused with the same reason.
+# the binary, saving an organization's identity provider is refused with the
+# reason, and so is a social provider declared at start.
 if nm -C "$bin" | grep -Eq 'openidconnect::|oauth2::'; then
     echo "the demo built without sso carries OpenID Connect or OAuth2 code" >&2
     exit 1
 fi
 echo "carries no OpenID Connect or OAuth2 code"
-refuses_to_start "no single sign-on support" "a social provider" \
-    DEMO_OIDC_ISSUER=https://idp.example DEMO_OIDC_CLIENT_ID=id DEMO_OIDC_CLIENT_SECRET=secret
 demo_start "$bin" "$port"
-demo_call "http://127.0.0.1:$port/admin/api/v1/users" >/dev/null
+total="$(users_total)"
+[ "$total" -ge 1 ] || { echo "the SQLite-only demo listed no users" >&2; exit 1; }
+echo "ran on SQLite: GET /admin/api/v1/users answered $total user(s)"
 answer="$(curl -sS -X PUT -H "Authorization: Bearer $(demo_key)" -H 'Content-Type: application/json' \
     -w '\n%{http_code}' \
     -d '{"issuer":"https://idp.example","client_id":"id","client_secret":"secret","domains":["example.com"]}' \
@@ -97,6 +90,9 @@ if [ "$status" != 400 ] || ! grep -q "no single sign-on support" <<<"$answer"; t
     exit 1
 fi
 echo "refused an organization's identity provider: 400, \"no single sign-on support\""
+refuses "${admin%/*}/frontdesk_never_made" "no PostgreSQL support"
+refuses_to_start "no single sign-on support" "a social provider" \
+    DEMO_OIDC_ISSUER=https://idp.example DEMO_OIDC_CLIENT_ID=id DEMO_OIDC_CLIENT_SECRET=secret
 cargo check --quiet --locked -p frontdesk-axum --no-default-features --features sqlite
 
 echo "-- PostgreSQL alone, libpq and OpenSSL from source"
@@ -116,8 +112,11 @@ echo "links no system libpq, libssl or libcrypto"
 db="frontdesk_features_$$"
 drop_db() { psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>&1 | grep -v NOTICE || true; }
 psql "$admin" -qc "CREATE DATABASE $db"
-trap drop_db EXIT
-total="$(users_total DEMO_DATABASE_URL="${admin%/*}/$db")"
+# Dropped when the demo stops (demo-lib's DEMO_ON_EXIT), or on a failure.
+DEMO_ON_EXIT=drop_db
+demo_start "$bin" "$port" DEMO_DATABASE_URL="${admin%/*}/$db"
+total="$(users_total)"
+demo_stop
 [ "$total" -ge 1 ] || { echo "the PostgreSQL-only demo listed no users" >&2; exit 1; }
 echo "ran on PostgreSQL through the bundled libpq: GET /admin/api/v1/users answered $total user(s)"
 refuses "sqlite://$(mktemp -d)/never.db" "no SQLite support"

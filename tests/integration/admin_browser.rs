@@ -489,13 +489,18 @@ pub(crate) fn serve_on(
     host: &str,
     customize: impl FnOnce(frontdesk::FrontdeskBuilder) -> frontdesk::FrontdeskBuilder,
 ) -> (String, Served) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let base = format!("http://{host}:{port}");
+    let (listener, base) = loopback(host);
     let fd = customize(crate::web_app::builder(db).base_url(&base))
         .build()
         .expect("frontdesk");
     (base, serve_listener(framework, fd, listener))
+}
+
+/// A listener on a free loopback port and its base URL naming `host`.
+pub(crate) fn loopback(host: &str) -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    (listener, format!("http://{host}:{port}"))
 }
 
 /// Serves `fd` (and the host's `/notes`) through `framework` on `listener`.

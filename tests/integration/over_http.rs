@@ -7,7 +7,6 @@
 //! (`host_on!` with the `Framework` of `both_and_axum!`).
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::pin::Pin;
 
 use actix_http::{HttpMessage, Request};
@@ -112,11 +111,7 @@ pub struct OverHttp {
 impl OverHttp {
     /// Serves `fd` through `framework` on a loopback port.
     pub fn serve(framework: Framework, fd: frontdesk::Frontdesk) -> OverHttp {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = format!(
-            "http://127.0.0.1:{}",
-            listener.local_addr().expect("addr").port()
-        );
+        let (listener, base) = crate::admin_browser::loopback("127.0.0.1");
         OverHttp {
             base,
             served: Some(crate::admin_browser::serve_listener(

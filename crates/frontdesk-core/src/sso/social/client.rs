@@ -9,8 +9,8 @@ use oauth2::{
 };
 use serde_json::Value;
 
-use super::super::oidc::{self, Authorization, Identity, OidcError};
 use super::{Endpoints, Profile, Provider};
+use crate::sso::oidc::{self, Authorization, Identity, OidcError};
 
 /// The most a userinfo answer may weigh.
 const MAX_USERINFO_BYTES: u64 = 64 * 1024;
