@@ -358,6 +358,23 @@ both!(wrong_second_steps_count_towards_the_lockout, |db| {
     })
 });
 
+/// The challenge a right password for ann@example.com earns, with its
+/// `mfa_required` attempt, as the password step writes them.
+fn password_passed(
+    conn: &mut frontdesk_core::db::DbConnection,
+    user_id: i64,
+    client: &frontdesk_core::sessions::ClientInfo,
+) -> frontdesk_core::tokens::SecretToken {
+    mfa::challenges::issue_after_attempt(
+        conn,
+        user_id,
+        "ann@example.com",
+        client,
+        frontdesk_core::login_attempts::Method::Password,
+    )
+    .expect("challenge")
+}
+
 /// Ann with a confirmed authenticator app: the app's seed and the keys.
 pub(crate) fn ann_with_an_app(
     db: &TestDb,
@@ -426,14 +443,7 @@ both!(
             ip: Some("192.0.2.9".into()),
             user_agent: None,
         };
-        let challenge = mfa::challenges::issue_after_attempt(
-            &mut conn,
-            ann.id,
-            "ann@example.com",
-            &client,
-            Method::Password,
-        )
-        .expect("challenge");
+        let challenge = password_passed(&mut conn, ann.id, &client);
         for _ in 0..5 {
             frontdesk_core::login_attempts::record_method(
                 &mut conn,
@@ -464,6 +474,135 @@ both!(
             ),
             "{answer:?}"
         );
+    }
+);
+
+/// Vetoes `user_signed_in` while `veto` is set; records what it heard after
+/// each commit, with the sessions the database then holds.
+#[derive(Clone, Default)]
+struct SignInListener {
+    veto: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    heard: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl frontdesk::EventListener for SignInListener {
+    fn before_commit(&self, event: &frontdesk::Event) -> Result<(), frontdesk::Veto> {
+        let signed_in = matches!(event, frontdesk::Event::UserSignedIn { .. });
+        if signed_in && self.veto.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(frontdesk::Veto("Billing holds this account.".into()));
+        }
+        Ok(())
+    }
+
+    fn after_commit(&self, event: &frontdesk::Event) {
+        let kind = serde_json::to_value(event).expect("event")["event"].to_string();
+        self.heard.lock().expect("heard").push(kind);
+    }
+}
+
+// The second step's writes are all or nothing, whichever way a backend runs
+// them (on PostgreSQL an app's code is one statement): a listener's veto
+// leaves the app's step, the challenge and the sessions as they were, and
+// the event of a sign-in that went through is delivered once, after it.
+both!(
+    a_vetoed_second_step_writes_nothing_and_a_kept_one_is_heard_once,
+    |db| {
+        use frontdesk_core::auth::{self, AuthSettings, SecondFactor, SignInError};
+        use frontdesk_core::sessions::ClientInfo;
+        let (ann, seed, keys) = ann_with_an_app(db);
+        let listener = SignInListener::default();
+        let fd = crate::web_app::builder(db)
+            .listener(listener.clone())
+            .build()
+            .expect("frontdesk");
+        let client = ClientInfo {
+            ip: Some("192.0.2.7".into()),
+            user_agent: Some("test".into()),
+        };
+        let step_before = last_step(db);
+        let right = code_at(&seed, step_before + 1);
+        let mut conn = frontdesk_core::events::checkout(fd.pool()).expect("connection");
+        let challenge = password_passed(&mut conn, ann.id, &client);
+        let second = |conn: &mut frontdesk_core::db::DbConnection, code: &str| {
+            auth::complete_second_step(
+                conn,
+                Some(&keys),
+                challenge.expose(),
+                SecondFactor::Totp(code),
+                &client,
+                &AuthSettings::default(),
+                None,
+            )
+        };
+        listener
+            .veto
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let vetoed = second(&mut conn, &right);
+        assert!(
+            matches!(vetoed, Err(SignInError::Other(CoreError::Vetoed(_)))),
+            "{vetoed:?}"
+        );
+        drop(conn);
+        assert_eq!(count(db, "sessions"), 0, "no session");
+        assert_eq!(last_step(db), step_before, "the app's step did not move");
+        let used: Option<chrono::NaiveDateTime> = mfa_challenges::table
+            .select(mfa_challenges::used_at)
+            .first(&mut *db.conn())
+            .expect("challenge");
+        assert_eq!(used, None, "the challenge is still live");
+        assert_eq!(reasons(db), ["mfa_required"], "no attempt row either");
+        assert!(listener.heard.lock().expect("heard").is_empty());
+
+        listener
+            .veto
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut conn = frontdesk_core::events::checkout(fd.pool()).expect("connection");
+        let signed_in = second(&mut conn, &right).expect("signed in");
+        assert!(
+            listener.heard.lock().expect("heard").is_empty(),
+            "not before the connection is back"
+        );
+        drop(conn);
+        assert_eq!(
+            *listener.heard.lock().expect("heard"),
+            ["\"user_signed_in\""]
+        );
+        // What the sign-in answered is what the database holds.
+        let row: frontdesk_core::sessions::Session = sessions::table
+            .select(frontdesk_core::sessions::Session::as_select())
+            .first(&mut *db.conn())
+            .expect("session");
+        assert_eq!(
+            serde_json::to_value(&row).expect("row"),
+            serde_json::to_value(&signed_in.session).expect("answer")
+        );
+        assert_eq!(row.token_hash, signed_in.session.token_hash);
+        assert_eq!(
+            row.token_hash,
+            frontdesk_core::tokens::hash_token(signed_in.token.expose())
+        );
+        let user = frontdesk_core::users::get(&mut db.conn(), ann.id).expect("user");
+        assert_eq!(user.last_login_at, signed_in.user.last_login_at);
+        assert_eq!(user.last_active_at, signed_in.user.last_active_at);
+        assert_eq!(user.activated_at, signed_in.user.activated_at);
+        assert!(user.last_login_at.is_some());
+        assert_eq!(last_step(db), step_before + 1);
+        assert_eq!(reasons(db), ["mfa_required", "success"]);
+        let method: Option<String> = login_attempts::table
+            .order(login_attempts::id.desc())
+            .select(login_attempts::method)
+            .first(&mut *db.conn())
+            .expect("method");
+        assert_eq!(method.as_deref(), Some("totp"));
+        // The challenge is spent: the next code is refused and opens nothing.
+        let mut conn = frontdesk_core::events::checkout(fd.pool()).expect("connection");
+        let again = second(&mut conn, &code_at(&seed, step_before + 2));
+        assert!(
+            matches!(again, Err(SignInError::ChallengeExpired)),
+            "{again:?}"
+        );
+        drop(conn);
+        assert_eq!(count(db, "sessions"), 1);
     }
 );
 

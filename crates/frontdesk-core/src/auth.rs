@@ -18,6 +18,9 @@ use crate::time::now;
 use crate::tokens::SecretToken;
 use crate::users::{self as user_store, User};
 
+#[cfg(feature = "postgres")]
+mod second_step_pg;
+
 /// Everything sign-in needs to know about the site's rules.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuthSettings {
@@ -396,6 +399,19 @@ pub fn complete_second_step(
     // An app's code is checked against the apps read with the challenge (one
     // statement less on the path every such sign-in takes).
     let (found, user, apps) = pending(conn, challenge, client, settings, method)?;
+    // On PostgreSQL an app's code takes one statement for all of it, when
+    // there is nothing more to do than that statement does.
+    #[cfg(feature = "postgres")]
+    if let (DbConnection::Pg(_), SecondFactor::Totp(code), Some(keys), None) =
+        (&*conn, factor, keys, replaces)
+    {
+        if !user.is_suspended() {
+            let done = second_step_pg::with_app_code(
+                conn, keys, code, &user, &apps, found.id, client, settings,
+            )?;
+            return settle(conn, done, found.id, &user, client, method);
+        }
+    }
     let done = crate::db::write_transaction::<_, SignInError, _>(conn, |conn| {
         // `used`: the app's code and the challenge went in one statement.
         let (ok, used, reason) = match factor {
@@ -438,11 +454,24 @@ pub fn complete_second_step(
             (reason, method),
         )?))
     })?;
+    settle(conn, done, found.id, &user, client, method)
+}
+
+/// A second step's end: signed in, or a wrong answer counted against the
+/// challenge and towards the lockout.
+fn settle(
+    conn: &mut DbConnection,
+    done: Option<SignedIn>,
+    challenge_id: i64,
+    user: &User,
+    client: &ClientInfo,
+    method: Method,
+) -> Result<SignedIn, SignInError> {
     match done {
         Some(signed_in) => Ok(signed_in),
         None => {
-            challenges::fail(conn, found.id)?;
-            refuse(conn, &user, client, Reason::MfaFailed, method)
+            crate::mfa::challenges::fail(conn, challenge_id)?;
+            refuse(conn, user, client, Reason::MfaFailed, method)
         }
     }
 }

@@ -825,6 +825,29 @@ pub fn emit(conn: &mut DbConnection, event: Event) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// [`emit`] in two halves, for a change made by one statement: the
+/// listeners' veto ([`Listeners`]' `before_commit`) before the statement is
+/// sent, so that a veto leaves nothing written, and [`push_vetted`] once it
+/// went through.
+#[cfg(feature = "postgres")]
+pub(crate) fn vet(conn: &mut DbConnection, event: &Event) -> Result<(), CoreError> {
+    match crate::db::event_buffer(conn).filter(|b| !b.listeners.is_empty()) {
+        Some(buffer) => buffer
+            .listeners
+            .veto(event)
+            .map_err(|Veto(message)| CoreError::Vetoed(message)),
+        None => Ok(()),
+    }
+}
+
+/// The second half of [`vet`]: the event of a change that went through.
+#[cfg(feature = "postgres")]
+pub(crate) fn push_vetted(conn: &mut DbConnection, event: Event) {
+    if let Some(buffer) = crate::db::event_buffer(conn).filter(|b| !b.listeners.is_empty()) {
+        buffer.push(event);
+    }
+}
+
 /// Drains the committed events of `conn` (to deliver them after it went back
 /// to the pool, with [`Listeners::deliver`]).
 pub fn take_committed(conn: &mut DbConnection) -> (Vec<Event>, Arc<Listeners>) {

@@ -253,6 +253,28 @@ pub fn confirm(
     })
 }
 
+/// The apps among `apps` (sealed, as [`super::challenges::find_pending`]
+/// reads them) whose seed gives `code` within the window around `at`: each
+/// app's id and the step the code is for. Whether the step was taken before
+/// is for the database to say (the app's `last_step`, moved in one
+/// conditional update).
+pub(crate) fn matching_apps(
+    keys: &SecretBox,
+    user_id: i64,
+    code: &str,
+    apps: &[super::challenges::SealedApp],
+    at: NaiveDateTime,
+) -> CoreResult<Vec<(i64, i64)>> {
+    let mut found = Vec::new();
+    for (id, sealed) in apps {
+        let seed = seed_of(keys, user_id, sealed.as_deref())?;
+        if let Some(step) = matching_step(&seed, code, at) {
+            found.push((*id, step));
+        }
+    }
+    Ok(found)
+}
+
 /// What a code did at the second step of a sign-in
 /// ([`verify_second_step`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,11 +304,7 @@ pub(crate) fn verify_second_step(
     challenge_id: i64,
 ) -> CoreResult<SecondStep> {
     let at = now();
-    for (id, sealed) in apps {
-        let seed = seed_of(keys, user_id, sealed.as_deref())?;
-        let Some(step) = matching_step(&seed, code, at) else {
-            continue;
-        };
+    for (id, step) in matching_apps(keys, user_id, code, apps, at)? {
         let (advanced, used) = match conn {
             #[cfg(feature = "postgres")]
             DbConnection::Pg(pg) => {
@@ -315,7 +333,7 @@ pub(crate) fn verify_second_step(
                     )
                     .bind::<BigInt, _>(step)
                     .bind::<Timestamp, _>(at)
-                    .bind::<BigInt, _>(*id)
+                    .bind::<BigInt, _>(id)
                     .bind::<BigInt, _>(challenge_id)
                     .bind::<Integer, _>(super::challenges::MAX_FAILURES),
                 )
@@ -325,7 +343,7 @@ pub(crate) fn verify_second_step(
             }
             #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(_) => {
-                if !advance(conn, *id, step, false)? {
+                if !advance(conn, id, step, false)? {
                     (false, false)
                 } else {
                     (true, super::challenges::consume(conn, challenge_id)?)
