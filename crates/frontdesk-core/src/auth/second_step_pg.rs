@@ -13,16 +13,22 @@
 //! `sessions::create`, `login_attempts::record_method` and `open_session`'s
 //! update), and each part runs only if the one before it did: the app's
 //! step moves only while the challenge is live (in the statement's
-//! snapshot), the challenge is used only
-//! if the app took the code, the user and the session only if the challenge
-//! was used. A refused code writes nothing (the caller counts the failure).
+//! snapshot), the challenge is used only if the app took the code, the user
+//! and the session only if the challenge was used. A refused code writes
+//! nothing (the caller counts the failure).
 //! The `UserSignedIn` event is vetted by the listeners before the statement
 //! is sent (a veto leaves nothing written) and queued once it went through.
 //!
 //! Taken only when the general path would do nothing more: no session to
 //! replace (its revocation notifies the other instances' session caches)
 //! and a user who is not suspended (a suspension past its end is lifted as
-//! the user signs in). The integration tests run the second step on both
+//! the user signs in). Recovery codes and passkeys take the general path.
+//!
+//! One difference, in a race only: when two requests bring the same
+//! challenge at once, the loser's app may have its step moved (the winner
+//! used the challenge between this statement's snapshot and its update)
+//! and no session opens; that code was spent either way, and the loser is
+//! told to sign in again. The integration tests run the second step on both
 //! backends, so this path and SQLite's general one answer the same tests.
 
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
