@@ -813,7 +813,7 @@ impl Buffer {
 /// nothing would ever read it, and a long-held connection (an import of a
 /// million rows) would otherwise keep every one until it is dropped.
 pub fn emit(conn: &mut DbConnection, event: Event) -> Result<(), CoreError> {
-    let Some(buffer) = crate::db::event_buffer(conn).filter(|b| !b.listeners.is_empty()) else {
+    let Some(buffer) = listening(conn) else {
         tracing::debug!("frontdesk: event on a connection without listeners: {event:?}");
         return Ok(());
     };
@@ -831,7 +831,7 @@ pub fn emit(conn: &mut DbConnection, event: Event) -> Result<(), CoreError> {
 /// went through.
 #[cfg(feature = "postgres")]
 pub(crate) fn vet(conn: &mut DbConnection, event: &Event) -> Result<(), CoreError> {
-    match crate::db::event_buffer(conn).filter(|b| !b.listeners.is_empty()) {
+    match listening(conn) {
         Some(buffer) => buffer
             .listeners
             .veto(event)
@@ -843,9 +843,15 @@ pub(crate) fn vet(conn: &mut DbConnection, event: &Event) -> Result<(), CoreErro
 /// The second half of [`vet`]: the event of a change that went through.
 #[cfg(feature = "postgres")]
 pub(crate) fn push_vetted(conn: &mut DbConnection, event: Event) {
-    if let Some(buffer) = crate::db::event_buffer(conn).filter(|b| !b.listeners.is_empty()) {
+    if let Some(buffer) = listening(conn) {
         buffer.push(event);
     }
+}
+
+/// The event buffer of `conn` when its pool has listeners: where an event
+/// goes (see [`emit`] for why none is kept otherwise).
+fn listening(conn: &mut DbConnection) -> Option<&mut Buffer> {
+    crate::db::event_buffer(conn).filter(|b| !b.listeners.is_empty())
 }
 
 /// Drains the committed events of `conn` (to deliver them after it went back
