@@ -553,6 +553,42 @@ fn an_installation_in_public_is_moved_with_every_row() {
         .expect("id");
     let carol = web_app::user_with_password(&db, "carol@example.com");
     assert!(carol.id > max_before);
+    // The triggers' functions moved too, and look in the schema: a change of
+    // a sign-up time, from a session whose path is `public`, rewrites the
+    // copies in frontdesk's `memberships` and `user_tags`.
+    assert_eq!(
+        rows(
+            &db.url,
+            "SELECT n.nspname || ' ' || array_to_string(p.proconfig, ',') AS v \
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE p.proname IN ('copy_user_created_at', 'user_created_at_changed') ORDER BY 1"
+        ),
+        [
+            "frontdesk search_path=frontdesk",
+            "frontdesk search_path=frontdesk"
+        ]
+    );
+    let mut c = pg(&db.url);
+    c.batch_execute("CREATE TABLE public.memberships (user_id BIGINT, user_created_at TIMESTAMP);")
+        .expect("a host table named like frontdesk's");
+    c.batch_execute("UPDATE frontdesk.users SET created_at = created_at - interval '1 day'")
+        .expect("sign-up times moved");
+    for table in ["memberships", "user_tags"] {
+        assert_eq!(
+            rows(
+                &db.url,
+                &format!(
+                    "SELECT (count(*) > 0)::text || ' ' || count(*) FILTER \
+                       (WHERE s.user_created_at IS DISTINCT FROM u.created_at) AS v \
+                     FROM frontdesk.{table} s JOIN frontdesk.users u ON u.id = s.user_id"
+                )
+            ),
+            ["true 0"],
+            "{table}: rows, each copy following its user"
+        );
+    }
+    c.batch_execute("DROP TABLE public.memberships")
+        .expect("drop");
     // The host's foreign key followed the table.
     frontdesk_core::users::delete(&mut db.conn(), &Actor::system(), ada).expect("delete");
     assert!(rows(&db.url, "SELECT body AS v FROM public.notes").is_empty());

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use frontdesk_core::schema::users as users_t;
@@ -644,3 +646,249 @@ both!(
         assert_eq!((few.total, few.total_is_exact), (3, true));
     }
 );
+
+// Every page of a set filter (an organization and/or role, the organization
+// scope, one tag, tags any of) in sign-up order, both ways, equals the set's
+// users sorted by `(created_at, id)` from the tables themselves. Memberships
+// and tags are written by every path (a new user's organization, a second
+// organization, an assigned tag, an import), and the sign-up times are moved
+// after the sets exist, several users sharing one: on PostgreSQL those pages
+// are read from the copy of `created_at` in `memberships` and `user_tags`,
+// which must follow both.
+both!(set_pages_follow_the_sign_up_order, |db: &TestDb| {
+    use frontdesk_core::imports::{self, ImportConfig, ImportMode, ImportOptions};
+    use frontdesk_core::schema::{memberships as m_t, user_tags as t_t};
+    let c = &mut *db.conn();
+    let sys = Actor::system();
+    let org = |c: &mut DbConnection, slug: &str| {
+        organizations::create(c, &sys, slug, slug, "")
+            .expect("org")
+            .id
+    };
+    let (a, b, third) = (org(c, "a"), org(c, "b"), org(c, "c"));
+    let tag = |c: &mut DbConnection, name: &str| tags::create(c, &sys, name).expect("tag").id;
+    let (t1, t2, t3) = (tag(c, "t1"), tag(c, "t2"), tag(c, "t3"));
+    for i in 0..30_i64 {
+        let role = if i % 3 == 0 {
+            OrgRole::Admin
+        } else {
+            OrgRole::Member
+        };
+        let u = users::create(
+            c,
+            &sys,
+            NewUser {
+                email: format!("u{i}@example.com"),
+                organization: (i % 2 == 0).then_some((a, role)),
+                ..Default::default()
+            },
+        )
+        .expect("user");
+        if i % 3 == 0 {
+            let role = if i % 2 == 0 {
+                OrgRole::Admin
+            } else {
+                OrgRole::Owner
+            };
+            organizations::add_member(c, &sys, b, u.id, role).expect("member");
+        }
+        for (t, on) in [(t1, i % 2 == 1), (t2, i % 3 == 1), (t3, i % 5 == 0)] {
+            if on {
+                tags::assign(c, &sys, u.id, t).expect("tag");
+            }
+        }
+    }
+    let csv = "email,first_name,last_name,organization,role,tags\n\
+               i0@example.com,I,Zero,c,admin,t2\n\
+               i1@example.com,I,One,c,member,t3|t1\n\
+               i2@example.com,I,Two,a,admin,t3\n\
+               i3@example.com,I,Three,c,member,\n";
+    let report = imports::import_bytes(
+        c,
+        &sys,
+        &ImportConfig::default(),
+        &ImportOptions {
+            mode: ImportMode::Apply,
+            source_name: "sets.csv".into(),
+            ..ImportOptions::default()
+        },
+        csv.as_bytes(),
+        &mut |_| {},
+    )
+    .expect("import");
+    assert_eq!(report.created, 4, "{report:?}");
+    // The import gives the copy itself on PostgreSQL (no trigger call).
+    assert_copies_follow_users(c);
+    // Sign-up times moved after the sets were written: ten distinct days,
+    // several users on each, in an order unrelated to the ids.
+    let t0 = chrono::NaiveDate::from_ymd_opt(2025, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("date");
+    let ids: Vec<i64> = users_t::table
+        .select(users_t::id)
+        .order(users_t::id)
+        .load(c)
+        .expect("ids");
+    for (n, id) in ids.iter().enumerate() {
+        let day = (n as i64 * 7) % 10;
+        diesel::update(users_t::table.find(id))
+            .set(users_t::created_at.eq(t0 + Duration::days(day)))
+            .execute(c)
+            .expect("date");
+    }
+    // A membership written after the move.
+    organizations::add_member(c, &sys, third, ids[5], OrgRole::Admin).expect("late member");
+
+    let created: HashMap<i64, NaiveDateTime> = users_t::table
+        .select((users_t::id, users_t::created_at))
+        .load(c)
+        .expect("created")
+        .into_iter()
+        .collect();
+    let members: Vec<(i64, i64, String)> = m_t::table
+        .select((m_t::user_id, m_t::organization_id, m_t::role))
+        .load(c)
+        .expect("memberships");
+    let tagged: Vec<(i64, i64)> = t_t::table
+        .select((t_t::user_id, t_t::tag_id))
+        .load(c)
+        .expect("tags");
+    let expect = |set: Vec<i64>, dir: SortDir| {
+        let mut v: Vec<i64> = set;
+        v.sort_unstable();
+        v.dedup();
+        v.sort_by_key(|id| (created[id], *id));
+        if dir == SortDir::Desc {
+            v.reverse();
+        }
+        v
+    };
+    let in_orgs = |orgs: &[i64], role: Option<&str>| -> Vec<i64> {
+        members
+            .iter()
+            .filter(|(_, o, r)| orgs.contains(o) && role.is_none_or(|x| x == r))
+            .map(|(u, _, _)| *u)
+            .collect()
+    };
+    let with_role = |role: &str| -> Vec<i64> {
+        members
+            .iter()
+            .filter(|(_, _, r)| r == role)
+            .map(|(u, _, _)| *u)
+            .collect()
+    };
+    let with_tags = |tags: &[i64]| -> Vec<i64> {
+        tagged
+            .iter()
+            .filter(|(_, t)| tags.contains(t))
+            .map(|(u, _)| *u)
+            .collect()
+    };
+    let q = UserQuery::default;
+    // (name, query, organization scope, the set's user ids)
+    type Case = (&'static str, UserQuery, Option<Vec<i64>>, Vec<i64>);
+    let cases: Vec<Case> = vec![
+        (
+            "org a",
+            UserQuery {
+                organization: Some(a),
+                ..q()
+            },
+            None,
+            in_orgs(&[a], None),
+        ),
+        (
+            "org b admins",
+            UserQuery {
+                organization: Some(b),
+                org_role: Some(OrgRole::Admin),
+                ..q()
+            },
+            None,
+            in_orgs(&[b], Some("admin")),
+        ),
+        (
+            "admins anywhere",
+            UserQuery {
+                org_role: Some(OrgRole::Admin),
+                ..q()
+            },
+            None,
+            with_role("admin"),
+        ),
+        (
+            "tag t1",
+            UserQuery {
+                tags_all: vec![t1, t1],
+                ..q()
+            },
+            None,
+            with_tags(&[t1]),
+        ),
+        (
+            "tags t2 or t3",
+            UserQuery {
+                tags_any: vec![t3, t2],
+                ..q()
+            },
+            None,
+            with_tags(&[t2, t3]),
+        ),
+        ("scope a", q(), Some(vec![a]), in_orgs(&[a], None)),
+        (
+            "scope a, b, c",
+            q(),
+            Some(vec![third, a, b]),
+            in_orgs(&[a, b, third], None),
+        ),
+    ];
+    for (name, query, scope, set) in cases {
+        let distinct: std::collections::HashSet<i64> = set.iter().copied().collect();
+        assert!(distinct.len() > 4, "{name}: a set of several pages");
+        for dir in [SortDir::Desc, SortDir::Asc] {
+            let want = expect(set.clone(), dir);
+            let mut got = Vec::new();
+            for page in 1.. {
+                let p = UserQuery {
+                    sort: SortKey::Created,
+                    dir,
+                    limit: 4,
+                    page,
+                    ..query.clone()
+                }
+                .run_scoped(c, scope.as_deref())
+                .expect("query");
+                assert_eq!(p.total, want.len() as i64, "{name} {dir:?}: total");
+                if p.items.is_empty() {
+                    break;
+                }
+                got.extend(p.items.iter().map(|u| u.id));
+            }
+            assert_eq!(got, want, "{name} {dir:?}");
+        }
+    }
+    assert_copies_follow_users(c);
+});
+
+/// On PostgreSQL, every `user_created_at` copy in `memberships` and
+/// `user_tags` equals its user's `created_at` (SQLite has no copy).
+fn assert_copies_follow_users(c: &mut DbConnection) {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    if c.kind() != frontdesk_core::db::BackendKind::Postgres {
+        return;
+    }
+    for table in ["memberships", "user_tags"] {
+        let stale = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM {table} s JOIN users u ON u.id = s.user_id \
+             WHERE s.user_created_at IS DISTINCT FROM u.created_at"
+        ))
+        .get_result::<N>(c)
+        .expect("copy")
+        .n;
+        assert_eq!(stale, 0, "{table}: copies of created_at that differ");
+    }
+}

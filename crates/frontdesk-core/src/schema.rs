@@ -533,3 +533,29 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_licences,
     group_licences,
 );
+
+/// PostgreSQL only: the copy of each user's sign-up time that `memberships`
+/// and `user_tags` carry there (migration `set_sort_keys`; SQLite has no such
+/// column). Filled by triggers from `users`; named here only for the writers
+/// that already know the value and give it, so the triggers are not called.
+#[cfg(feature = "postgres")]
+pub mod pg_sort_keys {
+    diesel::table! {
+        memberships (user_id, organization_id) {
+            user_id -> BigInt,
+            organization_id -> BigInt,
+            role -> Text,
+            created_at -> Timestamp,
+            user_created_at -> Timestamp,
+        }
+    }
+
+    diesel::table! {
+        user_tags (user_id, tag_id) {
+            user_id -> BigInt,
+            tag_id -> BigInt,
+            created_at -> Timestamp,
+            user_created_at -> Timestamp,
+        }
+    }
+}

@@ -128,7 +128,18 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
     ("20261209000100", &[]),
     ("20261209000200", &["invitation_groups"]),
     ("20261210000100", &[]),
+    ("20261211000100", &[]),
 ];
+
+/// The functions a PostgreSQL migration creates (for its triggers), moved
+/// with the tables: each was created with the migration's `search_path`
+/// (`public` there), which the move sets to the new schema, so that the
+/// triggers, which moved with their tables, still find frontdesk's tables and
+/// never a host's table of the same name in `public`.
+const LEGACY_FUNCTIONS: &[(&str, &[&str])] = &[(
+    "20261211000100",
+    &["copy_user_created_at()", "user_created_at_changed()"],
+)];
 
 /// Moves an installation made before frontdesk had a schema of its own from
 /// `public` into `schema`, in one transaction: its tables (indexes,
@@ -181,10 +192,21 @@ pub fn move_from_public(c: &mut PgConnection, schema: &PgSchema) -> Result<Vec<S
             )));
         }
     }
+    let functions: Vec<&str> = LEGACY_FUNCTIONS
+        .iter()
+        .filter(|(v, _)| recorded.iter().any(|r| r == v))
+        .flat_map(|(_, f)| f.iter().copied())
+        .collect();
     let s = schema.ident();
     c.transaction(|c| {
         for table in &tables {
             c.batch_execute(&format!("ALTER TABLE public.\"{table}\" SET SCHEMA {s}"))?;
+        }
+        for function in &functions {
+            c.batch_execute(&format!(
+                "ALTER FUNCTION public.{function} SET SCHEMA {s}; \
+                 ALTER FUNCTION {s}.{function} SET search_path TO {s}"
+            ))?;
         }
         c.batch_execute(&format!(
             "CREATE TABLE {s}.{MIGRATIONS_TABLE} \
@@ -263,5 +285,42 @@ mod tests {
             .collect();
         let listed: Vec<String> = LEGACY_TABLES.iter().map(|(v, _)| v.to_string()).collect();
         assert_eq!(versions, listed);
+    }
+
+    /// A function a migration creates but `LEGACY_FUNCTIONS` does not name
+    /// would stay in `public` when an installation is moved, its triggers
+    /// looking for tables that are no longer there.
+    #[test]
+    fn every_function_a_postgres_migration_creates_is_moved() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres");
+        let mut created = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("migrations") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            let version: String = name
+                .split('_')
+                .next()
+                .expect("version")
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            let sql = std::fs::read_to_string(path.join("up.sql")).expect("up.sql");
+            for part in sql.split("CREATE FUNCTION ").skip(1) {
+                let f = part.split_whitespace().next().expect("function name");
+                created.push((version.clone(), f.to_owned()));
+            }
+        }
+        created.sort();
+        let mut listed: Vec<(String, String)> = LEGACY_FUNCTIONS
+            .iter()
+            .flat_map(|(v, fs)| fs.iter().map(|f| (v.to_string(), f.to_string())))
+            .collect();
+        listed.sort();
+        assert!(!listed.is_empty());
+        assert_eq!(created, listed);
     }
 }

@@ -274,6 +274,12 @@ impl Default for UserQuery {
 }
 
 #[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+#[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -302,6 +308,10 @@ pub struct Page<T> {
 /// machine), which no page of 50 can afford; counting up to the cap costs at
 /// most 100,001 index entries.
 pub const COUNT_CAP: i64 = 100_000;
+
+/// The most organizations or tags whose ordered ranges a PostgreSQL page
+/// merges ([`UserQuery::set_page_sql`]); a larger set takes the general query.
+const MAX_MERGED_RANGES: usize = 32;
 
 /// `SELECT count(*) FROM (<inner>) AS capped`: with a `LIMIT` on the inner
 /// query, the count stops there.
@@ -924,6 +934,102 @@ impl UserQuery {
         Ok((total as f64) * (total as f64) * 10.0 >= (end as f64) * users)
     }
 
+    /// On PostgreSQL, the page's ids when the only filter is one set of user
+    /// ids from `memberships` or `user_tags` (an organization and/or role, the
+    /// organization scope, one tag or tags any of) and the sort is the sign-up
+    /// time: read from that set's own index on `(…, user_created_at,
+    /// user_id)`, the copy of each user's `created_at` the triggers keep, in
+    /// the order of `users (created_at, id)` and without reading `users`. A
+    /// set of several organizations or tags is one ordered index range each,
+    /// each cut at the page's end (no entry past it in one range can be on the
+    /// page), then merged: the planner would otherwise sort the whole set, as
+    /// it misjudges how many users are in more than one range. A user in the
+    /// set more than once (a role in several organizations, several of the
+    /// tags) is one group. `None` otherwise: the general query walks the sort index
+    /// of `users` and probes the set for each entry it passes, which for a
+    /// deep page of a sparse set is thousands of probes.
+    fn set_page_sql(
+        &self,
+        kind: BackendKind,
+        scope: Option<&[i64]>,
+        limit: i64,
+        offset: i64,
+    ) -> Option<String> {
+        if kind != BackendKind::Postgres
+            || self.sort != SortKey::Created
+            || self.filters_user_columns()
+            || !self.tags_none.is_empty()
+        {
+            return None;
+        }
+        let mut all = self.tags_all.clone();
+        all.sort_unstable();
+        all.dedup();
+        let by_org = self.organization.is_some() || self.org_role.is_some();
+        let sets = [
+            scope.is_some(),
+            by_org,
+            !all.is_empty(),
+            !self.tags_any.is_empty(),
+        ];
+        if sets.iter().filter(|s| **s).count() != 1 || all.len() > 1 {
+            return None;
+        }
+        let (table, branches): (&str, Vec<String>) = if let Some(orgs) = scope {
+            let mut orgs = orgs.to_vec();
+            orgs.sort_unstable();
+            orgs.dedup();
+            let b = orgs.iter().map(|o| format!("organization_id = {o}"));
+            ("memberships", b.collect())
+        } else if by_org {
+            let mut cond = Vec::new();
+            if let Some(org) = self.organization {
+                cond.push(format!("organization_id = {org}"));
+            }
+            if let Some(role) = self.org_role {
+                cond.push(format!("role = '{}'", role.as_str()));
+            }
+            ("memberships", vec![cond.join(" AND ")])
+        } else {
+            let mut tags = if all.is_empty() {
+                self.tags_any.clone()
+            } else {
+                all
+            };
+            tags.sort_unstable();
+            tags.dedup();
+            let b = tags.iter().map(|t| format!("tag_id = {t}"));
+            ("user_tags", b.collect())
+        };
+        if branches.is_empty() || branches.len() > MAX_MERGED_RANGES {
+            return None;
+        }
+        let dir = if self.dir == SortDir::Asc {
+            "ASC"
+        } else {
+            "DESC"
+        };
+        let from = match branches.as_slice() {
+            [cond] => format!("SELECT user_created_at, user_id FROM {table} WHERE {cond}"),
+            _ => branches
+                .iter()
+                .map(|cond| {
+                    format!(
+                        "(SELECT user_created_at, user_id FROM {table} WHERE {cond} \
+                         ORDER BY user_created_at {dir}, user_id {dir} LIMIT {})",
+                        offset + limit
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL "),
+        };
+        Some(format!(
+            "SELECT s.user_id AS id FROM ({from}) s \
+             GROUP BY s.user_created_at, s.user_id \
+             ORDER BY s.user_created_at {dir}, s.user_id {dir} LIMIT {limit} OFFSET {offset}"
+        ))
+    }
+
     /// The rows of one page in sort order. The page's ids are picked first, so
     /// sorting and skipping (OFFSET) move index entries rather than whole rows;
     /// only the page's own rows are then read in full.
@@ -936,12 +1042,19 @@ impl UserQuery {
         walk: bool,
     ) -> QueryResult<Vec<User>> {
         let kind = conn.kind();
-        let ids: Vec<i64> = self
-            .sorted(self.filtered(kind, scope, walk))
-            .select(users::id)
-            .limit(limit)
-            .offset(offset)
-            .load(conn)?;
+        let ids: Vec<i64> = match self.set_page_sql(kind, scope, limit, offset) {
+            Some(q) => diesel::sql_query(q)
+                .load::<Id>(conn)?
+                .into_iter()
+                .map(|r| r.id)
+                .collect(),
+            None => self
+                .sorted(self.filtered(kind, scope, walk))
+                .select(users::id)
+                .limit(limit)
+                .offset(offset)
+                .load(conn)?,
+        };
         if ids.is_empty() {
             return Ok(Vec::new());
         }

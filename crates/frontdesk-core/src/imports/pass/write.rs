@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::audit;
 use crate::db::{on_backend, DbConnection};
 use crate::error::CoreError;
-use crate::schema::{audit_events, memberships, tags, user_tags, users};
+use crate::schema::{audit_events, tags, users};
 use crate::time::now;
 use crate::users::{search_text, unique_violation};
 
@@ -203,16 +203,7 @@ impl<'a> Pass<'a> {
                 // memberships on SQLite at 1,000,000 rows).
                 member_rows.sort_unstable_by_key(|m| (m.user_id, m.organization_id));
                 tag_rows.sort_unstable_by_key(|t| (t.user_id, t.tag_id));
-                for chunk in member_rows.chunks(5_000) {
-                    on_backend!(conn, |c| diesel::insert_into(memberships::table)
-                        .values(chunk)
-                        .execute(c))?;
-                }
-                for chunk in tag_rows.chunks(5_000) {
-                    on_backend!(conn, |c| diesel::insert_into(user_tags::table)
-                        .values(chunk)
-                        .execute(c))?;
-                }
+                insert_sets(conn, &member_rows, &tag_rows, t)?;
                 // One `user.create` event per created user, as if each had been
                 // created by hand, naming the import that made it.
                 let events: Vec<AuditRow> = created
@@ -294,4 +285,68 @@ impl<'a> Pass<'a> {
         self.tags.extend(tag_ids);
         Ok((created, skipped, mails, group_warnings))
     }
+}
+
+/// The memberships and tags of a batch's new users, all created at `t`. On
+/// PostgreSQL each row carries the copy of its user's sign-up time
+/// (`user_created_at`, for the set filters' pages in sign-up order), so the
+/// trigger that otherwise looks it up in `users` row by row is not called:
+/// about 14 µs a row, a sixth of a 1,000,000-row import.
+fn insert_sets(
+    conn: &mut DbConnection,
+    member_rows: &[MembershipRow],
+    tag_rows: &[UserTagRow],
+    t: chrono::NaiveDateTime,
+) -> QueryResult<()> {
+    match conn {
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => {
+            use crate::schema::{memberships, user_tags};
+            let _ = t; // SQLite keeps no copy of the sign-up time.
+            for chunk in member_rows.chunks(5_000) {
+                diesel::insert_into(memberships::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+            for chunk in tag_rows.chunks(5_000) {
+                diesel::insert_into(user_tags::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(c) => {
+            use crate::schema::pg_sort_keys::{memberships as m, user_tags as ut};
+            for chunk in member_rows.chunks(5_000) {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|r| {
+                        (
+                            m::user_id.eq(r.user_id),
+                            m::organization_id.eq(r.organization_id),
+                            m::role.eq(r.role),
+                            m::created_at.eq(r.created_at),
+                            m::user_created_at.eq(t),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(m::table).values(&rows).execute(c)?;
+            }
+            for chunk in tag_rows.chunks(5_000) {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|r| {
+                        (
+                            ut::user_id.eq(r.user_id),
+                            ut::tag_id.eq(r.tag_id),
+                            ut::created_at.eq(r.created_at),
+                            ut::user_created_at.eq(t),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(ut::table).values(&rows).execute(c)?;
+            }
+        }
+    }
+    Ok(())
 }

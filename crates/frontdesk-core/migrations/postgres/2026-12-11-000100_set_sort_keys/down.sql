@@ -1,0 +1,12 @@
+DROP INDEX user_tags_tag_user_created;
+DROP INDEX memberships_role_user_created;
+DROP INDEX memberships_org_user_created;
+DROP TRIGGER users_created_at_copied ON users;
+DROP TRIGGER user_tags_user_created_at_changed ON user_tags;
+DROP TRIGGER user_tags_user_created_at ON user_tags;
+DROP TRIGGER memberships_user_created_at_changed ON memberships;
+DROP TRIGGER memberships_user_created_at ON memberships;
+DROP FUNCTION user_created_at_changed();
+DROP FUNCTION copy_user_created_at();
+ALTER TABLE user_tags DROP COLUMN user_created_at;
+ALTER TABLE memberships DROP COLUMN user_created_at;
