@@ -240,6 +240,17 @@ both_and_axum!(export_streams_scoped_formula_safe_csv, |db, framework| {
             400,
         )
         .await;
+        let a = expect(
+            &app,
+            &w,
+            Who::AcmeAdminKey,
+            "GET",
+            "/export?organization=%0D",
+            None,
+            400,
+        )
+        .await;
+        assert_eq!(a.body["errors"][0]["field"], "organization", "{}", a.raw);
         expect(&app, &w, Who::AcmeMemberKey, "GET", "/export", None, 403).await;
         expect(&app, &w, Who::Anonymous, "GET", "/export", None, 401).await;
     });

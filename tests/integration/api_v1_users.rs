@@ -218,6 +218,11 @@ both_and_axum!(list_takes_the_whole_users_query, |db, framework| {
             ("tags_all=a,b", "tags_all"),
             ("tags_any=1,,2", "tags_any"),
             ("tags_any=1&tags_any=", "tags_any"),
+            // Control characters are refused before trimming: a bare CR is
+            // not "not given".
+            ("organization=%0D", "organization"),
+            ("search=%0A", "search"),
+            ("tags_all=%0D", "tags_all"),
             ("status=active&status=suspended", "status"),
             ("created_from=yesterday", "created_from"),
             ("last_login=sometimes", "last_login"),

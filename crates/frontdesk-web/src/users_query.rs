@@ -327,13 +327,19 @@ impl Reader<'_> {
     }
 
     fn text(&mut self, name: &str, max: usize) -> Option<String> {
+        // Checked before trimming: a value that is only a control character
+        // (a bare `\r`) is refused, not read as "not given".
+        if self
+            .pairs
+            .iter()
+            .any(|(k, v)| k == name && v.chars().any(char::is_control))
+        {
+            self.error(name, "must not contain control characters");
+            return None;
+        }
         let v = self.first(name)?.to_owned();
         if v.chars().count() > max {
             self.error(name, format!("must be at most {max} characters"));
-            return None;
-        }
-        if v.chars().any(char::is_control) {
-            self.error(name, "must not contain control characters");
             return None;
         }
         Some(v)
@@ -374,10 +380,20 @@ impl Reader<'_> {
     /// Ids as repeated parameters (the pages' checkboxes), comma-separated
     /// (the API's form style), or both.
     fn ids(&mut self, name: &str) -> Vec<i64> {
+        // An empty value is an empty list; on the API a blank one (`%0D`)
+        // is not a list of ids and is refused.
+        let api = self.dialect == Dialect::Api;
         let parsed: Option<Vec<i64>> = self
             .pairs
             .iter()
-            .filter(|(k, v)| k == name && !v.trim().is_empty())
+            .filter(|(k, v)| {
+                k == name
+                    && !(if api {
+                        v.is_empty()
+                    } else {
+                        v.trim().is_empty()
+                    })
+            })
             .flat_map(|(_, v)| v.split(','))
             .map(|p| p.trim().parse::<i64>().ok())
             .collect();
@@ -433,6 +449,27 @@ mod tests {
 
     fn settings() -> Settings {
         Settings::new(url::Url::parse("http://localhost/").expect("url"))
+    }
+
+    #[test]
+    fn a_text_filter_that_is_only_a_control_character_is_refused() {
+        let s = settings();
+        for q in [
+            "organization=%0D",
+            "search=%0A",
+            "organization=acme%0D",
+            "search=%09ann",
+        ] {
+            let errors = read(&pairs(q), Dialect::Api, &s).expect_err(q);
+            assert_eq!(errors.len(), 1, "{q}");
+            assert!(errors[0].message.contains("control characters"), "{q}");
+        }
+        let errors = read(&pairs("tags_all=%0D"), Dialect::Api, &s).expect_err("blank id list");
+        assert_eq!(errors[0].field, "tags_all");
+        let r = read(&pairs("tags_all=&tags_any=%0D"), Dialect::Page, &s).expect("blank on a page");
+        assert!(r.query.tags_all.is_empty() && r.query.tags_any.is_empty());
+        let r = read(&pairs("organization=%20acme%20"), Dialect::Api, &s).expect("spaces");
+        assert_eq!(r.organization, Some(OrgRef::Slug("acme".into())));
     }
 
     #[test]
