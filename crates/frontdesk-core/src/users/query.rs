@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
-use diesel::dsl::{count, count_star};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -363,45 +362,81 @@ macro_rules! id_in {
     }};
 }
 
-/// `users.id IN (users carrying every one of `tags`)`, as one self-join of
-/// `user_tags`, so the planner can start from the rarest tag and look the
-/// others up by key, rather than intersecting whole tag sets. The ids are
-/// integers written into the SQL, so each backend plans with the real values.
-/// `walk`: see `id_in!`.
-fn users_with_all_tags(
-    tags: &[i64],
-    walk: bool,
-) -> Box<dyn BoxableExpression<users::table, Backend, SqlType = Bool>> {
-    Box::new(sql::<Bool>(&format!(
-        "{} IN ({})",
-        if walk { "+users.id" } else { "users.id" },
-        all_tags_subquery(tags)
-    )))
-}
-
-/// `SELECT t0.user_id FROM user_tags t0 JOIN user_tags t1 ON … WHERE t0.tag_id = …`
-fn all_tags_subquery(tags: &[i64]) -> String {
-    let mut tags = tags.to_vec();
-    tags.sort_unstable();
-    tags.dedup();
-    let mut q = String::from("SELECT t0.user_id FROM user_tags t0");
-    for (i, tag) in tags.iter().enumerate().skip(1) {
-        q.push_str(&format!(
-            " JOIN user_tags t{i} ON t{i}.user_id = t0.user_id AND t{i}.tag_id = {tag}"
-        ));
-    }
-    q.push_str(&format!(
-        " WHERE t0.tag_id = {}",
-        tags.first().copied().unwrap_or(0)
-    ));
-    q
-}
-
-/// Where one set of user ids comes from: a table of `(user_id, …)` rows and
-/// the condition that picks them.
+/// Where one set of user ids comes from: the rows of `table`
+/// (`memberships` or `user_tags`, one row per user and organization or tag)
+/// that meet every `column = value` of `all` and, when `any` is given, hold
+/// one of its values (sorted, without repeats). The values are integers and
+/// fixed role words, written into the SQL so that each backend plans with the
+/// real values.
 struct IdSource {
     table: &'static str,
-    cond: String,
+    all: Vec<(&'static str, String)>,
+    any: Option<(&'static str, Vec<i64>)>,
+}
+
+impl IdSource {
+    fn all(table: &'static str, all: Vec<(&'static str, String)>) -> Self {
+        IdSource {
+            table,
+            all,
+            any: None,
+        }
+    }
+
+    fn any_of(table: &'static str, column: &'static str, values: &[i64]) -> Self {
+        IdSource {
+            table,
+            all: Vec::new(),
+            any: Some((column, sorted_ids(values))),
+        }
+    }
+
+    /// Whether each user is in at most one of the rows: the table's key is
+    /// (user, organization) or (user, tag), so one fixed organization or tag
+    /// makes it unique; a role alone or several values do not.
+    fn one_row_per_user(&self) -> bool {
+        let key = match self.table {
+            "memberships" => "organization_id",
+            _ => "tag_id",
+        };
+        match &self.any {
+            Some((column, values)) => *column == key && values.len() <= 1,
+            None => self.all.iter().any(|(column, _)| *column == key),
+        }
+    }
+
+    /// The condition on the rows of `alias`.
+    fn cond(&self, alias: &str) -> String {
+        let mut parts: Vec<String> = self
+            .all
+            .iter()
+            .map(|(column, value)| format!("{alias}.{column} = {value}"))
+            .collect();
+        if let Some((column, values)) = &self.any {
+            parts.push(match values.as_slice() {
+                [] => "0 = 1".to_owned(),
+                [v] => format!("{alias}.{column} = {v}"),
+                _ => format!("{alias}.{column} IN ({})", int_list(values)),
+            });
+        }
+        parts.join(" AND ")
+    }
+
+    /// The set as ranges of one index each: one per value of `any` (the
+    /// fixed conditions with `column = value`), or the one range of `all`.
+    fn ranges(&self, alias: &str) -> Vec<String> {
+        match &self.any {
+            None => vec![self.cond(alias)],
+            Some((column, values)) => values
+                .iter()
+                .map(|v| {
+                    let mut one = IdSource::all(self.table, self.all.clone());
+                    one.all.push((column, v.to_string()));
+                    one.cond(alias)
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `SELECT s0.user_id FROM … JOIN … ON sN.user_id = s0.user_id AND …`: the
@@ -417,11 +452,19 @@ fn intersection_subquery(sources: &[IdSource]) -> Option<String> {
         q.push_str(&format!(
             " JOIN {} s{i} ON s{i}.user_id = s0.user_id AND {}",
             s.table,
-            s.cond.replace("{s}", &format!("s{i}"))
+            s.cond(&format!("s{i}"))
         ));
     }
-    q.push_str(&format!(" WHERE {}", first.cond.replace("{s}", "s0")));
+    q.push_str(&format!(" WHERE {}", first.cond("s0")));
     Some(q)
+}
+
+/// `ids` sorted, without repeats.
+fn sorted_ids(ids: &[i64]) -> Vec<i64> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// `a, b, c` for the integers of an `IN (…)` list written into the SQL.
@@ -522,8 +565,14 @@ impl UserQuery {
                 ),
             )),
         };
-        if separate && !self.tags_all.is_empty() {
-            q = q.filter(users_with_all_tags(&self.tags_all, walk));
+        if let Some(set) = intersection_subquery(&self.tags_all_sources()).filter(|_| separate) {
+            // One self-join of `user_tags`, so the planner can start from the
+            // rarest tag and look the others up by key, rather than
+            // intersecting whole tag sets.
+            q = q.filter(sql::<Bool>(&format!(
+                "{} IN ({set})",
+                if walk { "+users.id" } else { "users.id" }
+            )));
         }
         if separate && !self.tags_any.is_empty() {
             q = q.filter(id_in!(
@@ -624,40 +673,34 @@ impl UserQuery {
     fn id_sources(&self, scope: Option<&[i64]>) -> Vec<IdSource> {
         let mut v = Vec::new();
         if let Some(orgs) = scope {
-            v.push(IdSource {
-                table: "memberships",
-                cond: format!("{{s}}.organization_id IN ({})", int_list(orgs)),
-            });
+            v.push(IdSource::any_of("memberships", "organization_id", orgs));
         }
-        let mut member = Vec::new();
-        if let Some(org) = self.organization {
-            member.push(format!("{{s}}.organization_id = {org}"));
-        }
-        if let Some(role) = self.org_role {
-            member.push(format!("{{s}}.role = '{}'", role.as_str()));
-        }
-        if !member.is_empty() {
-            v.push(IdSource {
-                table: "memberships",
-                cond: member.join(" AND "),
-            });
-        }
-        let mut all = self.tags_all.clone();
-        all.sort_unstable();
-        all.dedup();
-        for tag in all {
-            v.push(IdSource {
-                table: "user_tags",
-                cond: format!("{{s}}.tag_id = {tag}"),
-            });
-        }
+        v.extend(self.membership_source());
+        v.extend(self.tags_all_sources());
         if !self.tags_any.is_empty() {
-            v.push(IdSource {
-                table: "user_tags",
-                cond: format!("{{s}}.tag_id IN ({})", int_list(&self.tags_any)),
-            });
+            v.push(IdSource::any_of("user_tags", "tag_id", &self.tags_any));
         }
         v
+    }
+
+    /// The members the organization and/or role filter keeps.
+    fn membership_source(&self) -> Option<IdSource> {
+        let mut all = Vec::new();
+        if let Some(org) = self.organization {
+            all.push(("organization_id", org.to_string()));
+        }
+        if let Some(role) = self.org_role {
+            all.push(("role", format!("'{}'", role.as_str())));
+        }
+        (!all.is_empty()).then(|| IdSource::all("memberships", all))
+    }
+
+    /// One set per tag of "tags all of".
+    fn tags_all_sources(&self) -> Vec<IdSource> {
+        sorted_ids(&self.tags_all)
+            .into_iter()
+            .map(|tag| IdSource::all("user_tags", vec![("tag_id", tag.to_string())]))
+            .collect()
     }
 
     fn sorted<'a>(&self, q: users::BoxedQuery<'a, Backend>) -> users::BoxedQuery<'a, Backend> {
@@ -761,65 +804,38 @@ impl UserQuery {
         if scope.is_some() || self.filters_user_columns() {
             return Ok(None);
         }
-        let by_org = self.organization.is_some() || self.org_role.is_some();
-        let mut all = self.tags_all.clone();
-        all.sort_unstable();
-        all.dedup();
         let sets = [
-            by_org,
-            !all.is_empty(),
+            self.membership_source().is_some(),
+            !self.tags_all.is_empty(),
             !self.tags_any.is_empty(),
             !self.tags_none.is_empty(),
         ];
         if sets.iter().filter(|s| **s).count() != 1 {
             return Ok(None);
         }
-        if by_org {
-            let mut q = memberships::table.into_boxed::<Backend>();
-            if let Some(org) = self.organization {
-                q = q.filter(memberships::organization_id.eq(org));
-            }
-            if let Some(role) = self.org_role {
-                q = q.filter(memberships::role.eq(role.as_str()));
-            }
-            // (user, organization) is the key: within one organization each user counts once.
-            let n = if self.organization.is_some() {
-                q.select(count_star()).get_result(conn)?
-            } else {
-                q.select(count(memberships::user_id).aggregate_distinct())
-                    .get_result(conn)?
-            };
-            return Ok(Some(n));
-        }
-        if !all.is_empty() {
-            // (user, tag) is the key of user_tags: each user appears once per join.
-            let n = diesel::sql_query(format!(
-                "SELECT count(*) AS n FROM ({}) s",
-                all_tags_subquery(&all)
-            ))
+        let (sources, complement) = if self.tags_none.is_empty() {
+            (self.id_sources(None), false)
+        } else {
+            let tagged = IdSource::any_of("user_tags", "tag_id", &self.tags_none);
+            (vec![tagged], true)
+        };
+        let Some(set) = intersection_subquery(&sources) else {
+            return Ok(None);
+        };
+        // Each join of rows unique per user gives each user once.
+        let counted = if sources.iter().all(IdSource::one_row_per_user) {
+            "count(*)"
+        } else {
+            "count(DISTINCT s.user_id)"
+        };
+        let n = diesel::sql_query(format!("SELECT {counted} AS n FROM ({set}) s"))
             .get_result::<Count>(conn)?
             .n;
+        if !complement {
             return Ok(Some(n));
         }
-        let (tags, none) = if self.tags_any.is_empty() {
-            (&self.tags_none, true)
-        } else {
-            (&self.tags_any, false)
-        };
-        let tagged_rows = user_tags::table.filter(user_tags::tag_id.eq_any(tags));
-        // (user, tag) is the key: with one tag each user counts once without DISTINCT.
-        let tagged: i64 = if tags.len() == 1 {
-            tagged_rows.count().get_result(conn)?
-        } else {
-            tagged_rows
-                .select(count(user_tags::user_id).aggregate_distinct())
-                .get_result(conn)?
-        };
-        if !none {
-            return Ok(Some(tagged));
-        }
         let users: i64 = users::table.count().get_result(conn)?;
-        Ok(Some(users - tagged))
+        Ok(Some(users - n))
     }
 
     /// On SQLite, the exact count of a search that is the only filter, taken
@@ -962,45 +978,11 @@ impl UserQuery {
         {
             return None;
         }
-        let mut all = self.tags_all.clone();
-        all.sort_unstable();
-        all.dedup();
-        let by_org = self.organization.is_some() || self.org_role.is_some();
-        let sets = [
-            scope.is_some(),
-            by_org,
-            !all.is_empty(),
-            !self.tags_any.is_empty(),
-        ];
-        if sets.iter().filter(|s| **s).count() != 1 || all.len() > 1 {
+        let sources = self.id_sources(scope);
+        let [source] = sources.as_slice() else {
             return None;
-        }
-        let (table, branches): (&str, Vec<String>) = if let Some(orgs) = scope {
-            let mut orgs = orgs.to_vec();
-            orgs.sort_unstable();
-            orgs.dedup();
-            let b = orgs.iter().map(|o| format!("organization_id = {o}"));
-            ("memberships", b.collect())
-        } else if by_org {
-            let mut cond = Vec::new();
-            if let Some(org) = self.organization {
-                cond.push(format!("organization_id = {org}"));
-            }
-            if let Some(role) = self.org_role {
-                cond.push(format!("role = '{}'", role.as_str()));
-            }
-            ("memberships", vec![cond.join(" AND ")])
-        } else {
-            let mut tags = if all.is_empty() {
-                self.tags_any.clone()
-            } else {
-                all
-            };
-            tags.sort_unstable();
-            tags.dedup();
-            let b = tags.iter().map(|t| format!("tag_id = {t}"));
-            ("user_tags", b.collect())
         };
+        let (table, branches) = (source.table, source.ranges("s"));
         if branches.is_empty() || branches.len() > MAX_MERGED_RANGES {
             return None;
         }
@@ -1010,13 +992,13 @@ impl UserQuery {
             "DESC"
         };
         let from = match branches.as_slice() {
-            [cond] => format!("SELECT user_created_at, user_id FROM {table} WHERE {cond}"),
+            [cond] => format!("SELECT s.user_created_at, s.user_id FROM {table} s WHERE {cond}"),
             _ => branches
                 .iter()
                 .map(|cond| {
                     format!(
-                        "(SELECT user_created_at, user_id FROM {table} WHERE {cond} \
-                         ORDER BY user_created_at {dir}, user_id {dir} LIMIT {})",
+                        "(SELECT s.user_created_at, s.user_id FROM {table} s WHERE {cond} \
+                         ORDER BY s.user_created_at {dir}, s.user_id {dir} LIMIT {})",
                         offset + limit
                     )
                 })
@@ -1188,5 +1170,119 @@ impl UserQuery {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query() -> UserQuery {
+        UserQuery::default()
+    }
+
+    #[test]
+    fn each_set_is_built_once_from_the_filters() {
+        let q = UserQuery {
+            organization: Some(7),
+            org_role: Some(OrgRole::Admin),
+            tags_all: vec![5, 3, 5],
+            tags_any: vec![9, 2, 9],
+            ..query()
+        };
+        let sources = q.id_sources(Some(&[4, 1, 4]));
+        let conds: Vec<String> = sources.iter().map(|s| s.cond("s")).collect();
+        assert_eq!(
+            conds,
+            [
+                "s.organization_id IN (1, 4)",
+                "s.organization_id = 7 AND s.role = 'admin'",
+                "s.tag_id = 3",
+                "s.tag_id = 5",
+                "s.tag_id IN (2, 9)",
+            ]
+        );
+        let unique: Vec<bool> = sources.iter().map(IdSource::one_row_per_user).collect();
+        assert_eq!(unique, [false, true, true, true, false]);
+        assert_eq!(
+            sources[0].ranges("m"),
+            ["m.organization_id = 1", "m.organization_id = 4"]
+        );
+        assert_eq!(
+            sources[1].ranges("m"),
+            ["m.organization_id = 7 AND m.role = 'admin'"]
+        );
+        assert_eq!(
+            intersection_subquery(&sources[2..4]).as_deref(),
+            Some(
+                "SELECT s0.user_id FROM user_tags s0 JOIN user_tags s1 \
+                 ON s1.user_id = s0.user_id AND s1.tag_id = 5 WHERE s0.tag_id = 3"
+            )
+        );
+        let role_only = UserQuery {
+            org_role: Some(OrgRole::Member),
+            ..query()
+        };
+        let source = role_only.membership_source().expect("a role is a set");
+        assert!(!source.one_row_per_user());
+        assert!(query().membership_source().is_none());
+        assert_eq!(
+            IdSource::any_of("user_tags", "tag_id", &[]).cond("s"),
+            "0 = 1"
+        );
+    }
+
+    #[test]
+    fn only_one_set_sorted_by_sign_up_on_postgres_reads_the_copies() {
+        let pg = BackendKind::Postgres;
+        let org = UserQuery {
+            organization: Some(7),
+            ..query()
+        };
+        let sql = org
+            .set_page_sql(pg, None, 50, 100)
+            .expect("one organization");
+        assert!(
+            sql.contains("FROM memberships s WHERE s.organization_id = 7"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("LIMIT 50 OFFSET 100"), "{sql}");
+        assert!(org.set_page_sql(BackendKind::Sqlite, None, 50, 0).is_none());
+        let name_sort = UserQuery {
+            sort: SortKey::Name,
+            ..org.clone()
+        };
+        assert!(name_sort.set_page_sql(pg, None, 50, 0).is_none());
+        // Two sets (scope and organization), two tags all of, tags none of.
+        assert!(org.set_page_sql(pg, Some(&[7]), 50, 0).is_none());
+        let two_tags = UserQuery {
+            tags_all: vec![1, 2],
+            ..query()
+        };
+        assert!(two_tags.set_page_sql(pg, None, 50, 0).is_none());
+        let same_tag_twice = UserQuery {
+            tags_all: vec![2, 2],
+            ..query()
+        };
+        assert!(same_tag_twice.set_page_sql(pg, None, 50, 0).is_some());
+        let none_of = UserQuery {
+            tags_none: vec![1],
+            ..query()
+        };
+        assert!(none_of.set_page_sql(pg, None, 50, 0).is_none());
+        // Several tags: one range each, cut at the page's end, merged.
+        let any = UserQuery {
+            tags_any: vec![3, 1],
+            ..query()
+        };
+        let sql = any.set_page_sql(pg, None, 10, 20).expect("tags any of");
+        assert_eq!(sql.matches("LIMIT 30)").count(), 2, "{sql}");
+        assert!(sql.contains("s.tag_id = 1 ORDER BY"), "{sql}");
+        let many = UserQuery {
+            tags_any: (1..=(MAX_MERGED_RANGES as i64 + 1)).collect(),
+            ..query()
+        };
+        assert!(many.set_page_sql(pg, None, 50, 0).is_none());
+        assert!(query().set_page_sql(pg, Some(&[]), 50, 0).is_none());
     }
 }
