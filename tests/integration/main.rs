@@ -66,4 +66,5 @@ mod sso_browser;
 mod sso_social;
 mod tags;
 mod users;
+mod users_counts;
 mod users_query;

@@ -49,6 +49,7 @@ const FRONTDESK_TABLES: &[&str] = &[
     "services",
     "session_services",
     "sessions",
+    "set_counts",
     "signup_requests",
     "sso_exemptions",
     "sso_states",
@@ -588,6 +589,26 @@ fn an_installation_in_public_is_moved_with_every_row() {
         );
     }
     c.batch_execute("DROP TABLE public.memberships")
+        .expect("drop");
+    // The kept counts' triggers too: users added from a session whose path
+    // is `public`, beside a host table named like frontdesk's, are counted
+    // in frontdesk's `set_counts`.
+    c.batch_execute(
+        "CREATE TABLE public.set_counts (counted TEXT, key BIGINT, n BIGINT); \
+         INSERT INTO frontdesk.users (email, created_at, updated_at) \
+         VALUES ('dan@example.com', now(), now()), ('eve@example.com', now(), now())",
+    )
+    .expect("users added from public");
+    assert_eq!(
+        rows(
+            &db.url,
+            "SELECT ((SELECT sum(n) FROM frontdesk.set_counts WHERE counted = 'users') \
+               = (SELECT count(*) FROM frontdesk.users))::text || ' ' || \
+               (SELECT count(*) FROM public.set_counts) AS v"
+        ),
+        ["true 0"]
+    );
+    c.batch_execute("DROP TABLE public.set_counts")
         .expect("drop");
     // The host's foreign key followed the table.
     frontdesk_core::users::delete(&mut db.conn(), &Actor::system(), ada).expect("delete");

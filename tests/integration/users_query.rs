@@ -892,3 +892,91 @@ fn assert_copies_follow_users(c: &mut DbConnection) {
         assert_eq!(stale, 0, "{table}: copies of created_at that differ");
     }
 }
+
+// On PostgreSQL a deep page of a small set of matches is found by reading
+// every match first and sorting them (the matches-first page), where the
+// planner would walk the sort's index past most users. Every sort, both
+// ways, every page: the same ids as the index walk. The walk is what the
+// query takes with the real number of users; a row added to the kept count
+// of users (a billion more) makes the same queries take the matches-first
+// page.
+#[test]
+fn a_deep_page_read_matches_first_equals_the_index_walk() {
+    use diesel::connection::SimpleConnection;
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let c = &mut *db.conn();
+    let sys = Actor::system();
+    let surnames = ["Abel", "abel", "Baker", "Zed", "Åberg"];
+    for i in 0..300 {
+        // 60 users share "shared" in their first name; names, sign-up times,
+        // sign-ins and activity tie in places; some never signed in.
+        let first = if i % 5 == 0 { "Shared" } else { "Other" };
+        let u = users::create(
+            c,
+            &sys,
+            NewUser {
+                email: format!("p{:03}@example.com", (i * 37) % 300),
+                first_name: format!("{first}{}", i % 3),
+                last_name: surnames[i % surnames.len()].to_owned(),
+                ..Default::default()
+            },
+        )
+        .expect("user");
+        let day = |d: usize| format!("'2025-01-01'::timestamp + interval '{d} days'");
+        c.batch_execute(&format!(
+            "UPDATE users SET created_at = {}, last_login_at = {}, last_active_at = {} \
+             WHERE id = {}",
+            day(i % 7),
+            if i % 4 == 0 {
+                "NULL".into()
+            } else {
+                day(i % 11)
+            },
+            if i % 6 == 0 {
+                "NULL".into()
+            } else {
+                day(i % 13)
+            },
+            u.id
+        ))
+        .expect("times");
+    }
+    let sorts = [
+        SortKey::Email,
+        SortKey::Name,
+        SortKey::Created,
+        SortKey::LastLogin,
+        SortKey::LastActive,
+    ];
+    let pages = |c: &mut DbConnection| -> Vec<Vec<i64>> {
+        let mut all = Vec::new();
+        for sort in sorts {
+            for dir in [SortDir::Asc, SortDir::Desc] {
+                let mut ids = Vec::new();
+                for page in 1..=9 {
+                    let q = UserQuery {
+                        search: Some("shared".into()),
+                        sort,
+                        dir,
+                        page,
+                        limit: 7,
+                        ..Default::default()
+                    };
+                    let p = q.run_scoped(c, None).expect("page");
+                    assert_eq!((p.total, p.total_is_exact), (60, true));
+                    ids.extend(p.items.iter().map(|u| u.id));
+                }
+                assert_eq!(ids.len(), 60, "{sort:?} {dir:?}");
+                all.push(ids);
+            }
+        }
+        all
+    };
+    let walked = pages(c);
+    c.batch_execute("INSERT INTO set_counts (counted, key, n) VALUES ('users', 0, 1000000000)")
+        .expect("a billion more users, as far as the rule knows");
+    let read_first = pages(c);
+    assert_eq!(read_first, walked);
+}

@@ -129,6 +129,7 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
     ("20261209000200", &["invitation_groups"]),
     ("20261210000100", &[]),
     ("20261211000100", &[]),
+    ("20261212000100", &["set_counts"]),
 ];
 
 /// The functions a PostgreSQL migration creates (for its triggers), moved
@@ -136,10 +137,20 @@ const LEGACY_TABLES: &[(&str, &[&str])] = &[
 /// (`public` there), which the move sets to the new schema, so that the
 /// triggers, which moved with their tables, still find frontdesk's tables and
 /// never a host's table of the same name in `public`.
-const LEGACY_FUNCTIONS: &[(&str, &[&str])] = &[(
-    "20261211000100",
-    &["copy_user_created_at()", "user_created_at_changed()"],
-)];
+const LEGACY_FUNCTIONS: &[(&str, &[&str])] = &[
+    (
+        "20261211000100",
+        &["copy_user_created_at()", "user_created_at_changed()"],
+    ),
+    (
+        "20261212000100",
+        &[
+            "count_users_changed()",
+            "count_user_tags_changed()",
+            "count_truncated()",
+        ],
+    ),
+];
 
 /// Moves an installation made before frontdesk had a schema of its own from
 /// `public` into `schema`, in one transaction: its tables (indexes,

@@ -3,6 +3,7 @@
 
 pub mod bulk;
 pub mod condition;
+pub mod counts;
 pub mod create;
 pub mod query;
 

@@ -1,0 +1,11 @@
+DROP TRIGGER user_tags_counted_truncate ON user_tags;
+DROP TRIGGER user_tags_counted_update ON user_tags;
+DROP TRIGGER user_tags_counted_delete ON user_tags;
+DROP TRIGGER user_tags_counted_insert ON user_tags;
+DROP TRIGGER users_counted_truncate ON users;
+DROP TRIGGER users_counted_delete ON users;
+DROP TRIGGER users_counted_insert ON users;
+DROP FUNCTION count_truncated();
+DROP FUNCTION count_user_tags_changed();
+DROP FUNCTION count_users_changed();
+DROP TABLE set_counts;
