@@ -1041,8 +1041,10 @@ impl UserQuery {
         Ok(!walking_is_cheaper(total, end, users))
     }
 
-    /// The sort as SQL over the columns of `users`: each key expression with
-    /// its direction, as [`Self::sorted`] orders (checked by a unit test).
+    /// The sort as SQL over the columns of `users`: the key expressions and
+    /// the direction, as [`Self::sorted`] orders (the integration test
+    /// `users_query::a_deep_page_read_matches_first_equals_the_index_walk`
+    /// compares the two for every sort, both ways).
     fn sort_keys(&self) -> (&'static [&'static str], &'static str) {
         let asc = self.dir == SortDir::Asc;
         let keys: &'static [&'static str] = match (self.sort, asc) {
