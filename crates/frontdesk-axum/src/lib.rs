@@ -30,8 +30,10 @@
 //! same code that serves actix-web hosts, so the two cannot drift apart.
 //! Request bodies stream through as they arrive, so frontdesk's own size
 //! limits and answers apply (an upload too large for the import gets the same
-//! problem+json as on actix-web). The cost is a channel hop per request and
-//! per body chunk.
+//! problem+json as on actix-web); the rest of a body frontdesk stopped
+//! reading is still read and dropped (up to 16 MiB), so a client still
+//! sending gets that answer rather than a reset connection. The cost is a
+//! channel hop per request and per body chunk.
 
 #![warn(missing_docs)]
 
@@ -57,6 +59,12 @@ const QUEUE: usize = 1024;
 
 /// Request body chunks in flight between the host and frontdesk's thread.
 const BODY_CHUNKS: usize = 8;
+
+/// How much of a request body is still read and dropped after frontdesk has
+/// answered without it (a size limit reached, an early error), so that a
+/// client still sending receives the answer rather than a reset connection;
+/// past it the connection is closed.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
 
 /// A request on its way to frontdesk's thread.
 struct Job {
@@ -147,8 +155,11 @@ impl FrontdeskAxum {
             .map(|c| c.0);
         let (parts, body) = req.into_parts();
         // The body is pumped to frontdesk's thread as it arrives; the pump
-        // ends when the body does, or when frontdesk stops reading (an answer
-        // given early, a size limit reached), which drops the receiver.
+        // ends when the body does. When frontdesk stops reading (an answer
+        // given early, a size limit reached), which drops the receiver, the
+        // rest of the body is read and dropped up to `DRAIN_BYTES`: a client
+        // still writing would otherwise meet a closed connection (a broken
+        // pipe, a reset) instead of the answer.
         let (chunks, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(BODY_CHUNKS);
         // Most requests (every GET) have no body: no pump, the channel is
         // closed at once.
@@ -157,11 +168,26 @@ impl FrontdeskAxum {
         } else {
             tokio::spawn(async move {
                 let mut stream = body.into_data_stream();
+                let mut drained: Option<usize> = None;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(std::io::Error::other);
-                    let failed = chunk.is_err();
-                    if chunks.send(chunk).await.is_err() || failed {
-                        break;
+                    match (&mut drained, chunk) {
+                        (Some(n), Ok(bytes)) => {
+                            *n += bytes.len();
+                            if *n > DRAIN_BYTES {
+                                break;
+                            }
+                        }
+                        (Some(_), Err(_)) => break,
+                        (None, Err(e)) => {
+                            let _ = chunks.send(Err(e)).await;
+                            break;
+                        }
+                        (None, Ok(bytes)) => {
+                            if chunks.send(Ok(bytes)).await.is_err() {
+                                drained = Some(0);
+                            }
+                        }
                     }
                 }
             });
