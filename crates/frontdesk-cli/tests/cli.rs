@@ -75,7 +75,7 @@ fn migrate_moves_tables_out_of_public() {
         let out = stdout(&o);
         assert!(
             out.contains(
-                "moved 37 tables from public into schema frontdesk: organizations, users,"
+                "moved 38 tables from public into schema frontdesk: organizations, users,"
             ),
             "{out}"
         );
